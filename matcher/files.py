@@ -1,0 +1,459 @@
+"""Reading evidence files and walking evidence directories, strictly read-only.
+
+Everything here only ever reads. Files and directories are opened ``O_RDONLY`` (with ``O_NOATIME``
+where the system permits it, so reading does not even move access times); nothing is written,
+renamed, re-timed or created under an evidence path.
+
+* :func:`read_file` / :func:`read_stream` read content in one streamed pass that yields its size, its
+  MD5/SHA-1/SHA-256, its first bytes (for type sniffing) and, when asked and small enough, the
+  content itself. Memory stays bounded for files of any size.
+* :func:`walk` lists what is under the paths an examiner gives, in a deterministic order, with one
+  :class:`Entry` for everything met. Symbolic links inside the walk are reported, never followed;
+  FIFOs, sockets and devices are reported, never opened. File-system problems become entries with an
+  error message, never exceptions, so nothing met goes unrecorded.
+* :func:`display_path` turns a raw path into text for reports without losing undecodable bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .digests import DigestAccumulator, Digests
+from .errors import FileReadError, NotAFileError, UsageError
+
+__all__ = ["CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_stream", "Entry", "walk", "display_path"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20
+"""Bytes asked for per read."""
+
+HEAD_SIZE = 4096
+"""How many leading bytes :attr:`ReadResult.head` holds."""
+
+_DEFAULT_MAX_KEEP = 512 * 1024 * 1024
+_O_NOATIME: int = getattr(os, "O_NOATIME", 0)
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO swapped in for the file must not block
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+# Directories are listed through a descriptor where the platform allows it, so that O_NOATIME keeps
+# listing them from updating their access times; elsewhere (Windows) they are listed by path.
+_SCANDIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+
+_KINDS = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "char_device",
+    stat.S_IFBLK: "block_device",
+}
+_SKIPPED_LABELS = {
+    "fifo": "FIFO",
+    "socket": "socket",
+    "char_device": "character device",
+    "block_device": "block device",
+    "other": "file of unknown type",
+}
+ENTRY_KINDS = frozenset(
+    {"file", "symlink", "fifo", "socket", "char_device", "block_device", "directory_error", "missing", "other"}
+)
+"""The values :attr:`Entry.kind` can take."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What one streamed read of a file or stream produced.
+
+    ``size`` is the number of bytes actually read and ``digests`` their digests; ``head`` is the first
+    up to :data:`HEAD_SIZE` bytes; ``data`` is the whole content when it was kept, else ``None``.
+    ``noatime`` tells whether ``O_NOATIME`` was in effect (so the access time cannot have moved), and
+    ``changed`` whether the file's size or modification time differed between just before and just
+    after the read, i.e. the content may not be one consistent state of the file.
+    """
+
+    size: int
+    digests: Digests
+    head: bytes
+    data: bytes | None
+    noatime: bool
+    changed: bool
+
+
+def read_file(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    *,
+    keep: Callable[[bytes], bool] | bool = False,
+    max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+) -> ReadResult:
+    """Read the regular file at ``path`` in one streamed pass, without modifying it in any way.
+
+    ``keep`` decides whether the content is returned in :attr:`ReadResult.data`: ``True``/``False``, or
+    a callable given the head (first up to :data:`HEAD_SIZE` bytes) once it is known, e.g. to keep only
+    what looks like an image. Content is only kept while it totals at most ``max_keep_bytes``; a larger
+    file gives ``data=None`` (its digests are still complete), so memory stays bounded.
+
+    A symbolic link named as ``path`` is followed. Raises :class:`~matcher.errors.NotAFileError` when
+    ``path`` is not a regular file (a FIFO, socket or device is never read from, and is not even opened
+    unless it was swapped in at the last moment; the non-blocking open keeps that from hanging), and
+    :class:`~matcher.errors.FileReadError` (an ``OSError``, with ``errno`` set) when the file cannot be
+    opened or read; its message names the path and the reason, e.g. ``"…: cannot open: permission
+    denied"``.
+    """
+    _check_keep_arguments(keep, max_keep_bytes)
+    name = display_path(_fsencode(path))[0]
+    try:
+        # Look first, so that a FIFO or device named directly is never opened at all.
+        _require_regular(name, os.stat(path).st_mode)
+        fd, noatime = _open_noatime(path, _FILE_FLAGS)
+    except OSError as exc:
+        raise _read_error(f"{name}: cannot open", exc) from exc
+    try:
+        try:
+            before = os.fstat(fd)
+            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the stat
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
+        except OSError as exc:
+            raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
+        size, digests, head, data = _consume(lambda: os.read(fd, CHUNK_SIZE), keep, max_keep_bytes, name)
+        try:
+            after = os.fstat(fd)
+        except OSError as exc:
+            raise _read_error(f"{name}: cannot examine the file after reading", exc) from exc
+    finally:
+        os.close(fd)
+    changed = (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
+    if changed:
+        logger.debug("%s changed while it was being read", name)
+    return ReadResult(size, digests, head, data, noatime, changed)
+
+
+def read_stream(
+    stream: BinaryIO,
+    *,
+    keep: Callable[[bytes], bool] | bool = False,
+    max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+) -> ReadResult:
+    """Read an open binary stream to its end, as :func:`read_file` reads a file.
+
+    The stream is read from its current position and is not closed. ``noatime`` is always ``False``.
+    ``changed`` compares ``fstat`` of the stream's file descriptor before and after reading when it has
+    one that refers to a regular file, and is ``False`` otherwise. Read errors raise
+    :class:`~matcher.errors.FileReadError`; a text stream raises :class:`~matcher.errors.UsageError`.
+    """
+    _check_keep_arguments(keep, max_keep_bytes)
+    name = str(getattr(stream, "name", None) or f"<{type(stream).__name__} stream>")
+
+    def read_chunk() -> bytes:
+        chunk = stream.read(CHUNK_SIZE)
+        if chunk is None:
+            raise UsageError(f"{name}: the stream is non-blocking and had no data ready; pass a blocking stream")
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise UsageError(f"{name}: read gave {type(chunk).__name__}, not bytes; open the stream in binary mode")
+        return bytes(chunk)
+
+    before = _stream_stat(stream)
+    size, digests, head, data = _consume(read_chunk, keep, max_keep_bytes, name)
+    after = _stream_stat(stream)
+    changed = before is not None and after is not None and before != after
+    return ReadResult(size, digests, head, data, False, changed)
+
+
+def _consume(
+    read_chunk: Callable[[], bytes],
+    keep: Callable[[bytes], bool] | bool,
+    max_keep_bytes: int,
+    name: str,
+) -> tuple[int, Digests, bytes, bytes | None]:
+    """The streamed pass shared by :func:`read_file` and :func:`read_stream`.
+
+    Chunks are held only while they may still be kept: until ``keep`` says no, or as long as their
+    total is within ``max_keep_bytes``. ``keep`` (when callable) is asked once, as soon as the head is
+    complete, or at the end for a file shorter than the head.
+    """
+    accumulator = DigestAccumulator()
+    head = bytearray()
+    total = 0
+    ask = None if isinstance(keep, bool) else keep  # still to be asked, once the head is known
+    chunks: list[bytes] | None = [] if keep is not False else None  # held while they may be kept
+    while True:
+        try:
+            chunk = read_chunk()
+        except OSError as exc:
+            raise _read_error(f"{name}: read failed after {total} bytes", exc) from exc
+        if not chunk:
+            break
+        accumulator.update(chunk)
+        total += len(chunk)
+        if len(head) < HEAD_SIZE:
+            head += chunk[: HEAD_SIZE - len(head)]
+        if chunks is not None:
+            if total <= max_keep_bytes:
+                chunks.append(chunk)
+            else:
+                chunks = None  # too big to keep: let it go, so memory stays bounded
+        if ask is not None and chunks is not None and len(head) >= HEAD_SIZE:
+            if not ask(bytes(head)):
+                chunks = None
+            ask = None
+    if ask is not None and chunks is not None and not ask(bytes(head)):
+        chunks = None
+    data = b"".join(chunks) if chunks is not None else None
+    return total, accumulator.result(), bytes(head), data
+
+
+def _check_keep_arguments(keep: object, max_keep_bytes: object) -> None:
+    if not isinstance(keep, bool) and not callable(keep):
+        raise UsageError(f"keep must be True, False or a callable taking the head bytes, not {keep!r}")
+    if isinstance(max_keep_bytes, bool) or not isinstance(max_keep_bytes, int) or max_keep_bytes < 0:
+        raise UsageError(f"max_keep_bytes must be a non-negative integer, not {max_keep_bytes!r}")
+
+
+def _require_regular(name: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotAFileError(f"{name}: not a regular file ({_kind_of(mode)})")
+
+
+def _open_noatime(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int) -> tuple[int, bool]:
+    """``os.open`` read-only, with ``O_NOATIME`` when permitted; returns the descriptor and whether it applied.
+
+    ``O_NOATIME`` is refused (``EPERM``) for files the caller neither owns nor has the privilege for;
+    the open is then retried without it.
+    """
+    if _O_NOATIME:
+        try:
+            return os.open(path, flags | _O_NOATIME), True
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            logger.debug("O_NOATIME not permitted for %r; opening without it", path)
+    return os.open(path, flags), False
+
+
+def _stream_stat(stream: BinaryIO) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, AttributeError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_error(message: str, exc: OSError) -> FileReadError:
+    error = FileReadError(f"{message}: {_reason(exc)}")
+    error.errno = exc.errno  # the message stays as written; errno lets callers tell causes apart
+    return error
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's reason for ``exc`` in lower case, e.g. ``"permission denied"``."""
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+def _kind_of(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "other")
+
+
+def _fsencode(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bytes:
+    try:
+        return os.fsencode(path)
+    except TypeError:
+        raise UsageError(f"a path must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Walking
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One thing met by :func:`walk`.
+
+    ``path`` is the exact file-system path as bytes (names need not be valid UTF-8; see
+    :func:`display_path`). ``kind`` is one of :data:`ENTRY_KINDS`. ``size`` is the size from ``lstat``
+    for a regular file, else ``None``. ``error`` is ``None`` for a regular file and otherwise says why
+    nothing will be read, e.g. ``"symbolic link (to '../x'), not followed"``, ``"FIFO, skipped (never
+    opened)"``, ``"directory could not be listed: permission denied"``, ``"no such file or directory"``.
+    """
+
+    path: bytes
+    kind: str
+    size: int | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, bytes):
+            raise UsageError(f"Entry.path must be bytes, not {type(self.path).__name__}")
+        if self.kind not in ENTRY_KINDS:
+            raise UsageError(f"Entry.kind must be one of {sorted(ENTRY_KINDS)}, not {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Directory:
+    """A directory still to be listed; ``follow``: whether a symbolic link here may be followed."""
+
+    path: bytes
+    follow: bool
+
+
+def walk(paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[Entry]:
+    """Yield an :class:`Entry` for every file and problem under ``paths``, lazily.
+
+    Each given path is handled in turn. A regular file gives one entry; a directory is walked
+    depth-first with its contents in order of name bytes, so that each directory's output is sorted by
+    full path bytes. A given path that is a symbolic link is followed (it was asked for); symbolic links
+    met inside a directory are reported as ``"symlink"`` entries and never followed, so links cannot make
+    the walk loop or leave the tree. FIFOs, sockets and devices are reported and never opened. A
+    directory that cannot be listed gives a ``"directory_error"`` entry and the walk goes on; a given
+    path that does not exist gives a ``"missing"`` entry. A directory reached more than once (overlapping
+    given paths, bind mounts) is walked only the first time. Directories themselves give no entry.
+
+    File-system problems never raise; only a ``paths`` argument that is not an iterable of paths raises
+    :class:`~matcher.errors.UsageError` (a single path must be wrapped in a list).
+    """
+    if isinstance(paths, (str, bytes, bytearray, os.PathLike)):
+        raise UsageError(f"walk() takes an iterable of paths, not a single path ({paths!r}); wrap it in a list")
+    return _walk(paths)
+
+
+def _walk(paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[Entry]:
+    seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of directories listed
+    for given in paths:
+        stack: list[Entry | _Directory] = [_examine_given(_fsencode(given))]
+        while stack:  # an explicit stack: trees of any depth, no recursion
+            item = stack.pop()
+            if isinstance(item, Entry):
+                yield item
+                continue
+            problem, children = _list_directory(item, seen)
+            if problem is not None:
+                yield problem
+            stack.extend(reversed(children))
+
+
+def _examine_given(path: bytes) -> Entry | _Directory:
+    """Classify a path the user named, following a symbolic link."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            is_link = False
+        if is_link:
+            return Entry(path, "symlink", None, f"{_describe_link(path)} could not be followed: {_reason(exc)}")
+        if exc.errno == errno.ENOENT:
+            return Entry(path, "missing", None, "no such file or directory")
+        if exc.errno == errno.ENOTDIR:
+            return Entry(path, "missing", None, "no such file or directory (a parent is not a directory)")
+        return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
+    return _classify(path, st, follow=True)
+
+
+def _classify(path: bytes, st: os.stat_result, *, follow: bool) -> Entry | _Directory:
+    kind = _kind_of(st.st_mode)
+    if kind == "file":
+        return Entry(path, "file", st.st_size, None)
+    if kind == "directory":
+        return _Directory(path, follow)
+    if kind == "symlink":
+        return Entry(path, "symlink", None, f"{_describe_link(path)}, not followed")
+    return Entry(path, kind, None, f"{_SKIPPED_LABELS[kind]}, skipped (never opened)")
+
+
+def _describe_link(path: bytes) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError as exc:
+        return f"symbolic link (target could not be read: {_reason(exc)})"
+    text, raw_hex = display_path(target)
+    return f"symbolic link (to '{text}')" if raw_hex is None else f"symbolic link (to '{text}', hex {raw_hex})"
+
+
+def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[Entry | None, list[Entry | _Directory]]:
+    """List one directory: an entry for the problem if any, and its children in walk order.
+
+    Children are sorted by name, a directory's name taken with a trailing separator so that the walk's
+    output comes out sorted by full path bytes. Returns no children for a directory already listed.
+    """
+    path = directory.path
+    children: list[tuple[bytes, Entry | _Directory]] = []
+    problem = None
+    fd = None
+    try:
+        if _SCANDIR_FD:
+            flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
+            fd, _ = _open_noatime(path, flags)
+            st = os.fstat(fd)
+        else:
+            st = os.stat(path) if directory.follow else os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        identity = (st.st_dev, st.st_ino)
+        if identity in seen:
+            logger.debug("%r: directory already walked; not walking it again", path)
+            return None, []
+        if st.st_ino:  # some file systems report no inode numbers; such directories cannot be told apart
+            seen.add(identity)
+        with os.scandir(path if fd is None else fd) as listing:
+            for dir_entry in listing:
+                name = os.fsencode(dir_entry.name)
+                child = _examine_child(os.path.join(path, name), dir_entry)
+                key = name + os.sep.encode() if isinstance(child, _Directory) else name
+                children.append((key, child))
+    except OSError as exc:
+        what = "directory could not be fully listed" if children else "directory could not be listed"
+        problem = Entry(path, "directory_error", None, f"{what}: {_reason(exc)}")
+        logger.debug("%s: %s", display_path(path)[0], problem.error)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    children.sort(key=lambda pair: pair[0])
+    return problem, [child for _, child in children]
+
+
+def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes]) -> Entry | _Directory:
+    try:
+        st = dir_entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return Entry(path, "missing", None, "no such file or directory (vanished during the walk)")
+    except OSError as exc:
+        return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
+    return _classify(path, st, follow=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Display
+
+
+def display_path(path: bytes) -> tuple[str, str | None]:
+    """Text for showing ``path``, and the hex of its raw bytes when the text cannot carry them exactly.
+
+    The text is ``path`` decoded as UTF-8, with undecodable bytes shown as ``\\xNN``. ``raw_hex`` is
+    ``None`` when ``path`` is valid UTF-8 (the text is then exact), else the hex of the raw bytes, so a
+    report keeps the true name. A ``str`` or path-like is first encoded with :func:`os.fsencode`.
+    """
+    raw = bytes(path) if isinstance(path, (bytes, bytearray, memoryview)) else _fsencode(path)
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), raw.hex()

@@ -1,0 +1,1 @@
+"""Readers and writers of hash lists and reports, one module per format."""
