@@ -22,6 +22,7 @@ from .hashing import DEFAULT_ALGORITHMS, HashOptions, hash_paths
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+_DEFAULTS = HashOptions()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,10 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     h.add_argument("--fast", action="store_true", help="decode JPEGs at reduced scale where the algorithms allow")
     h.add_argument(
-        "--max-pixels", type=_positive_int, default=HashOptions.max_pixels, help="pixel limit per frame (default: %(default)s)"
+        "--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels, help="pixel limit per frame (default: %(default)s)"
     )
     h.add_argument(
-        "--max-frames", type=_positive_int, default=HashOptions.max_frames, help="frames hashed per file (default: %(default)s)"
+        "--max-frames", type=_positive_int, default=_DEFAULTS.max_frames, help="frames hashed per file (default: %(default)s)"
     )
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"

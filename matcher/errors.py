@@ -17,6 +17,8 @@ __all__ = [
     "UnsupportedFormatError",
     "TruncatedImageError",
     "ImageTooLargeError",
+    "HashListError",
+    "IndexStoreError",
 ]
 
 
@@ -61,3 +63,12 @@ class TruncatedImageError(DecodeError):
 
 class ImageTooLargeError(DecodeError):
     """The image declares more pixels (or the file more bytes) than the configured limit."""
+
+
+class HashListError(MatcherError, ValueError):
+    """A hash list could not be read, or (under ``strict``) had a malformed entry."""
+
+
+class IndexStoreError(MatcherError):
+    """An index directory cannot be used: missing, corrupt, truncated, from a newer format version,
+    or built with different algorithm parameters. Never answered with a wrong result instead."""

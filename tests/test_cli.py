@@ -1,0 +1,97 @@
+"""The `matcher hash` command: records, formats, exit codes, and an untouched evidence tree."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures import bad_inputs, encode, scene
+from matcher.cli import main
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under root with its size, mtime (ns) and content."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            content = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else b""
+            out[p] = (st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+@pytest.fixture()
+def evidence(tmp_path):
+    root = tmp_path / "evidence"
+    bad_inputs(root / "bad")
+    (root / "good").mkdir()
+    (root / "good" / "=cmd.png").write_bytes(encode(scene(1, 120, 90), "PNG"))
+    (root / "good" / "b.jpg").write_bytes(encode(scene(2, 120, 90, "shapes"), "JPEG"))
+    return root
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_jsonl_has_one_record_per_file_and_frame_and_leaves_evidence_untouched(evidence, capsys):
+    before = snapshot(evidence)
+    code, out, err = run(["hash", str(evidence), "--algorithms", "pdq,phash"], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    files = [p for p, v in before.items() if os.path.isfile(p)]
+    gif = [r for r in records if r["path"].endswith("animated.gif")]
+    assert len(records) == len(files) + len(gif) - 1
+    assert {r["path"] for r in records} == set(files)
+    required = {"path", "frame", "size", "mime", "width", "height", "md5", "sha1", "sha256", "pdq", "phash", "pdq_quality", "error"}
+    assert all(required <= set(r) for r in records)
+    assert [r["frame"] for r in gif] == [0, 1, 2]
+    errors = {Path(r["path"]).name: r["error"] for r in records if r["error"]}
+    assert set(errors) >= {"zero_byte.jpg", "truncated.jpg", "truncated.png", "text_named.jpg", "bomb.png"}
+    assert all(r["md5"] for r in records)  # every file's bytes were readable here
+    assert snapshot(evidence) == before
+
+
+def test_csv_is_safe_against_formula_injection(evidence, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(evidence / "good")
+    out_file = tmp_path / "report.csv"
+    code, _, err = run(["hash", "=cmd.png", "b.jpg", "--format", "csv", "--output", str(out_file)], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text(encoding="utf-8"))))
+    assert [r["path"] for r in rows] == ["'=cmd.png", "b.jpg"]
+    assert all(len(r["pdq"]) == 64 and r["error"] == "" and r["frame"] == "" for r in rows)
+
+
+def test_exit_codes_for_bad_usage(evidence, tmp_path, capsys):
+    assert run(["hash", str(evidence), "--algorithms", "nope"], capsys)[0] == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["hash"])
+    assert exc.value.code == 2
+    code, _, err = run(["hash", str(evidence), "--output", str(evidence / "good" / "out.jsonl")], capsys)
+    assert code == 2 and "inside the evidence path" in err
+    assert not (evidence / "good" / "out.jsonl").exists()
+    code, _, err = run(["hash", str(evidence), "--output", str(tmp_path / "no" / "dir" / "x.jsonl")], capsys)
+    assert code == 2 and "cannot write output" in err
+
+
+def test_module_entry_point_runs(evidence, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher", "hash", str(evidence / "good" / "b.jpg"), "-a", "pdq"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    record = json.loads(done.stdout)
+    assert len(record["pdq"]) == 64 and record["pdq_quality"] >= 50
