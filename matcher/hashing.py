@@ -8,9 +8,10 @@ its bytes could be read). Only wrong arguments (an unknown algorithm, a bad opti
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from . import files, imaging
 from .algorithms import Algorithm, registry
-from .digests import Digests, digest_bytes
+from .digests import Digests
 from .errors import MatcherError, UsageError
 from .hashes import Hash
 
@@ -243,6 +244,24 @@ def _records_from_read(
     return records
 
 
+def _read_and_hash(
+    read: Callable[..., files.ReadResult],
+    source: Any,
+    name: str | None,
+    raw_hex: str | None,
+    algorithms: AlgorithmNames | None,
+    options: HashOptions | None,
+) -> list[HashRecord]:
+    """Read ``source`` once with ``read`` (keeping the bytes of images) and hash what was read."""
+    algos = _algorithms(algorithms)
+    options = options or HashOptions()
+    try:
+        result = read(source, keep=_keep_if_image, max_keep_bytes=options.max_file_bytes)
+    except MatcherError as exc:
+        return [HashRecord(path=name, path_raw_hex=raw_hex, error=str(exc))]
+    return _records_from_read(name, raw_hex, result, algos, options)
+
+
 def hash_file(
     path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
     algorithms: AlgorithmNames | None = None,
@@ -254,15 +273,9 @@ def hash_file(
     The file is opened read-only and read once; its bytes feed both the digests and the decoder.
     ``algorithms`` is a list of names or a comma-separated string (default ``"pdq"``).
     """
-    algos = _algorithms(algorithms)
-    options = options or HashOptions()
     raw = os.fsencode(path)
     name, raw_hex = files.display_path(raw)
-    try:
-        result = files.read_file(raw, keep=_keep_if_image, max_keep_bytes=options.max_file_bytes)
-    except MatcherError as exc:
-        return [HashRecord(path=name, path_raw_hex=raw_hex, error=str(exc))]
-    return _records_from_read(name, raw_hex, result, algos, options)
+    return _read_and_hash(files.read_file, raw, name, raw_hex, algorithms, options)
 
 
 def hash_stream(
@@ -273,13 +286,7 @@ def hash_stream(
     options: HashOptions | None = None,
 ) -> list[HashRecord]:
     """Hash the bytes of an open binary stream (read to its end once); ``name`` goes in ``path``."""
-    algos = _algorithms(algorithms)
-    options = options or HashOptions()
-    try:
-        result = files.read_stream(stream, keep=_keep_if_image, max_keep_bytes=options.max_file_bytes)
-    except MatcherError as exc:
-        return [HashRecord(path=name, error=str(exc))]
-    return _records_from_read(name, None, result, algos, options)
+    return _read_and_hash(files.read_stream, stream, name, None, algorithms, options)
 
 
 def hash_bytes(
@@ -290,18 +297,7 @@ def hash_bytes(
     options: HashOptions | None = None,
 ) -> list[HashRecord]:
     """Hash a file's content held in memory; ``name`` (optional) goes in ``path``."""
-    algos = _algorithms(algorithms)
-    options = options or HashOptions()
-    data = bytes(data)
-    result = files.ReadResult(
-        size=len(data),
-        digests=digest_bytes(data),
-        head=data[:4096],
-        data=data if len(data) <= options.max_file_bytes else None,
-        noatime=False,
-        changed=False,
-    )
-    return _records_from_read(name, None, result, algos, options)
+    return hash_stream(io.BytesIO(bytes(data)), algorithms, name=name, options=options)
 
 
 def hash_image(
