@@ -1,0 +1,276 @@
+"""Line-based hash lists: PDQ hex lists and ``md5sum``/``sha1sum``/``sha256sum`` digest lists.
+
+``pdq-hex`` reads, one entry a line (blank lines and ``#`` comments skipped):
+
+* a bare 64-hex PDQ hash;
+* ThreatExchange's ``pdq <hex>``;
+* the PDQ reference hasher's CSV ``hash,quality,filename`` (quality and file name are optional; a
+  ``hash,quality,filename`` header line is skipped; the file name is everything after the second
+  comma, commas included).
+
+It writes the reference hasher's ``hash,quality,filename`` form (no header), so its output can be
+compared with the reference tools line by line; records without a PDQ hash are skipped.
+
+``digest-list`` reads the output of ``md5sum``, ``sha1sum`` and ``sha256sum`` (``<hex>  <name>``,
+binary mode ``<hex> *<name>``, GNU's backslash-escaped names), the BSD/``--tag`` form
+``SHA256 (name) = <hex>``, and plain one-digest-a-line lists. The digest type follows from the hex
+length: 32 MD5, 40 SHA-1, 64 SHA-256. It writes ``sha256sum`` style: one line per record with its
+strongest digest (SHA-256, else SHA-1, else MD5) and the name (names with a newline or backslash are
+escaped as GNU does); records without a digest are skipped.
+
+**The 64-hex rule.** A bare 64-hex line could be a SHA-256 or a PDQ hash. Detection decides: a
+64-hex line *with a file name* counts as a digest line, a bare one as a PDQ line; a file is detected
+as the kind more of its first lines are (and at least a third of them, so a few malformed lines
+do not hide the format). So a bare SHA-256 list (no names) is detected as
+``pdq-hex``; read it with the format ``sha256-list`` (never auto-detected), which reads bare 64-hex
+lines as SHA-256 and accepts nothing else. Inside a file read as ``digest-list``, every 64-hex
+digest is SHA-256.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from ..hashes import Hash
+from ..known import KnownRecord
+from .base import (
+    Format,
+    ProblemReporter,
+    Source,
+    decode_text_head,
+    is_hex,
+    iter_lines,
+    parse_hash,
+    parse_quality,
+    significant_lines,
+    text_writer,
+)
+
+__all__ = ["PdqHexFormat", "DigestListFormat", "Sha256ListFormat"]
+
+logger = logging.getLogger(__name__)
+
+_PDQ_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_PDQ_TE = re.compile(r"pdq\s+[0-9A-Fa-f]{64}", re.IGNORECASE)
+_PDQ_CSV = re.compile(r"[0-9A-Fa-f]{64}\s*,\s*\d*\s*(,.*)?")
+_PDQ_HEADER = re.compile(r"hash\s*,\s*quality\s*(,\s*filename\s*)?", re.IGNORECASE)
+_GNU_DIGEST = re.compile(r"\\?(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40})(?:(?:  | \*).*)?|\\?[0-9A-Fa-f]{64}(?:  | \*).+")
+_BSD_DIGEST = re.compile(r"(MD5|SHA1|SHA-1|SHA256|SHA-256) ?\((.*)\) ?= ?([0-9A-Fa-f]+)", re.IGNORECASE)
+_BSD_KINDS = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256"}
+
+
+def _is_pdq_line(line: str) -> bool:
+    return bool(
+        _PDQ_HEX.fullmatch(line) or _PDQ_TE.fullmatch(line) or _PDQ_CSV.fullmatch(line) or _PDQ_HEADER.fullmatch(line)
+    )
+
+
+def _is_digest_line(line: str) -> bool:
+    return bool(_GNU_DIGEST.fullmatch(line) or _BSD_DIGEST.fullmatch(line))
+
+
+def _claims(head: bytes, mine: Any, theirs: Any) -> bool:
+    """At least a third of the first significant lines are ``mine``, and more than are ``theirs``."""
+    lines = significant_lines(decode_text_head(head))
+    if not lines:
+        return False
+    hits = sum(1 for line in lines if mine(line))
+    others = sum(1 for line in lines if theirs(line))
+    return hits * 3 >= len(lines) and hits > others
+
+
+class PdqHexFormat(Format):
+    """PDQ hashes one a line: bare hex, ``pdq <hex>``, or the reference ``hash,quality,filename`` CSV."""
+
+    name = "pdq-hex"
+    description = "PDQ hashes, one a line (bare hex, 'pdq <hex>', or reference 'hash,quality,filename')"
+    extensions = (".pdq", ".txt", ".csv", ".hex")
+    can_write = True
+
+    def detect(self, head: bytes, filename: str) -> bool:
+        """A third or more of the first significant lines are PDQ lines, and more than digest lines."""
+        return _claims(head, _is_pdq_line, _is_digest_line)
+
+    def _read(self, source: Source, reporter: ProblemReporter) -> Iterator[KnownRecord]:
+        assert source.stream is not None
+        for number, line in iter_lines(source.stream, reporter):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                record = self._parse(text, reporter.where(number))
+            except ValueError as exc:
+                reporter.report(number, str(exc))
+                continue
+            if record is not None:
+                yield record
+
+    @staticmethod
+    def _parse(text: str, where: str) -> KnownRecord | None:
+        if len(text) == 64 and _PDQ_HEX.fullmatch(text):  # the common case, checked already
+            return KnownRecord(hashes={"pdq": Hash("pdq", bytes.fromhex(text))}, source=where)
+        if _PDQ_HEADER.fullmatch(text):
+            return None
+        quality = None
+        name = None
+        if text[:3].lower() == "pdq" and len(text) > 3 and text[3].isspace():
+            hex_text = text[3:].strip()
+        elif "," in text:
+            parts = text.split(",", 2)
+            hex_text = parts[0].strip()
+            quality = parse_quality(parts[1].strip())
+            if len(parts) > 2 and parts[2]:
+                name = parts[2]
+        else:
+            hex_text = text
+        if not is_hex(hex_text):
+            raise ValueError(f"not a PDQ hash (64 hex digits): {text[:100]!r}")
+        pdq = parse_hash("pdq", hex_text, quality)
+        return KnownRecord(hashes={"pdq": pdq}, name=name, source=where)
+
+    def write(self, records: Iterable[KnownRecord], stream: IO[Any]) -> int:
+        """Write ``hash,quality,filename`` lines (no header); records without PDQ are skipped.
+
+        A missing quality or name leaves its field empty; line breaks in a name become spaces (the
+        format has no escape for them).
+        """
+        out, finish = text_writer(stream)
+        count = 0
+        try:
+            for record in records:
+                pdq = record.hashes.get("pdq")
+                if pdq is None:
+                    logger.debug("record without a PDQ hash not written to pdq-hex: %s", record.source)
+                    continue
+                name = record.name or ""
+                if "\n" in name or "\r" in name:
+                    logger.warning("line break in name replaced by a space for pdq-hex: %r", name)
+                    name = name.replace("\r", " ").replace("\n", " ")
+                quality = "" if pdq.quality is None else str(pdq.quality)
+                out.write(f"{pdq.hex()},{quality},{name}\n")
+                count += 1
+        finally:
+            finish()
+        return count
+
+
+def _unescape_gnu(name: str) -> str:
+    out = []
+    i = 0
+    while i < len(name):
+        ch = name[i]
+        if ch == "\\" and i + 1 < len(name):
+            nxt = name[i + 1]
+            out.append({"n": "\n", "r": "\r", "\\": "\\"}.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _escape_gnu(name: str) -> tuple[str, bool]:
+    if "\\" not in name and "\n" not in name and "\r" not in name:
+        return name, False
+    return name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r"), True
+
+
+class DigestListFormat(Format):
+    """``md5sum``/``sha1sum``/``sha256sum`` output, BSD ``--tag`` lines, or plain digest lists."""
+
+    name = "digest-list"
+    description = "md5sum/sha1sum/sha256sum output or plain MD5/SHA-1/SHA-256 lists (type from hex length)"
+    extensions = (".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum", ".txt")
+    can_write = True
+    #: Digest kind by hex length.
+    lengths: dict[int, str] = {32: "md5", 40: "sha1", 64: "sha256"}
+
+    def detect(self, head: bytes, filename: str) -> bool:
+        """A third or more of the first significant lines are digest lines, and more than PDQ lines."""
+        return _claims(head, _is_digest_line, _is_pdq_line)
+
+    def _read(self, source: Source, reporter: ProblemReporter) -> Iterator[KnownRecord]:
+        assert source.stream is not None
+        for number, line in iter_lines(source.stream, reporter):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            try:
+                kind, digest, name = self._parse(line.lstrip())
+            except ValueError as exc:
+                reporter.report(number, str(exc))
+                continue
+            yield KnownRecord(name=name, source=reporter.where(number), **{kind: digest})
+
+    def _kind(self, hex_text: str) -> str:
+        kind = self.lengths.get(len(hex_text))
+        if kind is None:
+            wanted = ", ".join(f"{n} ({k.upper()})" for n, k in self.lengths.items())
+            raise ValueError(f"digest has {len(hex_text)} hex digits; expected {wanted}: {hex_text[:80]!r}")
+        return kind
+
+    def _parse(self, line: str) -> tuple[str, str, str | None]:
+        bsd = _BSD_DIGEST.fullmatch(line.rstrip())
+        if bsd is not None:
+            kind = _BSD_KINDS[bsd.group(1).lower()]
+            hex_text = bsd.group(3)
+            if self._kind(hex_text) != kind:
+                raise ValueError(f"{bsd.group(1)} digest has {len(hex_text)} hex digits: {line[:100]!r}")
+            return kind, hex_text.lower(), bsd.group(2) or None
+        escaped = line.startswith("\\")
+        body = line[1:] if escaped else line
+        end = 0
+        while end < len(body) and body[end] in "0123456789abcdefABCDEF":
+            end += 1
+        hex_text, rest = body[:end], body[end:]
+        if not hex_text:
+            raise ValueError(f"not a digest line: {line[:100]!r}")
+        name: str | None
+        if not rest.strip():
+            name = None
+        elif rest.startswith(("  ", " *")):
+            name = rest[2:]
+        elif rest[0] in " \t":
+            name = rest.strip().lstrip("*")
+        else:
+            raise ValueError(f"digest is not hex: {line[:100]!r}")
+        if name is not None and escaped:
+            name = _unescape_gnu(name)
+        return self._kind(hex_text), hex_text.lower(), name or None
+
+    def write(self, records: Iterable[KnownRecord], stream: IO[Any]) -> int:
+        """Write ``sha256sum``-style lines with each record's strongest digest; return how many."""
+        out, finish = text_writer(stream)
+        count = 0
+        try:
+            for record in records:
+                digest = record.sha256 or record.sha1 or record.md5
+                if digest is None:
+                    logger.debug("record without a digest not written to digest-list: %s", record.source)
+                    continue
+                if record.name:
+                    name, escaped = _escape_gnu(record.name)
+                    prefix = "\\" if escaped else ""
+                    out.write(f"{prefix}{digest}  {name}\n")
+                else:
+                    out.write(f"{digest}\n")
+                count += 1
+        finally:
+            finish()
+        return count
+
+
+class Sha256ListFormat(DigestListFormat):
+    """Bare SHA-256 lists (also ``sha256sum`` lines): only ever used when named, never detected."""
+
+    name = "sha256-list"
+    description = "SHA-256 digests one a line (names optional); must be named: bare 64-hex lists detect as PDQ"
+    extensions = ()
+    lengths = {64: "sha256"}
+
+    def detect(self, head: bytes, filename: str) -> bool:
+        """Never: a bare 64-hex list is detected as ``pdq-hex``; name this format to read SHA-256."""
+        return False
