@@ -1,26 +1,34 @@
 """The ``matcher`` command line. Thin: it parses arguments, calls the library, and prints.
 
 Exit codes: 0 the command completed (per-file errors are in the output, not in the code);
-2 bad usage or a fatal error (output not writable, unknown algorithm).
+1 ``index query`` completed and at least one query matched; 2 bad usage or a fatal error
+(output not writable, unknown algorithm, index unreadable).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TextIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
 
 from . import __version__
 from .algorithms import registry
-from .errors import MatcherError
+from .errors import HashFormatError, MatcherError, UsageError
 from .formats.records import WRITERS
+from .formats.registry import format_names, formats, write_records
+from .hashes import Hash
 from .hashing import DEFAULT_ALGORITHMS, HashOptions, hash_paths
+from .index import KnownIndex
+from .index.importing import import_sources
+from .known import ImportProblem
 
 EXIT_OK = 0
+EXIT_MATCH = 1
 EXIT_USAGE = 2
 _DEFAULTS = HashOptions()
 
@@ -73,7 +81,188 @@ def build_parser() -> argparse.ArgumentParser:
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
     h.set_defaults(handler=_cmd_hash)
+    _add_index_parser(sub)
     return parser
+
+
+def _add_index_parser(sub: Any) -> None:
+    ix = sub.add_parser("index", help="build and query a known-material index", description="Known-material indexes.")
+    isub = ix.add_subparsers(dest="index_command", metavar="ACTION")
+    isub.required = True
+
+    c = isub.add_parser("create", help="create an empty index directory")
+    c.add_argument("index", metavar="INDEX")
+    c.add_argument("--algorithms", "-a", default="pdq", help="algorithms to index (default: %(default)s)")
+    c.set_defaults(handler=_cmd_index_create)
+
+    a = isub.add_parser(
+        "add",
+        help="add hash lists, images or image folders",
+        description="Add SOURCEs under one list in one atomic commit. A SOURCE is a hash-list file "
+        "(format detected from its content) or an image file or folder (hashed with the index's algorithms).",
+    )
+    a.add_argument("index", metavar="INDEX")
+    a.add_argument("sources", nargs="+", metavar="SOURCE")
+    a.add_argument("--list", dest="list_name", help="list (source set) name (default: the first SOURCE's file name)")
+    a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
+    a.add_argument("--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)")
+    a.add_argument("--strict", action="store_true", help="refuse the whole import at the first malformed entry")
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
+    a.set_defaults(handler=_cmd_index_add)
+
+    r = isub.add_parser("remove", help="remove a list or records")
+    r.add_argument("index", metavar="INDEX")
+    r.add_argument("--list", dest="list_name", help="remove every record of this list")
+    r.add_argument("--id", dest="ids", type=int, nargs="+", metavar="ID", help="remove these record ids")
+    r.set_defaults(handler=_cmd_index_remove)
+
+    i = isub.add_parser("info", help="counts per algorithm and list, format version, size on disk")
+    i.add_argument("index", metavar="INDEX")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(handler=_cmd_index_info)
+
+    q = isub.add_parser(
+        "query",
+        help="look up hashes given as hex",
+        description="One JSON line per query hash: its matches nearest first. Exit 1 when any query matched.",
+    )
+    q.add_argument("index", metavar="INDEX")
+    q.add_argument("hashes", nargs="*", metavar="HEX")
+    q.add_argument("--input", "-i", metavar="FILE", help="read hashes from FILE, one per line ('-': stdin)")
+    q.add_argument("--algorithm", default="pdq", help="algorithm of the hashes (default: %(default)s)")
+    q.add_argument("--max-distance", type=int, help="largest distance counted (default: the algorithm's)")
+    q.add_argument("--nearest", type=_positive_int, metavar="K", help="the K nearest records instead")
+    q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    q.set_defaults(handler=_cmd_index_query)
+
+    e = isub.add_parser("export", help="write the records as a hash list")
+    e.add_argument("index", metavar="INDEX")
+    writable = [f.name for f in formats() if f.can_write]
+    e.add_argument("--format", default="matcher-jsonl", choices=writable, help="(default: %(default)s)")
+    e.add_argument("--list", dest="list_name", help="only this list")
+    e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    e.set_defaults(handler=_cmd_index_export)
+
+
+def _cmd_index_create(args: argparse.Namespace) -> int:
+    algorithms = [a.name for a in registry.resolve(args.algorithms)]
+    with KnownIndex.create(args.index, algorithms) as index:
+        print(f"created {index.path} ({', '.join(index.algorithms)})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_add(args: argparse.Namespace) -> int:
+    list_name = args.list_name or os.path.basename(os.path.normpath(args.sources[0]))
+    tty = sys.stderr.isatty() and not args.quiet
+
+    def problem(p: ImportProblem) -> None:
+        if not args.quiet:
+            print(f"matcher: skipped {p}", file=sys.stderr)
+
+    def progress(n: int) -> None:
+        if tty:
+            print(f"\rread {n} records", end="", file=sys.stderr, flush=True)
+
+    with KnownIndex.open(args.index, writable=True) as index:
+        summary = import_sources(
+            index,
+            args.sources,
+            list_name=list_name,
+            category=args.category,
+            format=args.format,
+            strict=args.strict,
+            on_problem=problem,
+            progress=progress,
+        )
+    if tty:
+        print(file=sys.stderr)
+    print(
+        f"list {list_name!r}: added {summary.added}, duplicates {summary.duplicates}, "
+        f"empty {summary.empty}, problems skipped {summary.problems}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_index_remove(args: argparse.Namespace) -> int:
+    if not args.list_name and not args.ids:
+        raise UsageError("name --list NAME or --id ID... to remove")
+    with KnownIndex.open(args.index, writable=True) as index:
+        removed = index.remove_list(args.list_name) if args.list_name else 0
+        removed += index.remove_records(args.ids) if args.ids else 0
+    print(f"removed {removed} records", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_info(args: argparse.Namespace) -> int:
+    with KnownIndex.open(args.index) as index:
+        info = index.info()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
+          f"{info['records']} records, {info['size_on_disk']} bytes on disk")
+    for name, algo in info["algorithms"].items():
+        print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
+    for name, lst in info["lists"].items():
+        print(f"  list {name!r}: {lst['records']} records")
+    return EXIT_OK
+
+
+def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, str | None]]:
+    """(text, hash or None, error) for every query given, in order; malformed ones keep their place."""
+    texts: Iterable[str] = args.hashes
+    if args.input:
+        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig", errors="replace")
+        texts = [*texts, *(line.strip() for line in stream)]
+    for text in texts:
+        if not text or text.startswith("#"):
+            continue
+        word = text.split()[-1] if text.lower().startswith(args.algorithm + " ") else text.split(",")[0]
+        try:
+            yield text, Hash.from_hex(args.algorithm, word), None
+        except HashFormatError as exc:
+            yield text, None, str(exc)
+
+
+def _cmd_index_query(args: argparse.Namespace) -> int:
+    if not args.hashes and not args.input:
+        raise UsageError("give hashes as arguments or --input FILE")
+    registry.get(args.algorithm)
+    matched = False
+    with KnownIndex.open(args.index) as index, _open_output(args.output, []) as out:
+        batch: list[tuple[str, Hash | None, str | None]] = []
+
+        def flush() -> None:
+            nonlocal matched
+            good = [h for _, h, _ in batch if h is not None]
+            if args.nearest:
+                results = iter(index.nearest(good, args.nearest))
+            else:
+                results = iter(index.search(good, args.max_distance))
+            for text, h, error in batch:
+                if h is None:
+                    out.write(json.dumps({"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}) + "\n")
+                    continue
+                result = next(results).to_dict()
+                matched = matched or bool(result["matches"])
+                out.write(json.dumps({**result, "error": None}) + "\n")
+            batch.clear()
+
+        for item in _query_hashes(args):
+            batch.append(item)
+            if len(batch) >= 10_000:
+                flush()
+        flush()
+    return EXIT_MATCH if matched else EXIT_OK
+
+
+def _cmd_index_export(args: argparse.Namespace) -> int:
+    with KnownIndex.open(args.index) as index, _open_output(args.output, []) as out:
+        records = (r.to_known() for r in index.iter_records(args.list_name))
+        count = write_records(records, out, args.format)
+    print(f"exported {count} records", file=sys.stderr)
+    return EXIT_OK
 
 
 def _inside(path: str, roots: Sequence[str]) -> str | None:

@@ -1,0 +1,22 @@
+"""An embedded, on-disk index of known-material hash records with exact Hamming-distance search.
+
+:class:`KnownIndex` stores records read from hash lists of child sexual abuse material (CSAM) or of
+known-good material (see :class:`~matcher.known.KnownRecord`) under named lists, in one directory:
+a SQLite database of the records and, per algorithm, the hash codes that an exhaustive FAISS binary
+index searches in memory. Every write commits a new generation atomically; opening checks every
+file's checksum. See :mod:`matcher.index.store` for the layout and the atomicity design.
+
+Typical use::
+
+    index = KnownIndex.create("known", algorithms=("pdq", "phash"))
+    index.add(records, list_name="agency-2024", category=None)
+    for result in index.search([query_hash]):
+        for match in result:
+            print(match.record_id, match.distance, match.list_name, match.category)
+"""
+
+from .manifest import FORMAT_VERSION
+from .store import KnownIndex
+from .types import AddResult, IndexedRecord, Match, QueryResult
+
+__all__ = ["KnownIndex", "AddResult", "IndexedRecord", "Match", "QueryResult", "FORMAT_VERSION"]

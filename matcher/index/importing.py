@@ -1,0 +1,123 @@
+"""Importing sources into a :class:`~matcher.index.KnownIndex`: hash lists, image files, folders.
+
+A source is a path. A directory is walked and its images hashed with every algorithm the index
+holds; a file whose magic bytes say image is hashed the same way; any other file is read as a hash
+list (format detected from its content unless named). Problems (a malformed line, an image that
+cannot be decoded) are reported with file and line and skipped, or, with ``strict``, refuse the whole
+import, which then leaves the index exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .. import imaging
+from ..errors import HashListError
+from ..files import display_path
+from ..formats.registry import read_records
+from ..hashing import HashOptions, HashRecord, hash_paths
+from ..known import ImportProblem, KnownRecord
+from .store import KnownIndex
+
+__all__ = ["ImportSummary", "import_sources", "known_from_hash_record"]
+
+ProblemHandler = Callable[[ImportProblem], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    """What an import did: records added, duplicates kept once, empty records and problems skipped."""
+
+    added: int
+    duplicates: int
+    empty: int
+    problems: int
+
+
+def known_from_hash_record(record: HashRecord) -> KnownRecord:
+    """The known record for one hashed image (or frame): its hashes, digests, path and size."""
+    extra = {} if record.frame is None else {"frame": record.frame}
+    return KnownRecord(
+        hashes=dict(record.hashes),
+        md5=record.md5,
+        sha1=record.sha1,
+        sha256=record.sha256,
+        name=record.path,
+        size=record.size,
+        source=record.path,
+        extra=extra,
+    )
+
+
+def _is_image_file(path: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            media = imaging.sniff(fh.read(4096))
+    except OSError:
+        return False  # let the hash-list reader report why it cannot be read
+    return media is not None and media.is_image
+
+
+def _image_records(
+    paths: Sequence[bytes], algorithms: Sequence[str], options: HashOptions, report: ProblemHandler, strict: bool
+) -> Iterator[KnownRecord]:
+    for record in hash_paths(paths, algorithms, options=options):
+        if record.error is not None or not record.hashes:
+            problem = ImportProblem(record.path or "?", None, record.error or "no hash computed")
+            if strict:
+                raise HashListError(str(problem))
+            report(problem)
+            continue
+        yield known_from_hash_record(record)
+
+
+def _records(
+    sources: Sequence[bytes],
+    algorithms: Sequence[str],
+    format_name: str,
+    strict: bool,
+    report: ProblemHandler,
+    options: HashOptions,
+) -> Iterator[KnownRecord]:
+    for source in sources:
+        if os.path.isdir(source) or (format_name == "auto" and _is_image_file(source)):
+            yield from _image_records([source], algorithms, options, report, strict)
+        else:
+            yield from read_records(os.fsdecode(source), format_name, on_problem=report, strict=strict)
+
+
+def import_sources(
+    index: KnownIndex,
+    sources: Iterable[str | bytes | os.PathLike[str]],
+    *,
+    list_name: str,
+    category: int | None = None,
+    format: str = "auto",  # noqa: A002 - the CLI's word
+    strict: bool = False,
+    on_problem: ProblemHandler | None = None,
+    progress: Callable[[int], None] | None = None,
+    hash_options: HashOptions | None = None,
+) -> ImportSummary:
+    """Add every record of ``sources`` to ``index`` under ``list_name`` in one atomic commit.
+
+    ``category`` (when given) overrides the sources' own categories. ``format`` names the hash-list
+    format or ``"auto"``; images are hashed with the index's algorithms. Without ``strict`` each
+    problem goes to ``on_problem`` and is skipped; with ``strict`` the first one raises
+    :class:`~matcher.errors.HashListError` and nothing is added.
+    """
+    problems: list[ImportProblem] = []
+
+    def report(problem: ImportProblem) -> None:
+        problems.append(problem)
+        if on_problem is not None:
+            on_problem(problem)
+
+    paths = [os.fsencode(s) for s in sources]
+    for path in paths:
+        if not os.path.exists(path):
+            raise HashListError(f"{display_path(path)[0]}: no such file or directory")
+    records = _records(paths, index.algorithms, format, strict, report, hash_options or HashOptions())
+    result = index.add(records, list_name, category=category, progress=progress)
+    return ImportSummary(result.added, result.duplicates, result.empty, len(problems))

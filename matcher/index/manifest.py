@@ -1,0 +1,269 @@
+"""The index manifest (``manifest.json``) and the file-level helpers of atomic writes.
+
+The manifest is the single source of truth for which generation directory is current. It records the
+format version, the algorithms and the parameters they were indexed with, counts per algorithm and
+per list, and the size and SHA-256 of every file of the current generation. It also carries a
+SHA-256 of its own canonical JSON body (``manifest_sha256``), so a damaged manifest is detected too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..algorithms import registry
+from ..errors import IndexStoreError, UnknownAlgorithmError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "FileEntry",
+    "Manifest",
+    "algorithm_params",
+    "read_manifest",
+    "write_manifest",
+    "sha256_file",
+    "fsync_dir",
+    "fsync_file",
+]
+
+log = logging.getLogger(__name__)
+
+#: Identifies a matcher index manifest.
+FORMAT_NAME = "matcher-known-index"
+#: On-disk format version this code reads and writes; a newer one is refused.
+FORMAT_VERSION = 1
+#: Name of the manifest file at the top of an index directory.
+MANIFEST_NAME = "manifest.json"
+
+#: The algorithm parameters recorded in the manifest and compared with the registry on open.
+PARAM_KEYS = ("bit_length", "code_bytes", "default_max_distance", "has_quality", "min_quality")
+
+_CHUNK = 4 << 20
+
+
+def algorithm_params(name: str) -> dict[str, Any]:
+    """The parameters of a registered algorithm as recorded in a manifest."""
+    algorithm = registry.get(name)
+    if algorithm.bit_length % 8:
+        raise IndexStoreError(f"algorithm {name!r} has {algorithm.bit_length} bits, not whole bytes")
+    return {
+        "bit_length": int(algorithm.bit_length),
+        "code_bytes": int(algorithm.bit_length) // 8,
+        "default_max_distance": int(algorithm.default_max_distance),
+        "has_quality": bool(algorithm.has_quality),
+        "min_quality": None if algorithm.min_quality is None else int(algorithm.min_quality),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """Size in bytes and SHA-256 (hex) of one file of a generation."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The parsed ``manifest.json`` of an index.
+
+    ``algorithms`` maps each indexed algorithm to its parameters (see :data:`PARAM_KEYS`) plus
+    ``count`` (records with such a hash) and ``searchable`` (those a search can return: PDQ hashes of
+    known quality under the minimum are stored but not searchable). ``lists`` maps each list name to
+    ``{"records": n, "algorithms": {name: n}}``. ``files`` maps file names inside ``directory`` to
+    their :class:`FileEntry`.
+    """
+
+    format_version: int
+    generation: int
+    directory: str
+    created_at: str
+    updated_at: str
+    records: int
+    algorithms: Mapping[str, Mapping[str, Any]]
+    lists: Mapping[str, Mapping[str, Any]]
+    files: Mapping[str, FileEntry]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The manifest as a JSON-ready dict, without its self-checksum."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "generation": self.generation,
+            "directory": self.directory,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "records": self.records,
+            "algorithms": {k: dict(v) for k, v in self.algorithms.items()},
+            "lists": {k: _plain(v) for k, v in self.lists.items()},
+            "files": {k: {"size": v.size, "sha256": v.sha256} for k, v in self.files.items()},
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self) -> str:
+        """The manifest text: the body plus ``manifest_sha256`` of its canonical form."""
+        body = self.body()
+        document = dict(body)
+        document["manifest_sha256"] = _body_digest(body)
+        return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Manifest:
+        """Parse and check a manifest; :class:`IndexStoreError` naming ``where`` if it is unusable."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise IndexStoreError(f"{where}: manifest is not valid JSON ({exc})") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+            raise IndexStoreError(f"{where}: not a matcher index manifest")
+        version = document.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise IndexStoreError(f"{where}: format_version missing or not an integer")
+        if version > FORMAT_VERSION:
+            raise IndexStoreError(
+                f"{where}: index format version {version} is newer than this matcher supports "
+                f"({FORMAT_VERSION}); upgrade matcher to read it"
+            )
+        if version < 1:
+            raise IndexStoreError(f"{where}: invalid index format version {version}")
+        claimed = document.pop("manifest_sha256", None)
+        if claimed != _body_digest(document):
+            raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
+        try:
+            files = {
+                str(name): FileEntry(int(entry["size"]), str(entry["sha256"]))
+                for name, entry in document["files"].items()
+            }
+            manifest = cls(
+                format_version=version,
+                generation=int(document["generation"]),
+                directory=str(document["directory"]),
+                created_at=str(document["created_at"]),
+                updated_at=str(document["updated_at"]),
+                records=int(document["records"]),
+                algorithms={str(k): dict(v) for k, v in document["algorithms"].items()},
+                lists={str(k): dict(v) for k, v in document["lists"].items()},
+                files=files,
+                extra=dict(document.get("extra") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
+        if "/" in manifest.directory or manifest.directory in ("", ".", ".."):
+            raise IndexStoreError(f"{where}: manifest names an invalid generation directory")
+        for name in manifest.files:
+            if "/" in name or name in ("", ".", ".."):
+                raise IndexStoreError(f"{where}: manifest names an invalid file {name!r}")
+        manifest.check_algorithms(where)
+        return manifest
+
+    def check_algorithms(self, where: str) -> None:
+        """Raise :class:`IndexStoreError` unless every algorithm's recorded parameters match the registry."""
+        if not self.algorithms:
+            raise IndexStoreError(f"{where}: manifest lists no algorithms")
+        for name, recorded in self.algorithms.items():
+            try:
+                current = algorithm_params(name)
+            except UnknownAlgorithmError:
+                raise IndexStoreError(
+                    f"{where}: index was built with algorithm {name!r}, which this matcher does not know"
+                ) from None
+            for key in PARAM_KEYS:
+                if recorded.get(key) != current[key]:
+                    raise IndexStoreError(
+                        f"{where}: index was built with {name} {key}={recorded.get(key)!r}, "
+                        f"but this matcher uses {key}={current[key]!r}; rebuild the index"
+                    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _body_digest(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def read_manifest(root: Path) -> Manifest:
+    """Read and check ``root/manifest.json``; :class:`IndexStoreError` when absent or unusable."""
+    path = root / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IndexStoreError(f"{root}: not a matcher index (no {MANIFEST_NAME})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexStoreError(f"{path}: cannot read manifest ({exc})") from None
+    return Manifest.from_json(text, str(path))
+
+
+def write_manifest(root: Path, manifest: Manifest, checkpoint: Any = None) -> None:
+    """Replace ``root/manifest.json`` atomically: write a temp file, fsync, rename over, fsync the dir.
+
+    ``checkpoint(step)``, when given, is called between the steps (the crash tests use it).
+    """
+    tmp = root / f".{MANIFEST_NAME}.tmp-{secrets.token_hex(4)}"
+    data = manifest.to_json().encode("utf-8")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if checkpoint is not None:
+            checkpoint("manifest-temp-written")
+        os.replace(tmp, root / MANIFEST_NAME)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    fsync_dir(root)
+
+
+def sha256_file(path: Path) -> FileEntry:
+    """Size and SHA-256 of a file, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            digest.update(chunk)
+    return FileEntry(size, digest.hexdigest())
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames, new files) to stable storage, where the OS allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        log.debug("fsync of directory %s not supported", path)
+    finally:
+        os.close(fd)

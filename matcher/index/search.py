@@ -1,0 +1,157 @@
+"""In-memory side of one committed generation: per-algorithm code tables, FAISS indexes, and exact search.
+
+For each algorithm a generation stores three ``.npy`` arrays (read with ``allow_pickle=False``):
+``<alg>.ids.npy`` (int64 record ids, strictly ascending), ``<alg>.codes.npy`` (uint8, one row of
+``bit_length / 8`` bytes per record: the :attr:`Hash.bits`) and ``<alg>.quality.npy`` (int16, ``-1``
+when the record's hash has no known quality). On load the searchable rows are copied into a
+``faiss.IndexBinaryFlat`` (exhaustive, exact); FAISS positions map back to record ids through
+``searchable_ids``.
+
+Exactness: FAISS ``range_search`` on binary indexes returns distances strictly below the radius, so
+``max_distance + 1`` is passed. Results are sorted by (distance, record id). ``nearest`` first asks
+FAISS for the k-th smallest distance, then range-searches up to it so ties at the k-th place are
+resolved by record id rather than by FAISS's heap order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ..errors import HashFormatError, UsageError
+from ..hashes import Hash
+
+__all__ = ["AlgorithmTable", "empty_table", "searchable_mask", "range_hits", "knn_hits"]
+
+#: Queries per FAISS call; bounds the memory of one range-search result.
+QUERY_CHUNK = 4096
+
+
+def searchable_mask(quality: np.ndarray, min_quality: int | None) -> np.ndarray:
+    """Rows a search may return: quality unknown (-1) or at least ``min_quality``."""
+    if min_quality is None:
+        return np.ones(quality.shape[0], dtype=bool)
+    return (quality < 0) | (quality >= min_quality)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmTable:
+    """The stored hashes of one algorithm in one generation, and the FAISS index over the searchable ones.
+
+    ``ids``, ``codes`` and ``quality`` hold every record with a hash of this algorithm (sorted by id);
+    ``searchable_ids`` the ids of the rows in ``index``, in FAISS position order.
+    """
+
+    name: str
+    bit_length: int
+    min_quality: int | None
+    ids: np.ndarray
+    codes: np.ndarray
+    quality: np.ndarray
+    searchable_ids: np.ndarray
+    index: Any  # faiss.IndexBinaryFlat, or None when nothing is searchable
+
+    @classmethod
+    def build(cls, name: str, bit_length: int, min_quality: int | None, ids: np.ndarray,
+              codes: np.ndarray, quality: np.ndarray) -> AlgorithmTable:
+        """Make the table and its FAISS index from the three arrays."""
+        mask = searchable_mask(quality, min_quality)
+        if mask.all():
+            searchable_ids, searchable_codes = ids, codes
+        else:
+            searchable_ids, searchable_codes = ids[mask], codes[mask]
+        index = None
+        if searchable_ids.shape[0]:
+            index = faiss.IndexBinaryFlat(bit_length)
+            index.add(np.ascontiguousarray(searchable_codes))
+        for array in (ids, codes, quality, searchable_ids):
+            array.flags.writeable = False
+        return cls(name, bit_length, min_quality, ids, codes, quality, searchable_ids, index)
+
+    @property
+    def count(self) -> int:
+        """Records with a hash of this algorithm."""
+        return int(self.ids.shape[0])
+
+    @property
+    def searchable(self) -> int:
+        """Records a search can return."""
+        return int(self.searchable_ids.shape[0])
+
+
+def empty_table(name: str, bit_length: int, min_quality: int | None) -> AlgorithmTable:
+    """A table with no records."""
+    return AlgorithmTable.build(
+        name, bit_length, min_quality,
+        np.zeros(0, dtype=np.int64), np.zeros((0, bit_length // 8), dtype=np.uint8), np.zeros(0, dtype=np.int16),
+    )
+
+
+def query_codes(table: AlgorithmTable, queries: Sequence[Hash]) -> np.ndarray:
+    """The queries' bits as a uint8 matrix; :class:`HashFormatError` for a wrong length."""
+    width = table.bit_length // 8
+    for query in queries:
+        if len(query.bits) != width:
+            raise HashFormatError(
+                f"{table.name} query hash has {len(query.bits) * 8} bits, the index holds {table.bit_length}-bit hashes"
+            )
+    if not queries:
+        return np.zeros((0, width), dtype=np.uint8)
+    return np.frombuffer(b"".join(q.bits for q in queries), dtype=np.uint8).reshape(len(queries), width)
+
+
+def _sorted_hits(lims: np.ndarray, distances: np.ndarray, positions: np.ndarray,
+                 ids_by_position: np.ndarray) -> list[list[tuple[int, int]]]:
+    n = lims.shape[0] - 1
+    counts = np.diff(lims.astype(np.int64))
+    record_ids = ids_by_position[positions]
+    dist = distances.astype(np.int64)
+    owner = np.repeat(np.arange(n), counts)
+    order = np.lexsort((record_ids, dist, owner))
+    record_ids, dist = record_ids[order], dist[order]
+    out: list[list[tuple[int, int]]] = []
+    bounds = lims.astype(np.int64)
+    for i in range(n):
+        a, b = bounds[i], bounds[i + 1]
+        out.append(list(zip(record_ids[a:b].tolist(), dist[a:b].tolist())))
+    return out
+
+
+def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> list[list[tuple[int, int]]]:
+    """For each query row, every ``(record_id, distance)`` with distance ``<= max_distance``, sorted."""
+    n = codes.shape[0]
+    if table.index is None or n == 0:
+        return [[] for _ in range(n)]
+    out: list[list[tuple[int, int]]] = []
+    for start in range(0, n, QUERY_CHUNK):
+        part = np.ascontiguousarray(codes[start:start + QUERY_CHUNK])
+        lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
+        out.extend(_sorted_hits(lims, distances, positions, table.searchable_ids))
+    return out
+
+
+def knn_hits(table: AlgorithmTable, codes: np.ndarray, k: int) -> list[list[tuple[int, int]]]:
+    """For each query row, the ``k`` nearest ``(record_id, distance)``, ties broken by record id."""
+    n = codes.shape[0]
+    if k < 1:
+        raise UsageError(f"k must be at least 1, not {k}")
+    if table.index is None or n == 0:
+        return [[] for _ in range(n)]
+    kk = min(int(k), table.searchable)
+    out: list[list[tuple[int, int]]] = []
+    for start in range(0, n, QUERY_CHUNK):
+        part = np.ascontiguousarray(codes[start:start + QUERY_CHUNK])
+        distances, _ = table.index.search(part, kk)
+        kth = distances[:, kk - 1].astype(np.int64)
+        chunk_out: list[list[tuple[int, int]]] = [[] for _ in range(part.shape[0])]
+        for value in np.unique(kth):
+            rows = np.flatnonzero(kth == value)
+            hits = range_hits(table, part[rows], int(value))
+            for row, found in zip(rows.tolist(), hits):
+                chunk_out[row] = found[:kk]
+        out.extend(chunk_out)
+    return out
