@@ -1,0 +1,150 @@
+"""The values a scan reports: one :class:`ScanRecord` per file (per frame), with its matches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .hashes import Hash
+
+__all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS"]
+
+#: What a scan record's ``status`` can be, in order of precedence when several apply.
+STATUSES = ("match", "known_good", "error", "skipped", "no_match")
+#: Digest "algorithms" of exact matches (distance 0, no variant).
+DIGEST_ALGORITHMS = ("md5", "sha1", "sha256")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanMatch:
+    """One known record matched by a file or frame.
+
+    ``algorithm`` is a perceptual algorithm (``pdq``, ``phash``, ...) or a digest (``md5``, ``sha1``,
+    ``sha256``: exact, distance 0). ``variant`` names how the evidence is transformed relative to the
+    known image: ``orig`` (as is), ``rot90``/``rot180``/``rot270`` (rotated counter-clockwise),
+    ``flipx`` (top-bottom), ``flipy`` (mirrored), ``flipp``/``flipm`` (transposed about the main or
+    anti-diagonal); ``None`` for digest matches. ``record`` is the index record id.
+    """
+
+    algorithm: str
+    distance: int
+    variant: str | None
+    record: int
+    list: str
+    category: int | None = None
+    series: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the report's keys."""
+        return {
+            "algorithm": self.algorithm,
+            "distance": self.distance,
+            "variant": self.variant,
+            "record": self.record,
+            "list": self.list,
+            "category": self.category,
+            "series": self.series,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScanMatch:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            algorithm=data["algorithm"],
+            distance=int(data["distance"]),
+            variant=data.get("variant"),
+            record=int(data["record"]),
+            list=data["list"],
+            category=data.get("category"),
+            series=data.get("series"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """What a scan found for one file, or one frame of a multi-frame image.
+
+    The fields of :class:`~matcher.hashing.HashRecord`, plus ``status`` (one of :data:`STATUSES`),
+    ``matches`` (nearest first: digest matches, then by distance) and ``notes`` (things the examiner
+    should know that are not errors, e.g. "pdq not matched: quality 32 below 50").
+    """
+
+    path: str | None
+    status: str
+    frame: int | None = None
+    frame_count: int | None = None
+    size: int | None = None
+    mime: str | None = None
+    extension_mismatch: bool | None = None
+    width: int | None = None
+    height: int | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    hashes: dict[str, Hash] = field(default_factory=dict)
+    pdq_quality: int | None = None
+    matches: tuple[ScanMatch, ...] = ()
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    path_raw_hex: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown scan status {self.status!r}")
+
+    def to_dict(self, algorithms: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        """JSON-ready dict with the report's keys, in a fixed order; ``algorithms`` names the hash
+        columns to include even where this record has no such hash."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "frame": self.frame,
+            "frame_count": self.frame_count,
+            "size": self.size,
+            "mime": self.mime,
+            "extension_mismatch": self.extension_mismatch,
+            "width": self.width,
+            "height": self.height,
+            "md5": self.md5,
+            "sha1": self.sha1,
+            "sha256": self.sha256,
+        }
+        for name in dict.fromkeys([*algorithms, *self.hashes]):
+            value = self.hashes.get(name)
+            out[name] = None if value is None else str(value)
+        out["pdq_quality"] = self.pdq_quality
+        out["status"] = self.status
+        out["matches"] = [m.to_dict() for m in self.matches]
+        out["error"] = self.error
+        out["notes"] = list(self.notes)
+        out["path_raw_hex"] = self.path_raw_hex
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], algorithms: list[str] | tuple[str, ...]) -> ScanRecord:
+        """The inverse of :meth:`to_dict` (hash columns named by ``algorithms``)."""
+        hashes = {}
+        for name in algorithms:
+            text = data.get(name)
+            if text:
+                quality = data.get("pdq_quality") if name == "pdq" else None
+                hashes[name] = Hash.from_hex(name, text, quality)
+        return cls(
+            path=data.get("path"),
+            status=data["status"],
+            frame=data.get("frame"),
+            frame_count=data.get("frame_count"),
+            size=data.get("size"),
+            mime=data.get("mime"),
+            extension_mismatch=data.get("extension_mismatch"),
+            width=data.get("width"),
+            height=data.get("height"),
+            md5=data.get("md5"),
+            sha1=data.get("sha1"),
+            sha256=data.get("sha256"),
+            hashes=hashes,
+            pdq_quality=data.get("pdq_quality"),
+            matches=tuple(ScanMatch.from_dict(m) for m in data.get("matches") or ()),
+            error=data.get("error"),
+            notes=tuple(data.get("notes") or ()),
+            path_raw_hex=data.get("path_raw_hex"),
+        )
