@@ -210,7 +210,10 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, str | None]]:
-    """(text, hash or None, error) for every query given, in order; malformed ones keep their place."""
+    """(text, hash or None, error) for every query given, in order; malformed ones keep their place.
+
+    A query is ``HEX``, ``HEX,QUALITY[,...]`` (the reference hasher's CSV) or ``ALGORITHM HEX``.
+    """
     texts: Iterable[str] = args.hashes
     if args.input:
         stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig", errors="replace")
@@ -218,9 +221,11 @@ def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, 
     for text in texts:
         if not text or text.startswith("#"):
             continue
-        word = text.split()[-1] if text.lower().startswith(args.algorithm + " ") else text.split(",")[0]
+        words = text.split(",")
+        hex_text = words[0].split()[-1] if words[0].strip() else ""
+        quality = int(words[1]) if len(words) > 1 and words[1].strip().isdigit() else None
         try:
-            yield text, Hash.from_hex(args.algorithm, word), None
+            yield text, Hash.from_hex(args.algorithm, hex_text, quality), None
         except HashFormatError as exc:
             yield text, None, str(exc)
 

@@ -60,6 +60,11 @@ def test_create_add_query_export_remove(tmp_path, sources, capsys):
     assert lines[2]["error"] and lines[2]["query"] == "garbage"
 
     queries = tmp_path / "q.txt"
+    queries.write_text(f"{unrelated}\n{query},32,low.jpg\npdq {query}\n")
+    code, out, _ = run(["index", "query", index, "--input", queries], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [len(line["matches"]) for line in lines] == [0, 0, 1]
+    assert lines[1]["skipped"] == "pdq quality 32 below 50"
     queries.write_text(f"{unrelated}\n")
     assert run(["index", "query", index, "--input", queries], capsys)[0] == 0  # no match
 
