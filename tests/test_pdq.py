@@ -23,6 +23,16 @@ def reference_dihedral(array: np.ndarray) -> dict[str, str]:
     return {n: np.packbits(v.astype(np.uint8)).tobytes().hex() for n, v in zip(pdq.DIHEDRAL_NAMES, variants)}
 
 
+@pytest.fixture(params=["native", "numpy"], autouse=True)
+def kernels(request, monkeypatch):
+    """Run every test with the numba kernels and with the plain numpy code: both must be exact."""
+    if request.param == "numpy":
+        monkeypatch.setattr(pdq, "_native", None)
+    else:
+        assert pdq._native is not None, "numba kernels did not load"
+    return request.param
+
+
 def test_every_shared_vector_is_exact(pdq_vectors):
     cases = [json.loads(line) for line in (pdq_vectors / "expected.jsonl").read_text().splitlines() if line.strip()]
     assert len(cases) >= 18

@@ -20,6 +20,11 @@ from PIL import Image
 from ..errors import UsageError
 from ..hashes import Hash
 
+try:  # native kernels; the numpy code below gives the same bits, only slower
+    from . import _pdq_numba as _native
+except ImportError:  # pragma: no cover - numba is a dependency, but stay usable without it
+    _native = None
+
 __all__ = [
     "PDQ",
     "pdq",
@@ -94,6 +99,8 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     """Luma as the reference Python bindings compute it: in double, then stored as float32."""
     if rgb.ndim == 2:
         return rgb.astype(_F32)
+    if _native is not None:
+        return _native.luma(rgb)
     r = rgb[..., 0].astype(np.float64)
     g = rgb[..., 1].astype(np.float64)
     b = rgb[..., 2].astype(np.float64)
@@ -117,15 +124,31 @@ def _blur(luma: np.ndarray, window_along_rows: int, window_along_cols: int) -> n
     return buf.T  # rows x cols
 
 
+def _blur_and_sample(
+    luma: np.ndarray, window_along_rows: int, window_along_cols: int, row_index: list[int], col_index: list[int]
+) -> np.ndarray:
+    """The blurred plane sampled at ``row_index`` x ``col_index`` (64x64).
+
+    With the native kernels the last column pass runs only on the sampled columns (columns are
+    independent), which gives the same values as blurring everything.
+    """
+    if _native is None:
+        return np.ascontiguousarray(_blur(luma, window_along_rows, window_along_cols)[np.ix_(row_index, col_index)])
+    buf = _native.box_along_rows(np.ascontiguousarray(luma, dtype=_F32), window_along_rows)
+    buf = _native.box_along_columns(buf, window_along_cols)
+    buf = _native.box_along_rows(buf, window_along_rows)
+    buf = _native.box_along_columns(np.ascontiguousarray(buf[:, col_index]), window_along_cols)
+    return np.ascontiguousarray(buf[row_index, :])
+
+
 def _downsample_64(luma: np.ndarray) -> np.ndarray:
     """Blur (two tent passes) and decimate a float32 luma plane to 64x64, as the reference."""
     rows, cols = luma.shape
     if rows == 64 and cols == 64:
         return luma.astype(_F32, copy=True)
-    blurred = _blur(luma, _window(cols), _window(rows))
     row_index = [int(((r + 0.5) * rows) / 64) for r in range(64)]
     col_index = [int(((c + 0.5) * cols) / 64) for c in range(64)]
-    return np.ascontiguousarray(blurred[np.ix_(row_index, col_index)])
+    return _blur_and_sample(luma, _window(cols), _window(rows), row_index, col_index)
 
 
 def _scaled_axis(full: int, reduced: int) -> tuple[int, list[int]]:
@@ -154,8 +177,7 @@ def _downsample_64_scaled(luma: np.ndarray, full_rows: int, full_cols: int) -> n
     rows, cols = luma.shape
     window_along_rows, col_index = _scaled_axis(full_cols, cols)
     window_along_cols, row_index = _scaled_axis(full_rows, rows)
-    blurred = _blur(luma, window_along_rows, window_along_cols)
-    return np.ascontiguousarray(blurred[np.ix_(row_index, col_index)])
+    return _blur_and_sample(luma, window_along_rows, window_along_cols, row_index, col_index)
 
 
 def _quality(a: np.ndarray) -> int:
@@ -168,6 +190,8 @@ def _quality(a: np.ndarray) -> int:
 
 def _dct_16(a: np.ndarray) -> np.ndarray:
     """B = D A D^T with the reference's sequential float32 sums (k from 0 to 63)."""
+    if _native is not None:
+        return _native.dct_16(np.ascontiguousarray(a, dtype=_F32), _DCT)
     t = np.zeros((16, 64), dtype=_F32)
     for k in range(64):
         t += _DCT_COLUMNS[k] * a[k : k + 1, :]
