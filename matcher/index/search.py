@@ -7,6 +7,11 @@ when the record's hash has no known quality). On load the searchable rows are co
 ``faiss.IndexBinaryFlat`` (exhaustive, exact); FAISS positions map back to record ids through
 ``searchable_ids``.
 
+Large tables (:data:`~matcher.index.mih.MIN_CODES` codes or more, bit length a multiple of 64)
+also get a multi-index hashing structure (:mod:`matcher.index.mih`), used for range searches whenever
+its rule says it beats the flat scan; FAISS stays the store of the codes, the path for small tables,
+and the ``nearest`` search. Both paths give identical, exact answers.
+
 Exactness: FAISS ``range_search`` on binary indexes returns distances strictly below the radius, so
 ``max_distance + 1`` is passed. Results are sorted by (distance, record id). ``nearest`` first asks
 FAISS for the k-th smallest distance, then range-searches up to it so ties at the k-th place are
@@ -24,6 +29,7 @@ import numpy as np
 
 from ..errors import HashFormatError, UsageError
 from ..hashes import Hash
+from .mih import MIN_CODES, MultiIndex, worthwhile
 
 __all__ = ["AlgorithmTable", "empty_table", "searchable_mask", "range_hits", "knn_hits"]
 
@@ -54,6 +60,7 @@ class AlgorithmTable:
     quality: np.ndarray
     searchable_ids: np.ndarray
     index: Any  # faiss.IndexBinaryFlat, or None when nothing is searchable
+    mih: MultiIndex | None = None  # multi-index hashing over the searchable codes, for large tables
 
     @classmethod
     def build(cls, name: str, bit_length: int, min_quality: int | None, ids: np.ndarray,
@@ -68,9 +75,12 @@ class AlgorithmTable:
         if searchable_ids.shape[0]:
             index = faiss.IndexBinaryFlat(bit_length)
             index.add(np.ascontiguousarray(searchable_codes))
+        mih = None
+        if searchable_ids.shape[0] >= MIN_CODES and bit_length % 64 == 0:
+            mih = MultiIndex.build(searchable_codes)
         for array in (ids, codes, quality, searchable_ids):
             array.flags.writeable = False
-        return cls(name, bit_length, min_quality, ids, codes, quality, searchable_ids, index)
+        return cls(name, bit_length, min_quality, ids, codes, quality, searchable_ids, index, mih)
 
     @property
     def count(self) -> int:
@@ -126,10 +136,14 @@ def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> l
     n = codes.shape[0]
     if table.index is None or n == 0:
         return [[] for _ in range(n)]
+    use_mih = table.mih is not None and worthwhile(table.searchable, table.bit_length, int(max_distance))
     out: list[list[tuple[int, int]]] = []
     for start in range(0, n, QUERY_CHUNK):
         part = np.ascontiguousarray(codes[start:start + QUERY_CHUNK])
-        lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
+        if use_mih:
+            lims, positions, distances = table.mih.range_search(part, int(max_distance), threads=faiss.omp_get_max_threads())
+        else:
+            lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
         out.extend(_sorted_hits(lims, distances, positions, table.searchable_ids))
     return out
 
