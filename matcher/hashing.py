@@ -137,8 +137,9 @@ def _algorithms(names: AlgorithmNames | None) -> tuple[Algorithm, ...]:
     return registry.resolve(DEFAULT_ALGORITHMS if names is None else names)
 
 
-def _draft_size(algorithms: Sequence[Algorithm], options: HashOptions) -> tuple[int, int] | None:
-    """The reduced decode size every algorithm tolerates, or ``None`` for a full decode."""
+def draft_size(algorithms: Sequence[Algorithm], options: HashOptions) -> tuple[int, int] | None:
+    """The reduced JPEG decode size every algorithm tolerates under ``options.fast``, or ``None``
+    for a full decode."""
     if not options.fast:
         return None
     sizes = [a.draft_size for a in algorithms]
@@ -179,7 +180,7 @@ def _frame_records(
         else:
             info, _ = imaging.open_image(source, decode)
             base = replace(base, width=info.width, height=info.height, frame_count=info.frame_count)
-        frames = imaging.iter_frames(source, decode, draft_size=_draft_size(algorithms, options))
+        frames = imaging.iter_frames(source, decode, draft_size=draft_size(algorithms, options))
     except Exception as exc:  # noqa: BLE001 - every failure becomes the record's error
         log.debug("cannot decode %s: %s", base.path, exc)
         return [replace(base, error=_describe(exc))]

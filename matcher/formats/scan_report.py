@@ -1,0 +1,391 @@
+"""Writers of scan reports (the output of ``matcher scan``): JSON Lines, CSV and VICS 2.0 ``#Cases``.
+
+Every writer takes the text stream to write to and the algorithm names whose hash columns every
+record carries; :meth:`ScanWriter.write` writes one :class:`~matcher.scan_records.ScanRecord`,
+:meth:`ScanWriter.write_all` an iterable of them, and :meth:`ScanWriter.close` finishes the document
+and flushes (the stream itself stays open: it is the caller's). Writers stream: no writer holds more
+than one record, except the VICS writer, which holds the frames of the one file being written (at
+most ``max_frames`` records).
+
+**jsonl**: one JSON object a line, :meth:`ScanRecord.to_dict` (UTF-8, not ASCII-escaped), so
+``ScanRecord.from_dict(json.loads(line), algorithms)`` gives the record back.
+
+**csv**: a header row, then one row per record with the columns of ``to_dict`` except ``matches``,
+which is replaced, where it stands, by the nearest match (``match_algorithm``, ``match_distance``,
+``match_variant``, ``match_record``, ``match_list``, ``match_category``, ``match_series``; empty
+without a match) and ``match_count``. ``notes`` are joined with ``"; "``, booleans are written
+``true``/``false`` and ``None`` as an empty cell. Every text cell goes through
+:func:`~matcher.formats.records.csv_safe`, so a file called ``=HYPERLINK(...)`` stays text in a
+spreadsheet.
+
+**vics**: one Project VIC VICS 2.0 document of shape ``#Cases``: a single Case object holding the
+``case`` fields given to the writer and a ``Media`` array with **one Media object per scanned file**.
+The frames of a multi-frame file (consecutive records with the same path and a frame number) are
+merged into that one Media: its status is the strongest of the frames' (in the order of
+:data:`~matcher.scan_records.STATUSES`), its match the nearest over all frames (digest matches
+first, then the smallest distance, then the earlier frame), and its perceptual hashes those of the
+frame that matched (else of the first frame). Media fields, as
+:mod:`matcher.formats.vics` reads and writes them:
+
+* ``MediaID``: 1, 2, ... in the order written;
+* ``Category``: the raw integer category of the nearest match's list entry; ``null`` without a
+  match or when the entry has none (always written, as in matcher's ``#Media`` output);
+* ``IsPrecategorized``: ``true`` when the category came from a known list (a match with a category),
+  else ``false``;
+* ``Series``: the nearest match's series, when it has one;
+* ``MD5``, ``SHA1``, ``SHA256``: the file's digests, upper-case (``SHA256`` as matcher's ``#Media``
+  writer writes it; not every VICS consumer knows that field);
+* ``MediaSize``: the file size in bytes;
+* ``MediaFiles``: ``[{"FileName": <last part of the path>, "FilePath": <the folder part>}]``, the
+  file's location as scanned. ``RelativeFilePath`` is *not* written: in VICS it names a copy of the
+  media exported next to the document, and a scan report exports no copies;
+* ``AlternativeHashes``: ``{"HashName": "PDQ", "HashValue": <hex>}`` for PDQ and
+  ``{"HashName": <algorithm>, "HashValue": <hex>}`` for the others;
+* ``Comments``: one line for the examiner: the status, the nearest match (algorithm, distance,
+  variant, list, record id), how many matches, the frame it was found in, PDQ quality, notes, any
+  error, and the raw path bytes (hex) when the path is not valid UTF-8.
+
+The Case object starts with ``SourceApplicationName`` (``"matcher"``) and
+``SourceApplicationVersion``, then the caller's ``case`` fields (e.g. ``CaseNumber``, ``Examiner``),
+which may override those two, then ``Media``. The document is valid JSON for any number of records
+(``"Media": []`` for none) and is read back by ``read_records(path, "vics")``; a Media without any
+digest or hash (a file that could not be read) is then reported as a problem and skipped by that
+reader, since there is nothing in it to match on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from ..errors import UsageError
+from ..scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
+from .records import csv_safe
+
+__all__ = [
+    "ScanWriter",
+    "JsonlScanWriter",
+    "CsvScanWriter",
+    "VicsScanWriter",
+    "SCAN_WRITERS",
+    "MATCH_COLUMNS",
+    "VICS_CASES_CONTEXT",
+    "csv_columns",
+]
+
+#: The columns that stand for ``matches`` in the CSV report, in order.
+MATCH_COLUMNS: tuple[str, ...] = (
+    "match_algorithm",
+    "match_distance",
+    "match_variant",
+    "match_record",
+    "match_list",
+    "match_category",
+    "match_series",
+    "match_count",
+)
+
+#: The ``@odata.context`` of the VICS 2.0 ``#Cases`` document the VICS writer produces.
+VICS_CASES_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"
+
+
+class ScanWriter:
+    """Base of the scan report writers: ``write(record)`` for each record, then ``close()``.
+
+    Also a context manager: leaving the ``with`` block closes the writer (not the stream).
+    """
+
+    def __init__(self, stream: TextIO, algorithms: Sequence[str]) -> None:
+        if isinstance(algorithms, str):
+            algorithms = [name for name in (part.strip() for part in algorithms.split(",")) if name]
+        self.stream = stream
+        self.algorithms: list[str] = list(algorithms)
+        self.closed = False
+
+    def write(self, record: ScanRecord) -> None:
+        """Write one record."""
+        raise NotImplementedError
+
+    def write_all(self, records: Iterable[ScanRecord]) -> int:
+        """Write every record (one at a time, as they come); return how many were written."""
+        count = 0
+        for record in records:
+            self.write(record)
+            count += 1
+        return count
+
+    def close(self) -> None:
+        """Finish the document and flush (the stream itself is the caller's to close); idempotent."""
+        self.closed = True
+        self.stream.flush()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise UsageError("write() on a scan report writer that is closed already")
+
+    def __enter__(self) -> ScanWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+class JsonlScanWriter(ScanWriter):
+    """One JSON object per line: :meth:`ScanRecord.to_dict`, UTF-8, keys in a fixed order."""
+
+    def write(self, record: ScanRecord) -> None:
+        """Write one record as one line."""
+        self._check_open()
+        self.stream.write(json.dumps(record.to_dict(self.algorithms), ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# CSV
+
+
+def csv_columns(algorithms: Sequence[str]) -> list[str]:
+    """The CSV report's header for these hash columns (``matches`` replaced by :data:`MATCH_COLUMNS`)."""
+    columns: list[str] = []
+    for key in ScanRecord(path=None, status="no_match").to_dict(list(algorithms)):
+        if key == "matches":
+            columns.extend(MATCH_COLUMNS)
+        else:
+            columns.append(key)
+    return columns
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return csv_safe(value)
+
+
+class CsvScanWriter(ScanWriter):
+    """CSV with a header row (written at once), one row per record; see the module notes."""
+
+    def __init__(self, stream: TextIO, algorithms: Sequence[str]) -> None:
+        super().__init__(stream, algorithms)
+        self._columns = csv_columns(self.algorithms)
+        self._writer = csv.writer(stream, lineterminator="\n")
+        self._writer.writerow(self._columns)
+
+    def write(self, record: ScanRecord) -> None:
+        """Write one record as one row."""
+        self._check_open()
+        row = record.to_dict(self.algorithms)
+        best = record.matches[0] if record.matches else None
+        row.update(
+            match_algorithm=best.algorithm if best else None,
+            match_distance=best.distance if best else None,
+            match_variant=best.variant if best else None,
+            match_record=best.record if best else None,
+            match_list=best.list if best else None,
+            match_category=best.category if best else None,
+            match_series=best.series if best else None,
+            match_count=len(record.matches),
+            notes="; ".join(record.notes) if record.notes else None,
+        )
+        self._writer.writerow([_csv_cell(row.get(column)) for column in self._columns])
+
+
+# --------------------------------------------------------------------------------------------------
+# VICS 2.0 #Cases
+
+
+def _match_rank(match: ScanMatch) -> tuple[int, int]:
+    """Sort key of matches across frames: digest (exact) matches first, then by distance."""
+    return (0 if match.algorithm in DIGEST_ALGORITHMS else 1, match.distance)
+
+
+def _status_of(records: Sequence[ScanRecord]) -> str:
+    return min((r.status for r in records), key=STATUSES.index)
+
+
+def _best_frame(records: Sequence[ScanRecord]) -> tuple[ScanRecord, ScanMatch | None]:
+    """The record holding the nearest match over all frames (first frame when none matched)."""
+    best: tuple[ScanRecord, ScanMatch] | None = None
+    for record in records:
+        if record.matches and (best is None or _match_rank(record.matches[0]) < _match_rank(best[1])):
+            best = (record, record.matches[0])
+    if best is None:
+        with_hashes = [r for r in records if r.hashes]
+        return (with_hashes[0] if with_hashes else records[0]), None
+    return best
+
+
+def _match_text(match: ScanMatch) -> str:
+    if match.algorithm in DIGEST_ALGORITHMS:
+        how = f"{match.algorithm} (exact)"
+    else:
+        how = f"{match.algorithm} distance {match.distance}"
+        if match.variant and match.variant != "orig":
+            how += f" as {match.variant}"
+    extra = []
+    if match.category is not None:
+        extra.append(f"category {match.category}")
+    if match.series is not None:
+        extra.append(f"series {match.series!r}")
+    tail = f" ({', '.join(extra)})" if extra else ""
+    return f"{how} to record {match.record} of list {match.list!r}{tail}"
+
+
+def _comments(records: Sequence[ScanRecord], chosen: ScanRecord, best: ScanMatch | None, status: str) -> str:
+    parts = [f"matcher scan: {status}"]
+    if best is not None:
+        parts.append("nearest match " + _match_text(best))
+        count = sum(len(r.matches) for r in records)
+        if count > 1:
+            parts.append(f"{count} matches in all")
+    frame_count = chosen.frame_count
+    if chosen.frame is not None:
+        where = f"frame {chosen.frame}" + (f" of {frame_count}" if frame_count else "")
+        parts.append(("matched in " if best is not None else "hashes of ") + where)
+    if chosen.pdq_quality is not None:
+        parts.append(f"PDQ quality {chosen.pdq_quality}")
+    notes = list(dict.fromkeys(note for r in records for note in r.notes))
+    if notes:
+        parts.append("notes: " + "; ".join(notes))
+    errors = list(dict.fromkeys(r.error if r.frame is None else f"frame {r.frame}: {r.error}" for r in records if r.error))
+    if errors:
+        parts.append("error: " + "; ".join(errors))
+    if chosen.path_raw_hex:
+        parts.append(f"path bytes are not UTF-8; raw path (hex) {chosen.path_raw_hex}")
+    return "; ".join(parts)
+
+
+def _media_object(records: Sequence[ScanRecord], media_id: int) -> dict[str, Any]:
+    """The VICS Media object of one file (all its frame records); mapping in the module notes."""
+    status = _status_of(records)
+    chosen, best = _best_frame(records)
+    first = records[0]
+    category = best.category if best is not None else None
+    media: dict[str, Any] = {
+        "MediaID": media_id,
+        "Category": category,
+        "IsPrecategorized": category is not None,
+    }
+    if best is not None and best.series is not None:
+        media["Series"] = best.series
+    for key, value in (("MD5", first.md5), ("SHA1", first.sha1), ("SHA256", first.sha256)):
+        if value:
+            media[key] = value.upper()
+    size = next((r.size for r in records if r.size is not None), None)
+    if size is not None:
+        media["MediaSize"] = size
+    if first.path is not None:
+        media["MediaFiles"] = [{"FileName": os.path.basename(first.path), "FilePath": os.path.dirname(first.path)}]
+    alternatives = [
+        {"HashName": "PDQ" if name == "pdq" else name, "HashValue": value.hex()}
+        for name, value in chosen.hashes.items()
+    ]
+    if alternatives:
+        media["AlternativeHashes"] = alternatives
+    media["Comments"] = _comments(records, chosen, best, status)
+    return media
+
+
+def _case_fields(case: Mapping[str, Any] | None) -> dict[str, Any]:
+    from .. import __version__
+
+    fields: dict[str, Any] = {"SourceApplicationName": "matcher", "SourceApplicationVersion": __version__}
+    if case is None:
+        return fields
+    if not isinstance(case, Mapping):
+        raise UsageError(f"case must be a dict of VICS Case fields, not {type(case).__name__}")
+    for key, value in case.items():
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"VICS Case field names must be non-empty strings, not {key!r}")
+        if key.lower() == "media":
+            raise UsageError("the VICS Case field 'Media' is written by the scan report itself")
+        fields[key] = value
+    try:
+        json.dumps(fields)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"VICS Case fields must be JSON values: {exc}") from None
+    return fields
+
+
+class VicsScanWriter(ScanWriter):
+    """A VICS 2.0 ``#Cases`` document: one Case, one Media per scanned file (see the module notes).
+
+    ``case`` holds the Case-level fields (``{"CaseNumber": ..., "Examiner": ...}``); the document's
+    head is written with the first Media (or at :meth:`close`), each Media when its file is complete
+    (the next file begins, or :meth:`close`), and the closing brackets at :meth:`close`.
+    """
+
+    def __init__(
+        self, stream: TextIO, algorithms: Sequence[str], *, case: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(stream, algorithms)
+        self.case: dict[str, Any] = _case_fields(case)
+        self._started = False
+        self._count = 0
+        self._pending: list[ScanRecord] = []
+
+    @property
+    def media_count(self) -> int:
+        """How many Media objects have been written so far."""
+        return self._count
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        head = json.dumps(self.case, ensure_ascii=False)[:-1]  # the case object, left open
+        separator = ", " if self.case else ""
+        self.stream.write(
+            '{"@odata.context": ' + json.dumps(VICS_CASES_CONTEXT) + ', "value": [\n'
+            + head + separator + '"Media": ['
+        )
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        self._start()
+        self._count += 1
+        media = _media_object(self._pending, self._count)
+        self._pending = []
+        self.stream.write(("," if self._count > 1 else "") + "\n" + json.dumps(media, ensure_ascii=False))
+
+    def write(self, record: ScanRecord) -> None:
+        """Add one record: a still image's record becomes a Media at once; frames of one file are
+        gathered until the next file begins."""
+        self._check_open()
+        if self._pending:
+            last = self._pending[-1]
+            same_file = (
+                record.frame is not None
+                and last.frame is not None
+                and (record.path, record.path_raw_hex) == (last.path, last.path_raw_hex)
+            )
+            if not same_file:
+                self._flush_pending()
+        self._pending.append(record)
+        if record.frame is None:
+            self._flush_pending()
+
+    def close(self) -> None:
+        """Write the last file's Media and the closing brackets; flush. Idempotent."""
+        if self.closed:
+            return
+        self._flush_pending()
+        self._start()
+        self.stream.write("\n]}\n]}\n")
+        super().close()
+
+
+#: Scan report writers by format name.
+SCAN_WRITERS: dict[str, type[ScanWriter]] = {
+    "jsonl": JsonlScanWriter,
+    "csv": CsvScanWriter,
+    "vics": VicsScanWriter,
+}
