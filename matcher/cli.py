@@ -1,7 +1,8 @@
 """The ``matcher`` command line. Thin: it parses arguments, calls the library, and prints.
 
 Exit codes: 0 the command completed (per-file errors are in the output, not in the code);
-1 ``index query`` completed and at least one query matched; 2 bad usage or a fatal error
+1 ``index query`` completed and at least one query matched, or ``scan`` completed and at least
+one record has status ``match``; 2 bad usage or a fatal error
 (output not writable, unknown algorithm, index unreadable).
 """
 
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .algorithms import registry
+from .compare import compare, comparisons_to_dict, format_table
 from .errors import HashFormatError, MatcherError, UsageError
 from .formats.records import WRITERS
 from .formats.registry import format_names, formats, write_records
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.set_defaults(handler=_cmd_hash)
     _add_index_parser(sub)
+    _add_compare_parser(sub)
+    _add_scan_parser(sub)
     return parser
 
 
@@ -312,6 +316,176 @@ def _cmd_hash(args: argparse.Namespace) -> int:
         writer.write_all(hash_paths(paths, algorithms, options=options))
         writer.close()
     return EXIT_OK
+
+
+_SCAN_EPILOG = """\
+exit codes:
+  0  the scan completed and nothing matched
+  1  the scan completed and at least one record has status "match"
+  2  bad usage or a fatal error (index unreadable, output not writable or inside an evidence path,
+     an interrupted scan's journal present without --resume, --resume with different parameters)
+Files that cannot be read or decoded are in the report with status "error" and do not change the code.
+
+An interrupted scan (even killed) continues with --resume and the same arguments; the report is
+written only when the scan completes, beside a run manifest FILE.manifest.json."""
+
+
+def _algorithm_distance(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected ALGO=N, e.g. pdq=20, not {text!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number in {text!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"distance must not be negative: {text!r}")
+    return name.strip(), number
+
+
+def _add_scan_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "scan",
+        help="match files and directories against a known-material index",
+        description="Walk PATHs (symlinks inside them are never followed, FIFOs and devices never opened), "
+        "read every file once read-only, hash images and match digests and perceptual hashes (with "
+        "rotations and flips) against INDEX. One record per file, and per frame of animated images.",
+        epilog=_SCAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
+    s.add_argument("--index", required=True, metavar="INDEX", help="known-material index directory")
+    s.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: every algorithm the index holds)")
+    s.add_argument(
+        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        help="largest distance counted as a match for ALGO (repeatable; default: the algorithm's own)",
+    )
+    s.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
+                   help="also match rotated and flipped copies (default: on)")
+    s.add_argument("--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl",
+                   help="report format (default: jsonl)")
+    s.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: standard output)")
+    s.add_argument("--manifest", metavar="FILE",
+                   help="run manifest (default: FILE.manifest.json beside --output; none for standard output)")
+    s.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
+    s.add_argument("--matches-only", action="store_true", help="report only records with status match")
+    s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
+                   help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
+    s.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
+                   help="pixel limit per frame (default: %(default)s)")
+    s.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
+                   help="frames hashed per file (default: %(default)s)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    s.set_defaults(handler=_cmd_scan)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import ScanOptions, ScanProgress, run_scan
+
+    distances: dict[str, int] = {}
+    for name, value in args.max_distance:
+        distances[registry.get(name).name] = value
+    options = ScanOptions(
+        algorithms=args.algorithms,
+        max_distances=distances,
+        rotations=args.rotations,
+        workers=args.workers,
+        matches_only=args.matches_only,
+        hash_options=HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast),
+    )
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(p: ScanProgress) -> None:
+        fresh = p.done - p.resumed
+        rate = fresh / p.elapsed if p.elapsed > 0 else 0.0
+        text = f"\rscanned {p.done}" + (f"/{p.total}" if p.total is not None else "") + f" files, {rate:.1f}/s"
+        if p.total is not None and rate > 0:
+            text += f", about {max(0.0, (p.total - p.done) / rate):.0f}s left"
+        print(text + "   ", end="", file=sys.stderr, flush=True)
+
+    output = None if args.output in (None, "-") else args.output
+    if output is None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+    summary = run_scan(
+        [os.fsencode(p) for p in args.paths], args.index, options, output, args.format, args.resume,
+        manifest_path=args.manifest, stream=sys.stdout, progress=progress if show else None, count_first=show,
+    )
+    if show:
+        print(file=sys.stderr)
+    if not args.quiet:
+        by_status = summary.files_by_status
+        print(
+            f"matcher scan: {summary.files} files ({summary.images} images, {summary.records} records reported) in "
+            f"{summary.elapsed_seconds:.1f}s: {by_status.get('match', 0)} matched, "
+            f"{by_status.get('known_good', 0)} known-good, {summary.errors} errors, {summary.skipped} skipped, "
+            f"{by_status.get('no_match', 0)} no match"
+            + (f" ({summary.resumed_files} from the interrupted run)" if summary.resumed_files else ""),
+            file=sys.stderr,
+        )
+        for name, count in summary.matches_by_list.items():
+            print(f"  list {name!r}: {count} files matched", file=sys.stderr)
+        for name, count in summary.matches_by_category.items():
+            print(f"  category {name}: {count} files matched", file=sys.stderr)
+        if summary.manifest:
+            print(f"  manifest: {summary.manifest}", file=sys.stderr)
+    return summary.exit_code
+
+
+def _add_compare_parser(sub: Any) -> None:
+    c = sub.add_parser(
+        "compare",
+        help="distance between two images, or an image and a hash",
+        description="Distances per algorithm and variant between A (known) and B (evidence), and whether each "
+        "counts as a match. A and B are image files or hashes written HEX or ALGORITHM:HEX. Exit 1 when any "
+        "comparison is a match, 0 when none is.",
+    )
+    c.add_argument("a", metavar="A")
+    c.add_argument("b", metavar="B")
+    c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
+    c.add_argument("--no-rotations", dest="rotations", action="store_false", help="compare B as it is only")
+    c.add_argument("--max-distance", action="append", default=[], metavar="ALGO=N", help="override a threshold")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=_cmd_compare)
+
+
+def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
+    """A path when it exists, else a hash written ``HEX`` or ``ALGORITHM:HEX``."""
+    if os.path.exists(text):
+        return text
+    name, _, hex_text = text.rpartition(":")
+    name = name or (algorithms[0] if algorithms else "pdq")
+    try:
+        return Hash.from_hex(name, hex_text)
+    except HashFormatError as exc:
+        raise UsageError(f"{text!r} is neither an existing file nor a hash ({exc})") from None
+
+
+def _max_distances(pairs: list[str]) -> dict[str, int]:
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not value.strip().isdigit():
+            raise UsageError(f"--max-distance wants ALGORITHM=N, not {pair!r}")
+        out[registry.get(name.strip()).name] = int(value)
+    return out
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    algorithms = [a.name for a in registry.resolve(args.algorithms)] if args.algorithms else None
+    comparisons = compare(
+        _compare_input(args.a, algorithms),
+        _compare_input(args.b, algorithms),
+        algorithms,
+        rotations=args.rotations,
+        max_distances=_max_distances(args.max_distance) or None,
+    )
+    if args.json:
+        print(json.dumps(comparisons_to_dict(comparisons), indent=2))
+    else:
+        print(format_table(comparisons))
+    return EXIT_MATCH if any(c.is_match for c in comparisons) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
