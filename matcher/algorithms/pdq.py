@@ -317,17 +317,23 @@ def variant_hashes(
     sample positions are not symmetric).
     """
     pixels = _as_pixels(array)
-    if exact:
-        return {name: hash_array(np.ascontiguousarray(undo(pixels)), _undo_size(name, full_size))
-                for name, undo in _UNDO.items()}  # type: ignore[operator]
     rows, cols = pixels.shape[:2]
     full_cols, full_rows = full_size if full_size is not None else (cols, rows)
     if min(rows, cols, full_rows, full_cols) < MIN_DIMENSION:
         return {name: Hash("pdq", _ZERO, 0) for name in _UNDO}
+    luma = _luma(pixels)  # per pixel, so the luma of transformed pixels is the transformed luma
+    if exact:
+        out = {}
+        for name, undo in _UNDO.items():
+            plane = np.ascontiguousarray(undo(luma))  # type: ignore[operator]
+            size = _undo_size(name, full_size)
+            a = _downsample_64(plane) if size is None or size == plane.shape[::-1] else _downsample_64_scaled(plane, size[1], size[0])
+            out[name] = Hash("pdq", _bits_from_dct(_dct_16(a)), _quality(a))
+        return out
     if (full_rows, full_cols) == (rows, cols):
-        a = _downsample_64(_luma(pixels))
+        a = _downsample_64(luma)
     else:
-        a = _downsample_64_scaled(_luma(pixels), full_rows, full_cols)
+        a = _downsample_64_scaled(luma, full_rows, full_cols)
     quality = _quality(a)
     return {
         name: Hash("pdq", _bits_from_dct(_dct_16(np.ascontiguousarray(undo(a)))), quality)  # type: ignore[operator]
