@@ -5,7 +5,7 @@ Not part of the normal test run (``testpaths`` is ``tests``). Run it with::
     python -m pytest benchmarks/test_scan_workers.py -s
     MATCHER_SCAN_BENCH_FILES=600 python -m pytest benchmarks/test_scan_workers.py -s
 
-It writes a tree of ``MATCHER_SCAN_BENCH_FILES`` (default 300) synthetic 640x480 JPEGs: edited copies
+It writes a tree of ``MATCHER_SCAN_BENCH_FILES`` (default 1200: enough that the pool's start-up, about a second, does not dominate) synthetic 640x480 JPEGs: edited copies
 (re-encoded, mirrored, rotated, resized) of 40 originals held in a small PDQ index, and unrelated
 scenes. The tree is scanned in the same run with ``workers=1`` (in-process) and ``workers=2`` (a
 process pool, start-up included), each with rotations on and off, through :func:`matcher.scan.run_scan`
@@ -30,7 +30,7 @@ from matcher.index import KnownIndex
 from matcher.index.importing import known_from_hash_record
 from matcher.scan import ScanOptions, run_scan
 
-FILES = int(os.environ.get("MATCHER_SCAN_BENCH_FILES", "300"))
+FILES = int(os.environ.get("MATCHER_SCAN_BENCH_FILES", "1200"))
 ORIGINALS = 40
 RESULTS = Path(__file__).resolve().parent / "results" / "scan_workers.json"
 EDITS = ("jpeg75", "mirror", "rotate90", "resize0.5", "rotate180")
