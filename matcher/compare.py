@@ -39,15 +39,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-import numpy as np
 from PIL import Image
 
 from . import files, imaging
 from .algorithms import Algorithm, registry
-from .algorithms import pdq as pdq_module
 from .errors import DecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError, UsageError
 from .hashes import Hash
 from .hashing import HashOptions, draft_size
+from .variants import INVERSE, VARIANT_NAMES, variant_hashes
 
 __all__ = ["Comparison", "CompareInput", "VARIANTS", "compare", "comparisons_to_dict", "format_table"]
 
@@ -55,22 +54,7 @@ __all__ = ["Comparison", "CompareInput", "VARIANTS", "compare", "comparisons_to_
 CompareInput = Union[str, "os.PathLike[str]", Image.Image, Hash]
 
 #: Variant names, in the order ties are broken.
-VARIANTS: tuple[str, ...] = pdq_module.VARIANT_NAMES
-
-# The Pillow transpose that undoes each variant (applied to the evidence).
-_UNDO: dict[str, Image.Transpose | None] = {
-    "orig": None,
-    "rot90": Image.Transpose.ROTATE_270,
-    "rot180": Image.Transpose.ROTATE_180,
-    "rot270": Image.Transpose.ROTATE_90,
-    "flipx": Image.Transpose.FLIP_TOP_BOTTOM,
-    "flipy": Image.Transpose.FLIP_LEFT_RIGHT,
-    "flipp": Image.Transpose.TRANSPOSE,
-    "flipm": Image.Transpose.TRANSVERSE,
-}
-# Transforming the known side by undo(v) equals transforming the evidence by inverse(v).
-_INVERSE = {"rot90": "rot270", "rot270": "rot90"}
-
+VARIANTS: tuple[str, ...] = VARIANT_NAMES
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
@@ -166,17 +150,7 @@ def _check_input(value: Any, label: str) -> None:
 def _variant_hashes(side: _Side, algorithm: Algorithm, rotations: bool) -> dict[str, Hash]:
     """The hashes of ``side`` transformed back by each variant (only ``orig`` without rotations)."""
     size = None if side.image.size == side.full_size else side.full_size
-    if algorithm.name == "pdq":
-        pixels = np.asarray(side.image)
-        if not rotations:
-            return {"orig": pdq_module.hash_array(pixels, size)}
-        return pdq_module.variant_hashes(pixels, size, exact=True)
-    out: dict[str, Hash] = {}
-    for variant in VARIANTS if rotations else ("orig",):
-        undo = _UNDO[variant]
-        image = side.image if undo is None else side.image.transpose(undo)
-        out[variant] = algorithm.hash_image(image)
-    return out
+    return variant_hashes(algorithm, side.image, size, rotations=rotations)
 
 
 def _max_distance(name: str, max_distances: dict[str, int] | None) -> int:
@@ -280,7 +254,7 @@ def compare(
             if known_is_hash:
                 out.append(_comparison(name, variant, value, computed, limit))
             else:  # the known image was transformed: name the evidence's transform relative to it
-                out.append(_comparison(name, _INVERSE.get(variant, variant), computed, value, limit))
+                out.append(_comparison(name, INVERSE.get(variant, variant), computed, value, limit))
         return _sorted(out, [name])
 
     algos = chosen if chosen is not None else registry.resolve(["pdq"])

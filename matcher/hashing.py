@@ -148,7 +148,8 @@ def draft_size(algorithms: Sequence[Algorithm], options: HashOptions) -> tuple[i
     return (max(s[0] for s in sizes), max(s[1] for s in sizes))  # type: ignore[index]
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """The message a record carries for an exception met while reading, decoding or hashing."""
     if isinstance(exc, MatcherError):
         return str(exc)
     if isinstance(exc, MemoryError):
@@ -183,7 +184,7 @@ def _frame_records(
         frames = imaging.iter_frames(source, decode, draft_size=draft_size(algorithms, options))
     except Exception as exc:  # noqa: BLE001 - every failure becomes the record's error
         log.debug("cannot decode %s: %s", base.path, exc)
-        return [replace(base, error=_describe(exc))]
+        return [replace(base, error=describe_error(exc))]
 
     records: list[HashRecord] = []
     index: int | None = None
@@ -197,7 +198,7 @@ def _frame_records(
     except Exception as exc:  # noqa: BLE001
         failed = None if not records and base.frame_count in (None, 1) else (0 if index is None else index + 1)
         log.debug("cannot hash %s frame %s: %s", base.path, failed, exc)
-        records.append(replace(base, frame=failed, error=_describe(exc)))
+        records.append(replace(base, frame=failed, error=describe_error(exc)))
     if not records:
         records.append(replace(base, error="no frame could be decoded"))
     return records
@@ -217,7 +218,8 @@ def _base_record(name: str | None, raw_hex: str | None, size: int, digests: Dige
     )
 
 
-def _keep_if_image(head: bytes) -> bool:
+def keep_if_image(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is an image, so its bytes are kept for the decoder."""
     media = imaging.sniff(head)
     return media is not None and media.is_image
 
@@ -257,7 +259,7 @@ def _read_and_hash(
     algos = _algorithms(algorithms)
     options = options or HashOptions()
     try:
-        result = read(source, keep=_keep_if_image, max_keep_bytes=options.max_file_bytes)
+        result = read(source, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
     except MatcherError as exc:
         return [HashRecord(path=name, path_raw_hex=raw_hex, error=str(exc))]
     return _records_from_read(name, raw_hex, result, algos, options)

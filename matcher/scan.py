@@ -96,19 +96,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import numpy as np
 from PIL import Image
 
 from . import __version__, files, imaging
-from .algorithms import Algorithm, registry
+from .algorithms import registry
 from .algorithms import pdq as pdq_module
 from .errors import IndexStoreError, MatcherError, NotAFileError, UsageError
 from .hashes import Hash
-from .hashing import HashOptions, draft_size
+from .hashing import HashOptions, describe_error, draft_size, keep_if_image
 from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME
 from .index.types import IndexedRecord
 from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
+from .variants import variant_hashes
 
 __all__ = [
     "ScanOptions",
@@ -140,17 +140,6 @@ _JOURNAL_VERSION = 1
 _VARIANT_ORDER = {name: rank for rank, name in enumerate(pdq_module.VARIANT_NAMES)}
 # Digest matches of one record are reported once, by the strongest digest that matched.
 _DIGEST_PREFERENCE = ("sha256", "sha1", "md5")
-# How to undo each variant on a Pillow image: the inverse of the transform the variant names.
-_UNDO_TRANSPOSE: dict[str, Image.Transpose | None] = {
-    "orig": None,
-    "rot90": Image.Transpose.ROTATE_270,
-    "rot180": Image.Transpose.ROTATE_180,
-    "rot270": Image.Transpose.ROTATE_90,
-    "flipx": Image.Transpose.FLIP_TOP_BOTTOM,
-    "flipy": Image.Transpose.FLIP_LEFT_RIGHT,
-    "flipp": Image.Transpose.TRANSPOSE,
-    "flipm": Image.Transpose.TRANSVERSE,
-}
 _SKIPPED_KINDS = frozenset({"symlink", "fifo", "socket", "char_device", "block_device"})
 # Test hook: after this many entries are journaled in one run, the process sends itself SIGKILL, so
 # that tests can interrupt a scan at a known point without timing guesses. Never set it otherwise.
@@ -361,32 +350,6 @@ def _resolve(index: KnownIndex, index_path: str, options: ScanOptions) -> _Confi
 # One entry: read, hash, match
 
 
-def _keep_if_image(head: bytes) -> bool:
-    media = imaging.sniff(head)
-    return media is not None and media.is_image
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, MatcherError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory while decoding or hashing"
-    return f"unexpected {type(exc).__name__}: {exc}"
-
-
-def _variant_hashes(algorithm: Algorithm, image: Image.Image, full_size: tuple[int, int] | None,
-                    rotations: bool) -> dict[str, Hash]:
-    """``{variant: hash}`` of one RGB frame: just ``orig`` without rotations, else all eight."""
-    if not rotations:
-        return {"orig": algorithm.hash_image(image, full_size=full_size)}
-    if algorithm.name == pdq_module.pdq.name:
-        return pdq_module.variant_hashes(np.asarray(image), full_size, exact=True)
-    out = {}
-    for name, undo in _UNDO_TRANSPOSE.items():
-        out[name] = algorithm.hash_image(image if undo is None else image.transpose(undo), full_size=None)
-    return out
-
-
 @dataclass(slots=True)
 class _Frame:
     """A decoded frame's facts and hashes (mutable working value)."""
@@ -410,7 +373,7 @@ class _Scanner:
         """Hash a tiny blank image with every algorithm, so that compiled kernels are loaded."""
         blank = Image.new("RGB", (32, 32))
         for algorithm in self.algorithms:
-            _variant_hashes(algorithm, blank, None, self.config.rotations)
+            variant_hashes(algorithm, blank, None, rotations=self.config.rotations)
 
     # -- entries ---------------------------------------------------------------------------------
 
@@ -425,7 +388,7 @@ class _Scanner:
             raise  # index failures are fatal; per-file problems are handled below
         except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the scan
             log.debug("%s: %s", name, exc, exc_info=True)
-            record = ScanRecord(path=name, status="error", size=entry.size, error=_describe(exc), path_raw_hex=raw_hex)
+            record = ScanRecord(path=name, status="error", size=entry.size, error=describe_error(exc), path_raw_hex=raw_hex)
             return _FileResult(entry.path, (record,), None)
 
     @staticmethod
@@ -439,7 +402,7 @@ class _Scanner:
     def _scan_file(self, entry: files.Entry, name: str, raw_hex: str | None) -> _FileResult:
         options = self.config.hash_options
         try:
-            result = files.read_file(entry.path, keep=_keep_if_image, max_keep_bytes=options.max_file_bytes)
+            result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
         except NotAFileError as exc:  # swapped for a FIFO or device after the walk: never read
             record = ScanRecord(path=name, status="skipped", size=entry.size, notes=(str(exc),), path_raw_hex=raw_hex)
             return _FileResult(entry.path, (record,), None)
@@ -488,7 +451,7 @@ class _Scanner:
             base = replace(base, width=info.width, height=info.height, frame_count=info.frame_count)
             frames_iter = imaging.iter_frames(data, decode, draft_size=draft)
         except Exception as exc:  # noqa: BLE001 - becomes the record's error
-            return base, [], _describe(exc), None
+            return base, [], describe_error(exc), None
         frames: list[_Frame] = []
         current: int | None = None
         try:
@@ -496,12 +459,12 @@ class _Scanner:
                 current = frame.index
                 full = (frame.width, frame.height)
                 size = None if frame.image.size == full else full
-                variants = {a.name: _variant_hashes(a, frame.image, size, self.config.rotations) for a in self.algorithms}
+                variants = {a.name: variant_hashes(a, frame.image, size, rotations=self.config.rotations) for a in self.algorithms}
                 frames.append(_Frame(frame.index, frame.width, frame.height, variants))
         except Exception as exc:  # noqa: BLE001
             multi = base.frame_count not in (None, 1)
             failed = (0 if current is None else current + 1) if multi else None
-            return base, frames, _describe(exc), failed
+            return base, frames, describe_error(exc), failed
         if not frames:
             return base, frames, "no frame could be decoded", None
         return base, frames, None, None
@@ -647,7 +610,7 @@ def _init_worker(config: _Config) -> None:
     except MatcherError as exc:
         _WORKER_ERROR = exc
     except Exception as exc:  # noqa: BLE001
-        _WORKER_ERROR = IndexStoreError(f"{config.index_path}: worker could not open the index: {_describe(exc)}")
+        _WORKER_ERROR = IndexStoreError(f"{config.index_path}: worker could not open the index: {describe_error(exc)}")
 
 
 def _scan_chunk(entries: list[files.Entry]) -> list[_FileResult]:
@@ -746,7 +709,7 @@ def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex 
                     yield scanner.scan_entry(entry)
         starter.join()
         if failures:
-            raise MatcherError(f"scan workers could not be started: {_describe(failures[0])}")
+            raise MatcherError(f"scan workers could not be started: {describe_error(failures[0])}")
         for probe in probes:
             _collect(probe)  # a worker that could not open the index raises here
         chunks = _chunks(entries, options.chunk_size)

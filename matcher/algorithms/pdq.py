@@ -372,6 +372,12 @@ class PDQ:
         """PDQ of an HxWx3 uint8 array."""
         return hash_array(array)
 
+    def variant_hashes(self, image: Image.Image, full_size: tuple[int, int] | None = None) -> dict[str, Hash]:
+        """The exact hashes of ``image`` transformed back by each rotation/flip (see :func:`variant_hashes`)."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return variant_hashes(np.asarray(image), full_size, exact=True)
+
     def dihedral(self, image: Image.Image) -> dict[str, Hash]:
         """The eight DCT-derived dihedral hashes of an RGB image (see :func:`hash_and_dihedral`)."""
         if image.mode != "RGB":

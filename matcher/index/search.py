@@ -35,6 +35,8 @@ __all__ = ["AlgorithmTable", "empty_table", "searchable_mask", "range_hits", "kn
 
 #: Queries per FAISS call; bounds the memory of one range-search result.
 QUERY_CHUNK = 4096
+#: Queries per multi-index call: larger batches share bucket reads between more queries.
+MIH_QUERY_CHUNK = 65536
 
 
 def searchable_mask(quality: np.ndarray, min_quality: int | None) -> np.ndarray:
@@ -137,9 +139,10 @@ def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> l
     if table.index is None or n == 0:
         return [[] for _ in range(n)]
     use_mih = table.mih is not None and worthwhile(table.searchable, table.bit_length, int(max_distance))
+    step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
     out: list[list[tuple[int, int]]] = []
-    for start in range(0, n, QUERY_CHUNK):
-        part = np.ascontiguousarray(codes[start:start + QUERY_CHUNK])
+    for start in range(0, n, step):
+        part = np.ascontiguousarray(codes[start:start + step])
         if use_mih:
             lims, positions, distances = table.mih.range_search(part, int(max_distance), threads=faiss.omp_get_max_threads())
         else:
