@@ -164,11 +164,15 @@ def _search_batched(
     masks: np.ndarray,
     within: int,
     radius: int,
+    chunk_start: int,
+    chunk_step: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The same answers as :func:`_search`, probing bucket by bucket for the whole batch of queries.
 
     All (bucket, query) probes of a chunk are sorted by bucket first, so the rows of a bucket are
-    read from memory once for every query that probes it instead of once per query.
+    read from memory once for every query that probes it instead of once per query. Only chunks
+    ``chunk_start, chunk_start + chunk_step, ...`` are probed (threads share the chunks out, each
+    with the whole batch); a row is still reported by the first chunk that finds it only.
     """
     chunks = order.shape[0]
     n_words = words.shape[1]
@@ -185,7 +189,7 @@ def _search_batched(
     found = 0
     counts = np.zeros(_BUCKETS + 1, dtype=np.int64)
     probe_query = np.empty(n_queries * n_masks, dtype=np.int64)
-    for c in range(chunks):
+    for c in range(chunk_start, chunks, chunk_step):
         counts[:] = 0
         for q in range(n_queries):
             for p in range(n_masks):
@@ -280,8 +284,9 @@ class MultiIndex:
         """Every row within ``max_distance`` (``<=``) of each query row: ``(lims, rows, distances)``,
         in the layout of FAISS's ``range_search`` (rows of query ``i`` are ``rows[lims[i]:lims[i+1]]``).
 
-        Queries are split across ``threads`` threads (default: the CPU count); the kernel releases
-        the GIL.
+        The chunks are shared out across ``threads`` threads (default: the CPU count), each probing
+        its chunks for the whole batch; the kernels release the GIL. ``batched=False`` runs the plain
+        per-query kernel in the calling thread (kept as a cross-check).
         """
         queries = np.ascontiguousarray(queries, dtype=np.uint8)
         if queries.ndim != 2 or queries.shape[1] != self.codes.shape[1]:
@@ -290,21 +295,32 @@ class MultiIndex:
         masks = _masks(within)
         query_words = queries.view(np.uint64)
         n = queries.shape[0]
-        threads = max(1, min(threads or os.cpu_count() or 1, n))
+        threads = max(1, threads or os.cpu_count() or 1)
 
-        def run(part: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            kernel = _search_batched if batched else _search
-            return kernel(self.codes, self.words, self.order, self.offsets, queries[part], query_words[part],
-                           masks, within, int(max_distance))
+        if not batched:
+            return _search(self.codes, self.words, self.order, self.offsets, queries, query_words, masks, within,
+                           int(max_distance))
+        # Threads share out the chunks; each probes its chunks for the whole batch, so a bucket's rows
+        # are read once for every query of the batch that probes it.
+        threads = max(1, min(threads, self.chunks))
+
+        def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return _search_batched(self.codes, self.words, self.order, self.offsets, queries, query_words,
+                                   masks, within, int(max_distance), start, threads)
 
         if threads == 1:
-            return run(slice(0, n))
-        bounds = np.linspace(0, n, threads + 1).astype(int)
+            return run(0)
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(run, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
-        lims = [np.zeros(1, dtype=np.int64)]
-        offset = 0
-        for part_lims, part_rows, _ in parts:
-            lims.append(part_lims[1:] + offset)
-            offset += part_rows.shape[0]
-        return (np.concatenate(lims), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
+            parts = list(pool.map(run, range(threads)))
+        return _merge(parts, n)
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge per-thread results (each grouped by query) into one result grouped by query."""
+    owners = np.concatenate([np.repeat(np.arange(n), np.diff(lims)) for lims, _, _ in parts])
+    rows = np.concatenate([p[1] for p in parts])
+    dists = np.concatenate([p[2] for p in parts])
+    order = np.argsort(owners, kind="stable")
+    lims = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners, minlength=n), out=lims[1:])
+    return lims, rows[order], dists[order]
