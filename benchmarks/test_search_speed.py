@@ -4,6 +4,8 @@ Run (about 5-8 minutes at the default sizes on 2 cores)::
 
     python -m pytest benchmarks/test_search_speed.py -s
     MATCHER_BENCH_N=100000 python -m pytest benchmarks/test_search_speed.py -s   # quick
+    MATCHER_BENCH_N=10000000 MATCHER_BENCH_QUERIES=2000 MATCHER_BENCH_CASES=pdq-uniform \
+        python -m pytest benchmarks/test_search_speed.py -s   # the 10M run (about 10 minutes)
 
 For each case (PDQ 256 bits at distance <= 31 on uniform codes and on codes with real PDQ bit
 statistics; 64-bit imagehash codes at distance <= 8) it times, on the same codes and queries:
@@ -21,6 +23,7 @@ Every matcher answer is checked against FAISS flat's (recall 1.0 and no extra hi
 
 from __future__ import annotations
 
+import os
 import time
 
 import faiss
@@ -33,6 +36,10 @@ from matcher.index.search import AlgorithmTable, range_hits
 N = env_int("MATCHER_BENCH_N", 1_000_000)
 QUERIES = env_int("MATCHER_BENCH_QUERIES", 10_000)
 RESULTS: dict[str, dict] = {}
+#: Results file: ``search_speed`` at the default size, ``search_speed_<N>`` otherwise.
+RESULT_NAME = "search_speed" if N == 1_000_000 else f"search_speed_{N}"
+#: Comma-separated subset of the cases to run (default: all).
+SELECTED = [c for c in os.environ.get("MATCHER_BENCH_CASES", "").split(",") if c]
 
 
 def timed(function, *args):
@@ -65,6 +72,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_range_search(benchmark, case):
+    if SELECTED and case not in SELECTED:
+        pytest.skip(f"not in MATCHER_BENCH_CASES={','.join(SELECTED)}")
     make, radius = CASES[case]
     codes = make()
     bits = codes.shape[1] * 8
@@ -134,5 +143,5 @@ def test_range_search(benchmark, case):
         row["imagehash_loop_qps"] = round(loop_qps * len(objects) / N, 3)
         row["imagehash_loop_sampled_queries"] = loop_n
     RESULTS[case] = row
-    save("search_speed", RESULTS)
+    save(RESULT_NAME, RESULTS)
     print(case, row)

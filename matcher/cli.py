@@ -445,7 +445,10 @@ def _add_compare_parser(sub: Any) -> None:
     c.add_argument("b", metavar="B")
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     c.add_argument("--no-rotations", dest="rotations", action="store_false", help="compare B as it is only")
-    c.add_argument("--max-distance", action="append", default=[], metavar="ALGO=N", help="override a threshold")
+    c.add_argument(
+        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        help="override a threshold",
+    )
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(handler=_cmd_compare)
 
@@ -462,16 +465,6 @@ def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
         raise UsageError(f"{text!r} is neither an existing file nor a hash ({exc})") from None
 
 
-def _max_distances(pairs: list[str]) -> dict[str, int]:
-    out = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        if not value.strip().isdigit():
-            raise UsageError(f"--max-distance wants ALGORITHM=N, not {pair!r}")
-        out[registry.get(name.strip()).name] = int(value)
-    return out
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
     algorithms = [a.name for a in registry.resolve(args.algorithms)] if args.algorithms else None
     comparisons = compare(
@@ -479,7 +472,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         _compare_input(args.b, algorithms),
         algorithms,
         rotations=args.rotations,
-        max_distances=_max_distances(args.max_distance) or None,
+        max_distances={registry.get(name).name: value for name, value in args.max_distance} or None,
     )
     if args.json:
         print(json.dumps(comparisons_to_dict(comparisons), indent=2))

@@ -95,3 +95,21 @@ def test_module_entry_point_runs(evidence, tmp_path):
     assert done.stderr == ""
     record = json.loads(done.stdout)
     assert len(record["pdq"]) == 64 and record["pdq_quality"] >= 50
+
+
+def test_compare_reports_variant_and_exit_code(tmp_path, capsys):
+    from fixtures import edit
+
+    original = scene(21, 200, 150, "landscape")
+    (tmp_path / "a.png").write_bytes(encode(original, "PNG"))
+    (tmp_path / "b.png").write_bytes(encode(edit(original, "mirror"), "PNG"))
+    (tmp_path / "c.png").write_bytes(encode(scene(22, 200, 150, "shapes"), "PNG"))
+    code, out, _ = run(["compare", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--json"], capsys)
+    result = json.loads(out)
+    assert code == 1 and result["match"] and result["best"]["pdq"]["variant"] == "flipy"
+    code, out, _ = run(["compare", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--no-rotations"], capsys)
+    assert code == 0 and "orig" in out
+    code, _, _ = run(["compare", str(tmp_path / "a.png"), str(tmp_path / "c.png")], capsys)
+    assert code == 0
+    code, _, err = run(["compare", str(tmp_path / "a.png"), "not-a-hash-or-file"], capsys)
+    assert code == 2 and "neither an existing file nor a hash" in err
