@@ -6,6 +6,11 @@ The public API, re-exported from the modules that hold it:
 - :func:`hash_file`, :func:`hash_stream`, :func:`hash_bytes`, :func:`hash_image`, :func:`hash_array`,
   :func:`hash_paths`: hash inputs into :class:`HashRecord` values; :class:`HashOptions` tunes decoding.
 - :data:`registry`: the registry of algorithms (``pdq``, ``phash``, ``dhash``, ``ahash``, ``whash``).
+- :class:`KnownIndex` (with :func:`import_sources`, :class:`KnownRecord`, :func:`read_records`): the
+  known-material index, its imports and the hash-list formats.
+- :func:`matcher.scan.scan` (the module keeps its name), :func:`run_scan`, :class:`ScanOptions`,
+  :class:`ScanRecord`, :class:`ScanMatch`: the batch scan of evidence paths.
+- :func:`matcher.compare.compare`, :class:`Comparison`: distances between two images or hashes.
 - :class:`MatcherError` and its subclasses: every deliberate error.
 """
 
@@ -24,7 +29,9 @@ from .errors import (
     DecodeError,
     FileReadError,
     HashFormatError,
+    HashListError,
     ImageTooLargeError,
+    IndexStoreError,
     MatcherError,
     NotAFileError,
     TruncatedImageError,
@@ -32,7 +39,14 @@ from .errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from .compare import Comparison
+from .formats.registry import read_records, write_records
 from .hashes import Hash
+from .index import KnownIndex
+from .index.importing import import_sources
+from .known import ImportProblem, KnownRecord
+from .scan import ScanOptions, run_scan
+from .scan_records import ScanMatch, ScanRecord
 from .hashing import (
     DEFAULT_ALGORITHMS,
     HashOptions,
@@ -63,6 +77,17 @@ __all__ = [
     "hash_image",
     "hash_paths",
     "hash_stream",
+    "KnownIndex",
+    "KnownRecord",
+    "ImportProblem",
+    "import_sources",
+    "read_records",
+    "write_records",
+    "run_scan",
+    "ScanOptions",
+    "ScanRecord",
+    "ScanMatch",
+    "Comparison",
     "MatcherError",
     "UsageError",
     "HashFormatError",
@@ -73,4 +98,6 @@ __all__ = [
     "UnsupportedFormatError",
     "TruncatedImageError",
     "ImageTooLargeError",
+    "HashListError",
+    "IndexStoreError",
 ]

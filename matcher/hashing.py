@@ -111,26 +111,25 @@ class HashRecord:
         ``algorithms`` names the hash columns to include even when this record has no such hash
         (their value is then ``None``), so every record of a report has the same keys.
         """
-        out: dict[str, Any] = {
-            "path": self.path,
-            "frame": self.frame,
-            "frame_count": self.frame_count,
-            "size": self.size,
-            "mime": self.mime,
-            "extension_mismatch": self.extension_mismatch,
-            "width": self.width,
-            "height": self.height,
-            "md5": self.md5,
-            "sha1": self.sha1,
-            "sha256": self.sha256,
-        }
-        for name in dict.fromkeys([*algorithms, *self.hashes]):
-            value = self.hashes.get(name)
-            out[name] = None if value is None else str(value)
+        out = file_columns(self, algorithms)
         out["pdq_quality"] = self.pdq_quality
         out["error"] = self.error
         out["path_raw_hex"] = self.path_raw_hex
         return out
+
+
+_FILE_FIELDS = ("path", "frame", "frame_count", "size", "mime", "extension_mismatch", "width", "height",
+                "md5", "sha1", "sha256")
+
+
+def file_columns(record: Any, algorithms: Iterable[str] = ()) -> dict[str, Any]:
+    """The leading report columns shared by hash and scan records: the file fields in a fixed order,
+    then one hex column per algorithm (``None`` where the record has no such hash)."""
+    out: dict[str, Any] = {name: getattr(record, name) for name in _FILE_FIELDS}
+    for name in dict.fromkeys([*algorithms, *record.hashes]):
+        value = record.hashes.get(name)
+        out[name] = None if value is None else str(value)
+    return out
 
 
 def _algorithms(names: AlgorithmNames | None) -> tuple[Algorithm, ...]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .hashes import Hash
+from .hashing import file_columns
 
 __all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS"]
 
@@ -95,22 +96,7 @@ class ScanRecord:
     def to_dict(self, algorithms: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         """JSON-ready dict with the report's keys, in a fixed order; ``algorithms`` names the hash
         columns to include even where this record has no such hash."""
-        out: dict[str, Any] = {
-            "path": self.path,
-            "frame": self.frame,
-            "frame_count": self.frame_count,
-            "size": self.size,
-            "mime": self.mime,
-            "extension_mismatch": self.extension_mismatch,
-            "width": self.width,
-            "height": self.height,
-            "md5": self.md5,
-            "sha1": self.sha1,
-            "sha256": self.sha256,
-        }
-        for name in dict.fromkeys([*algorithms, *self.hashes]):
-            value = self.hashes.get(name)
-            out[name] = None if value is None else str(value)
+        out = file_columns(self, algorithms)
         out["pdq_quality"] = self.pdq_quality
         out["status"] = self.status
         out["matches"] = [m.to_dict() for m in self.matches]
