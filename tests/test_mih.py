@@ -41,10 +41,9 @@ def test_equals_brute_force(bits, radius, skewed):
     queries = planted(rng, codes, 60, radius + 3)
     expected = brute_force(codes, queries, radius)
     index = MultiIndex.build(codes)
-    for batched in (True, False):
-        for threads in (1, 2):
-            got = as_dicts(*index.range_search(queries, radius, threads=threads, batched=batched))
-            assert got == expected, (batched, threads)
+    for threads in (1, 2, 3):
+        got = as_dicts(*index.range_search(queries, radius, threads=threads))
+        assert got == expected, threads
 
 
 def test_single_code_and_empty_queries():

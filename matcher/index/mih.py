@@ -97,64 +97,7 @@ def _popcount64(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _search(
-    codes: np.ndarray,
-    words: np.ndarray,
-    order: np.ndarray,
-    offsets: np.ndarray,
-    queries: np.ndarray,
-    query_words: np.ndarray,
-    masks: np.ndarray,
-    within: int,
-    radius: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Range search: per query every row within ``radius``: (lims, rows, distances)."""
-    chunks = order.shape[0]
-    n_words = words.shape[1]
-    n_queries = queries.shape[0]
-    lims = np.zeros(n_queries + 1, dtype=np.int64)
-    capacity = 1024
-    rows = np.empty(capacity, dtype=np.int64)
-    dists = np.empty(capacity, dtype=np.int32)
-    found = 0
-    qchunk = np.empty(chunks, dtype=np.int64)
-    for q in range(n_queries):
-        for c in range(chunks):
-            qchunk[c] = (np.int64(queries[q, 2 * c]) << 8) | np.int64(queries[q, 2 * c + 1])
-        for c in range(chunks):
-            for p in range(masks.shape[0]):
-                bucket = qchunk[c] ^ masks[p]
-                for k in range(offsets[c, bucket], offsets[c, bucket + 1]):
-                    row = order[c, k]
-                    distance = 0
-                    for w in range(n_words):
-                        distance += _popcount64(words[row, w] ^ query_words[q, w])
-                    if distance > radius:
-                        continue
-                    seen = False
-                    for e in range(c):  # found by an earlier chunk already?
-                        value = (np.int64(codes[row, 2 * e]) << 8) | np.int64(codes[row, 2 * e + 1])
-                        if _popcount64(np.uint64(value ^ qchunk[e])) <= within:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    if found == capacity:
-                        capacity *= 2
-                        grown_rows = np.empty(capacity, dtype=np.int64)
-                        grown_dists = np.empty(capacity, dtype=np.int32)
-                        grown_rows[:found] = rows[:found]
-                        grown_dists[:found] = dists[:found]
-                        rows, dists = grown_rows, grown_dists
-                    rows[found] = row
-                    dists[found] = distance
-                    found += 1
-        lims[q + 1] = found
-    return lims, rows[:found], dists[:found]
-
-
-@njit(cache=True, nogil=True)
-def _search_batched(
+def _range_search_kernel(
     codes: np.ndarray,
     words: np.ndarray,
     order: np.ndarray,
@@ -167,7 +110,7 @@ def _search_batched(
     chunk_start: int,
     chunk_step: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The same answers as :func:`_search`, probing bucket by bucket for the whole batch of queries.
+    """Range search: per query every row within ``radius``, as (lims, rows, distances).
 
     All (bucket, query) probes of a chunk are sorted by bucket first, so the rows of a bucket are
     read from memory once for every query that probes it instead of once per query. Only chunks
@@ -280,13 +223,12 @@ class MultiIndex:
         """Memory of the structure beyond the codes themselves."""
         return int(self.order.nbytes + self.offsets.nbytes)
 
-    def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None, batched: bool = True):
+    def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None):
         """Every row within ``max_distance`` (``<=``) of each query row: ``(lims, rows, distances)``,
         in the layout of FAISS's ``range_search`` (rows of query ``i`` are ``rows[lims[i]:lims[i+1]]``).
 
         The chunks are shared out across ``threads`` threads (default: the CPU count), each probing
-        its chunks for the whole batch; the kernels release the GIL. ``batched=False`` runs the plain
-        per-query kernel in the calling thread (kept as a cross-check).
+        its chunks for the whole batch; the kernel releases the GIL.
         """
         queries = np.ascontiguousarray(queries, dtype=np.uint8)
         if queries.ndim != 2 or queries.shape[1] != self.codes.shape[1]:
@@ -297,15 +239,12 @@ class MultiIndex:
         n = queries.shape[0]
         threads = max(1, threads or os.cpu_count() or 1)
 
-        if not batched:
-            return _search(self.codes, self.words, self.order, self.offsets, queries, query_words, masks, within,
-                           int(max_distance))
         # Threads share out the chunks; each probes its chunks for the whole batch, so a bucket's rows
         # are read once for every query of the batch that probes it.
         threads = max(1, min(threads, self.chunks))
 
         def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return _search_batched(self.codes, self.words, self.order, self.offsets, queries, query_words,
+            return _range_search_kernel(self.codes, self.words, self.order, self.offsets, queries, query_words,
                                    masks, within, int(max_distance), start, threads)
 
         if threads == 1:
