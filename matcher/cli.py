@@ -376,6 +376,8 @@ def _add_scan_parser(sub: Any) -> None:
                    help="pixel limit per frame (default: %(default)s)")
     s.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
                    help="frames hashed per file (default: %(default)s)")
+    s.add_argument("--exif-orientation", action="store_true",
+                   help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     s.set_defaults(handler=_cmd_scan)
 
@@ -392,7 +394,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         rotations=args.rotations,
         workers=args.workers,
         matches_only=args.matches_only,
-        hash_options=HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast),
+        hash_options=HashOptions(
+            max_pixels=args.max_pixels,
+            max_frames=args.max_frames,
+            fast=args.fast,
+            apply_exif_orientation=args.exif_orientation,
+        ),
     )
     show = not args.quiet and sys.stderr.isatty()
 

@@ -113,3 +113,27 @@ def test_compare_reports_variant_and_exit_code(tmp_path, capsys):
     assert code == 0
     code, _, err = run(["compare", str(tmp_path / "a.png"), "not-a-hash-or-file"], capsys)
     assert code == 2 and "neither an existing file nor a hash" in err
+
+
+def test_scan_exif_orientation_option(tmp_path, capsys):
+    from PIL import Image
+
+    original = scene(31, 240, 160, "landscape")
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "k.png").write_bytes(encode(original, "PNG"))
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    # stored turned a quarter counter-clockwise, with EXIF orientation 6 (display: turn 90 clockwise)
+    stored = original.transpose(Image.Transpose.ROTATE_90)
+    (evidence / "e.jpg").write_bytes(encode(stored, "JPEG", quality=95, exif_orientation=6))
+    index = tmp_path / "idx"
+    assert run(["index", "create", str(index)], capsys)[0] == 0
+    assert run(["index", "add", str(index), str(known), "--list", "k"], capsys)[0] == 0
+    base = ["scan", str(evidence), "--index", str(index), "--no-rotations", "--workers", "1", "--quiet"]
+    code, out, _ = run(base, capsys)
+    assert code == 0 and json.loads(out)["status"] == "no_match"  # the stored pixels are turned
+    code, out, _ = run([*base, "--exif-orientation"], capsys)
+    record = json.loads(out)
+    assert code == 1 and record["status"] == "match" and record["matches"][0]["variant"] == "orig"
+    assert (record["width"], record["height"]) == (240, 160)
