@@ -378,6 +378,8 @@ def _add_scan_parser(sub: Any) -> None:
                    help="frames hashed per file (default: %(default)s)")
     s.add_argument("--exif-orientation", action="store_true",
                    help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
+    s.add_argument("--case", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     s.set_defaults(handler=_cmd_scan)
 
@@ -418,6 +420,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     summary = run_scan(
         [os.fsencode(p) for p in args.paths], args.index, options, output, args.format, args.resume,
         manifest_path=args.manifest, stream=sys.stdout, progress=progress if show else None, count_first=show,
+        case=_case_fields(args.case),
     )
     if show:
         print(file=sys.stderr)
@@ -438,6 +441,16 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         if summary.manifest:
             print(f"  manifest: {summary.manifest}", file=sys.stderr)
     return summary.exit_code
+
+
+def _case_fields(pairs: list[str]) -> dict[str, str]:
+    fields = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--case wants FIELD=VALUE, not {pair!r}")
+        fields[name.strip()] = value
+    return fields
 
 
 def _add_compare_parser(sub: Any) -> None:

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -998,8 +999,12 @@ def run_scan(
     stream: TextIO | None = None,
     progress: Callable[[ScanProgress], None] | None = None,
     count_first: bool = False,
+    case: Mapping[str, Any] | None = None,
 ) -> ScanSummary:
     """Scan ``paths`` against the index and write the report; the driver behind ``matcher scan``.
+
+    ``case`` (VICS reports only) adds case-level fields (e.g. ``{"CaseNumber": "2026-17"}``) to the
+    VICS ``#Cases`` object; a resumed scan takes those of the run that finishes it.
 
     ``output_path`` ``None`` writes the report to ``stream`` (default ``sys.stdout``) as it goes, with
     no journal and no resume; the run manifest is then written only to ``manifest_path``. With an
@@ -1021,6 +1026,10 @@ def run_scan(
     if not paths:
         raise UsageError("give at least one path to scan")
     writer_class = _writer_class(format)
+    if case:
+        if format != "vics":
+            raise UsageError("case fields go into VICS reports only (--format vics)")
+        writer_class = functools.partial(writer_class, case=dict(case))
     if output_path == "-":
         output_path = None
     if output_path is None and resume:

@@ -137,3 +137,19 @@ def test_scan_exif_orientation_option(tmp_path, capsys):
     record = json.loads(out)
     assert code == 1 and record["status"] == "match" and record["matches"][0]["variant"] == "orig"
     assert (record["width"], record["height"]) == (240, 160)
+
+
+def test_scan_vics_report_carries_case_fields(tmp_path, capsys):
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.png").write_bytes(encode(scene(41, 120, 90), "PNG"))
+    index = tmp_path / "idx"
+    run(["index", "create", str(index)], capsys)
+    report = tmp_path / "report.json"
+    code, _, err = run(["scan", str(evidence), "--index", str(index), "-f", "vics", "-o", str(report), "-j", "1",
+                        "--quiet", "--case", "CaseNumber=2026-17", "--case", "Examiner=J. Doe"], capsys)
+    assert code == 0, err
+    case = json.loads(report.read_text())["value"][0]
+    assert case["CaseNumber"] == "2026-17" and case["Examiner"] == "J. Doe" and len(case["Media"]) == 1
+    code, _, err = run(["scan", str(evidence), "--index", str(index), "--case", "CaseNumber=1", "-q"], capsys)
+    assert code == 2 and "VICS" in err
