@@ -247,18 +247,20 @@ def _build(rows: Iterable[Sequence[Any]], hashes: dict[int, dict[str, Hash]]) ->
     return out
 
 
+def _select(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[IndexedRecord]:
+    """Full records (with their hashes) of the rows a ``WHERE ...`` clause selects."""
+    rows = conn.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM records r JOIN lists l ON l.id = r.list_id {where}", tuple(params)
+    ).fetchall()
+    return _build(rows, _hashes_of(conn, [int(row[0]) for row in rows]))
+
+
 def fetch_records(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, IndexedRecord]:
     """Full records for the given ids (ids not stored are left out)."""
     out: dict[int, IndexedRecord] = {}
     for part in chunks(ids):
         marks = ",".join("?" * len(part))
-        rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r JOIN lists l ON l.id = r.list_id "
-            f"WHERE r.id IN ({marks})",
-            tuple(part),
-        ).fetchall()
-        hashes = _hashes_of(conn, [int(row[0]) for row in rows])
-        out.update((record.id, record) for record in _build(rows, hashes))
+        out.update((record.id, record) for record in _select(conn, f"WHERE r.id IN ({marks})", part))
     return out
 
 
@@ -266,19 +268,8 @@ def page_records(conn: sqlite3.Connection, after_id: int, limit: int,
                  list_name: str | None) -> list[IndexedRecord]:
     """Up to ``limit`` records with ids above ``after_id``, in id order (optionally of one list)."""
     if list_name is None:
-        rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r JOIN lists l ON l.id = r.list_id "
-            "WHERE r.id > ? ORDER BY r.id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r JOIN lists l ON l.id = r.list_id "
-            "WHERE l.name = ? AND r.id > ? ORDER BY r.id LIMIT ?",
-            (list_name, after_id, limit),
-        ).fetchall()
-    hashes = _hashes_of(conn, [int(row[0]) for row in rows])
-    return _build(rows, hashes)
+        return _select(conn, "WHERE r.id > ? ORDER BY r.id LIMIT ?", (after_id, limit))
+    return _select(conn, "WHERE l.name = ? AND r.id > ? ORDER BY r.id LIMIT ?", (list_name, after_id, limit))
 
 
 def lookup_digests(conn: sqlite3.Connection, kind: str, values: Sequence[str]) -> dict[str, list[IndexedRecord]]:
@@ -287,13 +278,7 @@ def lookup_digests(conn: sqlite3.Connection, kind: str, values: Sequence[str]) -
     out: dict[str, list[IndexedRecord]] = {value: [] for value in values}
     for part in chunks(list(dict.fromkeys(values))):
         marks = ",".join("?" * len(part))
-        rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records r JOIN lists l ON l.id = r.list_id "
-            f"WHERE {column} IN ({marks}) ORDER BY r.id",
-            tuple(part),
-        ).fetchall()
-        hashes = _hashes_of(conn, [int(row[0]) for row in rows])
-        for record in _build(rows, hashes):
+        for record in _select(conn, f"WHERE {column} IN ({marks}) ORDER BY r.id", part):
             out[getattr(record, kind)].append(record)
     return out
 
