@@ -33,12 +33,12 @@ class RecordWriter:
         self.stream = stream
         self.algorithms = list(algorithms)
 
-    def write(self, record: HashRecord) -> None:
+    def write(self, record: Any) -> None:
         """Write one record."""
         raise NotImplementedError
 
-    def write_all(self, records: Iterable[HashRecord]) -> int:
-        """Write every record; return how many were written."""
+    def write_all(self, records: Iterable[Any]) -> int:
+        """Write every record (one at a time, as they come); return how many were written."""
         count = 0
         for record in records:
             self.write(record)

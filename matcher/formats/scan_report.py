@@ -58,12 +58,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ..errors import UsageError
 from ..scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
-from .records import csv_safe
+from .records import RecordWriter, csv_safe
 
 __all__ = [
     "ScanWriter",
@@ -92,7 +92,7 @@ MATCH_COLUMNS: tuple[str, ...] = (
 VICS_CASES_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"
 
 
-class ScanWriter:
+class ScanWriter(RecordWriter):
     """Base of the scan report writers: ``write(record)`` for each record, then ``close()``.
 
     Also a context manager: leaving the ``with`` block closes the writer (not the stream).
@@ -101,26 +101,13 @@ class ScanWriter:
     def __init__(self, stream: TextIO, algorithms: Sequence[str]) -> None:
         if isinstance(algorithms, str):
             algorithms = [name for name in (part.strip() for part in algorithms.split(",")) if name]
-        self.stream = stream
-        self.algorithms: list[str] = list(algorithms)
+        super().__init__(stream, algorithms)
         self.closed = False
-
-    def write(self, record: ScanRecord) -> None:
-        """Write one record."""
-        raise NotImplementedError
-
-    def write_all(self, records: Iterable[ScanRecord]) -> int:
-        """Write every record (one at a time, as they come); return how many were written."""
-        count = 0
-        for record in records:
-            self.write(record)
-            count += 1
-        return count
 
     def close(self) -> None:
         """Finish the document and flush (the stream itself is the caller's to close); idempotent."""
         self.closed = True
-        self.stream.flush()
+        super().close()
 
     def _check_open(self) -> None:
         if self.closed:
