@@ -41,12 +41,17 @@ def realistic_pdq_codes(n: int, seed: int = 0, bases: int = 3000) -> np.ndarray:
         image = scene(seed * 100_000 + i, 96, 64 + (i % 5) * 16, kinds[i % len(kinds)])
         real.append(np.frombuffer(pdq.hash_array(np.asarray(image)).bits, dtype=np.uint8))
     base = np.stack(real)
-    codes = base[rng.integers(0, bases, n)].copy()
-    bits = np.unpackbits(codes, axis=1)
-    flips = rng.integers(20, 61, n)
-    for row in range(n):
-        bits[row, rng.choice(256, flips[row], replace=False)] ^= 1
-    return np.packbits(bits, axis=1)
+    codes = np.empty((n, 32), dtype=np.uint8)
+    chunk = 100_000  # bounded memory at 10M codes: one (chunk, 256) block of random keys at a time
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        bits = np.unpackbits(base[rng.integers(0, bases, m)], axis=1)
+        flips = rng.integers(20, 61, m)
+        keys = rng.random((m, 256), dtype=np.float32)
+        cut = np.sort(keys, axis=1)[np.arange(m), flips - 1]
+        bits ^= (keys <= cut[:, None]).astype(np.uint8)  # exactly flips[row] distinct bits per row
+        codes[start:start + m] = np.packbits(bits, axis=1)
+    return codes
 
 
 def planted_queries(codes: np.ndarray, count: int, radius: int, seed: int = 1) -> np.ndarray:
@@ -85,6 +90,16 @@ def machine() -> dict[str, Any]:
         "numba": numba.__version__,
         "faiss_threads": faiss.omp_get_max_threads(),
     }
+
+
+def load_cases(name: str) -> dict[str, Any]:
+    """The per-case figures of ``benchmarks/results/<name>.json`` (empty if there is none)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    data.pop("machine", None)
+    return data
 
 
 def save(name: str, data: dict[str, Any]) -> Path:

@@ -5,7 +5,8 @@ Run (about 5-8 minutes at the default sizes on 2 cores)::
     python -m pytest benchmarks/test_search_speed.py -s
     MATCHER_BENCH_N=100000 python -m pytest benchmarks/test_search_speed.py -s   # quick
     MATCHER_BENCH_N=10000000 MATCHER_BENCH_QUERIES=2000 MATCHER_BENCH_CASES=pdq-uniform \
-        python -m pytest benchmarks/test_search_speed.py -s   # the 10M run (about 10 minutes)
+        python -m pytest benchmarks/test_search_speed.py -s   # the 10M runs (about 5 minutes each;
+    # then MATCHER_BENCH_CASES=pdq-realistic: a run of some cases keeps the others' figures in the JSON)
 
 For each case (PDQ 256 bits at distance <= 31 on uniform codes and on codes with real PDQ bit
 statistics; 64-bit imagehash codes at distance <= 8) it times, on the same codes and queries:
@@ -30,7 +31,7 @@ import faiss
 import numpy as np
 import pytest
 
-from benchmarks.speed_common import env_int, planted_queries, realistic_pdq_codes, save, uniform_codes
+from benchmarks.speed_common import env_int, load_cases, planted_queries, realistic_pdq_codes, save, uniform_codes
 from matcher.index.search import AlgorithmTable, range_hits
 
 N = env_int("MATCHER_BENCH_N", 1_000_000)
@@ -40,6 +41,8 @@ RESULTS: dict[str, dict] = {}
 RESULT_NAME = "search_speed" if N == 1_000_000 else f"search_speed_{N}"
 #: Comma-separated subset of the cases to run (default: all).
 SELECTED = [c for c in os.environ.get("MATCHER_BENCH_CASES", "").split(",") if c]
+if SELECTED:  # a run of some cases keeps the other cases' figures from earlier runs in the file
+    RESULTS.update(load_cases(RESULT_NAME))
 
 
 def timed(function, *args):
