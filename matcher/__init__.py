@@ -11,6 +11,10 @@ The public API, re-exported from the modules that hold it:
 - :func:`matcher.scan.scan` (the module keeps its name), :func:`run_scan`, :class:`ScanOptions`,
   :class:`ScanRecord`, :class:`ScanMatch`: the batch scan of evidence paths.
 - :func:`matcher.compare.compare`, :class:`Comparison`: distances between two images or hashes.
+- :func:`cluster_paths`, :func:`cluster_hashes`, :class:`ClusterResult` (with :class:`ClusterGroup`,
+  :class:`ClusterMember`, :class:`ClusterItem`): near-duplicate groups of an evidence set.
+- :mod:`matcher.views` and :mod:`matcher.borders`: the region views (trimmed borders, caption bands,
+  crops, small rotations) hashed on both sides so that edited copies match.
 - :class:`MatcherError` and its subclasses: every deliberate error.
 """
 
@@ -39,6 +43,7 @@ from .errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from .cluster import ClusterGroup, ClusterItem, ClusterMember, ClusterResult, cluster_hashes, cluster_paths
 from .compare import Comparison
 from .formats.registry import read_records, write_records
 from .hashes import Hash
@@ -88,6 +93,12 @@ __all__ = [
     "ScanRecord",
     "ScanMatch",
     "Comparison",
+    "cluster_paths",
+    "cluster_hashes",
+    "ClusterResult",
+    "ClusterGroup",
+    "ClusterMember",
+    "ClusterItem",
     "MatcherError",
     "UsageError",
     "HashFormatError",

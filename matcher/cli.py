@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
-from . import __version__
+from . import __version__, files
 from .algorithms import registry
 from .compare import compare, comparisons_to_dict, format_table
 from .errors import HashFormatError, MatcherError, UsageError
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_parser(sub)
     _add_compare_parser(sub)
     _add_scan_parser(sub)
+    _add_cluster_parser(sub)
     return parser
 
 
@@ -111,6 +112,9 @@ def _add_index_parser(sub: Any) -> None:
     a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
     a.add_argument("--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)")
     a.add_argument("--strict", action="store_true", help="refuse the whole import at the first malformed entry")
+    a.add_argument("--views", action=argparse.BooleanOptionalAction, default=True,
+                   help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
+                   "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
     a.set_defaults(handler=_cmd_index_add)
 
@@ -175,6 +179,7 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
             category=args.category,
             format=args.format,
             strict=args.strict,
+            views=args.views,
             on_problem=problem,
             progress=progress,
         )
@@ -208,6 +213,8 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
           f"{info['records']} records, {info['size_on_disk']} bytes on disk")
     for name, algo in info["algorithms"].items():
         print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
+        for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
+            print(f"    view {view}: {counts['count']} hashes ({counts['searchable']} searchable)")
     for name, lst in info["lists"].items():
         print(f"  list {name!r}: {lst['records']} records")
     return EXIT_OK
@@ -274,16 +281,6 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _inside(path: str, roots: Sequence[str]) -> str | None:
-    """The root that ``path`` lies inside (after resolving links), if any."""
-    real = os.path.realpath(path)
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if os.path.isdir(real_root) and (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)):
-            return root
-    return None
-
-
 @contextlib.contextmanager
 def _open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
     if path is None or path == "-":
@@ -291,7 +288,7 @@ def _open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
             sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
         yield sys.stdout
         return
-    root = _inside(path, evidence)
+    root = files.path_inside(path, evidence)
     if root is not None:
         raise MatcherError(f"output {path!r} is inside the evidence path {root!r}; matcher never writes there")
     try:
@@ -362,6 +359,11 @@ def _add_scan_parser(sub: Any) -> None:
     )
     s.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
                    help="also match rotated and flipped copies (default: on)")
+    s.add_argument("--trim-borders", action=argparse.BooleanOptionalAction, default=True,
+                   help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)")
+    s.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
+                   help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
+                   "(caption banners; default: on)")
     s.add_argument("--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl",
                    help="report format (default: jsonl)")
     s.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: standard output)")
@@ -394,6 +396,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         algorithms=args.algorithms,
         max_distances=distances,
         rotations=args.rotations,
+        trim_borders=args.trim_borders,
+        regions=args.regions,
         workers=args.workers,
         matches_only=args.matches_only,
         hash_options=HashOptions(
@@ -451,6 +455,99 @@ def _case_fields(pairs: list[str]) -> dict[str, str]:
             raise UsageError(f"--case wants FIELD=VALUE, not {pair!r}")
         fields[name.strip()] = value
     return fields
+
+
+_CLUSTER_EPILOG = """\
+Two images are linked when, for any chosen algorithm, one of them (or one of its rotations and flips)
+is within the max distance of the other; a group is everything linked, directly or through a chain.
+Each group's representative is its member with the most links, then the most pixels, then the first
+path. One record per member (largest group first): its distance, algorithm and variant to the
+representative, "hops" and "chain" (true: linked to the representative only through other members,
+named in "linked_via"). Files that cannot be read or decoded (status "error") and files that are not
+images (status "skipped") are reported after the groups, whatever --min-size.
+
+exit codes:
+  0  the run completed (whether or not any group was found; per-file errors are in the report)
+  2  bad usage or a fatal error (output not writable or inside an evidence path)"""
+
+
+def _add_cluster_parser(sub: Any) -> None:
+    c = sub.add_parser(
+        "cluster",
+        help="group the images of an evidence set into near-duplicate groups",
+        description="Walk PATHs (symlinks inside them are never followed, FIFOs and devices never opened), read "
+        "every file once read-only, hash every image (and frame) with its rotations and flips, and group "
+        "near-duplicates using the index search (never all pairs).",
+        epilog=_CLUSTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
+    c.add_argument("--algorithms", "-a", default=",".join(DEFAULT_ALGORITHMS),
+                   help="comma-separated algorithms to link by (default: %(default)s)")
+    c.add_argument(
+        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        help="largest distance that links two images for ALGO (repeatable; default: the algorithm's own)",
+    )
+    c.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
+                   help="also link rotated and flipped copies (default: on)")
+    c.add_argument("--format", "-f", choices=["jsonl", "csv"], default="jsonl", help="report format (default: jsonl)")
+    c.add_argument("--output", "-o", metavar="FILE",
+                   help="write the report here, once complete (default: standard output)")
+    c.add_argument("--min-size", type=_positive_int, default=1, metavar="N",
+                   help="report only groups of at least N images (default: 1, every image); "
+                   "errors and skipped files are always reported")
+    c.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
+    c.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
+                   help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
+    c.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
+                   help="pixel limit per frame (default: %(default)s)")
+    c.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
+                   help="frames hashed per file (default: %(default)s)")
+    c.add_argument("--exif-orientation", action="store_true",
+                   help="apply EXIF orientation before hashing (default: the stored pixels)")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    c.set_defaults(handler=_cmd_cluster)
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from .cluster import ClusterProgress, run_cluster
+
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(p: ClusterProgress) -> None:
+        if p.stage == "grouping":
+            print(f"\rhashed {p.done} files in {p.elapsed:.0f}s; grouping...   ", end="", file=sys.stderr, flush=True)
+            return
+        rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
+        print(f"\rhashed {p.done} files, {rate:.1f}/s   ", end="", file=sys.stderr, flush=True)
+
+    output = None if args.output in (None, "-") else args.output
+    if output is None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+    result = run_cluster(
+        [os.fsencode(p) for p in args.paths], output, args.format, min_size=args.min_size, stream=sys.stdout,
+        algorithms=args.algorithms,
+        max_distances={registry.get(name).name: value for name, value in args.max_distance},
+        rotations=args.rotations,
+        workers=args.workers,
+        hash_options=HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
+                                 apply_exif_orientation=args.exif_orientation),
+        progress=progress if show else None,
+    )
+    if show:
+        print(file=sys.stderr)
+    if not args.quiet:
+        hidden = sum(g.size for g in result.groups if g.size < args.min_size)
+        print(
+            f"matcher cluster: {result.entries} files, {result.hashed} images hashed in {result.hashing_seconds:.1f}s, "
+            f"grouped in {result.grouping_seconds:.1f}s: {result.multi_groups} groups of 2 or more holding "
+            f"{result.hashed - result.singles} images (largest {result.largest if result.multi_groups else 0}), "
+            f"{result.singles} single, {result.errors} errors, {result.skipped} skipped"
+            + (f"; {hidden} images in groups under --min-size {args.min_size} not reported" if hidden else ""),
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _add_compare_parser(sub: Any) -> None:

@@ -20,14 +20,16 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .digests import DigestAccumulator, Digests
 from .errors import FileReadError, NotAFileError, UsageError
 
-__all__ = ["CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_stream", "Entry", "walk", "display_path"]
+__all__ = [
+    "CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_stream", "Entry", "walk", "display_path", "path_inside",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -457,3 +459,17 @@ def display_path(path: bytes) -> tuple[str, str | None]:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError:
         return raw.decode("utf-8", "backslashreplace"), raw.hex()
+
+
+def path_inside(
+    path: str | os.PathLike[str], roots: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]]
+) -> str | None:
+    """The root (as given, decoded) that ``path`` is, or lies inside, after resolving links; ``None``
+    if none. A root may be a directory or a single file: an output path equal to an evidence file
+    counts as inside it, so no command ever writes over evidence."""
+    real = os.path.realpath(path)
+    for root in roots:
+        real_root = os.path.realpath(os.fsdecode(root))
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return os.fsdecode(root)
+    return None

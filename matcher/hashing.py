@@ -56,6 +56,9 @@ class HashOptions:
       tolerates it. PDQ stays within 10 bits of the full decode at quality >= 80; hashes are then no
       longer bit-identical to other tools' full decodes. Off by default.
     - ``max_file_bytes``: image files larger than this are digested but not decoded (memory bound).
+    - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
+      border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
+      as images added to an index need. Off by default (it costs about a dozen extra hashes a frame).
     """
 
     max_pixels: int = _DECODE_DEFAULTS.max_pixels
@@ -63,10 +66,13 @@ class HashOptions:
     apply_exif_orientation: bool = False
     fast: bool = False
     max_file_bytes: int = 512 * 1024 * 1024
+    views: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_file_bytes, int) or self.max_file_bytes <= 0:
             raise UsageError(f"max_file_bytes must be a positive integer, not {self.max_file_bytes!r}")
+        if not isinstance(self.views, bool):
+            raise UsageError(f"views must be True or False, not {self.views!r}")
         self.decode_options()  # validates the rest
 
     def decode_options(self) -> imaging.DecodeOptions:
@@ -86,7 +92,9 @@ class HashRecord:
     raw bytes in hex when the path is not valid UTF-8 (else ``None``). ``frame`` is ``None`` for a
     still image, else the 0-based frame index; ``frame_count`` the frames in the file. ``hashes`` maps
     algorithm names to :class:`~matcher.hashes.Hash`. ``error`` is ``None`` or a message naming what was
-    wrong; fields that could not be learnt are ``None``.
+    wrong; fields that could not be learnt are ``None``. ``views`` (only with
+    :attr:`HashOptions.views`) maps algorithm names to ``{view name: Hash}`` of the frame's
+    known-side views (views that do not apply are absent); :meth:`to_dict` does not include them.
     """
 
     path: str | None
@@ -104,9 +112,10 @@ class HashRecord:
     pdq_quality: int | None = None
     error: str | None = None
     path_raw_hex: str | None = None
+    views: dict[str, dict[str, Hash]] = field(default_factory=dict)
 
     def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
-        """A flat, JSON-ready dict: the fields, then one hex column per algorithm.
+        """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views).
 
         ``algorithms`` names the hash columns to include even when this record has no such hash
         (their value is then ``None``), so every record of a report has the same keys.
@@ -157,12 +166,18 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _hash_frame(
-    image: Image.Image, algorithms: Sequence[Algorithm], full_size: tuple[int, int]
-) -> tuple[dict[str, Hash], int | None]:
+    image: Image.Image, algorithms: Sequence[Algorithm], full_size: tuple[int, int], views: bool = False
+) -> tuple[dict[str, Hash], int | None, dict[str, dict[str, Hash]]]:
+    """The frame's hashes, its PDQ quality, and (with ``views``) its known-side view hashes."""
     size = None if image.size == full_size else full_size  # decoded at reduced scale (draft)
     hashes = {a.name: a.hash_image(image, full_size=size) for a in algorithms}
     pdq = hashes.get("pdq")
-    return hashes, (pdq.quality if pdq is not None else None)
+    view_hashes: dict[str, dict[str, Hash]] = {}
+    if views:
+        from .views import known_view_hashes  # imported here: views builds on the algorithms, not on hashing
+
+        view_hashes = {a.name: known_view_hashes(a, image, size) for a in algorithms}
+    return hashes, (pdq.quality if pdq is not None else None), view_hashes
 
 
 def _frame_records(
@@ -190,9 +205,10 @@ def _frame_records(
     try:
         for frame in frames:
             index = frame.index
-            hashes, quality = _hash_frame(frame.image, algorithms, (frame.width, frame.height))
+            hashes, quality, views = _hash_frame(frame.image, algorithms, (frame.width, frame.height), options.views)
             records.append(
-                replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=hashes, pdq_quality=quality)
+                replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=hashes,
+                        pdq_quality=quality, views=views)
             )
     except Exception as exc:  # noqa: BLE001
         failed = None if not records and base.frame_count in (None, 1) else (0 if index is None else index + 1)

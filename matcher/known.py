@@ -20,6 +20,12 @@ class KnownRecord:
     ``photodna`` is stored and passed through, never computed. ``source`` names where the record was
     read (``file:line``) for messages; ``extra`` keeps other fields a format carried (VICS fields
     matcher has no column for), JSON-ready.
+
+    ``views`` holds extra hashes of fixed regions of the image (see :mod:`matcher.views`), by
+    algorithm then view name (``{"pdq": {"top88": Hash, "crop10": Hash, ...}}``): an index searches
+    them to find edited copies (crops, borders, captions). Records read from hash lists have none;
+    images hashed for an index get them. They take no part in duplicate detection, and hash-list
+    exports do not write them.
     """
 
     hashes: dict[str, Hash] = field(default_factory=dict)
@@ -34,6 +40,7 @@ class KnownRecord:
     size: int | None = None
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    views: dict[str, dict[str, Hash]] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         """True when the record carries neither a hash nor a digest (nothing to match on)."""

@@ -32,12 +32,27 @@ tried: for PDQ the exact variant hashes of :func:`matcher.algorithms.pdq.variant
 imagehash family the hash of the frame transposed back. A variant name says how the evidence is
 transformed relative to the known image (``rot90``: the evidence is the known image rotated 90°
 counter-clockwise). A hash whose quality is below its algorithm's minimum (PDQ: 50) is not searched,
-and the record gets the note ``"pdq not matched: quality N below 50"``.
+and the record gets the note ``"pdq not matched: quality N below 50"``; the frame's quality decides
+for all of its query views.
+
+Edited copies (issue 6): a crop, a letterbox border or a caption banner moves the full-frame hash far
+from the original's, but the same pixels of a fixed region hash the same. Each frame is therefore
+hashed as a set of *query views* (:func:`matcher.views.query_view_hashes`): the eight dihedral
+variants, the frame with its uniform borders trimmed (``trim``, ``trim+rot90``, ...; with
+``trim_borders``, when a border is found) and its top and bottom 88 % (``top88``, ``bottom88``; with
+``regions``, and only when the index holds such view tables). Each query view is searched against
+the records' main hashes and against the view tables :func:`matcher.views.known_views_for` names
+that the index holds (images added to an index get view hashes of crops, small rotations, the
+trimmed content and the top/bottom 88 %; hash lists carry none). A match keeps the query view as
+``variant`` and names the known record's view in ``view`` (``None``: its main hash). A pad-20 copy
+of an image on a PDQ hash list thus matches as ``trim`` against the main hash; a 10 % crop of an
+image added as a file matches as ``orig`` against its ``crop10`` view.
 
 Each matched known record is reported once per record (frame): a digest match if there is one
-(by the strongest digest: SHA-256, then SHA-1, then MD5), else the perceptual match with the smallest distance as a fraction of the hash length (ties: the
-scan's algorithm order, then ``orig`` before the other variants). Matches are listed digest matches
-first, then nearest first.
+(by the strongest digest: SHA-256, then SHA-1, then MD5), else the perceptual match with the smallest
+distance as a fraction of the hash length (ties: the record's main hash before its views, the
+scan's algorithm order, then ``orig`` before the other variants, the dihedral variants before
+``trim*`` and the regions). Matches are listed digest matches first, then nearest first.
 
 Known-good records (``extra["known_good"]`` true, e.g. NSRL) are not matches: a file whose digest
 matches a known-good record and no other record gets status ``known_good``. Perceptual similarity to
@@ -109,7 +124,7 @@ from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME
 from .index.types import IndexedRecord
 from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
-from .variants import variant_hashes
+from .views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for, query_view_hashes
 
 __all__ = [
     "ScanOptions",
@@ -163,6 +178,10 @@ class ScanOptions:
     - ``max_distances``: per-algorithm largest distance counted as a match (``<=``); algorithms not
       named use their ``default_max_distance``.
     - ``rotations``: also try the eight rotations/flips of every frame (on by default).
+    - ``trim_borders``: also try every frame with its uniform borders (letterbox, pillarbox,
+      padding) trimmed, when it has any (on by default).
+    - ``regions``: also try the top and bottom 88 % of every frame (caption banners), against the
+      index's view tables of those regions (on by default; costs nothing for an index without them).
     - ``workers``: processes hashing in parallel; ``None``: ``os.cpu_count()``; ``1``: in this
       process, no process is started.
     - ``matches_only``: report only records with status ``match`` (the run's counts still cover
@@ -175,6 +194,8 @@ class ScanOptions:
     algorithms: tuple[str, ...] | str | None = None
     max_distances: Mapping[str, int] = field(default_factory=dict)
     rotations: bool = True
+    trim_borders: bool = True
+    regions: bool = True
     workers: int | None = None
     matches_only: bool = False
     hash_options: HashOptions = field(default_factory=HashOptions)
@@ -290,6 +311,8 @@ class _Config:
     max_distances: dict[str, int]
     rotations: bool
     hash_options: HashOptions
+    trim_borders: bool = True
+    regions: bool = True
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that decide the report's content (journal header and run manifest)."""
@@ -298,6 +321,8 @@ class _Config:
             "algorithms": list(self.algorithms),
             "max_distances": dict(self.max_distances),
             "rotations": self.rotations,
+            "trim_borders": self.trim_borders,
+            "regions": self.regions,
             "fast": ho.fast,
             "max_pixels": ho.max_pixels,
             "max_frames": ho.max_frames,
@@ -344,6 +369,8 @@ def _resolve(index: KnownIndex, index_path: str, options: ScanOptions) -> _Confi
         max_distances={name: distances[name] for name in chosen},
         rotations=bool(options.rotations),
         hash_options=options.hash_options,
+        trim_borders=bool(options.trim_borders),
+        regions=bool(options.regions),
     )
 
 
@@ -358,7 +385,7 @@ class _Frame:
     index: int | None
     width: int
     height: int
-    variants: dict[str, dict[str, Hash]]  # algorithm -> variant -> hash
+    variants: dict[str, dict[str, Hash]]  # algorithm -> query view (orig, rot90, trim, top88, ...) -> hash
 
 
 class _Scanner:
@@ -369,12 +396,25 @@ class _Scanner:
         self.config = config
         self.algorithms = tuple(registry.get(name) for name in config.algorithms)
         self._algorithm_rank = {name: rank for rank, name in enumerate(config.algorithms)}
+        # the view tables a search can find something in, per algorithm
+        self._views = {name: frozenset(index.views.get(name, ())) for name in config.algorithms}
+        # region query views only where the index has a view table they are searched against
+        self._regions = {
+            name: config.regions and any(view in self._views[name]
+                                         for query in REGION_VIEWS for view in known_views_for(query))
+            for name in config.algorithms
+        }
 
     def warm_up(self) -> None:
         """Hash a tiny blank image with every algorithm, so that compiled kernels are loaded."""
         blank = Image.new("RGB", (32, 32))
         for algorithm in self.algorithms:
-            variant_hashes(algorithm, blank, None, rotations=self.config.rotations)
+            self._query_views(algorithm, blank, None)
+
+    def _query_views(self, algorithm: Any, image: Image.Image, size: tuple[int, int] | None) -> dict[str, Hash]:
+        """The frame's query views for one algorithm, as the options and the index's view tables ask."""
+        return query_view_hashes(algorithm, image, size, rotations=self.config.rotations,
+                                 trim_borders=self.config.trim_borders, regions=self._regions[algorithm.name])
 
     # -- entries ---------------------------------------------------------------------------------
 
@@ -460,7 +500,7 @@ class _Scanner:
                 current = frame.index
                 full = (frame.width, frame.height)
                 size = None if frame.image.size == full else full
-                variants = {a.name: variant_hashes(a, frame.image, size, rotations=self.config.rotations) for a in self.algorithms}
+                variants = {a.name: self._query_views(a, frame.image, size) for a in self.algorithms}
                 frames.append(_Frame(frame.index, frame.width, frame.height, variants))
         except Exception as exc:  # noqa: BLE001
             multi = base.frame_count not in (None, 1)
@@ -522,12 +562,13 @@ class _Scanner:
         return replace(record, status=status, matches=tuple(kept), notes=tuple(notes))
 
     def _order(self, match: ScanMatch) -> tuple[Any, ...]:
-        """Sort key: digest matches first, then by distance as a fraction of the hash length."""
+        """Sort key: digest matches first, then by distance as a fraction of the hash length, then
+        main hashes before views, the scan's algorithm order, and the query view's rank."""
         if match.algorithm in DIGEST_ALGORITHMS:
-            return (0, 0.0, _DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
+            return (0, 0.0, 0, _DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
         bits = registry.get(match.algorithm).bit_length
-        return (1, match.distance / bits, self._algorithm_rank.get(match.algorithm, 99),
-                _VARIANT_ORDER.get(match.variant or "", 99), match.record)
+        return (1, match.distance / bits, _view_rank(match.view), self._algorithm_rank.get(match.algorithm, 99),
+                _variant_rank(match.variant), match.record)
 
     def _digest_matches(self, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
         found: dict[int, ScanMatch] = {}
@@ -552,8 +593,9 @@ class _Scanner:
         found: list[dict[int, ScanMatch]] = [{} for _ in frames]
         notes: list[list[str]] = [[] for _ in frames]
         for algorithm in self.algorithms:
-            queries: list[Hash] = []
-            owners: list[tuple[int, str]] = []
+            available = self._views[algorithm.name]
+            # known-side table (None: the main hashes) -> the queries searched there and their owners
+            targets: dict[str | None, tuple[list[Hash], list[tuple[int, str]]]] = {}
             for position, frame in enumerate(frames):
                 variants = frame.variants.get(algorithm.name)
                 if not variants:
@@ -563,24 +605,52 @@ class _Scanner:
                     notes[position].append(f"{algorithm.name} not matched: quality {quality} below {algorithm.min_quality}")
                     continue
                 for variant, value in variants.items():
-                    # the frame's quality decides for all its variants, so they are searched or not together
-                    queries.append(value if quality is None else Hash(value.algorithm, value.bits, quality))
-                    owners.append((position, variant))
-            if not queries:
-                continue
-            results = self.index.search(queries, self.config.max_distances[algorithm.name])
-            for (position, variant), result in zip(owners, results):
-                for m in result.matches:
-                    candidate = ScanMatch(algorithm.name, m.distance, variant, m.record_id, m.list_name, m.category,
-                                          m.series)
-                    held = found[position].get(m.record_id)
-                    if held is None or self._order(candidate) < self._order(held):
-                        found[position][m.record_id] = candidate
+                    # the frame's quality decides for all its query views, so they are searched or not together
+                    query = value if quality is None else Hash(value.algorithm, value.bits, quality)
+                    for target in known_views_for(variant):
+                        if target is not None and target not in available:
+                            continue
+                        queries, owners = targets.setdefault(target, ([], []))
+                        queries.append(query)
+                        owners.append((position, variant))
+            for target, (queries, owners) in targets.items():
+                results = self.index.search(queries, self.config.max_distances[algorithm.name], view=target)
+                for (position, variant), result in zip(owners, results):
+                    for m in result.matches:
+                        candidate = ScanMatch(algorithm.name, m.distance, variant, m.record_id, m.list_name,
+                                              m.category, m.series, view=target)
+                        held = found[position].get(m.record_id)
+                        if held is None or self._order(candidate) < self._order(held):
+                            found[position][m.record_id] = candidate
         return found, notes
 
 
 def _is_known_good(record: IndexedRecord) -> bool:
     return bool(record.extra.get("known_good"))
+
+
+def _view_rank(view: str | None) -> int:
+    """Known-side preference on equal distance: the main hash, then the views in their documented order."""
+    if view is None:
+        return 0
+    return 1 + (KNOWN_VIEWS.index(view) if view in KNOWN_VIEWS else len(KNOWN_VIEWS))
+
+
+def _variant_rank(variant: str | None) -> int:
+    """Query-side preference on equal distance: ``orig``, the other dihedral variants, ``trim`` and
+    ``trim+<variant>``, then the regions (``top88``, ``bottom88``), then anything else."""
+    if variant is None:
+        return 99
+    if variant in _VARIANT_ORDER:
+        return _VARIANT_ORDER[variant]
+    dihedral = len(_VARIANT_ORDER)
+    if variant == TRIM_VIEW:
+        return dihedral
+    if variant.startswith(TRIM_VIEW + "+") and variant[len(TRIM_VIEW) + 1:] in _VARIANT_ORDER:
+        return dihedral + _VARIANT_ORDER[variant[len(TRIM_VIEW) + 1:]]
+    if variant in REGION_VIEWS:
+        return 2 * dihedral + REGION_VIEWS.index(variant)
+    return 99
 
 
 # --------------------------------------------------------------------------------------------------
@@ -955,16 +1025,6 @@ def _atomic_text(path: str) -> Iterator[TextIO]:
 # Driver
 
 
-def _inside(path: str, roots: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> str | None:
-    """The evidence root that ``path`` lies inside (after resolving links), if any."""
-    real = os.path.realpath(path)
-    for root in roots:
-        real_root = os.path.realpath(os.fsdecode(root))
-        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            return os.fsdecode(root)
-    return None
-
-
 def _writer_class(format: str) -> type:  # noqa: A002
     try:
         from .formats.scan_report import SCAN_WRITERS
@@ -1040,7 +1100,7 @@ def run_scan(
     for what, target in (("output", output_path), ("journal", journal), ("manifest", manifest_path)):
         if target is None:
             continue
-        root = _inside(target, paths)
+        root = files.path_inside(target, paths)
         if root is not None:
             raise UsageError(f"{what} {target!r} is inside the evidence path {root!r}; matcher never writes there")
     if output_path is not None and os.path.isdir(output_path):

@@ -21,10 +21,15 @@ class ScanMatch:
     """One known record matched by a file or frame.
 
     ``algorithm`` is a perceptual algorithm (``pdq``, ``phash``, ...) or a digest (``md5``, ``sha1``,
-    ``sha256``: exact, distance 0). ``variant`` names how the evidence is transformed relative to the
-    known image: ``orig`` (as is), ``rot90``/``rot180``/``rot270`` (rotated counter-clockwise),
-    ``flipx`` (top-bottom), ``flipy`` (mirrored), ``flipp``/``flipm`` (transposed about the main or
-    anti-diagonal); ``None`` for digest matches. ``record`` is the index record id.
+    ``sha256``: exact, distance 0). ``variant`` names the query view of the evidence that matched,
+    i.e. how the evidence is transformed relative to the known image: ``orig`` (as is),
+    ``rot90``/``rot180``/``rot270`` (rotated counter-clockwise), ``flipx`` (top-bottom), ``flipy``
+    (mirrored), ``flipp``/``flipm`` (transposed about the main or anti-diagonal); ``trim`` and
+    ``trim+<variant>`` (the evidence with its uniform borders trimmed, then as that variant);
+    ``top88``/``bottom88`` (the evidence's top / bottom 88 %); ``None`` for digest matches.
+    ``view`` names the known record's view the evidence matched (``crop10``, ``trim``, ``top88``,
+    ... see :data:`matcher.views.KNOWN_VIEWS`); ``None`` for its main (full-frame) hash and for
+    digest matches. ``record`` is the index record id.
     """
 
     algorithm: str
@@ -34,6 +39,7 @@ class ScanMatch:
     list: str
     category: int | None = None
     series: str | None = None
+    view: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the report's keys."""
@@ -41,6 +47,7 @@ class ScanMatch:
             "algorithm": self.algorithm,
             "distance": self.distance,
             "variant": self.variant,
+            "view": self.view,
             "record": self.record,
             "list": self.list,
             "category": self.category,
@@ -58,6 +65,7 @@ class ScanMatch:
             list=data["list"],
             category=data.get("category"),
             series=data.get("series"),
+            view=data.get("view"),
         )
 
 

@@ -84,6 +84,14 @@ def test_exit_codes_for_bad_usage(evidence, tmp_path, capsys):
     assert code == 2 and "cannot write output" in err
 
 
+def test_hash_output_never_overwrites_an_evidence_file(evidence, capsys):
+    target = evidence / "good" / "b.jpg"
+    before = target.read_bytes()
+    code, _, err = run(["hash", str(target), "--output", str(target)], capsys)
+    assert code == 2 and "inside the evidence path" in err
+    assert target.read_bytes() == before
+
+
 def test_module_entry_point_runs(evidence, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "matcher", "hash", str(evidence / "good" / "b.jpg"), "-a", "pdq"],

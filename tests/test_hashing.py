@@ -246,3 +246,28 @@ def test_algorithm_contract(name):
         assert algorithm.hash_image(other) - h > algorithm.default_max_distance
     assert (algorithm.min_quality is not None) == algorithm.has_quality
     assert "jpeg75" in EDITS
+
+
+def test_view_hashes_only_when_asked_and_not_in_the_record_dict(tmp_path):
+    from matcher.index.importing import known_from_hash_record
+    from matcher.views import known_view_hashes
+
+    original = scene(41, 320, 240, "shapes")
+    path = tmp_path / "a.png"
+    path.write_bytes(encode(edit(original, "pad20_black"), "PNG"))
+    plain = only(hash_file(path, "pdq,phash"))
+    assert plain.views == {}
+    viewed = only(hash_file(path, "pdq,phash", options=HashOptions(views=True)))
+    assert viewed.to_dict(["pdq", "phash"]) == plain.to_dict(["pdq", "phash"])  # `matcher hash` output unchanged
+    assert viewed.hashes == plain.hashes
+    assert set(viewed.views) == {"pdq", "phash"}
+    assert viewed.views["pdq"] == known_view_hashes(registry.get("pdq"), Image.open(path).convert("RGB"))
+    assert "trim" in viewed.views["pdq"] and "top88" in viewed.views["phash"]
+    # hashing the trimmed content on its own gives the original's hash
+    assert viewed.views["pdq"]["trim"].bits == only(hash_image(original)).hashes["pdq"].bits
+    assert only(hash_image(original, options=HashOptions(views=True))).views["pdq"].keys() == {
+        "top88", "bottom88", "crop5", "crop10", "crop10tl", "crop10tr", "crop10bl", "crop10br", "rotl4", "rotr4"}
+    known = known_from_hash_record(viewed)
+    assert known.views == viewed.views and known.hashes == viewed.hashes
+    with pytest.raises(matcher.errors.UsageError, match="views must be True or False"):
+        HashOptions(views="yes")  # type: ignore[arg-type]

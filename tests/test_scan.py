@@ -194,7 +194,7 @@ def test_digest_matches_and_known_good(world, reference):
     named = by_name(reference["records"])
     (copy,) = named["copy_of_original_0.png"]
     assert copy["status"] == "match"
-    assert copy["matches"][0] == {"algorithm": "sha256", "distance": 0, "variant": None,
+    assert copy["matches"][0] == {"algorithm": "sha256", "distance": 0, "variant": None, "view": None,
                                   "record": ids[str(world["originals"][0])], "list": "agency",
                                   "category": 1, "series": None}
     assert len(copy["matches"]) == 1  # the same record is not reported again for its perceptual match

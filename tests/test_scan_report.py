@@ -288,3 +288,35 @@ def test_vics_case_validation() -> None:
     case = json.loads(out.getvalue())["value"][0]
     assert case["SourceApplicationName"] == "lab tool" and case["CaseID"] == 17
     assert list(case)[-1] == "Media"
+
+
+# --------------------------------------------------------------------------------------------------
+# Matches found in a known image's view (issue 6)
+
+
+def view_record() -> ScanRecord:
+    return record("evidence/cropped.jpg",
+                  matches=(ScanMatch("pdq", 9, "trim+flipy", 3, "known-list", 2, None, view="crop10"),
+                           ScanMatch("phash", 6, "top88", 3, "known-list", 2, None, view="top88")))
+
+
+def test_view_in_jsonl_csv_and_vics() -> None:
+    original = view_record()
+    data = json.loads(write("jsonl", [original]))
+    assert data["matches"][0]["variant"] == "trim+flipy" and data["matches"][0]["view"] == "crop10"
+    assert list(data["matches"][0])[:4] == ["algorithm", "distance", "variant", "view"]
+    assert ScanRecord.from_dict(data, ALGOS) == original
+    # a report line of a version without views reads back with view None
+    del data["matches"][0]["view"]
+    assert ScanRecord.from_dict(data, ALGOS).matches[0].view is None
+
+    text = write("csv", [original, record()])
+    header = next(csv.reader(io.StringIO(text)))
+    assert header[-1] == "match_view" and header[:-1] == csv_columns(ALGOS)[:-1]
+    assert header[-2] == "path_raw_hex"  # the columns of earlier versions keep their places
+    viewed, plain = read_csv(text)
+    assert viewed["match_variant"] == "trim+flipy" and viewed["match_view"] == "crop10"
+    assert plain["match_variant"] == "rot90" and plain["match_view"] == ""
+
+    media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
+    assert "pdq distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]

@@ -13,7 +13,9 @@ most ``max_frames`` records).
 **csv**: a header row, then one row per record with the columns of ``to_dict`` except ``matches``,
 which is replaced, where it stands, by the nearest match (``match_algorithm``, ``match_distance``,
 ``match_variant``, ``match_record``, ``match_list``, ``match_category``, ``match_series``; empty
-without a match) and ``match_count``. ``notes`` are joined with ``"; "``, booleans are written
+without a match) and ``match_count``; the last column, ``match_view``, is the known record's view
+the nearest match was found in (empty for its main hash; appended last so that the columns before
+it stay where they were). ``notes`` are joined with ``"; "``, booleans are written
 ``true``/``false`` and ``None`` as an empty cell. Every text cell goes through
 :func:`~matcher.formats.records.csv_safe`, so a file called ``=HYPERLINK(...)`` stays text in a
 spreadsheet.
@@ -42,7 +44,7 @@ frame that matched (else of the first frame). Media fields, as
 * ``AlternativeHashes``: ``{"HashName": "PDQ", "HashValue": <hex>}`` for PDQ and
   ``{"HashName": <algorithm>, "HashValue": <hex>}`` for the others;
 * ``Comments``: one line for the examiner: the status, the nearest match (algorithm, distance,
-  variant, list, record id), how many matches, the frame it was found in, PDQ quality, notes, any
+  variant, the known image's view when not its full frame, list, record id), how many matches, the frame it was found in, PDQ quality, notes, any
   error, and the raw path bytes (hex) when the path is not valid UTF-8.
 
 The Case object starts with ``SourceApplicationName`` (``"matcher"``) and
@@ -72,6 +74,7 @@ __all__ = [
     "VicsScanWriter",
     "SCAN_WRITERS",
     "MATCH_COLUMNS",
+    "MATCH_VIEW_COLUMN",
     "VICS_CASES_CONTEXT",
     "csv_columns",
 ]
@@ -87,6 +90,8 @@ MATCH_COLUMNS: tuple[str, ...] = (
     "match_series",
     "match_count",
 )
+#: The CSV report's last column: the known record's view the nearest match was found in.
+MATCH_VIEW_COLUMN = "match_view"
 
 #: The ``@odata.context`` of the VICS 2.0 ``#Cases`` document the VICS writer produces.
 VICS_CASES_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"
@@ -138,13 +143,15 @@ class JsonlScanWriter(ScanWriter):
 
 
 def csv_columns(algorithms: Sequence[str]) -> list[str]:
-    """The CSV report's header for these hash columns (``matches`` replaced by :data:`MATCH_COLUMNS`)."""
+    """The CSV report's header for these hash columns (``matches`` replaced by :data:`MATCH_COLUMNS`,
+    :data:`MATCH_VIEW_COLUMN` last)."""
     columns: list[str] = []
     for key in ScanRecord(path=None, status="no_match").to_dict(list(algorithms)):
         if key == "matches":
             columns.extend(MATCH_COLUMNS)
         else:
             columns.append(key)
+    columns.append(MATCH_VIEW_COLUMN)
     return columns
 
 
@@ -179,6 +186,7 @@ class CsvScanWriter(ScanWriter):
             match_category=best.category if best else None,
             match_series=best.series if best else None,
             match_count=len(record.matches),
+            match_view=best.view if best else None,
             notes="; ".join(record.notes) if record.notes else None,
         )
         self._writer.writerow([_csv_cell(row.get(column)) for column in self._columns])
@@ -216,6 +224,8 @@ def _match_text(match: ScanMatch) -> str:
         how = f"{match.algorithm} distance {match.distance}"
         if match.variant and match.variant != "orig":
             how += f" as {match.variant}"
+        if match.view:
+            how += f" against the known image's {match.view} view"
     extra = []
     if match.category is not None:
         extra.append(f"category {match.category}")

@@ -5,6 +5,9 @@ known-good material (see :class:`~matcher.known.KnownRecord`) under named lists,
 a SQLite database of the records and, per algorithm, the hash codes that an exhaustive FAISS binary
 index searches in memory. Every write commits a new generation atomically; opening checks every
 file's checksum. See :mod:`matcher.index.store` for the layout and the atomicity design.
+Records added from images also carry *view* hashes (crops, borders trimmed, top/bottom 88 %, small
+rotations; :mod:`matcher.views`) in extra per-(algorithm, view) tables, searched with
+``index.search(queries, view="crop10")``; that is how a scan finds edited copies.
 
 Typical use::
 

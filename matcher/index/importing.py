@@ -1,7 +1,9 @@
 """Importing sources into a :class:`~matcher.index.KnownIndex`: hash lists, image files, folders.
 
 A source is a path. A directory is walked and its images hashed with every algorithm the index
-holds; a file whose magic bytes say image is hashed the same way; any other file is read as a hash
+holds, with their known-side view hashes (:mod:`matcher.views`: border-trimmed content, top and
+bottom 88 %, crops, small rotations) so that scans find edited copies; a file whose magic bytes say
+image is hashed the same way; any other file is read as a hash
 list (format detected from its content unless named). Problems (a malformed line, an image that
 cannot be decoded) are reported with file and line and skipped, or, with ``strict``, refuse the whole
 import, which then leaves the index exactly as it was.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import imaging
 from ..errors import HashListError
@@ -37,10 +39,11 @@ class ImportSummary:
 
 
 def known_from_hash_record(record: HashRecord) -> KnownRecord:
-    """The known record for one hashed image (or frame): its hashes, digests, path and size."""
+    """The known record for one hashed image (or frame): its hashes, view hashes, digests, path and size."""
     extra = {} if record.frame is None else {"frame": record.frame}
     return KnownRecord(
         hashes=dict(record.hashes),
+        views={name: dict(views) for name, views in record.views.items()},
         md5=record.md5,
         sha1=record.sha1,
         sha256=record.sha256,
@@ -99,11 +102,14 @@ def import_sources(
     on_problem: ProblemHandler | None = None,
     progress: Callable[[int], None] | None = None,
     hash_options: HashOptions | None = None,
+    views: bool = True,
 ) -> ImportSummary:
     """Add every record of ``sources`` to ``index`` under ``list_name`` in one atomic commit.
 
     ``category`` (when given) overrides the sources' own categories. ``format`` names the hash-list
-    format or ``"auto"``; images are hashed with the index's algorithms. Without ``strict`` each
+    format or ``"auto"``; images are hashed with the index's algorithms and, with ``views`` (the
+    default; it overrides ``hash_options.views``), their known-side view hashes, which let scans find
+    cropped, bordered and captioned copies (hash lists carry no views). Without ``strict`` each
     problem goes to ``on_problem`` and is skipped; with ``strict`` the first one raises
     :class:`~matcher.errors.HashListError` and nothing is added.
     """
@@ -118,6 +124,7 @@ def import_sources(
     for path in paths:
         if not os.path.exists(path):
             raise HashListError(f"{display_path(path)[0]}: no such file or directory")
-    records = _records(paths, index.algorithms, format, strict, report, hash_options or HashOptions())
+    options = replace(hash_options or HashOptions(), views=bool(views))
+    records = _records(paths, index.algorithms, format, strict, report, options)
     result = index.add(records, list_name, category=category, progress=progress)
     return ImportSummary(result.added, result.duplicates, result.empty, len(problems))

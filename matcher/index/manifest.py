@@ -4,6 +4,12 @@ The manifest is the single source of truth for which generation directory is cur
 format version, the algorithms and the parameters they were indexed with, counts per algorithm and
 per list, and the size and SHA-256 of every file of the current generation. It also carries a
 SHA-256 of its own canonical JSON body (``manifest_sha256``), so a damaged manifest is detected too.
+
+Format versions: 1 has one code table per algorithm. 2 adds *view tables*: extra code tables of
+hashes of fixed regions of known images (``pdq@top88``, ``pdq@crop10`` ...; see
+:mod:`matcher.views`), listed under ``views`` as ``{algorithm: {view: {"count": n, "searchable": m}}}``
+with their files in ``files`` like the main tables. Version 1 manifests are read as having no views;
+this code writes version 2. A manifest naming a view this matcher does not know is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "algorithm_params",
+    "known_view_names",
+    "table_stem",
     "read_manifest",
     "write_manifest",
     "sha256_file",
@@ -39,8 +47,10 @@ log = logging.getLogger(__name__)
 
 #: Identifies a matcher index manifest.
 FORMAT_NAME = "matcher-known-index"
-#: On-disk format version this code reads and writes; a newer one is refused.
-FORMAT_VERSION = 1
+#: On-disk format version this code writes (it reads this one and older); a newer one is refused.
+FORMAT_VERSION = 2
+#: Separates algorithm and view in the name of a view table (``pdq@top88``).
+VIEW_SEPARATOR = "@"
 #: Name of the manifest file at the top of an index directory.
 MANIFEST_NAME = "manifest.json"
 
@@ -64,6 +74,18 @@ def algorithm_params(name: str) -> dict[str, Any]:
     }
 
 
+def known_view_names() -> tuple[str, ...]:
+    """The names of the known-side views this matcher computes and can search (:data:`matcher.views.KNOWN_VIEWS`)."""
+    from ..views import KNOWN_VIEWS
+
+    return tuple(KNOWN_VIEWS)
+
+
+def table_stem(algorithm: str, view: str | None = None) -> str:
+    """The file-name stem of a code table: ``pdq`` for the main table, ``pdq@top88`` for a view's."""
+    return algorithm if view is None else f"{algorithm}{VIEW_SEPARATOR}{view}"
+
+
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     """Size in bytes and SHA-256 (hex) of one file of a generation."""
@@ -80,7 +102,8 @@ class Manifest:
     ``count`` (records with such a hash) and ``searchable`` (those a search can return: PDQ hashes of
     known quality under the minimum are stored but not searchable). ``lists`` maps each list name to
     ``{"records": n, "algorithms": {name: n}}``. ``files`` maps file names inside ``directory`` to
-    their :class:`FileEntry`.
+    their :class:`FileEntry`. ``views`` maps an indexed algorithm to its view tables, each
+    ``{"count": n, "searchable": m}`` (empty for indexes without views, and for format version 1).
     """
 
     format_version: int
@@ -93,10 +116,11 @@ class Manifest:
     lists: Mapping[str, Mapping[str, Any]]
     files: Mapping[str, FileEntry]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    views: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, without its self-checksum."""
-        return {
+        body = {
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "generation": self.generation,
@@ -109,6 +133,9 @@ class Manifest:
             "files": {k: {"size": v.size, "sha256": v.sha256} for k, v in self.files.items()},
             "extra": dict(self.extra),
         }
+        if self.format_version >= 2:
+            body["views"] = {k: {view: dict(v) for view, v in views.items()} for k, views in self.views.items()}
+        return body
 
     def to_json(self) -> str:
         """The manifest text: the body plus ``manifest_sha256`` of its canonical form."""
@@ -155,6 +182,8 @@ class Manifest:
                 lists={str(k): dict(v) for k, v in document["lists"].items()},
                 files=files,
                 extra=dict(document.get("extra") or {}),
+                views={str(k): {str(view): dict(v) for view, v in views.items()}
+                       for k, views in (document.get("views") or {}).items()} if version >= 2 else {},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
@@ -164,6 +193,7 @@ class Manifest:
             if "/" in name or name in ("", ".", ".."):
                 raise IndexStoreError(f"{where}: manifest names an invalid file {name!r}")
         manifest.check_algorithms(where)
+        manifest.check_views(where)
         return manifest
 
     def check_algorithms(self, where: str) -> None:
@@ -183,6 +213,27 @@ class Manifest:
                         f"{where}: index was built with {name} {key}={recorded.get(key)!r}, "
                         f"but this matcher uses {key}={current[key]!r}; rebuild the index"
                     )
+
+
+    def check_views(self, where: str) -> None:
+        """Raise :class:`IndexStoreError` unless every view table is of an indexed algorithm and a known view."""
+        if not self.views:
+            return
+        known = set(known_view_names())
+        for algorithm, views in self.views.items():
+            if algorithm not in self.algorithms:
+                raise IndexStoreError(
+                    f"{where}: manifest lists view tables of {algorithm!r}, which the index does not index")
+            for view, counts in views.items():
+                if view not in known:
+                    raise IndexStoreError(
+                        f"{where}: index holds view table {table_stem(algorithm, view)!r}, a view this "
+                        f"matcher does not know (known: {', '.join(sorted(known))}); upgrade matcher to read it")
+                for key in ("count", "searchable"):
+                    value = counts.get(key)
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                        raise IndexStoreError(
+                            f"{where}: view table {table_stem(algorithm, view)!r} has a malformed {key} ({value!r})")
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,8 @@ For each algorithm a generation stores three ``.npy`` arrays (read with ``allow_
 ``bit_length / 8`` bytes per record: the :attr:`Hash.bits`) and ``<alg>.quality.npy`` (int16, ``-1``
 when the record's hash has no known quality). On load the searchable rows are copied into a
 ``faiss.IndexBinaryFlat`` (exhaustive, exact); FAISS positions map back to record ids through
-``searchable_ids``.
+``searchable_ids``. A view table (``<alg>@<view>.*.npy``: hashes of a fixed region of the known
+images, see :mod:`matcher.views`) is the same kind of table, built and searched by the same code.
 
 Large tables (:data:`~matcher.index.mih.MIN_CODES` codes or more, bit length a multiple of 64)
 also get a multi-index hashing structure (:mod:`matcher.index.mih`), used for range searches whenever

@@ -12,6 +12,15 @@ On-disk layout (one directory)::
         pdq.codes.npy        uint8 codes, one row of bit_length/8 bytes per record
         pdq.quality.npy      int16 quality, -1 when unknown
         phash.ids.npy ...    the same three arrays for every indexed algorithm
+        pdq@top88.ids.npy .. the same three arrays for each view table (format 2): hashes of a fixed
+                             region of the known images (see :mod:`matcher.views`), only for records
+                             that carry that view; listed under ``views`` in the manifest
+
+View tables let a search find edited copies (crops, letterbox borders, caption banners) whose
+full-frame hash is far from the original's: :meth:`KnownIndex.search` with ``view="top88"`` searches
+that table instead of the main one. They are written, checksummed, hard-linked when unchanged and
+pruned on removal exactly like the main tables. Their hashes live only in the arrays (the SQLite
+records hold the main hashes), so hash-list exports carry none.
 
 Atomic writes: every write (:meth:`KnownIndex.add`, removals, label changes) builds a complete new
 generation in ``tmp-<gen>-<random>/`` (the SQLite file is copied from the current generation and
@@ -68,16 +77,19 @@ from . import database as db
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    VIEW_SEPARATOR,
     FileEntry,
     Manifest,
     algorithm_params,
     fsync_dir,
     fsync_file,
+    known_view_names,
     read_manifest,
     sha256_file,
+    table_stem,
     write_manifest,
 )
-from .search import AlgorithmTable, knn_hits, query_codes, range_hits
+from .search import AlgorithmTable, empty_table, knn_hits, query_codes, range_hits
 from .types import AddResult, IndexedRecord, Match, QueryResult
 
 try:  # POSIX advisory locks; elsewhere writers are serialised within the process only
@@ -114,11 +126,17 @@ def _array_name(algorithm: str, suffix: str) -> str:
     return f"{algorithm}.{suffix}.npy"
 
 
-def _expected_files(algorithms: Iterable[str]) -> list[str]:
+def _expected_files(algorithms: Iterable[str], views: Mapping[str, Iterable[str]] | None = None) -> list[str]:
     names = [db.DB_NAME]
     for algorithm in algorithms:
         names.extend(_array_name(algorithm, suffix) for suffix in _ARRAY_SUFFIXES)
+    for algorithm, view_names in (views or {}).items():
+        for view in view_names:
+            names.extend(_array_name(table_stem(algorithm, view), suffix) for suffix in _ARRAY_SUFFIXES)
     return names
+
+
+ViewTables = dict[str, dict[str, AlgorithmTable]]
 
 
 class _FileLock:
@@ -148,12 +166,16 @@ class _FileLock:
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    """One committed generation, loaded: immutable once built."""
+    """One committed generation, loaded: immutable once built.
+
+    ``tables``: the main table of each algorithm; ``views``: algorithm -> view -> view table.
+    """
 
     root: Path
     manifest: Manifest
     gen_dir: Path
     tables: dict[str, AlgorithmTable]
+    views: ViewTables
     conn: sqlite3.Connection
     lock: threading.Lock
     labels: dict[str, dict[int, str]]
@@ -196,7 +218,7 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     gen_dir = root / manifest.directory
     if not gen_dir.is_dir():
         raise _Vanished(str(gen_dir))
-    expected = _expected_files(manifest.algorithms)
+    expected = _expected_files(manifest.algorithms, manifest.views)
     listed = set(manifest.files)
     if set(expected) != listed:
         raise IndexStoreError(
@@ -222,29 +244,12 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
             raise IndexStoreError(f"{db_path}: SHA-256 checksum mismatch (file corrupt or altered)")
     tables: dict[str, AlgorithmTable] = {}
     for algorithm, params in manifest.algorithms.items():
-        arrays = {}
-        for suffix in _ARRAY_SUFFIXES:
-            name = _array_name(algorithm, suffix)
-            array = _load_array(gen_dir / name, manifest.files[name], verify)
-            if array.dtype != _ARRAY_DTYPES[suffix]:
-                raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_ARRAY_DTYPES[suffix]}")
-            arrays[suffix] = array
-        ids, codes, quality = arrays["ids"], arrays["codes"], arrays["quality"]
-        n = int(params.get("count", -1))
-        width = int(params["code_bytes"])
-        if ids.shape != (n,) or codes.shape != (n, width) or quality.shape != (n,):
-            raise IndexStoreError(
-                f"{gen_dir}: {algorithm} arrays have shapes {ids.shape}, {codes.shape}, {quality.shape}; "
-                f"the manifest says {n} records of {width} bytes"
-            )
-        if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
-            raise IndexStoreError(f"{gen_dir / _array_name(algorithm, 'ids')}: record ids are not ascending")
-        table = AlgorithmTable.build(
-            algorithm, int(params["bit_length"]), params["min_quality"], ids, codes, quality
-        )
-        if table.searchable != int(params.get("searchable", -1)):
-            raise IndexStoreError(f"{gen_dir}: {algorithm} searchable count differs from the manifest")
-        tables[algorithm] = table
+        tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, verify)
+    views: ViewTables = {}
+    for algorithm, view_counts in manifest.views.items():
+        for view, counts in sorted(view_counts.items()):
+            views.setdefault(algorithm, {})[view] = _load_table(
+                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify)
     if not db_path.exists():
         raise _Vanished(str(db_path))
     conn = db.open_readonly(db_path)
@@ -262,7 +267,34 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    return _Snapshot(root, manifest, gen_dir, tables, conn, threading.Lock(), labels, default_scheme)
+    return _Snapshot(root, manifest, gen_dir, tables, views, conn, threading.Lock(), labels, default_scheme)
+
+
+def _load_table(gen_dir: Path, manifest: Manifest, algorithm: str, view: str | None, params: Mapping[str, Any],
+                counts: Mapping[str, Any], verify: bool) -> AlgorithmTable:
+    """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table)."""
+    stem = table_stem(algorithm, view)
+    arrays = {}
+    for suffix in _ARRAY_SUFFIXES:
+        name = _array_name(stem, suffix)
+        array = _load_array(gen_dir / name, manifest.files[name], verify)
+        if array.dtype != _ARRAY_DTYPES[suffix]:
+            raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_ARRAY_DTYPES[suffix]}")
+        arrays[suffix] = array
+    ids, codes, quality = arrays["ids"], arrays["codes"], arrays["quality"]
+    n = int(counts.get("count", -1))
+    width = int(params["code_bytes"])
+    if ids.shape != (n,) or codes.shape != (n, width) or quality.shape != (n,):
+        raise IndexStoreError(
+            f"{gen_dir}: {stem} arrays have shapes {ids.shape}, {codes.shape}, {quality.shape}; "
+            f"the manifest says {n} records of {width} bytes"
+        )
+    if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+        raise IndexStoreError(f"{gen_dir / _array_name(stem, 'ids')}: record ids are not ascending")
+    table = AlgorithmTable.build(algorithm, int(params["bit_length"]), params["min_quality"], ids, codes, quality)
+    if table.searchable != int(counts.get("searchable", -1)):
+        raise IndexStoreError(f"{gen_dir}: {stem} searchable count differs from the manifest")
+    return table
 
 
 def _load_snapshot(root: Path, verify: bool) -> _Snapshot:
@@ -297,7 +329,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Staged:
-    """What a write function produced in the staging database."""
+    """What a write function produced in the staging database.
+
+    ``arrays``: the new (ids, codes, quality) of every table that changed, by table stem (``pdq``,
+    ``pdq@top88``); a view stem not in the previous generation makes a new view table.
+    """
 
     changed: bool
     arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -360,8 +396,8 @@ class KnownIndex:
 
         with _FileLock(root / LOCK_NAME):
             _cleanup(root, keep=None)
-            manifest, tables = _write_generation(root, 1, created_at, params, None, fill)[1:]
-        snapshot = _snapshot_after_write(root, manifest, tables)
+            manifest, loaded = _write_generation(root, 1, created_at, params, None, fill)[1:]
+        snapshot = _snapshot_after_write(root, manifest, loaded)
         log.info("created index %s with algorithms %s", root, ", ".join(names))
         return cls(root, snapshot, writable=True)
 
@@ -417,6 +453,17 @@ class KnownIndex:
         return tuple(self._snap().tables)
 
     @property
+    def views(self) -> dict[str, tuple[str, ...]]:
+        """The view tables a search can return something from: ``{algorithm: (view, ...)}``.
+
+        Only views with at least one searchable code are named (an index made from hash lists has
+        none); :meth:`info` gives every view table's counts.
+        """
+        return {algorithm: named for algorithm, named in (
+            (algorithm, tuple(view for view, table in views.items() if table.searchable))
+            for algorithm, views in self._snap().views.items()) if named}
+
+    @property
     def generation(self) -> int:
         """Number of the committed generation this object reads."""
         return self._snap().manifest.generation
@@ -439,7 +486,11 @@ class KnownIndex:
     # -- reading -------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """Format version, generation, counts per algorithm and per list, category schemes, sizes."""
+        """Format version, generation, counts per algorithm and per list, category schemes, sizes.
+
+        ``views`` holds the view tables' counts: ``{algorithm: {view: {"count": n, "searchable": m}}}``
+        (``{}`` for an index without views).
+        """
         snapshot = self._snap()
         manifest = snapshot.manifest
         directory_bytes = 0
@@ -461,6 +512,8 @@ class KnownIndex:
             "updated_at": manifest.updated_at,
             "records": manifest.records,
             "algorithms": {name: dict(values) for name, values in manifest.algorithms.items()},
+            "views": {name: {view: dict(counts) for view, counts in views.items()}
+                      for name, views in manifest.views.items()},
             "lists": {name: {"records": v["records"], "algorithms": dict(v["algorithms"])}
                       for name, v in manifest.lists.items()},
             "category_schemes": sorted(snapshot.labels),
@@ -581,8 +634,14 @@ class KnownIndex:
 
     # -- searching -------------------------------------------------------------------------------
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None) -> list[QueryResult]:
+    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
+               view: str | None = None) -> list[QueryResult]:
         """Every searchable record within Hamming distance ``<= max_distance`` of each query (exact).
+
+        ``view`` ``None`` searches the records' main hashes; a view name (one of
+        :data:`matcher.views.KNOWN_VIEWS`, e.g. ``"top88"``) searches the records' hashes of that
+        view instead, and each match's ``view`` names it. An index without such a view table finds
+        nothing there; a name that is not a known view raises :class:`UsageError`.
 
         ``max_distance`` defaults to each algorithm's ``default_max_distance`` (PDQ 31, the imagehash
         family 8). Queries may mix algorithms; each is searched in its algorithm's index, and results
@@ -596,17 +655,18 @@ class KnownIndex:
                                          or max_distance < 0):
             raise UsageError(f"max_distance must be a non-negative integer, not {max_distance!r}")
         return self._run(queries, lambda table, codes: range_hits(
-            table, codes, min(table.bit_length, self._default(table) if max_distance is None else max_distance)))
+            table, codes, min(table.bit_length, self._default(table) if max_distance is None else max_distance)),
+            view)
 
 
-    def nearest(self, queries: Sequence[Hash], k: int) -> list[QueryResult]:
+    def nearest(self, queries: Sequence[Hash], k: int, *, view: str | None = None) -> list[QueryResult]:
         """The ``k`` nearest searchable records of each query, nearest first, ties by record id (exact).
 
-        No distance limit applies. Quality rules and errors as in :meth:`search`.
+        No distance limit applies. ``view``, quality rules and errors as in :meth:`search`.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UsageError(f"k must be a positive integer, not {k!r}")
-        return self._run(queries, lambda table, codes: knn_hits(table, codes, k))
+        return self._run(queries, lambda table, codes: knn_hits(table, codes, k), view)
 
 
     @staticmethod
@@ -615,8 +675,11 @@ class KnownIndex:
 
 
     def _run(self, queries: Sequence[Hash],
-             find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]]) -> list[QueryResult]:
+             find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
+             view: str | None = None) -> list[QueryResult]:
         snapshot = self._snap()
+        if view is not None and view not in known_view_names():
+            raise UsageError(f"no view {view!r} (known views: {', '.join(known_view_names())})")
         queries = list(queries)
         groups: dict[str, list[int]] = {}
         for position, query in enumerate(queries):
@@ -630,6 +693,9 @@ class KnownIndex:
         skipped: dict[int, str] = {}
         for algorithm, positions in groups.items():
             table = snapshot.tables[algorithm]
+            if view is not None:
+                table = snapshot.views.get(algorithm, {}).get(view) or empty_table(
+                    algorithm, table.bit_length, table.min_quality)
             searched = []
             for position in positions:
                 quality = queries[position].quality
@@ -650,7 +716,7 @@ class KnownIndex:
                 results.append(QueryResult(query, (), skipped[position]))
                 continue
             matches = tuple(
-                Match(record_id, distance, query.algorithm, *fields[record_id])
+                Match(record_id, distance, query.algorithm, *fields[record_id], view=view)
                 for record_id, distance in (found[position] or ())
             )
             results.append(QueryResult(query, matches))
@@ -695,6 +761,7 @@ class KnownIndex:
             list_id, list_is_new = int(row[0]), False
         next_id = int(db.get_meta(conn, "next_record_id") or "1")
         new: dict[str, tuple[list[int], list[bytes], list[int]]] = {name: ([], [], []) for name in tables}
+        new_views: dict[tuple[str, str], tuple[list[int], list[bytes], list[int]]] = {}
         added = duplicates = empty = processed = 0
 
         def flush(batch: list[KnownRecord]) -> None:
@@ -710,6 +777,8 @@ class KnownIndex:
                     continue
                 for name, value in record.hashes.items():
                     _check_hash(name, value, widths.get(name), where)
+                if record.views:
+                    _check_views(record, widths, where)
                 pending.append((db.fingerprint(record), record, where))
             existing = db.existing_fingerprints(conn, list_id, [fp for fp, _r, _w in pending])
             record_rows, hash_rows = [], []
@@ -728,6 +797,14 @@ class KnownIndex:
                     hash_rows.append((record_id, name, value.bits, value.quality))
                     if name in new:
                         ids, bits, quality = new[name]
+                        ids.append(record_id)
+                        bits.append(value.bits)
+                        quality.append(-1 if value.quality is None else int(value.quality))
+                for name, views in record.views.items():
+                    if name not in tables:
+                        continue  # views of an algorithm the index does not search are not kept
+                    for view, value in views.items():
+                        ids, bits, quality = new_views.setdefault((name, view), ([], [], []))
                         ids.append(record_id)
                         bits.append(value.bits)
                         quality.append(-1 if value.quality is None else int(value.quality))
@@ -753,11 +830,16 @@ class KnownIndex:
             return result, _Staged(False, {})
         db.set_meta(conn, "next_record_id", str(next_id))
         arrays = {}
-        for name, (ids, bits, quality) in new.items():
+        staged: list[tuple[str, AlgorithmTable, tuple[list[int], list[bytes], list[int]]]] = [
+            (name, tables[name], rows) for name, rows in new.items()]
+        for (name, view), rows in sorted(new_views.items()):
+            table = snapshot.views.get(name, {}).get(view) or empty_table(
+                name, tables[name].bit_length, tables[name].min_quality)
+            staged.append((table_stem(name, view), table, rows))
+        for stem, table, (ids, bits, quality) in staged:
             if not ids:
                 continue
-            table = tables[name]
-            arrays[name] = (
+            arrays[stem] = (
                 np.concatenate([table.ids, np.asarray(ids, dtype=np.int64)]),
                 np.concatenate([table.codes, np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(ids), -1)]),
                 np.concatenate([table.quality, np.asarray(quality, dtype=np.int16)]),
@@ -782,7 +864,7 @@ class KnownIndex:
                 marks = ",".join("?" * len(part))
                 conn.execute(f"DELETE FROM record_hashes WHERE record_id IN ({marks})", tuple(part))
                 conn.execute(f"DELETE FROM records WHERE id IN ({marks})", tuple(part))
-            return len(present), _Staged(True, _without(snapshot.tables, np.asarray(present, dtype=np.int64)))
+            return len(present), _Staged(True, _without(snapshot, np.asarray(present, dtype=np.int64)))
 
         removed: int = self._commit(mutate)
         return removed
@@ -801,7 +883,7 @@ class KnownIndex:
                          (list_id,))
             conn.execute("DELETE FROM records WHERE list_id = ?", (list_id,))
             conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
-            return int(gone.shape[0]), _Staged(True, _without(snapshot.tables, gone))
+            return int(gone.shape[0]), _Staged(True, _without(snapshot, gone))
 
         removed: int = self._commit(mutate)
         return removed
@@ -837,12 +919,12 @@ class KnownIndex:
                 return result, staged, lists, total
 
             started = time.perf_counter()
-            result, manifest, tables = _write_generation(
+            result, manifest, loaded = _write_generation(
                 self._root, snapshot.manifest.generation + 1, snapshot.manifest.created_at,
                 {name: algorithm_params(name) for name in snapshot.tables}, snapshot, fill)
             if manifest is None:
                 return result
-            self._snapshot = _snapshot_after_write(self._root, manifest, tables)
+            self._snapshot = _snapshot_after_write(self._root, manifest, loaded)
             log.info("%s: committed generation %d (%d records) in %.2fs", self._root, manifest.generation,
                      manifest.records, time.perf_counter() - started)
             _cleanup(self._root, keep=manifest.directory)
@@ -863,13 +945,33 @@ def _check_hash(name: str, value: Hash, width: int | None, where: str) -> None:
         raise HashFormatError(f"{where}: {name} quality must be an integer 0..32767, not {quality!r}")
 
 
-def _without(tables: Mapping[str, AlgorithmTable], gone: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The arrays of every algorithm that loses rows when the ids ``gone`` are removed."""
+def _check_views(record: KnownRecord, widths: Mapping[str, int], where: str) -> None:
+    """Check a record's view hashes: known view names, and for indexed algorithms well-formed hashes."""
+    known_views = frozenset(known_view_names())
+    views = record.views
+    if not isinstance(views, Mapping):
+        raise UsageError(f"{where}: record views must be a dict of algorithm -> view -> Hash, not {type(views).__name__}")
+    for name, named in views.items():
+        if not isinstance(named, Mapping):
+            raise UsageError(f"{where}: {name} views must be a dict of view -> Hash, not {type(named).__name__}")
+        if name not in widths:
+            continue
+        for view, value in named.items():
+            if view not in known_views:
+                raise UsageError(f"{where}: unknown view {view!r} (known views: {', '.join(sorted(known_views))})")
+            _check_hash(name, value, widths[name], f"{where} view {view}")
+
+
+def _without(snapshot: _Snapshot, gone: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The arrays of every table (main or view, by stem) that loses rows when the ids ``gone`` are removed."""
+    every = [(name, table) for name, table in snapshot.tables.items()]
+    every += [(table_stem(algorithm, view), table)
+              for algorithm, views in snapshot.views.items() for view, table in views.items()]
     out = {}
-    for name, table in tables.items():
+    for stem, table in every:
         keep = ~np.isin(table.ids, gone)
         if not keep.all():
-            out[name] = (table.ids[keep], table.codes[keep], table.quality[keep])
+            out[stem] = (table.ids[keep], table.codes[keep], table.quality[keep])
     return out
 
 
@@ -877,8 +979,13 @@ def _write_generation(
     root: Path, generation: int, created_at: str, params: Mapping[str, Mapping[str, Any]],
     previous: _Snapshot | None,
     fill: Callable[[Path], tuple[Any, _Staged, dict[str, dict[str, Any]], int]],
-) -> tuple[Any, Manifest | None, dict[str, AlgorithmTable] | None]:
-    """Stage a generation in a temp directory, publish it, and switch the manifest to it."""
+) -> tuple[Any, Manifest | None, tuple[dict[str, AlgorithmTable], ViewTables] | None]:
+    """Stage a generation in a temp directory, publish it, and switch the manifest to it.
+
+    Tables the staged write did not change (main or view) are hard-linked from ``previous``; view
+    tables it names for the first time are added. Returns the write's result, the new manifest and
+    the new generation's tables and view tables (``None, None`` when nothing changed).
+    """
     tmp = root / f"{_TMP_PREFIX}{generation:06d}-{secrets.token_hex(4)}"
     final = root / f"{_GEN_PREFIX}{generation:06d}"
     committed = False
@@ -897,13 +1004,33 @@ def _write_generation(
                     _save_array(tmp / _array_name(name, suffix), array.astype(_ARRAY_DTYPES[suffix], copy=False))
                 tables[name] = AlgorithmTable.build(name, p["bit_length"], p["min_quality"], ids, codes, quality)
             else:
-                assert previous is not None
+                if previous is None:
+                    raise IndexStoreError(f"{root}: internal error: no arrays staged for {name}")
                 for suffix in _ARRAY_SUFFIXES:
                     _link_or_copy(previous.gen_dir / _array_name(name, suffix), tmp / _array_name(name, suffix))
                 tables[name] = previous.tables[name]
+        views: ViewTables = {}
+        view_keys = {(algorithm, view) for algorithm, named in (previous.views if previous else {}).items()
+                     for view in named}
+        view_keys.update(tuple(stem.split(VIEW_SEPARATOR, 1)) for stem in staged.arrays  # type: ignore[misc]
+                         if VIEW_SEPARATOR in stem)
+        for algorithm, view in sorted(view_keys):
+            stem, p = table_stem(algorithm, view), params[algorithm]
+            if stem in staged.arrays:
+                ids, codes, quality = staged.arrays[stem]
+                for suffix, array in zip(_ARRAY_SUFFIXES, (ids, codes, quality)):
+                    _save_array(tmp / _array_name(stem, suffix), array.astype(_ARRAY_DTYPES[suffix], copy=False))
+                table = AlgorithmTable.build(algorithm, p["bit_length"], p["min_quality"], ids, codes, quality)
+            else:
+                if previous is None:  # pragma: no cover - the key came from previous
+                    raise IndexStoreError(f"{root}: internal error: no arrays staged for {stem}")
+                for suffix in _ARRAY_SUFFIXES:
+                    _link_or_copy(previous.gen_dir / _array_name(stem, suffix), tmp / _array_name(stem, suffix))
+                table = previous.views[algorithm][view]
+            views.setdefault(algorithm, {})[view] = table
         _checkpoint("arrays-written")
         fsync_file(tmp / db.DB_NAME)
-        files = {name: sha256_file(tmp / name) for name in _expected_files(params)}
+        files = {name: sha256_file(tmp / name) for name in _expected_files(params, views)}
         fsync_dir(tmp)
         _checkpoint("generation-synced")
         if final.exists():  # debris of a crash between rename and manifest switch
@@ -914,14 +1041,17 @@ def _write_generation(
         algorithms = {}
         for name, p in params.items():
             algorithms[name] = dict(p, count=tables[name].count, searchable=tables[name].searchable)
+        view_counts = {algorithm: {view: {"count": table.count, "searchable": table.searchable}
+                                   for view, table in named.items()}
+                       for algorithm, named in views.items()}
         manifest = Manifest(
             format_version=FORMAT_VERSION, generation=generation, directory=final.name, created_at=created_at,
-            updated_at=_now(), records=total, algorithms=algorithms, lists=lists, files=files,
+            updated_at=_now(), records=total, algorithms=algorithms, lists=lists, files=files, views=view_counts,
         )
         write_manifest(root, manifest, _checkpoint)
         committed = True
         _checkpoint("manifest-replaced")
-        return result, manifest, tables
+        return result, manifest, (tables, views)
     except OSError as exc:
         if committed:
             raise
@@ -944,13 +1074,15 @@ def _discard(root: Path, tmp: Path, final: Path) -> None:
 
 
 def _snapshot_after_write(root: Path, manifest: Manifest | None,
-                          tables: dict[str, AlgorithmTable] | None) -> _Snapshot:
-    assert manifest is not None and tables is not None
+                          loaded: tuple[dict[str, AlgorithmTable], ViewTables] | None) -> _Snapshot:
+    if manifest is None or loaded is None:
+        raise IndexStoreError(f"{root}: internal error: no generation was written")
+    tables, views = loaded
     gen_dir = root / manifest.directory
     conn = db.open_readonly(gen_dir / db.DB_NAME)
     labels = db.category_labels(conn)
     default_scheme = db.get_meta(conn, "default_category_scheme")
-    return _Snapshot(root, manifest, gen_dir, tables, conn, threading.Lock(), labels, default_scheme)
+    return _Snapshot(root, manifest, gen_dir, tables, views, conn, threading.Lock(), labels, default_scheme)
 
 
 def _cleanup(root: Path, keep: str | None) -> None:

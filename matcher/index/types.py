@@ -76,7 +76,9 @@ class IndexedRecord:
 class Match:
     """One indexed record within the distance asked for of a query hash.
 
-    ``distance`` is the Hamming distance between the query and the record's ``algorithm`` hash.
+    ``distance`` is the Hamming distance between the query and the record's ``algorithm`` hash, or,
+    when ``view`` is set, the record's hash of that view (a fixed region of the known image, e.g.
+    ``"top88"``; see :mod:`matcher.views`). ``view`` is ``None`` for the record's main hash.
     The other fields are copied from the record so that a report needs no second look-up; the full
     record is available through :meth:`KnownIndex.records`.
     """
@@ -89,9 +91,10 @@ class Match:
     series: str | None = None
     name: str | None = None
     comment: str | None = None
+    view: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``record`` is the record id)."""
+        """A JSON-ready dict (``record`` is the record id; ``view`` ``None`` for the main hash)."""
         return {
             "record": self.record_id,
             "distance": self.distance,
@@ -101,6 +104,7 @@ class Match:
             "series": self.series,
             "name": self.name,
             "comment": self.comment,
+            "view": self.view,
         }
 
 

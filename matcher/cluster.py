@@ -1,0 +1,1241 @@
+"""Near-duplicate groups of an evidence set: the library behind ``matcher cluster``.
+
+Three entry points:
+
+* :func:`cluster_paths` walks files and directories, hashes every image (every frame of animated and
+  multi-page ones) with its rotations and flips, and groups them. It walks, reads and decodes as
+  the scan does (same walk, one read-only read per file, same decoding options), and hashes the
+  eight dihedral variants of :func:`matcher.variants.variant_hashes`; with ``workers > 1`` it hashes
+  in a pool of worker processes (forkserver), the only processes it starts, shut down before it
+  returns.
+* :func:`cluster_hashes` groups hashes computed already (:class:`ClusterItem` values, or
+  ``(key, {variant: Hash})`` pairs); it starts no process.
+* :func:`run_cluster` is the driver behind ``matcher cluster``: :func:`cluster_paths`, then the
+  report (:func:`write_cluster_report`) to a file, written whole or not at all, or to a stream.
+
+The rule
+--------
+Two items (images, or frames) are *linked* when, for any chosen algorithm, a variant of one (its
+hash after undoing a rotation or flip, ``orig`` included; ``orig`` only without rotations) is within
+that algorithm's maximum distance (``<=``; default the algorithm's ``default_max_distance``, PDQ 31)
+of the other's ``orig`` hash: the match rule of the scan, with one image as the evidence and the
+other as the known image. An item whose hash has a quality below its algorithm's minimum (PDQ: 50)
+is not linked by that algorithm, and says so in its ``notes``. A *group* is a connected component of
+the links: a chain A~B~C puts A and C in one group even when A and C are far apart.
+
+Links are found with the index's exact search, never by comparing all pairs: per algorithm, one
+:class:`~matcher.index.search.AlgorithmTable` over the distinct ``orig`` hashes of the items it may
+link, range-searched with every variant hash as a query, in batches: multi-index hashing from 2,000
+codes (an index waits for 20,000, as it answers a few queries at a time; clustering asks eight per
+code), FAISS flat below; both exact.
+Items whose hashes are bit-identical in every variant (copies of one file, mostly) are searched once.
+Groups come from a union-find over the links. Time and memory grow with the number of items and of
+linked pairs: a group of ``k`` near-identical but not bit-identical images holds about ``k * k / 2``
+pairs.
+
+The representative and the distances
+------------------------------------
+Each group's *representative* is its member with the most links (distinct members within the
+maximum distance), then the most pixels, then the first by path (then frame). Every member gets its
+distance to the representative, computed directly whatever it is: the smallest over the chosen
+algorithms (as a share of the hash length; ties: the algorithms' order) and variants (ties:
+``orig``, ``rot90``, ... in :data:`~matcher.variants.VARIANT_NAMES` order), both ways round,
+preferring a distance that counts as a link. ``variant`` says how the member is transformed
+relative to the representative (``rot90``: the member is the representative rotated 90° counter-
+clockwise; ``flipy``: mirrored), as in scan matches. ``hops`` is the number of links on the shortest
+chain to the representative; a member with ``hops >= 2`` is not itself within the maximum distance of
+the representative and is flagged ``chain``. ``linked_via`` names the member one step nearer the
+representative on such a chain (the nearest one when several are), with that link's distance,
+algorithm and variant (how this member is transformed relative to that one).
+
+What each file gets
+-------------------
+Every entry the walk meets is in the result. An image frame that was hashed is a member of a group
+(``status`` ``grouped``, or ``single`` in a group of one). A file that could not be read, decoded or
+hashed has ``status`` ``error`` and its ``error``; a file that is not an image, a symbolic link
+(never followed), a FIFO, socket or device (never opened) has ``status`` ``skipped`` and a note
+saying what it is. Those have no group.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from typing import Any, TextIO
+
+import faiss
+import numpy as np
+from numba import njit
+
+from . import files, imaging
+from .algorithms import Algorithm, registry
+from .errors import HashFormatError, MatcherError, NotAFileError, UsageError
+from .formats.records import csv_safe
+from .hashes import Hash
+from .hashing import DEFAULT_ALGORITHMS, HashOptions, describe_error, draft_size, keep_if_image
+from .index.mih import MIN_CODES, MultiIndex, worthwhile
+from .index.search import MIH_QUERY_CHUNK, QUERY_CHUNK, AlgorithmTable
+from .variants import INVERSE, VARIANT_NAMES, variant_hashes
+
+__all__ = [
+    "ClusterItem",
+    "ClusterMember",
+    "ClusterGroup",
+    "ClusterResult",
+    "ClusterProgress",
+    "cluster_paths",
+    "cluster_hashes",
+    "run_cluster",
+    "write_cluster_report",
+    "CLUSTER_FORMATS",
+    "MEMBER_STATUSES",
+]
+
+log = logging.getLogger(__name__)
+
+#: Report formats of :func:`write_cluster_report`.
+CLUSTER_FORMATS: tuple[str, ...] = ("jsonl", "csv")
+#: What a member's ``status`` can be.
+MEMBER_STATUSES: tuple[str, ...] = ("grouped", "single", "error", "skipped")
+
+_VARIANTS = len(VARIANT_NAMES)
+_VARIANT_INDEX = {name: i for i, name in enumerate(VARIANT_NAMES)}
+# index of the inverse of each variant (rot90 <-> rot270; the others are their own inverse)
+_INVERSE_INDEX = np.array([_VARIANT_INDEX[INVERSE.get(name, name)] for name in VARIANT_NAMES], dtype=np.int64)
+# Entries sent to a worker at a time, and chunks in flight per worker.
+_CHUNK = 4
+_WINDOW_PER_WORKER = 2
+# Nodes whose distances to their representative are computed at a time (bounds the temporaries).
+_DISTANCE_CHUNK = 16_384
+# Codes from which a table is searched with multi-index hashing (the index's own floor is higher: it
+# answers a few queries at a time, where clustering asks eight per code).
+_MIH_FROM = 2_000
+# Entry kinds reported as skipped rather than as errors (as in the scan).
+_SKIPPED_KINDS = frozenset({"symlink", "fifo", "socket", "char_device", "block_device"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterItem:
+    """One image, or one frame of a multi-frame image, to be grouped, and what is known of its file.
+
+    ``path`` is the file's path as text (or, for :func:`cluster_hashes`, any key naming the item);
+    ``hashes`` maps algorithm names to ``{variant: Hash}``, where ``orig`` is the item's own hash and
+    the other :data:`~matcher.variants.VARIANT_NAMES` the hashes of the item with that rotation or
+    flip undone (an item without ``orig`` for an algorithm is not grouped by it). An item with no
+    ``orig`` hash of any chosen algorithm is not grouped: it is reported with ``status`` ``error``
+    when ``error`` is set, else ``skipped`` (``notes`` say why). The file fields are those of
+    :class:`~matcher.hashing.HashRecord` (``None`` where unknown).
+    """
+
+    path: str | None
+    hashes: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
+    frame: int | None = None
+    frame_count: int | None = None
+    size: int | None = None
+    mime: str | None = None
+    extension_mismatch: bool | None = None
+    width: int | None = None
+    height: int | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    path_raw_hex: str | None = None
+
+    def orig(self, algorithm: str) -> Hash | None:
+        """The item's own (``orig``) hash of ``algorithm``, if it has one."""
+        variants = self.hashes.get(algorithm)
+        return None if variants is None else variants.get("orig")
+
+    @property
+    def pdq_quality(self) -> int | None:
+        """The quality of the item's PDQ hash (``None`` without one)."""
+        pdq = self.orig("pdq")
+        return None if pdq is None else pdq.quality
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMember:
+    """One item in the result: its group and how it relates to the group's representative.
+
+    ``group`` is the group's number (1 = the largest) and ``group_size`` its member count; both are
+    ``None`` for an item that could not be grouped (``status`` ``error`` or ``skipped``). ``status``
+    is one of :data:`MEMBER_STATUSES`. ``distance``/``algorithm``/``variant``/``max_distance``: the
+    nearest comparison with the representative (``variant``: how this member is transformed relative
+    to it); ``distance`` is ``None`` when the two share no algorithm. ``hops``: links on the shortest
+    chain to the representative (0 for the representative itself); ``chain``: ``hops >= 2``, i.e. the
+    member is in the group only through other members. ``linked_via`` / ``linked_via_frame``: the
+    member one link nearer the representative, with ``link_distance``, ``link_algorithm`` and
+    ``link_variant`` of that link. ``notes``: why a hash was not linked (low quality), or what a
+    skipped entry is.
+    """
+
+    item: ClusterItem
+    status: str
+    group: int | None = None
+    group_size: int | None = None
+    representative: bool = False
+    distance: int | None = None
+    algorithm: str | None = None
+    variant: str | None = None
+    max_distance: int | None = None
+    hops: int | None = None
+    linked_via: str | None = None
+    linked_via_frame: int | None = None
+    link_distance: int | None = None
+    link_algorithm: str | None = None
+    link_variant: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str | None:
+        """The item's path (or key)."""
+        return self.item.path
+
+    @property
+    def frame(self) -> int | None:
+        """The item's frame (``None`` for a still image)."""
+        return self.item.frame
+
+    @property
+    def chain(self) -> bool:
+        """Whether the member is linked to the representative only through other members."""
+        return self.hops is not None and self.hops >= 2
+
+    def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
+        """A flat, JSON-ready dict: the report's columns, in order (see :func:`write_cluster_report`).
+
+        ``algorithms`` names the hash columns (hex of each algorithm's ``orig`` hash) every record has
+        (default: the item's algorithms).
+        """
+        item = self.item
+        out: dict[str, Any] = {
+            "group": self.group,
+            "group_size": self.group_size,
+            "status": self.status,
+            "representative": self.representative,
+            "path": item.path,
+            "frame": item.frame,
+            "distance_to_representative": self.distance,
+            "algorithm": self.algorithm,
+            "variant": self.variant,
+            "max_distance": self.max_distance,
+            "chain": None if self.hops is None else self.chain,
+            "hops": self.hops,
+            "linked_via": self.linked_via,
+            "linked_via_frame": self.linked_via_frame,
+            "link_distance": self.link_distance,
+            "link_algorithm": self.link_algorithm,
+            "link_variant": self.link_variant,
+            "frame_count": item.frame_count,
+            "size": item.size,
+            "mime": item.mime,
+            "extension_mismatch": item.extension_mismatch,
+            "width": item.width,
+            "height": item.height,
+            "md5": item.md5,
+            "sha1": item.sha1,
+            "sha256": item.sha256,
+        }
+        for name in list(algorithms) or list(item.hashes):
+            value = item.orig(name)
+            out[name] = None if value is None else str(value)
+        out["pdq_quality"] = item.pdq_quality
+        out["error"] = item.error
+        out["notes"] = list(self.notes)
+        out["path_raw_hex"] = item.path_raw_hex
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterGroup:
+    """One group: its number (1 = the largest) and its members, the representative first, then by
+    distance to it (as a share of the hash length), then by path and frame."""
+
+    number: int
+    members: tuple[ClusterMember, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of members."""
+        return len(self.members)
+
+    @property
+    def representative(self) -> ClusterMember:
+        """The group's representative."""
+        return self.members[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterResult:
+    """The groups of an evidence set, and the items that could not be grouped.
+
+    ``groups`` holds every hashed item exactly once, groups of one included, ordered by size
+    (largest first), then by the representative's path and frame. ``ungrouped`` holds the items with
+    ``status`` ``error`` or ``skipped``, in input (walk) order. ``links`` counts the linked pairs of
+    items. ``entries`` is the number of walked entries (``None`` for :func:`cluster_hashes`);
+    ``hashing_seconds`` and ``grouping_seconds`` the time each stage took. Members hold the items
+    given to :func:`cluster_hashes` as they were; those of :func:`cluster_paths` keep only their
+    ``orig`` hashes (the variant hashes are not kept, to bound memory).
+    """
+
+    groups: tuple[ClusterGroup, ...]
+    ungrouped: tuple[ClusterMember, ...]
+    algorithms: tuple[str, ...]
+    max_distances: dict[str, int]
+    rotations: bool
+    links: int
+    entries: int | None = None
+    hashing_seconds: float = 0.0
+    grouping_seconds: float = 0.0
+
+    def members(self, min_size: int = 1) -> Iterator[ClusterMember]:
+        """Every member in report order: the groups of at least ``min_size`` members, then the
+        ungrouped items (always)."""
+        for group in self.groups:
+            if group.size >= min_size:
+                yield from group.members
+        yield from self.ungrouped
+
+    @property
+    def hashed(self) -> int:
+        """Items (images, frames) that were hashed and grouped."""
+        return sum(group.size for group in self.groups)
+
+    @property
+    def multi_groups(self) -> int:
+        """Groups of two or more members."""
+        return sum(1 for group in self.groups if group.size >= 2)
+
+    @property
+    def singles(self) -> int:
+        """Items near-duplicate of no other item (groups of one)."""
+        return sum(1 for group in self.groups if group.size == 1)
+
+    @property
+    def largest(self) -> int:
+        """Size of the largest group (0 when nothing was hashed)."""
+        return self.groups[0].size if self.groups else 0
+
+    @property
+    def errors(self) -> int:
+        """Items with ``status`` ``error``."""
+        return sum(1 for member in self.ungrouped if member.status == "error")
+
+    @property
+    def skipped(self) -> int:
+        """Items with ``status`` ``skipped``."""
+        return sum(1 for member in self.ungrouped if member.status == "skipped")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts."""
+        return {
+            "entries": self.entries,
+            "hashed": self.hashed,
+            "groups": self.multi_groups,
+            "grouped": self.hashed - self.singles,
+            "singles": self.singles,
+            "largest_group": self.largest,
+            "links": self.links,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "algorithms": list(self.algorithms),
+            "max_distances": dict(self.max_distances),
+            "rotations": self.rotations,
+            "hashing_seconds": round(self.hashing_seconds, 3),
+            "grouping_seconds": round(self.grouping_seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterProgress:
+    """Progress of :func:`cluster_paths`: ``stage`` (``"hashing"`` or ``"grouping"``), ``done``
+    entries walked and hashed so far, ``elapsed`` seconds since the start."""
+
+    stage: str
+    done: int
+    elapsed: float
+
+
+# --------------------------------------------------------------------------------------------------
+# The rule's parameters
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    algorithms: tuple[Algorithm, ...]
+    max_distances: dict[str, int]
+    rotations: bool
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.algorithms)
+
+
+def _rule(algorithms: str | Sequence[str], max_distances: Mapping[str, int] | None, rotations: bool) -> _Rule:
+    chosen = tuple(registry.resolve(algorithms if isinstance(algorithms, str) else list(algorithms)))
+    names = [a.name for a in chosen]
+    distances: dict[str, int] = {}
+    for name, value in dict(max_distances or {}).items():
+        algorithm = registry.get(name)
+        if algorithm.name not in names:
+            raise UsageError(
+                f"a max distance is given for {algorithm.name}, which is not used here ({', '.join(names)})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UsageError(f"max distance of {algorithm.name} must be a non-negative integer, not {value!r}")
+        if value > algorithm.bit_length:
+            raise UsageError(f"max distance of {algorithm.name} ({value}) exceeds its {algorithm.bit_length} bits")
+        distances[algorithm.name] = value
+    for algorithm in chosen:
+        distances.setdefault(algorithm.name, int(algorithm.default_max_distance))
+    return _Rule(chosen, {name: distances[name] for name in names}, bool(rotations))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and hashing (the scan's reading and decoding, without its index)
+
+
+class _Hasher:
+    """Reads and hashes walked entries into items with their variant hashes (one per worker).
+
+    Reading is the scan's: :func:`matcher.files.read_file` (once, read-only), type sniffing, then
+    :func:`matcher.imaging.iter_frames` with the same draft decoding, and
+    :func:`matcher.variants.variant_hashes` per frame and algorithm (the scan's dihedral variants).
+    """
+
+    def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions) -> None:
+        self.algorithms = tuple(registry.get(name) for name in algorithms)
+        self.rotations = rotations
+        self.options = options
+
+    def entry(self, entry: files.Entry) -> list[ClusterItem]:
+        """The items of one walked entry; never raises for a problem of the entry itself."""
+        name, raw_hex = files.display_path(entry.path)
+        if entry.kind != "file":
+            message = entry.error or f"{entry.kind}, not read"
+            if entry.kind in _SKIPPED_KINDS or (entry.kind == "other" and "never opened" in message):
+                return [ClusterItem(path=name, size=entry.size, notes=(message,), path_raw_hex=raw_hex)]
+            return [ClusterItem(path=name, size=entry.size, error=message, path_raw_hex=raw_hex)]
+        try:
+            return self._file(entry, name, raw_hex)
+        except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the run
+            log.debug("%s: %s", name, exc, exc_info=True)
+            return [ClusterItem(path=name, size=entry.size, error=describe_error(exc), path_raw_hex=raw_hex)]
+
+    def _decode(self, base: ClusterItem, data: bytes) -> tuple[ClusterItem, list[ClusterItem], str | None, int | None]:
+        """Decode and hash every frame: the base with the image's facts, one item per frame, the error
+        and the frame it happened at (``None`` for a still image or the file as a whole)."""
+        decode = self.options.decode_options()
+        try:
+            info, image = imaging.open_image(data, decode)
+            image.close()
+            base = replace(base, width=info.width, height=info.height, frame_count=info.frame_count)
+            frames = imaging.iter_frames(data, decode, draft_size=draft_size(self.algorithms, self.options))
+        except Exception as exc:  # noqa: BLE001 - becomes the item's error
+            return base, [], describe_error(exc), None
+        items: list[ClusterItem] = []
+        current: int | None = None
+        try:
+            for frame in frames:
+                current = frame.index
+                full = (frame.width, frame.height)
+                size = None if frame.image.size == full else full
+                hashes = {a.name: variant_hashes(a, frame.image, size, rotations=self.rotations)
+                          for a in self.algorithms}
+                items.append(replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=hashes))
+        except Exception as exc:  # noqa: BLE001
+            multi = base.frame_count not in (None, 1)
+            return base, items, describe_error(exc), ((0 if current is None else current + 1) if multi else None)
+        if not items:
+            return base, items, "no frame could be decoded", None
+        return base, items, None, None
+
+    def _file(self, entry: files.Entry, name: str, raw_hex: str | None) -> list[ClusterItem]:
+        options = self.options
+        try:
+            result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+        except NotAFileError as exc:  # swapped for a FIFO or device after the walk: never read
+            return [ClusterItem(path=name, size=entry.size, notes=(str(exc),), path_raw_hex=raw_hex)]
+        except MatcherError as exc:
+            return [ClusterItem(path=name, size=entry.size, error=str(exc), path_raw_hex=raw_hex)]
+        media = imaging.sniff(result.head)
+        base = ClusterItem(
+            path=name,
+            size=result.size,
+            mime=media.mime if media else None,
+            extension_mismatch=imaging.extension_mismatch(name, media),
+            md5=result.digests.md5,
+            sha1=result.digests.sha1,
+            sha256=result.digests.sha256,
+            path_raw_hex=raw_hex,
+        )
+        frames: list[ClusterItem] = []
+        error: str | None = None
+        note: str | None = None
+        failed_frame: int | None = None
+        if result.size == 0:
+            error = "empty file (0 bytes)"
+        elif media is None or not media.is_image:
+            note = f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
+        elif result.data is None:
+            error = (f"image file of {result.size} bytes is over the limit of {options.max_file_bytes} bytes; "
+                     "not decoded")
+        else:
+            base, frames, error, failed_frame = self._decode(base, result.data)
+        if result.changed:
+            changed = "file changed while it was read (size or modification time differ); values may not match it now"
+            error = changed if error is None else f"{error}; {changed}"
+        items = list(frames)
+        if error is not None or not frames:  # as in the scan: the failure is a record of its own
+            items.append(replace(base, frame=failed_frame, error=error, notes=(note,) if note else ()))
+        return items
+
+
+_WORKER: _Hasher | None = None
+
+
+def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOptions) -> None:
+    """Pool initializer: one hasher per worker process."""
+    global _WORKER
+    _WORKER = _Hasher(algorithms, rotations, options)
+
+
+def _hash_chunk(entries: list[files.Entry]) -> list[list[ClusterItem]]:
+    """Pool task: the items of a chunk of entries, in order."""
+    if _WORKER is None:  # pragma: no cover - the initializer always sets it
+        raise MatcherError("cluster worker was not initialised")
+    return [_WORKER.entry(entry) for entry in entries]
+
+
+def _hashed_entries(paths: Sequence[Any], rule: _Rule, options: HashOptions,
+                    workers: int) -> Iterator[list[ClusterItem]]:
+    """The items of every walked entry, in walk order; parallel with ``workers > 1``."""
+    from .scan import _chunks, _pool_context
+
+    entries = files.walk(list(paths))
+    if workers == 1:
+        hasher = _Hasher(rule.names, rule.rotations, options)
+        for entry in entries:
+            yield hasher.entry(entry)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
+                               initargs=(rule.names, rule.rotations, options))
+    pending: collections.deque[Future[list[list[ClusterItem]]]] = collections.deque()
+    try:
+        for chunk in _chunks(entries, _CHUNK):
+            pending.append(pool.submit(_hash_chunk, chunk))
+            if len(pending) >= _WINDOW_PER_WORKER * workers:
+                yield from _collect(pending.popleft())
+        while pending:
+            yield from _collect(pending.popleft())
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(future: Future[list[list[ClusterItem]]]) -> list[list[ClusterItem]]:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise MatcherError(f"a cluster worker process died unexpectedly ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Items to arrays
+
+
+class _Codes:
+    """The hashes of the groupable items as arrays, one set per algorithm, filled as items arrive.
+
+    Per algorithm: ``variants`` (n, 8, bytes; zeros where absent; column 0 is ``orig``), ``present``
+    (n, 8) bool, ``quality`` (n,) int16 (-1: unknown). With ``strip`` the items kept hold their
+    ``orig`` hashes only (the variants live on in the arrays).
+    """
+
+    def __init__(self, rule: _Rule, *, strip: bool) -> None:
+        self.rule = rule
+        self.strip = strip
+        self._names = rule.names
+        self._width = {a.name: a.bit_length // 8 for a in rule.algorithms}
+        self._zero = {a.name: bytes(a.bit_length // 8) for a in rule.algorithms}
+        self._wanted = VARIANT_NAMES if rule.rotations else VARIANT_NAMES[:1]
+        self._variants = {a.name: bytearray() for a in rule.algorithms}
+        self._present = {a.name: bytearray() for a in rule.algorithms}
+        self._quality: dict[str, list[int]] = {a.name: [] for a in rule.algorithms}
+        self.items: list[ClusterItem] = []
+
+    def add(self, item: ClusterItem) -> bool:
+        """Take ``item``'s hashes if it has an ``orig`` hash of a chosen algorithm; returns whether it did."""
+        if not isinstance(item, ClusterItem):
+            raise UsageError(f"cluster items must be ClusterItem values, not {type(item).__name__}")
+        chosen = [item.hashes.get(name) or {} for name in self._names]
+        for variants in chosen:
+            for variant in variants:
+                if variant not in _VARIANT_INDEX:
+                    raise UsageError(f"{item.path}: unknown variant {variant!r} (known: {', '.join(VARIANT_NAMES)})")
+        if not any("orig" in variants for variants in chosen):
+            return False
+        kept: dict[str, Mapping[str, Hash]] = {}
+        for name, variants in zip(self._names, chosen):
+            width, zero = self._width[name], self._zero[name]
+            orig = variants.get("orig")
+            buf, present = self._variants[name], self._present[name]
+            for variant in VARIANT_NAMES:
+                value = variants.get(variant) if orig is not None and variant in self._wanted else None
+                if value is None:
+                    buf += zero
+                    present.append(0)
+                    continue
+                if value.algorithm != name or len(value.bits) != width:
+                    raise HashFormatError(
+                        f"{item.path}: {variant} hash given as {name} is a {value.bit_length}-bit "
+                        f"{value.algorithm} hash; {name} hashes have {width * 8} bits")
+                buf += value.bits
+                present.append(1)
+            self._quality[name].append(-1 if orig is None or orig.quality is None else int(orig.quality))
+            if orig is not None:
+                kept[name] = {"orig": orig}
+        self.items.append(replace(item, hashes=kept) if self.strip else item)
+        return True
+
+    def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(variants, present, quality)`` of one algorithm."""
+        n, width = len(self.items), self._width[name]
+        variants = np.frombuffer(bytes(self._variants[name]), dtype=np.uint8).reshape(n, _VARIANTS, width)
+        present = np.frombuffer(bytes(self._present[name]), dtype=np.uint8).reshape(n, _VARIANTS).astype(bool)
+        quality = np.asarray(self._quality[name], dtype=np.int16).reshape(n)
+        return variants, present, quality
+
+
+def _as_item(value: Any) -> ClusterItem:
+    if isinstance(value, ClusterItem):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Mapping):
+        key, variants = value
+        algorithms = {h.algorithm for h in variants.values() if isinstance(h, Hash)}
+        if len(algorithms) != 1 or not all(isinstance(h, Hash) for h in variants.values()):
+            raise UsageError(f"item {key!r}: a (key, {{variant: Hash}}) pair needs Hash values of one algorithm")
+        return ClusterItem(path=str(key), hashes={algorithms.pop(): dict(variants)})
+    raise UsageError(f"a cluster item is a ClusterItem or a (key, {{variant: Hash}}) pair, not {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Graph kernels
+
+
+@njit(cache=True, nogil=True)
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Union-find over the pairs ``(a[k], b[k])``: each node's label is the smallest node of its set."""
+    parent = np.arange(n)
+    for k in range(a.shape[0]):
+        x = a[k]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        y = b[k]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    labels = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        x = i
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        labels[i] = x
+    return labels
+
+
+@njit(cache=True, nogil=True)
+def _shortest_chains(indptr: np.ndarray, neighbours: np.ndarray, pair_of_edge: np.ndarray, pair_keys: np.ndarray,
+                     sources: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Breadth-first search from every source at once: each node's depth (-1: not reached) and the
+    adjacency entry of its parent, the neighbour one level nearer with the smallest link key (then
+    the smallest node)."""
+    depth = np.full(n, -1, dtype=np.int64)
+    queue = np.empty(n, dtype=np.int64)
+    tail = 0
+    for s in sources:
+        if depth[s] < 0:
+            depth[s] = 0
+            queue[tail] = s
+            tail += 1
+    head = 0
+    while head < tail:
+        x = queue[head]
+        head += 1
+        for e in range(indptr[x], indptr[x + 1]):
+            y = neighbours[e]
+            if depth[y] < 0:
+                depth[y] = depth[x] + 1
+                queue[tail] = y
+                tail += 1
+    parent_edge = np.full(n, -1, dtype=np.int64)
+    for x in range(n):
+        if depth[x] <= 0:
+            continue
+        best = -1
+        for e in range(indptr[x], indptr[x + 1]):
+            y = neighbours[e]
+            if depth[y] != depth[x] - 1:
+                continue
+            if best < 0:
+                best = e
+                continue
+            key, held = pair_keys[pair_of_edge[e]], pair_keys[pair_of_edge[best]]
+            if key < held or (key == held and y < neighbours[best]):
+                best = e
+        parent_edge[x] = best
+    return depth, parent_edge
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits along the last axis of a uint8 array."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
+    return _BYTE_BITS[x].sum(axis=-1, dtype=np.int64)  # pragma: no cover - numpy < 2
+
+
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _range_search(table: AlgorithmTable, codes: np.ndarray,
+                  max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``(query row, record id, distance)`` with distance ``<= max_distance``, as arrays: the
+    exact search of :func:`matcher.index.search.range_hits` (same choice of multi-index hashing or
+    FAISS flat), without building per-query lists."""
+    n = codes.shape[0]
+    empty = np.zeros(0, dtype=np.int64)
+    if table.index is None or n == 0:
+        return empty, empty, empty
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    # the index's rule, less its floor on the count (the share of candidates does not depend on it)
+    use_mih = table.mih is not None and worthwhile(max(table.searchable, MIN_CODES), table.bit_length,
+                                                   int(max_distance))
+    step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
+    for start in range(0, n, step):
+        part = np.ascontiguousarray(codes[start:start + step])
+        if use_mih:
+            lims, positions, distances = table.mih.range_search(  # type: ignore[union-attr]
+                part, int(max_distance), threads=faiss.omp_get_max_threads())
+        else:
+            lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
+        owners = np.repeat(np.arange(start, start + part.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
+        parts.append((owners, table.searchable_ids[positions].astype(np.int64), distances.astype(np.int64)))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouping
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """Per-item results of the grouping (arrays over the groupable items)."""
+
+    component: np.ndarray
+    representative: np.ndarray  # per item: the item index of its group's representative
+    hops: np.ndarray
+    parent: np.ndarray  # item index one link nearer the representative, -1 for none
+    link_distance: np.ndarray
+    link_algorithm: np.ndarray
+    link_variant: np.ndarray
+    distance: np.ndarray  # to the representative, -1 when the two share no algorithm
+    distance_algorithm: np.ndarray
+    distance_variant: np.ndarray
+    scaled_distance: np.ndarray
+    links: int
+
+
+def _links(rule: _Rule, arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], lead_item: np.ndarray,
+           node_eligible: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Every linked pair of nodes once, ``u < w``, with its nearest link: ``(u, w, distance,
+    algorithm rank, variant)`` where the variant says how ``u`` is transformed relative to ``w``.
+
+    Per algorithm, a table over the eligible nodes' ``orig`` hashes is range-searched with every
+    variant of every eligible node, in batches; hits are kept in compact arrays as they come.
+    """
+    us: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    dists: list[np.ndarray] = []
+    algs: list[np.ndarray] = []
+    variants_: list[np.ndarray] = []
+    for rank, (algorithm, (variants, present, quality)) in enumerate(zip(rule.algorithms, arrays)):
+        node_variants, node_present = variants[lead_item], present[lead_item]
+        holders = np.flatnonzero(node_eligible[rank])
+        if holders.shape[0] == 0:
+            continue
+        table = AlgorithmTable.build(algorithm.name, algorithm.bit_length, None, holders.astype(np.int64),
+                                     np.ascontiguousarray(node_variants[holders, 0]),
+                                     quality[lead_item][holders].copy())
+        if table.mih is None and table.searchable >= _MIH_FROM and algorithm.bit_length % 64 == 0:
+            # eight queries per code: multi-index hashing beats the flat scan from a few thousand codes
+            table = replace(table, mih=MultiIndex.build(np.ascontiguousarray(table.codes)))
+        query_nodes, query_variants = np.nonzero(node_present & node_eligible[rank][:, None])
+        limit = rule.max_distances[algorithm.name]
+        for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
+            qn, qv = query_nodes[start:start + MIH_QUERY_CHUNK], query_variants[start:start + MIH_QUERY_CHUNK]
+            owners, hits, distances = _range_search(table, node_variants[qn, qv], limit)
+            queried, variant = qn[owners], qv[owners]
+            keep = queried != hits
+            queried, hits, distances, variant = queried[keep], hits[keep], distances[keep], variant[keep]
+            # "queried is variant v of hit" is "hit is inverse(v) of queried": store with u < w
+            swap = queried > hits
+            us.append(np.where(swap, hits, queried).astype(np.int32))
+            ws.append(np.where(swap, queried, hits).astype(np.int32))
+            dists.append(distances.astype(np.int16))
+            algs.append(np.full(queried.shape[0], rank, dtype=np.int8))
+            variants_.append(np.where(swap, _INVERSE_INDEX[variant], variant).astype(np.int8))
+    if not us:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty, empty
+    u, w = np.concatenate(us).astype(np.int64), np.concatenate(ws).astype(np.int64)
+    del us, ws
+    dist, alg, var = np.concatenate(dists), np.concatenate(algs), np.concatenate(variants_)
+    scale_base = math.lcm(*(a.bit_length for a in rule.algorithms))
+    scale = np.array([scale_base // a.bit_length for a in rule.algorithms], dtype=np.int64)
+    key = ((dist.astype(np.int64) * scale[alg]) << 16) | (alg.astype(np.int64) << 8) | var
+    pair = u * int(lead_item.shape[0]) + w
+    order = np.lexsort((key, pair))  # each pair's nearest link first
+    del key
+    pair = pair[order]
+    first = np.ones(pair.shape[0], dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
+    keep = order[first]
+    return (u[keep], w[keep], dist[keep].astype(np.int64), alg[keep].astype(np.int64), var[keep].astype(np.int64))
+
+
+def _group(codes: _Codes) -> _Outcome:
+    rule = codes.rule
+    items = codes.items
+    n = len(items)
+    algos = rule.algorithms
+    scale_base = math.lcm(*(a.bit_length for a in algos))
+    scale = np.array([scale_base // a.bit_length for a in algos], dtype=np.int64)
+    arrays = [codes.arrays(a.name) for a in algos]
+    eligible = []
+    for algorithm, (_, present, quality) in zip(algos, arrays):
+        ok = present[:, 0].copy()
+        if algorithm.min_quality is not None:
+            ok &= (quality < 0) | (quality >= algorithm.min_quality)
+        eligible.append(ok)
+
+    # Items with bit-identical hashes (every algorithm, every variant) are one node of the graph.
+    signature = np.concatenate(
+        [np.concatenate([present.astype(np.uint8), ok[:, None].astype(np.uint8),
+                         variants.reshape(n, -1)], axis=1)
+         for (variants, present, _), ok in zip(arrays, eligible)], axis=1)
+    signature = np.ascontiguousarray(signature)
+    void = signature.view(np.dtype((np.void, signature.shape[1]))).ravel()
+    _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
+    renumber = np.empty(first.shape[0], dtype=np.int64)
+    by_first = np.argsort(first, kind="stable")
+    renumber[by_first] = np.arange(first.shape[0])
+    node_of = renumber[inverse.ravel()]
+    lead_item = first[by_first]  # the first item of each node (input order)
+    m = lead_item.shape[0]
+    multiplicity = np.bincount(node_of, minlength=m)
+    node_eligible = [ok[lead_item] for ok in eligible]
+    any_eligible = np.zeros(m, dtype=bool)
+    for ok in node_eligible:
+        any_eligible |= ok
+
+    # Links between nodes (each pair once), then the adjacency both ways round for the chains.
+    pair_u, pair_w, pair_dist, pair_alg, pair_var = _links(rule, arrays, lead_item, node_eligible)
+    pair_keys = ((pair_dist.astype(np.int64) * scale[pair_alg]) << 16) | (pair_alg.astype(np.int64) << 8) | pair_var
+    ends = np.concatenate([pair_u, pair_w])
+    by_end = np.argsort(ends, kind="stable")
+    neighbours = np.concatenate([pair_w, pair_u])[by_end]
+    pair_of_edge = (by_end % max(1, pair_u.shape[0])).astype(np.int64)
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ends, minlength=m), out=indptr[1:])
+    del ends, by_end
+
+    # Groups: union-find over the nodes, then the items (identical copies of an eligible node are
+    # linked at distance 0; those of a node no algorithm may link stay apart).
+    node_label = _components(m, pair_u, pair_w)
+    shared = any_eligible[node_of]
+    component = np.where(shared, node_label[node_of], m + np.arange(n))
+    links = int((multiplicity[pair_u] * multiplicity[pair_w]).sum())
+    links += int((multiplicity * (multiplicity - 1) // 2)[any_eligible].sum())  # identical copies
+
+    # Representative: most links, then most pixels, then first by path and frame.
+    neighbour_items = (np.bincount(pair_u, weights=multiplicity[pair_w], minlength=m)
+                       + np.bincount(pair_w, weights=multiplicity[pair_u], minlength=m)).astype(np.int64)
+    degree = np.where(shared, neighbour_items[node_of] + multiplicity[node_of] - 1, 0)
+    pixels = np.array([(it.width or 0) * (it.height or 0) for it in items], dtype=np.int64)
+    path_rank = np.empty(n, dtype=np.int64)
+    by_path = sorted(range(n), key=lambda i: (items[i].path or "", -1 if items[i].frame is None else items[i].frame))
+    path_rank[by_path] = np.arange(n)
+    order = np.lexsort((path_rank, -pixels, -degree, component))
+    is_first = np.ones(n, dtype=bool)
+    is_first[1:] = component[order][1:] != component[order][:-1]
+    rep_of_component = dict(zip(component[order][is_first].tolist(), order[is_first].tolist()))
+    representative = np.array([rep_of_component[c] for c in component.tolist()], dtype=np.int64)
+
+    # Shortest chains to the representative (on nodes), then per item.
+    rep_nodes = np.unique(node_of[representative])
+    depth, parent_edge = _shortest_chains(indptr, neighbours, pair_of_edge, pair_keys, rep_nodes, m)
+    lead_by_rank = np.full(m, -1, dtype=np.int64)  # the node's first item by path
+    by_rank = np.lexsort((path_rank, node_of))
+    node_first = np.ones(n, dtype=bool)
+    node_first[1:] = node_of[by_rank][1:] != node_of[by_rank][:-1]
+    lead_by_rank[node_of[by_rank][node_first]] = by_rank[node_first]
+    own_node, rep_node = node_of, node_of[representative]
+    hops = np.where(own_node == rep_node, 1, depth[own_node])
+    is_rep = np.arange(n) == representative
+    hops[is_rep] = 0
+    first_eligible = np.full(m, -1, dtype=np.int64)
+    for rank in reversed(range(len(algos))):
+        first_eligible[node_eligible[rank]] = rank
+    parent = np.full(n, -1, dtype=np.int64)
+    link_distance = np.full(n, -1, dtype=np.int64)
+    link_algorithm = np.full(n, -1, dtype=np.int64)
+    link_variant = np.full(n, -1, dtype=np.int64)
+    copy_of_rep = (own_node == rep_node) & ~is_rep & shared
+    parent[copy_of_rep] = representative[copy_of_rep]
+    link_distance[copy_of_rep] = 0
+    link_algorithm[copy_of_rep] = first_eligible[own_node[copy_of_rep]]
+    link_variant[copy_of_rep] = 0
+    chained = (own_node != rep_node) & shared
+    edges = parent_edge[own_node[chained]]
+    parent_node = neighbours[edges]
+    pairs = pair_of_edge[edges]
+    parent[chained] = np.where(parent_node == rep_node[chained], representative[chained], lead_by_rank[parent_node])
+    link_distance[chained] = pair_dist[pairs]
+    link_algorithm[chained] = pair_alg[pairs]
+    # the pair's variant is its first node's relative to its second: turned round from the other end
+    link_variant[chained] = np.where(pair_u[pairs] == own_node[chained], pair_var[pairs],
+                                     _INVERSE_INDEX[pair_var[pairs]])
+
+    distance, distance_algorithm, distance_variant, scaled = _distances_to(arrays, eligible, rule, scale, node_of,
+                                                                           lead_item, representative)
+    return _Outcome(component, representative, hops, parent, link_distance, link_algorithm, link_variant,
+                    distance, distance_algorithm, distance_variant, scaled, links)
+
+
+def _distances_to(arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], eligible: list[np.ndarray], rule: _Rule,
+                  scale: np.ndarray, node_of: np.ndarray, lead_item: np.ndarray,
+                  representative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each item's nearest comparison with its representative: both ways round, every algorithm and
+    variant, a comparison that counts as a link first. Computed once per (node, representative node)."""
+    pairs = np.stack([node_of, node_of[representative]], axis=1)
+    unique_pairs, pair_of_item = np.unique(pairs, axis=0, return_inverse=True)
+    pair_of_item = pair_of_item.ravel()
+    count = unique_pairs.shape[0]
+    huge = np.iinfo(np.int64).max
+    best_key = np.full(count, huge, dtype=np.int64)
+    best_dist = np.full(count, -1, dtype=np.int64)
+    best_alg = np.full(count, -1, dtype=np.int64)
+    best_var = np.full(count, -1, dtype=np.int64)
+    best_scaled = np.full(count, -1, dtype=np.int64)
+    variant_rank = np.arange(_VARIANTS, dtype=np.int64)
+    for start in range(0, count, _DISTANCE_CHUNK):
+        stop = min(count, start + _DISTANCE_CHUNK)
+        x_items = lead_item[unique_pairs[start:stop, 0]]
+        r_items = lead_item[unique_pairs[start:stop, 1]]
+        for rank, ((variants, present, _), ok) in enumerate(zip(arrays, eligible)):
+            algorithm = rule.algorithms[rank]
+            both = present[x_items, 0] & present[r_items, 0]
+            # this item's variant v against the representative's orig: the item is v of the representative
+            forward = _popcount(variants[x_items] ^ variants[r_items, 0][:, None, :])
+            forward = np.where(present[x_items], forward, huge)
+            # the representative's variant v against this item's orig: the item is inverse(v) of it
+            backward = _popcount(variants[r_items] ^ variants[x_items, 0][:, None, :])
+            backward = np.where(present[r_items], backward, huge)[:, _INVERSE_INDEX]
+            dist = np.minimum(forward, backward)
+            absent = ~both[:, None] | (dist == huge)
+            dist = np.where(absent, 0, dist)
+            counts = (dist <= rule.max_distances[algorithm.name]) & (ok[x_items] & ok[r_items])[:, None]
+            scaled = dist * scale[rank]
+            key = ((~counts).astype(np.int64) << 40) | (scaled << 16) | (rank << 8) | variant_rank[None, :]
+            key = np.where(absent, huge, key)
+            choice = key.argmin(axis=1)
+            rows = np.arange(stop - start)
+            chosen = key[rows, choice]
+            better = chosen < best_key[start:stop]
+            idx = np.flatnonzero(better) + start
+            best_key[idx] = chosen[better]
+            best_dist[idx] = dist[rows, choice][better]
+            best_alg[idx] = rank
+            best_var[idx] = choice[better]
+            best_scaled[idx] = scaled[rows, choice][better]
+    return (best_dist[pair_of_item], best_alg[pair_of_item], best_var[pair_of_item], best_scaled[pair_of_item])
+
+
+def _low_quality_notes(item: ClusterItem, rule: _Rule) -> tuple[str, ...]:
+    notes = []
+    for algorithm in rule.algorithms:
+        value = item.orig(algorithm.name)
+        if (value is not None and algorithm.min_quality is not None and value.quality is not None
+                and value.quality < algorithm.min_quality):
+            notes.append(f"{algorithm.name} not linked: quality {value.quality} below {algorithm.min_quality}")
+    return tuple(notes)
+
+
+def _assemble(codes: _Codes, ungrouped_items: list[ClusterItem],
+              rule: _Rule) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
+    """The groups (numbered and ordered) and the ungrouped members."""
+    items = codes.items
+    names = rule.names
+    ungrouped = tuple(_ungrouped_member(item, rule) for item in ungrouped_items)
+    if not items:
+        return (), ungrouped, 0
+    out = _group(codes)
+    rep = out.representative.tolist()
+    lists = {name: getattr(out, name).tolist() for name in (
+        "hops", "parent", "link_distance", "link_algorithm", "link_variant", "distance", "distance_algorithm",
+        "distance_variant", "scaled_distance")}
+    path_key = [(item.path or "", -1 if item.frame is None else item.frame) for item in items]
+    scaled = lists["scaled_distance"]
+
+    # Group order: size (largest first), then the representative's path and frame; within a group the
+    # representative, then by distance to it, then by path and frame.
+    by_component: dict[int, list[int]] = {}
+    for i, c in enumerate(out.component.tolist()):
+        by_component.setdefault(c, []).append(i)
+    ordered = []
+    for indices in by_component.values():
+        r = rep[indices[0]]
+        rest = sorted((i for i in indices if i != r), key=lambda i: (scaled[i] < 0, scaled[i], path_key[i]))
+        ordered.append((-len(indices), path_key[r], [r, *rest]))
+    ordered.sort(key=lambda entry: (entry[0], entry[1]))
+
+    def member(i: int, number: int, size: int) -> ClusterMember:
+        item = items[i]
+        alg, link_alg, parent = lists["distance_algorithm"][i], lists["link_algorithm"][i], lists["parent"][i]
+        return ClusterMember(
+            item=item,
+            status="grouped" if size >= 2 else "single",
+            group=number,
+            group_size=size,
+            representative=rep[i] == i,
+            distance=None if alg < 0 else lists["distance"][i],
+            algorithm=None if alg < 0 else names[alg],
+            variant=None if alg < 0 else VARIANT_NAMES[lists["distance_variant"][i]],
+            max_distance=None if alg < 0 else rule.max_distances[names[alg]],
+            hops=lists["hops"][i],
+            linked_via=None if parent < 0 else items[parent].path,
+            linked_via_frame=None if parent < 0 else items[parent].frame,
+            link_distance=None if parent < 0 else lists["link_distance"][i],
+            link_algorithm=None if parent < 0 or link_alg < 0 else names[link_alg],
+            link_variant=None if parent < 0 else VARIANT_NAMES[lists["link_variant"][i]],
+            notes=(*item.notes, *_low_quality_notes(item, rule)),
+        )
+
+    groups = tuple(
+        ClusterGroup(number, tuple(member(i, number, len(indices)) for i in indices))
+        for number, (_, _, indices) in enumerate(ordered, start=1)
+    )
+    return groups, ungrouped, out.links
+
+
+def _ungrouped_member(item: ClusterItem, rule: _Rule) -> ClusterMember:
+    if item.error is not None:
+        return ClusterMember(item=item, status="error", notes=item.notes)
+    notes = item.notes or (f"no {' or '.join(rule.names)} hash to group by",)
+    return ClusterMember(item=item, status="skipped", notes=notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def cluster_hashes(
+    items: Iterable[ClusterItem | tuple[str, Mapping[str, Hash]]],
+    *,
+    algorithms: str | Sequence[str] | None = None,
+    max_distances: Mapping[str, int] | None = None,
+    rotations: bool = True,
+) -> ClusterResult:
+    """Group hashes computed already into near-duplicate groups (see the module documentation).
+
+    ``items`` are :class:`ClusterItem` values or ``(key, {variant: Hash})`` pairs (one algorithm per
+    pair; ``orig`` is the item's own hash, the others its variant hashes). ``algorithms``: the
+    algorithms to link by (default: every registered algorithm the items have, in registry order,
+    else PDQ). ``max_distances``: per algorithm, the largest distance that links (default: the
+    algorithm's own). ``rotations=False`` links by ``orig`` hashes only. Starts no process.
+
+    Raises :class:`~matcher.errors.UsageError` for a bad argument or item and
+    :class:`~matcher.errors.HashFormatError` for a hash of the wrong algorithm or length.
+    """
+    started = time.perf_counter()
+    converted = [_as_item(value) for value in items]
+    if algorithms is None:
+        found = {name for item in converted for name in item.hashes}
+        algorithms = [name for name in registry.names() if name in found] or list(DEFAULT_ALGORITHMS)
+    rule = _rule(algorithms, max_distances, rotations)
+    codes = _Codes(rule, strip=False)
+    ungrouped = [item for item in converted if not codes.add(item)]
+    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
+    return ClusterResult(groups, ungrouped_members, rule.names, dict(rule.max_distances), rule.rotations, links,
+                         None, 0.0, time.perf_counter() - started)
+
+
+def cluster_paths(
+    paths: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]],
+    *,
+    algorithms: str | Sequence[str] = DEFAULT_ALGORITHMS,
+    max_distances: Mapping[str, int] | None = None,
+    rotations: bool = True,
+    workers: int | None = None,
+    hash_options: HashOptions | None = None,
+    progress: Callable[[ClusterProgress], None] | None = None,
+) -> ClusterResult:
+    """Walk ``paths``, hash every image and frame, and group them (see the module documentation).
+
+    Files are walked, read (once, read-only) and decoded exactly as :func:`matcher.scan.scan` does.
+    ``workers``: processes hashing in parallel (``None``: the CPU count; ``1``: in this process, no
+    process is started); a pool is shut down before this returns. ``hash_options``: decoding
+    options. ``progress`` is called after each walked entry while hashing, and once when grouping
+    starts. Raises :class:`~matcher.errors.UsageError` for bad arguments; problems of single files
+    are in the result, never raised.
+    """
+    started = time.perf_counter()
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise UsageError("cluster_paths() takes a sequence of paths; wrap a single path in a list")
+    if not paths:
+        raise UsageError("give at least one path to cluster")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UsageError(f"workers must be a positive integer or None, not {workers!r}")
+    options = hash_options or HashOptions()
+    if not isinstance(options, HashOptions):
+        raise UsageError(f"hash_options must be HashOptions, not {type(options).__name__}")
+    rule = _rule(algorithms, max_distances, rotations)
+    codes = _Codes(rule, strip=True)  # the variant hashes live on in arrays only
+    ungrouped: list[ClusterItem] = []
+    entries = 0
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    for found in _hashed_entries(paths, rule, options, count):
+        entries += 1
+        for item in found:
+            if not codes.add(item):
+                ungrouped.append(item)
+        if progress is not None:
+            progress(ClusterProgress("hashing", entries, time.perf_counter() - started))
+    hashed = time.perf_counter()
+    if progress is not None:
+        progress(ClusterProgress("grouping", entries, hashed - started))
+    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
+    return ClusterResult(groups, ungrouped_members, rule.names, dict(rule.max_distances), rule.rotations, links,
+                         entries, hashed - started, time.perf_counter() - hashed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports
+
+
+def write_cluster_report(result: ClusterResult, stream: TextIO, format: str = "jsonl",  # noqa: A002
+                         *, min_size: int = 1) -> int:
+    """Write ``result`` to ``stream``: one record per member, group by group (see
+    :meth:`ClusterMember.to_dict` for the columns), then the ungrouped items; returns the records written.
+
+    ``jsonl``: one JSON object a line (``notes`` a list). ``csv``: a header row, then the same
+    columns; ``notes`` joined with ``"; "``, booleans ``true``/``false``, ``None`` empty, and text
+    cells that a spreadsheet would run as a formula prefixed with ``'``. Groups of fewer than
+    ``min_size`` members are left out (their count is in :meth:`ClusterResult.summary`); ungrouped
+    items (errors, skipped) are always written.
+    """
+    if format not in CLUSTER_FORMATS:
+        raise UsageError(f"unknown cluster report format {format!r} (known: {', '.join(CLUSTER_FORMATS)})")
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
+        raise UsageError(f"min_size must be a positive integer, not {min_size!r}")
+    algorithms = list(result.algorithms)
+    written = 0
+    if format == "jsonl":
+        for member in result.members(min_size):
+            stream.write(json.dumps(member.to_dict(algorithms), ensure_ascii=False) + "\n")
+            written += 1
+    else:
+        writer = csv.writer(stream, lineterminator="\n")
+        columns = list(ClusterMember(ClusterItem(path=None), "single").to_dict(algorithms))
+        writer.writerow(columns)
+        for member in result.members(min_size):
+            row = member.to_dict(algorithms)
+            writer.writerow([_cell(row.get(column)) for column in columns])
+            written += 1
+    stream.flush()
+    return written
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return csv_safe("; ".join(str(v) for v in value))
+    return csv_safe(value)
+
+
+def run_cluster(
+    paths: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]],
+    output_path: str | None = None,
+    format: str = "jsonl",  # noqa: A002 - the CLI's word
+    *,
+    min_size: int = 1,
+    stream: TextIO | None = None,
+    algorithms: str | Sequence[str] = DEFAULT_ALGORITHMS,
+    max_distances: Mapping[str, int] | None = None,
+    rotations: bool = True,
+    workers: int | None = None,
+    hash_options: HashOptions | None = None,
+    progress: Callable[[ClusterProgress], None] | None = None,
+) -> ClusterResult:
+    """The driver behind ``matcher cluster``: :func:`cluster_paths`, then :func:`write_cluster_report`.
+
+    ``output_path`` (``None`` or ``"-"``: ``stream``, default standard output) is checked before any
+    file is read: it must not lie inside an evidence path (:class:`~matcher.errors.UsageError`) and
+    its folder must exist. The report is written to a temporary file beside it and renamed over it
+    once complete, so an interrupted run leaves no partial report.
+    """
+    from .scan import _atomic_text
+
+    if format not in CLUSTER_FORMATS:
+        raise UsageError(f"unknown cluster report format {format!r} (known: {', '.join(CLUSTER_FORMATS)})")
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
+        raise UsageError(f"min_size must be a positive integer, not {min_size!r}")
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise UsageError("run_cluster() takes a sequence of paths; wrap a single path in a list")
+    if output_path == "-":
+        output_path = None
+    if output_path is not None:
+        root = files.path_inside(output_path, paths)
+        if root is not None:
+            raise UsageError(f"output {output_path!r} is inside the evidence path {root!r}; matcher never writes there")
+        if os.path.isdir(output_path):
+            raise UsageError(f"output {output_path!r} is a directory")
+        folder = os.path.dirname(os.path.abspath(output_path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"output {output_path!r}: folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise MatcherError(f"cannot write output {output_path!r}: folder {folder!r} is not writable")
+    result = cluster_paths(paths, algorithms=algorithms, max_distances=max_distances, rotations=rotations,
+                           workers=workers, hash_options=hash_options, progress=progress)
+    if output_path is None:
+        write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)
+    else:
+        with _atomic_text(output_path) as out:
+            write_cluster_report(result, out, format, min_size=min_size)
+    return result

@@ -1,0 +1,241 @@
+"""Views: named regions of a frame, hashed on both sides so that edited copies still match.
+
+PDQ and its kin survive re-encoding, resizing and colour changes, but not cropping, borders or
+captions: a 5% centred crop moves PDQ ~44 bits, a 20% letterbox ~86, while unrelated images sit at 90
+and more. The same pixels cut out on both sides hash alike, however, so matcher hashes a few fixed
+regions of every *known* image as it is indexed, and a few regions of every *queried* frame, and
+searches each query view against the known views it can meet (:func:`known_views_for`).
+
+Known side (:func:`known_view_hashes`, one hash per view and algorithm, :data:`KNOWN_VIEWS`):
+
+- ``trim``: the content inside uniform borders (:func:`matcher.borders.find_content_box`), only for
+  an image that has them;
+- ``top88``/``bottom88``: the top / bottom 88% of the height (what a caption banner over the other
+  12% leaves);
+- ``crop5``/``crop10``: centred crops removing 5% / 10% of the width and of the height (half of it on
+  each side);
+- ``crop10tl``, ``crop10tr``, ``crop10bl``, ``crop10br``: 10% of the width and of the height removed
+  from the two named sides (``tl``: top and left, so the rest is the bottom-right part);
+- ``rotl4``/``rotr4``: rotated 4 degrees counter-clockwise / clockwise about the centre, same size,
+  black corners, bicubic.
+
+Query side (:func:`query_view_hashes`): the eight dihedral variants of :mod:`matcher.variants`
+(``orig``, ``rot90``, ...), the border-trimmed frame as ``trim`` and ``trim+rot90``, ``trim+flipy``,
+... (only when a border is found), and ``top88``/``bottom88`` of the frame as it is.
+
+Views are *fixed fractions* of the frame. A crop of exactly 5% or 10% (rounded as :func:`region_box`
+does, like the test fixtures' crop edits) gives the same pixels as the known view and so the same
+hash. Any other crop matches only as far as PDQ tolerates the mismatch of regions, which is little: a
+fraction of a percent to a few percent depending on the picture (sharp text and shapes the least).
+Views catch the common edits, not every crop.
+
+``full_size`` (width, height) is the full-scale size of a frame decoded at reduced scale (JPEG draft
+mode). Regions are then cut in the decoded pixels and each region's full-scale size (scaled by
+``full_size / image.size``) is passed on to the algorithm, so PDQ's scale-aware path stays right.
+Regions smaller than :data:`MIN_VIEW_SIZE` pixels on a side are skipped.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from .algorithms import Algorithm
+from .borders import find_content_box
+from .errors import UsageError
+from .hashes import Hash
+from .variants import VARIANT_NAMES, variant_hashes
+
+__all__ = [
+    "KNOWN_VIEWS",
+    "TRIM_VIEW",
+    "REGION_VIEWS",
+    "MIN_VIEW_SIZE",
+    "region_box",
+    "known_view_hashes",
+    "query_view_hashes",
+    "known_views_for",
+]
+
+#: The border-trimmed view; on the query side also ``"trim+<variant>"`` for each dihedral variant.
+TRIM_VIEW = "trim"
+#: Views of the frame as it is, searched against the known views of the same name.
+REGION_VIEWS: tuple[str, ...] = ("top88", "bottom88")
+# Cropped views: name -> (fraction removed from the width and the height, where it is removed:
+# "centre" (half on each side) or the two sides named by the letters t/b and l/r).
+_CROPS: dict[str, tuple[float, str]] = {
+    "crop5": (0.05, "centre"),
+    "crop10": (0.10, "centre"),
+    "crop10tl": (0.10, "tl"),
+    "crop10tr": (0.10, "tr"),
+    "crop10bl": (0.10, "bl"),
+    "crop10br": (0.10, "br"),
+}
+# Fraction of the height a caption banner covers (removed from the bottom for top88, the top for bottom88).
+_BAND = 0.12
+# Small rotations: name -> degrees counter-clockwise (Pillow's Image.rotate).
+_ROTATIONS: dict[str, float] = {"rotl4": 4.0, "rotr4": -4.0}
+#: Every known-side view, in the order they are preferred on equal distance.
+KNOWN_VIEWS: tuple[str, ...] = (TRIM_VIEW, *REGION_VIEWS, *_CROPS, *_ROTATIONS)
+#: Regions (and images, for the rotations) smaller than this on either side are not hashed as a view.
+MIN_VIEW_SIZE = 8
+
+# The rule of which known views each query view is searched against (None: the records' main hashes).
+_FOR_DIHEDRAL: tuple[str | None, ...] = (None, TRIM_VIEW, *_CROPS, *_ROTATIONS)
+_FOR_TRIM: tuple[str | None, ...] = (None, TRIM_VIEW)
+
+
+def known_views_for(query_view: str) -> tuple[str | None, ...]:
+    """The known views a query view is searched against; ``None`` stands for the records' main
+    (full-frame) hashes.
+
+    A dihedral variant (``orig``, ``rot90``, ...) meets the main hashes, ``trim``, the crops and the
+    small rotations (the frame may be a crop or a rotation of a known image, or the uncropped
+    original of a known bordered one); ``trim`` and ``trim+<variant>`` meet the main hashes and
+    ``trim``; ``top88``/``bottom88`` meet only the known view of the same name. Raises
+    :class:`~matcher.errors.UsageError` for a name :func:`query_view_hashes` never gives.
+    """
+    if query_view in VARIANT_NAMES:
+        return _FOR_DIHEDRAL
+    if query_view == TRIM_VIEW or (
+        isinstance(query_view, str)
+        and query_view.startswith(TRIM_VIEW + "+")
+        and query_view[len(TRIM_VIEW) + 1 :] in VARIANT_NAMES
+    ):
+        return _FOR_TRIM
+    if query_view in REGION_VIEWS:
+        return (query_view,)
+    raise UsageError(f"no query view {query_view!r}")
+
+
+def region_box(view: str, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The ``(left, top, right, bottom)`` box of a fixed-region view (``top88``, ``bottom88`` or a
+    crop view) in an image of ``size`` (width, height).
+
+    Rounding follows the usual crop edit: ``dw = round(w * fraction)`` (at most ``w - 1``) pixels
+    removed, ``dw // 2`` of them on the left for a centred crop; likewise for the height. The caption
+    band is ``round(h * 0.12)`` pixels (at least 1). Raises :class:`~matcher.errors.UsageError` for
+    another view name.
+    """
+    w, h = size
+    if view in REGION_VIEWS:
+        band = min(h - 1, max(1, round(h * _BAND))) if h > 1 else 0
+        return (0, 0, w, h - band) if view == "top88" else (0, band, w, h)
+    if view not in _CROPS:
+        raise UsageError(f"no region view {view!r} (region views: {', '.join((*REGION_VIEWS, *_CROPS))})")
+    fraction, where = _CROPS[view]
+    dw, dh = max(0, min(w - 1, round(w * fraction))), max(0, min(h - 1, round(h * fraction)))
+    if where == "centre":
+        left, top = dw // 2, dh // 2
+        return (left, top, left + w - dw, top + h - dh)
+    left = dw if "l" in where else 0
+    top = dh if "t" in where else 0
+    return (left, top, left + w - dw, top + h - dh)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """``image`` as RGB, converted once for all views (an RGB image is used as it is)."""
+    if not isinstance(image, Image.Image):
+        raise UsageError(f"views need a Pillow image, not {type(image).__name__}")
+    if image.mode == "RGB":
+        return image
+    if image.mode == "L":
+        return image.convert("RGB")
+    from .imaging import to_rgb  # local import: the decoding module is only needed for other modes
+
+    return to_rgb(image)
+
+
+def _scaled_size(
+    size: tuple[int, int], image_size: tuple[int, int], full_size: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """The full-scale size of a region of ``size`` pixels of a reduced decode (``None``: not reduced)."""
+    if full_size is None or full_size == image_size:
+        return None
+    return (
+        max(1, round(size[0] * full_size[0] / image_size[0])),
+        max(1, round(size[1] * full_size[1] / image_size[1])),
+    )
+
+
+def _region(
+    image: Image.Image, box: tuple[int, int, int, int], full_size: tuple[int, int] | None
+) -> tuple[Image.Image, tuple[int, int] | None] | None:
+    """The cropped region and its full-scale size, or ``None`` when it is too small to hash."""
+    left, top, right, bottom = box
+    if min(right - left, bottom - top) < MIN_VIEW_SIZE:
+        return None
+    region = image.crop(box)
+    return region, _scaled_size(region.size, image.size, full_size)
+
+
+def _check_full_size(full_size: tuple[int, int] | None) -> None:
+    if full_size is None:
+        return
+    if not (
+        isinstance(full_size, tuple)
+        and len(full_size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in full_size)
+    ):
+        raise UsageError(f"full_size must be a (width, height) tuple of positive ints or None, not {full_size!r}")
+
+
+def known_view_hashes(
+    algorithm: Algorithm, image: Image.Image, full_size: tuple[int, int] | None = None
+) -> dict[str, Hash]:
+    """``{view: hash}`` of a known image's views (:data:`KNOWN_VIEWS`; ``trim`` only when the image has
+    borders, and no view whose region is under :data:`MIN_VIEW_SIZE` pixels on a side).
+
+    ``image`` is an RGB or L Pillow image (other modes are converted as the decoder does);
+    ``full_size`` is its full-scale size when it was decoded at reduced scale.
+    """
+    _check_full_size(full_size)
+    rgb = _rgb(image)
+    out: dict[str, Hash] = {}
+    box = find_content_box(rgb)
+    if box is not None:
+        trimmed = _region(rgb, box, full_size)
+        if trimmed is not None:
+            out[TRIM_VIEW] = algorithm.hash_image(*trimmed)
+    for view in (*REGION_VIEWS, *_CROPS):
+        region = _region(rgb, region_box(view, rgb.size), full_size)
+        if region is not None:
+            out[view] = algorithm.hash_image(*region)
+    if min(rgb.size) >= MIN_VIEW_SIZE:
+        for view, degrees in _ROTATIONS.items():
+            turned = rgb.rotate(degrees, Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
+            out[view] = algorithm.hash_image(turned, full_size)
+    return out
+
+
+def query_view_hashes(
+    algorithm: Algorithm,
+    image: Image.Image,
+    full_size: tuple[int, int] | None = None,
+    *,
+    rotations: bool = True,
+    trim_borders: bool = True,
+    regions: bool = True,
+) -> dict[str, Hash]:
+    """``{query view: hash}`` of a queried frame: always ``orig``; with ``rotations`` the other seven
+    dihedral variants; with ``trim_borders``, when the frame has borders, ``trim`` (and with
+    ``rotations`` ``trim+rot90``, ``trim+flipy``, ...); with ``regions``, ``top88`` and ``bottom88``.
+
+    Search each one against :func:`known_views_for` of its name. ``image`` is an RGB or L Pillow image
+    (other modes are converted as the decoder does); ``full_size`` is its full-scale size when it was
+    decoded at reduced scale.
+    """
+    _check_full_size(full_size)
+    rgb = _rgb(image)
+    out = dict(variant_hashes(algorithm, rgb, full_size, rotations=rotations))
+    if trim_borders:
+        box = find_content_box(rgb)
+        trimmed = None if box is None else _region(rgb, box, full_size)
+        if trimmed is not None:
+            for variant, value in variant_hashes(algorithm, *trimmed, rotations=rotations).items():
+                out[TRIM_VIEW if variant == "orig" else f"{TRIM_VIEW}+{variant}"] = value
+    if regions:
+        for view in REGION_VIEWS:
+            region = _region(rgb, region_box(view, rgb.size), full_size)
+            if region is not None:
+                out[view] = algorithm.hash_image(*region)
+    return out
