@@ -176,7 +176,7 @@ def _hash_frame(
     if views:
         from .views import known_view_hashes  # imported here: views builds on the algorithms, not on hashing
 
-        view_hashes = {a.name: known_view_hashes(a, image, size) for a in algorithms}
+        view_hashes = {a.name: known_view_hashes(a, image, size, main=hashes[a.name]) for a in algorithms}
     return hashes, (pdq.quality if pdq is not None else None), view_hashes
 
 

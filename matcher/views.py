@@ -14,8 +14,8 @@ Known side (:func:`known_view_hashes`, one hash per view and algorithm, :data:`K
   12% leaves);
 - ``crop5``/``crop10``: centred crops removing 5% / 10% of the width and of the height (half of it on
   each side);
-- ``crop10tl``, ``crop10tr``, ``crop10bl``, ``crop10br``: 10% of the width and of the height removed
-  from the two named sides (``tl``: top and left, so the rest is the bottom-right part);
+- ``crop5tl`` ... ``crop10br``: 5% / 10% of the width and of the height removed from the two named
+  sides (``tl``: top and left, so the rest is the bottom-right part; likewise ``tr``, ``bl``, ``br``);
 - ``rotl4``/``rotr4``: rotated 4 degrees counter-clockwise / clockwise about the centre, same size,
   black corners, bicubic.
 
@@ -65,6 +65,10 @@ REGION_VIEWS: tuple[str, ...] = ("top88", "bottom88")
 _CROPS: dict[str, tuple[float, str]] = {
     "crop5": (0.05, "centre"),
     "crop10": (0.10, "centre"),
+    "crop5tl": (0.05, "tl"),
+    "crop5tr": (0.05, "tr"),
+    "crop5bl": (0.05, "bl"),
+    "crop5br": (0.05, "br"),
     "crop10tl": (0.10, "tl"),
     "crop10tr": (0.10, "tr"),
     "crop10bl": (0.10, "bl"),
@@ -179,17 +183,29 @@ def _check_full_size(full_size: tuple[int, int] | None) -> None:
         raise UsageError(f"full_size must be a (width, height) tuple of positive ints or None, not {full_size!r}")
 
 
+def _with_quality(value: Hash, quality: int | None) -> Hash:
+    """``value`` carrying ``quality`` (unchanged for algorithms without one)."""
+    if quality is None or value.quality is None or value.quality == quality:
+        return value
+    return Hash(value.algorithm, value.bits, quality)
+
+
 def known_view_hashes(
-    algorithm: Algorithm, image: Image.Image, full_size: tuple[int, int] | None = None
+    algorithm: Algorithm, image: Image.Image, full_size: tuple[int, int] | None = None, *, main: Hash | None = None
 ) -> dict[str, Hash]:
     """``{view: hash}`` of a known image's views (:data:`KNOWN_VIEWS`; ``trim`` only when the image has
     borders, and no view whose region is under :data:`MIN_VIEW_SIZE` pixels on a side).
 
     ``image`` is an RGB or L Pillow image (other modes are converted as the decoder does);
-    ``full_size`` is its full-scale size when it was decoded at reduced scale.
+    ``full_size`` is its full-scale size when it was decoded at reduced scale. ``main`` is the
+    image's own hash when the caller has it (computed otherwise): a view's quality is capped at the
+    image's, so the views of a flat image stay as unsearchable as its main hash (the black corners of
+    a small rotation would otherwise lend it detail, and flat images would match each other).
     """
     _check_full_size(full_size)
     rgb = _rgb(image)
+    if main is None:
+        main = algorithm.hash_image(rgb, full_size=full_size)
     out: dict[str, Hash] = {}
     box = find_content_box(rgb)
     if box is not None:
@@ -204,7 +220,10 @@ def known_view_hashes(
         for view, degrees in _ROTATIONS.items():
             turned = rgb.rotate(degrees, Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
             out[view] = algorithm.hash_image(turned, full_size)
-    return out
+    if main.quality is None:
+        return out
+    return {view: _with_quality(value, min(main.quality, value.quality if value.quality is not None else 100))
+            for view, value in out.items()}
 
 
 def query_view_hashes(
@@ -220,7 +239,9 @@ def query_view_hashes(
     dihedral variants; with ``trim_borders``, when the frame has borders, ``trim`` (and with
     ``rotations`` ``trim+rot90``, ``trim+flipy``, ...); with ``regions``, ``top88`` and ``bottom88``.
 
-    Search each one against :func:`known_views_for` of its name. ``image`` is an RGB or L Pillow image
+    Every query view carries the quality of ``orig`` (the frame as it is): the frame's quality decides
+    for all of its views, so they are searched or refused together. Search each one against
+    :func:`known_views_for` of its name. ``image`` is an RGB or L Pillow image
     (other modes are converted as the decoder does); ``full_size`` is its full-scale size when it was
     decoded at reduced scale.
     """
@@ -238,4 +259,5 @@ def query_view_hashes(
             region = _region(rgb, region_box(view, rgb.size), full_size)
             if region is not None:
                 out[view] = algorithm.hash_image(*region)
-    return out
+    quality = out["orig"].quality
+    return {name: _with_quality(value, quality) for name, value in out.items()}

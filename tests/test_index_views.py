@@ -341,8 +341,8 @@ def test_index_of_images_has_view_tables(images: dict, tmp_path: Path) -> None:
 
     with KnownIndex.open(images["viewed"]) as index:
         views = index.info()["views"]["pdq"]
-        assert set(views) == {"top88", "bottom88", "crop5", "crop10", "crop10tl", "crop10tr", "crop10bl",
-                              "crop10br", "rotl4", "rotr4"}  # no "trim": the originals have no border
+        assert set(views) == {"top88", "bottom88", "crop5", "crop10", "crop5tl", "crop5tr", "crop5bl", "crop5br",
+                              "crop10tl", "crop10tr", "crop10bl", "crop10br", "rotl4", "rotr4"}  # no "trim": the originals have no border
         assert all(counts == {"count": 3, "searchable": 3} for counts in views.values())
         assert all(set(r.hashes) == {"pdq"} for r in index.iter_records())  # views stay out of the records
     with KnownIndex.open(images["listed"]) as index:

@@ -151,11 +151,11 @@ def test_border_rule_is_validated():
 
 
 def test_view_names_and_search_rule():
-    assert KNOWN_VIEWS == ("trim", "top88", "bottom88", "crop5", "crop10",
-                           "crop10tl", "crop10tr", "crop10bl", "crop10br", "rotl4", "rotr4")
+    crops = ("crop5", "crop10", "crop5tl", "crop5tr", "crop5bl", "crop5br", "crop10tl", "crop10tr", "crop10bl",
+             "crop10br")
+    assert KNOWN_VIEWS == ("trim", "top88", "bottom88", *crops, "rotl4", "rotr4")
     for variant in VARIANT_NAMES:
-        assert known_views_for(variant) == (None, "trim", "crop5", "crop10", "crop10tl", "crop10tr",
-                                            "crop10bl", "crop10br", "rotl4", "rotr4")
+        assert known_views_for(variant) == (None, "trim", *crops, "rotl4", "rotr4")
         assert known_views_for(f"trim+{variant}") == (None, "trim")
     assert known_views_for("trim") == (None, "trim")
     assert known_views_for("top88") == ("top88",) and known_views_for("bottom88") == ("bottom88",)
@@ -201,6 +201,7 @@ def test_view_sets(scenes, known):
     ("crop5", "orig", "crop5"),
     ("crop10", "orig", "crop10"),
     ("crop10_offcentre", "orig", "crop10tl"),
+    ("crop5_offcentre", "orig", "crop5tl"),
     ("rotate4", "orig", "rotl4"),
     ("crop5_jpeg75", "orig", "crop5"),
 ])
@@ -208,7 +209,8 @@ def test_edited_copy_matches_its_view(scenes, known, edit, query, view):
     assert view in known_views_for(query)
     exact = edit != "crop5_jpeg75"
     for key, img in scenes.items():
-        views = query_view_hashes(PDQ, fixtures.edit(img, edit), rotations=False, trim_borders=False)
+        copy = img.crop(region_box("crop5tl", img.size)) if edit == "crop5_offcentre" else fixtures.edit(img, edit)
+        views = query_view_hashes(PDQ, copy, rotations=False, trim_borders=False)
         distance = views[query] - known[key][view]
         assert distance <= (0 if exact else MATCH), (edit, key, distance)
 
@@ -294,3 +296,25 @@ def test_region_full_size_is_scaled_from_the_reduced_decode():
     theirs = known_view_hashes(PDQ, img)
     assert set(ours) == set(theirs)
     assert max(ours[v] - theirs[v] for v in ours) <= 10
+
+
+def test_views_of_a_flat_image_are_as_unsearchable_as_the_image():
+    # a flat card: its own PDQ quality is under 50, and so must be its views' (the black corners of the
+    # small rotations would otherwise lend them detail, and flat images would match each other)
+    flat = Image.new("RGB", (320, 240), (128, 128, 128))
+    main = PDQ.hash_image(flat)
+    assert main.quality < 50
+    views = known_view_hashes(PDQ, flat)
+    assert {"rotl4", "rotr4"} <= views.keys()
+    turned = flat.rotate(4, Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+    assert PDQ.hash_image(turned).quality >= 50  # what the rotated view would carry uncapped
+    assert all(v.quality <= main.quality for v in views.values())
+    assert known_view_hashes(PDQ, flat, main=main) == views
+
+
+def test_every_query_view_carries_the_frames_quality(scenes):
+    img = scenes["landscape", 1]
+    captioned = fixtures.edit(fixtures.edit(img, "pad20_black"), "caption")
+    views = query_view_hashes(PDQ, captioned)
+    assert {"orig", "trim", "top88"} <= views.keys()
+    assert {v.quality for v in views.values()} == {views["orig"].quality}
