@@ -82,7 +82,15 @@ from .algorithms import Algorithm, registry
 from .errors import HashFormatError, MatcherError, NotAFileError, UsageError
 from .formats.records import csv_safe
 from .hashes import Hash
-from .hashing import DEFAULT_ALGORITHMS, HashOptions, describe_error, draft_size, keep_if_image
+from .hashing import (
+    DEFAULT_ALGORITHMS,
+    HashOptions,
+    describe_error,
+    draft_size,
+    keep_if_image,
+    not_decoded,
+    with_changed,
+)
 from .index.mih import MIN_CODES, MultiIndex, worthwhile
 from .index.search import MIH_QUERY_CHUNK, QUERY_CHUNK, AlgorithmTable
 from .variants import INVERSE, VARIANT_NAMES, variant_hashes
@@ -485,21 +493,11 @@ class _Hasher:
             path_raw_hex=raw_hex,
         )
         frames: list[ClusterItem] = []
-        error: str | None = None
-        note: str | None = None
         failed_frame: int | None = None
-        if result.size == 0:
-            error = "empty file (0 bytes)"
-        elif media is None or not media.is_image:
-            note = f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
-        elif result.data is None:
-            error = (f"image file of {result.size} bytes is over the limit of {options.max_file_bytes} bytes; "
-                     "not decoded")
-        else:
+        error, note = not_decoded(result, media, options.max_file_bytes)
+        if error is None and note is None:
             base, frames, error, failed_frame = self._decode(base, result.data)
-        if result.changed:
-            changed = "file changed while it was read (size or modification time differ); values may not match it now"
-            error = changed if error is None else f"{error}; {changed}"
+        error = with_changed(error, result.changed)
         items = list(frames)
         if error is not None or not frames:  # as in the scan: the failure is a record of its own
             items.append(replace(base, frame=failed_frame, error=error, notes=(note,) if note else ()))

@@ -239,6 +239,32 @@ def keep_if_image(head: bytes) -> bool:
     return media is not None and media.is_image
 
 
+#: Said of a file whose size or modification time changed while it was read.
+CHANGED_WHILE_READ = "file changed while it was read (size or modification time differ); values may not match it now"
+
+
+def not_decoded(result: files.ReadResult, media: imaging.MediaType | None, max_file_bytes: int) -> tuple[str | None, str | None]:
+    """Why a read file is not decoded, as ``(error, note)``; ``(None, None)`` when it is to be decoded.
+
+    An empty file, or an image over ``max_file_bytes`` (digested, not kept), is an error; a file that
+    is not an image gets a note (digests only).
+    """
+    if result.size == 0:
+        return "empty file (0 bytes)", None
+    if media is None or not media.is_image:
+        return None, f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
+    if result.data is None:
+        return f"image file of {result.size} bytes is over the limit of {max_file_bytes} bytes; not decoded", None
+    return None, None
+
+
+def with_changed(error: str | None, changed: bool) -> str | None:
+    """``error`` with :data:`CHANGED_WHILE_READ` added when the file ``changed`` while it was read."""
+    if not changed:
+        return error
+    return CHANGED_WHILE_READ if error is None else f"{error}; {CHANGED_WHILE_READ}"
+
+
 def _records_from_read(
     name: str | None,
     raw_hex: str | None,
@@ -254,12 +280,9 @@ def _records_from_read(
         what = media.mime if media else "unrecognised data"
         return [replace(base, error=f"not an image ({what})")]
     if result.data is None:
-        return [replace(base, error=f"image file of {result.size} bytes is over the limit of {options.max_file_bytes} bytes; not decoded")]
+        return [replace(base, error=not_decoded(result, media, options.max_file_bytes)[0])]
     records = _frame_records(base, result.data, algorithms, options)
-    if result.changed:
-        note = "file changed while it was read (size or modification time differ); values may not match it now"
-        records = [replace(r, error=note if r.error is None else f"{r.error}; {note}") for r in records]
-    return records
+    return [replace(r, error=with_changed(r.error, result.changed)) for r in records]
 
 
 def _read_and_hash(

@@ -119,7 +119,7 @@ from .algorithms import registry
 from .algorithms import pdq as pdq_module
 from .errors import IndexStoreError, MatcherError, NotAFileError, UsageError
 from .hashes import Hash
-from .hashing import HashOptions, describe_error, draft_size, keep_if_image
+from .hashing import HashOptions, describe_error, draft_size, keep_if_image, not_decoded, with_changed
 from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME
 from .index.types import IndexedRecord
@@ -463,21 +463,11 @@ class _Scanner:
             path_raw_hex=raw_hex,
         )
         frames: list[_Frame] = []
-        error: str | None = None
-        note: str | None = None
         failed_frame: int | None = None
-        if result.size == 0:
-            error = "empty file (0 bytes)"
-        elif media is None or not media.is_image:
-            note = f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
-        elif result.data is None:
-            error = (f"image file of {result.size} bytes is over the limit of {options.max_file_bytes} bytes; "
-                     "not decoded")
-        else:
+        error, note = not_decoded(result, media, options.max_file_bytes)
+        if error is None and note is None:
             base, frames, error, failed_frame = self._decode(base, result.data)
-        if result.changed:
-            changed = "file changed while it was read (size or modification time differ); values may not match it now"
-            error = changed if error is None else f"{error}; {changed}"
+        error = with_changed(error, result.changed)
         records = self._match(base, frames, error, failed_frame, note)
         return _FileResult(entry.path, tuple(records), result.noatime)
 
