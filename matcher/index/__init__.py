@@ -8,6 +8,8 @@ file's checksum. See :mod:`matcher.index.store` for the layout and the atomicity
 Records added from images also carry *view* hashes (crops, borders trimmed, top/bottom 88 %, small
 rotations; :mod:`matcher.views`) in extra per-(algorithm, view) tables, searched with
 ``index.search(queries, view="crop10")``; that is how a scan finds edited copies.
+A set too large for one machine is split by record into shards (:func:`split_index`) and read as
+one :class:`ShardedIndex` whose answers equal the unsharded index's (:mod:`matcher.index.shards`).
 
 Typical use::
 
@@ -19,7 +21,18 @@ Typical use::
 """
 
 from .manifest import FORMAT_VERSION
+from .shards import ShardedIndex, open_any, split_index
 from .store import KnownIndex
 from .types import AddResult, IndexedRecord, Match, QueryResult
 
-__all__ = ["KnownIndex", "AddResult", "IndexedRecord", "Match", "QueryResult", "FORMAT_VERSION"]
+__all__ = [
+    "KnownIndex",
+    "ShardedIndex",
+    "split_index",
+    "open_any",
+    "AddResult",
+    "IndexedRecord",
+    "Match",
+    "QueryResult",
+    "FORMAT_VERSION",
+]

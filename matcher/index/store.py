@@ -553,6 +553,30 @@ class KnownIndex:
 
         return generate()
 
+    def record_views(self, ids: Iterable[int]) -> dict[int, dict[str, dict[str, Hash]]]:
+        """The view hashes of these records: ``{record id: {algorithm: {view: Hash}}}``.
+
+        View hashes live only in the view tables, not in the records database, so :meth:`records`
+        does not carry them; this is how a copy of a record with its views is made (index sharding,
+        :mod:`matcher.index.shards`). Records without view hashes, and ids not stored, are left out.
+        A hash's quality is ``None`` when it was stored without one.
+        """
+        snapshot = self._snap()
+        wanted = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
+        out: dict[int, dict[str, dict[str, Hash]]] = {}
+        if not wanted.size:
+            return out
+        for algorithm, named in snapshot.views.items():
+            for view, table in sorted(named.items()):
+                if not table.ids.shape[0]:
+                    continue
+                positions = np.minimum(np.searchsorted(table.ids, wanted), table.ids.shape[0] - 1)
+                for position in positions[table.ids[positions] == wanted]:
+                    quality = int(table.quality[position])
+                    out.setdefault(int(table.ids[position]), {}).setdefault(algorithm, {})[view] = Hash(
+                        algorithm, table.codes[position].tobytes(), None if quality < 0 else quality)
+        return out
+
     def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[IndexedRecord]]:
         """Records whose ``kind`` digest (``"md5"``, ``"sha1"`` or ``"sha256"``) is one of ``hex_values``.
 
