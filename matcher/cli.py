@@ -370,6 +370,13 @@ def _add_scan_parser(sub: Any) -> None:
     s.add_argument("--manifest", metavar="FILE",
                    help="run manifest (default: FILE.manifest.json beside --output; none for standard output)")
     s.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
+    s.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="where files are hashed: local worker processes, or the workers of a Dask cluster "
+                   "(needs dask[distributed]; the same report; default: local)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers read "
+                   "the evidence and the index at the same paths (default: a local cluster of --workers processes "
+                   "on the loopback interface)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
@@ -400,6 +407,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         regions=args.regions,
         workers=args.workers,
         matches_only=args.matches_only,
+        engine=args.engine,
+        scheduler=args.scheduler,
         hash_options=HashOptions(
             max_pixels=args.max_pixels,
             max_frames=args.max_frames,

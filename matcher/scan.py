@@ -71,6 +71,21 @@ first entries itself, the pool taking over from the next entry once every worker
 ``workers=1`` runs in the calling process and starts no process. In-process scanning sets FAISS to one
 thread for its duration (process-wide; restored afterwards).
 
+Engines
+-------
+``engine="local"`` (the default) is the process pool above. ``engine="dask"`` (``matcher scan
+--engine dask [--scheduler ADDRESS]``) runs the same per-entry code as tasks on a Dask cluster
+(:mod:`matcher.dask_engine`): this process walks the tree (metadata only; it never reads an evidence
+file) and sends chunks of entries out; workers read, hash and match them, opening the index once per
+worker process, and the results come back in walk order to the same journal and report code. The
+records, the report and the summary are identical to a local scan's. Without a scheduler a local
+cluster of ``workers`` processes is started on the loopback interface and closed at the end. A worker
+that dies mid-task loses nothing: the scheduler runs its tasks again elsewhere and each task's result
+is taken once; a chunk that keeps killing workers is scanned file by file, and a file that still kills
+its worker gets an ``error`` record saying so. The engine is not a parameter of the report: a journal
+written by one engine can be resumed with the other. The run manifest names the engine (and the
+scheduler address, without credentials).
+
 Resuming (``run_scan`` with an output file)
 -------------------------------------------
 Records are first appended to a journal, ``<output>.partial``: a header line with the scan's
@@ -127,6 +142,7 @@ from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
 from .views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for, query_view_hashes
 
 __all__ = [
+    "ENGINES",
     "ScanOptions",
     "ScanProgress",
     "ScanSummary",
@@ -151,6 +167,8 @@ EXIT_NO_MATCH = 0
 EXIT_MATCH = 1
 #: Exit code: bad usage or a fatal error.
 EXIT_FATAL = 2
+#: The scan engines: a process pool on this machine, or tasks on a Dask cluster.
+ENGINES = ("local", "dask")
 
 _JOURNAL_VERSION = 1
 _VARIANT_ORDER = {name: rank for rank, name in enumerate(pdq_module.VARIANT_NAMES)}
@@ -183,12 +201,19 @@ class ScanOptions:
     - ``regions``: also try the top and bottom 88 % of every frame (caption banners), against the
       index's view tables of those regions (on by default; costs nothing for an index without them).
     - ``workers``: processes hashing in parallel; ``None``: ``os.cpu_count()``; ``1``: in this
-      process, no process is started.
+      process, no process is started. With the dask engine: the size of the local cluster (a
+      scheduler's cluster has the workers it has).
     - ``matches_only``: report only records with status ``match`` (the run's counts still cover
       every file).
     - ``hash_options``: decoding options (pixel and frame limits, EXIF orientation, ``fast`` draft
       decoding of JPEGs).
-    - ``chunk_size``: entries sent to a worker at a time.
+    - ``chunk_size``: entries sent to a worker at a time (one task of the Dask engine).
+    - ``engine``: ``"local"`` (a process pool on this machine) or ``"dask"`` (tasks on a Dask cluster;
+      needs ``pip install 'dask[distributed]'``). Both give the same records in the same order.
+    - ``scheduler``: with ``engine="dask"``, the address of a running Dask scheduler (e.g.
+      ``"tcp://10.0.0.5:8786"``); ``None`` starts a local cluster of ``workers`` processes listening
+      on the loopback interface only. Its workers must read the evidence and the index at the same
+      paths as this process (shared storage), so the evidence paths must then be absolute.
     """
 
     algorithms: tuple[str, ...] | str | None = None
@@ -200,8 +225,21 @@ class ScanOptions:
     matches_only: bool = False
     hash_options: HashOptions = field(default_factory=HashOptions)
     chunk_size: int = 4
+    engine: str = "local"
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown scan engine {self.engine!r} (known: {', '.join(ENGINES)})")
+        if self.scheduler is not None:
+            if not isinstance(self.scheduler, str) or not self.scheduler.strip():
+                raise UsageError(f"scheduler must be a Dask scheduler address, not {self.scheduler!r}")
+            if self.engine != "dask":
+                raise UsageError("a scheduler address needs the dask engine (--engine dask)")
+        if self.engine == "dask":
+            from .dask_engine import require_distributed
+
+            require_distributed()
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                          or self.workers < 1):
             raise UsageError(f"workers must be a positive integer or None, not {self.workers!r}")
@@ -659,19 +697,30 @@ def _init_worker(config: _Config) -> None:
     """
     global _WORKER, _WORKER_ERROR
     try:
+        _WORKER = _worker_scanner(config)
+    except MatcherError as exc:
+        _WORKER_ERROR = exc
+
+
+def _worker_scanner(config: _Config) -> _Scanner:
+    """A worker process's scanner: the index opened read-only (the generation the scan started
+    with), FAISS single-threaded for the process. Raises only :class:`MatcherError`."""
+    try:
         import faiss
 
         faiss.omp_set_num_threads(1)
         index = KnownIndex.open(config.index_path)
         if index.generation != config.index_generation:
+            generation = index.generation
+            index.close()
             raise IndexStoreError(
                 f"{config.index_path}: the index changed while the scan started (generation "
-                f"{index.generation}, expected {config.index_generation}); run the scan again")
-        _WORKER = _Scanner(index, config)
-    except MatcherError as exc:
-        _WORKER_ERROR = exc
+                f"{generation}, expected {config.index_generation}); run the scan again")
+        return _Scanner(index, config)
+    except MatcherError:
+        raise
     except Exception as exc:  # noqa: BLE001
-        _WORKER_ERROR = IndexStoreError(f"{config.index_path}: worker could not open the index: {describe_error(exc)}")
+        raise IndexStoreError(f"{config.index_path}: worker could not open the index: {describe_error(exc)}") from None
 
 
 def _scan_chunk(entries: list[files.Entry]) -> list[_FileResult]:
@@ -731,8 +780,14 @@ def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex 
     """Every entry's result, in the order of ``entries``; parallel when ``options`` asks for it.
 
     ``index`` is an open index for the in-process scanning: everything with one worker, else the
-    entries met while the pool starts (``None``: the pool does all of it).
+    entries met while the pool starts (``None``: the pool does all of it). The Dask engine does not
+    use it: its workers read every entry.
     """
+    if options.engine == "dask":
+        from .dask_engine import dask_results
+
+        yield from dask_results(entries, config, options)
+        return
     workers = options.worker_count()
     if workers == 1:
         scanner = _Scanner(index if index is not None else KnownIndex.open(config.index_path), config)
@@ -802,6 +857,27 @@ def _open_index(index_path: str | os.PathLike[str]) -> KnownIndex:
     return KnownIndex.open(index_path)
 
 
+def _check_engine_paths(paths: Sequence[Any], options: ScanOptions) -> None:
+    """Workers of a remote Dask cluster resolve paths on their own: relative ones are refused there."""
+    if options.engine == "dask" and options.scheduler is not None:
+        for path in paths:
+            if not os.path.isabs(os.fspath(path)):
+                raise UsageError(
+                    f"evidence path {os.fsdecode(os.fspath(path))!r} is relative: with a Dask scheduler give "
+                    "absolute paths (the workers resolve them on their own machines)")
+
+
+def _engine_facts(options: ScanOptions) -> dict[str, Any]:
+    """The engine of a run, for its manifest (a scheduler address without credentials)."""
+    if options.engine == "dask":
+        from .dask_engine import public_address
+
+        if options.scheduler is None:
+            return {"name": "dask", "scheduler": None, "local_cluster_workers": options.worker_count()}
+        return {"name": "dask", "scheduler": public_address(options.scheduler)}
+    return {"name": "local", "workers": options.worker_count()}
+
+
 def _walk(paths: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[files.Entry]:
     return files.walk(list(paths))
 
@@ -817,11 +893,13 @@ def scan(
     is opened (and its parameters checked) before this function returns, so an unreadable index
     raises :class:`~matcher.errors.IndexStoreError` here; a bad option raises
     :class:`~matcher.errors.UsageError`. With ``workers > 1`` the generator owns a process pool,
-    shut down when it is exhausted or closed.
+    shut down when it is exhausted or closed; with the dask engine, a Dask client (and a local
+    cluster when no scheduler is given), closed the same way.
     """
     options = options or ScanOptions()
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise UsageError("scan() takes a sequence of paths; wrap a single path in a list")
+    _check_engine_paths(paths, options)
     index = _open_index(index_path)
     try:
         config = _resolve(index, os.fspath(index_path), options)
@@ -1075,6 +1153,7 @@ def run_scan(
         raise UsageError("run_scan() takes a sequence of paths; wrap a single path in a list")
     if not paths:
         raise UsageError("give at least one path to scan")
+    _check_engine_paths(paths, options)
     writer_class = _writer_class(format)
     if case:
         if format != "vics":
@@ -1143,7 +1222,7 @@ def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex, options: Sc
         writer.close()
         summary = tally.summary(0, started_at, _utc_now(), time.perf_counter() - clock, None, manifest_path)
         if manifest_path is not None:
-            _write_manifest(manifest_path, config, parameters, summary, [], None, format)
+            _write_manifest(manifest_path, config, parameters, summary, [], None, format, _engine_facts(options))
         return summary
 
     resumed, resumed_runs, first_started = _prepare_journal(journal, parameters, resume, started_at)
@@ -1187,7 +1266,8 @@ def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex, options: Sc
     summary = tally.summary(resumed.entries, first_started, _utc_now(), time.perf_counter() - clock, output_path,
                             manifest_path)
     if manifest_path is not None:
-        _write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format)
+        _write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format,
+                        _engine_facts(options))
     os.unlink(journal)
     _fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return summary
@@ -1242,7 +1322,8 @@ def _skip(entries: Iterator[files.Entry], state: _JournalState, journal: str) ->
 
 
 def _write_manifest(path: str, config: _Config, parameters: dict[str, Any], summary: ScanSummary,
-                    runs: list[str], output_path: str | None, format: str) -> None:  # noqa: A002
+                    runs: list[str], output_path: str | None, format: str,  # noqa: A002
+                    engine: dict[str, Any] | None = None) -> None:
     manifest = {
         "tool": "matcher scan",
         "versions": _versions(),
@@ -1256,6 +1337,7 @@ def _write_manifest(path: str, config: _Config, parameters: dict[str, Any], summ
                   "manifest_sha256": parameters["index_manifest_sha256"]},
         "parameters": {k: v for k, v in parameters.items() if k not in ("paths", "index_manifest_sha256")},
         "output": {"path": None if output_path is None else os.path.abspath(output_path), "format": format},
+        "engine": engine,
         "counts": summary.to_dict(),
         "o_noatime": {"files_read_with": summary.noatime_files, "files_read_without": summary.atime_files},
     }

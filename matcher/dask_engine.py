@@ -1,0 +1,383 @@
+"""The Dask scan engine: the batch scan's entries hashed and matched by the workers of a Dask cluster.
+
+:func:`dask_results` is the engine behind ``ScanOptions(engine="dask")`` (``matcher scan --engine
+dask [--scheduler ADDRESS]``). It yields the same stream of per-entry results, in the same order, as
+the local process pool, so the journal, ``--resume``, the report and the run manifest are the scan
+driver's own, unchanged: a Dask scan's report equals a local scan's, record for record.
+
+How it works
+------------
+* The calling process (the *client*) walks the evidence tree (directory listings and ``lstat`` only;
+  it never opens an evidence file) and cuts the walk into chunks of ``chunk_size`` entries. Each chunk
+  is one task, a pure function of (scan configuration, entries) to results, with a key of its own.
+* At most ``TASKS_PER_THREAD`` tasks per worker thread are submitted and not yet written out (counted
+  when the scan starts); results are gathered as soon as any task finishes, kept in a reorder buffer
+  and yielded in submission order. Memory does not grow with the number of files.
+* A worker opens the index once per worker process (a small per-process cache keyed by the scan
+  configuration: index path, generation and options) and keeps it for the following tasks, and runs
+  FAISS single-threaded. The index must be at the same path on every worker (shared storage), as must
+  the evidence.
+* Without a scheduler address a :class:`distributed.LocalCluster` is started: ``workers`` processes,
+  one thread each, listening on ``127.0.0.1`` only, no dashboard (the scheduler's HTTP server, which
+  Dask always starts, takes a free loopback port and serves no page); it is closed when the scan ends.
+  While the engine runs, Dask's INFO chatter is held back (the ``distributed`` logger at WARNING);
+  a worker's death and the scheduler's errors still come through ``logging``.
+
+Worker death
+------------
+Tasks are pure and idempotent, so the scheduler runs the tasks of a worker that died again on another
+worker; each task's result is taken exactly once (by its key), so no entry is lost or repeated. A task
+that was on ``allowed-failures + 1`` workers that died (local clusters: ``allowed-failures`` is
+:data:`LOCAL_ALLOWED_FAILURES`; a remote scheduler uses its own setting) is not given up. The scheduler
+counts a death against every task queued on the dying worker, not only the one that crashed it, so
+its entries are first *suspects*: new chunks wait, the tasks in flight finish, and then each suspect
+entry is scanned alone, one task at a time with nothing else of this scan on the cluster. An entry
+that still kills ``allowed-failures + 1`` workers on its own gets a record with status ``error`` ("the
+scan worker process died each time it scanned this file ...") instead of being lost, and the examiner
+sees it in the report; the others get their normal records. Any other failure of a task (an index that
+cannot be opened on a worker, a lost scheduler) stops the scan with a
+:class:`~matcher.errors.MatcherError`; a journaled scan can then be resumed with either engine.
+
+Security: the local cluster listens on the loopback interface without TLS, like any local Dask
+cluster: other accounts on the same machine could connect to it while the scan runs. Scan on a machine
+whose accounts are trusted, or give the address of a cluster secured with TLS
+(``--scheduler tls://...`` with the Dask configuration's TLS settings).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib.util
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import files
+from .errors import MatcherError, UsageError
+from .hashing import describe_error
+from .scan_records import ScanRecord
+
+if TYPE_CHECKING:
+    from .scan import ScanOptions, _Config, _FileResult, _Scanner
+
+__all__ = ["dask_results", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
+           "LOCAL_ALLOWED_FAILURES"]
+
+log = logging.getLogger(__name__)
+
+#: How to install what the engine needs.
+INSTALL_HINT = "pip install 'matcher[dask]' (or: pip install 'dask[distributed]')"
+#: Tasks submitted and not yet written out, per worker thread of the cluster.
+TASKS_PER_THREAD = 3
+#: Worker deaths a task of a local cluster survives before its entries are suspects, each scanned alone.
+LOCAL_ALLOWED_FAILURES = 2
+#: Seconds to wait for a remote scheduler to answer, and for its first worker to join.
+CONNECT_TIMEOUT = 30
+WORKER_TIMEOUT = 120
+# Test hooks (never set them otherwise): a worker that is about to scan an entry with this base name
+# exits at once (os._exit), as a decoder crash would; with the second variable, a file path, only the
+# first worker to create that file does (once across the whole cluster).
+_EXIT_ON_ENV = "_MATCHER_TEST_DASK_EXIT_ON"
+_EXIT_ONCE_ENV = "_MATCHER_TEST_DASK_EXIT_ONCE"
+
+
+def require_distributed() -> None:
+    """Raise :class:`~matcher.errors.UsageError` (saying how to install it) when ``dask.distributed``
+    is not installed."""
+    if importlib.util.find_spec("distributed") is None or importlib.util.find_spec("dask") is None:
+        raise UsageError(f"the dask scan engine needs dask.distributed, which is not installed: {INSTALL_HINT}")
+
+
+def public_address(address: str) -> str:
+    """A scheduler address fit for a manifest: without user name, password, query or fragment
+    (``tls://user:secret@host:8786?x=1`` -> ``tls://host:8786``)."""
+    scheme, sep, rest = address.strip().partition("://")
+    if not sep:
+        scheme, rest = "", address.strip()
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    host = rest.rpartition("@")[2]
+    return f"{scheme}://{host}" if sep else host
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker side
+
+
+_CACHE_SIZE = 2
+_CACHE_LOCK = threading.Lock()
+_SCANNERS: list[tuple[_Config, _Scanner]] = []  # most recently opened first
+_OPENED = 0  # indexes this process has opened (tests check it is one per worker)
+
+
+def _scanner_for(config: _Config) -> _Scanner:
+    """This worker process's scanner for ``config``: opened at the first task, then reused.
+
+    The last :data:`_CACHE_SIZE` configurations are kept, so a long-lived worker serving several scans
+    does not hold every index it ever opened; an evicted scanner is dropped (a task still using it
+    finishes).
+    """
+    global _OPENED
+    with _CACHE_LOCK:
+        for held, scanner in _SCANNERS:
+            if held == config:
+                return scanner
+        from .scan import _worker_scanner
+
+        scanner = _worker_scanner(config)
+        _OPENED += 1
+        _SCANNERS.insert(0, (config, scanner))
+        del _SCANNERS[_CACHE_SIZE:]
+        return scanner
+
+
+def _opened_indexes() -> int:
+    """How many times this worker process opened an index (for tests, via ``Client.run``)."""
+    return _OPENED
+
+
+def _test_exit_hook(entry: files.Entry) -> None:
+    target = os.environ.get(_EXIT_ON_ENV)
+    if not target or os.path.basename(entry.path) != os.fsencode(target):
+        return
+    token = os.environ.get(_EXIT_ONCE_ENV)
+    if token:
+        try:
+            os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return
+    os._exit(70)
+
+
+def _scan_task(config: _Config, entries: list[files.Entry]) -> list[_FileResult]:
+    """A Dask task: the results of a chunk of entries, in order (pure: the same input, the same output)."""
+    scanner = _scanner_for(config)
+    out = []
+    for entry in entries:
+        _test_exit_hook(entry)
+        out.append(scanner.scan_entry(entry))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Client side
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """A connected client and the worker threads it counted."""
+
+    client: Any
+    threads: int
+
+
+@contextlib.contextmanager
+def _session(options: ScanOptions) -> Iterator[_Session]:
+    """A client of the scheduler at ``options.scheduler``, or of a local cluster started (and closed) here."""
+    require_distributed()
+    import dask
+    from distributed import Client, LocalCluster
+
+    if options.scheduler is None:
+        workers = options.worker_count()
+        local = {
+            "distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES,
+            "distributed.scheduler.http.routes": [],  # no dashboard, no info pages
+        }
+        try:
+            with dask.config.set(local):
+                # the scheduler's HTTP server cannot be turned off: a free loopback port, serving nothing
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None,
+                                       scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+        except Exception as exc:  # noqa: BLE001 - any failure to start is the same to the user
+            raise MatcherError(f"could not start a local Dask cluster: {describe_error(exc)}") from None
+        try:
+            try:
+                client = Client(cluster, set_as_default=False)
+            except Exception as exc:  # noqa: BLE001
+                raise MatcherError(f"could not connect to the local Dask cluster: {describe_error(exc)}") from None
+            try:
+                yield _Session(client, workers)
+            finally:
+                client.close()
+        finally:
+            cluster.close()
+        return
+
+    shown = public_address(options.scheduler)
+    try:
+        client = Client(options.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001
+        raise MatcherError(f"cannot reach the Dask scheduler at {shown}: {exc}") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+        except Exception:  # noqa: BLE001 - a timeout, whatever its class in this Dask version
+            raise MatcherError(f"no worker joined the Dask scheduler at {shown} within {WORKER_TIMEOUT} s") from None
+        threads = sum(client.nthreads().values())
+        yield _Session(client, max(1, threads))
+    finally:
+        client.close()
+
+
+class _Slot:
+    """One submitted chunk: its entries and their results as they come in."""
+
+    __slots__ = ("entries", "results", "missing")
+
+    def __init__(self, entries: list[files.Entry]) -> None:
+        self.entries = entries
+        self.results: list[_FileResult | None] = [None] * len(entries)
+        self.missing = len(entries)
+
+
+def dask_results(entries: Iterable[files.Entry], config: _Config, options: ScanOptions) -> Iterator[_FileResult]:
+    """Every entry's result, in the order of ``entries``, computed on a Dask cluster.
+
+    The cluster (local, or ``options.scheduler``) is connected to on the first ``next()`` and released
+    when the generator is exhausted or closed; tasks still running are then cancelled. Raises
+    :class:`~matcher.errors.MatcherError` when the cluster cannot be started or reached, or a task
+    fails for a reason other than its worker dying. Meanwhile Dask's own INFO logging (cluster start
+    and stop chatter) is held back; its warnings and errors (a worker that died) still come through.
+    """
+    with _distributed_logs_at(logging.WARNING), _session(options) as session:
+        yield from _ordered(session, entries, config, options.chunk_size)
+
+
+@contextlib.contextmanager
+def _distributed_logs_at(level: int) -> Iterator[None]:
+    """The ``distributed`` logger at ``level`` at least, restored afterwards."""
+    require_distributed()
+    import distributed  # its first import sets its loggers' levels
+
+    logger = logging.getLogger(distributed.__name__)
+    before = logger.level
+    if logger.getEffectiveLevel() < level:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
+             chunk_size: int) -> Iterator[_FileResult]:
+    from distributed import KilledWorker, as_completed
+
+    from .scan import _chunks
+
+    client = session.client
+    window = max(2, TASKS_PER_THREAD * session.threads)
+    token = uuid.uuid4().hex
+    chunks = enumerate(_chunks(entries, chunk_size))
+    slots: dict[int, _Slot] = {}  # submitted and not yet yielded, by position in the walk
+    owners: dict[str, tuple[int, int | None]] = {}  # task key -> (slot, suspect entry within it; None: all)
+    running: dict[str, Any] = {}  # task key -> future
+    suspects: collections.deque[tuple[int, int]] = collections.deque()  # (slot, entry): to be scanned alone
+    finished = as_completed(loop=client.loop)
+    walked = False
+    next_slot = 0
+
+    def submit(batch: list[files.Entry], slot: int, position: int | None) -> None:
+        key = f"matcher-scan-{token}-{slot}" + ("" if position is None else f"-{position}")
+        future = client.submit(_scan_task, config, batch, key=key, pure=False)
+        owners[key] = (slot, position)
+        running[key] = future
+        finished.add(future)
+
+    def top_up() -> None:
+        nonlocal walked
+        while not walked and not suspects and len(slots) < window:
+            item = next(chunks, None)
+            if item is None:
+                walked = True
+                break
+            slot, batch = item
+            slots[slot] = _Slot(batch)
+            submit(batch, slot, None)
+
+    def settle(future: Any) -> None:
+        owner = owners.pop(future.key, None)
+        running.pop(future.key, None)
+        if owner is None:  # a result already taken: never twice
+            return
+        slot_number, position = owner
+        slot = slots[slot_number]
+        batch = slot.entries if position is None else [slot.entries[position]]
+        if future.status == "cancelled":  # the scheduler went away or dropped the task
+            raise MatcherError("the Dask scheduler dropped a scan task; a journaled scan can be resumed")
+        try:
+            results = future.result()  # a finished task's data lost with its worker is computed again
+        except KilledWorker as exc:
+            attempts = exc.allowed_failures + 1
+            where = files.display_path(batch[0].path)[0]
+            if position is None:
+                log.warning("workers died %d time(s) with %d entries from %s on them; scanning each of them alone",
+                            attempts, len(batch), where)
+                suspects.extend((slot_number, index) for index in range(len(batch)))
+            else:
+                log.warning("%s killed its worker %d time(s) when scanned alone; it gets an error record",
+                            where, attempts)
+                slot.results[position] = _killed_result(batch[0], attempts)
+                slot.missing -= 1
+        except MatcherError:
+            raise  # e.g. a worker could not open the index: fatal, as with the local engine
+        except Exception as exc:  # noqa: BLE001
+            raise MatcherError(f"a Dask scan task failed: {describe_error(exc)}") from None
+        else:
+            _check(results, batch)
+            if position is None:
+                slot.results = list(results)
+                slot.missing = 0
+            else:
+                slot.results[position] = results[0]
+                slot.missing -= 1
+        future.release()
+
+    try:
+        while True:
+            while next_slot in slots and slots[next_slot].missing == 0:
+                done = slots.pop(next_slot)
+                next_slot += 1
+                for result in done.results:
+                    if result is None:  # pragma: no cover - missing == 0 means every result is in
+                        raise MatcherError("internal error: a Dask scan result went missing")
+                    yield result
+            top_up()
+            if not slots:
+                return
+            if suspects and not running:  # alone on the cluster: a death is this entry's own
+                slot_number, position = suspects.popleft()
+                submit([slots[slot_number].entries[position]], slot_number, position)
+            try:
+                future = next(finished)
+            except StopIteration:  # pragma: no cover - a slot is waiting, so a task is running
+                raise MatcherError("internal error: Dask scan tasks went missing") from None
+            settle(future)
+    finally:
+        pending = list(running.values())
+        if pending:
+            with contextlib.suppress(Exception):
+                client.cancel(pending)
+
+
+def _check(results: Any, batch: list[files.Entry]) -> None:
+    """A task's results are one per entry, for those entries, in order."""
+    if not isinstance(results, list) or [r.path for r in results] != [e.path for e in batch]:
+        raise MatcherError(f"a Dask scan task returned results that do not match its {len(batch)} entries")
+
+
+def _killed_result(entry: files.Entry, attempts: int) -> _FileResult:
+    """The record of an entry whose scan killed its worker process each time."""
+    from .scan import _FileResult
+
+    name, raw_hex = files.display_path(entry.path)
+    message = (f"the scan worker process died each time it scanned this file ({attempts} attempts; "
+               "e.g. a decoder crash): not scanned")
+    record = ScanRecord(path=name, status="error", size=entry.size, error=message, path_raw_hex=raw_hex)
+    return _FileResult(entry.path, (record,), None)

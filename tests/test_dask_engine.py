@@ -1,0 +1,229 @@
+"""The Dask scan engine (``matcher scan --engine dask``): the same report as the local engine, record
+for record, with a local cluster or a scheduler address; nothing lost or repeated when a worker dies
+mid-task; a file that kills every worker gets an error record; resuming across engines; the index
+opened once per worker; an untouched evidence tree.
+
+All images are synthetic (the repo's ``fixtures``). Skipped where ``dask.distributed`` is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import matcher  # noqa: E402
+from fixtures import animated_gif, edit, encode, scene  # noqa: E402
+from matcher import dask_engine  # noqa: E402
+from matcher.cli import main  # noqa: E402
+from matcher.errors import UsageError  # noqa: E402
+from matcher.index import KnownIndex  # noqa: E402
+from matcher.index.importing import known_from_hash_record  # noqa: E402
+from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan  # noqa: E402
+
+ALGORITHMS = ["pdq", "phash"]
+EDITS = ("jpeg75", "rotate90", "mirror", "resize0.5")
+KINDS = ("landscape", "shapes", "text")
+CHUNK = 2  # small tasks, so that a scan of the tree is many of them
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """lstat facts and content of everything under root."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            content = Path(path).read_bytes() if os.path.isfile(path) else b""
+            out[path] = (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, content)
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Evidence (edited copies of the originals, unrelated images, a corrupt JPEG, an animated GIF, a
+    text file) and an index of the originals."""
+    base = tmp_path_factory.mktemp("dask")
+    evidence, known = base / "evidence", base / "known"
+    (evidence / "edits").mkdir(parents=True)
+    (evidence / "other").mkdir()
+    known.mkdir()
+    originals = []
+    for i, kind in enumerate(KINDS):
+        img = scene(500 + i, 240, 180, kind)
+        path = known / f"original_{i}.png"
+        path.write_bytes(encode(img, "PNG"))
+        originals.append(path)
+        for name in EDITS:
+            if name == "jpeg75":
+                (evidence / "edits" / f"o{i}_{name}.jpg").write_bytes(encode(edit(img, name), "JPEG", quality=75))
+            else:
+                (evidence / "edits" / f"o{i}_{name}.png").write_bytes(encode(edit(img, name), "PNG"))
+    for j in range(3):
+        (evidence / "other" / f"unrelated_{j}.jpg").write_bytes(encode(scene(950 + j, 200, 150, KINDS[j]), "JPEG"))
+    whole = encode(scene(960, 320, 240), "JPEG", quality=85)
+    (evidence / "other" / "corrupt.jpg").write_bytes(whole[: len(whole) // 2])
+    (evidence / "other" / "animated.gif").write_bytes(animated_gif(961, 120, 90, frames=3))
+    (evidence / "other" / "notes.txt").write_text("meeting notes, nothing to see\n")
+
+    index_path = base / "index"
+    index = KnownIndex.create(index_path, ALGORITHMS)
+    index.add([known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ALGORITHMS)], "agency",
+              category=1)
+    index.close()
+    before = snapshot(evidence)
+    reports = base / "reports"
+    reports.mkdir()
+    out = reports / "local.jsonl"
+    summary = run_scan([str(evidence)], str(index_path), ScanOptions(workers=1), str(out))
+    return {"base": base, "evidence": evidence, "index": index_path, "before": before, "reference": out,
+            "summary": summary, "reports": reports}
+
+
+@pytest.fixture(scope="module")
+def cluster(world):
+    """A running two-worker cluster of this test's own, reached by its scheduler address."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as running:
+        with distributed.Client(running, set_as_default=False) as client:
+            yield {"address": running.scheduler_address, "client": client}
+
+
+def dask_run(world, name: str, chunk_size: int = CHUNK, **options) -> tuple[Path, object]:
+    out = world["reports"] / name
+    summary = run_scan([str(world["evidence"])], str(world["index"]),
+                       ScanOptions(engine="dask", chunk_size=chunk_size, **options), str(out))
+    return out, summary
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_reference_scan_is_a_useful_one(world):
+    """The tree has matches, non-matches, an error, a non-image and a multi-frame file."""
+    statuses = [r["status"] for r in records(world["reference"])]
+    assert {"match", "no_match", "error"} <= set(statuses)
+    assert world["summary"].files == len(KINDS) * len(EDITS) + 3 + 3 and world["summary"].matched_files == len(KINDS) * len(EDITS)
+
+
+def test_cli_dask_engine_on_a_local_cluster_gives_the_local_report(world, capsys):
+    out = world["reports"] / "cli_local_cluster.jsonl"
+    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask",
+                 "--workers", "2", "--output", str(out), "--quiet"])
+    assert code == 1, capsys.readouterr().err
+    assert out.read_bytes() == world["reference"].read_bytes()
+    manifest = json.loads(Path(str(out) + MANIFEST_SUFFIX).read_text())
+    assert manifest["engine"] == {"name": "dask", "scheduler": None, "local_cluster_workers": 2}
+    assert manifest["counts"] == world["summary"].to_dict()
+    assert not Path(str(out) + JOURNAL_SUFFIX).exists()
+
+
+def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(world, monkeypatch, tmp_path):
+    token = tmp_path / "killed-once"
+    # the first worker to reach this file exits on the spot (os._exit), once across the cluster
+    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o1_mirror.png")
+    monkeypatch.setenv(dask_engine._EXIT_ONCE_ENV, str(token))
+    out, summary = dask_run(world, "killed_worker.jsonl", workers=2)
+    assert token.exists()  # a worker did die mid-task
+    assert out.read_bytes() == world["reference"].read_bytes()
+    paths = [(r["path"], r.get("frame")) for r in records(out)]
+    assert len(paths) == len(set(paths))  # each file (frame) once
+    assert summary.to_dict() == world["summary"].to_dict()
+
+
+def test_a_file_that_kills_every_worker_gets_an_error_record(world, monkeypatch):
+    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o0_jpeg75.jpg")  # every time: a "decoder crash"
+    monkeypatch.setattr(dask_engine, "LOCAL_ALLOWED_FAILURES", 0)  # give up on a task at its first death
+    out, summary = dask_run(world, "poison.jsonl", workers=2)
+    got, want = records(out), records(world["reference"])
+    assert [r["path"] for r in got] == [r["path"] for r in want]
+    for mine, theirs in zip(got, want):
+        if mine["path"].endswith("o0_jpeg75.jpg"):
+            assert mine["status"] == "error" and "worker process died" in mine["error"]
+            assert mine.get("md5") is None and not mine.get("matches")
+        else:  # the poison file's chunk neighbour was scanned again on its own, normally
+            assert mine == theirs
+    assert summary.files == world["summary"].files and summary.errors == world["summary"].errors + 1
+
+
+def test_scheduler_address_library_scan_and_index_opened_once_per_worker(world, cluster):
+    client = cluster["client"]
+    out, summary = dask_run(world, "scheduler.jsonl", scheduler=cluster["address"], chunk_size=1)
+    assert out.read_bytes() == world["reference"].read_bytes()
+    manifest = json.loads(Path(str(out) + MANIFEST_SUFFIX).read_text())
+    assert manifest["engine"] == {"name": "dask", "scheduler": cluster["address"]}
+    # one task per file, but each worker opened the index at most once
+    opened = client.run(dask_engine._opened_indexes)
+    assert sum(opened.values()) >= 1 and all(n <= 1 for n in opened.values()), opened
+
+    options = ScanOptions(engine="dask", scheduler=cluster["address"], chunk_size=3)
+    got = [r.to_dict(ALGORITHMS) for r in scan([str(world["evidence"])], world["index"], options)]
+    assert got == records(world["reference"])
+    assert all(n <= 1 for n in client.run(dask_engine._opened_indexes).values())  # same config: reused
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(count: int):
+    def progress(p):
+        if p.done - p.resumed >= count:
+            raise Interrupted
+
+    return progress
+
+
+@pytest.mark.parametrize(("first", "then"), [("dask", "dask"), ("dask", "local"), ("local", "dask")])
+def test_resume_after_an_interrupted_scan_across_engines(world, cluster, first, then):
+    out = world["reports"] / f"resumed_{first}_{then}.jsonl"
+    journal = Path(str(out) + JOURNAL_SUFFIX)
+    engine = {"dask": {"engine": "dask", "scheduler": cluster["address"]}, "local": {"workers": 2}}
+    with pytest.raises(Interrupted):
+        run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(chunk_size=CHUNK, **engine[first]),
+                 str(out), progress=interrupt_after(5))
+    assert journal.exists() and not out.exists()
+    assert journal.read_bytes().count(b"\n") == 1 + 5
+    summary = run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(chunk_size=CHUNK, **engine[then]),
+                       str(out), resume=True)
+    assert out.read_bytes() == world["reference"].read_bytes()
+    assert summary.resumed_files == 5 and summary.files == world["summary"].files
+    assert not journal.exists()
+    assert json.loads(Path(str(out) + MANIFEST_SUFFIX).read_text())["engine"]["name"] == then
+
+
+def test_options_and_flags(world, cluster, monkeypatch, capsys):
+    with pytest.raises(UsageError, match="unknown scan engine"):
+        ScanOptions(engine="spark")
+    with pytest.raises(UsageError, match="--engine dask"):
+        ScanOptions(scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(UsageError, match="relative"):
+        run_scan(["evidence"], str(world["index"]), ScanOptions(engine="dask", scheduler=cluster["address"]))
+    assert dask_engine.public_address("tls://examiner:s3cret@10.0.0.5:8786?token=x") == "tls://10.0.0.5:8786"
+    assert dask_engine.public_address("user@10.0.0.5:8786") == "10.0.0.5:8786"
+    assert dask_engine.public_address("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
+
+    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--scheduler", cluster["address"]])
+    assert code == 2 and "--engine dask" in capsys.readouterr().err
+    out = world["reports"] / "cli_scheduler.jsonl"
+    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask", "--scheduler",
+                 cluster["address"], "--output", str(out), "--quiet"])
+    assert code == 1 and out.read_bytes() == world["reference"].read_bytes()
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    with pytest.raises(UsageError, match=r"pip install 'dask\[distributed\]'"):
+        ScanOptions(engine="dask")
+    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask"])
+    assert code == 2 and "pip install" in capsys.readouterr().err
+
+
+def test_evidence_tree_is_unchanged(world):
+    assert snapshot(world["evidence"]) == world["before"]
