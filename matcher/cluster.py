@@ -87,6 +87,7 @@ from .hashing import (
     HashOptions,
     describe_error,
     draft_size,
+    file_facts,
     keep_if_image,
     not_decoded,
     with_changed,
@@ -482,16 +483,7 @@ class _Hasher:
         except MatcherError as exc:
             return [ClusterItem(path=name, size=entry.size, error=str(exc), path_raw_hex=raw_hex)]
         media = imaging.sniff(result.head)
-        base = ClusterItem(
-            path=name,
-            size=result.size,
-            mime=media.mime if media else None,
-            extension_mismatch=imaging.extension_mismatch(name, media),
-            md5=result.digests.md5,
-            sha1=result.digests.sha1,
-            sha256=result.digests.sha256,
-            path_raw_hex=raw_hex,
-        )
+        base = ClusterItem(**file_facts(name, raw_hex, result.size, result.digests, media))
         frames: list[ClusterItem] = []
         failed_frame: int | None = None
         error, note = not_decoded(result, media, options.max_file_bytes)

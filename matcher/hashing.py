@@ -219,18 +219,25 @@ def _frame_records(
     return records
 
 
+def file_facts(
+    name: str | None, raw_hex: str | None, size: int, digests: Digests, media: imaging.MediaType | None
+) -> dict[str, Any]:
+    """The facts of one read file that hash, scan and cluster records share, as keyword arguments:
+    path (and its raw bytes when not UTF-8), size, sniffed type and extension mismatch, digests."""
+    return {
+        "path": name,
+        "path_raw_hex": raw_hex,
+        "size": size,
+        "mime": media.mime if media else None,
+        "extension_mismatch": imaging.extension_mismatch(name, media) if name else None,
+        "md5": digests.md5,
+        "sha1": digests.sha1,
+        "sha256": digests.sha256,
+    }
+
+
 def _base_record(name: str | None, raw_hex: str | None, size: int, digests: Digests, head: bytes) -> HashRecord:
-    media = imaging.sniff(head)
-    return HashRecord(
-        path=name,
-        path_raw_hex=raw_hex,
-        size=size,
-        mime=media.mime if media else None,
-        extension_mismatch=imaging.extension_mismatch(name, media) if name else None,
-        md5=digests.md5,
-        sha1=digests.sha1,
-        sha256=digests.sha256,
-    )
+    return HashRecord(**file_facts(name, raw_hex, size, digests, imaging.sniff(head)))
 
 
 def keep_if_image(head: bytes) -> bool:

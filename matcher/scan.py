@@ -134,7 +134,15 @@ from .algorithms import registry
 from .algorithms import pdq as pdq_module
 from .errors import IndexStoreError, MatcherError, NotAFileError, UsageError
 from .hashes import Hash
-from .hashing import HashOptions, describe_error, draft_size, keep_if_image, not_decoded, with_changed
+from .hashing import (
+    HashOptions,
+    describe_error,
+    draft_size,
+    file_facts,
+    keep_if_image,
+    not_decoded,
+    with_changed,
+)
 from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME
 from .index.types import IndexedRecord
@@ -489,17 +497,7 @@ class _Scanner:
             record = ScanRecord(path=name, status="error", size=entry.size, error=str(exc), path_raw_hex=raw_hex)
             return _FileResult(entry.path, (record,), None)
         media = imaging.sniff(result.head)
-        base = ScanRecord(
-            path=name,
-            status="no_match",
-            size=result.size,
-            mime=media.mime if media else None,
-            extension_mismatch=imaging.extension_mismatch(name, media),
-            md5=result.digests.md5,
-            sha1=result.digests.sha1,
-            sha256=result.digests.sha256,
-            path_raw_hex=raw_hex,
-        )
+        base = ScanRecord(status="no_match", **file_facts(name, raw_hex, result.size, result.digests, media))
         frames: list[_Frame] = []
         failed_frame: int | None = None
         error, note = not_decoded(result, media, options.max_file_bytes)
