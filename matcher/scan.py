@@ -145,6 +145,7 @@ from .hashing import (
 )
 from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME
+from .index.shards import SHARDS_NAME, ShardedIndex, is_sharded, open_any
 from .index.types import IndexedRecord
 from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
 from .views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for, query_view_hashes
@@ -386,7 +387,7 @@ class _FileResult:
     noatime: bool | None
 
 
-def _resolve(index: KnownIndex, index_path: str, options: ScanOptions) -> _Config:
+def _resolve(index: KnownIndex | ShardedIndex, index_path: str, options: ScanOptions) -> _Config:
     if options.algorithms is None:
         chosen = tuple(index.algorithms)
     else:
@@ -437,7 +438,7 @@ class _Frame:
 class _Scanner:
     """Reads, hashes and matches entries against one open index (one per worker process)."""
 
-    def __init__(self, index: KnownIndex, config: _Config) -> None:
+    def __init__(self, index: KnownIndex | ShardedIndex, config: _Config) -> None:
         self.index = index
         self.config = config
         self.algorithms = tuple(registry.get(name) for name in config.algorithms)
@@ -707,7 +708,7 @@ def _worker_scanner(config: _Config) -> _Scanner:
         import faiss
 
         faiss.omp_set_num_threads(1)
-        index = KnownIndex.open(config.index_path)
+        index = open_any(config.index_path)
         if index.generation != config.index_generation:
             generation = index.generation
             index.close()
@@ -773,7 +774,7 @@ def _chunks(entries: Iterable[files.Entry], size: int) -> Iterator[list[files.En
         yield chunk
 
 
-def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex | None,
+def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex | ShardedIndex | None,
              options: ScanOptions) -> Iterator[_FileResult]:
     """Every entry's result, in the order of ``entries``; parallel when ``options`` asks for it.
 
@@ -788,7 +789,7 @@ def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex 
         return
     workers = options.worker_count()
     if workers == 1:
-        scanner = _Scanner(index if index is not None else KnownIndex.open(config.index_path), config)
+        scanner = _Scanner(index if index is not None else open_any(config.index_path), config)
         with _single_threaded_faiss():
             for entry in entries:
                 yield scanner.scan_entry(entry)
@@ -851,8 +852,9 @@ def _collect(future: Future[Any]) -> Any:
 # The library pipeline
 
 
-def _open_index(index_path: str | os.PathLike[str]) -> KnownIndex:
-    return KnownIndex.open(index_path)
+def _open_index(index_path: str | os.PathLike[str]) -> KnownIndex | ShardedIndex:
+    """The index at ``index_path``, read-only: a single index or a sharded one (answers are the same)."""
+    return open_any(index_path)
 
 
 def _check_engine_paths(paths: Sequence[Any], options: ScanOptions) -> None:
@@ -1173,7 +1175,7 @@ def run_scan(
     if output_path is not None and os.path.isdir(output_path):
         raise UsageError(f"output {output_path!r} is a directory")
 
-    manifest_file = os.path.join(os.fspath(index_path), MANIFEST_NAME)
+    manifest_file = os.path.join(os.fspath(index_path), SHARDS_NAME if is_sharded(index_path) else MANIFEST_NAME)
     index = _open_index(index_path)
     try:
         config = _resolve(index, os.fspath(index_path), options)
@@ -1193,7 +1195,7 @@ def run_scan(
         index.close()
 
 
-def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex, options: ScanOptions,
+def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex | ShardedIndex, options: ScanOptions,
            parameters: dict[str, Any], output_path: str | None, journal: str | None, manifest_path: str | None,
            format: str, writer_class: type, resume: bool, stream: TextIO | None,  # noqa: A002
            progress: Callable[[ScanProgress], None] | None, count_first: bool, clock: float,

@@ -10,6 +10,7 @@ or edited shards and a tampered ``shards.json`` are refused, naming what is wron
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -476,3 +477,26 @@ def test_open_any_split_arguments_and_edge_cases(small: Path, tmp_path: Path) ->
     sharded.close()
     with pytest.raises(UsageError, match="closed"):
         sharded.search(query)
+
+
+def test_a_scan_against_the_shards_reports_exactly_what_the_single_index_gives(viewed: dict, tmp_path: Path) -> None:
+    from matcher.scan import ScanOptions, run_scan
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for i, edit in enumerate(("crop10", "mirror", "caption", "pad20_black", "rotate4", "jpeg30")):
+        image = fixtures.edit(fixtures.scene(700 + i, 160, 120, fixtures.KINDS[i % 3]), edit)
+        (evidence / f"copy{i}.png").write_bytes(fixtures.encode(image, "PNG"))
+    for i in range(2):
+        (evidence / f"other{i}.png").write_bytes(fixtures.encode(fixtures.scene(900 + i, 160, 120), "PNG"))
+    reports = {}
+    for name in ("source", "sharded"):
+        output = tmp_path / f"{name}.jsonl"
+        summary = run_scan([str(evidence)], viewed[name], ScanOptions(workers=1), str(output))
+        reports[name] = output.read_bytes()
+        assert summary.matched_files == 5  # the mirrored plasma card's PDQ quality is 45: not matched
+        manifest = json.loads((tmp_path / f"{name}.jsonl.manifest.json").read_text())
+        reports[name + " checksum"] = manifest["index"]["manifest_sha256"]
+    assert reports["source"] == reports["sharded"]
+    assert reports["sharded checksum"] == hashlib.sha256((viewed["sharded"] / "shards.json").read_bytes()).hexdigest()
+    assert b'"view": "crop10"' in reports["sharded"] and b'"variant": "trim"' in reports["sharded"]
