@@ -4,6 +4,8 @@ Not part of the normal test run (``testpaths`` is ``tests``). Run it with::
 
     python -m pytest benchmarks/test_index_scale.py -s
     MATCHER_INDEX_RECORDS=100000 MATCHER_INDEX_QUERIES=2000 python -m pytest benchmarks/test_index_scale.py -s
+    MATCHER_INDEX_RECORDS=10000000 MATCHER_INDEX_QUERIES=500 MATCHER_INDEX_BRUTE_SAMPLE=10 \
+        python -m pytest benchmarks/test_index_scale.py -s      # the 10M figures of docs/scaling.md (~12 min)
 
 It builds an index of ``MATCHER_INDEX_RECORDS`` (default 1,000,000) random PDQ records, then runs
 ``MATCHER_INDEX_QUERIES`` (default 10,000) queries, each a stored record with 0..31 bits flipped
@@ -36,7 +38,9 @@ from matcher.known import KnownRecord
 RECORDS = int(os.environ.get("MATCHER_INDEX_RECORDS", "1000000"))
 QUERIES = int(os.environ.get("MATCHER_INDEX_QUERIES", "10000"))
 BRUTE_SAMPLE = int(os.environ.get("MATCHER_INDEX_BRUTE_SAMPLE", "100"))
-RESULTS = Path(__file__).resolve().parent / "results" / "index_scale.json"
+#: ``index_scale.json`` at the default size, ``index_scale_<records>.json`` otherwise.
+RESULTS = Path(__file__).resolve().parent / "results" / (
+    "index_scale.json" if RECORDS == 1_000_000 else f"index_scale_{RECORDS}.json")
 MAX_DISTANCE = 31
 
 
