@@ -151,6 +151,19 @@ def _add_index_parser(sub: Any) -> None:
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     e.set_defaults(handler=_cmd_index_export)
 
+    p = isub.add_parser(
+        "split",
+        help="split an index by record into N shard indexes (for sets beyond one machine's memory)",
+        description="Write TARGET/shard-000 ... (each a normal index holding a contiguous range of INDEX's "
+        "records, with their hashes, digests, metadata and view codes) and TARGET/shards.json. TARGET "
+        "can then be given wherever an index is read (matcher scan --index TARGET); answers are exactly "
+        "those of INDEX, with the same record ids. INDEX is only read.",
+    )
+    p.add_argument("index", metavar="INDEX")
+    p.add_argument("target", metavar="TARGET", help="new or empty directory for the shards")
+    p.add_argument("--shards", "-n", type=_positive_int, required=True, help="number of shards")
+    p.set_defaults(handler=_cmd_index_split)
+
 
 def _cmd_index_create(args: argparse.Namespace) -> int:
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
@@ -271,6 +284,14 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
                 flush()
         flush()
     return EXIT_MATCH if matched else EXIT_OK
+
+
+def _cmd_index_split(args: argparse.Namespace) -> int:
+    from .index.shards import split_index
+
+    shards = split_index(args.index, args.target, args.shards)
+    print(f"split {args.index} into {len(shards)} shards under {args.target}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:

@@ -102,3 +102,28 @@ def test_unusable_indexes_exit_2(tmp_path, capsys):
     manifest.write_text(manifest.read_text().replace('"generation"', '"generatio"', 1))
     code, _, err = run(["index", "info", index], capsys)
     assert code == 2 and "manifest" in err.lower()
+
+
+def test_split_makes_shards_a_scan_reads_like_the_index(tmp_path, sources, capsys):
+    images, hexlist, originals, _ = sources
+    index, shards = tmp_path / "idx", tmp_path / "shards"
+    run(["index", "create", index], capsys)
+    run(["index", "add", index, images, "--list", "images"], capsys)
+    run(["index", "add", index, hexlist, "--list", "shared"], capsys)
+    code, _, err = run(["index", "split", index, shards, "--shards", "3"], capsys)
+    assert code == 0 and "3 shards" in err
+    assert sorted(p.name for p in shards.iterdir()) == ["shard-000", "shard-001", "shard-002", "shards.json"]
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "copy.png").write_bytes(encode(edit(originals[1], "crop10"), "PNG"))
+    reports = []
+    for target in (index, shards):
+        code, out, _ = run(["scan", evidence, "--index", target, "--workers", "1", "--quiet"], capsys)
+        assert code == 1
+        reports.append(out)
+    assert reports[0] == reports[1] and '"view": "crop10"' in reports[0]
+    code, _, err = run(["index", "split", index, shards, "--shards", "2"], capsys)
+    assert code == 2 and "not empty" in err  # an existing split is never overwritten
+    with pytest.raises(SystemExit) as exc:
+        main(["index", "split", str(index), str(tmp_path / "x"), "--shards", "0"])
+    assert exc.value.code == 2 and not (tmp_path / "x").exists()
