@@ -144,7 +144,7 @@ from .hashing import (
     with_changed,
 )
 from .index import KnownIndex
-from .index.manifest import MANIFEST_NAME
+from .index.manifest import MANIFEST_NAME, fsync_dir
 from .index.shards import SHARDS_NAME, ShardedIndex, is_sharded, open_any
 from .index.types import IndexedRecord
 from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
@@ -1058,15 +1058,6 @@ def _iter_journal(path: str, algorithms: Sequence[str]) -> Iterator[tuple[list[S
             yield records, group["noatime"]
 
 
-def _fsync_dir(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
 def _atomic_text(path: str) -> Iterator[TextIO]:
     """A text file written to a temporary name beside ``path`` and renamed over it once complete."""
@@ -1082,7 +1073,7 @@ def _atomic_text(path: str) -> Iterator[TextIO]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -1269,7 +1260,7 @@ def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex | ShardedInd
         _write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format,
                         _engine_facts(options))
     os.unlink(journal)
-    _fsync_dir(os.path.dirname(os.path.abspath(journal)))
+    fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return summary
 
 
@@ -1303,7 +1294,7 @@ def _prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
             os.fsync(handle.fileno())
     except OSError as exc:
         raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
-    _fsync_dir(os.path.dirname(os.path.abspath(journal)))
+    fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return _JournalState(header, 0, None, len(line)), [started_at], started_at
 
 

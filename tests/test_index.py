@@ -30,7 +30,7 @@ from matcher.errors import HashFormatError, IndexStoreError, MatcherError, Usage
 from matcher.hashes import Hash
 from matcher.index import FORMAT_VERSION, AddResult, IndexedRecord, KnownIndex, Match, QueryResult
 from matcher.index import store as store_module
-from matcher.index.manifest import _body_digest
+from matcher.index.manifest import body_digest
 from matcher.known import KnownRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -657,7 +657,7 @@ def rewrite_manifest(path: Path, change, recompute: bool = True) -> None:
     change(document)
     if recompute:
         document.pop("manifest_sha256")
-        document["manifest_sha256"] = _body_digest(document)
+        document["manifest_sha256"] = body_digest(document)
     (path / "manifest.json").write_text(json.dumps(document))
 
 

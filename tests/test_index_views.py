@@ -21,7 +21,7 @@ from matcher.errors import HashFormatError, IndexStoreError, UsageError
 from matcher.hashes import Hash
 from matcher.index import FORMAT_VERSION, KnownIndex, Match
 from matcher.index import store as store_module
-from matcher.index.manifest import _body_digest
+from matcher.index.manifest import body_digest
 from matcher.known import KnownRecord
 
 
@@ -43,7 +43,7 @@ def rewrite_manifest(path: Path, change) -> None:
     document = json.loads((path / "manifest.json").read_text())
     change(document)
     document.pop("manifest_sha256")
-    document["manifest_sha256"] = _body_digest(document)
+    document["manifest_sha256"] = body_digest(document)
     (path / "manifest.json").write_text(json.dumps(document))
 
 

@@ -27,7 +27,7 @@ from matcher.hashes import Hash
 from matcher.index import KnownIndex, ShardedIndex, open_any, split_index
 from matcher.index import shards as shards_module
 from matcher.index.importing import import_sources
-from matcher.index.manifest import known_view_names
+from matcher.index.manifest import body_digest, known_view_names
 from matcher.index.shards import (
     GLOBAL_IDS_NAME,
     SHARDS_NAME,
@@ -380,7 +380,7 @@ def rewrite_shards(path: Path, change) -> None:
     document = json.loads((path / SHARDS_NAME).read_text())
     change(document)
     document.pop("shards_sha256")
-    document["shards_sha256"] = shards_module._body_digest(document)
+    document["shards_sha256"] = body_digest(document)
     (path / SHARDS_NAME).write_text(json.dumps(document))
 
 

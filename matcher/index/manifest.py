@@ -38,6 +38,8 @@ __all__ = [
     "table_stem",
     "read_manifest",
     "write_manifest",
+    "write_atomically",
+    "body_digest",
     "sha256_file",
     "fsync_dir",
     "fsync_file",
@@ -141,7 +143,7 @@ class Manifest:
         """The manifest text: the body plus ``manifest_sha256`` of its canonical form."""
         body = self.body()
         document = dict(body)
-        document["manifest_sha256"] = _body_digest(body)
+        document["manifest_sha256"] = body_digest(body)
         return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -164,7 +166,7 @@ class Manifest:
         if version < 1:
             raise IndexStoreError(f"{where}: invalid index format version {version}")
         claimed = document.pop("manifest_sha256", None)
-        if claimed != _body_digest(document):
+        if claimed != body_digest(document):
             raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
         try:
             files = {
@@ -242,7 +244,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _body_digest(body: Mapping[str, Any]) -> str:
+def body_digest(body: Mapping[str, Any]) -> str:
+    """SHA-256 of a JSON document's canonical form (sorted keys, no spaces, ASCII): the checksum a
+    document such as ``manifest.json`` or ``shards.json`` carries of itself."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -264,8 +268,16 @@ def write_manifest(root: Path, manifest: Manifest, checkpoint: Any = None) -> No
 
     ``checkpoint(step)``, when given, is called between the steps (the crash tests use it).
     """
-    tmp = root / f".{MANIFEST_NAME}.tmp-{secrets.token_hex(4)}"
-    data = manifest.to_json().encode("utf-8")
+    write_atomically(root, MANIFEST_NAME, manifest.to_json().encode("utf-8"), checkpoint)
+
+
+def write_atomically(root: Path, name: str, data: bytes, checkpoint: Any = None) -> None:
+    """Replace ``root/name`` with ``data`` atomically: a temp file beside it, fsync, rename over it,
+    fsync the directory; a reader sees the old file or the new one, never part of one.
+
+    ``checkpoint("manifest-temp-written")``, when given, is called between writing and renaming.
+    """
+    tmp = root / f".{name}.tmp-{secrets.token_hex(4)}"
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -273,7 +285,7 @@ def write_manifest(root: Path, manifest: Manifest, checkpoint: Any = None) -> No
             os.fsync(handle.fileno())
         if checkpoint is not None:
             checkpoint("manifest-temp-written")
-        os.replace(tmp, root / MANIFEST_NAME)
+        os.replace(tmp, root / name)
     except BaseException:
         try:
             tmp.unlink()
@@ -306,7 +318,7 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory's entries (renames, new files) to stable storage, where the OS allows it."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

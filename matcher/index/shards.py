@@ -47,7 +47,6 @@ import itertools
 import json
 import logging
 import os
-import secrets
 import shutil
 import threading
 from array import array
@@ -62,7 +61,7 @@ import numpy as np
 from ..errors import IndexStoreError, UsageError
 from ..hashes import Hash
 from ..known import KnownRecord
-from .manifest import MANIFEST_NAME, Manifest, fsync_dir
+from .manifest import MANIFEST_NAME, Manifest, body_digest, fsync_dir, write_atomically
 from .store import KnownIndex
 from .types import IndexedRecord, Match, QueryResult
 
@@ -190,11 +189,6 @@ class _OpenShard:
 # -- shards.json ---------------------------------------------------------------------------------
 
 
-def _body_digest(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -229,7 +223,7 @@ def _read_document(root: Path) -> _Document:
         raise IndexStoreError(f"{path}: sharded index format version {version} is newer than this matcher "
                               f"supports ({SHARDS_FORMAT_VERSION}); upgrade matcher to read it")
     claimed = document.pop("shards_sha256", None)
-    checksum = _body_digest(document)
+    checksum = body_digest(document)
     if claimed != checksum:
         raise IndexStoreError(f"{path}: checksum mismatch ({SHARDS_NAME} damaged or edited)")
     try:
@@ -269,22 +263,9 @@ def _read_document(root: Path) -> _Document:
 def _write_document(root: Path, body: dict[str, Any]) -> None:
     """Write ``shards.json`` atomically (temp file, fsync, rename, directory fsync)."""
     document = dict(body)
-    document["shards_sha256"] = _body_digest(body)
+    document["shards_sha256"] = body_digest(body)
     data = (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    tmp = root / f".{SHARDS_NAME}.tmp-{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, root / SHARDS_NAME)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(root)
+    write_atomically(root, SHARDS_NAME, data)
 
 
 # -- opening one shard ----------------------------------------------------------------------------
