@@ -320,14 +320,27 @@ def _open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
         yield stream
 
 
+def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """The decoding flags of the commands that walk evidence (``scan``, ``cluster``)."""
+    parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
+                        help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
+    parser.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
+                        help="pixel limit per frame (default: %(default)s)")
+    parser.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
+                        help="frames hashed per file (default: %(default)s)")
+    parser.add_argument("--exif-orientation", action="store_true",
+                        help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
+
+
+def _hash_options(args: argparse.Namespace) -> HashOptions:
+    """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
+    return HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
+                       apply_exif_orientation=args.exif_orientation)
+
+
 def _cmd_hash(args: argparse.Namespace) -> int:
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
-    options = HashOptions(
-        max_pixels=args.max_pixels,
-        max_frames=args.max_frames,
-        apply_exif_orientation=args.exif_orientation,
-        fast=args.fast,
-    )
+    options = _hash_options(args)
     paths = [os.fsencode(p) for p in args.paths]
     with _open_output(args.output, args.paths) as stream:
         writer = WRITERS[args.format](stream, algorithms)
@@ -400,14 +413,7 @@ def _add_scan_parser(sub: Any) -> None:
                    "on the loopback interface)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
-    s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
-                   help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
-    s.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
-                   help="pixel limit per frame (default: %(default)s)")
-    s.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
-                   help="frames hashed per file (default: %(default)s)")
-    s.add_argument("--exif-orientation", action="store_true",
-                   help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
+    _add_decode_arguments(s)
     s.add_argument("--case", action="append", default=[], metavar="FIELD=VALUE",
                    help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
@@ -430,12 +436,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         matches_only=args.matches_only,
         engine=args.engine,
         scheduler=args.scheduler,
-        hash_options=HashOptions(
-            max_pixels=args.max_pixels,
-            max_frames=args.max_frames,
-            fast=args.fast,
-            apply_exif_orientation=args.exif_orientation,
-        ),
+        hash_options=_hash_options(args),
     )
     show = not args.quiet and sys.stderr.isatty()
 
@@ -527,14 +528,7 @@ def _add_cluster_parser(sub: Any) -> None:
                    help="report only groups of at least N images (default: 1, every image); "
                    "errors and skipped files are always reported")
     c.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
-    c.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
-                   help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
-    c.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
-                   help="pixel limit per frame (default: %(default)s)")
-    c.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
-                   help="frames hashed per file (default: %(default)s)")
-    c.add_argument("--exif-orientation", action="store_true",
-                   help="apply EXIF orientation before hashing (default: the stored pixels)")
+    _add_decode_arguments(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     c.set_defaults(handler=_cmd_cluster)
 
@@ -561,8 +555,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         max_distances={registry.get(name).name: value for name, value in args.max_distance},
         rotations=args.rotations,
         workers=args.workers,
-        hash_options=HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
-                                 apply_exif_orientation=args.exif_orientation),
+        hash_options=_hash_options(args),
         progress=progress if show else None,
     )
     if show:
