@@ -129,9 +129,6 @@ _DISTANCE_CHUNK = 16_384
 # Codes from which a table is searched with multi-index hashing (the index's own floor is higher: it
 # answers a few queries at a time, where clustering asks eight per code).
 _MIH_FROM = 2_000
-# Entry kinds reported as skipped rather than as errors (as in the scan).
-_SKIPPED_KINDS = frozenset({"symlink", "fifo", "socket", "char_device", "block_device"})
-
 
 # --------------------------------------------------------------------------------------------------
 # Values
@@ -436,8 +433,8 @@ class _Hasher:
         """The items of one walked entry; never raises for a problem of the entry itself."""
         name, raw_hex = files.display_path(entry.path)
         if entry.kind != "file":
-            message = entry.error or f"{entry.kind}, not read"
-            if entry.kind in _SKIPPED_KINDS or (entry.kind == "other" and "never opened" in message):
+            skipped, message = entry.not_read()
+            if skipped:
                 return [ClusterItem(path=name, size=entry.size, notes=(message,), path_raw_hex=raw_hex)]
             return [ClusterItem(path=name, size=entry.size, error=message, path_raw_hex=raw_hex)]
         try:

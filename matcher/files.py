@@ -286,6 +286,10 @@ def _fsencode(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> byte
 # Walking
 
 
+# Entry kinds that are never opened on purpose: reported as skipped, not as errors.
+_SKIPPED_KINDS = frozenset({"symlink", "fifo", "socket", "char_device", "block_device"})
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One thing met by :func:`walk`.
@@ -307,6 +311,14 @@ class Entry:
             raise UsageError(f"Entry.path must be bytes, not {type(self.path).__name__}")
         if self.kind not in ENTRY_KINDS:
             raise UsageError(f"Entry.kind must be one of {sorted(ENTRY_KINDS)}, not {self.kind!r}")
+
+    def not_read(self) -> tuple[bool, str]:
+        """For an entry that is not a regular file: ``(skipped, message)``. Links, FIFOs, sockets and
+        devices (and other things never opened) are *skipped*, by design; anything else (a directory
+        that could not be listed, a path that vanished) is an *error*."""
+        message = self.error or f"{self.kind}, not read"
+        skipped = self.kind in _SKIPPED_KINDS or (self.kind == "other" and "never opened" in message)
+        return skipped, message
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,6 @@ _JOURNAL_VERSION = 1
 _VARIANT_ORDER = {name: rank for rank, name in enumerate(pdq_module.VARIANT_NAMES)}
 # Digest matches of one record are reported once, by the strongest digest that matched.
 _DIGEST_PREFERENCE = ("sha256", "sha1", "md5")
-_SKIPPED_KINDS = frozenset({"symlink", "fifo", "socket", "char_device", "block_device"})
 # Test hook: after this many entries are journaled in one run, the process sends itself SIGKILL, so
 # that tests can interrupt a scan at a known point without timing guesses. Never set it otherwise.
 _KILL_HOOK_ENV = "_MATCHER_TEST_SIGKILL_AFTER"
@@ -481,8 +480,7 @@ class _Scanner:
 
     @staticmethod
     def _not_read(entry: files.Entry, name: str, raw_hex: str | None) -> ScanRecord:
-        message = entry.error or f"{entry.kind}, not read"
-        skipped = entry.kind in _SKIPPED_KINDS or (entry.kind == "other" and "never opened" in message)
+        skipped, message = entry.not_read()
         if skipped:
             return ScanRecord(path=name, status="skipped", size=entry.size, notes=(message,), path_raw_hex=raw_hex)
         return ScanRecord(path=name, status="error", size=entry.size, error=message, path_raw_hex=raw_hex)
