@@ -23,6 +23,20 @@ How it works
   While the engine runs, Dask's INFO chatter is held back (the ``distributed`` logger at WARNING);
   a worker's death and the scheduler's errors still come through ``logging``.
 
+Sharded indexes
+---------------
+When the index is sharded (:mod:`matcher.index.shards`), no process opens the whole of it: the
+client reads only ``shards.json`` and the shard manifests (a :class:`~matcher.index.shards.ShardCatalog`)
+and places each shard on one worker (:func:`shard_placement`: shard *i* on worker *i* mod *n*, in
+address order, among the workers present when the scan starts). Each chunk then becomes three steps:
+a *hash* task on any worker reads and hashes the entries (no index); one *shard* task per shard,
+restricted to the worker holding that shard, runs the scan's matching of every hashed entry against
+that shard alone and records its answers (each index call's answer, global record ids); a *finish*
+task merges the shards' answers to each call exactly as :class:`~matcher.index.shards.ShardedIndex`
+merges live ones and builds the records. The report is the same as with the unsharded index. A
+worker opens only the shards placed on it (once per process); when that worker is gone its shards'
+tasks may run on any other worker, which then opens the shard too.
+
 Worker death
 ------------
 Tasks are pure and idempotent, so the scheduler runs the tasks of a worker that died again on another
@@ -53,7 +67,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +79,7 @@ from .scan_records import ScanRecord
 if TYPE_CHECKING:
     from .scan import ScanOptions, _Config, _FileResult, _Scanner
 
-__all__ = ["dask_results", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
+__all__ = ["dask_results", "shard_placement", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
            "LOCAL_ALLOWED_FAILURES"]
 
 log = logging.getLogger(__name__)
@@ -163,6 +177,167 @@ def _scan_task(config: _Config, entries: list[files.Entry]) -> list[_FileResult]
     return out
 
 
+# -- sharded indexes: shards placed on workers ------------------------------------------------------
+
+_HASHERS: list[tuple[_Config, _Scanner]] = []  # scanners without an index (hash only), most recent first
+
+
+def _hasher_for(config: _Config) -> _Scanner:
+    """This worker process's hash-only scanner for ``config`` (its sharded index described by a
+    :class:`~matcher.index.shards.ShardCatalog`, no shard opened), made at the first task."""
+    with _CACHE_LOCK:
+        for held, scanner in _HASHERS:
+            if held == config:
+                return scanner
+        from .index.shards import ShardCatalog
+        from .scan import _Scanner
+
+        scanner = _Scanner(ShardCatalog.read(config.index_path), config)
+        _HASHERS.insert(0, (config, scanner))
+        del _HASHERS[_CACHE_SIZE:]
+        return scanner
+
+
+def _hash_task(config: _Config, entries: list[files.Entry]) -> list[Any]:
+    """A Dask task (sharded index): read and hash a chunk of entries; each is a finished result (not
+    read, not an image...) or a hashed entry for the shards to answer."""
+    scanner = _hasher_for(config)
+    out = []
+    for entry in entries:
+        _test_exit_hook(entry)
+        out.append(scanner.hash_entry(entry))
+    return out
+
+
+class _Recording:
+    """One shard's answers to the index calls the scan's matching made for one entry, in call order,
+    and the records it fetched (global ids). Filled on the shard's worker by :class:`_Recorder`."""
+
+    __slots__ = ("calls", "records")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []  # ("digest", kind, values, answer) | ("search", view, radius, n, answer)
+        self.records: dict[int, Any] = {}
+
+
+class _Recorder:
+    """Stands in for the index while a shard's worker runs the scan's matching of one entry: answers
+    from the shard alone and keeps every answer in a :class:`_Recording`."""
+
+    def __init__(self, shard: Any) -> None:
+        self.shard = shard
+        self.recording = _Recording()
+
+    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[Any]]:
+        values = tuple(hex_values)
+        answer = self.shard.lookup_digest(kind, list(values))
+        self.recording.calls.append(("digest", kind, values, answer))
+        return answer
+
+    def search(self, queries: list[Any], max_distance: int | None = None, *, view: str | None = None) -> list[Any]:
+        answer = self.shard.query(queries, max_distance, view, None)
+        self.recording.calls.append(("search", view, max_distance, len(queries), answer))
+        return answer
+
+    def records(self, ids: Iterable[int]) -> list[Any]:
+        local = self.shard.to_local([int(i) for i in ids])
+        found = self.shard.globalise_records(self.shard.index.records(local.values())) if local else []
+        for record in found:
+            self.recording.records[record.id] = record
+        return found
+
+
+class _Replay:
+    """Stands in for the whole sharded index while the scan's matching of one entry runs again on the
+    merged answers: each call is answered by merging every shard's recorded answer to the same call,
+    exactly as :class:`~matcher.index.shards.ShardedIndex` merges live answers."""
+
+    def __init__(self, recordings: list[_Recording]) -> None:
+        self.recordings = recordings
+        self.position = 0
+
+    def _next(self, what: tuple[Any, ...]) -> list[Any]:
+        answers = []
+        for recording in self.recordings:
+            if self.position >= len(recording.calls) or recording.calls[self.position][:-1] != what:
+                raise MatcherError("internal error: a shard answered other index calls than the scan made")
+            answers.append(recording.calls[self.position][-1])
+        self.position += 1
+        return answers
+
+    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[Any]]:
+        from .index.shards import merge_digest_results
+
+        return merge_digest_results(self._next(("digest", kind, tuple(hex_values))))
+
+    def search(self, queries: list[Any], max_distance: int | None = None, *, view: str | None = None) -> list[Any]:
+        from .index.shards import merge_results
+
+        return merge_results(self._next(("search", view, max_distance, len(queries))))
+
+    def records(self, ids: Iterable[int]) -> list[Any]:
+        held: dict[int, Any] = {}
+        for recording in self.recordings:
+            held.update(recording.records)
+        wanted = [int(i) for i in ids]
+        if any(i not in held for i in wanted):  # a matched record is fetched by the shard that holds it
+            raise MatcherError("internal error: a matched record was not fetched by its shard")
+        return [held[i] for i in wanted]
+
+
+def _shard_task(config: _Config, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
+    """A Dask task, run on the worker that holds ``shard``: that shard's answers for every hashed
+    entry of a chunk (``None`` for entries already finished). The shard is opened once per process."""
+    from .index.shards import _cached
+
+    from .scan import _Hashed
+
+    scanner = _hasher_for(config)
+    opened = _cached(shard, verify=True)
+    out: list[_Recording | None] = []
+    for item in hashed:
+        if not isinstance(item, _Hashed):
+            out.append(None)
+            continue
+        recorder = _Recorder(opened)
+        scanner.finish(item, recorder)
+        out.append(recorder.recording)
+    return out
+
+
+def _finish_task(config: _Config, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[_FileResult]:
+    """A Dask task: every entry's result from its hashes and all shards' answers, merged exactly."""
+    from .scan import _Hashed
+
+    scanner = _hasher_for(config)
+    out = []
+    for position, item in enumerate(hashed):
+        if not isinstance(item, _Hashed):
+            out.append(item)
+            continue
+        recordings = [answers[position] for answers in per_shard]
+        out.append(scanner.finish(item, _Replay([r for r in recordings if r is not None])))
+    return out
+
+
+def _held_shards() -> list[str]:
+    """Names of the shards this worker process has open (for tests, via ``Client.run``)."""
+    from .index import shards
+
+    with shards._CACHE_LOCK:
+        return sorted(opened.info.name for opened in shards._CACHE.values())
+
+
+def shard_placement(shards: Sequence[Any], workers: Iterable[str]) -> dict[str, str]:
+    """Which worker holds which shard: ``{shard name: worker address}``, round robin over the workers
+    in address order (shard i on worker i mod n). A worker holds only the shards placed on it, so a
+    worker's memory is its shards', not the whole index's."""
+    addresses = sorted(workers)
+    if not addresses:
+        raise MatcherError("no Dask worker to place the index shards on")
+    return {info.name: addresses[i % len(addresses)] for i, info in enumerate(shards)}
+
+
 # --------------------------------------------------------------------------------------------------
 # Client side
 
@@ -245,8 +420,16 @@ def dask_results(entries: Iterable[files.Entry], config: _Config, options: ScanO
     fails for a reason other than its worker dying. Meanwhile Dask's own INFO logging (cluster start
     and stop chatter) is held back; its warnings and errors (a worker that died) still come through.
     """
+    from .index.shards import ShardCatalog, is_sharded
+
+    catalog = ShardCatalog.read(config.index_path) if is_sharded(config.index_path) else None
     with _distributed_logs_at(logging.WARNING), _session(options) as session:
-        yield from _ordered(session, entries, config, options.chunk_size)
+        placement = None
+        if catalog is not None:
+            placement = shard_placement(catalog.shards, session.client.scheduler_info()["workers"])
+            log.info("shards placed on workers: %s", placement)
+        yield from _ordered(session, entries, config, options.chunk_size,
+                            None if catalog is None else (catalog, placement))
 
 
 @contextlib.contextmanager
@@ -266,7 +449,7 @@ def _distributed_logs_at(level: int) -> Iterator[None]:
 
 
 def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
-             chunk_size: int) -> Iterator[_FileResult]:
+             chunk_size: int, sharded: tuple[Any, dict[str, str]] | None = None) -> Iterator[_FileResult]:
     from distributed import KilledWorker, as_completed
 
     from .scan import _chunks
@@ -278,6 +461,7 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
     slots: dict[int, _Slot] = {}  # submitted and not yet yielded, by position in the walk
     owners: dict[str, tuple[int, int | None]] = {}  # task key -> (slot, suspect entry within it; None: all)
     running: dict[str, Any] = {}  # task key -> future
+    feeding: dict[str, list[Any]] = {}  # task key -> the futures of its hashing and shard tasks
     suspects: collections.deque[tuple[int, int]] = collections.deque()  # (slot, entry): to be scanned alone
     finished = as_completed(loop=client.loop)
     walked = False
@@ -285,7 +469,18 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
 
     def submit(batch: list[files.Entry], slot: int, position: int | None) -> None:
         key = f"matcher-scan-{token}-{slot}" + ("" if position is None else f"-{position}")
-        future = client.submit(_scan_task, config, batch, key=key, pure=False)
+        if sharded is None:
+            future = client.submit(_scan_task, config, batch, key=key, pure=False)
+        else:
+            # hash anywhere; each shard answers on the worker it is placed on (another one only when that
+            # worker is gone); merge anywhere
+            catalog, placement = sharded
+            hashed = client.submit(_hash_task, config, batch, key=f"{key}-hash", pure=False)
+            answers = [client.submit(_shard_task, config, info, hashed, key=f"{key}-{info.name}", pure=False,
+                                     workers=[placement[info.name]], allow_other_workers=True)
+                       for info in catalog.shards]
+            future = client.submit(_finish_task, config, hashed, answers, key=key, pure=False)
+            feeding[key] = [hashed, *answers]
         owners[key] = (slot, position)
         running[key] = future
         finished.add(future)
@@ -304,6 +499,8 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
     def settle(future: Any) -> None:
         owner = owners.pop(future.key, None)
         running.pop(future.key, None)
+        for fed in feeding.pop(future.key, ()):
+            fed.release()
         if owner is None:  # a result already taken: never twice
             return
         slot_number, position = owner
@@ -360,7 +557,7 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
                 raise MatcherError("internal error: Dask scan tasks went missing") from None
             settle(future)
     finally:
-        pending = list(running.values())
+        pending = list(running.values()) + [fed for feeds in feeding.values() for fed in feeds]
         if pending:
             with contextlib.suppress(Exception):
                 client.cancel(pending)

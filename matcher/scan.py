@@ -145,7 +145,7 @@ from .hashing import (
 )
 from .index import KnownIndex
 from .index.manifest import MANIFEST_NAME, fsync_dir
-from .index.shards import SHARDS_NAME, ShardedIndex, is_sharded, open_any
+from .index.shards import SHARDS_NAME, ShardCatalog, ShardedIndex, is_sharded, open_any
 from .index.types import IndexedRecord
 from .scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
 from .views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for, query_view_hashes
@@ -386,7 +386,7 @@ class _FileResult:
     noatime: bool | None
 
 
-def _resolve(index: KnownIndex | ShardedIndex, index_path: str, options: ScanOptions) -> _Config:
+def _resolve(index: KnownIndex | ShardedIndex | ShardCatalog, index_path: str, options: ScanOptions) -> _Config:
     if options.algorithms is None:
         chosen = tuple(index.algorithms)
     else:
@@ -434,10 +434,27 @@ class _Frame:
     variants: dict[str, dict[str, Hash]]  # algorithm -> query view (orig, rot90, trim, top88, ...) -> hash
 
 
-class _Scanner:
-    """Reads, hashes and matches entries against one open index (one per worker process)."""
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    """A read and hashed entry waiting to be matched (picklable: the Dask engine sends it to shards)."""
 
-    def __init__(self, index: KnownIndex | ShardedIndex, config: _Config) -> None:
+    path: bytes
+    base: ScanRecord
+    frames: list[_Frame]
+    error: str | None
+    failed_frame: int | None
+    note: str | None
+    noatime: bool | None
+
+
+class _Scanner:
+    """Reads, hashes and matches entries against one open index (one per worker process).
+
+    ``index`` may also be a :class:`~matcher.index.shards.ShardCatalog` (only its ``views`` are read
+    here) when the matching is done elsewhere with :meth:`finish`.
+    """
+
+    def __init__(self, index: KnownIndex | ShardedIndex | ShardCatalog, config: _Config) -> None:
         self.index = index
         self.config = config
         self.algorithms = tuple(registry.get(name) for name in config.algorithms)
@@ -466,17 +483,39 @@ class _Scanner:
 
     def scan_entry(self, entry: files.Entry) -> _FileResult:
         """Every record of one walked entry; never raises for a problem of the entry itself."""
+        hashed = self.hash_entry(entry)
+        return hashed if isinstance(hashed, _FileResult) else self.finish(hashed, self.index)
+
+    def hash_entry(self, entry: files.Entry) -> _FileResult | _Hashed:
+        """The first half of :meth:`scan_entry`: read and hash, no index. A :class:`_FileResult` when the
+        entry is done without matching (not a file, unreadable), else the :class:`_Hashed` value that
+        :meth:`finish` matches. Never raises for a problem of the entry itself."""
         name, raw_hex = files.display_path(entry.path)
         if entry.kind != "file":
             return _FileResult(entry.path, (self._not_read(entry, name, raw_hex),), None)
         try:
-            return self._scan_file(entry, name, raw_hex)
+            return self._hash_file(entry, name, raw_hex)
         except MatcherError:
             raise  # index failures are fatal; per-file problems are handled below
         except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the scan
-            log.debug("%s: %s", name, exc, exc_info=True)
-            record = ScanRecord(path=name, status="error", size=entry.size, error=describe_error(exc), path_raw_hex=raw_hex)
-            return _FileResult(entry.path, (record,), None)
+            return self._failed(entry.path, name, raw_hex, entry.size, exc)
+
+    def finish(self, hashed: _Hashed, index: Any) -> _FileResult:
+        """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
+        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
+        try:
+            records = self._match(index, hashed.base, hashed.frames, hashed.error, hashed.failed_frame, hashed.note)
+        except MatcherError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(hashed.path, hashed.base.path, hashed.base.path_raw_hex, hashed.base.size, exc)
+        return _FileResult(hashed.path, tuple(records), hashed.noatime)
+
+    @staticmethod
+    def _failed(path: bytes, name: str, raw_hex: str | None, size: int | None, exc: Exception) -> _FileResult:
+        log.debug("%s: %s", name, exc, exc_info=True)
+        record = ScanRecord(path=name, status="error", size=size, error=describe_error(exc), path_raw_hex=raw_hex)
+        return _FileResult(path, (record,), None)
 
     @staticmethod
     def _not_read(entry: files.Entry, name: str, raw_hex: str | None) -> ScanRecord:
@@ -485,7 +524,7 @@ class _Scanner:
             return ScanRecord(path=name, status="skipped", size=entry.size, notes=(message,), path_raw_hex=raw_hex)
         return ScanRecord(path=name, status="error", size=entry.size, error=message, path_raw_hex=raw_hex)
 
-    def _scan_file(self, entry: files.Entry, name: str, raw_hex: str | None) -> _FileResult:
+    def _hash_file(self, entry: files.Entry, name: str, raw_hex: str | None) -> _FileResult | _Hashed:
         options = self.config.hash_options
         try:
             result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
@@ -503,8 +542,7 @@ class _Scanner:
         if error is None and note is None:
             base, frames, error, failed_frame = self._decode(base, result.data)
         error = with_changed(error, result.changed)
-        records = self._match(base, frames, error, failed_frame, note)
-        return _FileResult(entry.path, tuple(records), result.noatime)
+        return _Hashed(entry.path, base, frames, error, failed_frame, note, result.noatime)
 
     def _decode(self, base: ScanRecord, data: bytes) -> tuple[ScanRecord, list[_Frame], str | None, int | None]:
         """Decode and hash every frame; returns the base with image facts, frames, error, failed frame."""
@@ -537,12 +575,12 @@ class _Scanner:
 
     # -- matching ------------------------------------------------------------------------------
 
-    def _match(self, base: ScanRecord, frames: list[_Frame], error: str | None, failed_frame: int | None,
+    def _match(self, index: Any, base: ScanRecord, frames: list[_Frame], error: str | None, failed_frame: int | None,
                note: str | None) -> list[ScanRecord]:
-        digest_matches, known_good = self._digest_matches(base)
-        per_frame, frame_notes = self._perceptual_matches(frames)
+        digest_matches, known_good = self._digest_matches(index, base)
+        per_frame, frame_notes = self._perceptual_matches(index, frames)
         perceptual_ids = {m.record for found in per_frame for m in found.values()}
-        known_good |= self._known_good(perceptual_ids - known_good)
+        known_good |= self._known_good(index, perceptual_ids - known_good)
         shells: list[tuple[ScanRecord, dict[int, ScanMatch], list[str]]] = []
         for frame, found, notes in zip(frames, per_frame, frame_notes):
             orig = {name: v["orig"] for name, v in frame.variants.items()}
@@ -595,26 +633,26 @@ class _Scanner:
         return (1, match.distance / bits, _view_rank(match.view), self._algorithm_rank.get(match.algorithm, 99),
                 _variant_rank(match.variant), match.record)
 
-    def _digest_matches(self, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
+    def _digest_matches(self, index: Any, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
         found: dict[int, ScanMatch] = {}
         known_good: set[int] = set()
         for kind in _DIGEST_PREFERENCE:
             value = getattr(base, kind)
             if not value:
                 continue
-            for rec in self.index.lookup_digest(kind, [value]).get(value, []):
+            for rec in index.lookup_digest(kind, [value]).get(value, []):
                 if rec.id not in found:
                     found[rec.id] = ScanMatch(kind, 0, None, rec.id, rec.list_name, rec.category, rec.series)
                 if _is_known_good(rec):
                     known_good.add(rec.id)
         return found, known_good
 
-    def _known_good(self, ids: set[int]) -> set[int]:
+    def _known_good(self, index: Any, ids: set[int]) -> set[int]:
         if not ids:
             return set()
-        return {rec.id for rec in self.index.records(sorted(ids)) if _is_known_good(rec)}
+        return {rec.id for rec in index.records(sorted(ids)) if _is_known_good(rec)}
 
-    def _perceptual_matches(self, frames: list[_Frame]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
+    def _perceptual_matches(self, index: Any, frames: list[_Frame]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
         found: list[dict[int, ScanMatch]] = [{} for _ in frames]
         notes: list[list[str]] = [[] for _ in frames]
         for algorithm in self.algorithms:
@@ -639,7 +677,7 @@ class _Scanner:
                         queries.append(query)
                         owners.append((position, variant))
             for target, (queries, owners) in targets.items():
-                results = self.index.search(queries, self.config.max_distances[algorithm.name], view=target)
+                results = index.search(queries, self.config.max_distances[algorithm.name], view=target)
                 for (position, variant), result in zip(owners, results):
                     for m in result.matches:
                         candidate = ScanMatch(algorithm.name, m.distance, variant, m.record_id, m.list_name,
@@ -772,7 +810,7 @@ def _chunks(entries: Iterable[files.Entry], size: int) -> Iterator[list[files.En
         yield chunk
 
 
-def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex | ShardedIndex | None,
+def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex | ShardedIndex | ShardCatalog | None,
              options: ScanOptions) -> Iterator[_FileResult]:
     """Every entry's result, in the order of ``entries``; parallel when ``options`` asks for it.
 
@@ -850,8 +888,14 @@ def _collect(future: Future[Any]) -> Any:
 # The library pipeline
 
 
-def _open_index(index_path: str | os.PathLike[str]) -> KnownIndex | ShardedIndex:
-    """The index at ``index_path``, read-only: a single index or a sharded one (answers are the same)."""
+def _open_index(index_path: str | os.PathLike[str], options: ScanOptions) -> KnownIndex | ShardedIndex | ShardCatalog:
+    """The index at ``index_path``, read-only: a single index or a sharded one (answers are the same).
+
+    A sharded index scanned with the Dask engine is only described here (a :class:`ShardCatalog`):
+    its shards are opened by the workers that hold them, never all in this process.
+    """
+    if options.engine == "dask" and is_sharded(index_path):
+        return ShardCatalog.read(index_path)
     return open_any(index_path)
 
 
@@ -898,7 +942,7 @@ def scan(
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise UsageError("scan() takes a sequence of paths; wrap a single path in a list")
     _check_engine_paths(paths, options)
-    index = _open_index(index_path)
+    index = _open_index(index_path, options)
     try:
         config = _resolve(index, os.fspath(index_path), options)
     except BaseException:
@@ -1165,7 +1209,7 @@ def run_scan(
         raise UsageError(f"output {output_path!r} is a directory")
 
     manifest_file = os.path.join(os.fspath(index_path), SHARDS_NAME if is_sharded(index_path) else MANIFEST_NAME)
-    index = _open_index(index_path)
+    index = _open_index(index_path, options)
     try:
         config = _resolve(index, os.fspath(index_path), options)
         try:
@@ -1184,7 +1228,7 @@ def run_scan(
         index.close()
 
 
-def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex | ShardedIndex, options: ScanOptions,
+def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex | ShardedIndex | ShardCatalog, options: ScanOptions,
            parameters: dict[str, Any], output_path: str | None, journal: str | None, manifest_path: str | None,
            format: str, writer_class: type, resume: bool, stream: TextIO | None,  # noqa: A002
            progress: Callable[[ScanProgress], None] | None, count_first: bool, clock: float,

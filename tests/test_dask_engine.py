@@ -21,8 +21,11 @@ from fixtures import animated_gif, edit, encode, scene  # noqa: E402
 from matcher import dask_engine  # noqa: E402
 from matcher.cli import main  # noqa: E402
 from matcher.errors import UsageError  # noqa: E402
+from matcher.hashing import HashOptions  # noqa: E402
 from matcher.index import KnownIndex  # noqa: E402
+from matcher.known import KnownRecord  # noqa: E402
 from matcher.index.importing import known_from_hash_record  # noqa: E402
+from matcher.index.shards import ShardCatalog, split_index  # noqa: E402
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan  # noqa: E402
 
 ALGORITHMS = ["pdq", "phash"]
@@ -93,9 +96,10 @@ def cluster(world):
             yield {"address": running.scheduler_address, "client": client}
 
 
-def dask_run(world, name: str, chunk_size: int = CHUNK, **options) -> tuple[Path, object]:
+def dask_run(world, name: str, chunk_size: int = CHUNK, index: Path | None = None, evidence: Path | None = None,
+             **options) -> tuple[Path, object]:
     out = world["reports"] / name
-    summary = run_scan([str(world["evidence"])], str(world["index"]),
+    summary = run_scan([str(evidence or world["evidence"])], str(index or world["index"]),
                        ScanOptions(engine="dask", chunk_size=chunk_size, **options), str(out))
     return out, summary
 
@@ -223,6 +227,78 @@ def test_options_and_flags(world, cluster, monkeypatch, capsys):
         ScanOptions(engine="dask")
     code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask"])
     assert code == 2 and "pip install" in capsys.readouterr().err
+
+
+# -- a sharded index: shards placed on the workers ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sharded(world):
+    """A 3-shard index whose records span every kind of answer: the originals with their view tables
+    (region and rotation matches), unrelated filler, a digest-listed evidence file and a known-good
+    one; and the local engine's report against the same index unsplit."""
+    base = world["base"]
+    single = base / "viewed"
+    originals = sorted((base / "known").iterdir())
+    filler = base / "filler"
+    filler.mkdir()
+    with KnownIndex.create(single, ALGORITHMS) as index:
+        for i in range(12):  # spread the originals over the shards
+            path = filler / f"filler_{i}.png"
+            path.write_bytes(encode(scene(700 + i, 160, 120, KINDS[i % 3]), "PNG"))
+            index.add([known_from_hash_record(r) for r in matcher.hash_file(path, ALGORITHMS)], "filler")
+            if i % 4 == 0:
+                original = originals[i // 4]
+                records = matcher.hash_file(original, ALGORITHMS, options=HashOptions(views=True))
+                index.add([known_from_hash_record(r) for r in records], "agency", category=1)
+        listed = matcher.hash_file(world["evidence"] / "other" / "unrelated_0.jpg", ALGORITHMS)[0]
+        index.add([KnownRecord(md5=listed.md5, name="listed.jpg")], "digests", category=2)
+        good = matcher.hash_file(world["evidence"] / "other" / "notes.txt", ALGORITHMS)[0]
+        index.add([KnownRecord(sha256=good.sha256, name="notes.txt", extra={"known_good": True})], "nsrl")
+    target = base / "viewed-shards"
+    split_index(single, target, 3)
+    evidence = base / "evidence-views"  # copies that only a view table finds, and the digest-listed files
+    evidence.mkdir()
+    for i, kind in enumerate(KINDS):
+        img = scene(500 + i, 240, 180, kind)
+        for name in ("crop10", "caption", "rotate4", "mirror"):
+            (evidence / f"o{i}_{name}.png").write_bytes(encode(edit(img, name), "PNG"))
+    for name in ("unrelated_0.jpg", "unrelated_1.jpg", "notes.txt", "corrupt.jpg"):
+        (evidence / name).write_bytes((world["evidence"] / "other" / name).read_bytes())
+    out = world["reports"] / "viewed_local.jsonl"
+    run_scan([str(evidence)], str(single), ScanOptions(workers=1), str(out))
+    return {"path": target, "reference": out, "evidence": evidence}
+
+
+def test_a_sharded_index_answers_from_the_workers_holding_its_shards(world, sharded, cluster):
+    client = cluster["client"]
+    reference = records(sharded["reference"])
+    assert {"match", "known_good", "no_match", "error"} <= {r["status"] for r in reference}
+    views = {m.get("view") for r in reference for m in r.get("matches", [])}
+    kinds = {m["algorithm"] for r in reference for m in r.get("matches", [])}
+    assert len(views - {None}) >= 1 and "md5" in kinds  # view tables and digests were searched
+
+    opened_before = client.run(dask_engine._opened_indexes)
+    out, summary = dask_run(world, "sharded.jsonl", scheduler=cluster["address"], index=sharded["path"],
+                            evidence=sharded["evidence"])
+    assert out.read_bytes() == sharded["reference"].read_bytes()
+    # each worker opened only the shards placed on it, and never the whole index
+    placement = dask_engine.shard_placement(ShardCatalog.read(sharded["path"]).shards, client.nthreads())
+    held = client.run(dask_engine._held_shards)
+    assert held == {worker: sorted(n for n, w in placement.items() if w == worker) for worker in held}
+    assert sorted(n for names in held.values() for n in names) == ["shard-000", "shard-001", "shard-002"]
+    assert all(len(names) < 3 for names in held.values())
+    assert client.run(dask_engine._opened_indexes) == opened_before
+
+
+def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monkeypatch, tmp_path):
+    token = tmp_path / "killed-once"
+    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o1_mirror.png")
+    monkeypatch.setenv(dask_engine._EXIT_ONCE_ENV, str(token))
+    out, summary = dask_run(world, "sharded_killed.jsonl", workers=2, index=sharded["path"],
+                            evidence=sharded["evidence"])
+    assert token.exists()
+    assert out.read_bytes() == sharded["reference"].read_bytes()
 
 
 def test_evidence_tree_is_unchanged(world):

@@ -72,6 +72,7 @@ __all__ = [
     "GLOBAL_IDS_NAME",
     "ShardInfo",
     "ShardedIndex",
+    "ShardCatalog",
     "split_index",
     "search_shard",
     "lookup_digest_shard",
@@ -296,8 +297,8 @@ def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
     return ids
 
 
-def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
-    """Open one shard and check it against its ``shards.json`` entry."""
+def _shard_manifest(info: ShardInfo) -> Manifest:
+    """The shard's manifest, checked against its ``shards.json`` entry (the shard's index is not opened)."""
     if not info.path.is_dir():
         raise IndexStoreError(f"{info.path}: shard {info.name} is missing")
     manifest_path = info.path / MANIFEST_NAME
@@ -311,9 +312,14 @@ def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
         raise IndexStoreError(f"{manifest_path}: shard {info.name} differs from {SHARDS_NAME} "
                               "(replaced, damaged or written to since the split)")
     try:
-        generation = Manifest.from_json(data.decode("utf-8"), str(manifest_path)).generation
+        return Manifest.from_json(data.decode("utf-8"), str(manifest_path))
     except UnicodeDecodeError as exc:
         raise IndexStoreError(f"{manifest_path}: shard {info.name}: manifest unreadable ({exc})") from None
+
+
+def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
+    """Open one shard and check it against its ``shards.json`` entry."""
+    generation = _shard_manifest(info).generation
     try:
         index = KnownIndex.open(info.path, verify=verify)
     except IndexStoreError as exc:
@@ -325,6 +331,55 @@ def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
     except BaseException:
         index.close()
         raise
+
+
+# -- the catalog: what a sharded index holds, without opening a shard -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShardCatalog:
+    """A sharded index's description, read from ``shards.json`` and the shards' manifests only.
+
+    What a coordinator needs to plan a distributed search without loading any shard's hashes: the
+    shards (to hand to :func:`search_shard` on the machines that hold them), the algorithms, the
+    searchable view tables, the record count and the checksum. Every shard manifest is checked
+    against ``shards.json``. It holds nothing open; :meth:`close` is there so that it can stand in
+    for an index where only these facts are read.
+    """
+
+    path: Path
+    checksum: str
+    records: int
+    algorithms: tuple[str, ...]
+    shards: tuple[ShardInfo, ...]
+    views: dict[str, tuple[str, ...]]
+    generation: int = 1
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ShardCatalog:
+        """Read and check ``path/shards.json`` and every shard's manifest; :class:`IndexStoreError` when
+        one is missing, damaged or edited, or a shard indexes other algorithms."""
+        document = _read_document(Path(path))
+        views: dict[str, set[str]] = {}
+        for info in document.shards:
+            manifest = _shard_manifest(info)
+            if tuple(manifest.algorithms) != document.algorithms:
+                raise IndexStoreError(
+                    f"{info.path}: shard {info.name} indexes {', '.join(manifest.algorithms)}, "
+                    f"{SHARDS_NAME} says {', '.join(document.algorithms)}")
+            for algorithm, named in manifest.views.items():
+                searchable = {view for view, counts in named.items() if int(counts.get("searchable", 0)) > 0}
+                if searchable:
+                    views.setdefault(algorithm, set()).update(searchable)
+        return cls(document.root, document.checksum, document.records, document.algorithms, document.shards,
+                   {algorithm: tuple(sorted(named)) for algorithm, named in sorted(views.items())})
+
+    def __len__(self) -> int:
+        """Number of stored records (all shards)."""
+        return self.records
+
+    def close(self) -> None:
+        """Nothing to release (the catalog holds no open file)."""
 
 
 # -- per-shard functions for distributed engines --------------------------------------------------
