@@ -50,7 +50,9 @@ that still kills ``allowed-failures + 1`` workers on its own gets a record with 
 scan worker process died each time it scanned this file ...") instead of being lost, and the examiner
 sees it in the report; the others get their normal records. Any other failure of a task (an index that
 cannot be opened on a worker, a lost scheduler) stops the scan with a
-:class:`~matcher.errors.MatcherError`; a journaled scan can then be resumed with either engine.
+:class:`~matcher.errors.MatcherError`; a journaled scan can then be resumed with either engine. So
+does a cluster left with no worker at all for :data:`WORKER_TIMEOUT` seconds (Dask alone would wait
+for one forever).
 
 Security: the local cluster listens on the loopback interface without TLS, like any local Dask
 cluster: other accounts on the same machine could connect to it while the scan runs. Scan on a machine
@@ -66,6 +68,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -90,9 +93,13 @@ INSTALL_HINT = "pip install 'matcher[dask]' (or: pip install 'dask[distributed]'
 TASKS_PER_THREAD = 3
 #: Worker deaths a task of a local cluster survives before its entries are suspects, each scanned alone.
 LOCAL_ALLOWED_FAILURES = 2
-#: Seconds to wait for a remote scheduler to answer, and for its first worker to join.
+#: Seconds to wait for a remote scheduler to answer.
 CONNECT_TIMEOUT = 30
+#: Seconds to wait for the first worker to join, and for a worker to come back when the cluster has
+#: none left in the middle of a scan (then the scan stops with an error; its journal can be resumed).
 WORKER_TIMEOUT = 120
+#: Seconds between checks that the cluster still has a worker while the scan waits for a task.
+POLL_SECONDS = 5
 # Test hooks (never set them otherwise): a worker that is about to scan an entry with this base name
 # exits at once (os._exit), as a decoder crash would; with the second variable, a file path, only the
 # first worker to create that file does (once across the whole cluster).
@@ -552,7 +559,7 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
                 slot_number, position = suspects.popleft()
                 submit([slots[slot_number].entries[position]], slot_number, position)
             try:
-                future = next(finished)
+                future = _next_finished(client, finished, running)
             except StopIteration:  # pragma: no cover - a slot is waiting, so a task is running
                 raise MatcherError("internal error: Dask scan tasks went missing") from None
             settle(future)
@@ -561,6 +568,32 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
         if pending:
             with contextlib.suppress(Exception):
                 client.cancel(pending)
+
+
+def _next_finished(client: Any, finished: Any, running: dict[str, Any]) -> Any:
+    """The next finished task from ``finished``; :class:`MatcherError` when the cluster has had no
+    worker at all for :data:`WORKER_TIMEOUT` seconds while tasks wait (Dask itself would wait forever).
+
+    Waits by looking every 10 ms (``as_completed`` itself looks every 100 ms) and asks the scheduler
+    for its workers every :data:`POLL_SECONDS`.
+    """
+    alone_since: float | None = None
+    check_at = time.monotonic() + POLL_SECONDS
+    while running and not finished.has_ready():
+        time.sleep(0.01)
+        now = time.monotonic()
+        if now < check_at:
+            continue
+        check_at = now + POLL_SECONDS
+        if client.nthreads():
+            alone_since = None
+        elif alone_since is None:
+            alone_since = now
+            log.warning("the Dask cluster has no worker left; waiting up to %d s for one", WORKER_TIMEOUT)
+        elif now - alone_since >= WORKER_TIMEOUT:
+            raise MatcherError(f"the Dask cluster has had no worker for {WORKER_TIMEOUT} s; the scan stopped "
+                               "(a journaled scan can be resumed)")
+    return next(finished)
 
 
 def _check(results: Any, batch: list[files.Entry]) -> None:

@@ -20,7 +20,7 @@ import matcher  # noqa: E402
 from fixtures import animated_gif, edit, encode, scene  # noqa: E402
 from matcher import dask_engine  # noqa: E402
 from matcher.cli import main  # noqa: E402
-from matcher.errors import UsageError  # noqa: E402
+from matcher.errors import MatcherError, UsageError  # noqa: E402
 from matcher.hashing import HashOptions  # noqa: E402
 from matcher.index import KnownIndex  # noqa: E402
 from matcher.known import KnownRecord  # noqa: E402
@@ -227,6 +227,25 @@ def test_options_and_flags(world, cluster, monkeypatch, capsys):
         ScanOptions(engine="dask")
     code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask"])
     assert code == 2 and "pip install" in capsys.readouterr().err
+
+
+def test_a_cluster_left_without_workers_stops_the_scan_which_then_resumes(world, monkeypatch, tmp_path):
+    monkeypatch.setattr(dask_engine, "WORKER_TIMEOUT", 2)
+    monkeypatch.setattr(dask_engine, "POLL_SECONDS", 0.2)
+    out = world["reports"] / "workers_gone.jsonl"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as running:
+        def retire_all(progress):
+            if progress.done == 3:
+                running.scale(0)  # every worker leaves mid-scan, none comes back
+
+        with pytest.raises(MatcherError, match="no worker for 2 s"):
+            run_scan([str(world["evidence"])], str(world["index"]),
+                     ScanOptions(engine="dask", scheduler=running.scheduler_address, chunk_size=1), str(out),
+                     progress=retire_all)
+    assert Path(str(out) + JOURNAL_SUFFIX).exists() and not out.exists()
+    run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(workers=1), str(out), resume=True)
+    assert out.read_bytes() == world["reference"].read_bytes()
 
 
 # -- a sharded index: shards placed on the workers ---------------------------------------------------
