@@ -8,7 +8,8 @@ Run (about 6-8 minutes on 2 cores at the default sizes, set-up included)::
 
 Not part of the normal test run (``testpaths`` is ``tests``). Sized by ``MATCHER_BENCH_SHARD_N``
 (PDQ records, default 1,000,000), ``MATCHER_BENCH_SHARD_SHARDS`` (default 4) and
-``MATCHER_BENCH_SHARD_FILES`` (images scanned, default 1,000).
+``MATCHER_BENCH_SHARD_FILES`` (images scanned, default 1,000). With ``MATCHER_BENCH_SHARD_DIR`` set,
+the indexes and the tree are built there once and kept for later runs.
 
 Set-up (not timed): a :class:`~matcher.index.KnownIndex` of ``N`` PDQ records (the real hashes of
 40 generated 640x480 originals, the rest uniformly random codes), split by
@@ -17,13 +18,15 @@ Set-up (not timed): a :class:`~matcher.index.KnownIndex` of ``N`` PDQ records (t
 
 Measured, after a warm-up scan of four files (so that the compiled kernels are cached), for each index (single, then sharded), on a fresh two-worker local Dask cluster (one
 thread per worker process, loopback): :func:`matcher.scan.run_scan` with ``engine="dask"`` to a JSON
-Lines report (wall time, images/s), then each worker process's peak resident memory (``VmHWM``)
-and its memory before the scan. The two reports must be identical. Figures go to
+Lines report (wall time, images/s), then each worker process's peak and final resident memory (``VmHWM``,
+``VmRSS``), its memory before the scan and the shards it opened. The two reports must be identical. Figures go to
 ``benchmarks/results/sharded_scan.json``. All data is synthetic.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ import pytest
 import matcher
 from benchmarks.speed_common import env_int, save, uniform_codes
 from fixtures import edit, encode, scene
+from matcher import dask_engine
 from matcher.hashes import Hash
 from matcher.index import KnownIndex
 from matcher.index.shards import split_index
@@ -63,7 +67,17 @@ def _memory() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    base = tmp_path_factory.mktemp("sharded-scan")
+    kept = os.environ.get("MATCHER_BENCH_SHARD_DIR")
+    if kept:
+        base = Path(kept) / f"n{N}-s{SHARDS}-f{FILES}"
+        if (base / "done.json").exists():
+            yield {"base": base, "evidence": base / "evidence", "single": base / "single",
+                   "sharded": base / "sharded", **json.loads((base / "done.json").read_text())}
+            return
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+    else:
+        base = tmp_path_factory.mktemp("sharded-scan")
     evidence = base / "evidence"
     evidence.mkdir()
     started = time.perf_counter()
@@ -94,9 +108,12 @@ def world(tmp_path_factory):
             img = scene(81_000 + j, int(rng.integers(240, 480)), int(rng.integers(180, 360)),
                         KINDS[j % len(KINDS)])
         (evidence / f"img_{j:05d}.jpg").write_bytes(encode(img.convert("RGB"), "JPEG", quality=85))
-    yield {"base": base, "evidence": evidence, "single": single, "sharded": sharded, "built_s": built,
-           "split_s": split}
-    shutil.rmtree(base, ignore_errors=True)
+    timings = {"built_s": built, "split_s": split}
+    if kept:
+        (base / "done.json").write_text(json.dumps(timings))
+    yield {"base": base, "evidence": evidence, "single": single, "sharded": sharded, **timings}
+    if not kept:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _run(world, index: Path, name: str, evidence: Path | None = None) -> dict:
@@ -110,11 +127,15 @@ def _run(world, index: Path, name: str, evidence: Path | None = None) -> dict:
                            ScanOptions(engine="dask", scheduler=cluster.scheduler_address), str(out))
         elapsed = time.perf_counter() - started
         after = client.run(_memory)
-    peaks = sorted(m["VmHWM"] for m in after.values())
-    idle = sorted(m["VmRSS"] for m in before.values())
+        held = client.run(dask_engine._held_shards)
+    workers = sorted(after)
+    mib = 2**20
     return {"report": out, "seconds": round(elapsed, 2), "images_per_s": round(summary.files / elapsed, 1),
-            "matched": summary.matched_files, "worker_peak_rss_mib": [round(p / 2**20) for p in peaks],
-            "worker_idle_rss_mib": [round(p / 2**20) for p in idle]}
+            "matched": summary.matched_files,
+            "worker_peak_rss_mib": [round(after[w]["VmHWM"] / mib) for w in workers],
+            "worker_rss_after_mib": [round(after[w]["VmRSS"] / mib) for w in workers],
+            "worker_idle_rss_mib": [round(before[w]["VmRSS"] / mib) for w in workers],
+            "worker_shards": [held[w] for w in workers]}
 
 
 def test_sharded_scan_memory_and_rate(world):
