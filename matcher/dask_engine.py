@@ -34,8 +34,10 @@ restricted to the worker holding that shard, runs the scan's matching of every h
 that shard alone and records its answers (each index call's answer, global record ids); a *finish*
 task merges the shards' answers to each call exactly as :class:`~matcher.index.shards.ShardedIndex`
 merges live ones and builds the records. The report is the same as with the unsharded index. A
-worker opens only the shards placed on it (once per process); when that worker is gone its shards'
-tasks may run on any other worker, which then opens the shard too.
+shard's tasks run only on its worker (they are never stolen by an idle one), so a worker opens only
+the shards placed on it (once per process). When that worker leaves (it died, or was retired), the
+client notices within :data:`POLL_SECONDS`, places its shards on the workers present (those holding
+the fewest first) and submits the chunks that were waiting for them again, under new keys.
 
 Worker death
 ------------
@@ -70,7 +72,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -473,24 +475,51 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
     finished = as_completed(loop=client.loop)
     walked = False
     next_slot = 0
+    submissions = 0
 
     def submit(batch: list[files.Entry], slot: int, position: int | None) -> None:
-        key = f"matcher-scan-{token}-{slot}" + ("" if position is None else f"-{position}")
+        nonlocal submissions
+        submissions += 1  # a chunk submitted again (its shard's worker gone) gets a new key
+        key = f"matcher-scan-{token}-{slot}" + ("" if position is None else f"-{position}") + f"-{submissions}"
         if sharded is None:
             future = client.submit(_scan_task, config, batch, key=key, pure=False)
         else:
-            # hash anywhere; each shard answers on the worker it is placed on (another one only when that
-            # worker is gone); merge anywhere
+            # hash anywhere; each shard answers on the worker it is placed on, and only there (its tasks
+            # are not stolen by idle workers, which would then open the shard too); merge anywhere
             catalog, placement = sharded
             hashed = client.submit(_hash_task, config, batch, key=f"{key}-hash", pure=False)
             answers = [client.submit(_shard_task, config, info, hashed, key=f"{key}-{info.name}", pure=False,
-                                     workers=[placement[info.name]], allow_other_workers=True)
+                                     workers=[placement[info.name]], allow_other_workers=False)
                        for info in catalog.shards]
             future = client.submit(_finish_task, config, hashed, answers, key=key, pure=False)
             feeding[key] = [hashed, *answers]
         owners[key] = (slot, position)
         running[key] = future
         finished.add(future)
+
+    def replace_lost_holders(alive: set[str]) -> None:
+        """Shards whose worker left are placed on the workers present (fewest shards first), and the
+        chunks waiting for them are submitted again (a task restricted to a gone worker waits forever)."""
+        if sharded is None or not alive:
+            return
+        catalog, placement = sharded
+        lost = sorted(name for name, worker in placement.items() if worker not in alive)
+        if not lost:
+            return
+        for name in lost:
+            load = collections.Counter({worker: 0 for worker in alive})
+            load.update(worker for worker in placement.values() if worker in alive)
+            placement[name] = min(sorted(alive), key=lambda worker: load[worker])
+        log.warning("the worker(s) holding shard(s) %s left; now placed on %s", ", ".join(lost),
+                    ", ".join(f"{name} -> {placement[name]}" for name in lost))
+        names = [info.name for info in catalog.shards]
+        for key in [k for k, feeds in feeding.items() if any(names[i] in lost for i in range(len(feeds) - 1))]:
+            slot_number, position = owners.pop(key)
+            stale = [running.pop(key), *feeding.pop(key)]
+            with contextlib.suppress(Exception):
+                client.cancel(stale)
+            slot = slots[slot_number]
+            submit(slot.entries if position is None else [slot.entries[position]], slot_number, position)
 
     def top_up() -> None:
         nonlocal walked
@@ -559,7 +588,7 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
                 slot_number, position = suspects.popleft()
                 submit([slots[slot_number].entries[position]], slot_number, position)
             try:
-                future = _next_finished(client, finished, running)
+                future = _next_finished(client, finished, running, replace_lost_holders)
             except StopIteration:  # pragma: no cover - a slot is waiting, so a task is running
                 raise MatcherError("internal error: Dask scan tasks went missing") from None
             settle(future)
@@ -570,12 +599,13 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
                 client.cancel(pending)
 
 
-def _next_finished(client: Any, finished: Any, running: dict[str, Any]) -> Any:
+def _next_finished(client: Any, finished: Any, running: dict[str, Any],
+                   on_poll: Callable[[set[str]], None] | None = None) -> Any:
     """The next finished task from ``finished``; :class:`MatcherError` when the cluster has had no
     worker at all for :data:`WORKER_TIMEOUT` seconds while tasks wait (Dask itself would wait forever).
 
     Waits by looking every 10 ms (``as_completed`` itself looks every 100 ms) and asks the scheduler
-    for its workers every :data:`POLL_SECONDS`.
+    for its workers every :data:`POLL_SECONDS`, handing their addresses to ``on_poll``.
     """
     alone_since: float | None = None
     check_at = time.monotonic() + POLL_SECONDS
@@ -585,7 +615,10 @@ def _next_finished(client: Any, finished: Any, running: dict[str, Any]) -> Any:
         if now < check_at:
             continue
         check_at = now + POLL_SECONDS
-        if client.nthreads():
+        alive = set(client.nthreads())
+        if on_poll is not None:
+            on_poll(alive)
+        if alive:
             alone_since = None
         elif alone_since is None:
             alone_since = now
