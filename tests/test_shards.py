@@ -414,6 +414,23 @@ def test_altered_or_missing_global_ids_are_named(small: Path) -> None:
     ShardedIndex.open(small).close()
 
 
+def test_global_ids_with_a_broken_npy_header_are_named_not_a_tokenizer_error(small: Path) -> None:
+    """numpy parses a .npy header with Python's tokenizer, whose errors (TokenError, IndentationError)
+    are not ValueErrors: they must still come out as IndexStoreError (found by fuzzing the index loader)."""
+    ids = small / "shard-000" / GLOBAL_IDS_NAME
+    original = ids.read_bytes()
+    header = b"{'descr': '<i8', 'fortran_order': False, 'shape': (20,\n  "
+    broken = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    for data in (broken, broken.replace(b"(20,", b"(20, (((")):
+        ids.write_bytes(data)
+        rewrite_shards(small, lambda d: d["shards"][0].update(global_ids_sha256=hashlib.sha256(data).hexdigest()))
+        with pytest.raises(IndexStoreError, match="shard-000.*cannot read array"):
+            ShardedIndex.open(small)
+    ids.write_bytes(original)
+    rewrite_shards(small, lambda d: d["shards"][0].update(global_ids_sha256=hashlib.sha256(original).hexdigest()))
+    ShardedIndex.open(small).close()
+
+
 def test_shard_written_to_after_the_split_is_refused(small: Path) -> None:
     with KnownIndex.open(small / "shard-001", writable=True) as shard:
         shard.add([KnownRecord(hashes={"pdq": Hash("pdq", bytes(32), 90)})], "l")

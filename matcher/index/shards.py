@@ -284,8 +284,8 @@ def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
         raise IndexStoreError(f"{path}: shard {info.name}: SHA-256 checksum mismatch (file corrupt or altered)")
     try:
         ids = np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise IndexStoreError(f"{path}: shard {info.name}: cannot read array ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
+        raise IndexStoreError(f"{path}: shard {info.name}: cannot read array ({type(exc).__name__}: {exc})") from None
     if ids.dtype != np.dtype(np.int64) or ids.shape != (count,) or count != info.records:
         raise IndexStoreError(f"{path}: shard {info.name}: {ids.dtype} array of shape {ids.shape}, expected "
                               f"{info.records} int64 ids for an index of {count} records")
