@@ -184,6 +184,10 @@ class _JsonScanner:
                     raise _BrokenJson(self.line, f"a JSON value longer than {MAX_VALUE} characters") from None
                 self._fill()
                 continue
+            except RecursionError:
+                raise _BrokenJson(self.line, "a JSON value nested too deeply to read") from None
+            except ValueError as exc:  # not a syntax error: an integer of more digits than Python converts
+                raise _BrokenJson(self.line, f"unreadable JSON value: {exc}") from None
             if end >= len(self.buf) and not self.eof:  # a number may go on in the next chunk
                 self._fill()
                 continue

@@ -118,7 +118,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise IndexStoreError(f"{path}: cannot read the records database ({exc})") from None
-    if version is None or int(version[0]) != SCHEMA_VERSION:
+    if version is None or str(version[0]).strip() != str(SCHEMA_VERSION):  # a forged value may be any text
         conn.close()
         raise IndexStoreError(f"{path}: unsupported records database schema {version!r}")
     return conn

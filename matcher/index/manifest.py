@@ -170,22 +170,25 @@ class Manifest:
             raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
         try:
             files = {
-                str(name): FileEntry(int(entry["size"]), str(entry["sha256"]))
-                for name, entry in document["files"].items()
+                _text(name, "file name"): FileEntry(_count(entry["size"], f"size of {name}"),
+                                                    _text(entry["sha256"], f"sha256 of {name}"))
+                for name, entry in _mapping(document["files"], "files").items()
             }
+            views = _mapping(document.get("views") or {}, "views") if version >= 2 else {}
             manifest = cls(
                 format_version=version,
-                generation=int(document["generation"]),
-                directory=str(document["directory"]),
-                created_at=str(document["created_at"]),
-                updated_at=str(document["updated_at"]),
-                records=int(document["records"]),
-                algorithms={str(k): dict(v) for k, v in document["algorithms"].items()},
-                lists={str(k): dict(v) for k, v in document["lists"].items()},
+                generation=_count(document["generation"], "generation"),
+                directory=_text(document["directory"], "directory"),
+                created_at=_text(document["created_at"], "created_at"),
+                updated_at=_text(document["updated_at"], "updated_at"),
+                records=_count(document["records"], "records"),
+                algorithms={k: dict(_mapping(v, f"algorithm {k}"))
+                            for k, v in _mapping(document["algorithms"], "algorithms").items()},
+                lists={k: dict(_mapping(v, f"list {k}")) for k, v in _mapping(document["lists"], "lists").items()},
                 files=files,
-                extra=dict(document.get("extra") or {}),
-                views={str(k): {str(view): dict(v) for view, v in views.items()}
-                       for k, views in (document.get("views") or {}).items()} if version >= 2 else {},
+                extra=dict(_mapping(document.get("extra") or {}, "extra")),
+                views={k: {view: dict(_mapping(v, f"view {k}{VIEW_SEPARATOR}{view}"))
+                           for view, v in _mapping(named, f"views of {k}").items()} for k, named in views.items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
@@ -236,6 +239,27 @@ class Manifest:
                     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                         raise IndexStoreError(
                             f"{where}: view table {table_stem(algorithm, view)!r} has a malformed {key} ({value!r})")
+
+
+def _count(value: Any, field: str) -> int:
+    """A non-negative integer field of a manifest (``TypeError`` naming the field otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{field} must be a non-negative integer, not {value!r:.80}")
+    return value
+
+
+def _text(value: Any, field: str) -> str:
+    """A text field of a manifest (``TypeError`` naming the field otherwise)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be text, not {value!r:.80}")
+    return value
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    """A JSON object field of a manifest (``TypeError`` naming the field otherwise)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{field} must be an object, not {type(value).__name__}")
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -210,8 +210,8 @@ def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
         raise _Vanished(str(path)) from None
     except IndexStoreError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise IndexStoreError(f"{path}: cannot read array ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
+        raise IndexStoreError(f"{path}: cannot read array ({type(exc).__name__}: {exc})") from None
 
 
 def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
@@ -1072,7 +1072,15 @@ def _write_generation(
             format_version=FORMAT_VERSION, generation=generation, directory=final.name, created_at=created_at,
             updated_at=_now(), records=total, algorithms=algorithms, lists=lists, files=files, views=view_counts,
         )
-        write_manifest(root, manifest, _checkpoint)
+        try:
+            write_manifest(root, manifest, _checkpoint)
+        except OSError as exc:
+            if _current_directory(root) != final.name:
+                raise
+            # the manifest was replaced (the commit point) and only the directory sync after it failed
+            committed = True
+            raise IndexStoreError(f"{root}: generation {generation} was committed, but syncing the index "
+                                  f"directory afterwards failed ({exc}); it may not survive a power loss") from exc
         committed = True
         _checkpoint("manifest-replaced")
         return result, manifest, (tables, views)
@@ -1083,6 +1091,14 @@ def _write_generation(
     finally:
         if not committed:
             _discard(root, tmp, final)
+
+
+def _current_directory(root: Path) -> str | None:
+    """The generation directory the manifest on disk names (``None`` when it cannot be read)."""
+    try:
+        return read_manifest(root).directory
+    except IndexStoreError:
+        return None
 
 
 def _discard(root: Path, tmp: Path, final: Path) -> None:
