@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--max-frames", type=_positive_int, default=_DEFAULTS.max_frames, help="frames hashed per file (default: %(default)s)"
     )
+    h.add_argument("--max-file-bytes", type=_positive_int, default=_DEFAULTS.max_file_bytes,
+                   help="larger image files are digested but not decoded (default: %(default)s)")
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
@@ -328,6 +330,9 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixel limit per frame (default: %(default)s)")
     parser.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
                         help="frames hashed per file (default: %(default)s)")
+    parser.add_argument("--max-file-bytes", type=_positive_int, default=_DEFAULTS.max_file_bytes,
+                        help="larger image files are digested but not decoded; each worker holds up to about "
+                             "twice this while decoding (default: %(default)s)")
     parser.add_argument("--exif-orientation", action="store_true",
                         help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
 
@@ -335,7 +340,7 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 def _hash_options(args: argparse.Namespace) -> HashOptions:
     """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
     return HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
-                       apply_exif_orientation=args.exif_orientation)
+                       apply_exif_orientation=args.exif_orientation, max_file_bytes=args.max_file_bytes)
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
@@ -635,6 +640,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout.close()
         return EXIT_OK
+    except OSError as exc:  # e.g. disk full or an I/O error writing an output: a message, never a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"matcher: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - a bug: report it, and never exit with 1 (which means "match")
+        import traceback
+
+        traceback.print_exc()
+        print("matcher: internal error (the traceback above); the command did not complete", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -486,7 +486,10 @@ class _Hasher:
         error, note = not_decoded(result, media, options.max_file_bytes)
         if error is None and note is None:
             base, frames, error, failed_frame = self._decode(base, result.data)
-        error = with_changed(error, result.changed)
+        if frames and result.changed:  # as in the scan: each frame says so, no extra record
+            frames = [replace(frame, error=with_changed(frame.error, True)) for frame in frames]
+        elif not frames:
+            error = with_changed(error, result.changed)
         items = list(frames)
         if error is not None or not frames:  # as in the scan: the failure is a record of its own
             items.append(replace(base, frame=failed_frame, error=error, notes=(note,) if note else ()))

@@ -22,6 +22,11 @@ decoded frames and their perceptual hashes. Nothing under an evidence path is ev
 * Symbolic links inside the tree (never followed), FIFOs, sockets and devices (never opened) get
   status ``skipped`` and a note saying what they are; directories that cannot be listed and paths
   that do not exist get status ``error``.
+* A file whose size or modification time changed while it was read gets
+  :data:`~matcher.hashing.CHANGED_WHILE_READ` in the ``error`` of each of its records (one per
+  frame, as usual; never an extra record); one whose size differs from the walk's (rewritten or
+  replaced between listing and reading) gets a note saying so: its values are those of the content
+  read. A file that vanished or cannot be opened (permission denied) gets an ``error`` record.
 
 Matching
 --------
@@ -68,7 +73,8 @@ chunks with a bounded number in flight and comes back in submission order, so me
 with the number of files and the output order never depends on the worker count. While the workers
 start (about a second: interpreter, imports, index, compiled kernels) the calling process scans the
 first entries itself, the pool taking over from the next entry once every worker is ready.
-``workers=1`` runs in the calling process and starts no process. In-process scanning sets FAISS to one
+``workers=1`` runs in the calling process and starts no process. A worker exits by itself once the
+calling process is gone (killed, even with SIGKILL), so a killed scan leaves no process behind. In-process scanning sets FAISS to one
 thread for its duration (process-wide; restored afterwards).
 
 Engines
@@ -96,7 +102,11 @@ way and the journal is removed. A scan killed at any moment (even ``SIGKILL``) a
 ``resume=True`` keeps the journal's longest valid prefix (a torn last line is dropped), checks that
 the parameters are the same and that the walk still reaches the last journaled path at the same
 position, and continues with the next entry: the final report equals an uninterrupted run's. An
-existing journal without ``resume`` is refused, as is a resume with different parameters.
+existing journal without ``resume`` is refused, as is a resume with different parameters; a
+journal holding only a torn header (killed while it was created) is started again by a resume. A
+write that fails (disk full, I/O error) stops the scan with a clear error and keeps the journal's
+valid prefix, so that the same command with ``resume`` finishes it once space is freed; the report
+and the run manifest are written to temporary files and renamed, so a failure leaves no partial report.
 
 Exit codes of ``matcher scan``: 0 the scan completed and nothing matched; 1 it completed and at
 least one record has status ``match``; 2 bad usage or a fatal error (index unreadable, output not
@@ -108,6 +118,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -445,6 +456,10 @@ class _Hashed:
     failed_frame: int | None
     note: str | None
     noatime: bool | None
+    # the file changed while it was read and has decoded frames: each frame's record says so (a file
+    # without frames carries it in ``error``); notes about the file beyond ``note``
+    changed: bool = False
+    notes: tuple[str, ...] = ()
 
 
 class _Scanner:
@@ -504,7 +519,8 @@ class _Scanner:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
         ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
         try:
-            records = self._match(index, hashed.base, hashed.frames, hashed.error, hashed.failed_frame, hashed.note)
+            records = self._match(index, hashed.base, hashed.frames, hashed.error, hashed.failed_frame, hashed.note,
+                                  hashed.changed, hashed.notes)
         except MatcherError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -541,8 +557,14 @@ class _Scanner:
         error, note = not_decoded(result, media, options.max_file_bytes)
         if error is None and note is None:
             base, frames, error, failed_frame = self._decode(base, result.data)
-        error = with_changed(error, result.changed)
-        return _Hashed(entry.path, base, frames, error, failed_frame, note, result.noatime)
+        changed = result.changed
+        if not frames:  # the file's one record says it changed
+            error, changed = with_changed(error, changed), False
+        notes: tuple[str, ...] = ()
+        if entry.size is not None and result.size != entry.size:  # rewritten or replaced since the walk
+            notes = (f"size changed between listing ({entry.size} bytes) and reading ({result.size} bytes); "
+                     "the values are those of the content read",)
+        return _Hashed(entry.path, base, frames, error, failed_frame, note, result.noatime, changed, notes)
 
     def _decode(self, base: ScanRecord, data: bytes) -> tuple[ScanRecord, list[_Frame], str | None, int | None]:
         """Decode and hash every frame; returns the base with image facts, frames, error, failed frame."""
@@ -576,7 +598,7 @@ class _Scanner:
     # -- matching ------------------------------------------------------------------------------
 
     def _match(self, index: Any, base: ScanRecord, frames: list[_Frame], error: str | None, failed_frame: int | None,
-               note: str | None) -> list[ScanRecord]:
+               note: str | None, changed: bool = False, file_notes: tuple[str, ...] = ()) -> list[ScanRecord]:
         digest_matches, known_good = self._digest_matches(index, base)
         per_frame, frame_notes = self._perceptual_matches(index, frames)
         perceptual_ids = {m.record for found in per_frame for m in found.values()}
@@ -586,14 +608,14 @@ class _Scanner:
             orig = {name: v["orig"] for name, v in frame.variants.items()}
             pdq = orig.get(pdq_module.pdq.name)
             record = replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=orig,
-                             pdq_quality=pdq.quality if pdq is not None else None)
+                             pdq_quality=pdq.quality if pdq is not None else None, error=with_changed(None, changed))
             shells.append((record, found, notes))
         if error is not None or not frames:
-            shells.append((replace(base, frame=failed_frame, error=error), {}, []))
+            shells.append((replace(base, frame=failed_frame, error=with_changed(error, changed)), {}, []))
         out = []
         for record, found, notes in shells:
-            if note is not None:
-                notes = [note, *notes]
+            if note is not None or file_notes:
+                notes = [*([note] if note is not None else []), *file_notes, *notes]
             out.append(self._finish(record, digest_matches, found, known_good, notes))
         return out
 
@@ -724,17 +746,37 @@ _WORKER: _Scanner | None = None
 _WORKER_ERROR: MatcherError | None = None
 
 
-def _init_worker(config: _Config) -> None:
+def _init_worker(config: _Config, driver: int | None = None) -> None:
     """Pool initializer: open the index once, read-only; FAISS single-threaded.
 
     Never raises (a failing initializer would make some pools restart workers forever); a failure is
-    kept and raised by the first task instead.
+    kept and raised by the first task instead. ``driver``: the scanning process's id, watched so that
+    this worker exits when the driver is killed (see :func:`_watch_driver`).
     """
     global _WORKER, _WORKER_ERROR
+    if driver is not None and os.name == "posix":
+        threading.Thread(target=_watch_driver, args=(driver,), name="matcher-scan-watch-driver", daemon=True).start()
     try:
         _WORKER = _worker_scanner(config)
     except MatcherError as exc:
         _WORKER_ERROR = exc
+
+
+def _watch_driver(driver: int, interval: float = 0.5) -> None:
+    """Exit this worker process once the driver ``driver`` is gone.
+
+    A driver killed with SIGKILL cannot shut its pool down, and its workers (children of the
+    forkserver, holding both ends of their task queue) would otherwise wait for work forever, each
+    holding the index in memory, along with the forkserver and the resource tracker.
+    """
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(driver, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:
+            pass  # exists (signalling it is not permitted): keep watching
 
 
 def _worker_scanner(config: _Config) -> _Scanner:
@@ -832,7 +874,7 @@ def _results(entries: Iterable[files.Entry], config: _Config, index: KnownIndex 
         return
     window = max(2, 2 * workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
-                               initargs=(config,))
+                               initargs=(config, os.getpid()))
     pending: collections.deque[Future[list[_FileResult]]] = collections.deque()
     probes: list[Future[Any]] = []
     failures: list[BaseException] = []
@@ -1058,13 +1100,21 @@ class _JournalState:
     valid_bytes: int
 
 
-def _read_journal(path: str) -> _JournalState:
-    """Parse a journal, keeping its longest valid prefix of complete, consecutive entry lines."""
+_JOURNAL_MARK = b'{"matcher_scan_journal":'
+
+
+def _read_journal(path: str) -> _JournalState | None:
+    """Parse a journal, keeping its longest valid prefix of complete, consecutive entry lines.
+
+    ``None`` when the journal holds only a torn header (a run killed while creating it): no entry
+    was written yet. Anything else that is not a journal raises :class:`UsageError`."""
     entries = 0
     last_path: bytes | None = None
     valid = 0
     with open(path, "rb") as handle:
         first = handle.readline()
+        if not first.endswith(b"\n") and (_JOURNAL_MARK.startswith(first) or first.startswith(_JOURNAL_MARK)):
+            return None
         try:
             header = json.loads(first) if first.endswith(b"\n") else None
         except ValueError:
@@ -1100,11 +1150,40 @@ def _iter_journal(path: str, algorithms: Sequence[str]) -> Iterator[tuple[list[S
             yield records, group["noatime"]
 
 
+def _temporary_name(path: str, pid: int) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{pid}")
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Remove the temporary files :func:`_atomic_text` left beside ``path`` in runs that were killed
+    while writing it (named with the process id of a process that no longer exists)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}.tmp-"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not name.startswith(prefix) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that process is alive (a run writing it now): leave it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))
+            log.info("removed %s, left by a killed run", name)
+
+
 @contextlib.contextmanager
 def _atomic_text(path: str) -> Iterator[TextIO]:
     """A text file written to a temporary name beside ``path`` and renamed over it once complete."""
     directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    tmp = _temporary_name(path, os.getpid())
     try:
         stream = open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="")
     except OSError as exc:
@@ -1266,44 +1345,77 @@ def _drive(paths: Sequence[Any], config: _Config, index: KnownIndex | ShardedInd
     report(resumed.entries, resumed.entries)
     seq = resumed.entries
     try:
-        handle = open(journal, "r+b")
+        # Unbuffered: each entry's line goes to the file in one write, and a failed write (disk full)
+        # is not retried by a buffer flushed on close; the journal keeps its valid prefix either way.
+        handle = open(journal, "r+b", buffering=0)
     except OSError as exc:
         raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
     with handle:
-        handle.truncate(resumed.valid_bytes)
-        handle.seek(resumed.valid_bytes)
+        try:
+            handle.truncate(resumed.valid_bytes)
+            handle.seek(resumed.valid_bytes)
+        except OSError as exc:
+            raise _resumable_error(f"cannot write journal {journal!r}", exc) from None
         written = 0
         for result in _results(entries, config, in_process, options):
-            handle.write(_group_line(seq, result, algorithms).encode("utf-8", "backslashreplace"))
-            handle.flush()  # one entry's records reach the file together
+            try:
+                _write_all(handle, _group_line(seq, result, algorithms).encode("utf-8", "backslashreplace"))
+            except OSError as exc:
+                raise _resumable_error(f"cannot write journal {journal!r}", exc) from None
             seq += 1
             written += 1
             if kill_after and written >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             report(seq, resumed.entries)
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            raise _resumable_error(f"cannot write journal {journal!r}", exc) from None
 
     # Render the report from the journal (atomically), then the manifest, then drop the journal.
     tally = _Tally()
     if output_path is None:  # pragma: no cover - a journal always has an output
         raise UsageError("a journaled scan needs an output path")
-    with _atomic_text(output_path) as out:
-        writer = writer_class(out, algorithms)
-        for records, noatime in _iter_journal(journal, algorithms):
-            shown = [r for r in records if not options.matches_only or r.status == "match"]
-            for record in shown:
-                writer.write(record)
-            tally.add(records, noatime, len(shown))
-        writer.close()
-    summary = tally.summary(resumed.entries, first_started, _utc_now(), time.perf_counter() - clock, output_path,
-                            manifest_path)
-    if manifest_path is not None:
-        _write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format,
-                        _engine_facts(options))
+    for target in (output_path, manifest_path):
+        if target is not None:
+            _remove_stale_temporaries(target)
+    try:
+        with _atomic_text(output_path) as out:
+            writer = writer_class(out, algorithms)
+            for records, noatime in _iter_journal(journal, algorithms):
+                shown = [r for r in records if not options.matches_only or r.status == "match"]
+                for record in shown:
+                    writer.write(record)
+                tally.add(records, noatime, len(shown))
+            writer.close()
+        summary = tally.summary(resumed.entries, first_started, _utc_now(), time.perf_counter() - clock,
+                                output_path, manifest_path)
+        if manifest_path is not None:
+            _write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format,
+                            _engine_facts(options))
+    except OSError as exc:  # e.g. disk full: the complete journal stays, so --resume renders it again
+        raise _resumable_error(f"cannot write the report {output_path!r} or its manifest", exc) from None
     os.unlink(journal)
     fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return summary
+
+
+def _write_all(handle: Any, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        count = handle.write(view)
+        if not count:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[count:]
+
+
+def _resumable_error(what: str, exc: OSError) -> MatcherError:
+    """A failed write of a journaled scan (disk full, I/O error): a clear message saying the journal is
+    kept and the scan can be resumed once the cause is fixed."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return MatcherError(f"{what}: {reason}; the scan's journal is kept: free space (or fix the cause) and run the "
+                        "same command again with --resume to finish it")
 
 
 def _prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
@@ -1316,6 +1428,13 @@ def _prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
                 f"an interrupted scan's journal {journal!r} exists: pass --resume to continue it, "
                 "or remove it to start again")
         state = _read_journal(journal)
+        if state is None:  # killed while the header was being written: the journal holds no entry yet
+            log.info("%s holds only a torn header; starting it again", journal)
+            try:
+                os.unlink(journal)
+            except OSError as exc:
+                raise MatcherError(f"cannot replace journal {journal!r}: {exc.strerror or exc}") from None
+            return _prepare_journal(journal, parameters, False, started_at)
         stored = state.header.get("parameters")
         if stored != parameters:
             changed = sorted(k for k in set(stored or {}) | set(parameters)
@@ -1330,11 +1449,17 @@ def _prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
               "runs": [started_at], "parameters": parameters}
     line = (json.dumps(header, separators=(",", ":")) + "\n").encode("utf-8")
     try:
-        with open(journal, "xb") as handle:
+        handle = open(journal, "xb")
+    except OSError as exc:
+        raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
+    try:
+        with handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError as exc:
+    except OSError as exc:  # e.g. disk full: remove the journal this run created, it holds nothing
+        with contextlib.suppress(OSError):
+            os.unlink(journal)
         raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
     fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return _JournalState(header, 0, None, len(line)), [started_at], started_at
