@@ -34,6 +34,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
+#: A file growing while it is read is read until it has grown by its size at open, or by this many
+#: bytes if more; then reading stops and the result says the file changed.
+GROWTH_ALLOWANCE = 64 * 1024 * 1024
 """Bytes asked for per read."""
 
 HEAD_SIZE = 4096
@@ -122,9 +125,7 @@ def read_file(
     _check_keep_arguments(keep, max_keep_bytes)
     name = display_path(_fsencode(path))[0]
     try:
-        # Look first, so that a FIFO or device named directly is never opened at all.
-        _require_regular(name, os.stat(path).st_mode)
-        fd, noatime = _open_noatime(path, _FILE_FLAGS)
+        fd, noatime = _open_regular(_fsencode(path), name)
     except OSError as exc:
         raise _read_error(f"{name}: cannot open", exc) from exc
     try:
@@ -135,14 +136,20 @@ def read_file(
                 os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
         except OSError as exc:
             raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
-        size, digests, head, data = _consume(lambda: os.read(fd, CHUNK_SIZE), keep, max_keep_bytes, name)
+        # A file that keeps growing is not read forever: reading stops once it has grown by its own size
+        # (at least GROWTH_ALLOWANCE bytes) since it was opened, and the result says it changed.
+        stop_after = before.st_size + max(before.st_size, GROWTH_ALLOWANCE)
+        if before.st_size > max_keep_bytes:
+            keep = False  # too big to keep from the start: never held in memory
+        size, digests, head, data = _consume(lambda: os.read(fd, CHUNK_SIZE), keep, max_keep_bytes, name,
+                                             stop_after)
         try:
             after = os.fstat(fd)
         except OSError as exc:
             raise _read_error(f"{name}: cannot examine the file after reading", exc) from exc
     finally:
         os.close(fd)
-    changed = (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
+    changed = size > stop_after or (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
     if changed:
         logger.debug("%s changed while it was being read", name)
     return ReadResult(size, digests, head, data, noatime, changed)
@@ -184,12 +191,14 @@ def _consume(
     keep: Callable[[bytes], bool] | bool,
     max_keep_bytes: int,
     name: str,
+    stop_after: int | None = None,
 ) -> tuple[int, Digests, bytes, bytes | None]:
     """The streamed pass shared by :func:`read_file` and :func:`read_stream`.
 
     Chunks are held only while they may still be kept: until ``keep`` says no, or as long as their
     total is within ``max_keep_bytes``. ``keep`` (when callable) is asked once, as soon as the head is
-    complete, or at the end for a file shorter than the head.
+    complete, or at the end for a file shorter than the head. Reading stops once more than
+    ``stop_after`` bytes have come (``None``: at the end of the stream only).
     """
     accumulator = DigestAccumulator()
     head = bytearray()
@@ -216,6 +225,8 @@ def _consume(
             if not ask(bytes(head)):
                 chunks = None
             ask = None
+        if stop_after is not None and total > stop_after:
+            break
     if ask is not None and chunks is not None and not ask(bytes(head)):
         chunks = None
     data = b"".join(chunks) if chunks is not None else None
@@ -227,6 +238,33 @@ def _check_keep_arguments(keep: object, max_keep_bytes: object) -> None:
         raise UsageError(f"keep must be True, False or a callable taking the head bytes, not {keep!r}")
     if isinstance(max_keep_bytes, bool) or not isinstance(max_keep_bytes, int) or max_keep_bytes < 0:
         raise UsageError(f"max_keep_bytes must be a non-negative integer, not {max_keep_bytes!r}")
+
+
+def _open_regular(path: bytes, name: str) -> tuple[int, bool]:
+    """Open the regular file at ``path`` read-only for :func:`read_file` (``O_NOATIME`` when permitted).
+
+    Looks first, so that a FIFO or device named directly is never opened at all. A path longer than
+    PATH_MAX is reached through its directory opened a piece at a time (as the walk lists it).
+    """
+    try:
+        _require_regular(name, os.stat(path).st_mode)
+        return _open_noatime(path, _FILE_FLAGS)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG or not _OPENS_AT:
+            raise
+    parent, base = os.path.split(path)
+    directory = _open_in_pieces(parent, _PIECE_FLAGS)
+    try:
+        _require_regular(name, os.stat(base, dir_fd=directory).st_mode)
+        if _O_NOATIME:
+            try:
+                return os.open(base, _FILE_FLAGS | _O_NOATIME, dir_fd=directory), True
+            except PermissionError as exc:
+                if exc.errno != errno.EPERM:
+                    raise
+        return os.open(base, _FILE_FLAGS, dir_fd=directory), False
+    finally:
+        os.close(directory)
 
 
 def _require_regular(name: str, mode: int) -> None:
@@ -340,6 +378,10 @@ def walk(paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -
     directory that cannot be listed gives a ``"directory_error"`` entry and the walk goes on; a given
     path that does not exist gives a ``"missing"`` entry. A directory reached more than once (overlapping
     given paths, bind mounts) is walked only the first time. Directories themselves give no entry.
+    Depth has no limit: a directory whose path is longer than the system takes in one call (PATH_MAX)
+    is opened a piece at a time through directory descriptors, so it is listed like any other. Memory
+    is bounded by the widest directory (its listing is held to sort it) and the depth, never by the
+    number of files in the tree.
 
     File-system problems never raise; only a ``paths`` argument that is not an iterable of paths raises
     :class:`~matcher.errors.UsageError` (a single path must be wrapped in a list).
@@ -383,20 +425,25 @@ def _examine_given(path: bytes) -> Entry | _Directory:
     return _classify(path, st, follow=True)
 
 
-def _classify(path: bytes, st: os.stat_result, *, follow: bool) -> Entry | _Directory:
+def _classify(path: bytes, st: os.stat_result, *, follow: bool, dir_fd: int | None = None) -> Entry | _Directory:
     kind = _kind_of(st.st_mode)
     if kind == "file":
         return Entry(path, "file", st.st_size, None)
     if kind == "directory":
         return _Directory(path, follow)
     if kind == "symlink":
-        return Entry(path, "symlink", None, f"{_describe_link(path)}, not followed")
+        return Entry(path, "symlink", None, f"{_describe_link(path, dir_fd)}, not followed")
     return Entry(path, kind, None, f"{_SKIPPED_LABELS[kind]}, skipped (never opened)")
 
 
-def _describe_link(path: bytes) -> str:
+def _describe_link(path: bytes, dir_fd: int | None = None) -> str:
+    """The link's target; read relative to ``dir_fd`` (the open directory holding it) when given, so a
+    link deeper than PATH_MAX is still described."""
     try:
-        target = os.readlink(path)
+        if dir_fd is not None and _OPENS_AT:
+            target = os.readlink(os.path.basename(path), dir_fd=dir_fd)
+        else:
+            target = os.readlink(path)
     except OSError as exc:
         return f"symbolic link (target could not be read: {_reason(exc)})"
     text, raw_hex = display_path(target)
@@ -416,7 +463,7 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     try:
         if _SCANDIR_FD:
             flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
-            fd, _ = _open_noatime(path, flags)
+            fd = _open_directory(path, flags)
             st = os.fstat(fd)
         else:
             st = os.stat(path) if directory.follow else os.lstat(path)
@@ -431,7 +478,7 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
         with os.scandir(path if fd is None else fd) as listing:
             for dir_entry in listing:
                 name = os.fsencode(dir_entry.name)
-                child = _examine_child(os.path.join(path, name), dir_entry)
+                child = _examine_child(os.path.join(path, name), dir_entry, fd)
                 key = name + os.sep.encode() if isinstance(child, _Directory) else name
                 children.append((key, child))
     except OSError as exc:
@@ -445,14 +492,81 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     return problem, [child for _, child in children]
 
 
-def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes]) -> Entry | _Directory:
+def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes],
+                   dir_fd: int | None = None) -> Entry | _Directory:
     try:
         st = dir_entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return Entry(path, "missing", None, "no such file or directory (vanished during the walk)")
     except OSError as exc:
         return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
-    return _classify(path, st, follow=False)
+    return _classify(path, st, follow=False, dir_fd=dir_fd)
+
+
+# A path longer than the system takes in one call (PATH_MAX: 4096 bytes on Linux) gives ENAMETOOLONG.
+# A directory that deep is still reached: its path is opened a piece at a time, each piece relative to
+# the descriptor of the one before (openat), so the walk lists trees of any depth. Pieces on the way
+# are opened O_PATH (nothing read, no access time moved); only the directory itself is opened to list.
+_PIECE_BYTES = 1024
+_PIECE_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPENS_AT = os.open in os.supports_dir_fd
+
+
+def _open_directory(path: bytes, flags: int) -> int:
+    """``os.open`` the directory ``path`` with ``flags`` (``O_NOATIME`` where permitted), in pieces when
+    the whole path is too long for one call."""
+    try:
+        return _open_noatime(path, flags)[0]
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG or not _OPENS_AT:
+            raise
+    return _open_in_pieces(path, flags)
+
+
+def _open_in_pieces(path: bytes, flags: int) -> int:
+    """Open ``path`` as successive pieces of whole names of at most about :data:`_PIECE_BYTES` bytes.
+
+    Each piece is resolved as the kernel resolves a path (a name longer than NAME_MAX still fails with
+    ``ENAMETOOLONG``); ``flags`` apply to the last piece only, as they would to a whole-path open, so
+    ``O_NOFOLLOW`` still refuses a final symbolic link. One descriptor at a time is held.
+    """
+    names = path.split(os.sep.encode())
+    pieces: list[bytes] = []
+    for name in names:
+        if pieces and len(pieces[-1]) + 1 + len(name) <= _PIECE_BYTES:
+            pieces[-1] += os.sep.encode() + name
+        else:
+            pieces.append(name)
+    if pieces and pieces[0] == b"":  # an absolute path: names[0] was the empty name before the root
+        pieces[0] = os.sep.encode()
+    fd: int | None = None
+    try:
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            if last:
+                opened = _open_noatime_at(piece, flags, fd)
+            else:
+                opened = os.open(piece, _PIECE_FLAGS) if fd is None else os.open(piece, _PIECE_FLAGS, dir_fd=fd)
+            if fd is not None:
+                os.close(fd)
+            fd = opened
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    assert fd is not None
+    return fd
+
+
+def _open_noatime_at(name: bytes, flags: int, dir_fd: int | None) -> int:
+    """As :func:`_open_noatime`, relative to the directory open as ``dir_fd`` (``None``: the cwd)."""
+    if _O_NOATIME:
+        try:
+            return os.open(name, flags | _O_NOATIME, dir_fd=dir_fd)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+    return os.open(name, flags, dir_fd=dir_fd)
 
 
 # --------------------------------------------------------------------------------------------------
