@@ -311,17 +311,24 @@ def test_a_sharded_index_answers_from_the_workers_holding_its_shards(world, shar
     assert client.run(dask_engine._opened_indexes) == opened_before
 
 
-def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monkeypatch, tmp_path, caplog):
+def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monkeypatch, tmp_path):
     token = tmp_path / "killed-once"
     monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o1_mirror.png")
     monkeypatch.setenv(dask_engine._EXIT_ONCE_ENV, str(token))
     monkeypatch.setattr(dask_engine, "POLL_SECONDS", 0.5)
-    with caplog.at_level(logging.WARNING, logger=dask_engine.__name__):
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger(dask_engine.__name__)
+    logger.addHandler(handler)
+    try:
         out, summary = dask_run(world, "sharded_killed.jsonl", workers=2, index=sharded["path"],
                                 evidence=sharded["evidence"])
+    finally:
+        logger.removeHandler(handler)
     assert token.exists()
     # the dead worker held shards (3 shards on 2 workers): they were placed again, their chunks resubmitted
-    assert any("now placed on" in r.getMessage() for r in caplog.records)
+    assert any("now placed on" in message for message in messages), messages
     assert out.read_bytes() == sharded["reference"].read_bytes()
 
 
