@@ -140,7 +140,7 @@ def _run(world, index: Path, name: str, evidence: Path | None = None) -> dict:
 
 def test_sharded_scan_memory_and_rate(world):
     warm = world["base"] / "warm-up"  # compiled kernels are cached on disk by the first workers
-    warm.mkdir()
+    warm.mkdir(exist_ok=True)
     for name in sorted(world["evidence"].iterdir())[:4]:
         (warm / name.name).write_bytes(name.read_bytes())
     _run(world, world["sharded"], "warm-up", warm)

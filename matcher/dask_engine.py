@@ -176,14 +176,18 @@ def _test_exit_hook(entry: files.Entry) -> None:
     os._exit(70)
 
 
-def _scan_task(config: _Config, entries: list[files.Entry]) -> list[_FileResult]:
-    """A Dask task: the results of a chunk of entries, in order (pure: the same input, the same output)."""
-    scanner = _scanner_for(config)
+def _each(step: Callable[[files.Entry], Any], entries: list[files.Entry]) -> list[Any]:
+    """``step`` of every entry of a chunk, in order (the test exit hook before each)."""
     out = []
     for entry in entries:
         _test_exit_hook(entry)
-        out.append(scanner.scan_entry(entry))
+        out.append(step(entry))
     return out
+
+
+def _scan_task(config: _Config, entries: list[files.Entry]) -> list[_FileResult]:
+    """A Dask task: the results of a chunk of entries, in order (pure: the same input, the same output)."""
+    return _each(_scanner_for(config).scan_entry, entries)
 
 
 # -- sharded indexes: shards placed on workers ------------------------------------------------------
@@ -210,12 +214,7 @@ def _hasher_for(config: _Config) -> _Scanner:
 def _hash_task(config: _Config, entries: list[files.Entry]) -> list[Any]:
     """A Dask task (sharded index): read and hash a chunk of entries; each is a finished result (not
     read, not an image...) or a hashed entry for the shards to answer."""
-    scanner = _hasher_for(config)
-    out = []
-    for entry in entries:
-        _test_exit_hook(entry)
-        out.append(scanner.hash_entry(entry))
-    return out
+    return _each(_hasher_for(config).hash_entry, entries)
 
 
 class _Recording:
