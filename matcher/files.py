@@ -256,13 +256,7 @@ def _open_regular(path: bytes, name: str) -> tuple[int, bool]:
     directory = _open_in_pieces(parent, _PIECE_FLAGS)
     try:
         _require_regular(name, os.stat(base, dir_fd=directory).st_mode)
-        if _O_NOATIME:
-            try:
-                return os.open(base, _FILE_FLAGS | _O_NOATIME, dir_fd=directory), True
-            except PermissionError as exc:
-                if exc.errno != errno.EPERM:
-                    raise
-        return os.open(base, _FILE_FLAGS, dir_fd=directory), False
+        return _open_noatime(base, _FILE_FLAGS, directory)
     finally:
         os.close(directory)
 
@@ -272,20 +266,21 @@ def _require_regular(name: str, mode: int) -> None:
         raise NotAFileError(f"{name}: not a regular file ({_kind_of(mode)})")
 
 
-def _open_noatime(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int) -> tuple[int, bool]:
+def _open_noatime(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int,
+                  dir_fd: int | None = None) -> tuple[int, bool]:
     """``os.open`` read-only, with ``O_NOATIME`` when permitted; returns the descriptor and whether it applied.
 
     ``O_NOATIME`` is refused (``EPERM``) for files the caller neither owns nor has the privilege for;
-    the open is then retried without it.
+    the open is then retried without it. ``dir_fd``: ``path`` is relative to that open directory.
     """
     if _O_NOATIME:
         try:
-            return os.open(path, flags | _O_NOATIME), True
+            return os.open(path, flags | _O_NOATIME, dir_fd=dir_fd), True
         except PermissionError as exc:
             if exc.errno != errno.EPERM:
                 raise
             logger.debug("O_NOATIME not permitted for %r; opening without it", path)
-    return os.open(path, flags), False
+    return os.open(path, flags, dir_fd=dir_fd), False
 
 
 def _stream_stat(stream: BinaryIO) -> tuple[int, int] | None:
@@ -544,9 +539,9 @@ def _open_in_pieces(path: bytes, flags: int) -> int:
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             if last:
-                opened = _open_noatime_at(piece, flags, fd)
+                opened = _open_noatime(piece, flags, fd)[0]
             else:
-                opened = os.open(piece, _PIECE_FLAGS) if fd is None else os.open(piece, _PIECE_FLAGS, dir_fd=fd)
+                opened = os.open(piece, _PIECE_FLAGS, dir_fd=fd)
             if fd is not None:
                 os.close(fd)
             fd = opened
@@ -556,17 +551,6 @@ def _open_in_pieces(path: bytes, flags: int) -> int:
         raise
     assert fd is not None
     return fd
-
-
-def _open_noatime_at(name: bytes, flags: int, dir_fd: int | None) -> int:
-    """As :func:`_open_noatime`, relative to the directory open as ``dir_fd`` (``None``: the cwd)."""
-    if _O_NOATIME:
-        try:
-            return os.open(name, flags | _O_NOATIME, dir_fd=dir_fd)
-        except PermissionError as exc:
-            if exc.errno != errno.EPERM:
-                raise
-    return os.open(name, flags, dir_fd=dir_fd)
 
 
 # --------------------------------------------------------------------------------------------------
