@@ -517,3 +517,16 @@ def test_a_scan_against_the_shards_reports_exactly_what_the_single_index_gives(v
     assert reports["source"] == reports["sharded"]
     assert reports["sharded checksum"] == hashlib.sha256((viewed["sharded"] / "shards.json").read_bytes()).hexdigest()
     assert b'"view": "crop10"' in reports["sharded"] and b'"variant": "trim"' in reports["sharded"]
+
+
+def test_resigned_shards_json_with_wrong_field_types_is_refused_not_coerced(small: Path) -> None:
+    """A forged but re-signed shards.json is checked field by field, as manifest.json is."""
+    text = (small / SHARDS_NAME).read_text()
+    for change in (lambda d: d["shards"][0].update(records="20"), lambda d: d.update(records=60.0),
+                   lambda d: d["shards"][1].update(name=7), lambda d: d.update(algorithms=[["pdq"]])):
+        (small / SHARDS_NAME).write_text(text)
+        rewrite_shards(small, change)
+        with pytest.raises(IndexStoreError, match="malformed field"):
+            ShardedIndex.open(small)
+    (small / SHARDS_NAME).write_text(text)
+    ShardedIndex.open(small).close()

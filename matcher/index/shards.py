@@ -61,7 +61,7 @@ import numpy as np
 from ..errors import IndexStoreError, UsageError
 from ..hashes import Hash
 from ..known import KnownRecord
-from .manifest import MANIFEST_NAME, Manifest, body_digest, fsync_dir, write_atomically
+from .manifest import MANIFEST_NAME, Manifest, _count, _mapping, _text, body_digest, fsync_dir, write_atomically
 from .store import KnownIndex
 from .types import IndexedRecord, Match, QueryResult
 
@@ -229,18 +229,17 @@ def _read_document(root: Path) -> _Document:
         raise IndexStoreError(f"{path}: checksum mismatch ({SHARDS_NAME} damaged or edited)")
     try:
         shards = []
-        for entry in document["shards"]:
-            name = str(entry["name"])
+        for entry in document["shards"]:  # the manifest's field checks: no value silently coerced
+            name = _text(entry["name"], "shard name")
             if not name or "/" in name or "\\" in name or name in (".", ".."):
                 raise ValueError(f"invalid shard name {name!r}")
-            records = int(entry["records"])
-            if records < 0:
-                raise ValueError(f"shard {name} has a negative record count")
-            shards.append(ShardInfo(name, root / name, records, _optional_int(entry["first_id"]),
-                                    _optional_int(entry["last_id"]), str(entry["manifest_sha256"]),
-                                    str(entry["global_ids_sha256"])))
-        result = _Document(root, checksum, str(document["created_at"]), dict(document["source"]),
-                           int(document["records"]), tuple(str(a) for a in document["algorithms"]), tuple(shards))
+            shards.append(ShardInfo(name, root / name, _count(entry["records"], f"records of shard {name}"),
+                                    _optional_int(entry["first_id"]), _optional_int(entry["last_id"]),
+                                    _text(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
+                                    _text(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}")))
+        result = _Document(root, checksum, _text(document["created_at"], "created_at"),
+                           dict(_mapping(document["source"], "source")), _count(document["records"], "records"),
+                           tuple(_text(a, "algorithm") for a in document["algorithms"]), tuple(shards))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IndexStoreError(f"{path}: missing or malformed field ({exc})") from None
     if not result.shards:
