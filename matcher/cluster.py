@@ -499,9 +499,13 @@ class _Hasher:
 _WORKER: _Hasher | None = None
 
 
-def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOptions) -> None:
-    """Pool initializer: one hasher per worker process."""
+def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOptions, driver: int | None = None) -> None:
+    """Pool initializer: one hasher per worker process, which exits once ``driver`` (the clustering
+    process) is gone, as the scan's workers do."""
     global _WORKER
+    from .scan import _start_watching_driver
+
+    _start_watching_driver(driver)
     _WORKER = _Hasher(algorithms, rotations, options)
 
 
@@ -524,7 +528,7 @@ def _hashed_entries(paths: Sequence[Any], rule: _Rule, options: HashOptions,
             yield hasher.entry(entry)
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
-                               initargs=(rule.names, rule.rotations, options))
+                               initargs=(rule.names, rule.rotations, options, os.getpid()))
     pending: collections.deque[Future[list[list[ClusterItem]]]] = collections.deque()
     try:
         for chunk in _chunks(entries, _CHUNK):

@@ -754,12 +754,17 @@ def _init_worker(config: _Config, driver: int | None = None) -> None:
     this worker exits when the driver is killed (see :func:`_watch_driver`).
     """
     global _WORKER, _WORKER_ERROR
-    if driver is not None and os.name == "posix":
-        threading.Thread(target=_watch_driver, args=(driver,), name="matcher-scan-watch-driver", daemon=True).start()
+    _start_watching_driver(driver)
     try:
         _WORKER = _worker_scanner(config)
     except MatcherError as exc:
         _WORKER_ERROR = exc
+
+
+def _start_watching_driver(driver: int | None) -> None:
+    """In a pool worker: exit once the process ``driver`` is gone (a daemon thread; POSIX only)."""
+    if driver is not None and os.name == "posix":
+        threading.Thread(target=_watch_driver, args=(driver,), name="matcher-watch-driver", daemon=True).start()
 
 
 def _watch_driver(driver: int, interval: float = 0.5) -> None:

@@ -11,6 +11,7 @@ Below them, the regression tests of the bugs the campaign found (each names its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -399,3 +400,31 @@ def test_cluster_of_an_image_changed_while_read_gives_one_row_per_frame_saying_s
     assert [(p, f) for p, f, _ in got] == [(p, f) for p, f, _ in clean]
     for path, _, error in got:
         assert (CHANGED_WHILE_READ in (error or "")) == (not path.endswith("copy.png"))
+
+
+def test_cluster_workers_exit_once_their_driver_is_killed(tmp_path):
+    """``matcher cluster`` killed on its own (SIGKILL to the driver only) leaves no worker behind,
+    as the scan's workers do not linger."""
+    import signal
+    import time
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(400):
+        (tree / f"img_{i:03d}.png").write_bytes(encode(scene(2000 + i, 160, 120, "plasma"), "PNG"))
+    child = subprocess.Popen([sys.executable, "-m", "matcher", "cluster", str(tree), "--workers", "2",
+                              "--output", str(tmp_path / "groups.jsonl")], env=fc.child_env(),
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(fc._group_members(child.pid)) < 3:  # the driver and its workers are up
+            assert child.poll() is None and time.monotonic() < deadline, "cluster ended before it was killed"
+            time.sleep(0.05)
+        time.sleep(1.0)  # the workers are hashing
+        assert child.poll() is None
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert not fc._group_alive(child.pid, 15), fc._group_members(child.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
