@@ -144,17 +144,26 @@ def _scanner_for(config: _Config) -> _Scanner:
     does not hold every index it ever opened; an evicted scanner is dropped (a task still using it
     finishes).
     """
-    global _OPENED
+    from .scan import _worker_scanner
+
+    def open_index(config: _Config) -> _Scanner:
+        global _OPENED
+        _OPENED += 1
+        return _worker_scanner(config)
+
+    return _kept(_SCANNERS, config, open_index)
+
+
+def _kept(cache: list[tuple[_Config, _Scanner]], config: _Config, make: Callable[[_Config], _Scanner]) -> _Scanner:
+    """The scanner ``cache`` holds for ``config``, else ``make(config)`` kept at its front (the last
+    :data:`_CACHE_SIZE` configurations are kept; one lock for every cache of the process)."""
     with _CACHE_LOCK:
-        for held, scanner in _SCANNERS:
+        for held, scanner in cache:
             if held == config:
                 return scanner
-        from .scan import _worker_scanner
-
-        scanner = _worker_scanner(config)
-        _OPENED += 1
-        _SCANNERS.insert(0, (config, scanner))
-        del _SCANNERS[_CACHE_SIZE:]
+        scanner = make(config)
+        cache.insert(0, (config, scanner))
+        del cache[_CACHE_SIZE:]
         return scanner
 
 
@@ -198,17 +207,10 @@ _HASHERS: list[tuple[_Config, _Scanner]] = []  # scanners without an index (hash
 def _hasher_for(config: _Config) -> _Scanner:
     """This worker process's hash-only scanner for ``config`` (its sharded index described by a
     :class:`~matcher.index.shards.ShardCatalog`, no shard opened), made at the first task."""
-    with _CACHE_LOCK:
-        for held, scanner in _HASHERS:
-            if held == config:
-                return scanner
-        from .index.shards import ShardCatalog
-        from .scan import _Scanner
+    from .index.shards import ShardCatalog
+    from .scan import _Scanner
 
-        scanner = _Scanner(ShardCatalog.read(config.index_path), config)
-        _HASHERS.insert(0, (config, scanner))
-        del _HASHERS[_CACHE_SIZE:]
-        return scanner
+    return _kept(_HASHERS, config, lambda config: _Scanner(ShardCatalog.read(config.index_path), config))
 
 
 def _hash_task(config: _Config, entries: list[files.Entry]) -> list[Any]:
@@ -248,8 +250,7 @@ class _Recorder:
         return answer
 
     def records(self, ids: Iterable[int]) -> list[Any]:
-        local = self.shard.to_local([int(i) for i in ids])
-        found = self.shard.globalise_records(self.shard.index.records(local.values())) if local else []
+        found = self.shard.records([int(i) for i in ids])
         for record in found:
             self.recording.records[record.id] = record
         return found

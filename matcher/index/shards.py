@@ -181,6 +181,11 @@ class _OpenShard:
             return self.globalise(self.index.search(queries, max_distance, view=view))
         return self.globalise(self.index.nearest(queries, k, view=view))
 
+    def records(self, global_ids: Sequence[int]) -> list[IndexedRecord]:
+        """The records of these global ids that this shard holds, with their global ids."""
+        local = self.to_local(global_ids)
+        return self.globalise_records(self.index.records(local.values())) if local else []
+
     def lookup_digest(self, kind: str, hex_values: Sequence[str]) -> dict[str, list[IndexedRecord]]:
         """The shard's digest look-up with global ids."""
         return {value: self.globalise_records(found)
@@ -620,10 +625,8 @@ class ShardedIndex:
         unique = list(dict.fromkeys(wanted))
         found: dict[int, IndexedRecord] = {}
         for shard in self._open():
-            local = shard.to_local(unique)
-            if local:
-                for record in shard.globalise_records(shard.index.records(local.values())):
-                    found[record.id] = record
+            for record in shard.records(unique):
+                found[record.id] = record
         return [found[i] for i in wanted if i in found]
 
     def iter_records(self, list_name: str | None = None, batch_size: int = 1000) -> Iterator[IndexedRecord]:
