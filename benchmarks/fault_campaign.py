@@ -16,8 +16,9 @@ Kinds of fault (each run injects one; round-robin, so the kinds get equal shares
     process group: driver and workers) after a seeded random delay within its uninterrupted run
     time; sometimes the ``--resume`` run is killed again (kill twice). Then ``--resume`` to the end.
 ``scan_kill_hook``
-    The same, killed at a seeded random entry by the ``_MATCHER_TEST_SIGKILL_AFTER`` hook of
-    :mod:`matcher.scan` (the driver kills itself right after journaling that many entries).
+    The same, killed at a seeded random entry by ``tests.fault_injection.kill_after_command`` (a wrapper
+    around the scan driver's journal write: the driver kills itself right after journaling that
+    many entries).
 ``index_kill_delay``
     ``matcher index add INDEX SOURCE`` (a hash list, or a folder of images hashed with views) into an
     existing index, killed after a seeded random delay.
@@ -74,6 +75,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.fault_injection import kill_after_command
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 KINDS = ("scan_kill_delay", "scan_kill_hook", "index_kill_delay", "index_kill_checkpoint", "disk_full_scan",
@@ -92,7 +95,6 @@ _CHILD_TIMEOUT = 300
 def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("_MATCHER_TEST_SIGKILL_AFTER", None)
     env.update(extra)
     return env
 
@@ -479,8 +481,7 @@ def scan_kill(world: World, work: Path, seed: int, *, mode: str, workers: int | 
         extra = ("--resume",) if attempt else ()
         if mode == "hook":
             after = rng.randint(1, world.entries)
-            finished = run_child(scan_command(world, output, workers, *extra),
-                                 env=child_env(_MATCHER_TEST_SIGKILL_AFTER=str(after)))
+            finished = run_child(kill_after_command(after, scan_command(world, output, workers, *extra)))
             killed = finished.returncode == -signal.SIGKILL
             outcome.detail += f" hook@{after}"
         else:

@@ -37,7 +37,7 @@ import pytest
 import matcher
 from benchmarks.speed_common import env_int, save, uniform_codes
 from fixtures import edit, encode, scene
-from matcher import dask_engine
+from matcher.scan.engines import dask_engine
 from matcher.hashes import Hash
 from matcher.index import KnownIndex
 from matcher.index.shards import split_index

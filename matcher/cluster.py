@@ -77,24 +77,16 @@ import faiss
 import numpy as np
 from numba import njit
 
-from . import files, imaging
+from . import batch, files
 from .algorithms import Algorithm, registry
-from .errors import HashFormatError, MatcherError, NotAFileError, UsageError
+from .errors import HashFormatError, MatcherError, UsageError
 from .formats.records import csv_safe
 from .hashes import Hash
-from .hashing import (
-    DEFAULT_ALGORITHMS,
-    HashOptions,
-    describe_error,
-    draft_size,
-    file_facts,
-    keep_if_image,
-    not_decoded,
-    with_changed,
-)
+from .hashing import DEFAULT_ALGORITHMS
+from .pipeline import FeatureRequest, HashOptions, read_entry, with_changed
 from .index.mih import MIN_CODES, MultiIndex, worthwhile
 from .index.search import MIH_QUERY_CHUNK, QUERY_CHUNK, AlgorithmTable
-from .variants import INVERSE, VARIANT_NAMES, variant_hashes
+from .variants import INVERSE, VARIANT_NAMES
 
 __all__ = [
     "ClusterItem",
@@ -417,82 +409,32 @@ def _rule(algorithms: str | Sequence[str], max_distances: Mapping[str, int] | No
 
 
 class _Hasher:
-    """Reads and hashes walked entries into items with their variant hashes (one per worker).
-
-    Reading is the scan's: :func:`matcher.files.read_file` (once, read-only), type sniffing, then
-    :func:`matcher.imaging.iter_frames` with the same draft decoding, and
-    :func:`matcher.variants.variant_hashes` per frame and algorithm (the scan's dihedral variants).
-    """
+    """Reads and hashes walked entries into items with their variant hashes (one per worker), through
+    :func:`matcher.pipeline.read_entry`: the scan's reading, decoding and dihedral variants."""
 
     def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions) -> None:
-        self.algorithms = tuple(registry.get(name) for name in algorithms)
-        self.rotations = rotations
+        self.request = FeatureRequest(tuple(algorithms), variants=rotations)
         self.options = options
 
     def entry(self, entry: files.Entry) -> list[ClusterItem]:
         """The items of one walked entry; never raises for a problem of the entry itself."""
-        name, raw_hex = files.display_path(entry.path)
-        if entry.kind != "file":
-            skipped, message = entry.not_read()
-            if skipped:
-                return [ClusterItem(path=name, size=entry.size, notes=(message,), path_raw_hex=raw_hex)]
-            return [ClusterItem(path=name, size=entry.size, error=message, path_raw_hex=raw_hex)]
-        try:
-            return self._file(entry, name, raw_hex)
-        except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the run
-            log.debug("%s: %s", name, exc, exc_info=True)
-            return [ClusterItem(path=name, size=entry.size, error=describe_error(exc), path_raw_hex=raw_hex)]
-
-    def _decode(self, base: ClusterItem, data: bytes) -> tuple[ClusterItem, list[ClusterItem], str | None, int | None]:
-        """Decode and hash every frame: the base with the image's facts, one item per frame, the error
-        and the frame it happened at (``None`` for a still image or the file as a whole)."""
-        decode = self.options.decode_options()
-        try:
-            info, image = imaging.open_image(data, decode)
-            image.close()
-            base = replace(base, width=info.width, height=info.height, frame_count=info.frame_count)
-            frames = imaging.iter_frames(data, decode, draft_size=draft_size(self.algorithms, self.options))
-        except Exception as exc:  # noqa: BLE001 - becomes the item's error
-            return base, [], describe_error(exc), None
-        items: list[ClusterItem] = []
-        current: int | None = None
-        try:
-            for frame in frames:
-                current = frame.index
-                full = (frame.width, frame.height)
-                size = None if frame.image.size == full else full
-                hashes = {a.name: variant_hashes(a, frame.image, size, rotations=self.rotations)
-                          for a in self.algorithms}
-                items.append(replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=hashes))
-        except Exception as exc:  # noqa: BLE001
-            multi = base.frame_count not in (None, 1)
-            return base, items, describe_error(exc), ((0 if current is None else current + 1) if multi else None)
-        if not items:
-            return base, items, "no frame could be decoded", None
-        return base, items, None, None
-
-    def _file(self, entry: files.Entry, name: str, raw_hex: str | None) -> list[ClusterItem]:
-        options = self.options
-        try:
-            result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
-        except NotAFileError as exc:  # swapped for a FIFO or device after the walk: never read
-            return [ClusterItem(path=name, size=entry.size, notes=(str(exc),), path_raw_hex=raw_hex)]
-        except MatcherError as exc:
-            return [ClusterItem(path=name, size=entry.size, error=str(exc), path_raw_hex=raw_hex)]
-        media = imaging.sniff(result.head)
-        base = ClusterItem(**file_facts(name, raw_hex, result.size, result.digests, media))
-        frames: list[ClusterItem] = []
-        failed_frame: int | None = None
-        error, note = not_decoded(result, media, options.max_file_bytes)
-        if error is None and note is None:
-            base, frames, error, failed_frame = self._decode(base, result.data)
-        if frames and result.changed:  # as in the scan: each frame says so, no extra record
-            frames = [replace(frame, error=with_changed(frame.error, True)) for frame in frames]
-        elif not frames:
-            error = with_changed(error, result.changed)
-        items = list(frames)
-        if error is not None or not frames:  # as in the scan: the failure is a record of its own
-            items.append(replace(base, frame=failed_frame, error=error, notes=(note,) if note else ()))
+        read = read_entry(entry, self.request, self.options)
+        if read.skipped or not read.read:
+            notes = (read.note,) if read.note else ()
+            return [ClusterItem(path=read.name, size=read.size, error=read.error, notes=notes,
+                                path_raw_hex=read.raw_hex)]
+        facts = read.file_facts()
+        notes = tuple(n for n in (read.note, *read.notes) if n)
+        items = [
+            ClusterItem(**{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
+                        hashes={name: dict(frame.variants[name]) if name in frame.variants else {"orig": value}
+                                for name, value in frame.hashes.items()},
+                        error=with_changed(None, read.changed), notes=tuple(read.notes))
+            for frame in read.frames
+        ]
+        if read.error is not None or not read.frames:  # as in the scan: the failure is a record of its own
+            items.append(ClusterItem(**{**facts, "frame": read.failed_frame}, error=with_changed(read.error, read.changed),
+                                     notes=notes))
         return items
 
 
@@ -503,9 +445,7 @@ def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOpti
     """Pool initializer: one hasher per worker process, which exits once ``driver`` (the clustering
     process) is gone, as the scan's workers do."""
     global _WORKER
-    from .scan import _start_watching_driver
-
-    _start_watching_driver(driver)
+    batch.start_watching_driver(driver)
     _WORKER = _Hasher(algorithms, rotations, options)
 
 
@@ -519,19 +459,17 @@ def _hash_chunk(entries: list[files.Entry]) -> list[list[ClusterItem]]:
 def _hashed_entries(paths: Sequence[Any], rule: _Rule, options: HashOptions,
                     workers: int) -> Iterator[list[ClusterItem]]:
     """The items of every walked entry, in walk order; parallel with ``workers > 1``."""
-    from .scan import _chunks, _pool_context
-
     entries = files.walk(list(paths))
     if workers == 1:
         hasher = _Hasher(rule.names, rule.rotations, options)
         for entry in entries:
             yield hasher.entry(entry)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=batch.pool_context(["matcher.cluster"]), initializer=_init_worker,
                                initargs=(rule.names, rule.rotations, options, os.getpid()))
     pending: collections.deque[Future[list[list[ClusterItem]]]] = collections.deque()
     try:
-        for chunk in _chunks(entries, _CHUNK):
+        for chunk in batch.chunks(entries, _CHUNK):
             pending.append(pool.submit(_hash_chunk, chunk))
             if len(pending) >= _WINDOW_PER_WORKER * workers:
                 yield from _collect(pending.popleft())
@@ -1093,14 +1031,14 @@ def cluster_paths(
     algorithms: str | Sequence[str] = DEFAULT_ALGORITHMS,
     max_distances: Mapping[str, int] | None = None,
     rotations: bool = True,
-    workers: int | None = None,
+    workers: int | None = 1,
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
 ) -> ClusterResult:
     """Walk ``paths``, hash every image and frame, and group them (see the module documentation).
 
     Files are walked, read (once, read-only) and decoded exactly as :func:`matcher.scan.scan` does.
-    ``workers``: processes hashing in parallel (``None``: the CPU count; ``1``: in this process, no
+    ``workers``: processes hashing in parallel (``None``: the CPU count; ``1``, the default: in this process, no
     process is started); a pool is shut down before this returns. ``hash_options``: decoding
     options. ``progress`` is called after each walked entry while hashing, and once when grouping
     starts. Raises :class:`~matcher.errors.UsageError` for bad arguments; problems of single files
@@ -1193,7 +1131,7 @@ def run_cluster(
     algorithms: str | Sequence[str] = DEFAULT_ALGORITHMS,
     max_distances: Mapping[str, int] | None = None,
     rotations: bool = True,
-    workers: int | None = None,
+    workers: int | None = 1,
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
 ) -> ClusterResult:
@@ -1204,7 +1142,6 @@ def run_cluster(
     its folder must exist. The report is written to a temporary file beside it and renamed over it
     once complete, so an interrupted run leaves no partial report.
     """
-    from .scan import _atomic_text
 
     if format not in CLUSTER_FORMATS:
         raise UsageError(f"unknown cluster report format {format!r} (known: {', '.join(CLUSTER_FORMATS)})")
@@ -1230,6 +1167,6 @@ def run_cluster(
     if output_path is None:
         write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)
     else:
-        with _atomic_text(output_path) as out:
+        with batch.atomic_text(output_path) as out:
             write_cluster_report(result, out, format, min_size=min_size)
     return result

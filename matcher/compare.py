@@ -35,18 +35,18 @@ undecodable ones a :class:`~matcher.errors.DecodeError` subclass, each naming th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
 from PIL import Image
 
-from . import files, imaging
+from . import files
 from .algorithms import Algorithm, registry
-from .errors import DecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError, UsageError
+from .errors import MatcherError, UsageError
 from .hashes import Hash
-from .hashing import HashOptions, draft_size
-from .variants import INVERSE, VARIANT_NAMES, variant_hashes
+from .pipeline import FeatureRequest, FrameFeatures, HashOptions, first_frame
+from .variants import INVERSE, VARIANT_NAMES
 
 __all__ = ["Comparison", "CompareInput", "VARIANTS", "compare", "comparisons_to_dict", "format_table"]
 
@@ -83,15 +83,6 @@ class Comparison:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Side:
-    """One decoded input: its name for messages, the first frame as RGB, and its full-scale size."""
-
-    name: str
-    image: Image.Image
-    full_size: tuple[int, int]
-
-
 # --------------------------------------------------------------------------------------------------
 # Inputs
 
@@ -102,36 +93,11 @@ def _name_of(value: Any, label: str) -> str:
     return f"image {label}"
 
 
-def _first_frame(source: bytes | Image.Image, name: str, algorithms: Sequence[Algorithm], options: HashOptions) -> _Side:
-    frames = imaging.iter_frames(source, options.decode_options(), draft_size=draft_size(algorithms, options))
-    try:
-        frame = next(frames)
-    except StopIteration:
-        raise DecodeError(f"{name}: no frame could be decoded") from None
-    except MatcherError as exc:
-        if isinstance(exc, DecodeError):  # the decoder's messages say "image ...": name the file
-            raise type(exc)(f"{name}: {exc}") from exc
-        raise
-    except Exception as exc:  # noqa: BLE001 - anything else the decoder raises is a decode failure
-        raise DecodeError(f"{name}: cannot decode: {type(exc).__name__}: {exc}") from exc
-    finally:
-        frames.close()
-    return _Side(name, frame.image, (frame.width, frame.height))
-
-
-def _load(value: Any, label: str, algorithms: Sequence[Algorithm], options: HashOptions) -> _Side:
-    """Decode a path or Pillow image into its first frame; errors name the input."""
-    name = _name_of(value, label)
-    if isinstance(value, Image.Image):
-        return _first_frame(value, name, algorithms, options)
-    result = files.read_file(value, keep=True, max_keep_bytes=options.max_file_bytes)  # raises with the path
-    if result.size == 0:
-        raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
-    if result.data is None:
-        raise ImageTooLargeError(
-            f"{name}: image file of {result.size} bytes is over the limit of {options.max_file_bytes} bytes; not decoded"
-        )
-    return _first_frame(result.data, name, algorithms, options)
+def _load(value: Any, label: str, algorithms: Sequence[Algorithm], options: HashOptions,
+          rotations: bool) -> FrameFeatures:
+    """The first frame of a path or Pillow image, with its variants as asked; errors name the input."""
+    request = FeatureRequest(tuple(a.name for a in algorithms), variants=rotations)
+    return first_frame(value, _name_of(value, label), request, options)
 
 
 def _check_input(value: Any, label: str) -> None:
@@ -147,10 +113,9 @@ def _check_input(value: Any, label: str) -> None:
 # Hashing
 
 
-def _variant_hashes(side: _Side, algorithm: Algorithm, rotations: bool) -> dict[str, Hash]:
+def _variant_hashes(side: FrameFeatures, algorithm: Algorithm) -> Mapping[str, Hash]:
     """The hashes of ``side`` transformed back by each variant (only ``orig`` without rotations)."""
-    size = None if side.image.size == side.full_size else side.full_size
-    return variant_hashes(algorithm, side.image, size, rotations=rotations)
+    return side.variants.get(algorithm.name) or {"orig": side.hashes[algorithm.name]}
 
 
 def _max_distance(name: str, max_distances: dict[str, int] | None) -> int:
@@ -247,10 +212,10 @@ def compare(
         value: Hash = a if known_is_hash else b  # type: ignore[assignment]
         name = _hash_algorithm(value, chosen, "a" if known_is_hash else "b")
         algorithm = registry.get(name)
-        side = _load(b if known_is_hash else a, "b" if known_is_hash else "a", (algorithm,), options)
+        side = _load(b if known_is_hash else a, "b" if known_is_hash else "a", (algorithm,), options, rotations)
         limit = _max_distance(name, max_distances)
         out = []
-        for variant, computed in _variant_hashes(side, algorithm, rotations).items():
+        for variant, computed in _variant_hashes(side, algorithm).items():
             if known_is_hash:
                 out.append(_comparison(name, variant, value, computed, limit))
             else:  # the known image was transformed: name the evidence's transform relative to it
@@ -258,14 +223,13 @@ def compare(
         return _sorted(out, [name])
 
     algos = chosen if chosen is not None else registry.resolve(["pdq"])
-    known = _load(a, "a", algos, options)
-    evidence = _load(b, "b", algos, options)
+    known = _load(a, "a", algos, options, False)
+    evidence = _load(b, "b", algos, options, rotations)
     out = []
     for algorithm in algos:
         limit = _max_distance(algorithm.name, max_distances)
-        size = None if known.image.size == known.full_size else known.full_size
-        known_hash = algorithm.hash_image(known.image, full_size=size)
-        for variant, computed in _variant_hashes(evidence, algorithm, rotations).items():
+        known_hash = known.hashes[algorithm.name]
+        for variant, computed in _variant_hashes(evidence, algorithm).items():
             out.append(_comparison(algorithm.name, variant, known_hash, computed, limit))
     return _sorted(out, [a.name for a in algos])
 

@@ -1,9 +1,11 @@
 """Hashing files, streams, Pillow images and arrays into :class:`HashRecord` values.
 
-A file is read from disk once: the same bytes feed the digests (MD5, SHA-1, SHA-256) and the decoder.
-Every input gives records, never an exception for what is wrong with the input itself: a file that
-cannot be read, decoded or hashed still gets a record whose ``error`` says why (with its digests when
-its bytes could be read). Only wrong arguments (an unknown algorithm, a bad option) raise.
+A thin layer over :mod:`matcher.pipeline`, which reads each file once (the same bytes feed the digests
+and the decoder) and decodes it into frames. Every input gives records, never an exception for what is
+wrong with the input itself: a file that cannot be read, decoded or hashed still gets a record whose
+``error`` says why (with its digests when its bytes could be read); a file that is not an image gets
+its digests and a ``note`` (the pipeline's one rule for what is not decoded). Only wrong arguments (an
+unknown algorithm, a bad option) raise.
 """
 
 from __future__ import annotations
@@ -11,18 +13,27 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from . import files, imaging
-from .algorithms import Algorithm, registry
-from .digests import Digests
-from .errors import MatcherError, UsageError
+from . import files
+from .algorithms import registry
+from .errors import UsageError
 from .hashes import Hash
+from .pipeline import (
+    CHANGED_WHILE_READ,
+    EntryFeatures,
+    FeatureRequest,
+    HashOptions,
+    decode,
+    read_entry,
+    read_source,
+    with_changed,
+)
 
 __all__ = [
     "HashOptions",
@@ -33,55 +44,16 @@ __all__ = [
     "hash_image",
     "hash_array",
     "hash_paths",
+    "records_of",
+    "file_columns",
     "DEFAULT_ALGORITHMS",
+    "CHANGED_WHILE_READ",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("pdq",)
-_DECODE_DEFAULTS = imaging.DecodeOptions()
 AlgorithmNames = str | Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
-class HashOptions:
-    """How files are decoded and hashed.
-
-    - ``max_pixels``: largest width x height decoded per frame; larger images get an error record.
-    - ``max_frames``: frames hashed per animated or multi-page file (each record names its frame;
-      ``frame_count`` tells how many the file has).
-    - ``apply_exif_orientation``: hash the image as displayed rather than as stored. Off by default:
-      reference hash sets hash the stored pixels.
-    - ``fast``: let JPEGs be decoded at reduced scale (1/2, 1/4, 1/8) when every chosen algorithm
-      tolerates it. PDQ stays within 10 bits of the full decode at quality >= 80; hashes are then no
-      longer bit-identical to other tools' full decodes. Off by default.
-    - ``max_file_bytes``: image files larger than this are digested but not decoded (memory bound).
-    - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
-      border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
-      as images added to an index need. Off by default (it costs about a dozen extra hashes a frame).
-    """
-
-    max_pixels: int = _DECODE_DEFAULTS.max_pixels
-    max_frames: int = _DECODE_DEFAULTS.max_frames
-    apply_exif_orientation: bool = False
-    fast: bool = False
-    max_file_bytes: int = 512 * 1024 * 1024
-    views: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_file_bytes, int) or self.max_file_bytes <= 0:
-            raise UsageError(f"max_file_bytes must be a positive integer, not {self.max_file_bytes!r}")
-        if not isinstance(self.views, bool):
-            raise UsageError(f"views must be True or False, not {self.views!r}")
-        self.decode_options()  # validates the rest
-
-    def decode_options(self) -> imaging.DecodeOptions:
-        """The decoder's share of these options."""
-        return imaging.DecodeOptions(
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            apply_exif_orientation=self.apply_exif_orientation,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +64,8 @@ class HashRecord:
     raw bytes in hex when the path is not valid UTF-8 (else ``None``). ``frame`` is ``None`` for a
     still image, else the 0-based frame index; ``frame_count`` the frames in the file. ``hashes`` maps
     algorithm names to :class:`~matcher.hashes.Hash`. ``error`` is ``None`` or a message naming what was
-    wrong; fields that could not be learnt are ``None``. ``views`` (only with
+    wrong; ``note`` says why a file that is not an error has no hash (not an image: digests only;
+    see :mod:`matcher.pipeline`); fields that could not be learnt are ``None``. ``views`` (only with
     :attr:`HashOptions.views`) maps algorithm names to ``{view name: Hash}`` of the frame's
     known-side views (views that do not apply are absent); :meth:`to_dict` does not include them.
     """
@@ -113,6 +86,7 @@ class HashRecord:
     error: str | None = None
     path_raw_hex: str | None = None
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
+    note: str | None = None
 
     def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
         """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views).
@@ -123,6 +97,7 @@ class HashRecord:
         out = file_columns(self, algorithms)
         out["pdq_quality"] = self.pdq_quality
         out["error"] = self.error
+        out["note"] = self.note
         out["path_raw_hex"] = self.path_raw_hex
         return out
 
@@ -141,173 +116,30 @@ def file_columns(record: Any, algorithms: Iterable[str] = ()) -> dict[str, Any]:
     return out
 
 
-def _algorithms(names: AlgorithmNames | None) -> tuple[Algorithm, ...]:
-    return registry.resolve(DEFAULT_ALGORITHMS if names is None else names)
+def _request(names: AlgorithmNames | None, options: HashOptions) -> FeatureRequest:
+    chosen = registry.resolve(DEFAULT_ALGORITHMS if names is None else names)
+    return FeatureRequest(tuple(a.name for a in chosen), known_views=options.views)
 
 
-def draft_size(algorithms: Sequence[Algorithm], options: HashOptions) -> tuple[int, int] | None:
-    """The reduced JPEG decode size every algorithm tolerates under ``options.fast``, or ``None``
-    for a full decode."""
-    if not options.fast:
-        return None
-    sizes = [a.draft_size for a in algorithms]
-    if any(size is None for size in sizes):
-        return None
-    return (max(s[0] for s in sizes), max(s[1] for s in sizes))  # type: ignore[index]
-
-
-def describe_error(exc: BaseException) -> str:
-    """The message a record carries for an exception met while reading, decoding or hashing."""
-    if isinstance(exc, MatcherError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory while decoding or hashing"
-    return f"unexpected {type(exc).__name__}: {exc}"
-
-
-def _hash_frame(
-    image: Image.Image, algorithms: Sequence[Algorithm], full_size: tuple[int, int], views: bool = False
-) -> tuple[dict[str, Hash], int | None, dict[str, dict[str, Hash]]]:
-    """The frame's hashes, its PDQ quality, and (with ``views``) its known-side view hashes."""
-    size = None if image.size == full_size else full_size  # decoded at reduced scale (draft)
-    hashes = {a.name: a.hash_image(image, full_size=size) for a in algorithms}
-    pdq = hashes.get("pdq")
-    view_hashes: dict[str, dict[str, Hash]] = {}
-    if views:
-        from .views import known_view_hashes  # imported here: views builds on the algorithms, not on hashing
-
-        view_hashes = {a.name: known_view_hashes(a, image, size, main=hashes[a.name]) for a in algorithms}
-    return hashes, (pdq.quality if pdq is not None else None), view_hashes
-
-
-def _frame_records(
-    base: HashRecord,
-    source: bytes | Image.Image,
-    algorithms: Sequence[Algorithm],
-    options: HashOptions,
-) -> list[HashRecord]:
-    """Decode ``source`` and hash every frame; failures become error records on ``base``."""
-    decode = options.decode_options()
-    try:
-        if isinstance(source, Image.Image):
-            frame_count = int(getattr(source, "n_frames", 1) or 1)
-            base = replace(base, width=source.width, height=source.height, frame_count=frame_count)
-        else:
-            info, _ = imaging.open_image(source, decode)
-            base = replace(base, width=info.width, height=info.height, frame_count=info.frame_count)
-        frames = imaging.iter_frames(source, decode, draft_size=draft_size(algorithms, options))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes the record's error
-        log.debug("cannot decode %s: %s", base.path, exc)
-        return [replace(base, error=describe_error(exc))]
-
-    records: list[HashRecord] = []
-    index: int | None = None
-    try:
-        for frame in frames:
-            index = frame.index
-            hashes, quality, views = _hash_frame(frame.image, algorithms, (frame.width, frame.height), options.views)
-            records.append(
-                replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=hashes,
-                        pdq_quality=quality, views=views)
-            )
-    except Exception as exc:  # noqa: BLE001
-        failed = None if not records and base.frame_count in (None, 1) else (0 if index is None else index + 1)
-        log.debug("cannot hash %s frame %s: %s", base.path, failed, exc)
-        records.append(replace(base, frame=failed, error=describe_error(exc)))
-    if not records:
-        records.append(replace(base, error="no frame could be decoded"))
+def records_of(entry: EntryFeatures) -> list[HashRecord]:
+    """The hash records of one entry the pipeline read: one per decoded frame, and one more for the
+    failure (or for the whole file when no frame was decoded)."""
+    if entry.skipped:  # never opened: a hash record has no status, its error says what the entry is
+        return [HashRecord(path=entry.name, path_raw_hex=entry.raw_hex, size=entry.size, error=entry.note)]
+    facts = entry.file_facts()
+    notes = [n for n in (entry.note, *entry.notes) if n]
+    note = "; ".join(notes) if notes else None
+    records = [
+        HashRecord(**{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
+                   hashes=dict(frame.hashes), pdq_quality=frame.quality("pdq"),
+                   views={name: dict(views) for name, views in frame.known_views.items()},
+                   error=with_changed(None, entry.changed), note=note)
+        for frame in entry.frames
+    ]
+    if entry.error is not None or not entry.frames:
+        records.append(HashRecord(**{**facts, "frame": entry.failed_frame},
+                                  error=with_changed(entry.error, entry.changed), note=note))
     return records
-
-
-def file_facts(
-    name: str | None, raw_hex: str | None, size: int, digests: Digests, media: imaging.MediaType | None
-) -> dict[str, Any]:
-    """The facts of one read file that hash, scan and cluster records share, as keyword arguments:
-    path (and its raw bytes when not UTF-8), size, sniffed type and extension mismatch, digests."""
-    return {
-        "path": name,
-        "path_raw_hex": raw_hex,
-        "size": size,
-        "mime": media.mime if media else None,
-        "extension_mismatch": imaging.extension_mismatch(name, media) if name else None,
-        "md5": digests.md5,
-        "sha1": digests.sha1,
-        "sha256": digests.sha256,
-    }
-
-
-def _base_record(name: str | None, raw_hex: str | None, size: int, digests: Digests, head: bytes) -> HashRecord:
-    return HashRecord(**file_facts(name, raw_hex, size, digests, imaging.sniff(head)))
-
-
-def keep_if_image(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is an image, so its bytes are kept for the decoder."""
-    media = imaging.sniff(head)
-    return media is not None and media.is_image
-
-
-#: Said of a file whose size or modification time changed while it was read.
-CHANGED_WHILE_READ = "file changed while it was read (size or modification time differ); values may not match it now"
-
-
-def not_decoded(result: files.ReadResult, media: imaging.MediaType | None, max_file_bytes: int) -> tuple[str | None, str | None]:
-    """Why a read file is not decoded, as ``(error, note)``; ``(None, None)`` when it is to be decoded.
-
-    An empty file, or an image over ``max_file_bytes`` (digested, not kept), is an error; a file that
-    is not an image gets a note (digests only).
-    """
-    if result.size == 0:
-        return "empty file (0 bytes)", None
-    if media is None or not media.is_image:
-        return None, f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
-    if result.data is None:
-        return f"image file of {result.size} bytes is over the limit of {max_file_bytes} bytes; not decoded", None
-    return None, None
-
-
-def with_changed(error: str | None, changed: bool) -> str | None:
-    """``error`` with :data:`CHANGED_WHILE_READ` added when the file ``changed`` while it was read."""
-    if not changed:
-        return error
-    return CHANGED_WHILE_READ if error is None else f"{error}; {CHANGED_WHILE_READ}"
-
-
-def _records_from_read(
-    name: str | None,
-    raw_hex: str | None,
-    result: files.ReadResult,
-    algorithms: Sequence[Algorithm],
-    options: HashOptions,
-) -> list[HashRecord]:
-    base = _base_record(name, raw_hex, result.size, result.digests, result.head)
-    if result.size == 0:
-        return [replace(base, error="empty file (0 bytes)")]
-    media = imaging.sniff(result.head)
-    if media is None or not media.is_image:
-        what = media.mime if media else "unrecognised data"
-        return [replace(base, error=f"not an image ({what})")]
-    if result.data is None:
-        return [replace(base, error=not_decoded(result, media, options.max_file_bytes)[0])]
-    records = _frame_records(base, result.data, algorithms, options)
-    return [replace(r, error=with_changed(r.error, result.changed)) for r in records]
-
-
-def _read_and_hash(
-    read: Callable[..., files.ReadResult],
-    source: Any,
-    name: str | None,
-    raw_hex: str | None,
-    algorithms: AlgorithmNames | None,
-    options: HashOptions | None,
-) -> list[HashRecord]:
-    """Read ``source`` once with ``read`` (keeping the bytes of images) and hash what was read."""
-    algos = _algorithms(algorithms)
-    options = options or HashOptions()
-    try:
-        result = read(source, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
-    except MatcherError as exc:
-        return [HashRecord(path=name, path_raw_hex=raw_hex, error=str(exc))]
-    return _records_from_read(name, raw_hex, result, algos, options)
 
 
 def hash_file(
@@ -321,9 +153,11 @@ def hash_file(
     The file is opened read-only and read once; its bytes feed both the digests and the decoder.
     ``algorithms`` is a list of names or a comma-separated string (default ``"pdq"``).
     """
+    options = options or HashOptions()
+    request = _request(algorithms, options)
     raw = os.fsencode(path)
     name, raw_hex = files.display_path(raw)
-    return _read_and_hash(files.read_file, raw, name, raw_hex, algorithms, options)
+    return records_of(read_source(files.read_file, raw, name, raw_hex, request, options, path=raw))
 
 
 def hash_stream(
@@ -334,7 +168,9 @@ def hash_stream(
     options: HashOptions | None = None,
 ) -> list[HashRecord]:
     """Hash the bytes of an open binary stream (read to its end once); ``name`` goes in ``path``."""
-    return _read_and_hash(files.read_stream, stream, name, None, algorithms, options)
+    options = options or HashOptions()
+    request = _request(algorithms, options)
+    return records_of(read_source(files.read_stream, stream, name, None, request, options))
 
 
 def hash_bytes(
@@ -357,11 +193,15 @@ def hash_image(
     """Hash a Pillow image (every frame of an animated one); there are no file digests."""
     if not isinstance(image, Image.Image):
         raise UsageError(f"hash_image needs a PIL.Image.Image, not {type(image).__name__}")
-    algos = _algorithms(algorithms)
     options = options or HashOptions()
+    request = _request(algorithms, options)
     fmt = (image.format or "").upper()
     mime = Image.MIME.get(fmt) if fmt else None
-    return _frame_records(HashRecord(path=None, mime=mime), image, algos, options)
+    decoded = decode(image, request, options)
+    entry = EntryFeatures(None, None, None, width=decoded.width, height=decoded.height,
+                          frame_count=decoded.frame_count, frames=decoded.frames, error=decoded.error,
+                          failed_frame=decoded.failed_frame)
+    return [replace(r, mime=mime) for r in records_of(entry)]
 
 
 def hash_array(array: np.ndarray, algorithms: AlgorithmNames | None = None) -> HashRecord:
@@ -369,7 +209,7 @@ def hash_array(array: np.ndarray, algorithms: AlgorithmNames | None = None) -> H
 
     PDQ is computed on the array directly, exactly as the reference does on the same pixels.
     """
-    algos = _algorithms(algorithms)
+    algos = registry.resolve(DEFAULT_ALGORITHMS if algorithms is None else algorithms)
     pixels = np.asarray(array)
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise UsageError(f"hash_array needs an HxWx3 or HxW uint8 array, got {pixels.dtype} {pixels.shape}")
@@ -400,12 +240,11 @@ def hash_paths(
     opened; each of them, and every directory that cannot be listed, still gets a record whose
     ``error`` says what it was.
     """
-    algos = _algorithms(algorithms)
     options = options or HashOptions()
-    names = [a.name for a in algos]
+    request = _request(algorithms, options)
     for entry in files.walk(paths):
         if entry.kind == "file":
-            yield from hash_file(entry.path, names, options=options)
-        else:
+            yield from records_of(read_entry(entry, request, options))
+        else:  # never opened: a hash record has no status, its error says what the entry is
             name, raw_hex = files.display_path(entry.path)
-            yield HashRecord(path=name, path_raw_hex=raw_hex, size=entry.size, error=entry.error)
+            yield HashRecord(path=name, path_raw_hex=raw_hex, size=entry.size, error=entry.not_read()[1])

@@ -57,7 +57,9 @@ def test_jsonl_has_one_record_per_file_and_frame_and_leaves_evidence_untouched(e
     assert all(required <= set(r) for r in records)
     assert [r["frame"] for r in gif] == [0, 1, 2]
     errors = {Path(r["path"]).name: r["error"] for r in records if r["error"]}
-    assert set(errors) >= {"zero_byte.jpg", "truncated.jpg", "truncated.png", "text_named.jpg", "bomb.png"}
+    assert set(errors) >= {"zero_byte.jpg", "truncated.jpg", "truncated.png", "bomb.png"}
+    notes = {Path(r["path"]).name: r["note"] for r in records if r["note"]}
+    assert notes["text_named.jpg"] == "not an image (text/plain); digests only"  # not an error: digests only
     assert all(r["md5"] for r in records)  # every file's bytes were readable here
     assert snapshot(evidence) == before
 

@@ -16,18 +16,21 @@ from pathlib import Path
 import pytest
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 import matcher  # noqa: E402
 from fixtures import animated_gif, edit, encode, scene  # noqa: E402
-from matcher import dask_engine  # noqa: E402
 from matcher.cli import main  # noqa: E402
 from matcher.errors import MatcherError, UsageError  # noqa: E402
 from matcher.hashing import HashOptions  # noqa: E402
 from matcher.index import KnownIndex  # noqa: E402
-from matcher.known import KnownRecord  # noqa: E402
 from matcher.index.importing import known_from_hash_record  # noqa: E402
 from matcher.index.shards import ShardCatalog, split_index  # noqa: E402
+from matcher.known import KnownRecord  # noqa: E402
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan  # noqa: E402
+from matcher.scan.engines import dask_engine  # noqa: E402
+from tests.dask_fault_preload import EXIT_ON, EXIT_ONCE  # noqa: E402
+from tests.fault_injection import DASK_PRELOAD  # noqa: E402
 
 ALGORITHMS = ["pdq", "phash"]
 EDITS = ("jpeg75", "rotate90", "mirror", "resize0.5")
@@ -97,6 +100,13 @@ def cluster(world):
             yield {"address": running.scheduler_address, "client": client}
 
 
+@pytest.fixture
+def crash_preload():
+    """Workers started meanwhile load the test's fault-injection preload (exit on a named entry)."""
+    with dask.config.set({"distributed.worker.preload": [DASK_PRELOAD]}):
+        yield
+
+
 def dask_run(world, name: str, chunk_size: int = CHUNK, index: Path | None = None, evidence: Path | None = None,
              **options) -> tuple[Path, object]:
     out = world["reports"] / name
@@ -128,11 +138,11 @@ def test_cli_dask_engine_on_a_local_cluster_gives_the_local_report(world, capsys
     assert not Path(str(out) + JOURNAL_SUFFIX).exists()
 
 
-def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(world, monkeypatch, tmp_path):
+def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(world, monkeypatch, tmp_path, crash_preload):
     token = tmp_path / "killed-once"
     # the first worker to reach this file exits on the spot (os._exit), once across the cluster
-    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o1_mirror.png")
-    monkeypatch.setenv(dask_engine._EXIT_ONCE_ENV, str(token))
+    monkeypatch.setenv(EXIT_ON, "o1_mirror.png")
+    monkeypatch.setenv(EXIT_ONCE, str(token))
     out, summary = dask_run(world, "killed_worker.jsonl", workers=2)
     assert token.exists()  # a worker did die mid-task
     assert out.read_bytes() == world["reference"].read_bytes()
@@ -141,8 +151,8 @@ def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(world, monkeypatch, 
     assert summary.to_dict() == world["summary"].to_dict()
 
 
-def test_a_file_that_kills_every_worker_gets_an_error_record(world, monkeypatch):
-    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o0_jpeg75.jpg")  # every time: a "decoder crash"
+def test_a_file_that_kills_every_worker_gets_an_error_record(world, monkeypatch, crash_preload):
+    monkeypatch.setenv(EXIT_ON, "o0_jpeg75.jpg")  # every time: a "decoder crash"
     monkeypatch.setattr(dask_engine, "LOCAL_ALLOWED_FAILURES", 0)  # give up on a task at its first death
     out, summary = dask_run(world, "poison.jsonl", workers=2)
     got, want = records(out), records(world["reference"])
@@ -224,8 +234,8 @@ def test_options_and_flags(world, cluster, monkeypatch, capsys):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
-    with pytest.raises(UsageError, match=r"pip install 'dask\[distributed\]'"):
-        ScanOptions(engine="dask")
+    with pytest.raises(UsageError, match=r"pip install 'dask\[distributed\]'"):  # before any work
+        run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(engine="dask"))
     code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask"])
     assert code == 2 and "pip install" in capsys.readouterr().err
 
@@ -311,10 +321,10 @@ def test_a_sharded_index_answers_from_the_workers_holding_its_shards(world, shar
     assert client.run(dask_engine._opened_indexes) == opened_before
 
 
-def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monkeypatch, tmp_path):
+def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monkeypatch, tmp_path, crash_preload):
     token = tmp_path / "killed-once"
-    monkeypatch.setenv(dask_engine._EXIT_ON_ENV, "o1_mirror.png")
-    monkeypatch.setenv(dask_engine._EXIT_ONCE_ENV, str(token))
+    monkeypatch.setenv(EXIT_ON, "o1_mirror.png")
+    monkeypatch.setenv(EXIT_ONCE, str(token))
     monkeypatch.setattr(dask_engine, "POLL_SECONDS", 0.5)
     messages: list[str] = []
     handler = logging.Handler(logging.WARNING)

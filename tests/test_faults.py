@@ -27,8 +27,9 @@ from benchmarks import fault_campaign as fc
 from fixtures import animated_gif, encode, scene
 from matcher import files as files_module
 from matcher import scan as scan_module
+from matcher.scan import driver as scan_driver
 from matcher.cli import main
-from matcher.hashing import CHANGED_WHILE_READ
+from matcher.pipeline import CHANGED_WHILE_READ
 from matcher.scan import JOURNAL_SUFFIX, ScanOptions, scan
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or sys.platform == "win32",
@@ -159,7 +160,7 @@ def test_journal_write_failing_with_enospc_is_a_clear_error_and_resumable(world,
     with 1, the code for "something matched"."""
     output = work / "r.jsonl"
     calls = {"n": 0}
-    real = scan_module._write_all
+    real = scan_driver.write_all
 
     def failing(handle, data):
         calls["n"] += 1
@@ -168,7 +169,7 @@ def test_journal_write_failing_with_enospc_is_a_clear_error_and_resumable(world,
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(handle, data)
 
-    monkeypatch.setattr(scan_module, "_write_all", failing)
+    monkeypatch.setattr(scan_driver, "write_all", failing)
     assert main(_scan_cli(world, output)) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "--resume" in err and "Traceback" not in err
@@ -320,8 +321,8 @@ def test_pool_worker_exits_once_its_driver_is_gone():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process id that no longer exists
     code = ("import sys, threading, time\n"
-            "from matcher.scan import _watch_driver\n"
-            "threading.Thread(target=_watch_driver, args=(int(sys.argv[1]), 0.05), daemon=True).start()\n"
+            "from matcher.batch import watch_driver\n"
+            "threading.Thread(target=watch_driver, args=(int(sys.argv[1]), 0.05), daemon=True).start()\n"
             "time.sleep(60)\n")
     done = subprocess.run([sys.executable, "-c", code, str(gone.pid)], env=fc.child_env(), timeout=50)
     assert done.returncode == 1

@@ -57,7 +57,9 @@ def test_truncated_images_are_errors_never_partial_hashes(bad, name):
 def test_text_named_jpg_is_not_an_image_and_flagged(bad):
     r = only(hash_file(bad["text_named.jpg"]))
     assert r.mime == "text/plain" and r.extension_mismatch is True
-    assert r.error == "not an image (text/plain)"
+    # the pipeline's one rule: not an error, digests only, and a note saying so
+    assert r.error is None and r.note == "not an image (text/plain); digests only"
+    assert r.sha256 is not None and r.hashes == {}
 
 
 def test_jpeg_named_png_is_hashed_and_flagged(bad):

@@ -371,7 +371,7 @@ def test_scan_finds_edited_copies_through_views(images: dict) -> None:
 
 
 def test_hash_list_index_still_trims_query_borders(images: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from matcher import scan as scan_module
+    from matcher import pipeline as scan_module
 
     regions_asked = []
     real = scan_module.query_view_hashes
@@ -407,8 +407,8 @@ def test_trim_borders_and_regions_can_be_turned_off(images: dict) -> None:
 
 def test_reports_carry_the_view_and_resume_checks_the_new_options(images: dict, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from matcher import scan as scan_module
     from matcher.scan import ScanOptions, run_scan
+    from matcher.scan.engines import local as local_engine
 
     evidence = tmp_path / "evidence"
     evidence.mkdir()
@@ -425,7 +425,7 @@ def test_reports_carry_the_view_and_resume_checks_the_new_options(images: dict, 
     assert manifest["parameters"]["trim_borders"] is True and manifest["parameters"]["regions"] is True
 
     # interrupt a journaled scan after its first entry, then resume it with other view options
-    real = scan_module._results
+    real = local_engine.LocalEngine.results
 
     def interrupted(*args: object, **kwargs: object):
         for number, result in enumerate(real(*args, **kwargs)):  # type: ignore[arg-type]
@@ -433,7 +433,7 @@ def test_reports_carry_the_view_and_resume_checks_the_new_options(images: dict, 
                 raise KeyboardInterrupt
             yield result
 
-    monkeypatch.setattr(scan_module, "_results", interrupted)
+    monkeypatch.setattr(local_engine.LocalEngine, "results", interrupted)
     target = tmp_path / "again.jsonl"
     with pytest.raises(KeyboardInterrupt):
         run_scan([str(evidence)], str(images["viewed"]), ScanOptions(workers=1), str(target), "jsonl")

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 import matcher
+from tests.fault_injection import kill_after_command
 from fixtures import bad_inputs, edit, encode, scene
 from matcher.cli import main
 from matcher.index import KnownIndex
 from matcher.index.importing import known_from_hash_record
 from matcher.known import KnownRecord
-from matcher import scan as scan_module
+from matcher.scan.engines import local as local_engine
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,7 +239,7 @@ def test_library_scan_yields_the_report_records(world, reference):
 
 @pytest.mark.parametrize("parent_helps", [False, True], ids=["pool-only", "parent-scans-while-pool-starts"])
 def test_two_workers_give_the_same_report(world, reference, monkeypatch, parent_helps):
-    monkeypatch.setattr(scan_module, "_PARENT_SCANS_WHILE_STARTING", parent_helps)
+    monkeypatch.setattr(local_engine, "PARENT_SCANS_WHILE_STARTING", parent_helps)
     out, summary = run_report(world, f"two_workers_{parent_helps}.jsonl", workers=2, chunk_size=3)
     assert out.read_bytes() == reference["path"].read_bytes()
     assert summary.to_dict() == reference["summary"].to_dict()
@@ -325,8 +326,8 @@ def child_env(**extra: str) -> dict[str, str]:
 def test_resume_after_sigkill_gives_the_uninterrupted_report(world, reference, tmp_path):
     output = tmp_path / "killed.jsonl"
     journal = Path(str(output) + JOURNAL_SUFFIX)
-    # The test hook makes the scan SIGKILL itself right after journaling 7 entries.
-    first = subprocess.run(scan_command(world, output, "--workers", "1"), env=child_env(_MATCHER_TEST_SIGKILL_AFTER="7"),
+    # The scan SIGKILLs itself right after journaling 7 entries (injected by the test).
+    first = subprocess.run(kill_after_command(7, scan_command(world, output, "--workers", "1")), env=child_env(),
                            capture_output=True, text=True)
     assert first.returncode == -signal.SIGKILL, first.stderr
     assert not output.exists()

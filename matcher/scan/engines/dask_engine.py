@@ -74,17 +74,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import files
-from .errors import MatcherError, UsageError
-from .hashing import describe_error
-from .scan_records import ScanRecord
+from ... import batch, files
+from ...errors import MatcherError, UsageError
+from ...pipeline import describe_error
+from ...index import KnownIndex
+from ...index.shards import ShardCatalog, ShardedIndex, is_sharded, open_any
+from ...scan_records import ScanRecord
+from ..options import FileResult, ScanConfig, ScanOptions
+from ..scanner import HashedEntry, Scanner, open_scanner
 
-if TYPE_CHECKING:
-    from .scan import ScanOptions, _Config, _FileResult, _Scanner
-
-__all__ = ["dask_results", "shard_placement", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
+__all__ = ["DaskEngine", "dask_results", "shard_placement", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
            "LOCAL_ALLOWED_FAILURES"]
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,6 @@ CONNECT_TIMEOUT = 30
 WORKER_TIMEOUT = 120
 #: Seconds between checks that the cluster still has a worker while the scan waits for a task.
 POLL_SECONDS = 5
-# Test hooks (never set them otherwise): a worker that is about to scan an entry with this base name
-# exits at once (os._exit), as a decoder crash would; with the second variable, a file path, only the
-# first worker to create that file does (once across the whole cluster).
-_EXIT_ON_ENV = "_MATCHER_TEST_DASK_EXIT_ON"
-_EXIT_ONCE_ENV = "_MATCHER_TEST_DASK_EXIT_ONCE"
 
 
 def require_distributed() -> None:
@@ -127,34 +123,69 @@ def public_address(address: str) -> str:
     return f"{scheme}://{host}" if sep else host
 
 
+class DaskEngine:
+    """The ``dask`` engine: tasks on a Dask cluster (a local loopback cluster, or ``options.scheduler``)."""
+
+    name = "dask"
+
+    def check(self, paths: Sequence[Any], options: ScanOptions) -> None:
+        """``dask.distributed`` must be installed; with a remote scheduler, evidence paths must be
+        absolute (its workers resolve them on their own machines)."""
+        require_distributed()
+        if options.scheduler is not None:
+            for path in paths:
+                if not os.path.isabs(os.fspath(path)):
+                    raise UsageError(
+                        f"evidence path {os.fsdecode(os.fspath(path))!r} is relative: with a Dask scheduler give "
+                        "absolute paths (the workers resolve them on their own machines)")
+
+    def open_index(self, index_path: str | os.PathLike[str],
+                   options: ScanOptions) -> KnownIndex | ShardedIndex | ShardCatalog:
+        """A single index, opened; a sharded one only described (:class:`ShardCatalog`): its shards are
+        opened by the workers that hold them, never all in this process."""
+        if is_sharded(index_path):
+            return ShardCatalog.read(index_path)
+        return open_any(index_path)
+
+    def facts(self, options: ScanOptions) -> dict[str, Any]:
+        """The engine as the run manifest names it (a scheduler address without credentials)."""
+        if options.scheduler is None:
+            return {"name": "dask", "scheduler": None, "local_cluster_workers": options.worker_count()}
+        return {"name": "dask", "scheduler": public_address(options.scheduler)}
+
+    def results(self, entries: Iterable[files.Entry], config: ScanConfig,
+                index: KnownIndex | ShardedIndex | ShardCatalog | None, options: ScanOptions) -> Iterator[FileResult]:
+        """Every entry's result, in order, from the cluster (``index`` is not used: the workers read
+        every entry and open the index themselves)."""
+        return dask_results(entries, config, options)
+
+
 # --------------------------------------------------------------------------------------------------
 # Worker side
 
 
 _CACHE_SIZE = 2
 _CACHE_LOCK = threading.Lock()
-_SCANNERS: list[tuple[_Config, _Scanner]] = []  # most recently opened first
+_SCANNERS: list[tuple[ScanConfig, Scanner]] = []  # most recently opened first
 _OPENED = 0  # indexes this process has opened (tests check it is one per worker)
 
 
-def _scanner_for(config: _Config) -> _Scanner:
+def _scanner_for(config: ScanConfig) -> Scanner:
     """This worker process's scanner for ``config``: opened at the first task, then reused.
 
     The last :data:`_CACHE_SIZE` configurations are kept, so a long-lived worker serving several scans
     does not hold every index it ever opened; an evicted scanner is dropped (a task still using it
     finishes).
     """
-    from .scan import _worker_scanner
-
-    def open_index(config: _Config) -> _Scanner:
+    def open_index(config: ScanConfig) -> Scanner:
         global _OPENED
         _OPENED += 1
-        return _worker_scanner(config)
+        return open_scanner(config)
 
     return _kept(_SCANNERS, config, open_index)
 
 
-def _kept(cache: list[tuple[_Config, _Scanner]], config: _Config, make: Callable[[_Config], _Scanner]) -> _Scanner:
+def _kept(cache: list[tuple[ScanConfig, Scanner]], config: ScanConfig, make: Callable[[ScanConfig], Scanner]) -> Scanner:
     """The scanner ``cache`` holds for ``config``, else ``make(config)`` kept at its front (the last
     :data:`_CACHE_SIZE` configurations are kept; one lock for every cache of the process)."""
     with _CACHE_LOCK:
@@ -172,48 +203,28 @@ def _opened_indexes() -> int:
     return _OPENED
 
 
-def _test_exit_hook(entry: files.Entry) -> None:
-    target = os.environ.get(_EXIT_ON_ENV)
-    if not target or os.path.basename(entry.path) != os.fsencode(target):
-        return
-    token = os.environ.get(_EXIT_ONCE_ENV)
-    if token:
-        try:
-            os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            return
-    os._exit(70)
-
-
 def _each(step: Callable[[files.Entry], Any], entries: list[files.Entry]) -> list[Any]:
-    """``step`` of every entry of a chunk, in order (the test exit hook before each)."""
-    out = []
-    for entry in entries:
-        _test_exit_hook(entry)
-        out.append(step(entry))
-    return out
+    """``step`` of every entry of a chunk, in order."""
+    return [step(entry) for entry in entries]
 
 
-def _scan_task(config: _Config, entries: list[files.Entry]) -> list[_FileResult]:
+def _scan_task(config: ScanConfig, entries: list[files.Entry]) -> list[FileResult]:
     """A Dask task: the results of a chunk of entries, in order (pure: the same input, the same output)."""
     return _each(_scanner_for(config).scan_entry, entries)
 
 
 # -- sharded indexes: shards placed on workers ------------------------------------------------------
 
-_HASHERS: list[tuple[_Config, _Scanner]] = []  # scanners without an index (hash only), most recent first
+_HASHERS: list[tuple[ScanConfig, Scanner]] = []  # scanners without an index (hash only), most recent first
 
 
-def _hasher_for(config: _Config) -> _Scanner:
+def _hasher_for(config: ScanConfig) -> Scanner:
     """This worker process's hash-only scanner for ``config`` (its sharded index described by a
     :class:`~matcher.index.shards.ShardCatalog`, no shard opened), made at the first task."""
-    from .index.shards import ShardCatalog
-    from .scan import _Scanner
-
-    return _kept(_HASHERS, config, lambda config: _Scanner(ShardCatalog.read(config.index_path), config))
+    return _kept(_HASHERS, config, lambda config: Scanner(ShardCatalog.read(config.index_path), config))
 
 
-def _hash_task(config: _Config, entries: list[files.Entry]) -> list[Any]:
+def _hash_task(config: ScanConfig, entries: list[files.Entry]) -> list[Any]:
     """A Dask task (sharded index): read and hash a chunk of entries; each is a finished result (not
     read, not an image...) or a hashed entry for the shards to answer."""
     return _each(_hasher_for(config).hash_entry, entries)
@@ -275,12 +286,12 @@ class _Replay:
         return answers
 
     def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[Any]]:
-        from .index.shards import merge_digest_results
+        from ...index.shards import merge_digest_results
 
         return merge_digest_results(self._next(("digest", kind, tuple(hex_values))))
 
     def search(self, queries: list[Any], max_distance: int | None = None, *, view: str | None = None) -> list[Any]:
-        from .index.shards import merge_results
+        from ...index.shards import merge_results
 
         return merge_results(self._next(("search", view, max_distance, len(queries))))
 
@@ -294,18 +305,17 @@ class _Replay:
         return [held[i] for i in wanted]
 
 
-def _shard_task(config: _Config, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
+def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
     """A Dask task, run on the worker that holds ``shard``: that shard's answers for every hashed
     entry of a chunk (``None`` for entries already finished). The shard is opened once per process."""
-    from .index.shards import _cached
+    from ...index.shards import _cached
 
-    from .scan import _Hashed
 
     scanner = _hasher_for(config)
     opened = _cached(shard, verify=True)
     out: list[_Recording | None] = []
     for item in hashed:
-        if not isinstance(item, _Hashed):
+        if not isinstance(item, HashedEntry):
             out.append(None)
             continue
         recorder = _Recorder(opened)
@@ -314,14 +324,13 @@ def _shard_task(config: _Config, shard: Any, hashed: list[Any]) -> list[_Recordi
     return out
 
 
-def _finish_task(config: _Config, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[_FileResult]:
+def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[FileResult]:
     """A Dask task: every entry's result from its hashes and all shards' answers, merged exactly."""
-    from .scan import _Hashed
 
     scanner = _hasher_for(config)
     out = []
     for position, item in enumerate(hashed):
-        if not isinstance(item, _Hashed):
+        if not isinstance(item, HashedEntry):
             out.append(item)
             continue
         recordings = [answers[position] for answers in per_shard]
@@ -331,7 +340,7 @@ def _finish_task(config: _Config, hashed: list[Any], per_shard: list[list[_Recor
 
 def _held_shards() -> list[str]:
     """Names of the shards this worker process has open (for tests, via ``Client.run``)."""
-    from .index import shards
+    from ...index import shards
 
     with shards._CACHE_LOCK:
         return sorted(opened.info.name for opened in shards._CACHE.values())
@@ -416,11 +425,11 @@ class _Slot:
 
     def __init__(self, entries: list[files.Entry]) -> None:
         self.entries = entries
-        self.results: list[_FileResult | None] = [None] * len(entries)
+        self.results: list[FileResult | None] = [None] * len(entries)
         self.missing = len(entries)
 
 
-def dask_results(entries: Iterable[files.Entry], config: _Config, options: ScanOptions) -> Iterator[_FileResult]:
+def dask_results(entries: Iterable[files.Entry], config: ScanConfig, options: ScanOptions) -> Iterator[FileResult]:
     """Every entry's result, in the order of ``entries``, computed on a Dask cluster.
 
     The cluster (local, or ``options.scheduler``) is connected to on the first ``next()`` and released
@@ -429,8 +438,6 @@ def dask_results(entries: Iterable[files.Entry], config: _Config, options: ScanO
     fails for a reason other than its worker dying. Meanwhile Dask's own INFO logging (cluster start
     and stop chatter) is held back; its warnings and errors (a worker that died) still come through.
     """
-    from .index.shards import ShardCatalog, is_sharded
-
     catalog = ShardCatalog.read(config.index_path) if is_sharded(config.index_path) else None
     with _distributed_logs_at(logging.WARNING), _session(options) as session:
         placement = None
@@ -457,16 +464,15 @@ def _distributed_logs_at(level: int) -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _ordered(session: _Session, entries: Iterable[files.Entry], config: _Config,
-             chunk_size: int, sharded: tuple[Any, dict[str, str]] | None = None) -> Iterator[_FileResult]:
+def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConfig,
+             chunk_size: int, sharded: tuple[Any, dict[str, str]] | None = None) -> Iterator[FileResult]:
     from distributed import KilledWorker, as_completed
 
-    from .scan import _chunks
 
     client = session.client
     window = max(2, TASKS_PER_THREAD * session.threads)
     token = uuid.uuid4().hex
-    chunks = enumerate(_chunks(entries, chunk_size))
+    chunks = enumerate(batch.chunks(entries, chunk_size))
     slots: dict[int, _Slot] = {}  # submitted and not yet yielded, by position in the walk
     owners: dict[str, tuple[int, int | None]] = {}  # task key -> (slot, suspect entry within it; None: all)
     running: dict[str, Any] = {}  # task key -> future
@@ -635,12 +641,11 @@ def _check(results: Any, batch: list[files.Entry]) -> None:
         raise MatcherError(f"a Dask scan task returned results that do not match its {len(batch)} entries")
 
 
-def _killed_result(entry: files.Entry, attempts: int) -> _FileResult:
+def _killed_result(entry: files.Entry, attempts: int) -> FileResult:
     """The record of an entry whose scan killed its worker process each time."""
-    from .scan import _FileResult
 
     name, raw_hex = files.display_path(entry.path)
     message = (f"the scan worker process died each time it scanned this file ({attempts} attempts; "
                "e.g. a decoder crash): not scanned")
     record = ScanRecord(path=name, status="error", size=entry.size, error=message, path_raw_hex=raw_hex)
-    return _FileResult(entry.path, (record,), None)
+    return FileResult(entry.path, (record,), None)

@@ -1,0 +1,500 @@
+"""The one read-and-hash pipeline: an entry is read once, decoded into frames, each frame into features.
+
+Every command goes through here (``hash``, ``index add``, ``scan``, ``cluster``, ``compare``); they
+differ only in the features they ask for (:class:`FeatureRequest`) and in what they do with them.
+Nothing else in matcher reads or decodes files.
+
+The steps
+---------
+1. **Read** (:func:`read_entry` for walked entries, :func:`read_source` for a path, stream or bytes):
+   the file is opened read-only, never through a link, and read once; the same bytes give MD5,
+   SHA-1 and SHA-256 and, for images (type from magic bytes, :func:`matcher.imaging.sniff`), feed
+   the decoder.
+2. **Decode** (:func:`decode`): images and animations today (:func:`matcher.imaging.iter_frames`,
+   with the pixel and frame limits and JPEG draft decoding of :class:`HashOptions`);
+   video frames sampled in time are one more decoder of frames.
+3. **Frame features** (:func:`frame_features`): per frame and algorithm, the global hash, and as
+   asked its dihedral variants, its known-side views (what images added to an index store) or its
+   query-side views (what a scan searches). :class:`FrameFeatures` has room for a descriptor set with
+   keypoint geometry (local features) and a timestamp (video frames).
+
+One rule for what is not decoded, in every command
+--------------------------------------------------
+* An empty file is an **error** (``"empty file (0 bytes)"``): there is nothing to digest-match
+  either.
+* A file whose content is not an image (whatever its name says; ``extension_mismatch`` flags a
+  misleading name) is **not an error**: it gets its digests, no perceptual hash, and the note
+  ``"not an image (<type>); digests only"``. ``matcher hash`` writes it in the ``note`` column,
+  ``matcher scan`` gives it status ``no_match`` (or ``match``/``known_good`` on a digest match) with
+  that note, ``matcher cluster`` lists it as ``skipped`` (there is nothing to group it by) with that
+  note, and ``matcher compare`` refuses it (it compares images) with a message saying so.
+* An image over ``max_file_bytes`` is digested, not decoded: an **error** saying so.
+* An image that cannot be decoded is an **error** with the decoder's reason; the frames decoded
+  before a failure are kept, and the failure is an extra record naming the frame.
+* Links, FIFOs, sockets and devices met in a walk are never opened: **skipped**, with a note saying
+  what they are; a file swapped for one between the walk and the read is refused the same way.
+* A file that changed while it was read (size or modification time) carries
+  :data:`CHANGED_WHILE_READ` on each of its records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO
+
+from PIL import Image
+
+from . import files, imaging
+from .algorithms import Algorithm, registry
+from .digests import Digests
+from .errors import DecodeError, ImageTooLargeError, MatcherError, NotAFileError, UnsupportedFormatError, UsageError
+from .hashes import Hash
+from .variants import variant_hashes
+from .views import REGION_VIEWS, known_view_hashes, known_views_for, query_view_hashes
+
+__all__ = [
+    "CHANGED_WHILE_READ",
+    "HashOptions",
+    "QueryViews",
+    "FeatureRequest",
+    "FrameFeatures",
+    "Decoded",
+    "EntryFeatures",
+    "describe_error",
+    "draft_size",
+    "keep_if_image",
+    "not_decoded",
+    "with_changed",
+    "frame_features",
+    "decode",
+    "read_entry",
+    "read_source",
+    "first_frame",
+    "region_views_searchable",
+]
+
+log = logging.getLogger(__name__)
+
+#: Said of a file whose size or modification time changed while it was read.
+CHANGED_WHILE_READ = "file changed while it was read (size or modification time differ); values may not match it now"
+
+
+# --------------------------------------------------------------------------------------------------
+# What a run asks for, and what it gets
+
+
+_DECODE_DEFAULTS = imaging.DecodeOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class HashOptions:
+    """How files are decoded and hashed.
+
+    - ``max_pixels``: largest width x height decoded per frame; larger images get an error record.
+    - ``max_frames``: frames hashed per animated or multi-page file (each record names its frame;
+      ``frame_count`` tells how many the file has).
+    - ``apply_exif_orientation``: hash the image as displayed rather than as stored. Off by default:
+      reference hash sets hash the stored pixels.
+    - ``fast``: let JPEGs be decoded at reduced scale (1/2, 1/4, 1/8) when every chosen algorithm
+      tolerates it. PDQ stays within 10 bits of the full decode at quality >= 80; hashes are then no
+      longer bit-identical to other tools' full decodes. Off by default.
+    - ``max_file_bytes``: image files larger than this are digested but not decoded (memory bound).
+    - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
+      border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
+      as images added to an index need. Off by default (it costs about a dozen extra hashes a frame).
+    """
+
+    max_pixels: int = _DECODE_DEFAULTS.max_pixels
+    max_frames: int = _DECODE_DEFAULTS.max_frames
+    apply_exif_orientation: bool = False
+    fast: bool = False
+    max_file_bytes: int = 512 * 1024 * 1024
+    views: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_file_bytes, int) or self.max_file_bytes <= 0:
+            raise UsageError(f"max_file_bytes must be a positive integer, not {self.max_file_bytes!r}")
+        if not isinstance(self.views, bool):
+            raise UsageError(f"views must be True or False, not {self.views!r}")
+        self.decode_options()  # validates the rest
+
+    def decode_options(self) -> imaging.DecodeOptions:
+        """The decoder's share of these options."""
+        return imaging.DecodeOptions(
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            apply_exif_orientation=self.apply_exif_orientation,
+        )
+
+
+
+@dataclass(frozen=True, slots=True)
+class QueryViews:
+    """The query-side views a scan searches (see :func:`matcher.views.query_view_hashes`):
+    ``rotations`` (the eight dihedral variants), ``trim_borders`` (the frame with its uniform
+    borders trimmed) and, for the algorithms named in ``regions``, the top and bottom 88 %."""
+
+    rotations: bool = True
+    trim_borders: bool = True
+    regions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRequest:
+    """The frame features a run asks for.
+
+    - ``algorithms``: the global hash algorithms (registry names), in report order.
+    - ``variants``: each hash's eight dihedral variants too (``FrameFeatures.variants``), as compare
+      and cluster need; off: ``orig`` only.
+    - ``known_views``: each frame's known-side views (``FrameFeatures.known_views``), as images added
+      to an index need.
+    - ``query_views``: each frame's query-side views (``FrameFeatures.variants``), as a scan needs;
+      takes the place of ``variants``.
+    """
+
+    algorithms: tuple[str, ...]
+    variants: bool = False
+    known_views: bool = False
+    query_views: QueryViews | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.algorithms, str) or not self.algorithms:
+            raise UsageError(f"a feature request names its algorithms as a tuple, not {self.algorithms!r}")
+        for name in self.algorithms:
+            registry.get(name)  # UnknownAlgorithmError for a name not registered
+
+    def resolved(self) -> tuple[Algorithm, ...]:
+        """The requested algorithms."""
+        return tuple(registry.get(name) for name in self.algorithms)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFeatures:
+    """What one decoded frame gives.
+
+    ``index`` is ``None`` for a still image, else the 0-based frame number; ``width``/``height`` the
+    full-scale frame size; ``timestamp`` seconds into a video (``None`` for images). ``hashes`` maps
+    each algorithm to the frame's own hash; ``variants`` (as asked) to ``{variant or query view:
+    hash}`` (``orig`` included); ``known_views`` (as asked) to ``{view: hash}``. ``descriptors`` is
+    the frame's local-feature set (keypoints with their geometry and binary descriptors) when a run
+    asks for local features, else ``None``.
+    """
+
+    index: int | None
+    width: int
+    height: int
+    hashes: Mapping[str, Hash]
+    variants: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
+    known_views: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
+    timestamp: float | None = None
+    descriptors: Any = None
+
+    def quality(self, algorithm: str) -> int | None:
+        """The quality of the frame's ``algorithm`` hash (``None`` when it has none)."""
+        value = self.hashes.get(algorithm)
+        return None if value is None else value.quality
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A file's content decoded into frame features.
+
+    ``width``/``height``/``frame_count`` are the header's (``None`` when it could not be read);
+    ``frames`` the frames decoded and hashed, in order; ``error`` why decoding stopped (``None``: it
+    did not), at frame ``failed_frame`` (``None`` for a still image or the file as a whole).
+    """
+
+    width: int | None
+    height: int | None
+    frame_count: int | None
+    frames: tuple[FrameFeatures, ...]
+    error: str | None
+    failed_frame: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFeatures:
+    """One entry read once and decoded: everything a command builds its records from.
+
+    ``path`` is the raw path (``None`` for a stream), ``name`` its text (bytes that are not UTF-8 as
+    ``\\xNN``) and ``raw_hex`` the raw bytes in hex when not UTF-8. ``read`` says whether the content
+    was read (``digests`` are then set); ``skipped`` marks an entry that is never opened (a link, FIFO,
+    socket, device) with ``note`` saying what it is. ``note`` also says why a read file is not decoded
+    (not an image: digests only). ``error`` is the entry's error (unreadable, empty, too large,
+    undecodable, or the failure after some frames, at ``failed_frame``). ``changed``: the file changed
+    while it was read; ``notes``: further facts (its size changed since the walk). ``noatime``:
+    whether ``O_NOATIME`` applied to the read (``None``: not read).
+    """
+
+    path: bytes | None
+    name: str | None
+    raw_hex: str | None
+    size: int | None = None
+    digests: Digests | None = None
+    media: imaging.MediaType | None = None
+    width: int | None = None
+    height: int | None = None
+    frame_count: int | None = None
+    frames: tuple[FrameFeatures, ...] = ()
+    error: str | None = None
+    failed_frame: int | None = None
+    note: str | None = None
+    skipped: bool = False
+    changed: bool = False
+    notes: tuple[str, ...] = ()
+    noatime: bool | None = None
+
+    @property
+    def read(self) -> bool:
+        """Whether the entry's content was read (its digests are known)."""
+        return self.digests is not None
+
+    def file_facts(self) -> dict[str, Any]:
+        """The file fields that hash, scan and cluster records share, as keyword arguments: path (and
+        its raw bytes when not UTF-8), size, sniffed type and extension mismatch, digests, and the
+        header's width, height and frame count."""
+        digests = self.digests
+        return {
+            "path": self.name,
+            "path_raw_hex": self.raw_hex,
+            "size": self.size,
+            "mime": self.media.mime if self.media else None,
+            "extension_mismatch": imaging.extension_mismatch(self.name, self.media) if self.name and self.read else None,
+            "md5": digests.md5 if digests else None,
+            "sha1": digests.sha1 if digests else None,
+            "sha256": digests.sha256 if digests else None,
+            "width": self.width,
+            "height": self.height,
+            "frame_count": self.frame_count,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Small rules every command shares
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message a record carries for an exception met while reading, decoding or hashing."""
+    if isinstance(exc, MatcherError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory while decoding or hashing"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def draft_size(algorithms: Sequence[Algorithm], fast: bool) -> tuple[int, int] | None:
+    """The reduced JPEG decode size every algorithm tolerates when ``fast`` is asked, or ``None`` for
+    a full decode."""
+    if not fast:
+        return None
+    sizes = [a.draft_size for a in algorithms]
+    if any(size is None for size in sizes):
+        return None
+    return (max(s[0] for s in sizes), max(s[1] for s in sizes))  # type: ignore[index]
+
+
+def keep_if_image(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is an image, so its bytes are kept for the decoder."""
+    media = imaging.sniff(head)
+    return media is not None and media.is_image
+
+
+def not_decoded(result: files.ReadResult, media: imaging.MediaType | None, max_file_bytes: int) -> tuple[str | None, str | None]:
+    """Why a read file is not decoded, as ``(error, note)``; ``(None, None)`` when it is to be decoded
+    (the rule of the module documentation)."""
+    if result.size == 0:
+        return "empty file (0 bytes)", None
+    if media is None or not media.is_image:
+        return None, f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
+    if result.data is None:
+        return f"image file of {result.size} bytes is over the limit of {max_file_bytes} bytes; not decoded", None
+    return None, None
+
+
+def with_changed(error: str | None, changed: bool) -> str | None:
+    """``error`` with :data:`CHANGED_WHILE_READ` added when the file ``changed`` while it was read."""
+    if not changed:
+        return error
+    return CHANGED_WHILE_READ if error is None else f"{error}; {CHANGED_WHILE_READ}"
+
+
+def region_views_searchable(algorithm: str, views: Mapping[str, Sequence[str]]) -> bool:
+    """Whether an index holding ``views`` (``{algorithm: view tables}``) has a table that the region
+    query views of ``algorithm`` are searched against (else computing them is wasted)."""
+    held = set(views.get(algorithm, ()))
+    return any(view in held for query in REGION_VIEWS for view in known_views_for(query))
+
+
+# --------------------------------------------------------------------------------------------------
+# Frames
+
+
+def frame_features(image: Image.Image, request: FeatureRequest, full_size: tuple[int, int],
+                   index: int | None = None, timestamp: float | None = None,
+                   algorithms: Sequence[Algorithm] | None = None) -> FrameFeatures:
+    """The features ``request`` asks for of one decoded RGB frame.
+
+    ``full_size`` is the frame's full-scale size (``image`` may be decoded at reduced scale).
+    ``algorithms`` are the request's, when the caller has them resolved already.
+    """
+    algos = tuple(algorithms) if algorithms is not None else request.resolved()
+    size = None if image.size == full_size else full_size  # decoded at reduced scale (draft)
+    hashes: dict[str, Hash] = {}
+    variants: dict[str, dict[str, Hash]] = {}
+    known: dict[str, dict[str, Hash]] = {}
+    for algorithm in algos:
+        name = algorithm.name
+        query = request.query_views
+        if query is not None:
+            views = query_view_hashes(algorithm, image, size, rotations=query.rotations,
+                                      trim_borders=query.trim_borders, regions=name in query.regions)
+            variants[name] = views
+            hashes[name] = views["orig"]
+        elif request.variants:
+            variants[name] = variant_hashes(algorithm, image, size, rotations=True)
+            hashes[name] = variants[name]["orig"]
+        else:
+            hashes[name] = algorithm.hash_image(image, full_size=size)
+        if request.known_views:
+            known[name] = known_view_hashes(algorithm, image, size, main=hashes[name])
+    return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp)
+
+
+def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOptions) -> Decoded:
+    """Decode ``source`` (a file's bytes, or a Pillow image) and compute every frame's features.
+
+    ``options``: pixel and frame limits, EXIF orientation, ``fast``. Never raises for what is wrong with the content: a failure is the
+    result's ``error`` (after the frames decoded before it).
+    """
+    algorithms = request.resolved()
+    decode_options = options.decode_options()
+    width = height = frame_count = None
+    try:
+        if isinstance(source, Image.Image):
+            width, height = source.width, source.height
+            frame_count = int(getattr(source, "n_frames", 1) or 1)
+        else:
+            info, image = imaging.open_image(source, decode_options)
+            image.close()
+            width, height, frame_count = info.width, info.height, info.frame_count
+        frames_iter = imaging.iter_frames(source, decode_options, draft_size=draft_size(algorithms, options.fast))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
+        log.debug("cannot decode: %s", exc)
+        return Decoded(width, height, frame_count, (), describe_error(exc), None)
+    frames: list[FrameFeatures] = []
+    current: int | None = None
+    try:
+        for frame in frames_iter:
+            current = frame.index
+            frames.append(frame_features(frame.image, request, (frame.width, frame.height), frame.index,
+                                         algorithms=algorithms))
+    except Exception as exc:  # noqa: BLE001
+        multi = frame_count not in (None, 1)
+        failed = (0 if current is None else current + 1) if multi else None
+        log.debug("cannot decode or hash frame %s: %s", failed, exc)
+        return Decoded(width, height, frame_count, tuple(frames), describe_error(exc), failed)
+    finally:
+        frames_iter.close()
+    if not frames:
+        return Decoded(width, height, frame_count, (), "no frame could be decoded", None)
+    return Decoded(width, height, frame_count, tuple(frames), None, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entries
+
+
+def _from_read(base: EntryFeatures, result: files.ReadResult, request: FeatureRequest, options: HashOptions) -> EntryFeatures:
+    """The features of a read file: the rule of the module documentation, then the decoder."""
+    media = imaging.sniff(result.head)
+    entry = replace(base, size=result.size, digests=result.digests, media=media, changed=result.changed,
+                    noatime=result.noatime)
+    error, note = not_decoded(result, media, options.max_file_bytes)
+    if error is not None or note is not None or result.data is None:
+        return replace(entry, error=error, note=note)
+    decoded = decode(result.data, request, options)
+    return replace(entry, width=decoded.width, height=decoded.height, frame_count=decoded.frame_count,
+                   frames=decoded.frames, error=decoded.error, failed_frame=decoded.failed_frame)
+
+
+def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions) -> EntryFeatures:
+    """Read one walked entry once and decode it into frame features. Never raises for a problem of the entry itself."""
+    name, raw_hex = files.display_path(entry.path)
+    base = EntryFeatures(entry.path, name, raw_hex, size=entry.size)
+    if entry.kind != "file":
+        skipped, message = entry.not_read()
+        if skipped:
+            return replace(base, skipped=True, note=message)
+        return replace(base, error=message)
+    try:
+        result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+    except NotAFileError as exc:  # swapped for a link, FIFO or device after the walk: never read
+        return replace(base, skipped=True, note=str(exc))
+    except MatcherError as exc:
+        return replace(base, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the batch
+        log.debug("%s: %s", name, exc, exc_info=True)
+        return replace(base, error=describe_error(exc))
+    out = _from_read(base, result, request, options)
+    if entry.size is not None and result.size != entry.size:  # rewritten or replaced since the walk
+        out = replace(out, notes=(f"size changed between listing ({entry.size} bytes) and reading "
+                                  f"({result.size} bytes); the values are those of the content read",))
+    return out
+
+
+def read_source(read: Callable[..., files.ReadResult], source: str | bytes | os.PathLike[str] | BinaryIO,
+                name: str | None, raw_hex: str | None, request: FeatureRequest, options: HashOptions,
+                path: bytes | None = None) -> EntryFeatures:
+    """Read ``source`` once with ``read`` (:func:`matcher.files.read_file` for a path,
+    :func:`matcher.files.read_stream` for a stream) and decode it. A file that cannot be read gets
+    the error; nothing else raises for a problem of the content."""
+    base = EntryFeatures(path, name, raw_hex)
+    try:
+        result = read(source, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+    except MatcherError as exc:
+        return replace(base, error=str(exc))
+    return _from_read(base, result, request, options)
+
+
+def first_frame(value: str | os.PathLike[str] | Image.Image, name: str, request: FeatureRequest,
+                options: HashOptions) -> FrameFeatures:
+    """The features of the first frame of an image file (read once, read-only) or a Pillow image, for
+    commands that take one image and fail as a whole (``compare``).
+
+    The same rule as every command applies, but as exceptions naming ``name``:
+    :class:`~matcher.errors.FileReadError`/:class:`~matcher.errors.NotAFileError` for a file that
+    cannot be read, :class:`~matcher.errors.UnsupportedFormatError` for an empty file or one that is
+    not an image, :class:`~matcher.errors.ImageTooLargeError` for an image over ``max_file_bytes``,
+    and a :class:`~matcher.errors.DecodeError` subclass for one that cannot be decoded.
+    """
+    source: bytes | Image.Image
+    if isinstance(value, Image.Image):
+        source = value
+    else:
+        result = files.read_file(value, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+        error, note = not_decoded(result, imaging.sniff(result.head), options.max_file_bytes)
+        if result.size == 0:
+            raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
+        if note is not None:
+            raise UnsupportedFormatError(f"{name}: {note.split(';')[0]}")
+        if error is not None or result.data is None:
+            raise ImageTooLargeError(f"{name}: {error}")
+        source = result.data
+    algorithms = request.resolved()
+    frames = imaging.iter_frames(source, options.decode_options(), draft_size=draft_size(algorithms, options.fast))
+    try:
+        frame = next(frames)
+    except StopIteration:
+        raise DecodeError(f"{name}: no frame could be decoded") from None
+    except MatcherError as exc:
+        if isinstance(exc, DecodeError):  # the decoder's messages say "image ...": name the file
+            raise type(exc)(f"{name}: {exc}") from exc
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else the decoder raises is a decode failure
+        raise DecodeError(f"{name}: cannot decode: {type(exc).__name__}: {exc}") from exc
+    finally:
+        frames.close()
+    return frame_features(frame.image, request, (frame.width, frame.height), frame.index, algorithms=algorithms)

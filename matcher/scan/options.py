@@ -1,0 +1,282 @@
+"""The scan's public values and its resolved configuration.
+
+:class:`ScanOptions` (what the caller asks for), :class:`ScanProgress` and :class:`ScanSummary` (what
+a run reports), the exit codes of ``matcher scan``, and :class:`ScanConfig`: the options resolved
+against an index and validated, which is all that a worker needs (picklable). :class:`FileResult` is
+one walked entry's records as the engines hand them back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..algorithms import registry
+from ..errors import UsageError
+from ..hashing import HashOptions
+from ..scan_records import ScanRecord
+
+__all__ = [
+    "ENGINES",
+    "ScanOptions",
+    "ScanProgress",
+    "ScanSummary",
+    "ScanConfig",
+    "FileResult",
+    "IndexFacts",
+    "resolve_config",
+    "JOURNAL_SUFFIX",
+    "MANIFEST_SUFFIX",
+    "EXIT_NO_MATCH",
+    "EXIT_MATCH",
+    "EXIT_FATAL",
+]
+
+#: Appended to the output path to name the resumable journal.
+JOURNAL_SUFFIX = ".partial"
+#: Appended to the output path to name the run manifest.
+MANIFEST_SUFFIX = ".manifest.json"
+#: Exit code: the scan completed and no record has status ``match``.
+EXIT_NO_MATCH = 0
+#: Exit code: the scan completed and at least one record has status ``match``.
+EXIT_MATCH = 1
+#: Exit code: bad usage or a fatal error.
+EXIT_FATAL = 2
+#: The scan engines: in this process or a process pool on this machine, or tasks on a Dask cluster.
+ENGINES = ("local", "dask")
+
+
+# Public values
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """How a scan hashes and matches.
+
+    - ``algorithms``: perceptual algorithms to hash and match with (names or one comma-separated
+      string); ``None``: every algorithm the index holds. Each must be held by the index.
+    - ``max_distances``: per-algorithm largest distance counted as a match (``<=``); algorithms not
+      named use their ``default_max_distance``.
+    - ``rotations``: also try the eight rotations/flips of every frame (on by default).
+    - ``trim_borders``: also try every frame with its uniform borders (letterbox, pillarbox,
+      padding) trimmed, when it has any (on by default).
+    - ``regions``: also try the top and bottom 88 % of every frame (caption banners), against the
+      index's view tables of those regions (on by default; costs nothing for an index without them).
+    - ``workers``: processes hashing in parallel; ``1`` (the default): in this process, no process is
+      started (a library call never starts processes unless asked); ``None``: ``os.cpu_count()``.
+      With the dask engine: the size of the local cluster (a scheduler's cluster has the workers it
+      has).
+    - ``matches_only``: report only records with status ``match`` (the run's counts still cover
+      every file).
+    - ``hash_options``: decoding options (pixel and frame limits, EXIF orientation, ``fast`` draft
+      decoding of JPEGs).
+    - ``chunk_size``: entries sent to a worker at a time (one task of the Dask engine).
+    - ``engine``: ``"local"`` (a process pool on this machine) or ``"dask"`` (tasks on a Dask cluster;
+      needs ``pip install 'dask[distributed]'``, checked when the scan starts). Both give the same
+      records in the same order.
+    - ``scheduler``: with ``engine="dask"``, the address of a running Dask scheduler (e.g.
+      ``"tcp://10.0.0.5:8786"``); ``None`` starts a local cluster of ``workers`` processes listening
+      on the loopback interface only. Its workers must read the evidence and the index at the same
+      paths as this process (shared storage), so the evidence paths must then be absolute.
+    """
+
+    algorithms: tuple[str, ...] | str | None = None
+    max_distances: Mapping[str, int] = field(default_factory=dict)
+    rotations: bool = True
+    trim_borders: bool = True
+    regions: bool = True
+    workers: int | None = 1
+    matches_only: bool = False
+    hash_options: HashOptions = field(default_factory=HashOptions)
+    chunk_size: int = 4
+    engine: str = "local"
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown scan engine {self.engine!r} (known: {', '.join(ENGINES)})")
+        if self.scheduler is not None:
+            if not isinstance(self.scheduler, str) or not self.scheduler.strip():
+                raise UsageError(f"scheduler must be a Dask scheduler address, not {self.scheduler!r}")
+            if self.engine != "dask":
+                raise UsageError("a scheduler address needs the dask engine (--engine dask)")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise UsageError(f"workers must be a positive integer or None, not {self.workers!r}")
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise UsageError(f"chunk_size must be a positive integer, not {self.chunk_size!r}")
+        if not isinstance(self.hash_options, HashOptions):
+            raise UsageError(f"hash_options must be HashOptions, not {type(self.hash_options).__name__}")
+        for name, value in dict(self.max_distances).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise UsageError(f"max distance of {name} must be a non-negative integer, not {value!r}")
+
+    def worker_count(self) -> int:
+        """The number of worker processes this scan uses (1: in-process)."""
+        return self.workers if self.workers is not None else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """Progress of :func:`run_scan`: ``done`` entries of ``total`` (``None`` when not counted),
+    ``resumed`` of them taken from the journal, ``elapsed`` seconds of this run."""
+
+    done: int
+    total: int | None
+    resumed: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """What a completed :func:`run_scan` did.
+
+    ``files``: walked entries (every file, link, FIFO, ... met). ``records``: records written to the
+    report (after ``matches_only``). ``files_by_status``: each entry counted once under its records'
+    highest-precedence status; ``records_by_status``: every record (before ``matches_only``).
+    ``images``: files whose content is an image type. ``matches_by_list`` / ``matches_by_category``:
+    files with status ``match`` having at least one match in that list / category (``"none"`` for
+    records without category); known-good records are not counted. ``noatime_files`` /
+    ``atime_files``: regular files read with / without ``O_NOATIME``. ``resumed_files``: entries taken
+    from an earlier, interrupted run's journal. ``output``/``manifest``: paths written (``None`` for
+    standard output / no manifest).
+    """
+
+    files: int
+    records: int
+    images: int
+    files_by_status: dict[str, int]
+    records_by_status: dict[str, int]
+    matches_by_list: dict[str, int]
+    matches_by_category: dict[str, int]
+    noatime_files: int
+    atime_files: int
+    resumed_files: int
+    started_at: str
+    finished_at: str
+    elapsed_seconds: float
+    output: str | None
+    manifest: str | None
+
+    @property
+    def matched_files(self) -> int:
+        """Entries with status ``match``."""
+        return self.files_by_status.get("match", 0)
+
+    @property
+    def errors(self) -> int:
+        """Entries with status ``error``."""
+        return self.files_by_status.get("error", 0)
+
+    @property
+    def skipped(self) -> int:
+        """Entries with status ``skipped``."""
+        return self.files_by_status.get("skipped", 0)
+
+    @property
+    def exit_code(self) -> int:
+        """:data:`EXIT_MATCH` when anything matched, else :data:`EXIT_NO_MATCH`."""
+        return EXIT_MATCH if self.matched_files else EXIT_NO_MATCH
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts (as in the run manifest)."""
+        return {
+            "files": self.files,
+            "records": self.records,
+            "images": self.images,
+            "files_by_status": dict(self.files_by_status),
+            "records_by_status": dict(self.records_by_status),
+            "matched_files": self.matched_files,
+            "matches_by_list": dict(self.matches_by_list),
+            "matches_by_category": dict(self.matches_by_category),
+            "noatime_files": self.noatime_files,
+            "atime_files": self.atime_files,
+            "resumed_files": self.resumed_files,
+        }
+
+
+class IndexFacts(Protocol):
+    """What :func:`resolve_config` reads of an index (an open index or a shard catalogue)."""
+
+    @property
+    def algorithms(self) -> tuple[str, ...]: ...
+
+    @property
+    def generation(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """Everything a worker needs, resolved and validated in the parent (picklable)."""
+
+    index_path: str
+    index_generation: int
+    algorithms: tuple[str, ...]
+    max_distances: dict[str, int]
+    rotations: bool
+    hash_options: HashOptions
+    trim_borders: bool = True
+    regions: bool = True
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters that decide the report's content (journal header and run manifest)."""
+        ho = self.hash_options
+        return {
+            "algorithms": list(self.algorithms),
+            "max_distances": dict(self.max_distances),
+            "rotations": self.rotations,
+            "trim_borders": self.trim_borders,
+            "regions": self.regions,
+            "fast": ho.fast,
+            "max_pixels": ho.max_pixels,
+            "max_frames": ho.max_frames,
+            "exif_orientation": ho.apply_exif_orientation,
+            "max_file_bytes": ho.max_file_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One walked entry's records, and whether O_NOATIME applied to its read (``None``: not read)."""
+
+    path: bytes
+    records: tuple[ScanRecord, ...]
+    noatime: bool | None
+
+
+def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> ScanConfig:
+    """The scan's configuration: ``options`` resolved against the index (its algorithms, generation)
+    and checked; :class:`~matcher.errors.UsageError` for an option the index cannot serve."""
+    if options.algorithms is None:
+        chosen = tuple(index.algorithms)
+    else:
+        chosen = tuple(a.name for a in registry.resolve(options.algorithms))
+    if not chosen:
+        raise UsageError("no algorithm to scan with")
+    missing = [name for name in chosen if name not in index.algorithms]
+    if missing:
+        raise UsageError(
+            f"the index {index_path} holds no {', '.join(missing)} hashes (it indexes {', '.join(index.algorithms)})"
+        )
+    distances: dict[str, int] = {}
+    for name, value in dict(options.max_distances).items():
+        algorithm = registry.get(name)
+        if name not in chosen:
+            raise UsageError(f"--max-distance names {name}, which this scan does not use ({', '.join(chosen)})")
+        if value > algorithm.bit_length:
+            raise UsageError(f"max distance of {name} ({value}) exceeds its {algorithm.bit_length} bits")
+        distances[name] = value
+    for name in chosen:
+        distances.setdefault(name, int(registry.get(name).default_max_distance))
+    return ScanConfig(
+        index_path=os.path.abspath(index_path),
+        index_generation=index.generation,
+        algorithms=chosen,
+        max_distances={name: distances[name] for name in chosen},
+        rotations=bool(options.rotations),
+        hash_options=options.hash_options,
+        trim_borders=bool(options.trim_borders),
+        regions=bool(options.regions),
+    )

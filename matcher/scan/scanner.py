@@ -1,0 +1,143 @@
+"""The per-entry scanner: read one walked entry, hash its frames into query views, match them.
+
+:meth:`Scanner.scan_entry` is :meth:`Scanner.hash_entry` (read and hash, no index) followed by
+:meth:`Scanner.finish` (match against an index with :class:`~matcher.scan.matching.Matcher`); the
+Dask engine runs the two halves on different workers for sharded indexes. Nothing about one entry
+makes these raise: a problem of the entry becomes its record's ``error``. Only a failure of the index
+itself (a :class:`~matcher.errors.MatcherError`) propagates, and stops the scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from .. import files
+from ..errors import IndexStoreError, MatcherError
+from ..index.shards import open_any
+from ..pipeline import (
+    EntryFeatures,
+    FeatureRequest,
+    QueryViews,
+    describe_error,
+    frame_features,
+    read_entry,
+    region_views_searchable,
+)
+from ..scan_records import ScanRecord
+from .matching import Matcher
+from .options import FileResult, ScanConfig
+
+if TYPE_CHECKING:
+    from ..index import KnownIndex
+    from ..index.shards import ShardCatalog, ShardedIndex
+
+__all__ = ["HashedEntry", "Scanner", "open_scanner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HashedEntry:
+    """A read and hashed entry waiting to be matched (picklable: the Dask engine sends it to shards).
+
+    ``base`` is the entry's record before matching (file facts, status ``no_match``); ``entry`` what
+    the pipeline read, with each frame's query views in :attr:`FrameFeatures.variants`.
+    """
+
+    path: bytes
+    base: ScanRecord
+    entry: EntryFeatures
+
+    @property
+    def noatime(self) -> bool | None:
+        """Whether ``O_NOATIME`` applied to the read."""
+        return self.entry.noatime
+
+
+class Scanner:
+    """Reads, hashes and matches entries against one open index (one per worker process).
+
+    ``index`` may also be a :class:`~matcher.index.shards.ShardCatalog` (only its ``views`` are read
+    here) when the matching is done elsewhere with :meth:`finish`.
+    """
+
+    def __init__(self, index: KnownIndex | ShardedIndex | ShardCatalog, config: ScanConfig) -> None:
+        self.index = index
+        self.config = config
+        # the view tables a search can find something in, per algorithm
+        views = {name: frozenset(index.views.get(name, ())) for name in config.algorithms}
+        self.matcher = Matcher(config, views)
+        # region query views only where the index has a view table they are searched against
+        regions = frozenset(name for name in config.algorithms
+                            if config.regions and region_views_searchable(name, index.views))
+        self.request = FeatureRequest(
+            config.algorithms,
+            query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
+        )
+
+    def warm_up(self) -> None:
+        """Hash a tiny blank image with every algorithm, so that compiled kernels are loaded."""
+        frame_features(Image.new("RGB", (32, 32)), self.request, (32, 32))
+
+    # -- entries ---------------------------------------------------------------------------------
+
+    def scan_entry(self, entry: files.Entry) -> FileResult:
+        """Every record of one walked entry; never raises for a problem of the entry itself."""
+        hashed = self.hash_entry(entry)
+        return hashed if isinstance(hashed, FileResult) else self.finish(hashed, self.index)
+
+    def hash_entry(self, entry: files.Entry) -> FileResult | HashedEntry:
+        """The first half of :meth:`scan_entry`: read and hash, no index. A :class:`FileResult` when the
+        entry is done without matching (never read, unreadable), else the :class:`HashedEntry` that
+        :meth:`finish` matches. Never raises for a problem of the entry itself."""
+        read = read_entry(entry, self.request, self.config.hash_options)
+        facts = read.file_facts()
+        if read.skipped:
+            record = ScanRecord(path=read.name, status="skipped", size=read.size, notes=(read.note or "",),
+                                path_raw_hex=read.raw_hex)
+            return FileResult(entry.path, (record,), None)
+        if not read.read:  # could not be read: nothing to match
+            record = ScanRecord(path=read.name, status="error", size=read.size, error=read.error,
+                                path_raw_hex=read.raw_hex)
+            return FileResult(entry.path, (record,), None)
+        return HashedEntry(entry.path, ScanRecord(status="no_match", **facts), read)
+
+    def finish(self, hashed: HashedEntry, index: Any) -> FileResult:
+        """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
+        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
+        try:
+            records = self.matcher.match(index, hashed.base, hashed.entry)
+        except MatcherError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: %s", hashed.base.path, exc, exc_info=True)
+            record = ScanRecord(path=hashed.base.path, status="error", size=hashed.base.size,
+                                error=describe_error(exc), path_raw_hex=hashed.base.path_raw_hex)
+            return FileResult(hashed.path, (record,), None)
+        return FileResult(hashed.path, tuple(records), hashed.noatime)
+
+
+def open_scanner(config: ScanConfig) -> Scanner:
+    """A worker process's scanner: the index opened read-only (the generation the scan started
+    with), FAISS single-threaded for the process. Raises only :class:`MatcherError`."""
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        index = open_any(config.index_path)
+        if index.generation != config.index_generation:
+            generation = index.generation
+            index.close()
+            raise IndexStoreError(
+                f"{config.index_path}: the index changed while the scan started (generation "
+                f"{generation}, expected {config.index_generation}); run the scan again")
+        return Scanner(index, config)
+    except MatcherError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise IndexStoreError(f"{config.index_path}: worker could not open the index: {describe_error(exc)}") from None
+
