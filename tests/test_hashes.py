@@ -6,7 +6,7 @@ import imagehash
 import pytest
 from PIL import Image
 
-from matcher import Hash, HashFormatError, hash_image
+from matcher import Hash, HashFormatError, hash_image, registry
 from tests.conftest import smooth_rgb
 
 PDQ_HEX = "df083a3b12a10d32646ae5944b56cd29f4c0ed4d3ddbc61c2abf167ccc2d15d6"
@@ -39,9 +39,19 @@ def test_equality_ignores_quality_and_hashes_alike():
     [("", "empty"), ("xyz", "not hex"), ("abc", "odd length"), ("00" * 31, "too short"), ("00" * 33, "too long")],
 )
 def test_malformed_hex_is_refused_with_a_clear_error(text, why):
-    with pytest.raises(HashFormatError) as err:
-        Hash.from_hex("pdq", text)
-    assert "pdq" in str(err.value), why
+    for read in (lambda: registry.hash_from_hex("pdq", text), lambda: Hash.from_hex("pdq", text, bit_length=256)):
+        with pytest.raises(HashFormatError) as err:
+            read()
+        assert "pdq" in str(err.value), why
+
+
+def test_from_hex_checks_the_length_only_when_told_it():
+    """Hash (a leaf module) knows no algorithm: the registry, or the caller, gives the length."""
+    assert Hash.from_hex("pdq", "00" * 31).bit_length == 248
+    assert registry.hash_from_hex("custom", "00" * 3).bit_length == 24  # not registered: not checked
+    assert registry.hash_from_hex("phash", "ab" * 8, 7) == Hash("phash", b"\xab" * 8)
+    with pytest.raises(HashFormatError, match="16 hex digits"):
+        registry.hash_from_hex("phash", "ab" * 9)
 
 
 def test_comparing_different_algorithms_or_lengths_is_an_error():
