@@ -23,7 +23,7 @@ from matcher.formats.scan_report import (
     csv_columns,
 )
 from matcher.hashes import Hash
-from matcher.known import ImportProblem
+from matcher.known import ImportProblem, KnownRecord
 from matcher.scan_records import ScanMatch, ScanRecord
 
 ALGOS = ["pdq", "phash"]
@@ -320,3 +320,45 @@ def test_view_in_jsonl_csv_and_vics() -> None:
 
     media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
     assert "pdq distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Byte-identical output. Recorded from matcher before the per-algorithm facts replaced the "pdq"
+# special cases (issue 15): reports and exports must not change by a byte, column order included.
+
+GOLDEN_PDQ = Hash("pdq", bytes(range(32)), 93)
+GOLDEN_PHASH = Hash("phash", bytes(range(8, 16)))
+GOLDEN_RECORDS = [
+    ScanRecord("/e/a.png", "match", hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH}, pdq_quality=93,
+               matches=(ScanMatch("pdq", 4, "rot90", 7, "agency", 1, "s1"),), notes=("n",)),
+    ScanRecord("/e/b.gif", "no_match", frame=0, frame_count=2, hashes={"phash": GOLDEN_PHASH}),
+    ScanRecord("/e/b.gif", "error", frame=1, frame_count=2, error="broken"),
+]
+GOLDEN_KNOWN = [KnownRecord(hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH}, md5="a" * 32, name="k", category=2)]
+
+
+GOLDEN_OUTPUT = {
+    'scan-jsonl' : '{"path": "/e/a.png", "frame": null, "frame_count": null, "size": null, "mime": null, "extension_mismatch": null, "width": null, "height": null, "md5": null, "sha1": null, "sha256": null, "pdq": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "phash": "08090a0b0c0d0e0f", "pdq_quality": 93, "status": "match", "matches": [{"algorithm": "pdq", "distance": 4, "variant": "rot90", "view": null, "record": 7, "list": "agency", "category": 1, "series": "s1"}], "error": null, "notes": ["n"], "path_raw_hex": null}\n{"path": "/e/b.gif", "frame": 0, "frame_count": 2, "size": null, "mime": null, "extension_mismatch": null, "width": null, "height": null, "md5": null, "sha1": null, "sha256": null, "pdq": null, "phash": "08090a0b0c0d0e0f", "pdq_quality": null, "status": "no_match", "matches": [], "error": null, "notes": [], "path_raw_hex": null}\n{"path": "/e/b.gif", "frame": 1, "frame_count": 2, "size": null, "mime": null, "extension_mismatch": null, "width": null, "height": null, "md5": null, "sha1": null, "sha256": null, "pdq": null, "phash": null, "pdq_quality": null, "status": "error", "matches": [], "error": "broken", "notes": [], "path_raw_hex": null}\n' ,
+    'scan-csv' : 'path,frame,frame_count,size,mime,extension_mismatch,width,height,md5,sha1,sha256,pdq,phash,pdq_quality,status,match_algorithm,match_distance,match_variant,match_record,match_list,match_category,match_series,match_count,error,notes,path_raw_hex,match_view\n/e/a.png,,,,,,,,,,,000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f,08090a0b0c0d0e0f,93,match,pdq,4,rot90,7,agency,1,s1,1,,n,,\n/e/b.gif,0,2,,,,,,,,,,08090a0b0c0d0e0f,,no_match,,,,,,,,0,,,,\n/e/b.gif,1,2,,,,,,,,,,,,error,,,,,,,,0,broken,,,\n' ,
+    'scan-vics' : '{"@odata.context": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases", "value": [\n{"SourceApplicationName": "matcher", "SourceApplicationVersion": "{version}", "Media": [\n{"MediaID": 1, "Category": 1, "IsPrecategorized": true, "Series": "s1", "MediaFiles": [{"FileName": "a.png", "FilePath": "/e"}], "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}, {"HashName": "phash", "HashValue": "08090a0b0c0d0e0f"}], "Comments": "matcher scan: match; nearest match pdq distance 4 as rot90 to record 7 of list \'agency\' (category 1, series \'s1\'); PDQ quality 93; notes: n"},\n{"MediaID": 2, "Category": null, "IsPrecategorized": false, "MediaFiles": [{"FileName": "b.gif", "FilePath": "/e"}], "AlternativeHashes": [{"HashName": "phash", "HashValue": "08090a0b0c0d0e0f"}], "Comments": "matcher scan: error; hashes of frame 0 of 2; error: frame 1: broken"}\n]}\n]}\n' ,
+    'vics' : '{"@odata.context": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media", "value": [\n{"Category": 2, "MD5": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}, {"HashName": "phash", "HashValue": "08090a0b0c0d0e0f"}], "MediaFiles": [{"FileName": "k"}]}\n]}\n' ,
+    'pdq-hex' : '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f,93,k\n' ,
+    'matcher-csv' : 'name,size,md5,sha1,sha256,photodna,category,series,comment,phash,dhash,ahash,whash,pdq,pdq_quality,extra\nk,,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,,,,2,,,08090a0b0c0d0e0f,,,,000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f,93,{}\n' ,
+    'matcher-jsonl' : '{"name": "k", "size": null, "md5": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "sha1": null, "sha256": null, "photodna": null, "category": 2, "series": null, "comment": null, "pdq": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "phash": "08090a0b0c0d0e0f", "pdq_quality": 93, "extra": {}}\n' ,
+}
+
+
+def test_reports_and_exports_are_byte_identical_to_before() -> None:
+    import matcher
+    from matcher.formats.registry import write_records
+
+    for name, writer in SCAN_WRITERS.items():
+        stream = io.StringIO()
+        with writer(stream, ["pdq", "phash"]) as w:
+            for record in GOLDEN_RECORDS:
+                w.write(record)
+        assert stream.getvalue() == GOLDEN_OUTPUT["scan-" + name].replace("{version}", matcher.__version__), name
+    for fmt in ("vics", "pdq-hex", "matcher-csv", "matcher-jsonl"):
+        out = io.BytesIO()
+        write_records(GOLDEN_KNOWN, out, fmt)
+        assert out.getvalue().decode() == GOLDEN_OUTPUT[fmt], fmt

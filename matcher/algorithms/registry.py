@@ -17,8 +17,8 @@ from .pdq import PDQ_ALGORITHM
 
 __all__ = ["Registry", "registry", "BUILT_IN"]
 
-#: The built-in algorithms, in registration order.
-BUILT_IN: tuple[Algorithm, ...] = (PDQ_ALGORITHM, PHASH, DHASH, AHASH, WHASH)
+#: The built-in algorithms, in registration order (the order of export columns and messages: keep it).
+BUILT_IN: tuple[Algorithm, ...] = (PHASH, DHASH, AHASH, WHASH, PDQ_ALGORITHM)
 
 
 class Registry:
