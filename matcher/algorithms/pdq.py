@@ -222,7 +222,7 @@ def _bits_from_dct(b: np.ndarray) -> bytes:
     median = np.sort(b, axis=None)[127]
     bits = (b > median).astype(np.uint32)
     words = (bits << np.arange(16, dtype=np.uint32)).sum(axis=1).astype(">u2")
-    return words[::-1].tobytes()
+    return bytes(words[::-1].tobytes())
 
 
 def _dct_variants(b: np.ndarray) -> dict[str, np.ndarray]:

@@ -3,7 +3,8 @@
 ``matcher-hash-jsonl`` reads what ``matcher hash`` writes (see
 :meth:`matcher.hashing.HashRecord.to_dict`): every algorithm column that is present and not null
 becomes a hash, with its quality from the algorithm's quality column (its registered
-``quality_field``, PDQ's ``pdq_quality``; else a ``<algorithm>_quality`` column), ``md5``/``sha1``/``sha256`` the digests,
+``quality_field``, PDQ's ``pdq_quality``; else a ``<algorithm>_quality`` column),
+``md5``/``sha1``/``sha256`` the digests,
 ``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``, ``mime``,
 ``path_raw_hex`` and ``error`` go to ``extra`` when set. A line with an ``error`` and no hash or
 digest is reported as a problem and skipped (the file could not be hashed). No writer here:

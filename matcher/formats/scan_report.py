@@ -287,7 +287,9 @@ def _media_object(records: Sequence[ScanRecord], media_id: int) -> dict[str, Any
         media["MediaSize"] = size
     if first.path is not None:
         media["MediaFiles"] = [{"FileName": os.path.basename(first.path), "FilePath": os.path.dirname(first.path)}]
-    alternatives = [{"HashName": vics_hash_name(name), "HashValue": value.hex()} for name, value in chosen.hashes.items()]
+    alternatives = [
+        {"HashName": vics_hash_name(name), "HashValue": value.hex()} for name, value in chosen.hashes.items()
+    ]
     if alternatives:
         media["AlternativeHashes"] = alternatives
     media["Comments"] = _comments(records, chosen, best, status)

@@ -231,7 +231,7 @@ class DigestListFormat(Format):
 
     name = "digest-list"
     description = "md5sum/sha1sum/sha256sum output or plain MD5/SHA-1/SHA-256 lists (type from hex length)"
-    extensions = (".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum", ".txt")
+    extensions: tuple[str, ...] = (".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum", ".txt")
     can_write = True
     #: Digest kind by hex length.
     lengths: dict[int, str] = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -251,7 +251,11 @@ class DigestListFormat(Format):
             except ValueError as exc:
                 reporter.report(number, str(exc))
                 continue
-            yield KnownRecord(name=name, source=reporter.where(number), **{kind: digest})
+            digests = {"md5": None, "sha1": None, "sha256": None} | {kind: digest}
+            yield KnownRecord(
+                name=name, source=reporter.where(number),
+                md5=digests["md5"], sha1=digests["sha1"], sha256=digests["sha256"],
+            )
 
     def _kind(self, hex_text: str) -> str:
         kind = self.lengths.get(len(hex_text))
