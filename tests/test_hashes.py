@@ -74,3 +74,20 @@ def test_imagehash_hex_is_interchangeable():
         assert str(ours[name]) == str(theirs), name
         assert Hash.from_hex(name, str(theirs)) == ours[name]
         assert imagehash.hex_to_hash(str(ours[name])) == theirs
+
+
+def test_hex_typed_by_a_user_is_checked_against_the_algorithm(tmp_path, capsys):
+    """The command line reads hashes with the registry's length check: a short PDQ hash in a query
+    batch is that line's error (the others are answered), and ``compare`` refuses it clearly."""
+    import json
+
+    from matcher.cli import main
+
+    assert main(["index", "create", str(tmp_path / "idx")]) == 0
+    assert main(["index", "query", str(tmp_path / "idx"), "ab" * 31, "ab" * 32]) == 0
+    short, good = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert "64 hex digits" in short["error"] and good["error"] is None
+    image = tmp_path / "a.png"
+    Image.fromarray(smooth_rgb(1, 40, 40)).save(image)
+    assert main(["compare", str(image), "ab" * 31]) == 2
+    assert "64 hex digits" in capsys.readouterr().err
