@@ -2,7 +2,7 @@
 
 This module knows nothing of the algorithms (it is a leaf: the algorithms build on it); the length
 of a registered algorithm's hashes is checked by
-:meth:`matcher.algorithms.registry.Registry.hash_from_hex`, or by :meth:`Hash.from_hex` when the
+:meth:`matcher.algorithms.Registry.hash_from_hex`, or by :meth:`Hash.from_hex` when the
 caller gives the bit length.
 """
 
@@ -54,7 +54,7 @@ class Hash:
 
         With ``bit_length``, the text must have exactly ``bit_length // 4`` hex digits. Without it,
         any whole-byte hex is read: to check against a registered algorithm's length, use
-        :meth:`matcher.algorithms.registry.Registry.hash_from_hex` (``matcher.registry.hash_from_hex``).
+        :meth:`matcher.algorithms.Registry.hash_from_hex` (``matcher.registry.hash_from_hex``).
         (Earlier versions looked the length up in the registry here; that made an import circle.)
         Raises :class:`~matcher.errors.HashFormatError` for text that is not whole-byte hex or not
         of the given length.

@@ -47,6 +47,9 @@ def known() -> Image.Image:
 def test_the_built_in_algorithms_are_registered() -> None:
     assert registry.names() == ["phash", "dhash", "ahash", "whash", "pdq"]  # export columns follow it
     assert all(isinstance(a, Algorithm) for a in registry)
+    import matcher.algorithms
+
+    assert isinstance(matcher.algorithms.registry, Registry)  # no submodule shadows the instance
 
 
 def test_facts_are_present_and_consistent(algorithm: Algorithm) -> None:
@@ -192,7 +195,7 @@ def _graph() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     "module",
-    ["matcher.hashes", "matcher.algorithms", "matcher.algorithms.registry", "matcher.algorithms.pdq",
+    ["matcher.hashes", "matcher.algorithms", "matcher.algorithms.algorithm_registry", "matcher.algorithms.pdq",
      "matcher.algorithms.imagehash_family", "matcher.algorithms.base", "matcher.algorithms.dihedral",
      "matcher.variants", "matcher.known", "matcher.formats.vics", "matcher.formats.textlists",
      "matcher.formats.exports", "matcher.formats.scan_report", "matcher.formats.base"],
@@ -213,6 +216,6 @@ def test_no_module_imports_one_that_imports_it_back(module: str) -> None:
 def test_hashes_is_a_leaf_and_the_algorithms_do_not_import_their_package() -> None:
     graph = _graph()
     assert graph["matcher.hashes"] <= {"matcher.errors"}
-    for name in ("registry", "pdq", "imagehash_family", "base", "dihedral"):
+    for name in ("algorithm_registry", "pdq", "imagehash_family", "base", "dihedral"):
         assert "matcher.algorithms" not in graph[f"matcher.algorithms.{name}"], name
     assert graph["matcher.algorithms.dihedral"] == set()

@@ -6,14 +6,15 @@ facts (names, bit length, distances, quality column and gate) and computes a
 :data:`registry` by name and asks them for their facts.
 
 Modules: :mod:`.base` (the protocol), :mod:`.dihedral` (the variant naming), :mod:`.pdq` and
-:mod:`.imagehash_family` (the built-ins) and :mod:`.registry`; none of them imports this package
+:mod:`.imagehash_family` (the built-ins) and :mod:`.algorithm_registry` (the registry class and
+:data:`registry`; not named "registry", which is the instance); none of them imports this package
 back.
 """
 
 from __future__ import annotations
 
+from .algorithm_registry import BUILT_IN, Registry, registry
 from .base import QUALITY_RANGE, Algorithm
-from .registry import BUILT_IN, Registry, registry
 
 __all__ = ["Algorithm", "Registry", "registry", "get", "names", "hash_from_hex", "BUILT_IN", "QUALITY_RANGE"]
 
