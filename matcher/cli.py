@@ -251,7 +251,7 @@ def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, 
         hex_text = words[0].split()[-1] if words[0].strip() else ""
         quality = int(words[1]) if len(words) > 1 and words[1].strip().isdigit() else None
         try:
-            yield text, Hash.from_hex(args.algorithm, hex_text, quality), None
+            yield text, registry.hash_from_hex(args.algorithm, hex_text, quality), None
         except HashFormatError as exc:
             yield text, None, str(exc)
 
@@ -605,7 +605,7 @@ def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
     name, _, hex_text = text.rpartition(":")
     name = name or (algorithms[0] if algorithms else "pdq")
     try:
-        return Hash.from_hex(name, hex_text)
+        return registry.hash_from_hex(name, hex_text)
     except HashFormatError as exc:
         raise UsageError(f"{text!r} is neither an existing file nor a hash ({exc})") from None
 

@@ -1,4 +1,10 @@
-"""The :class:`Hash` value: an algorithm name, its bits, and (for PDQ) a quality score."""
+"""The :class:`Hash` value: an algorithm name, its bits, and (where the algorithm has one) a quality score.
+
+This module knows nothing of the algorithms (it is a leaf: the algorithms build on it); the length
+of a registered algorithm's hashes is checked by
+:meth:`matcher.algorithms.Registry.hash_from_hex`, or by :meth:`Hash.from_hex` when the
+caller gives the bit length.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ class Hash:
     carried along but is not part of equality: two hashes are equal when algorithm and bits are.
 
     ``a.distance(b)`` and ``a - b`` give the Hamming distance; ``str(h)`` the hex text, and
-    ``Hash.from_hex(algorithm, text)`` reads it back.
+    ``Hash.from_hex(algorithm, text)`` reads it back (``matcher.registry.hash_from_hex(algorithm,
+    text)`` also checks the length against the registered algorithm's).
     """
 
     algorithm: str
@@ -42,11 +49,15 @@ class Hash:
             raise HashFormatError(f"{self.algorithm} hash has no bits")
 
     @classmethod
-    def from_hex(cls, algorithm: str, text: str, quality: int | None = None) -> Hash:
+    def from_hex(cls, algorithm: str, text: str, quality: int | None = None, *, bit_length: int | None = None) -> Hash:
         """Read a hash from its hex text (case and surrounding white space do not matter).
 
-        When ``algorithm`` is registered, the length is checked against its bit length.
-        Raises :class:`~matcher.errors.HashFormatError` for text that is not whole-byte hex.
+        With ``bit_length``, the text must have exactly ``bit_length // 4`` hex digits. Without it,
+        any whole-byte hex is read: to check against a registered algorithm's length, use
+        :meth:`matcher.algorithms.Registry.hash_from_hex` (``matcher.registry.hash_from_hex``).
+        (Earlier versions looked the length up in the registry here; that made an import circle.)
+        Raises :class:`~matcher.errors.HashFormatError` for text that is not whole-byte hex or not
+        of the given length.
         """
         cleaned = text.strip() if isinstance(text, str) else text
         if not isinstance(cleaned, str) or not cleaned:
@@ -55,12 +66,9 @@ class Hash:
             bits = binascii.unhexlify(cleaned)
         except (binascii.Error, ValueError):
             raise HashFormatError(f"{algorithm} hash is not hex of whole bytes: {text!r}") from None
-        from .algorithms import registry  # local import: algorithms import this module
-
-        expected = registry.bit_length_of(algorithm)
-        if expected is not None and len(bits) * 8 != expected:
+        if bit_length is not None and len(bits) * 8 != bit_length:
             raise HashFormatError(
-                f"{algorithm} hash must have {expected // 4} hex digits, got {len(cleaned)}: {text!r}"
+                f"{algorithm} hash must have {bit_length // 4} hex digits, got {len(cleaned)}: {text!r}"
             )
         return cls(algorithm, bits, quality)
 

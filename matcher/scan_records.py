@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .algorithms import registry
 from .hashes import Hash
 from .hashing import file_columns
 
@@ -76,6 +77,11 @@ class ScanRecord:
     The fields of :class:`~matcher.hashing.HashRecord`, plus ``status`` (one of :data:`STATUSES`),
     ``matches`` (nearest first: digest matches, then by distance) and ``notes`` (things the examiner
     should know that are not errors, e.g. "pdq not matched: quality 32 below 50").
+
+    Quality scores: each algorithm with a quality has a report column named by its
+    :attr:`~matcher.algorithms.base.Algorithm.quality_field` (``pdq_quality``), present in every
+    record; :meth:`quality` gives a record's score. ``pdq_quality`` is also a field, kept for
+    compatibility; the hashes carry their scores as well.
     """
 
     path: str | None
@@ -101,11 +107,28 @@ class ScanRecord:
         if self.status not in STATUSES:
             raise ValueError(f"unknown scan status {self.status!r}")
 
+    def quality(self, algorithm: str) -> int | None:
+        """The record's quality score for a registered algorithm with a quality (``None`` when it
+        has none): the field named by its ``quality_field`` where this class has one
+        (``pdq_quality``), else the score its hash carries."""
+        if algorithm not in registry:
+            return None
+        field_name = registry.get(algorithm).quality_field
+        if field_name is None:
+            return None
+        if field_name in _FIELD_NAMES:
+            value: int | None = getattr(self, field_name)
+            return value
+        value_hash = self.hashes.get(algorithm)
+        return None if value_hash is None else value_hash.quality
+
     def to_dict(self, algorithms: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         """JSON-ready dict with the report's keys, in a fixed order; ``algorithms`` names the hash
         columns to include even where this record has no such hash."""
         out = file_columns(self, algorithms)
-        out["pdq_quality"] = self.pdq_quality
+        for algorithm in registry.with_quality():
+            if algorithm.quality_field is not None:
+                out[algorithm.quality_field] = self.quality(algorithm.name)
         out["status"] = self.status
         out["matches"] = [m.to_dict() for m in self.matches]
         out["error"] = self.error
@@ -120,8 +143,10 @@ class ScanRecord:
         for name in algorithms:
             text = data.get(name)
             if text:
-                quality = data.get("pdq_quality") if name == "pdq" else None
-                hashes[name] = Hash.from_hex(name, text, quality)
+                field_name = registry.get(name).quality_field if name in registry else None
+                quality = data.get(field_name) if field_name is not None else None
+                hashes[name] = registry.hash_from_hex(name, text, quality)
+        qualities = {key: data.get(key) for key in registry.quality_fields() if key in _FIELD_NAMES}
         return cls(
             path=data.get("path"),
             status=data["status"],
@@ -136,9 +161,12 @@ class ScanRecord:
             sha1=data.get("sha1"),
             sha256=data.get("sha256"),
             hashes=hashes,
-            pdq_quality=data.get("pdq_quality"),
             matches=tuple(ScanMatch.from_dict(m) for m in data.get("matches") or ()),
             error=data.get("error"),
             notes=tuple(data.get("notes") or ()),
             path_raw_hex=data.get("path_raw_hex"),
+            **qualities,
         )
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(ScanRecord))

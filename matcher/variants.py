@@ -4,32 +4,23 @@ A variant names how an evidence image is transformed relative to a known one: ``
 ``rot90``/``rot180``/``rot270`` (rotated that far counter-clockwise, Pillow's ``ROTATE_90`` etc.),
 ``flipx`` (top-bottom), ``flipy`` (mirrored left-right), ``flipp``/``flipm`` (transposed about the
 main or the anti-diagonal). To match, the evidence is transformed back by the variant's inverse and
-hashed; :func:`variant_hashes` does that for any registered algorithm.
+hashed; :func:`variant_hashes` does that for any registered algorithm. The naming itself lives in
+:mod:`matcher.algorithms.dihedral` (re-exported here), which the algorithms share.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PIL import Image
 
-from .algorithms import Algorithm
-from .algorithms.pdq import VARIANT_NAMES
-from .hashes import Hash
+from .algorithms.dihedral import APPLY_TRANSPOSE, INVERSE, UNDO_TRANSPOSE, VARIANT_NAMES, undone_images
 
-__all__ = ["VARIANT_NAMES", "UNDO_TRANSPOSE", "INVERSE", "variant_hashes"]
+if TYPE_CHECKING:
+    from .algorithms import Algorithm
+    from .hashes import Hash
 
-#: The Pillow transpose that undoes each variant (applied to the evidence).
-UNDO_TRANSPOSE: dict[str, Image.Transpose | None] = {
-    "orig": None,
-    "rot90": Image.Transpose.ROTATE_270,
-    "rot180": Image.Transpose.ROTATE_180,
-    "rot270": Image.Transpose.ROTATE_90,
-    "flipx": Image.Transpose.FLIP_TOP_BOTTOM,
-    "flipy": Image.Transpose.FLIP_LEFT_RIGHT,
-    "flipp": Image.Transpose.TRANSPOSE,
-    "flipm": Image.Transpose.TRANSVERSE,
-}
-#: The inverse of each variant that is not its own inverse.
-INVERSE = {"rot90": "rot270", "rot270": "rot90"}
+__all__ = ["VARIANT_NAMES", "UNDO_TRANSPOSE", "APPLY_TRANSPOSE", "INVERSE", "variant_hashes"]
 
 
 def variant_hashes(
@@ -38,16 +29,13 @@ def variant_hashes(
     """``{variant: hash}`` of an RGB image transformed back by each variant (``orig`` only without
     rotations). ``full_size`` is the full-scale size when ``image`` was decoded at reduced scale.
 
-    An algorithm with a ``variant_hashes(image, full_size)`` method of its own (PDQ: one luma and one
-    blur set for all eight, bit-exact with hashing the transformed pixels) supplies them; the others
-    are hashed on the transposed image.
+    The algorithm's own :meth:`~matcher.algorithms.base.Algorithm.variant_hashes` supplies them (PDQ:
+    one luma plane for all eight, bit-exact with hashing the transformed pixels); an algorithm
+    registered without that method gets its :meth:`hash_image` of the transposed pixels.
     """
     if not rotations:
         return {"orig": algorithm.hash_image(image, full_size=full_size)}
     own = getattr(algorithm, "variant_hashes", None)
     if own is not None:
-        return own(image, full_size)
-    return {
-        name: algorithm.hash_image(image if undo is None else image.transpose(undo))
-        for name, undo in UNDO_TRANSPOSE.items()
-    }
+        return dict(own(image, full_size))
+    return {name: algorithm.hash_image(undone) for name, undone in undone_images(image).items()}

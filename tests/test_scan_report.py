@@ -23,7 +23,7 @@ from matcher.formats.scan_report import (
     csv_columns,
 )
 from matcher.hashes import Hash
-from matcher.known import ImportProblem
+from matcher.known import ImportProblem, KnownRecord
 from matcher.scan_records import ScanMatch, ScanRecord
 
 ALGOS = ["pdq", "phash"]
@@ -320,3 +320,38 @@ def test_view_in_jsonl_csv_and_vics() -> None:
 
     media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
     assert "pdq distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Byte-identical output. Recorded from matcher before the per-algorithm facts replaced the "pdq"
+# special cases (issue 15): reports and exports must not change by a byte, column order included.
+
+GOLDEN_PDQ = Hash("pdq", bytes(range(32)), 93)
+GOLDEN_PHASH = Hash("phash", bytes(range(8, 16)))
+GOLDEN_RECORDS = [
+    ScanRecord("/e/a.png", "match", hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH}, pdq_quality=93,
+               matches=(ScanMatch("pdq", 4, "rot90", 7, "agency", 1, "s1"),), notes=("n",)),
+    ScanRecord("/e/b.gif", "no_match", frame=0, frame_count=2, hashes={"phash": GOLDEN_PHASH}),
+    ScanRecord("/e/b.gif", "error", frame=1, frame_count=2, error="broken"),
+]
+GOLDEN_KNOWN = [KnownRecord(hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH}, md5="a" * 32, name="k", category=2)]
+
+
+#: The outputs, with ``{version}`` for matcher's version in the VICS case header.
+GOLDEN_OUTPUT: dict[str, str] = json.loads((Path(__file__).parent / "data" / "report-golden.json").read_text())
+
+
+def test_reports_and_exports_are_byte_identical_to_before() -> None:
+    import matcher
+    from matcher.formats.registry import write_records
+
+    for name, writer in SCAN_WRITERS.items():
+        stream = io.StringIO()
+        with writer(stream, ["pdq", "phash"]) as w:
+            for record in GOLDEN_RECORDS:
+                w.write(record)
+        assert stream.getvalue() == GOLDEN_OUTPUT["scan-" + name].replace("{version}", matcher.__version__), name
+    for fmt in ("vics", "pdq-hex", "matcher-csv", "matcher-jsonl"):
+        out = io.BytesIO()
+        write_records(GOLDEN_KNOWN, out, fmt)
+        assert out.getvalue().decode() == GOLDEN_OUTPUT[fmt], fmt

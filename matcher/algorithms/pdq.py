@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import UsageError
 from ..hashes import Hash
+from .dihedral import INVERSE, VARIANT_NAMES
 
 try:  # native kernels; the numpy code below gives the same bits, only slower
     from . import _pdq_numba as _native
@@ -27,19 +28,33 @@ except ImportError:  # pragma: no cover - numba is a dependency, but stay usable
 
 __all__ = [
     "PDQ",
+    "PDQ_ALGORITHM",
     "pdq",
     "hash_array",
     "hash_and_dihedral",
     "variant_hashes",
     "DIHEDRAL_NAMES",
+    "REFERENCE_DIHEDRAL_NAMES",
     "VARIANT_NAMES",
     "MIN_QUALITY",
+    "STRONG_MAX_DISTANCE",
 ]
 
 _F32 = np.float32
 MIN_DIMENSION = 5
+#: The quality gate: hashes scored below it are not matched on (the reference authors' advice).
 MIN_QUALITY = 50
-DIHEDRAL_NAMES = ("orig", "rot90", "rot180", "rot270", "flipx", "flipy", "flipp", "flipm")
+#: Distances a different decode of the same file stays within at quality >= 80 (the conformance
+#: bound of ``shared/PDQ_SPEC.md``): a strong match.
+STRONG_MAX_DISTANCE = 10
+#: The keys of :func:`hash_and_dihedral`: matcher's variant names (:mod:`matcher.algorithms.dihedral`).
+DIHEDRAL_NAMES: tuple[str, ...] = VARIANT_NAMES
+#: matcher's variant name of each of the reference's dihedral hashes, in the reference's order
+#: (original, rotate90, rotate180, rotate270, flipX, flipY, flipPlus, flipMinus, as
+#: ``pdqhash.compute_dihedral`` returns them). The reference's ``rotate90`` is the hash of the image
+#: rotated 90 degrees counter-clockwise, which matches a known image of which this one is the
+#: clockwise rotation: matcher's ``rot270``; likewise its ``rotate270`` is matcher's ``rot90``.
+REFERENCE_DIHEDRAL_NAMES: tuple[str, ...] = tuple(INVERSE.get(name, name) for name in VARIANT_NAMES)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -207,11 +222,14 @@ def _bits_from_dct(b: np.ndarray) -> bytes:
     median = np.sort(b, axis=None)[127]
     bits = (b > median).astype(np.uint32)
     words = (bits << np.arange(16, dtype=np.uint32)).sum(axis=1).astype(">u2")
-    return words[::-1].tobytes()
+    return bytes(words[::-1].tobytes())
 
 
 def _dct_variants(b: np.ndarray) -> dict[str, np.ndarray]:
-    """The reference's DCT-domain dihedral variants (cheap approximations of rotated/flipped pixels)."""
+    """The reference's DCT-domain dihedral variants (cheap approximations of rotated/flipped pixels),
+    keyed by matcher's variant names: each approximates the DCT of the pixels with that variant
+    undone. The reference's rotate90 (``np.where(odd_j, b, -b).T``, the pixels turned 90 degrees
+    counter-clockwise) undoes ``rot270``, and its rotate270 undoes ``rot90``."""
     i = np.arange(16)[:, None]
     j = np.arange(16)[None, :]
     odd_i = (i & 1).astype(bool)
@@ -219,9 +237,9 @@ def _dct_variants(b: np.ndarray) -> dict[str, np.ndarray]:
     odd_ij = ((i + j) & 1).astype(bool)
     return {
         "orig": b,
-        "rot90": np.where(odd_j, b, -b).T,
+        "rot90": np.where(odd_i, b, -b).T,
         "rot180": np.where(odd_ij, -b, b),
-        "rot270": np.where(odd_i, b, -b).T,
+        "rot270": np.where(odd_j, b, -b).T,
         "flipx": np.where(odd_i, b, -b),
         "flipy": np.where(odd_j, b, -b),
         "flipp": b.T,
@@ -276,20 +294,27 @@ def hash_array(array: np.ndarray, full_size: tuple[int, int] | None = None) -> H
 def hash_and_dihedral(array: np.ndarray) -> dict[str, Hash]:
     """The hash and the reference's seven DCT-derived dihedral variants, keyed by ``DIHEDRAL_NAMES``.
 
-    These variants are the reference's cheap approximations: the hash of the really rotated or
-    flipped pixels can differ from them by several bits.
+    Named as :func:`variant_hashes` names them: ``hash_and_dihedral(x)["rot90"]`` approximates the
+    hash of ``x`` rotated back by 90 degrees (clockwise), so it matches a known image of which ``x``
+    is a counter-clockwise rotation. (The reference calls that variant rotate270: see
+    :data:`REFERENCE_DIHEDRAL_NAMES`.) These variants are the reference's cheap approximations: the
+    hash of the really rotated or flipped pixels can differ from them by tens of bits (up to 60 of
+    256 measured on generated 160x120 to 300x200 scenes, the other variants staying about 100 or
+    more away); :func:`variant_hashes` gives the exact ones.
     """
     result = _dct_of(array)
     if result is None:
         return {name: Hash("pdq", _ZERO, 0) for name in DIHEDRAL_NAMES}
     b, quality = result
-    return {name: Hash("pdq", _bits_from_dct(v), quality) for name, v in _dct_variants(b).items()}
+    variants = _dct_variants(b)
+    return {name: Hash("pdq", _bits_from_dct(variants[name]), quality) for name in DIHEDRAL_NAMES}
 
 
-# How the evidence image may be transformed relative to a known one, and the numpy operation on
-# the evidence's 64x64 buffer that undoes it (rows are y, columns x). "rot90" is a 90-degree
-# counter-clockwise rotation (Pillow's ROTATE_90), "flipx" a top-bottom flip, "flipy" a mirror,
-# "flipp" a transpose about the main diagonal and "flipm" one about the anti-diagonal.
+# How the evidence image may be transformed relative to a known one (matcher.algorithms.dihedral),
+# and the numpy operation on the evidence's luma plane or 64x64 buffer that undoes it (rows are y,
+# columns x). "rot90" is a 90-degree counter-clockwise rotation (Pillow's ROTATE_90), "flipx" a
+# top-bottom flip, "flipy" a mirror, "flipp" a transpose about the main diagonal and "flipm" one
+# about the anti-diagonal.
 _UNDO: dict[str, object] = {
     "orig": lambda a: a,
     "rot90": lambda a: np.rot90(a, -1),
@@ -348,17 +373,20 @@ def _undo_size(name: str, full_size: tuple[int, int] | None) -> tuple[int, int] 
     return (full_size[1], full_size[0])
 
 
-VARIANT_NAMES = tuple(_UNDO)
-
-
 @dataclass(frozen=True, slots=True)
 class PDQ:
-    """The PDQ algorithm as a registry entry."""
+    """The PDQ algorithm as a registry entry: its facts (see :class:`~matcher.algorithms.base.Algorithm`)
+    and its hashing. Match distance 31 of 256 bits (the reference authors' threshold), strong
+    :data:`STRONG_MAX_DISTANCE`, quality gate :data:`MIN_QUALITY`, quality column ``pdq_quality``."""
 
     name: str = "pdq"
+    display_name: str = "PDQ"
+    vics_name: str = "PDQ"
     bit_length: int = 256
     default_max_distance: int = 31
+    strong_max_distance: int = STRONG_MAX_DISTANCE
     has_quality: bool = True
+    quality_field: str | None = "pdq_quality"
     min_quality: int | None = MIN_QUALITY
     draft_size: tuple[int, int] | None = (512, 512)
 
@@ -369,7 +397,7 @@ class PDQ:
         return hash_array(np.asarray(image), full_size)
 
     def hash_array(self, array: np.ndarray) -> Hash:
-        """PDQ of an HxWx3 uint8 array."""
+        """PDQ of an HxWx3 uint8 RGB (or HxW grey) array: exactly the reference on these pixels."""
         return hash_array(array)
 
     def variant_hashes(self, image: Image.Image, full_size: tuple[int, int] | None = None) -> dict[str, Hash]:
@@ -385,8 +413,6 @@ class PDQ:
         return hash_and_dihedral(np.asarray(image))
 
 
-pdq = PDQ()
-
-from . import registry  # noqa: E402
-
-registry.register(pdq)
+#: The PDQ registry entry (also as :data:`pdq`, its older name).
+PDQ_ALGORITHM = PDQ()
+pdq = PDQ_ALGORITHM

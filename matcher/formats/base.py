@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, TextIO, Union
 
+from ..algorithms import QUALITY_RANGE, registry
 from ..errors import FileReadError, HashFormatError, HashListError, MatcherError, UsageError
 from ..hashes import Hash
 from ..known import ImportProblem, KnownRecord
@@ -353,7 +354,8 @@ def parse_size(value: Any) -> int | None:
 
 
 def parse_quality(value: Any) -> int | None:
-    """A hash quality score (0..100 integer or digits); null/empty give ``None``."""
+    """A hash quality score (integer or digits in :data:`~matcher.algorithms.QUALITY_RANGE`, 0..100);
+    null/empty give ``None``."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -363,8 +365,9 @@ def parse_quality(value: Any) -> int | None:
             value = int(value.strip(), 10)
         except ValueError:
             raise ValueError(f"quality must be an integer, not {value!r}") from None
-    if not isinstance(value, int) or not 0 <= value <= 100:
-        raise ValueError(f"quality must be an integer from 0 to 100, not {value!r}")
+    low, high = QUALITY_RANGE
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"quality must be an integer from {low} to {high}, not {value!r}")
     return value
 
 
@@ -373,7 +376,7 @@ def parse_hash(algorithm: str, value: Any, quality: int | None = None) -> Hash:
     if not isinstance(value, str):
         raise ValueError(f"{algorithm} hash must be hex text, not {type(value).__name__}")
     try:
-        return Hash.from_hex(algorithm, value, quality)
+        return registry.hash_from_hex(algorithm, value, quality)
     except HashFormatError as exc:
         raise ValueError(str(exc)) from None
 

@@ -2,7 +2,9 @@
 
 ``matcher-hash-jsonl`` reads what ``matcher hash`` writes (see
 :meth:`matcher.hashing.HashRecord.to_dict`): every algorithm column that is present and not null
-becomes a hash (PDQ's quality from ``pdq_quality``), ``md5``/``sha1``/``sha256`` the digests,
+becomes a hash, with its quality from the algorithm's quality column (its registered
+``quality_field``, PDQ's ``pdq_quality``; else a ``<algorithm>_quality`` column),
+``md5``/``sha1``/``sha256`` the digests,
 ``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``, ``mime``,
 ``path_raw_hex`` and ``error`` go to ``extra`` when set. A line with an ``error`` and no hash or
 digest is reported as a problem and skipped (the file could not be hashed). No writer here:
@@ -16,7 +18,8 @@ algorithm (hex), then ``<algorithm>_quality``, then ``extra`` (a JSON object; in
 * JSON Lines: every field is written (null when absent); hash and quality keys only for the hashes
   a record has, so any algorithm, registered or not, round-trips, and so does every quality.
 * CSV: a header row; a hash column for each algorithm given to the writer (default: every
-  registered algorithm) and a quality column for those with a quality score (``pdq_quality``); an
+  registered algorithm) and a ``<algorithm>_quality`` column for registered algorithms with a
+  quality score (``pdq_quality``); an
   empty cell is ``None``. Text starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return
   (which a spreadsheet would run as a formula), or with ``'``, is written with one ``'`` in front,
   and the reader takes one leading ``'`` off, so the escape is exact. CSV cannot tell an empty text
@@ -144,8 +147,12 @@ class MatcherHashJsonlFormat(Format):
     def _record(row: dict[str, Any], where: str) -> KnownRecord:
         hashes: dict[str, Hash] = {}
         qualities = {key[: -len(_QUALITY)]: value for key, value in row.items() if key.endswith(_QUALITY)}
+        quality_fields = set(algorithm_registry.quality_fields())
+        for algorithm in algorithm_registry.with_quality():
+            if algorithm.quality_field in row:
+                qualities[algorithm.name] = row[algorithm.quality_field]
         for key, value in row.items():
-            if key in _HASH_JSONL_FIELDS or key.endswith(_QUALITY) or value is None:
+            if key in _HASH_JSONL_FIELDS or key.endswith(_QUALITY) or key in quality_fields or value is None:
                 continue
             hashes[key] = parse_hash(key, value, parse_quality(qualities.get(key)))
         extra = {key: row[key] for key in _HASH_JSONL_EXTRA if row.get(key) is not None}

@@ -41,11 +41,14 @@ frame that matched (else of the first frame). Media fields, as
 * ``MediaFiles``: ``[{"FileName": <last part of the path>, "FilePath": <the folder part>}]``, the
   file's location as scanned. ``RelativeFilePath`` is *not* written: in VICS it names a copy of the
   media exported next to the document, and a scan report exports no copies;
-* ``AlternativeHashes``: ``{"HashName": "PDQ", "HashValue": <hex>}`` for PDQ and
-  ``{"HashName": <algorithm>, "HashValue": <hex>}`` for the others;
+* ``AlternativeHashes``: ``{"HashName": <the algorithm's vics_name>, "HashValue": <hex>}`` for each
+  hash (``PDQ`` for PDQ, the registry name for the imagehash family; see
+  :attr:`~matcher.algorithms.base.Algorithm.vics_name`);
 * ``Comments``: one line for the examiner: the status, the nearest match (algorithm, distance,
-  variant, the known image's view when not its full frame, list, record id), how many matches, the frame it was found in, PDQ quality, notes, any
-  error, and the raw path bytes (hex) when the path is not valid UTF-8.
+  variant, the known image's view when not its full frame, list, record id), how many matches, the
+  frame it was found in, the quality score of each algorithm with one (``PDQ quality 93``: the
+  algorithm's ``display_name``), notes, any error, and the raw path bytes (hex) when the path is
+  not valid UTF-8.
 
 The Case object starts with ``SourceApplicationName`` (``"matcher"``) and
 ``SourceApplicationVersion``, then the caller's ``case`` fields (e.g. ``CaseNumber``, ``Examiner``),
@@ -63,9 +66,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from ..algorithms import registry
 from ..errors import UsageError
 from ..scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
 from .records import RecordWriter, csv_safe
+from .vics import vics_hash_name
 
 __all__ = [
     "ScanWriter",
@@ -246,8 +251,10 @@ def _comments(records: Sequence[ScanRecord], chosen: ScanRecord, best: ScanMatch
     if chosen.frame is not None:
         where = f"frame {chosen.frame}" + (f" of {frame_count}" if frame_count else "")
         parts.append(("matched in " if best is not None else "hashes of ") + where)
-    if chosen.pdq_quality is not None:
-        parts.append(f"PDQ quality {chosen.pdq_quality}")
+    for algorithm in registry.with_quality():
+        quality = chosen.quality(algorithm.name)
+        if quality is not None:
+            parts.append(f"{algorithm.display_name} quality {quality}")
     notes = list(dict.fromkeys(note for r in records for note in r.notes))
     if notes:
         parts.append("notes: " + "; ".join(notes))
@@ -281,8 +288,7 @@ def _media_object(records: Sequence[ScanRecord], media_id: int) -> dict[str, Any
     if first.path is not None:
         media["MediaFiles"] = [{"FileName": os.path.basename(first.path), "FilePath": os.path.dirname(first.path)}]
     alternatives = [
-        {"HashName": "PDQ" if name == "pdq" else name, "HashValue": value.hex()}
-        for name, value in chosen.hashes.items()
+        {"HashName": vics_hash_name(name), "HashValue": value.hex()} for name, value in chosen.hashes.items()
     ]
     if alternatives:
         media["AlternativeHashes"] = alternatives

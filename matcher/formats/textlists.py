@@ -25,15 +25,21 @@ do not hide the format). So a bare SHA-256 list (no names) is detected as
 ``pdq-hex``; read it with the format ``sha256-list`` (never auto-detected), which reads bare 64-hex
 lines as SHA-256 and accepts nothing else. Inside a file read as ``digest-list``, every 64-hex
 digest is SHA-256.
+
+The ``pdq-hex`` format names its algorithm once (:attr:`PdqHexFormat.algorithm`); the hex length,
+the ``<name> <hex>`` prefix and the messages follow from that algorithm's registered facts.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
+from ..algorithms import registry
 from ..hashes import Hash
 from ..known import KnownRecord
 from .base import (
@@ -49,22 +55,52 @@ from .base import (
     text_writer,
 )
 
-__all__ = ["PdqHexFormat", "DigestListFormat", "Sha256ListFormat"]
+__all__ = ["PdqHexFormat", "DigestListFormat", "Sha256ListFormat", "HexLineSyntax", "hex_line_syntax"]
 
 logger = logging.getLogger(__name__)
 
-_PDQ_HEX = re.compile(r"[0-9A-Fa-f]{64}")
-_PDQ_TE = re.compile(r"pdq\s+[0-9A-Fa-f]{64}", re.IGNORECASE)
-_PDQ_CSV = re.compile(r"[0-9A-Fa-f]{64}\s*,\s*\d*\s*(,.*)?")
-_PDQ_HEADER = re.compile(r"hash\s*,\s*quality\s*(,\s*filename\s*)?", re.IGNORECASE)
+_HEX_HEADER = re.compile(r"hash\s*,\s*quality\s*(,\s*filename\s*)?", re.IGNORECASE)
 _GNU_DIGEST = re.compile(r"\\?(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40})(?:(?:  | \*).*)?|\\?[0-9A-Fa-f]{64}(?:  | \*).+")
 _BSD_DIGEST = re.compile(r"(MD5|SHA1|SHA-1|SHA256|SHA-256) ?\((.*)\) ?= ?([0-9A-Fa-f]+)", re.IGNORECASE)
 _BSD_KINDS = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256"}
 
 
-def _is_pdq_line(line: str) -> bool:
-    return bool(
-        _PDQ_HEX.fullmatch(line) or _PDQ_TE.fullmatch(line) or _PDQ_CSV.fullmatch(line) or _PDQ_HEADER.fullmatch(line)
+@dataclass(frozen=True, slots=True)
+class HexLineSyntax:
+    """The line forms of a one-hash-a-line list of one algorithm, from its registered facts: bare
+    hex of ``bit_length // 4`` digits, ``<name> <hex>`` (ThreatExchange's ``pdq <hex>``), and the
+    reference hasher's ``hash,quality,filename`` CSV (with its header)."""
+
+    algorithm: str
+    display_name: str
+    digits: int
+    bare: re.Pattern[str]
+    prefixed: re.Pattern[str]
+    csv: re.Pattern[str]
+
+    def is_line(self, line: str) -> bool:
+        """Whether ``line`` (stripped) has one of the forms."""
+        return bool(
+            self.bare.fullmatch(line)
+            or self.prefixed.fullmatch(line)
+            or self.csv.fullmatch(line)
+            or _HEX_HEADER.fullmatch(line)
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def hex_line_syntax(algorithm: str) -> HexLineSyntax:
+    """The :class:`HexLineSyntax` of a registered algorithm."""
+    facts = registry.get(algorithm)
+    digits = facts.bit_length // 4
+    hex_digits = f"[0-9A-Fa-f]{{{digits}}}"
+    return HexLineSyntax(
+        algorithm=facts.name,
+        display_name=facts.display_name,
+        digits=digits,
+        bare=re.compile(hex_digits),
+        prefixed=re.compile(re.escape(facts.name) + r"\s+" + hex_digits, re.IGNORECASE),
+        csv=re.compile(hex_digits + r"\s*,\s*\d*\s*(,.*)?"),
     )
 
 
@@ -72,7 +108,7 @@ def _is_digest_line(line: str) -> bool:
     return bool(_GNU_DIGEST.fullmatch(line) or _BSD_DIGEST.fullmatch(line))
 
 
-def _claims(head: bytes, mine: Any, theirs: Any) -> bool:
+def _claims(head: bytes, mine: Callable[[str], bool], theirs: Callable[[str], bool]) -> bool:
     """At least a third of the first significant lines are ``mine``, and more than are ``theirs``."""
     lines = significant_lines(decode_text_head(head))
     if not lines:
@@ -89,10 +125,17 @@ class PdqHexFormat(Format):
     description = "PDQ hashes, one a line (bare hex, 'pdq <hex>', or reference 'hash,quality,filename')"
     extensions = (".pdq", ".txt", ".csv", ".hex")
     can_write = True
+    #: The registered algorithm of the hashes (its facts decide the hex length and the prefix).
+    algorithm = "pdq"
+
+    @property
+    def syntax(self) -> HexLineSyntax:
+        """The line forms of :attr:`algorithm`."""
+        return hex_line_syntax(self.algorithm)
 
     def detect(self, head: bytes, filename: str) -> bool:
         """A third or more of the first significant lines are PDQ lines, and more than digest lines."""
-        return _claims(head, _is_pdq_line, _is_digest_line)
+        return _claims(head, self.syntax.is_line, _is_digest_line)
 
     def _read(self, source: Source, reporter: ProblemReporter) -> Iterator[KnownRecord]:
         assert source.stream is not None
@@ -101,7 +144,7 @@ class PdqHexFormat(Format):
             if not text or text.startswith("#"):
                 continue
             try:
-                record = self._parse(text, reporter.where(number))
+                record = self._parse(self.syntax, text, reporter.where(number))
             except ValueError as exc:
                 reporter.report(number, str(exc))
                 continue
@@ -109,15 +152,17 @@ class PdqHexFormat(Format):
                 yield record
 
     @staticmethod
-    def _parse(text: str, where: str) -> KnownRecord | None:
-        if len(text) == 64 and _PDQ_HEX.fullmatch(text):  # the common case, checked already
-            return KnownRecord(hashes={"pdq": Hash("pdq", bytes.fromhex(text))}, source=where)
-        if _PDQ_HEADER.fullmatch(text):
+    def _parse(syntax: HexLineSyntax, text: str, where: str) -> KnownRecord | None:
+        algorithm = syntax.algorithm
+        if len(text) == syntax.digits and syntax.bare.fullmatch(text):  # the common case, checked already
+            return KnownRecord(hashes={algorithm: Hash(algorithm, bytes.fromhex(text))}, source=where)
+        if _HEX_HEADER.fullmatch(text):
             return None
         quality = None
         name = None
-        if text[:3].lower() == "pdq" and len(text) > 3 and text[3].isspace():
-            hex_text = text[3:].strip()
+        prefix = len(algorithm)
+        if text[:prefix].lower() == algorithm and len(text) > prefix and text[prefix].isspace():
+            hex_text = text[prefix:].strip()
         elif "," in text:
             parts = text.split(",", 2)
             hex_text = parts[0].strip()
@@ -127,9 +172,9 @@ class PdqHexFormat(Format):
         else:
             hex_text = text
         if not is_hex(hex_text):
-            raise ValueError(f"not a PDQ hash (64 hex digits): {text[:100]!r}")
-        pdq = parse_hash("pdq", hex_text, quality)
-        return KnownRecord(hashes={"pdq": pdq}, name=name, source=where)
+            raise ValueError(f"not a {syntax.display_name} hash ({syntax.digits} hex digits): {text[:100]!r}")
+        value = parse_hash(algorithm, hex_text, quality)
+        return KnownRecord(hashes={algorithm: value}, name=name, source=where)
 
     def write(self, records: Iterable[KnownRecord], stream: IO[Any]) -> int:
         """Write ``hash,quality,filename`` lines (no header); records without PDQ are skipped.
@@ -137,20 +182,23 @@ class PdqHexFormat(Format):
         A missing quality or name leaves its field empty; line breaks in a name become spaces (the
         format has no escape for them).
         """
+        syntax = self.syntax
         out, finish = text_writer(stream)
         count = 0
         try:
             for record in records:
-                pdq = record.hashes.get("pdq")
-                if pdq is None:
-                    logger.debug("record without a PDQ hash not written to pdq-hex: %s", record.source)
+                value = record.hashes.get(syntax.algorithm)
+                if value is None:
+                    logger.debug(
+                        "record without a %s hash not written to %s: %s", syntax.display_name, self.name, record.source
+                    )
                     continue
                 name = record.name or ""
                 if "\n" in name or "\r" in name:
-                    logger.warning("line break in name replaced by a space for pdq-hex: %r", name)
+                    logger.warning("line break in name replaced by a space for %s: %r", self.name, name)
                     name = name.replace("\r", " ").replace("\n", " ")
-                quality = "" if pdq.quality is None else str(pdq.quality)
-                out.write(f"{pdq.hex()},{quality},{name}\n")
+                quality = "" if value.quality is None else str(value.quality)
+                out.write(f"{value.hex()},{quality},{name}\n")
                 count += 1
         finally:
             finish()
@@ -183,14 +231,14 @@ class DigestListFormat(Format):
 
     name = "digest-list"
     description = "md5sum/sha1sum/sha256sum output or plain MD5/SHA-1/SHA-256 lists (type from hex length)"
-    extensions = (".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum", ".txt")
+    extensions: tuple[str, ...] = (".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum", ".txt")
     can_write = True
     #: Digest kind by hex length.
     lengths: dict[int, str] = {32: "md5", 40: "sha1", 64: "sha256"}
 
     def detect(self, head: bytes, filename: str) -> bool:
         """A third or more of the first significant lines are digest lines, and more than PDQ lines."""
-        return _claims(head, _is_digest_line, _is_pdq_line)
+        return _claims(head, _is_digest_line, hex_line_syntax(PdqHexFormat.algorithm).is_line)
 
     def _read(self, source: Source, reporter: ProblemReporter) -> Iterator[KnownRecord]:
         assert source.stream is not None
@@ -203,7 +251,11 @@ class DigestListFormat(Format):
             except ValueError as exc:
                 reporter.report(number, str(exc))
                 continue
-            yield KnownRecord(name=name, source=reporter.where(number), **{kind: digest})
+            digests = {"md5": None, "sha1": None, "sha256": None} | {kind: digest}
+            yield KnownRecord(
+                name=name, source=reporter.where(number),
+                md5=digests["md5"], sha1=digests["sha1"], sha256=digests["sha256"],
+            )
 
     def _kind(self, hex_text: str) -> str:
         kind = self.lengths.get(len(hex_text))

@@ -21,8 +21,9 @@ one chunk plus the largest single Media object. Line numbers are counted as the 
 * ``Series`` → series; ``Comments`` (or ``Comment``/``Notes``) → comment; ``MediaSize`` → size;
 * the name: ``MediaFiles[0].FileName``, else the last part of ``RelativeFilePath``;
 * ``AlternativeHashes`` entries ``{"HashName": ..., "HashValue": ...}``: ``PhotoDNA`` → photodna,
-  ``SHA256`` → sha256, and a registered perceptual algorithm (``PDQ``, ``pHash``, ...) → a hash; a
-  top-level ``PDQ`` field is read too. Entries not used stay in ``extra``;
+  ``SHA256`` → sha256, and a registered perceptual algorithm (its registry name or
+  :attr:`~matcher.algorithms.base.Algorithm.vics_name` in any case: ``PDQ``, ``pHash``, ...) → a
+  hash; a top-level field so named (``PDQ``) is read too. Entries not used stay in ``extra``;
 * flags written as text (``"true"``/``"false"``, any case) become booleans;
 * every other field (``MediaID``, ``Tags``, ``MediaFiles``, ``Exifs``, flags, dates ...) goes to
   ``extra`` as is, except OData annotations (``odata.*``, ``*@odata.*``). A ``MediaFiles`` that only
@@ -36,7 +37,8 @@ JSON that is broken or cut short ends the read with one problem at the line wher
 **Writing** gives VICS 2.0 ``#Media``: digests upper-case (as Project VIC distributes them;
 SHA-256 as a ``SHA256`` field, which not every VICS consumer may know),
 ``Category`` always written (``null`` when absent), ``PhotoDNA`` as a field, perceptual hashes as
-``AlternativeHashes`` entries (``HashName`` ``PDQ`` for PDQ, else the algorithm name), the name as
+``AlternativeHashes`` entries (``HashName``: the algorithm's ``vics_name``, ``PDQ`` for PDQ, the
+registry name for the others; :func:`vics_hash_name`), the name as
 ``MediaFiles: [{"FileName": name}]``, and the ``extra`` fields as Media fields. Reading it back gives
 the same records (apart from ``source`` and hash quality, which VICS has no field for).
 """
@@ -66,7 +68,7 @@ from .base import (
     text_writer,
 )
 
-__all__ = ["VicsFormat", "VICS_2_CONTEXT"]
+__all__ = ["VicsFormat", "VICS_2_CONTEXT", "vics_hash_name", "media_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,11 +235,15 @@ def _is_annotation(key: str) -> bool:
 
 
 def _algorithm_for(name: str) -> str | None:
-    lowered = name.strip().lower()
-    for algorithm in algorithm_registry.names():
-        if algorithm.lower() == lowered:
-            return algorithm
-    return None
+    algorithm = algorithm_registry.find(name)
+    return None if algorithm is None else algorithm.name
+
+
+def vics_hash_name(algorithm: str) -> str:
+    """The VICS ``HashName`` matcher writes for a hash of ``algorithm``: the registered algorithm's
+    :attr:`~matcher.algorithms.base.Algorithm.vics_name`, else the name as it is."""
+    found = algorithm_registry.get(algorithm) if algorithm in algorithm_registry else None
+    return algorithm if found is None else found.vics_name
 
 
 def media_record(media: dict[str, Any], where: str) -> KnownRecord:
@@ -456,8 +462,7 @@ def _media_object(record: KnownRecord) -> dict[str, Any]:
     if record.comment is not None:
         media["Comments"] = record.comment
     alternatives = [
-        {"HashName": "PDQ" if algorithm == "pdq" else algorithm, "HashValue": value.hex()}
-        for algorithm, value in record.hashes.items()
+        {"HashName": vics_hash_name(algorithm), "HashValue": value.hex()} for algorithm, value in record.hashes.items()
     ]
     extra = dict(record.extra)
     extra_alternatives = extra.pop("AlternativeHashes", None)
