@@ -45,7 +45,13 @@ from . import files
 from .algorithms import Algorithm, registry
 from .errors import MatcherError, UsageError
 from .hashes import Hash
-from .pipeline import FeatureRequest, FrameFeatures, HashOptions, first_frame
+from .pipeline import (
+    DEFAULT_ALGORITHMS,
+    FeatureRequest,
+    FrameFeatures,
+    HashOptions,
+    first_frame,
+)
 from .variants import INVERSE, VARIANT_NAMES
 
 __all__ = ["Comparison", "CompareInput", "VARIANTS", "compare", "comparisons_to_dict", "format_table"]
@@ -222,7 +228,7 @@ def compare(
                 out.append(_comparison(name, INVERSE.get(variant, variant), computed, value, limit))
         return _sorted(out, [name])
 
-    algos = chosen if chosen is not None else registry.resolve(["pdq"])
+    algos = chosen if chosen is not None else registry.resolve(DEFAULT_ALGORITHMS)
     known = _load(a, "a", algos, options, False)
     evidence = _load(b, "b", algos, options, rotations)
     out = []

@@ -26,6 +26,7 @@ from .errors import UsageError
 from .hashes import Hash
 from .pipeline import (
     CHANGED_WHILE_READ,
+    DEFAULT_ALGORITHMS,
     EntryFeatures,
     FeatureRequest,
     HashOptions,
@@ -52,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALGORITHMS: tuple[str, ...] = ("pdq",)
 AlgorithmNames = str | Sequence[str]
 
 
@@ -215,15 +215,7 @@ def hash_array(array: np.ndarray, algorithms: AlgorithmNames | None = None) -> H
         raise UsageError(f"hash_array needs an HxWx3 or HxW uint8 array, got {pixels.dtype} {pixels.shape}")
     if pixels.ndim == 3:
         pixels = np.ascontiguousarray(pixels[..., :3])
-    image = Image.fromarray(pixels).convert("RGB")
-    hashes: dict[str, Hash] = {}
-    for algorithm in algos:
-        if algorithm.name == "pdq":
-            from .algorithms.pdq import hash_array as pdq_array
-
-            hashes["pdq"] = pdq_array(pixels)
-        else:
-            hashes[algorithm.name] = algorithm.hash_image(image)
+    hashes = {algorithm.name: algorithm.hash_array(pixels) for algorithm in algos}
     quality = hashes["pdq"].quality if "pdq" in hashes else None
     return HashRecord(path=None, width=pixels.shape[1], height=pixels.shape[0], hashes=hashes, pdq_quality=quality)
 

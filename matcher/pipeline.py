@@ -50,13 +50,21 @@ from PIL import Image
 from . import files, imaging
 from .algorithms import Algorithm, registry
 from .digests import Digests
-from .errors import DecodeError, ImageTooLargeError, MatcherError, NotAFileError, UnsupportedFormatError, UsageError
+from .errors import (
+    DecodeError,
+    ImageTooLargeError,
+    MatcherError,
+    NotAFileError,
+    UnsupportedFormatError,
+    UsageError,
+)
 from .hashes import Hash
 from .variants import variant_hashes
 from .views import REGION_VIEWS, known_view_hashes, known_views_for, query_view_hashes
 
 __all__ = [
     "CHANGED_WHILE_READ",
+    "DEFAULT_ALGORITHMS",
     "HashOptions",
     "QueryViews",
     "FeatureRequest",
@@ -78,6 +86,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The algorithms a run hashes with when none are named.
+DEFAULT_ALGORITHMS: tuple[str, ...] = ("pdq",)
 #: Said of a file whose size or modification time changed while it was read.
 CHANGED_WHILE_READ = "file changed while it was read (size or modification time differ); values may not match it now"
 

@@ -13,18 +13,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..algorithms import pdq as pdq_module
 from ..algorithms import registry
 from ..hashes import Hash
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
 from ..scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
+from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
 
 __all__ = ["Matcher", "is_known_good", "view_rank", "variant_rank", "DIGEST_PREFERENCE"]
 
-_VARIANT_ORDER = {name: rank for rank, name in enumerate(pdq_module.VARIANT_NAMES)}
+_VARIANT_ORDER = {name: rank for rank, name in enumerate(VARIANT_NAMES)}
 #: Digest matches of one record are reported once, by the strongest digest that matched.
 DIGEST_PREFERENCE = ("sha256", "sha1", "md5")
 
