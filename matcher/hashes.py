@@ -87,7 +87,7 @@ class Hash:
     def distance(self, other: Hash) -> int:
         """Hamming distance to another hash of the same algorithm and length."""
         if not isinstance(other, Hash):
-            return NotImplemented  # type: ignore[return-value]
+            return NotImplemented
         if other.algorithm != self.algorithm:
             raise HashFormatError(f"cannot compare a {self.algorithm} hash with a {other.algorithm} hash")
         if len(other.bits) != len(self.bits):

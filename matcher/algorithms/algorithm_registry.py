@@ -7,7 +7,7 @@ imagehash family) are in :data:`registry` from the start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from ..errors import UnknownAlgorithmError
 from ..hashes import Hash
@@ -83,7 +83,7 @@ class Registry:
         """
         return Hash.from_hex(name, text, quality, bit_length=self.bit_length_of(name))
 
-    def resolve(self, names: str | list[str] | tuple[str, ...]) -> tuple[Algorithm, ...]:
+    def resolve(self, names: str | Sequence[str]) -> tuple[Algorithm, ...]:
         """Algorithms for a comma-separated string or a sequence of names, duplicates dropped."""
         if isinstance(names, str):
             names = [n for n in (part.strip() for part in names.split(",")) if n]

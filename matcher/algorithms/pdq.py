@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
@@ -21,6 +22,7 @@ from ..errors import UsageError
 from ..hashes import Hash
 from .dihedral import INVERSE, VARIANT_NAMES
 
+_native: ModuleType | None
 try:  # native kernels; the numpy code below gives the same bits, only slower
     from . import _pdq_numba as _native
 except ImportError:  # pragma: no cover - numba is a dependency, but stay usable without it
@@ -115,7 +117,8 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim == 2:
         return rgb.astype(_F32)
     if _native is not None:
-        return _native.luma(rgb)
+        luma: np.ndarray = _native.luma(rgb)
+        return luma
     r = rgb[..., 0].astype(np.float64)
     g = rgb[..., 1].astype(np.float64)
     b = rgb[..., 2].astype(np.float64)
@@ -206,7 +209,8 @@ def _quality(a: np.ndarray) -> int:
 def _dct_16(a: np.ndarray) -> np.ndarray:
     """B = D A D^T with the reference's sequential float32 sums (k from 0 to 63)."""
     if _native is not None:
-        return _native.dct_16(np.ascontiguousarray(a, dtype=_F32), _DCT)
+        dct: np.ndarray = _native.dct_16(np.ascontiguousarray(a, dtype=_F32), _DCT)
+        return dct
     t = np.zeros((16, 64), dtype=_F32)
     for k in range(64):
         t += _DCT_COLUMNS[k] * a[k : k + 1, :]

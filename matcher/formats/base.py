@@ -99,7 +99,7 @@ class _PrefixedStream(io.RawIOBase):
 
 def prefixed_stream(prefix: bytes, stream: BinaryIO) -> BinaryIO:
     """A buffered binary stream giving ``prefix`` followed by what is left of ``stream``."""
-    return io.BufferedReader(_PrefixedStream(prefix, stream))  # type: ignore[return-value]
+    return io.BufferedReader(_PrefixedStream(prefix, stream))
 
 
 def source_name(source: SourceArg) -> str:
@@ -145,8 +145,7 @@ def open_source(source: SourceArg, *, need_stream: bool = True) -> Iterator[Sour
     if not hasattr(source, "read"):
         raise UsageError(f"a hash list source must be a path or a binary stream, not {type(source).__name__}")
     name = source_name(source)
-    path = name if name != "<stream>" and os.path.isfile(name) else None
-    yield Source(name, path, source)
+    yield Source(name, name if name != "<stream>" and os.path.isfile(name) else None, source)
 
 
 def read_head(source: SourceArg, size: int = HEAD_SIZE) -> tuple[bytes, str, SourceArg]:
@@ -284,7 +283,7 @@ def text_writer(stream: IO[Any]) -> tuple[TextIO, Callable[[], None]]:
     if isinstance(stream, io.TextIOBase) or hasattr(stream, "encoding"):
         text: TextIO = stream  # type: ignore[assignment]
         return text, text.flush
-    wrapper = io.TextIOWrapper(stream, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    wrapper = io.TextIOWrapper(stream, encoding="utf-8", newline="")
 
     def finish() -> None:
         wrapper.flush()

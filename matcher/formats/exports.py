@@ -317,7 +317,7 @@ class MatcherCsvFormat(Format):
             if len(cells) != len(header):
                 reporter.report(line, f"row has {len(cells)} cells, the header {len(header)}")
                 continue
-            row = {column: _csv_value(cell) for column, cell in zip(header, cells)}
+            row: dict[str, Any] = {column: _csv_value(cell) for column, cell in zip(header, cells)}
             try:
                 extra_text = row.get("extra")
                 row["extra"] = json.loads(extra_text) if extra_text else {}
