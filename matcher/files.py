@@ -7,6 +7,9 @@ renamed, re-timed or created under an evidence path.
 * :func:`read_file` / :func:`read_stream` read content in one streamed pass that yields its size, its
   MD5/SHA-1/SHA-256, its first bytes (for type sniffing) and, when asked and small enough, the
   content itself. Memory stays bounded for files of any size.
+* :func:`read_entry` reads a file :func:`walk` listed, and only that file: a symbolic link, FIFO or
+  other file swapped into its place between the walk and the read is refused, never followed out of
+  the tree (``O_NOFOLLOW``, then ``fstat`` of what was opened against the walk's device and inode).
 * :func:`walk` lists what is under the paths an examiner gives, in a deterministic order, with one
   :class:`Entry` for everything met. Symbolic links inside the walk are reported, never followed;
   FIFOs, sockets and devices are reported, never opened. File-system problems become entries with an
@@ -21,14 +24,15 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .digests import DigestAccumulator, Digests
 from .errors import FileReadError, NotAFileError, UsageError
 
 __all__ = [
-    "CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_stream", "Entry", "walk", "display_path", "path_inside",
+    "CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_entry", "read_stream", "Entry", "walk", "display_path",
+    "path_inside",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +111,7 @@ def read_file(
     *,
     keep: Callable[[bytes], bool] | bool = False,
     max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+    follow_symlinks: bool = True,
 ) -> ReadResult:
     """Read the regular file at ``path`` in one streamed pass, without modifying it in any way.
 
@@ -115,27 +120,78 @@ def read_file(
     what looks like an image. Content is only kept while it totals at most ``max_keep_bytes``; a larger
     file gives ``data=None`` (its digests are still complete), so memory stays bounded.
 
-    A symbolic link named as ``path`` is followed. Raises :class:`~matcher.errors.NotAFileError` when
-    ``path`` is not a regular file (a FIFO, socket or device is never read from, and is not even opened
-    unless it was swapped in at the last moment; the non-blocking open keeps that from hanging), and
-    :class:`~matcher.errors.FileReadError` (an ``OSError``, with ``errno`` set) when the file cannot be
-    opened or read; its message names the path and the reason, e.g. ``"…: cannot open: permission
-    denied"``.
+    A symbolic link named as ``path`` is followed, as :func:`walk` follows a path the user named; with
+    ``follow_symlinks=False`` it is not (``O_NOFOLLOW``): a link there raises
+    :class:`~matcher.errors.NotAFileError` saying ``"symbolic link (to '…'), not followed"``. To read an
+    entry of :func:`walk`, use :func:`read_entry`, which also makes sure the file read is the one the
+    walk listed.
+
+    Raises :class:`~matcher.errors.NotAFileError` when ``path`` is not a regular file (a FIFO, socket
+    or device is never read from, and is not even opened unless it was swapped in at the last moment;
+    the non-blocking open keeps that from hanging), and :class:`~matcher.errors.FileReadError` (an
+    ``OSError``, with ``errno`` set) when the file cannot be opened or read; its message names the path
+    and the reason, e.g. ``"…: cannot open: permission denied"``.
     """
+    return _read_path(_fsencode(path), keep, max_keep_bytes, follow=follow_symlinks, identity=None)
+
+
+def read_entry(
+    entry: Entry,
+    *,
+    keep: Callable[[bytes], bool] | bool = False,
+    max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+) -> ReadResult:
+    """Read the regular file a :func:`walk` entry lists, as :func:`read_file` does, and only that file.
+
+    The walk is not followed by the read at once, and a file can be swapped meanwhile. So a symbolic
+    link found where the walk listed a file is never followed (unless the entry is a path the user
+    named, which the walk follows too): it raises :class:`~matcher.errors.NotAFileError` whose message
+    describes the link as the walk describes links (``"…: symbolic link (to '…'), not followed"``; a
+    scan reports it *skipped*). A FIFO, socket or device swapped in raises ``NotAFileError`` as well,
+    without being read. Any other file found there than the one the walk listed (a different device
+    and inode: the file was replaced, or a directory on the way was swapped for a link) raises
+    :class:`~matcher.errors.FileReadError` without being read. Content rewritten in place is read, and
+    :attr:`ReadResult.changed` / the size tell of it.
+
+    An entry that is not a regular file (``entry.kind != "file"``) raises ``NotAFileError`` with
+    :meth:`Entry.not_read`'s message, without touching the file system.
+    """
+    if not isinstance(entry, Entry):
+        raise UsageError(f"read_entry() takes a walk Entry, not {type(entry).__name__}")
+    if entry.kind != "file":
+        raise NotAFileError(f"{display_path(entry.path)[0]}: {entry.not_read()[1]}")
+    return _read_path(entry.path, keep, max_keep_bytes, follow=entry.follow, identity=entry.identity)
+
+
+def _read_path(
+    path: bytes,
+    keep: Callable[[bytes], bool] | bool,
+    max_keep_bytes: int,
+    *,
+    follow: bool,
+    identity: tuple[int, int] | None,
+) -> ReadResult:
+    """The read behind :func:`read_file` and :func:`read_entry`; ``identity``: the (device, inode) the
+    opened file must have, or ``None`` for any."""
     _check_keep_arguments(keep, max_keep_bytes)
-    name = display_path(_fsencode(path))[0]
+    name = display_path(path)[0]
     try:
-        fd, noatime = _open_regular(_fsencode(path), name)
+        fd, noatime = _open_regular(path, name, follow=follow)
     except OSError as exc:
         raise _read_error(f"{name}: cannot open", exc) from exc
     try:
         try:
             before = os.fstat(fd)
-            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the stat
+            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the look
             if hasattr(os, "set_blocking"):
                 os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
         except OSError as exc:
             raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
+        if identity is not None and identity[1] and (before.st_dev, before.st_ino) != identity:
+            raise FileReadError(
+                f"{name}: not the file the walk listed (it was replaced, or a directory on its path was "
+                "swapped for a link, since the walk); not read"
+            )
         # A file that keeps growing is not read forever: reading stops once it has grown by its own size
         # (at least GROWTH_ALLOWANCE bytes) since it was opened, and the result says it changed.
         stop_after = before.st_size + max(before.st_size, GROWTH_ALLOWANCE)
@@ -240,28 +296,62 @@ def _check_keep_arguments(keep: object, max_keep_bytes: object) -> None:
         raise UsageError(f"max_keep_bytes must be a non-negative integer, not {max_keep_bytes!r}")
 
 
-def _open_regular(path: bytes, name: str) -> tuple[int, bool]:
+def _open_regular(path: bytes, name: str, *, follow: bool) -> tuple[int, bool]:
     """Open the regular file at ``path`` read-only for :func:`read_file` (``O_NOATIME`` when permitted).
 
-    Looks first, so that a FIFO or device named directly is never opened at all. A path longer than
-    PATH_MAX is reached through its directory opened a piece at a time (as the walk lists it).
+    Looks first, so that a FIFO or device named directly is never opened at all. Without ``follow``
+    the look does not follow a final symbolic link (``lstat``) and neither does the open
+    (``O_NOFOLLOW``, so a link swapped in after the look is refused too): a link raises
+    :class:`NotAFileError`. A path longer than PATH_MAX is reached through its directory opened a piece
+    at a time (as the walk lists it), with the same rule for the last name. The caller checks what was
+    opened with ``fstat``.
     """
+    flags = _FILE_FLAGS if follow else _FILE_FLAGS | _O_NOFOLLOW
+    look = os.stat if follow else os.lstat
     try:
-        _require_regular(name, os.stat(path).st_mode)
-        return _open_noatime(path, _FILE_FLAGS)
+        _require_regular(name, look(path).st_mode, path)
+        return _open_file(path, name, flags)
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG or not _OPENS_AT:
             raise
     parent, base = os.path.split(path)
     directory = _open_in_pieces(parent, _PIECE_FLAGS)
     try:
-        _require_regular(name, os.stat(base, dir_fd=directory).st_mode)
-        return _open_noatime(base, _FILE_FLAGS, directory)
+        _require_regular(name, look(base, dir_fd=directory).st_mode, path, directory)
+        return _open_file(base, name, flags, directory)
     finally:
         os.close(directory)
 
 
-def _require_regular(name: str, mode: int) -> None:
+def _open_file(path: bytes, name: str, flags: int, dir_fd: int | None = None) -> tuple[int, bool]:
+    """:func:`_open_noatime` for a file; a symbolic link met by an ``O_NOFOLLOW`` open (swapped in after
+    the look) raises :class:`NotAFileError` describing it, as the walk describes links."""
+    try:
+        return _open_noatime(path, flags, dir_fd)
+    except OSError as exc:
+        # O_NOFOLLOW on a final link fails with ELOOP (EMLINK on some BSDs, EFTYPE on NetBSD)
+        if not (flags & _O_NOFOLLOW) or exc.errno not in _NOFOLLOW_ERRNOS:
+            raise
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)
+        except OSError:
+            is_link = False
+        if not is_link:
+            raise
+        raise NotAFileError(f"{name}: {_describe_link(path, dir_fd, relative=True)}, not followed") from exc
+
+
+_NOFOLLOW_ERRNOS = frozenset(
+    code for code in (errno.ELOOP, errno.EMLINK, getattr(errno, "EFTYPE", None)) if code is not None
+)
+
+
+def _require_regular(name: str, mode: int, path: bytes | None = None, dir_fd: int | None = None) -> None:
+    """Raise :class:`NotAFileError` unless ``mode`` is a regular file's; a symbolic link (seen by
+    ``lstat`` at ``path``, relative to ``dir_fd`` when given) is described as the walk describes it."""
+    if stat.S_ISLNK(mode) and path is not None:
+        link = os.path.basename(path) if dir_fd is not None else path
+        raise NotAFileError(f"{name}: {_describe_link(link, dir_fd, relative=True)}, not followed")
     if not stat.S_ISREG(mode):
         raise NotAFileError(f"{name}: not a regular file ({_kind_of(mode)})")
 
@@ -332,18 +422,31 @@ class Entry:
     for a regular file, else ``None``. ``error`` is ``None`` for a regular file and otherwise says why
     nothing will be read, e.g. ``"symbolic link (to '../x'), not followed"``, ``"FIFO, skipped (never
     opened)"``, ``"directory could not be listed: permission denied"``, ``"no such file or directory"``.
+
+    For a regular file the walk also notes what :func:`read_entry` checks, so that the file read is the
+    one listed: ``identity``, its ``(st_dev, st_ino)`` when listed (``None``: not known, not checked),
+    and ``follow``, whether a symbolic link at ``path`` may be followed (only for a path the user named,
+    which the walk follows). Neither takes part in comparisons or ``repr``.
     """
 
     path: bytes
     kind: str
     size: int | None = None
     error: str | None = None
+    identity: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    follow: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, bytes):
             raise UsageError(f"Entry.path must be bytes, not {type(self.path).__name__}")
         if self.kind not in ENTRY_KINDS:
             raise UsageError(f"Entry.kind must be one of {sorted(ENTRY_KINDS)}, not {self.kind!r}")
+        if self.identity is not None and not (
+            isinstance(self.identity, tuple) and len(self.identity) == 2 and all(isinstance(v, int) for v in self.identity)
+        ):
+            raise UsageError(f"Entry.identity must be None or a (device, inode) pair of ints, not {self.identity!r}")
+        if not isinstance(self.follow, bool):
+            raise UsageError(f"Entry.follow must be True or False, not {self.follow!r}")
 
     def not_read(self) -> tuple[bool, str]:
         """For an entry that is not a regular file: ``(skipped, message)``. Links, FIFOs, sockets and
@@ -423,7 +526,7 @@ def _examine_given(path: bytes) -> Entry | _Directory:
 def _classify(path: bytes, st: os.stat_result, *, follow: bool, dir_fd: int | None = None) -> Entry | _Directory:
     kind = _kind_of(st.st_mode)
     if kind == "file":
-        return Entry(path, "file", st.st_size, None)
+        return Entry(path, "file", st.st_size, None, identity=(st.st_dev, st.st_ino), follow=follow)
     if kind == "directory":
         return _Directory(path, follow)
     if kind == "symlink":
@@ -431,12 +534,13 @@ def _classify(path: bytes, st: os.stat_result, *, follow: bool, dir_fd: int | No
     return Entry(path, kind, None, f"{_SKIPPED_LABELS[kind]}, skipped (never opened)")
 
 
-def _describe_link(path: bytes, dir_fd: int | None = None) -> str:
+def _describe_link(path: bytes, dir_fd: int | None = None, *, relative: bool = False) -> str:
     """The link's target; read relative to ``dir_fd`` (the open directory holding it) when given, so a
-    link deeper than PATH_MAX is still described."""
+    link deeper than PATH_MAX is still described. ``relative``: ``path`` is already the name in
+    ``dir_fd`` (else its last name is taken)."""
     try:
         if dir_fd is not None and _OPENS_AT:
-            target = os.readlink(os.path.basename(path), dir_fd=dir_fd)
+            target = os.readlink(path if relative else os.path.basename(path), dir_fd=dir_fd)
         else:
             target = os.readlink(path)
     except OSError as exc:
