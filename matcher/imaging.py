@@ -5,21 +5,24 @@ Everything here is written for hostile input. Pillow's own exceptions never esca
 :class:`TruncatedImageError`, :class:`ImageTooLargeError`), and a partially decoded image is never
 passed off as a whole one (``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay ``False``).
 
-Nothing reaches stderr:
+Nothing reaches stderr, and importing this module changes no process-wide state (no warnings
+filter, no logging handler). While at least one decode is under way in the process (in any thread),
+matcher's decoding guard is in force; when the last one ends, everything it changed is put back:
 
-* matcher applies its own pixel limit (:attr:`DecodeOptions.max_pixels`), so importing this module
-  installs one process-wide filter, ``warnings.filterwarnings("ignore",
-  category=PIL.Image.DecompressionBombWarning)``, scoped to that category only. Pillow's
+* Warnings raised from Pillow's code (or this module's) are logged to this module's logger at INFO
+  level instead of being shown, and ``PIL.Image.DecompressionBombWarning`` is ignored: matcher
+  applies its own pixel limit (:attr:`DecodeOptions.max_pixels`), and Pillow's
   ``DecompressionBombError`` (far over its limit) is still turned into :class:`ImageTooLargeError`.
-* Other warnings Pillow emits while reading a file (corrupt EXIF, "Truncated File Read" in metadata,
-  palette transparency notes, ...) are caught with :func:`warnings.catch_warnings` around each Pillow
-  call and written to this module's logger at INFO level. As with every ``catch_warnings`` before
-  Python 3.14, the capture is process-global while it lasts: decode in separate processes, not
-  threads, if warnings from unrelated code must not be swallowed meanwhile.
+  The guard adds two filters at the front of ``warnings.filters`` (scoped to that category, and to
+  Pillow's modules and this one) and wraps ``warnings.showwarning``; warnings from other code pass
+  through untouched, even while a decode runs in another thread. The guard is entered and left under
+  a lock and counted, so concurrent decodes in threads are safe (``warnings.catch_warnings`` per call
+  would not be before Python 3.14: overlapping uses restore each other's state in the wrong order).
 * Pillow logs some corrupt headers at ERROR level on its own loggers (e.g. ``PIL.TiffImagePlugin``)
-  without installing a handler, so Python's last-resort handler would print them. Importing this
-  module adds a ``NullHandler`` to the ``PIL`` logger: the records still reach the application's
-  handlers if it configured logging, and are dropped otherwise.
+  without installing a handler, so Python's last-resort handler would print them when the
+  application configured no logging. While the guard is in force, a ``NullHandler`` sits on the
+  ``PIL`` logger: the records still reach the application's handlers if it configured logging, and
+  are dropped otherwise.
 
 Pillow checks its own limit (``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels, 178,956,970 by default) while
 opening, before matcher's; a ``max_pixels`` above it only takes effect if the application also
@@ -34,17 +37,20 @@ HEIC/HEIF decode when the optional ``pillow-heif`` package is installed (``match
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import logging
 import os
 import re
 import struct
+import sys
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import BinaryIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
@@ -71,11 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-# Pillow logs some corrupt-file findings at ERROR level on its own loggers (e.g. PIL.TiffImagePlugin) and
-# installs no handler, so without logging configured Python's last-resort handler would print them to stderr.
-logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 _HEAD_SIZE = 512  # bytes read for sniffing; sniff() needs at least 64
 _EXCLUDED_FORMATS = frozenset({"EPS"})  # Pillow would run Ghostscript on the file
@@ -118,7 +119,7 @@ _HEIF = _image("image/heif", "heif", "heic", "hif")
 _AVIF = _image("image/avif", "avif")
 _ICO = _image("image/vnd.microsoft.icon", "ico")
 _CUR = _image("image/x-win-bitmap", "cur")
-_JP2_OK = features.check("jpg_2000")
+_JP2_OK = bool(features.check("jpg_2000"))
 _JP2 = MediaType("image/jp2", ("jp2", "jpf", "jpx"), _JP2_OK)
 _J2C = MediaType("image/j2c", ("j2c", "j2k", "jpc"), _JP2_OK)
 
@@ -335,17 +336,72 @@ class ImageInfo:
 # Pillow guards
 
 
+class _DecodingGuard:
+    """The process-wide state decoding needs, in force while any decode runs (see the module docstring).
+
+    Entered and left under one lock with a count, so that overlapping decodes in several threads put
+    in and take out the state exactly once, in the right order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._filters: list[Any] = []
+        self._shown: Callable[..., None] | None = None
+        self._handler = logging.NullHandler()
+        self._pil_dir = os.path.dirname(os.path.abspath(Image.__file__)) + os.sep
+        self._own_file = os.path.abspath(__file__)
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                before = list(warnings.filters)
+                warnings.filterwarnings("always", module=r"(PIL(\.|$)|matcher\.imaging$)")
+                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+                self._filters = [f for f in warnings.filters if f not in before]
+                self._shown = warnings.showwarning
+                warnings.showwarning = self._show
+                logging.getLogger("PIL").addHandler(self._handler)
+            self._depth += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                logging.getLogger("PIL").removeHandler(self._handler)
+                if warnings.showwarning == self._show:  # unless someone replaced it since
+                    warnings.showwarning = self._shown  # type: ignore[assignment]
+                filters = cast("list[Any]", warnings.filters)
+                for entry in self._filters:
+                    with contextlib.suppress(ValueError):  # already removed by someone else
+                        filters.remove(entry)
+                self._filters, self._shown = [], None
+
+    def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              file: TextIO | None = None, line: str | None = None) -> None:
+        """Log Pillow's warnings (and this module's); show every other warning as before."""
+        path = os.path.abspath(filename) if filename else ""
+        if path.startswith(self._pil_dir) or path == self._own_file:
+            logger.info("Pillow warning: %s", message)
+            return
+        shown = self._shown
+        if shown is None or shown == self._show:  # called after the guard ended, through a saved reference
+            (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+            return
+        shown(message, category, filename, lineno, file, line)
+
+
+_GUARD = _DecodingGuard()
+
+
 @contextmanager
 def _pillow_warnings() -> Iterator[None]:
-    """Route warnings raised inside the block to the log instead of stderr (see module docstring)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        try:
-            yield
-        finally:
-            for warning in caught:
-                logger.info("Pillow warning: %s", warning.message)
+    """Keep Pillow's warnings and error logs off stderr inside the block (see the module docstring)."""
+    _GUARD.enter()
+    try:
+        yield
+    finally:
+        _GUARD.leave()
 
 
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
