@@ -73,6 +73,8 @@ __all__ = [
     "ImageInfo",
     "open_image",
     "iter_frames",
+    "DraftCheck",
+    "draft_scale",
     "to_rgb",
 ]
 
@@ -580,8 +582,40 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
 
 
+DraftCheck = Callable[[Image.Image, Image.Image, tuple[int, int]], bool]
+"""Whether a reduced-scale JPEG decode may stand for the full decode: called as
+``check(fine, coarse, full_size)`` with the RGB frame decoded at 1/k scale, the same frame at 1/2k
+(coarser) and the full-scale (width, height); true when what is computed from ``fine`` is close
+enough to what ``coarse`` gives (see :func:`iter_frames`)."""
+
+_SCALES = (8, 4, 2)
+
+
+def draft_scale(width: int, height: int, draft_size: tuple[int, int] | None) -> int:
+    """The JPEG draft scale (1, 2, 4 or 8) that still leaves at least ``draft_size`` (width, height):
+    the largest of 8, 4, 2 dividing both ``width // draft_size[0]`` and ``height // draft_size[1]``
+    from below, else 1 (full scale). ``None``: 1."""
+    if draft_size is None:
+        return 1
+    room = min(width // draft_size[0], height // draft_size[1])
+    return next((scale for scale in _SCALES if room >= scale), 1)
+
+
+def _load_at(image: Image.Image, scale: int) -> None:
+    """Load the current frame of a JPEG/MPO at 1/``scale`` (``scale`` 1: full decode)."""
+    if scale > 1:
+        image.draft("RGB", (image.width // scale, image.height // scale))  # Pillow then picks exactly 1/scale
+    image.load()
+    setattr(image, "decoderconfig", ())  # noqa: B010 - Pillow keeps the draft scale across MPO seeks otherwise
+
+
 def _decode_frame(
-    image: Image.Image, index: int | None, options: DecodeOptions, draft_size: tuple[int, int] | None
+    image: Image.Image,
+    index: int | None,
+    options: DecodeOptions,
+    draft_size: tuple[int, int] | None,
+    draft_check: DraftCheck | None = None,
+    reopen: Callable[[], Image.Image] | None = None,
 ) -> Frame:
     what = "image" if index is None else f"frame {index}"
     with _pillow_warnings():
@@ -592,15 +626,33 @@ def _decode_frame(
         orientation = _orientation(image) if options.apply_exif_orientation else 1
         if orientation >= 5:  # transposed: the stored frame's axes are swapped relative to the result
             width, height = height, width
-        drafted = draft_size is not None and isinstance(image, JpegImagePlugin.JpegImageFile)  # JPEG and MPO
-        if drafted:
-            image.draft("RGB", draft_size[::-1] if orientation >= 5 else draft_size)
-        image.load()
-        if drafted:
-            image.decoderconfig = ()  # Pillow keeps the draft scale across MPO seeks, breaking later frames
-        rgb = to_rgb(image)
-        if orientation != 1:
-            rgb = rgb.transpose(_TRANSPOSE[orientation])
+
+        def upright(frame: Image.Image) -> Image.Image:
+            rgb = to_rgb(frame)
+            return rgb if orientation == 1 else rgb.transpose(_TRANSPOSE[orientation])
+
+        scale = 1
+        if draft_size is not None and isinstance(image, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
+            scale = draft_scale(*image.size, draft_size[::-1] if orientation >= 5 else draft_size)
+            if draft_check is not None and reopen is None:
+                scale = 1  # a draft that fails its check could not be decoded again: decode in full
+        if scale == 1:
+            image.load()
+            return Frame(index=index, image=upright(image), width=width, height=height)
+        _load_at(image, scale)
+        rgb = upright(image)
+        if draft_check is not None and reopen is not None:
+            coarse = rgb.reduce(2)  # stands for the decode at twice the scale, without decoding again
+            while scale > 1 and not draft_check(rgb, coarse, (width, height)):
+                scale //= 2  # not close enough: decode again at twice the resolution (at 1, in full)
+                again = reopen()
+                try:
+                    if index is not None:
+                        again.seek(index)
+                    _load_at(again, scale)
+                    coarse, rgb = rgb, upright(again)
+                finally:
+                    again.close()
     return Frame(index=index, image=rgb, width=width, height=height)
 
 
@@ -609,16 +661,25 @@ def iter_frames(
     options: DecodeOptions = DecodeOptions(),
     *,
     draft_size: tuple[int, int] | None = None,
+    draft_check: DraftCheck | None = None,
 ) -> Iterator[Frame]:
     """Decode an image and yield its frames as RGB, at most ``options.max_frames`` of them.
 
     ``data`` is the file's bytes, a binary stream, or a Pillow image (e.g. from :func:`open_image`; it
     is seeked and loaded in place). A still image yields one frame with index ``None``; a multi-frame
-    file yields frames 0, 1, ... . With ``draft_size`` a JPEG is decoded at 1/2, 1/4 or 1/8 scale
-    where that still leaves at least ``draft_size`` in both dimensions of the result (after EXIF
-    orientation, if applied; other formats are unaffected);
-    :attr:`Frame.width`/:attr:`Frame.height` stay full-scale. EXIF orientation is applied only when
+    file yields frames 0, 1, ... . EXIF orientation is applied only when
     ``options.apply_exif_orientation`` is set (same transforms as ``PIL.ImageOps.exif_transpose``).
+
+    With ``draft_size`` a JPEG (or MPO) frame is decoded at 1/2, 1/4 or 1/8 scale where that still
+    leaves at least ``draft_size`` in both dimensions of the result (after EXIF orientation, if
+    applied; see :func:`draft_scale`; other formats are unaffected); :attr:`Frame.width` /
+    :attr:`Frame.height` stay full-scale. How close a hash of the reduced frame comes to that of the
+    full decode depends on the picture, not only on its size (fine texture and noise drift furthest),
+    so give ``draft_check`` to bound it per frame: the frame decoded at 1/k is checked against itself
+    reduced by 2 (``check(fine, coarse, full_size)``); while the check fails, the frame is decoded
+    again at twice the resolution (and checked against the previous decode) until it passes or the
+    frame is decoded in full. A Pillow image given as ``data`` cannot be decoded again, so with
+    ``draft_check`` it is decoded in full.
 
     A truncated or corrupt frame raises :class:`TruncatedImageError`/:class:`DecodeError` naming the
     frame, after the frames before it have been yielded; partial pixels are never yielded.
@@ -631,8 +692,11 @@ def iter_frames(
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in draft_size)
     ):
         raise UsageError(f"draft_size must be a (width, height) tuple of positive ints, not {draft_size!r}")
+    if draft_check is not None and not callable(draft_check):
+        raise UsageError(f"draft_check must be callable, not {draft_check!r}")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise UsageError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; matcher refuses to hash partial images")
+    reopen: Callable[[], Image.Image] | None = None
     if isinstance(data, Image.Image):
         image, owned = data, False
         try:
@@ -646,11 +710,13 @@ def iter_frames(
     else:
         info, image = open_image(data, options)
         frame_count, owned = info.frame_count, True
+        if draft_check is not None and draft_size is not None:
+            reopen = _reopener(data)
     try:
         for k in range(min(frame_count, options.max_frames)):
             index = None if frame_count == 1 else k
             try:
-                frame = _decode_frame(image, index, options, draft_size)
+                frame = _decode_frame(image, index, options, draft_size, draft_check, reopen)
             except MatcherError:
                 raise
             except Exception as exc:
@@ -659,6 +725,23 @@ def iter_frames(
     finally:
         if owned:
             image.close()
+
+
+def _reopener(data: bytes | BinaryIO) -> Callable[[], Image.Image]:
+    """A function opening ``data`` afresh (to decode a frame again at another scale)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        content = bytes(data)
+    else:
+        content = b""  # read only if needed: most frames pass their check
+
+    def reopen() -> Image.Image:
+        nonlocal content
+        if not content:
+            stream = _as_stream(data)
+            content = stream.read()
+        return Image.open(io.BytesIO(content), formats=_pillow_formats())
+
+    return reopen
 
 
 _ALPHA_DROP = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
