@@ -409,15 +409,27 @@ def _pillow_warnings() -> Iterator[None]:
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def _as_decode_error(exc: Exception, what: str) -> DecodeError:
-    """Translate an exception raised by Pillow (or numpy) while reading ``what`` into a matcher error."""
+_CODEC_MISSING = re.compile(r"\b(de|en)coder \S+ not available")
+
+
+def _as_decode_error(exc: Exception, what: str, media: MediaType | None = None) -> DecodeError:
+    """Translate an exception raised by Pillow (or numpy) while reading ``what`` into a matcher error.
+
+    ``media``: the sniffed type, if known, to name in a "no decoder available" message: Pillow loads
+    plugins and codecs lazily, and an ``ImportError`` (or Pillow's "decoder ... not available") means
+    the machine cannot decode the type, not that the file is corrupt.
+    """
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and _CODEC_MISSING.search(text)):
+        kind = media.mime if media is not None else "this image type"
+        where = "" if what == "image" else f" ({what})"
+        return UnsupportedFormatError(f"no decoder available for {kind}{where}: {type(exc).__name__}: {text}")
     if isinstance(exc, Image.DecompressionBombError):
         found = _BOMB_PIXELS.search(str(exc))
         declared = f"declares {found.group(1)} pixels" if found else "is too large"
         return ImageTooLargeError(
             f"{what} {declared}, over Pillow's decompression-bomb limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
         )
-    text = str(exc) or type(exc).__name__
     if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.I):
         return TruncatedImageError(f"{what} is truncated: {text}")
     if isinstance(exc, MemoryError):
@@ -438,18 +450,38 @@ def _heif_opener_registered() -> bool:
     return True
 
 
+# Pillow's format names for the image types the sniffer knows: a plugin that failed to import (as
+# can happen after a process dropped privileges) leaves its name out of Image.OPEN.
+_PILLOW_NAMES: dict[str, tuple[str, ...]] = {
+    _JPEG.mime: ("JPEG",),
+    _PNG.mime: ("PNG",),
+    _GIF.mime: ("GIF",),
+    _BMP.mime: ("BMP", "DIB"),
+    _TIFF.mime: ("TIFF",),
+    _WEBP.mime: ("WEBP",),
+    _ICO.mime: ("ICO",),
+    _CUR.mime: ("CUR",),
+    _JP2.mime: ("JPEG2000",),
+    _J2C.mime: ("JPEG2000",),
+}
+
+
 def _has_decoder(media: MediaType) -> bool:
     """Whether Pillow (with the optional plugins present) can decode this image type at all."""
     if media in (_HEIC, _HEIF):
         return _heif_opener_registered()
     if media is _AVIF:
         return bool(features.check("avif"))
+    names = _PILLOW_NAMES.get(media.mime)
+    if names is not None and media.is_image:
+        Image.init()
+        return any(name in Image.OPEN for name in names)
     return media.is_image
 
 
 def _undecodable(media: MediaType) -> str:
     if media.mime.startswith("image/"):
-        return f"no decoder installed for {media.mime}"
+        return f"no decoder available for {media.mime}"
     return f"not an image ({media.mime})"
 
 
@@ -549,7 +581,7 @@ def open_image(data: bytes | BinaryIO, options: DecodeOptions = DecodeOptions())
     except MatcherError:
         raise
     except Exception as exc:
-        raise _as_decode_error(exc, "image") from exc
+        raise _as_decode_error(exc, "image", media) from exc
     info = ImageInfo(
         media=media if media is not None and media.is_image else _media_from_pillow(image.format),
         format=image.format or "",
@@ -697,6 +729,7 @@ def iter_frames(
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise UsageError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; matcher refuses to hash partial images")
     reopen: Callable[[], Image.Image] | None = None
+    media: MediaType | None = None
     if isinstance(data, Image.Image):
         image, owned = data, False
         try:
@@ -709,7 +742,7 @@ def iter_frames(
         _check_pixels(image.width, image.height, options, "image")
     else:
         info, image = open_image(data, options)
-        frame_count, owned = info.frame_count, True
+        frame_count, owned, media = info.frame_count, True, info.media
         if draft_check is not None and draft_size is not None:
             reopen = _reopener(data)
     try:
@@ -720,7 +753,7 @@ def iter_frames(
             except MatcherError:
                 raise
             except Exception as exc:
-                raise _as_decode_error(exc, "image" if index is None else f"frame {index}") from exc
+                raise _as_decode_error(exc, "image" if index is None else f"frame {index}", media) from exc
             yield frame
     finally:
         if owned:
