@@ -31,8 +31,16 @@ from .digests import DigestAccumulator, Digests
 from .errors import FileReadError, NotAFileError, UsageError
 
 __all__ = [
-    "CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_entry", "read_stream", "Entry", "walk", "display_path",
+    "CHUNK_SIZE",
+    "HEAD_SIZE",
+    "Entry",
+    "ReadResult",
+    "display_path",
     "path_inside",
+    "read_entry",
+    "read_file",
+    "read_stream",
+    "walk",
 ]
 
 logger = logging.getLogger(__name__)

@@ -65,16 +65,16 @@ from .errors import (
 )
 
 __all__ = [
-    "MediaType",
-    "sniff",
-    "extension_mismatch",
     "DecodeOptions",
+    "DraftCheck",
     "Frame",
     "ImageInfo",
-    "open_image",
-    "iter_frames",
-    "DraftCheck",
+    "MediaType",
     "draft_scale",
+    "extension_mismatch",
+    "iter_frames",
+    "open_image",
+    "sniff",
     "to_rgb",
 ]
 
@@ -231,9 +231,9 @@ def sniff(head: bytes) -> MediaType | None:
         return _RIFF[head[8:12]]
     if head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
         return _BMP
-    if head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(head) >= 10 and head[4:6] != b"\x00\x00":
-        if head[9] == 0:  # the first directory entry's reserved byte
-            return _ICO if head[2] == 1 else _CUR
+    icon = head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(head) >= 10 and head[4:6] != b"\x00\x00"
+    if icon and head[9] == 0:  # the first directory entry's reserved byte
+        return _ICO if head[2] == 1 else _CUR
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML
         return _WEBM if b"webm" in head[:64] else _MKV
     if head.startswith(b"MZ") and b"\x00" in head[2:64]:
@@ -430,7 +430,7 @@ def _as_decode_error(exc: Exception, what: str, media: MediaType | None = None) 
         return ImageTooLargeError(
             f"{what} {declared}, over Pillow's decompression-bomb limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
         )
-    if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.I):
+    if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.IGNORECASE):
         return TruncatedImageError(f"{what} is truncated: {text}")
     if isinstance(exc, MemoryError):
         return ImageTooLargeError(f"{what} needs more memory than is available")
@@ -444,7 +444,7 @@ def _heif_opener_registered() -> bool:
         import pillow_heif  # type: ignore[import-not-found]
 
         pillow_heif.register_heif_opener()
-    except Exception as exc:  # not installed, or broken: HEIC then stays unsupported
+    except Exception as exc:  # noqa: BLE001 - not installed, or broken: HEIC then stays unsupported
         logger.debug("HEIC/HEIF decoding unavailable: %s", exc)
         return False
     return True
@@ -518,7 +518,7 @@ def _count_frames(image: Image.Image) -> int:
     """Frames in the file; if the frame structure breaks part-way, the reachable ones plus the broken one."""
     try:
         return max(1, int(getattr(image, "n_frames", 1)))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything Pillow raises on hostile input
         logger.info("frame count failed (%s); counting frames one by one", exc)
     count = 1
     while True:
@@ -526,7 +526,7 @@ def _count_frames(image: Image.Image) -> int:
             image.seek(count)
         except EOFError:
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 - anything Pillow raises on hostile input
             count += 1  # include the broken frame so that iter_frames reports it
             break
         count += 1
@@ -608,7 +608,7 @@ def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1..8); 1 when absent or unreadable (a corrupt EXIF block is not fatal)."""
     try:
         value = image.getexif().get(0x0112, 1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything Pillow raises on hostile input
         logger.info("EXIF unreadable, orientation ignored: %s", exc)
         return 1
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
