@@ -8,8 +8,10 @@ renamed, re-timed or created under an evidence path.
   MD5/SHA-1/SHA-256, its first bytes (for type sniffing) and, when asked and small enough, the
   content itself. Memory stays bounded for files of any size.
 * :func:`read_entry` reads a file :func:`walk` listed, and only that file: a symbolic link, FIFO or
-  other file swapped into its place between the walk and the read is refused, never followed out of
-  the tree (``O_NOFOLLOW``, then ``fstat`` of what was opened against the walk's device and inode).
+  other file swapped into its place (or a symbolic link swapped in for a directory on its path)
+  between the walk and the read is refused, never followed out of the tree: the path is resolved one
+  name at a time below the path the user gave, each with ``O_NOFOLLOW``, and what was opened is
+  checked with ``fstat``.
 * :func:`walk` lists what is under the paths an examiner gives, in a deterministic order, with one
   :class:`Entry` for everything met. Symbolic links inside the walk are reported, never followed;
   FIFOs, sockets and devices are reported, never opened. File-system problems become entries with an
@@ -140,7 +142,7 @@ def read_file(
     ``OSError``, with ``errno`` set) when the file cannot be opened or read; its message names the path
     and the reason, e.g. ``"…: cannot open: permission denied"``.
     """
-    return _read_path(_fsencode(path), keep, max_keep_bytes, follow=follow_symlinks, identity=None)
+    return _read_path(_fsencode(path), keep, max_keep_bytes, follow=follow_symlinks)
 
 
 def read_entry(
@@ -149,17 +151,16 @@ def read_entry(
     keep: Callable[[bytes], bool] | bool = False,
     max_keep_bytes: int = _DEFAULT_MAX_KEEP,
 ) -> ReadResult:
-    """Read the regular file a :func:`walk` entry lists, as :func:`read_file` does, and only that file.
+    """Read the regular file a :func:`walk` entry lists, as :func:`read_file` does, never anything else.
 
-    The walk is not followed by the read at once, and a file can be swapped meanwhile. So a symbolic
-    link found where the walk listed a file is never followed (unless the entry is a path the user
-    named, which the walk follows too): it raises :class:`~matcher.errors.NotAFileError` whose message
-    describes the link as the walk describes links (``"…: symbolic link (to '…'), not followed"``; a
-    scan reports it *skipped*). A FIFO, socket or device swapped in raises ``NotAFileError`` as well,
-    without being read. Any other file found there than the one the walk listed (a different device
-    and inode: the file was replaced, or a directory on the way was swapped for a link) raises
-    :class:`~matcher.errors.FileReadError` without being read. Content rewritten in place is read, and
-    :attr:`ReadResult.changed` / the size tell of it.
+    The read does not follow the walk at once, and a file can be swapped meanwhile. So the entry's path
+    is resolved one name at a time below the path the user gave (:attr:`Entry.root`), each name with
+    ``O_NOFOLLOW``: a symbolic link found where the walk listed the file, or in place of a directory on
+    its path, is never followed. It raises :class:`~matcher.errors.NotAFileError` describing the link
+    as the walk describes links (``"…: symbolic link (to '…'), not followed"``; a scan reports it
+    *skipped*). A FIFO, socket or device swapped in raises ``NotAFileError`` too, without being read.
+    A regular file rewritten or replaced in place is read; :attr:`ReadResult.changed` and the size
+    tell of it. The path the user gave is followed if it is a link, as the walk followed it.
 
     An entry that is not a regular file (``entry.kind != "file"``) raises ``NotAFileError`` with
     :meth:`Entry.not_read`'s message, without touching the file system.
@@ -168,7 +169,10 @@ def read_entry(
         raise UsageError(f"read_entry() takes a walk Entry, not {type(entry).__name__}")
     if entry.kind != "file":
         raise NotAFileError(f"{display_path(entry.path)[0]}: {entry.not_read()[1]}")
-    return _read_path(entry.path, keep, max_keep_bytes, follow=entry.follow, identity=entry.identity)
+    root = entry.root
+    if root == entry.path:  # a file the user named: followed, as the walk followed it
+        return _read_path(entry.path, keep, max_keep_bytes, follow=True)
+    return _read_path(entry.path, keep, max_keep_bytes, follow=False, root=root)
 
 
 def _read_path(
@@ -177,14 +181,17 @@ def _read_path(
     max_keep_bytes: int,
     *,
     follow: bool,
-    identity: tuple[int, int] | None,
+    root: bytes | None = None,
 ) -> ReadResult:
-    """The read behind :func:`read_file` and :func:`read_entry`; ``identity``: the (device, inode) the
-    opened file must have, or ``None`` for any."""
+    """The read behind :func:`read_file` and :func:`read_entry`; ``root``: resolve ``path`` below it
+    one name at a time, following no link (see :func:`_open_below`)."""
     _check_keep_arguments(keep, max_keep_bytes)
     name = display_path(path)[0]
     try:
-        fd, noatime = _open_regular(path, name, follow=follow)
+        if root is not None and _OPENS_AT and _below(root, path) is not None:
+            fd, noatime = _open_below(root, path, name)
+        else:
+            fd, noatime = _open_regular(path, name, follow=follow)
     except OSError as exc:
         raise _read_error(f"{name}: cannot open", exc) from exc
     try:
@@ -195,11 +202,6 @@ def _read_path(
                 os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
         except OSError as exc:
             raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
-        if identity is not None and identity[1] and (before.st_dev, before.st_ino) != identity:
-            raise FileReadError(
-                f"{name}: not the file the walk listed (it was replaced, or a directory on its path was "
-                "swapped for a link, since the walk); not read"
-            )
         # A file that keeps growing is not read forever: reading stops once it has grown by its own size
         # (at least GROWTH_ALLOWANCE bytes) since it was opened, and the result says it changed.
         stop_after = before.st_size + max(before.st_size, GROWTH_ALLOWANCE)
@@ -331,6 +333,62 @@ def _open_regular(path: bytes, name: str, *, follow: bool) -> tuple[int, bool]:
         os.close(directory)
 
 
+def _below(root: bytes, path: bytes) -> list[bytes] | None:
+    """The names leading from ``root`` down to ``path`` (as the walk joined them), or ``None``."""
+    sep = os.sep.encode()
+    if not path.startswith(root):
+        return None
+    rest = path[len(root):]
+    if not root.endswith(sep):
+        if not rest.startswith(sep):
+            return None
+        rest = rest[len(sep):]
+    names = rest.split(sep)
+    return names if names and all(names) else None
+
+
+def _open_below(root: bytes, path: bytes, name: str) -> tuple[int, bool]:
+    """Open the regular file at ``path``, found by the walk under the given path ``root``, following
+    no symbolic link below ``root``.
+
+    ``root`` is opened as the user named it (a link there is followed, as the walk followed it; a root
+    past PATH_MAX in pieces); then each directory name on the way is opened relative to the one
+    before with ``O_NOFOLLOW`` (``O_PATH`` where there is one: nothing read, no permission beyond
+    search needed), and the file last as :func:`_open_regular` opens it without following. A link met
+    on the way raises :class:`NotAFileError`.
+    """
+    names = _below(root, path)
+    if names is None:
+        raise UsageError(f"{name}: not under {display_path(root)[0]}")
+    directory = _open_directory(root, _PIECE_FLAGS)
+    try:
+        for part in names[:-1]:
+            try:
+                child = os.open(part, _PIECE_FLAGS | _O_NOFOLLOW, dir_fd=directory)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, *_NOFOLLOW_ERRNOS) and _is_link(part, directory):
+                    shown = display_path(part)[0]
+                    raise NotAFileError(
+                        f"{name}: '{shown}' on its path is a {_describe_link(part, directory, relative=True)}, "
+                        "not followed"
+                    ) from exc
+                raise
+            os.close(directory)
+            directory = child
+        last = names[-1]
+        _require_regular(name, os.lstat(last, dir_fd=directory).st_mode, last, directory)
+        return _open_file(last, name, _FILE_FLAGS | _O_NOFOLLOW, directory)
+    finally:
+        os.close(directory)
+
+
+def _is_link(name: bytes, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
 def _open_file(path: bytes, name: str, flags: int, dir_fd: int | None = None) -> tuple[int, bool]:
     """:func:`_open_noatime` for a file; a symbolic link met by an ``O_NOFOLLOW`` open (swapped in after
     the look) raises :class:`NotAFileError` describing it, as the walk describes links."""
@@ -431,30 +489,24 @@ class Entry:
     nothing will be read, e.g. ``"symbolic link (to '../x'), not followed"``, ``"FIFO, skipped (never
     opened)"``, ``"directory could not be listed: permission denied"``, ``"no such file or directory"``.
 
-    For a regular file the walk also notes what :func:`read_entry` checks, so that the file read is the
-    one listed: ``identity``, its ``(st_dev, st_ino)`` when listed (``None``: not known, not checked),
-    and ``follow``, whether a symbolic link at ``path`` may be followed (only for a path the user named,
-    which the walk follows). Neither takes part in comparisons or ``repr``.
+    ``root`` is the path the user gave that this entry was found under (the entry's own path for a
+    path the user named; ``None`` when not known): :func:`read_entry` resolves ``path`` below it
+    without following links, as the walk did. It takes no part in comparisons or ``repr``.
     """
 
     path: bytes
     kind: str
     size: int | None = None
     error: str | None = None
-    identity: tuple[int, int] | None = field(default=None, compare=False, repr=False)
-    follow: bool = field(default=False, compare=False, repr=False)
+    root: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, bytes):
             raise UsageError(f"Entry.path must be bytes, not {type(self.path).__name__}")
         if self.kind not in ENTRY_KINDS:
             raise UsageError(f"Entry.kind must be one of {sorted(ENTRY_KINDS)}, not {self.kind!r}")
-        if self.identity is not None and not (
-            isinstance(self.identity, tuple) and len(self.identity) == 2 and all(isinstance(v, int) for v in self.identity)
-        ):
-            raise UsageError(f"Entry.identity must be None or a (device, inode) pair of ints, not {self.identity!r}")
-        if not isinstance(self.follow, bool):
-            raise UsageError(f"Entry.follow must be True or False, not {self.follow!r}")
+        if self.root is not None and not isinstance(self.root, bytes):
+            raise UsageError(f"Entry.root must be bytes or None, not {type(self.root).__name__}")
 
     def not_read(self) -> tuple[bool, str]:
         """For an entry that is not a regular file: ``(skipped, message)``. Links, FIFOs, sockets and
@@ -467,10 +519,12 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class _Directory:
-    """A directory still to be listed; ``follow``: whether a symbolic link here may be followed."""
+    """A directory still to be listed; ``follow``: whether a symbolic link here may be followed;
+    ``root``: the path the user gave that it was found under."""
 
     path: bytes
     follow: bool
+    root: bytes
 
 
 def walk(paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[Entry]:
@@ -528,15 +582,17 @@ def _examine_given(path: bytes) -> Entry | _Directory:
         if exc.errno == errno.ENOTDIR:
             return Entry(path, "missing", None, "no such file or directory (a parent is not a directory)")
         return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
-    return _classify(path, st, follow=True)
+    return _classify(path, st, follow=True, root=path)
 
 
-def _classify(path: bytes, st: os.stat_result, *, follow: bool, dir_fd: int | None = None) -> Entry | _Directory:
+def _classify(
+    path: bytes, st: os.stat_result, *, follow: bool, root: bytes, dir_fd: int | None = None
+) -> Entry | _Directory:
     kind = _kind_of(st.st_mode)
     if kind == "file":
-        return Entry(path, "file", st.st_size, None, identity=(st.st_dev, st.st_ino), follow=follow)
+        return Entry(path, "file", st.st_size, None, root=root)
     if kind == "directory":
-        return _Directory(path, follow)
+        return _Directory(path, follow, root)
     if kind == "symlink":
         return Entry(path, "symlink", None, f"{_describe_link(path, dir_fd)}, not followed")
     return Entry(path, kind, None, f"{_SKIPPED_LABELS[kind]}, skipped (never opened)")
@@ -585,7 +641,7 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
         with os.scandir(path if fd is None else fd) as listing:
             for dir_entry in listing:
                 name = os.fsencode(dir_entry.name)
-                child = _examine_child(os.path.join(path, name), dir_entry, fd)
+                child = _examine_child(os.path.join(path, name), dir_entry, directory.root, fd)
                 key = name + os.sep.encode() if isinstance(child, _Directory) else name
                 children.append((key, child))
     except OSError as exc:
@@ -599,7 +655,7 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     return problem, [child for _, child in children]
 
 
-def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes],
+def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes], root: bytes,
                    dir_fd: int | None = None) -> Entry | _Directory:
     try:
         st = dir_entry.stat(follow_symlinks=False)
@@ -607,7 +663,7 @@ def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes]
         return Entry(path, "missing", None, "no such file or directory (vanished during the walk)")
     except OSError as exc:
         return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
-    return _classify(path, st, follow=False, dir_fd=dir_fd)
+    return _classify(path, st, follow=False, root=root, dir_fd=dir_fd)
 
 
 # A path longer than the system takes in one call (PATH_MAX: 4096 bytes on Linux) gives ENAMETOOLONG.

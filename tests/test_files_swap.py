@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from matcher import files
-from matcher.errors import FileReadError, NotAFileError
+from matcher.errors import NotAFileError
 from matcher.files import Entry, read_entry, read_file, walk
 
 pytestmark = pytest.mark.skipif(os.name != "posix" or not hasattr(os, "O_NOFOLLOW"), reason="POSIX links")
@@ -86,8 +86,8 @@ def test_link_swapped_in_after_the_look_is_refused_by_the_open(world, monkeypatc
     real_lstat = os.lstat
     looks: list[bytes] = []
 
-    def stale_lstat(path, *args, **kwargs):
-        if os.fsencode(path) == entry.path and not looks:
+    def stale_lstat(path, *args, **kwargs):  # the whole path, or its last name in an open directory
+        if os.fsencode(path) in (entry.path, b"a.jpg") and not looks:
             looks.append(entry.path)
             return stale
         return real_lstat(path, *args, **kwargs)
@@ -107,7 +107,7 @@ def test_fifo_swapped_in_after_the_look_is_opened_without_blocking_and_not_read(
     os.mkfifo(tree / "a.jpg")
     real_lstat = os.lstat
     monkeypatch.setattr(
-        files.os, "lstat", lambda p, *a, **k: stale if os.fsencode(p) == entry.path else real_lstat(p, *a, **k)
+        files.os, "lstat", lambda p, *a, **k: stale if os.fsencode(p) in (entry.path, b"a.jpg") else real_lstat(p, *a, **k)
     )
     reads = never_reads(monkeypatch)
     with pytest.raises(NotAFileError, match=r"not a regular file \(fifo\)"):
@@ -115,14 +115,44 @@ def test_fifo_swapped_in_after_the_look_is_opened_without_blocking_and_not_read(
     assert reads == []
 
 
-def test_directory_on_the_way_swapped_for_a_link_is_refused(world, monkeypatch) -> None:
-    """O_NOFOLLOW guards the last name only; the walk's (device, inode) catches a swapped directory."""
+def test_directory_on_the_way_swapped_for_a_link_is_not_followed(world, monkeypatch) -> None:
+    """O_NOFOLLOW guards the last name only: the path is resolved name by name below the given root."""
     tree, outside = world
     entry = entry_for(tree, "sub/b.jpg")
     (tree / "sub").rename(tree / "sub.moved")
     os.symlink(outside, tree / "sub")  # tree/sub/b.jpg now names outside/b.jpg
-    with pytest.raises(FileReadError, match=r"sub/b\.jpg: not the file the walk listed"):
+    reads = never_reads(monkeypatch)
+    with pytest.raises(NotAFileError) as caught:
         read_entry(entry, keep=True)
+    assert str(caught.value) == f"{tree / 'sub/b.jpg'}: 'sub' on its path is a symbolic link (to '{outside}'), not followed"
+    assert reads == []
+
+
+def test_a_given_directory_that_is_a_link_is_followed_below_it_nothing_is(world, tmp_path) -> None:
+    tree, outside = world
+    os.symlink(tree, tmp_path / "named")  # the user names a link to the tree: the walk follows it
+    entry = next(e for e in walk([tmp_path / "named"]) if e.path.endswith(b"/sub/b.jpg"))
+    assert read_entry(entry, keep=True).data == b"evidence b"
+    (tree / "sub").rename(tree / "sub.moved")
+    os.symlink(outside, tree / "sub")
+    with pytest.raises(NotAFileError, match=r"'sub' on its path is a symbolic link"):
+        read_entry(entry, keep=True)
+
+
+def test_file_replaced_by_another_regular_file_is_read(world) -> None:
+    """A file saved anew (a new inode, as editors save) is still a file in the tree: read, not refused."""
+    tree, _ = world
+    entry = entry_for(tree, "sub/b.jpg")
+    (tree / "sub" / "b.new").write_bytes(b"saved anew")
+    os.replace(tree / "sub" / "b.new", tree / "sub" / "b.jpg")
+    assert read_entry(entry, keep=True).data == b"saved anew"
+
+
+def test_an_entry_made_by_hand_is_read_without_following_links(world) -> None:
+    tree, outside = world
+    swap_for_link(tree / "a.jpg", outside / "secret.jpg")
+    with pytest.raises(NotAFileError, match=r"symbolic link \(to '.*secret\.jpg'\), not followed$"):
+        read_entry(Entry(os.fsencode(tree / "a.jpg"), "file", 10))
 
 
 def test_file_rewritten_in_place_is_read_and_said_to_have_changed_size(world) -> None:
@@ -208,8 +238,10 @@ def test_past_path_max_a_swapped_link_is_not_followed(deep, world) -> None:
     assert too_long.value.errno == errno.ENAMETOOLONG  # the case under test: no whole-path call works
     (entry,) = [e for e in walk([outside.parent]) if e.path == path]
     assert read_entry(entry, keep=True).data == b"deep evidence"
+    assert read_file(path, keep=True, follow_symlinks=False).data == b"deep evidence"  # in pieces
     os.unlink(b"f.jpg", dir_fd=fd)
     os.symlink(os.fsencode(outside / "secret.jpg"), b"f.jpg", dir_fd=fd)
     assert stat.S_ISLNK(os.lstat(b"f.jpg", dir_fd=fd).st_mode)
-    with pytest.raises(NotAFileError, match=r"f\.jpg: symbolic link \(to '.*secret\.jpg'\), not followed$"):
-        read_entry(entry, keep=True)
+    for read in (lambda: read_entry(entry, keep=True), lambda: read_file(path, keep=True, follow_symlinks=False)):
+        with pytest.raises(NotAFileError, match=r"f\.jpg: symbolic link \(to '.*secret\.jpg'\), not followed$"):
+            read()
