@@ -349,17 +349,30 @@ def _below(root: bytes, path: bytes) -> list[bytes] | None:
 
 def _open_below(root: bytes, path: bytes, name: str) -> tuple[int, bool]:
     """Open the regular file at ``path``, found by the walk under the given path ``root``, following
-    no symbolic link below ``root``.
-
-    ``root`` is opened as the user named it (a link there is followed, as the walk followed it; a root
-    past PATH_MAX in pieces); then each directory name on the way is opened relative to the one
-    before with ``O_NOFOLLOW`` (``O_PATH`` where there is one: nothing read, no permission beyond
-    search needed), and the file last as :func:`_open_regular` opens it without following. A link met
-    on the way raises :class:`NotAFileError`.
+    no symbolic link below ``root`` (see :func:`_parent_below`); the file itself is looked at and
+    opened as :func:`_open_regular` does without following. A link met raises :class:`NotAFileError`.
     """
     names = _below(root, path)
     if names is None:
         raise UsageError(f"{name}: not under {display_path(root)[0]}")
+    directory = _parent_below(root, names, f"{name}: ")
+    try:
+        last = names[-1]
+        _require_regular(name, os.lstat(last, dir_fd=directory).st_mode, last, directory)
+        return _open_file(last, name, _FILE_FLAGS | _O_NOFOLLOW, directory)
+    finally:
+        os.close(directory)
+
+
+def _parent_below(root: bytes, names: list[bytes], prefix: str) -> int:
+    """An open descriptor of the directory holding ``names[-1]``, reached from ``root`` through
+    ``names[:-1]`` without following any symbolic link.
+
+    ``root`` is opened as the user named it (a link there is followed, as the walk followed it; a root
+    past PATH_MAX in pieces); then each name on the way is opened relative to the directory before
+    with ``O_NOFOLLOW`` (``O_PATH`` where there is one: nothing read, no permission beyond search
+    needed). A link met on the way raises :class:`NotAFileError` (message: ``prefix`` + what was met).
+    """
     directory = _open_directory(root, _PIECE_FLAGS)
     try:
         for part in names[:-1]:
@@ -369,17 +382,36 @@ def _open_below(root: bytes, path: bytes, name: str) -> tuple[int, bool]:
                 if exc.errno in (errno.ENOTDIR, *_NOFOLLOW_ERRNOS) and _is_link(part, directory):
                     shown = display_path(part)[0]
                     raise NotAFileError(
-                        f"{name}: '{shown}' on its path is a {_describe_link(part, directory, relative=True)}, "
+                        f"{prefix}'{shown}' on its path is a {_describe_link(part, directory, relative=True)}, "
                         "not followed"
                     ) from exc
                 raise
             os.close(directory)
             directory = child
-        last = names[-1]
-        _require_regular(name, os.lstat(last, dir_fd=directory).st_mode, last, directory)
-        return _open_file(last, name, _FILE_FLAGS | _O_NOFOLLOW, directory)
-    finally:
+    except BaseException:
         os.close(directory)
+        raise
+    return directory
+
+
+def _open_directory_below(root: bytes, path: bytes) -> int | None:
+    """Open the directory ``path`` found under the given path ``root`` for listing, following no
+    symbolic link below ``root``; ``None`` when ``path`` is not below ``root`` (open it as it is).
+    A link met (in place of the directory or on its way) raises :class:`NotAFileError` describing it."""
+    names = _below(root, path)
+    if names is None:
+        return None
+    parent = _parent_below(root, names, "")
+    try:
+        last = names[-1]
+        try:
+            return _open_noatime(last, _DIR_FLAGS | _O_NOFOLLOW, parent)[0]
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, *_NOFOLLOW_ERRNOS) and _is_link(last, parent):
+                raise NotAFileError(f"{_describe_link(last, parent, relative=True)}, not followed") from exc
+            raise
+    finally:
+        os.close(parent)
 
 
 def _is_link(name: bytes, dir_fd: int) -> bool:
@@ -625,8 +657,11 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     fd = None
     try:
         if _SCANDIR_FD:
-            flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
-            fd = _open_directory(path, flags)
+            if not directory.follow and _OPENS_AT:  # resolved below the given path: no link followed
+                fd = _open_directory_below(directory.root, path)
+            if fd is None:
+                flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
+                fd = _open_directory(path, flags)
             st = os.fstat(fd)
         else:
             st = os.stat(path) if directory.follow else os.lstat(path)
@@ -644,6 +679,9 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
                 child = _examine_child(os.path.join(path, name), dir_entry, directory.root, fd)
                 key = name + os.sep.encode() if isinstance(child, _Directory) else name
                 children.append((key, child))
+    except NotAFileError as exc:  # a link swapped in for the directory, or for one on its way, since it was met
+        problem = Entry(path, "symlink", None, str(exc))
+        logger.debug("%s: %s", display_path(path)[0], problem.error)
     except OSError as exc:
         what = "directory could not be fully listed" if children else "directory could not be listed"
         problem = Entry(path, "directory_error", None, f"{what}: {_reason(exc)}")

@@ -245,3 +245,36 @@ def test_past_path_max_a_swapped_link_is_not_followed(deep, world) -> None:
     for read in (lambda: read_entry(entry, keep=True), lambda: read_file(path, keep=True, follow_symlinks=False)):
         with pytest.raises(NotAFileError, match=r"f\.jpg: symbolic link \(to '.*secret\.jpg'\), not followed$"):
             read()
+
+
+def test_walk_does_not_list_a_directory_swapped_for_a_link_during_the_walk(world) -> None:
+    """Listed after its parent, a directory swapped for a link meanwhile is reported, not listed."""
+    tree, outside = world
+    (tree / "sub" / "deeper").mkdir()
+    (tree / "sub" / "deeper" / "c.jpg").write_bytes(b"evidence c")
+    (outside / "deeper").mkdir()
+    (outside / "deeper" / "c.jpg").write_bytes(SECRET)
+    walking = walk([tree])
+    first = next(walking)
+    assert first.path == os.fsencode(tree / "a.jpg")  # tree is listed; sub/ and its tree are still to come
+    (tree / "sub").rename(tree / "sub.moved")
+    os.symlink(outside, tree / "sub")
+    rest = list(walking)
+    assert [(e.path, e.kind) for e in rest] == [(os.fsencode(tree / "sub"), "symlink")]
+    assert rest[0].error == f"symbolic link (to '{outside}'), not followed"
+    assert rest[0].not_read()[0]  # skipped, as links met by the walk are
+
+
+def test_walk_does_not_list_through_a_directory_on_the_way_swapped_for_a_link(world) -> None:
+    tree, outside = world
+    (tree / "sub" / "deeper").mkdir()
+    (tree / "sub" / "deeper" / "c.jpg").write_bytes(b"evidence c")
+    (outside / "deeper").mkdir()
+    (outside / "deeper" / "c.jpg").write_bytes(SECRET)
+    walking = walk([tree])
+    assert [next(walking).path for _ in range(2)] == [os.fsencode(tree / "a.jpg"), os.fsencode(tree / "sub/b.jpg")]
+    (tree / "sub").rename(tree / "sub.moved")  # sub is listed; sub/deeper is still to come
+    os.symlink(outside, tree / "sub")
+    rest = list(walking)
+    assert [(e.path, e.kind) for e in rest] == [(os.fsencode(tree / "sub/deeper"), "symlink")]
+    assert rest[0].error == f"'sub' on its path is a symbolic link (to '{outside}'), not followed"
