@@ -132,9 +132,9 @@ def read_file(
 
     A symbolic link named as ``path`` is followed, as :func:`walk` follows a path the user named; with
     ``follow_symlinks=False`` it is not (``O_NOFOLLOW``): a link there raises
-    :class:`~matcher.errors.NotAFileError` saying ``"symbolic link (to '…'), not followed"``. To read an
-    entry of :func:`walk`, use :func:`read_entry`, which also makes sure the file read is the one the
-    walk listed.
+    :class:`~matcher.errors.NotAFileError` saying ``"symbolic link (to '…'), not followed"``. To read a
+    file :func:`walk` listed, use :func:`read_entry`, which follows no link below the path the user
+    gave (``follow_symlinks=False`` guards the last name only).
 
     Raises :class:`~matcher.errors.NotAFileError` when ``path`` is not a regular file (a FIFO, socket
     or device is never read from, and is not even opened unless it was swapped in at the last moment;
@@ -414,7 +414,8 @@ def _open_directory_below(root: bytes, path: bytes) -> int | None:
         os.close(parent)
 
 
-def _is_link(name: bytes, dir_fd: int) -> bool:
+def _is_link(name: bytes, dir_fd: int | None) -> bool:
+    """Whether ``name`` (relative to ``dir_fd`` when given) is a symbolic link now."""
     try:
         return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
     except OSError:
@@ -430,11 +431,7 @@ def _open_file(path: bytes, name: str, flags: int, dir_fd: int | None = None) ->
         # O_NOFOLLOW on a final link fails with ELOOP (EMLINK on some BSDs, EFTYPE on NetBSD)
         if not (flags & _O_NOFOLLOW) or exc.errno not in _NOFOLLOW_ERRNOS:
             raise
-        try:
-            is_link = stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)
-        except OSError:
-            is_link = False
-        if not is_link:
+        if not _is_link(path, dir_fd):
             raise
         raise NotAFileError(f"{name}: {_describe_link(path, dir_fd, relative=True)}, not followed") from exc
 
