@@ -5,7 +5,10 @@ JPEG's reduced-scale (draft) decode alone does not keep it: how far the hash dri
 picture (fine texture and noise drift furthest: 32 bits here on a 1024x1024 texture decoded at 1/2).
 With a ``draft_check`` the decoder checks each reduced frame and decodes it again at a finer scale,
 in full if need be, until the check passes. These tests use the check the hashing pipeline uses:
-PDQ of the reduced frame against PDQ of that frame reduced once more, at most 4 bits apart.
+PDQ of the reduced frame against PDQ of that frame reduced once more, at most 2 bits apart.
+Measured on 102 generated q90 JPEGs (3000x2000 to 4001x2999; blurred noise of four grain sizes,
+fine stripes, smooth scenes, noisy scenes; PDQ quality >= 80), the result stayed within 4 bits of the
+full decode (mean 0.5); with 4 bits allowed, within 8 bits over 307 images (mean 0.9).
 
 All images are synthetic (stripes, noise, smooth shapes), generated here.
 """
@@ -25,7 +28,7 @@ from matcher.hashes import Hash
 from matcher.imaging import DecodeOptions, draft_scale, iter_frames
 
 PDQ = pdq.PDQ()
-CHECK_BITS = 4  # what the pipeline's check allows between the two reduced decodes
+CHECK_BITS = 2  # what the pipeline's check allows between the two reduced decodes (measured: see below)
 BOUND = 10  # the documented bound on the distance to the full decode (PDQ quality >= 80)
 DRAFT = (512, 512)  # PDQ's draft size
 
