@@ -28,7 +28,7 @@ from matcher.hashes import Hash
 from matcher.imaging import DecodeOptions, draft_scale, iter_frames
 
 PDQ = pdq.PDQ()
-CHECK_BITS = 2  # what the pipeline's check allows between the two reduced decodes (measured: see below)
+CHECK_BITS = 2  # what the pipeline's check allows between the two reduced decodes (measured: see the module docstring)
 BOUND = 10  # the documented bound on the distance to the full decode (PDQ quality >= 80)
 DRAFT = (512, 512)  # PDQ's draft size
 
@@ -137,7 +137,7 @@ def test_a_smooth_scene_keeps_its_reduced_decode() -> None:
     data = jpeg(smooth(3, 2048, 2048))
     fast, frame = fast_hash(data, draft_check=agrees)
     assert frame.image.size == (512, 512)
-    assert fast - full_hash(data) <= CHECK_BITS
+    assert fast - full_hash(data) <= BOUND
 
 
 def test_decoded_again_from_a_stream_and_with_exif_orientation() -> None:
