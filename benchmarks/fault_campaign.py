@@ -789,7 +789,11 @@ def file_fault(world: World, work: Path, seed: int, fault: str | None = None) ->
         original_open = os.open
 
         def interposed(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-            if os.fsencode(path) == denied:
+            full = os.fsencode(path)
+            dir_fd = kwargs.get("dir_fd")
+            if dir_fd is not None and not os.path.isabs(full):  # opened name by name below the root
+                full = os.path.join(os.fsencode(os.readlink(f"/proc/self/fd/{dir_fd}")), full)
+            if full == denied:
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
             return original_open(path, flags, *args, **kwargs)
 

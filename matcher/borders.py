@@ -42,7 +42,7 @@ from PIL import Image
 
 from .errors import UsageError
 
-__all__ = ["BorderRule", "DEFAULT_BORDER_RULE", "find_content_box"]
+__all__ = ["DEFAULT_BORDER_RULE", "BorderRule", "find_content_box"]
 
 # Sides, as the names of the lines counted inward from each edge.
 _SIDES = ("top", "bottom", "left", "right")
@@ -101,7 +101,8 @@ def _readable(image: Image.Image) -> Image.Image:
     """``image`` if its pixels can be read as they are (RGB, L), else an RGB copy."""
     if image.mode in ("RGB", "L"):
         return image
-    from .imaging import to_rgb  # local import: imaging is heavier and not needed for RGB/L
+    # local import: imaging is heavier and not needed for RGB/L
+    from .imaging import to_rgb
 
     return to_rgb(image)
 
@@ -114,7 +115,7 @@ class _Pixels:
     four outermost lines and a bordered large one its sampled bar lines.
     """
 
-    __slots__ = ("image", "size", "_array")
+    __slots__ = ("_array", "image", "size")
 
     def __init__(self, image: Image.Image) -> None:
         self.image = image
@@ -175,7 +176,7 @@ class _Pixels:
 
 def _deviation(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Per pixel, the largest per-channel difference from ``colour``: (lines, samples)."""
-    out = np.abs(lines[..., 0] - colour[0])
+    out: np.ndarray = np.abs(lines[..., 0] - colour[0])
     for channel in range(1, lines.shape[2]):  # a loop over channels beats a reduction over a short axis
         np.maximum(out, np.abs(lines[..., channel] - colour[channel]), out=out)
     return out

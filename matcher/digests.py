@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-__all__ = ["Digests", "DigestAccumulator", "digest_bytes"]
+__all__ = ["DigestAccumulator", "Digests", "digest_bytes"]
 
 _HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _HEX_DIGITS = frozenset("0123456789abcdef")

@@ -7,18 +7,18 @@ file or record concerned and what was wrong with it, so it can be put straight i
 from __future__ import annotations
 
 __all__ = [
-    "MatcherError",
-    "UsageError",
-    "HashFormatError",
-    "UnknownAlgorithmError",
-    "FileReadError",
-    "NotAFileError",
     "DecodeError",
-    "UnsupportedFormatError",
-    "TruncatedImageError",
-    "ImageTooLargeError",
+    "FileReadError",
+    "HashFormatError",
     "HashListError",
+    "ImageTooLargeError",
     "IndexStoreError",
+    "MatcherError",
+    "NotAFileError",
+    "TruncatedImageError",
+    "UnknownAlgorithmError",
+    "UnsupportedFormatError",
+    "UsageError",
 ]
 
 

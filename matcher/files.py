@@ -7,6 +7,11 @@ renamed, re-timed or created under an evidence path.
 * :func:`read_file` / :func:`read_stream` read content in one streamed pass that yields its size, its
   MD5/SHA-1/SHA-256, its first bytes (for type sniffing) and, when asked and small enough, the
   content itself. Memory stays bounded for files of any size.
+* :func:`read_entry` reads a file :func:`walk` listed, and only that file: a symbolic link, FIFO or
+  other file swapped into its place (or a symbolic link swapped in for a directory on its path)
+  between the walk and the read is refused, never followed out of the tree: the path is resolved one
+  name at a time below the path the user gave, each with ``O_NOFOLLOW``, and what was opened is
+  checked with ``fstat``.
 * :func:`walk` lists what is under the paths an examiner gives, in a deterministic order, with one
   :class:`Entry` for everything met. Symbolic links inside the walk are reported, never followed;
   FIFOs, sockets and devices are reported, never opened. File-system problems become entries with an
@@ -21,14 +26,23 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .digests import DigestAccumulator, Digests
 from .errors import FileReadError, NotAFileError, UsageError
 
 __all__ = [
-    "CHUNK_SIZE", "HEAD_SIZE", "ReadResult", "read_file", "read_stream", "Entry", "walk", "display_path", "path_inside",
+    "CHUNK_SIZE",
+    "HEAD_SIZE",
+    "Entry",
+    "ReadResult",
+    "display_path",
+    "path_inside",
+    "read_entry",
+    "read_file",
+    "read_stream",
+    "walk",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +121,7 @@ def read_file(
     *,
     keep: Callable[[bytes], bool] | bool = False,
     max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+    follow_symlinks: bool = True,
 ) -> ReadResult:
     """Read the regular file at ``path`` in one streamed pass, without modifying it in any way.
 
@@ -115,23 +130,74 @@ def read_file(
     what looks like an image. Content is only kept while it totals at most ``max_keep_bytes``; a larger
     file gives ``data=None`` (its digests are still complete), so memory stays bounded.
 
-    A symbolic link named as ``path`` is followed. Raises :class:`~matcher.errors.NotAFileError` when
-    ``path`` is not a regular file (a FIFO, socket or device is never read from, and is not even opened
-    unless it was swapped in at the last moment; the non-blocking open keeps that from hanging), and
-    :class:`~matcher.errors.FileReadError` (an ``OSError``, with ``errno`` set) when the file cannot be
-    opened or read; its message names the path and the reason, e.g. ``"…: cannot open: permission
-    denied"``.
+    A symbolic link named as ``path`` is followed, as :func:`walk` follows a path the user named; with
+    ``follow_symlinks=False`` it is not (``O_NOFOLLOW``): a link there raises
+    :class:`~matcher.errors.NotAFileError` saying ``"symbolic link (to '…'), not followed"``. To read a
+    file :func:`walk` listed, use :func:`read_entry`, which follows no link below the path the user
+    gave (``follow_symlinks=False`` guards the last name only).
+
+    Raises :class:`~matcher.errors.NotAFileError` when ``path`` is not a regular file (a FIFO, socket
+    or device is never read from, and is not even opened unless it was swapped in at the last moment;
+    the non-blocking open keeps that from hanging), and :class:`~matcher.errors.FileReadError` (an
+    ``OSError``, with ``errno`` set) when the file cannot be opened or read; its message names the path
+    and the reason, e.g. ``"…: cannot open: permission denied"``.
     """
+    return _read_path(_fsencode(path), keep, max_keep_bytes, follow=follow_symlinks)
+
+
+def read_entry(
+    entry: Entry,
+    *,
+    keep: Callable[[bytes], bool] | bool = False,
+    max_keep_bytes: int = _DEFAULT_MAX_KEEP,
+) -> ReadResult:
+    """Read the regular file a :func:`walk` entry lists, as :func:`read_file` does, never anything else.
+
+    The read does not follow the walk at once, and a file can be swapped meanwhile. So the entry's path
+    is resolved one name at a time below the path the user gave (:attr:`Entry.root`), each name with
+    ``O_NOFOLLOW``: a symbolic link found where the walk listed the file, or in place of a directory on
+    its path, is never followed. It raises :class:`~matcher.errors.NotAFileError` describing the link
+    as the walk describes links (``"…: symbolic link (to '…'), not followed"``; a scan reports it
+    *skipped*). A FIFO, socket or device swapped in raises ``NotAFileError`` too, without being read.
+    A regular file rewritten or replaced in place is read; :attr:`ReadResult.changed` and the size
+    tell of it. The path the user gave is followed if it is a link, as the walk followed it.
+
+    An entry that is not a regular file (``entry.kind != "file"``) raises ``NotAFileError`` with
+    :meth:`Entry.not_read`'s message, without touching the file system.
+    """
+    if not isinstance(entry, Entry):
+        raise UsageError(f"read_entry() takes a walk Entry, not {type(entry).__name__}")
+    if entry.kind != "file":
+        raise NotAFileError(f"{display_path(entry.path)[0]}: {entry.not_read()[1]}")
+    root = entry.root
+    if root == entry.path:  # a file the user named: followed, as the walk followed it
+        return _read_path(entry.path, keep, max_keep_bytes, follow=True)
+    return _read_path(entry.path, keep, max_keep_bytes, follow=False, root=root)
+
+
+def _read_path(
+    path: bytes,
+    keep: Callable[[bytes], bool] | bool,
+    max_keep_bytes: int,
+    *,
+    follow: bool,
+    root: bytes | None = None,
+) -> ReadResult:
+    """The read behind :func:`read_file` and :func:`read_entry`; ``root``: resolve ``path`` below it
+    one name at a time, following no link (see :func:`_open_below`)."""
     _check_keep_arguments(keep, max_keep_bytes)
-    name = display_path(_fsencode(path))[0]
+    name = display_path(path)[0]
     try:
-        fd, noatime = _open_regular(_fsencode(path), name)
+        if root is not None and _OPENS_AT and _below(root, path) is not None:
+            fd, noatime = _open_below(root, path, name)
+        else:
+            fd, noatime = _open_regular(path, name, follow=follow)
     except OSError as exc:
         raise _read_error(f"{name}: cannot open", exc) from exc
     try:
         try:
             before = os.fstat(fd)
-            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the stat
+            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the look
             if hasattr(os, "set_blocking"):
                 os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
         except OSError as exc:
@@ -240,28 +306,147 @@ def _check_keep_arguments(keep: object, max_keep_bytes: object) -> None:
         raise UsageError(f"max_keep_bytes must be a non-negative integer, not {max_keep_bytes!r}")
 
 
-def _open_regular(path: bytes, name: str) -> tuple[int, bool]:
+def _open_regular(path: bytes, name: str, *, follow: bool) -> tuple[int, bool]:
     """Open the regular file at ``path`` read-only for :func:`read_file` (``O_NOATIME`` when permitted).
 
-    Looks first, so that a FIFO or device named directly is never opened at all. A path longer than
-    PATH_MAX is reached through its directory opened a piece at a time (as the walk lists it).
+    Looks first, so that a FIFO or device named directly is never opened at all. Without ``follow``
+    the look does not follow a final symbolic link (``lstat``) and neither does the open
+    (``O_NOFOLLOW``, so a link swapped in after the look is refused too): a link raises
+    :class:`NotAFileError`. A path longer than PATH_MAX is reached through its directory opened a piece
+    at a time (as the walk lists it), with the same rule for the last name. The caller checks what was
+    opened with ``fstat``.
     """
+    flags = _FILE_FLAGS if follow else _FILE_FLAGS | _O_NOFOLLOW
+    look = os.stat if follow else os.lstat
     try:
-        _require_regular(name, os.stat(path).st_mode)
-        return _open_noatime(path, _FILE_FLAGS)
+        _require_regular(name, look(path).st_mode, path)
+        return _open_file(path, name, flags)
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG or not _OPENS_AT:
             raise
     parent, base = os.path.split(path)
     directory = _open_in_pieces(parent, _PIECE_FLAGS)
     try:
-        _require_regular(name, os.stat(base, dir_fd=directory).st_mode)
-        return _open_noatime(base, _FILE_FLAGS, directory)
+        _require_regular(name, look(base, dir_fd=directory).st_mode, path, directory)
+        return _open_file(base, name, flags, directory)
     finally:
         os.close(directory)
 
 
-def _require_regular(name: str, mode: int) -> None:
+def _below(root: bytes, path: bytes) -> list[bytes] | None:
+    """The names leading from ``root`` down to ``path`` (as the walk joined them), or ``None``."""
+    sep = os.sep.encode()
+    if not path.startswith(root):
+        return None
+    rest = path[len(root):]
+    if not root.endswith(sep):
+        if not rest.startswith(sep):
+            return None
+        rest = rest[len(sep):]
+    names = rest.split(sep)
+    return names if names and all(names) else None
+
+
+def _open_below(root: bytes, path: bytes, name: str) -> tuple[int, bool]:
+    """Open the regular file at ``path``, found by the walk under the given path ``root``, following
+    no symbolic link below ``root`` (see :func:`_parent_below`); the file itself is looked at and
+    opened as :func:`_open_regular` does without following. A link met raises :class:`NotAFileError`.
+    """
+    names = _below(root, path)
+    if names is None:
+        raise UsageError(f"{name}: not under {display_path(root)[0]}")
+    directory = _parent_below(root, names, f"{name}: ")
+    try:
+        last = names[-1]
+        _require_regular(name, os.lstat(last, dir_fd=directory).st_mode, last, directory)
+        return _open_file(last, name, _FILE_FLAGS | _O_NOFOLLOW, directory)
+    finally:
+        os.close(directory)
+
+
+def _parent_below(root: bytes, names: list[bytes], prefix: str) -> int:
+    """An open descriptor of the directory holding ``names[-1]``, reached from ``root`` through
+    ``names[:-1]`` without following any symbolic link.
+
+    ``root`` is opened as the user named it (a link there is followed, as the walk followed it; a root
+    past PATH_MAX in pieces); then each name on the way is opened relative to the directory before
+    with ``O_NOFOLLOW`` (``O_PATH`` where there is one: nothing read, no permission beyond search
+    needed). A link met on the way raises :class:`NotAFileError` (message: ``prefix`` + what was met).
+    """
+    directory = _open_directory(root, _PIECE_FLAGS)
+    try:
+        for part in names[:-1]:
+            try:
+                child = os.open(part, _PIECE_FLAGS | _O_NOFOLLOW, dir_fd=directory)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, *_NOFOLLOW_ERRNOS) and _is_link(part, directory):
+                    shown = display_path(part)[0]
+                    raise NotAFileError(
+                        f"{prefix}'{shown}' on its path is a {_describe_link(part, directory, relative=True)}, "
+                        "not followed"
+                    ) from exc
+                raise
+            os.close(directory)
+            directory = child
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
+
+
+def _open_directory_below(root: bytes, path: bytes) -> int | None:
+    """Open the directory ``path`` found under the given path ``root`` for listing, following no
+    symbolic link below ``root``; ``None`` when ``path`` is not below ``root`` (open it as it is).
+    A link met (in place of the directory or on its way) raises :class:`NotAFileError` describing it."""
+    names = _below(root, path)
+    if names is None:
+        return None
+    parent = _parent_below(root, names, "")
+    try:
+        last = names[-1]
+        try:
+            return _open_noatime(last, _DIR_FLAGS | _O_NOFOLLOW, parent)[0]
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, *_NOFOLLOW_ERRNOS) and _is_link(last, parent):
+                raise NotAFileError(f"{_describe_link(last, parent, relative=True)}, not followed") from exc
+            raise
+    finally:
+        os.close(parent)
+
+
+def _is_link(name: bytes, dir_fd: int | None) -> bool:
+    """Whether ``name`` (relative to ``dir_fd`` when given) is a symbolic link now."""
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def _open_file(path: bytes, name: str, flags: int, dir_fd: int | None = None) -> tuple[int, bool]:
+    """:func:`_open_noatime` for a file; a symbolic link met by an ``O_NOFOLLOW`` open (swapped in after
+    the look) raises :class:`NotAFileError` describing it, as the walk describes links."""
+    try:
+        return _open_noatime(path, flags, dir_fd)
+    except OSError as exc:
+        # O_NOFOLLOW on a final link fails with ELOOP (EMLINK on some BSDs, EFTYPE on NetBSD)
+        if not (flags & _O_NOFOLLOW) or exc.errno not in _NOFOLLOW_ERRNOS:
+            raise
+        if not _is_link(path, dir_fd):
+            raise
+        raise NotAFileError(f"{name}: {_describe_link(path, dir_fd, relative=True)}, not followed") from exc
+
+
+_NOFOLLOW_ERRNOS = frozenset(
+    code for code in (errno.ELOOP, errno.EMLINK, getattr(errno, "EFTYPE", None)) if code is not None
+)
+
+
+def _require_regular(name: str, mode: int, path: bytes | None = None, dir_fd: int | None = None) -> None:
+    """Raise :class:`NotAFileError` unless ``mode`` is a regular file's; a symbolic link (seen by
+    ``lstat`` at ``path``, relative to ``dir_fd`` when given) is described as the walk describes it."""
+    if stat.S_ISLNK(mode) and path is not None:
+        link = os.path.basename(path) if dir_fd is not None else path
+        raise NotAFileError(f"{name}: {_describe_link(link, dir_fd, relative=True)}, not followed")
     if not stat.S_ISREG(mode):
         raise NotAFileError(f"{name}: not a regular file ({_kind_of(mode)})")
 
@@ -332,18 +517,25 @@ class Entry:
     for a regular file, else ``None``. ``error`` is ``None`` for a regular file and otherwise says why
     nothing will be read, e.g. ``"symbolic link (to '../x'), not followed"``, ``"FIFO, skipped (never
     opened)"``, ``"directory could not be listed: permission denied"``, ``"no such file or directory"``.
+
+    ``root`` is the path the user gave that this entry was found under (the entry's own path for a
+    path the user named; ``None`` when not known): :func:`read_entry` resolves ``path`` below it
+    without following links, as the walk did. It takes no part in comparisons or ``repr``.
     """
 
     path: bytes
     kind: str
     size: int | None = None
     error: str | None = None
+    root: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, bytes):
             raise UsageError(f"Entry.path must be bytes, not {type(self.path).__name__}")
         if self.kind not in ENTRY_KINDS:
             raise UsageError(f"Entry.kind must be one of {sorted(ENTRY_KINDS)}, not {self.kind!r}")
+        if self.root is not None and not isinstance(self.root, bytes):
+            raise UsageError(f"Entry.root must be bytes or None, not {type(self.root).__name__}")
 
     def not_read(self) -> tuple[bool, str]:
         """For an entry that is not a regular file: ``(skipped, message)``. Links, FIFOs, sockets and
@@ -356,10 +548,12 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class _Directory:
-    """A directory still to be listed; ``follow``: whether a symbolic link here may be followed."""
+    """A directory still to be listed; ``follow``: whether a symbolic link here may be followed;
+    ``root``: the path the user gave that it was found under."""
 
     path: bytes
     follow: bool
+    root: bytes
 
 
 def walk(paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[Entry]:
@@ -417,26 +611,29 @@ def _examine_given(path: bytes) -> Entry | _Directory:
         if exc.errno == errno.ENOTDIR:
             return Entry(path, "missing", None, "no such file or directory (a parent is not a directory)")
         return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
-    return _classify(path, st, follow=True)
+    return _classify(path, st, follow=True, root=path)
 
 
-def _classify(path: bytes, st: os.stat_result, *, follow: bool, dir_fd: int | None = None) -> Entry | _Directory:
+def _classify(
+    path: bytes, st: os.stat_result, *, follow: bool, root: bytes, dir_fd: int | None = None
+) -> Entry | _Directory:
     kind = _kind_of(st.st_mode)
     if kind == "file":
-        return Entry(path, "file", st.st_size, None)
+        return Entry(path, "file", st.st_size, None, root=root)
     if kind == "directory":
-        return _Directory(path, follow)
+        return _Directory(path, follow, root)
     if kind == "symlink":
         return Entry(path, "symlink", None, f"{_describe_link(path, dir_fd)}, not followed")
     return Entry(path, kind, None, f"{_SKIPPED_LABELS[kind]}, skipped (never opened)")
 
 
-def _describe_link(path: bytes, dir_fd: int | None = None) -> str:
+def _describe_link(path: bytes, dir_fd: int | None = None, *, relative: bool = False) -> str:
     """The link's target; read relative to ``dir_fd`` (the open directory holding it) when given, so a
-    link deeper than PATH_MAX is still described."""
+    link deeper than PATH_MAX is still described. ``relative``: ``path`` is already the name in
+    ``dir_fd`` (else its last name is taken)."""
     try:
         if dir_fd is not None and _OPENS_AT:
-            target = os.readlink(os.path.basename(path), dir_fd=dir_fd)
+            target = os.readlink(path if relative else os.path.basename(path), dir_fd=dir_fd)
         else:
             target = os.readlink(path)
     except OSError as exc:
@@ -457,8 +654,11 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     fd = None
     try:
         if _SCANDIR_FD:
-            flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
-            fd = _open_directory(path, flags)
+            if not directory.follow and _OPENS_AT:  # resolved below the given path: no link followed
+                fd = _open_directory_below(directory.root, path)
+            if fd is None:
+                flags = _DIR_FLAGS if directory.follow else _DIR_FLAGS | _O_NOFOLLOW
+                fd = _open_directory(path, flags)
             st = os.fstat(fd)
         else:
             st = os.stat(path) if directory.follow else os.lstat(path)
@@ -473,9 +673,12 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
         with os.scandir(path if fd is None else fd) as listing:
             for dir_entry in listing:
                 name = os.fsencode(dir_entry.name)
-                child = _examine_child(os.path.join(path, name), dir_entry, fd)
+                child = _examine_child(os.path.join(path, name), dir_entry, directory.root, fd)
                 key = name + os.sep.encode() if isinstance(child, _Directory) else name
                 children.append((key, child))
+    except NotAFileError as exc:  # a link swapped in for the directory, or for one on its way, since it was met
+        problem = Entry(path, "symlink", None, str(exc))
+        logger.debug("%s: %s", display_path(path)[0], problem.error)
     except OSError as exc:
         what = "directory could not be fully listed" if children else "directory could not be listed"
         problem = Entry(path, "directory_error", None, f"{what}: {_reason(exc)}")
@@ -487,7 +690,7 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     return problem, [child for _, child in children]
 
 
-def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes],
+def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes], root: bytes,
                    dir_fd: int | None = None) -> Entry | _Directory:
     try:
         st = dir_entry.stat(follow_symlinks=False)
@@ -495,7 +698,7 @@ def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes]
         return Entry(path, "missing", None, "no such file or directory (vanished during the walk)")
     except OSError as exc:
         return Entry(path, "other", None, f"could not be examined: {_reason(exc)}")
-    return _classify(path, st, follow=False, dir_fd=dir_fd)
+    return _classify(path, st, follow=False, root=root, dir_fd=dir_fd)
 
 
 # A path longer than the system takes in one call (PATH_MAX: 4096 bytes on Linux) gives ENAMETOOLONG.

@@ -5,21 +5,24 @@ Everything here is written for hostile input. Pillow's own exceptions never esca
 :class:`TruncatedImageError`, :class:`ImageTooLargeError`), and a partially decoded image is never
 passed off as a whole one (``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay ``False``).
 
-Nothing reaches stderr:
+Nothing reaches stderr, and importing this module changes no process-wide state (no warnings
+filter, no logging handler). While at least one decode is under way in the process (in any thread),
+matcher's decoding guard is in force; when the last one ends, everything it changed is put back:
 
-* matcher applies its own pixel limit (:attr:`DecodeOptions.max_pixels`), so importing this module
-  installs one process-wide filter, ``warnings.filterwarnings("ignore",
-  category=PIL.Image.DecompressionBombWarning)``, scoped to that category only. Pillow's
+* Warnings raised from Pillow's code (or this module's) are logged to this module's logger at INFO
+  level instead of being shown, and ``PIL.Image.DecompressionBombWarning`` is ignored: matcher
+  applies its own pixel limit (:attr:`DecodeOptions.max_pixels`), and Pillow's
   ``DecompressionBombError`` (far over its limit) is still turned into :class:`ImageTooLargeError`.
-* Other warnings Pillow emits while reading a file (corrupt EXIF, "Truncated File Read" in metadata,
-  palette transparency notes, ...) are caught with :func:`warnings.catch_warnings` around each Pillow
-  call and written to this module's logger at INFO level. As with every ``catch_warnings`` before
-  Python 3.14, the capture is process-global while it lasts: decode in separate processes, not
-  threads, if warnings from unrelated code must not be swallowed meanwhile.
+  The guard adds two filters at the front of ``warnings.filters`` (scoped to that category, and to
+  Pillow's modules and this one) and wraps ``warnings.showwarning``; warnings from other code pass
+  through untouched, even while a decode runs in another thread. The guard is entered and left under
+  a lock and counted, so concurrent decodes in threads are safe (``warnings.catch_warnings`` per call
+  would not be before Python 3.14: overlapping uses restore each other's state in the wrong order).
 * Pillow logs some corrupt headers at ERROR level on its own loggers (e.g. ``PIL.TiffImagePlugin``)
-  without installing a handler, so Python's last-resort handler would print them. Importing this
-  module adds a ``NullHandler`` to the ``PIL`` logger: the records still reach the application's
-  handlers if it configured logging, and are dropped otherwise.
+  without installing a handler, so Python's last-resort handler would print them when the
+  application configured no logging. While the guard is in force, a ``NullHandler`` sits on the
+  ``PIL`` logger: the records still reach the application's handlers if it configured logging, and
+  are dropped otherwise.
 
 Pillow checks its own limit (``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels, 178,956,970 by default) while
 opening, before matcher's; a ``max_pixels`` above it only takes effect if the application also
@@ -34,17 +37,20 @@ HEIC/HEIF decode when the optional ``pillow-heif`` package is installed (``match
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import logging
 import os
 import re
 import struct
+import sys
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import BinaryIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
@@ -59,23 +65,20 @@ from .errors import (
 )
 
 __all__ = [
-    "MediaType",
-    "sniff",
-    "extension_mismatch",
     "DecodeOptions",
+    "DraftCheck",
     "Frame",
     "ImageInfo",
-    "open_image",
+    "MediaType",
+    "draft_scale",
+    "extension_mismatch",
     "iter_frames",
+    "open_image",
+    "sniff",
     "to_rgb",
 ]
 
 logger = logging.getLogger(__name__)
-
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-# Pillow logs some corrupt-file findings at ERROR level on its own loggers (e.g. PIL.TiffImagePlugin) and
-# installs no handler, so without logging configured Python's last-resort handler would print them to stderr.
-logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 _HEAD_SIZE = 512  # bytes read for sniffing; sniff() needs at least 64
 _EXCLUDED_FORMATS = frozenset({"EPS"})  # Pillow would run Ghostscript on the file
@@ -118,7 +121,7 @@ _HEIF = _image("image/heif", "heif", "heic", "hif")
 _AVIF = _image("image/avif", "avif")
 _ICO = _image("image/vnd.microsoft.icon", "ico")
 _CUR = _image("image/x-win-bitmap", "cur")
-_JP2_OK = features.check("jpg_2000")
+_JP2_OK = bool(features.check("jpg_2000"))
 _JP2 = MediaType("image/jp2", ("jp2", "jpf", "jpx"), _JP2_OK)
 _J2C = MediaType("image/j2c", ("j2c", "j2k", "jpc"), _JP2_OK)
 
@@ -228,9 +231,9 @@ def sniff(head: bytes) -> MediaType | None:
         return _RIFF[head[8:12]]
     if head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
         return _BMP
-    if head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(head) >= 10 and head[4:6] != b"\x00\x00":
-        if head[9] == 0:  # the first directory entry's reserved byte
-            return _ICO if head[2] == 1 else _CUR
+    icon = head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(head) >= 10 and head[4:6] != b"\x00\x00"
+    if icon and head[9] == 0:  # the first directory entry's reserved byte
+        return _ICO if head[2] == 1 else _CUR
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML
         return _WEBM if b"webm" in head[:64] else _MKV
     if head.startswith(b"MZ") and b"\x00" in head[2:64]:
@@ -335,32 +338,99 @@ class ImageInfo:
 # Pillow guards
 
 
+class _DecodingGuard:
+    """The process-wide state decoding needs, in force while any decode runs (see the module docstring).
+
+    Entered and left under one lock with a count, so that overlapping decodes in several threads put
+    in and take out the state exactly once, in the right order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._filters: list[Any] = []
+        self._shown: Callable[..., None] | None = None
+        self._handler = logging.NullHandler()
+        self._pil_dir = os.path.dirname(os.path.abspath(Image.__file__)) + os.sep
+        self._own_file = os.path.abspath(__file__)
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                before = list(warnings.filters)
+                warnings.filterwarnings("always", module=r"(PIL(\.|$)|matcher\.imaging$)")
+                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+                self._filters = [f for f in warnings.filters if f not in before]
+                self._shown = warnings.showwarning
+                warnings.showwarning = self._show
+                logging.getLogger("PIL").addHandler(self._handler)
+            self._depth += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                logging.getLogger("PIL").removeHandler(self._handler)
+                if warnings.showwarning == self._show:  # unless someone replaced it since
+                    warnings.showwarning = self._shown  # type: ignore[assignment]
+                filters = cast("list[Any]", warnings.filters)
+                for entry in self._filters:
+                    with contextlib.suppress(ValueError):  # already removed by someone else
+                        filters.remove(entry)
+                self._filters, self._shown = [], None
+
+    def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              file: TextIO | None = None, line: str | None = None) -> None:
+        """Log Pillow's warnings (and this module's); show every other warning as before."""
+        path = os.path.abspath(filename) if filename else ""
+        if path.startswith(self._pil_dir) or path == self._own_file:
+            logger.info("Pillow warning: %s", message)
+            return
+        shown = self._shown
+        if shown is None or shown == self._show:  # called after the guard ended, through a saved reference
+            (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+            return
+        shown(message, category, filename, lineno, file, line)
+
+
+_GUARD = _DecodingGuard()
+
+
 @contextmanager
 def _pillow_warnings() -> Iterator[None]:
-    """Route warnings raised inside the block to the log instead of stderr (see module docstring)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        try:
-            yield
-        finally:
-            for warning in caught:
-                logger.info("Pillow warning: %s", warning.message)
+    """Keep Pillow's warnings and error logs off stderr inside the block (see the module docstring)."""
+    _GUARD.enter()
+    try:
+        yield
+    finally:
+        _GUARD.leave()
 
 
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def _as_decode_error(exc: Exception, what: str) -> DecodeError:
-    """Translate an exception raised by Pillow (or numpy) while reading ``what`` into a matcher error."""
+_CODEC_MISSING = re.compile(r"\b(de|en)coder \S+ not available")
+
+
+def _as_decode_error(exc: Exception, what: str, media: MediaType | None = None) -> DecodeError:
+    """Translate an exception raised by Pillow (or numpy) while reading ``what`` into a matcher error.
+
+    ``media``: the sniffed type, if known, to name in a "no decoder available" message: Pillow loads
+    plugins and codecs lazily, and an ``ImportError`` (or Pillow's "decoder ... not available") means
+    the machine cannot decode the type, not that the file is corrupt.
+    """
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and _CODEC_MISSING.search(text)):
+        kind = media.mime if media is not None else "this image type"
+        where = "" if what == "image" else f" ({what})"
+        return UnsupportedFormatError(f"no decoder available for {kind}{where}: {type(exc).__name__}: {text}")
     if isinstance(exc, Image.DecompressionBombError):
         found = _BOMB_PIXELS.search(str(exc))
         declared = f"declares {found.group(1)} pixels" if found else "is too large"
         return ImageTooLargeError(
             f"{what} {declared}, over Pillow's decompression-bomb limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
         )
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.I):
+    if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.IGNORECASE):
         return TruncatedImageError(f"{what} is truncated: {text}")
     if isinstance(exc, MemoryError):
         return ImageTooLargeError(f"{what} needs more memory than is available")
@@ -374,10 +444,26 @@ def _heif_opener_registered() -> bool:
         import pillow_heif  # type: ignore[import-not-found]
 
         pillow_heif.register_heif_opener()
-    except Exception as exc:  # not installed, or broken: HEIC then stays unsupported
+    except Exception as exc:  # noqa: BLE001 - not installed, or broken: HEIC then stays unsupported
         logger.debug("HEIC/HEIF decoding unavailable: %s", exc)
         return False
     return True
+
+
+# Pillow's format names for the image types the sniffer knows: a plugin that failed to import (as
+# can happen after a process dropped privileges) leaves its name out of Image.OPEN.
+_PILLOW_NAMES: dict[str, tuple[str, ...]] = {
+    _JPEG.mime: ("JPEG",),
+    _PNG.mime: ("PNG",),
+    _GIF.mime: ("GIF",),
+    _BMP.mime: ("BMP", "DIB"),
+    _TIFF.mime: ("TIFF",),
+    _WEBP.mime: ("WEBP",),
+    _ICO.mime: ("ICO",),
+    _CUR.mime: ("CUR",),
+    _JP2.mime: ("JPEG2000",),
+    _J2C.mime: ("JPEG2000",),
+}
 
 
 def _has_decoder(media: MediaType) -> bool:
@@ -386,12 +472,16 @@ def _has_decoder(media: MediaType) -> bool:
         return _heif_opener_registered()
     if media is _AVIF:
         return bool(features.check("avif"))
+    names = _PILLOW_NAMES.get(media.mime)
+    if names is not None and media.is_image:
+        Image.init()
+        return any(name in Image.OPEN for name in names)
     return media.is_image
 
 
 def _undecodable(media: MediaType) -> str:
     if media.mime.startswith("image/"):
-        return f"no decoder installed for {media.mime}"
+        return f"no decoder available for {media.mime}"
     return f"not an image ({media.mime})"
 
 
@@ -428,7 +518,7 @@ def _count_frames(image: Image.Image) -> int:
     """Frames in the file; if the frame structure breaks part-way, the reachable ones plus the broken one."""
     try:
         return max(1, int(getattr(image, "n_frames", 1)))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything Pillow raises on hostile input
         logger.info("frame count failed (%s); counting frames one by one", exc)
     count = 1
     while True:
@@ -436,7 +526,7 @@ def _count_frames(image: Image.Image) -> int:
             image.seek(count)
         except EOFError:
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 - anything Pillow raises on hostile input
             count += 1  # include the broken frame so that iter_frames reports it
             break
         count += 1
@@ -491,7 +581,7 @@ def open_image(data: bytes | BinaryIO, options: DecodeOptions = DecodeOptions())
     except MatcherError:
         raise
     except Exception as exc:
-        raise _as_decode_error(exc, "image") from exc
+        raise _as_decode_error(exc, "image", media) from exc
     info = ImageInfo(
         media=media if media is not None and media.is_image else _media_from_pillow(image.format),
         format=image.format or "",
@@ -518,14 +608,46 @@ def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1..8); 1 when absent or unreadable (a corrupt EXIF block is not fatal)."""
     try:
         value = image.getexif().get(0x0112, 1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything Pillow raises on hostile input
         logger.info("EXIF unreadable, orientation ignored: %s", exc)
         return 1
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
 
 
+DraftCheck = Callable[[Image.Image, Image.Image, tuple[int, int]], bool]
+"""Whether a reduced-scale JPEG decode may stand for the full decode: called as
+``check(fine, coarse, full_size)`` with the RGB frame decoded at 1/k scale, the same frame at 1/2k
+(coarser) and the full-scale (width, height); true when what is computed from ``fine`` is close
+enough to what ``coarse`` gives (see :func:`iter_frames`)."""
+
+_SCALES = (8, 4, 2)
+
+
+def draft_scale(width: int, height: int, draft_size: tuple[int, int] | None) -> int:
+    """The JPEG draft scale (1, 2, 4 or 8) that still leaves at least ``draft_size`` (width, height):
+    the largest of 8, 4, 2 dividing both ``width // draft_size[0]`` and ``height // draft_size[1]``
+    from below, else 1 (full scale). ``None``: 1."""
+    if draft_size is None:
+        return 1
+    room = min(width // draft_size[0], height // draft_size[1])
+    return next((scale for scale in _SCALES if room >= scale), 1)
+
+
+def _load_at(image: Image.Image, scale: int) -> None:
+    """Load the current frame of a JPEG/MPO at 1/``scale`` (``scale`` 1: full decode)."""
+    if scale > 1:
+        image.draft("RGB", (image.width // scale, image.height // scale))  # Pillow then picks exactly 1/scale
+    image.load()
+    setattr(image, "decoderconfig", ())  # noqa: B010 - Pillow keeps the draft scale across MPO seeks otherwise
+
+
 def _decode_frame(
-    image: Image.Image, index: int | None, options: DecodeOptions, draft_size: tuple[int, int] | None
+    image: Image.Image,
+    index: int | None,
+    options: DecodeOptions,
+    draft_size: tuple[int, int] | None,
+    draft_check: DraftCheck | None = None,
+    reopen: Callable[[], Image.Image] | None = None,
 ) -> Frame:
     what = "image" if index is None else f"frame {index}"
     with _pillow_warnings():
@@ -536,15 +658,33 @@ def _decode_frame(
         orientation = _orientation(image) if options.apply_exif_orientation else 1
         if orientation >= 5:  # transposed: the stored frame's axes are swapped relative to the result
             width, height = height, width
-        drafted = draft_size is not None and isinstance(image, JpegImagePlugin.JpegImageFile)  # JPEG and MPO
-        if drafted:
-            image.draft("RGB", draft_size[::-1] if orientation >= 5 else draft_size)
-        image.load()
-        if drafted:
-            image.decoderconfig = ()  # Pillow keeps the draft scale across MPO seeks, breaking later frames
-        rgb = to_rgb(image)
-        if orientation != 1:
-            rgb = rgb.transpose(_TRANSPOSE[orientation])
+
+        def upright(frame: Image.Image) -> Image.Image:
+            rgb = to_rgb(frame)
+            return rgb if orientation == 1 else rgb.transpose(_TRANSPOSE[orientation])
+
+        scale = 1
+        if draft_size is not None and isinstance(image, JpegImagePlugin.JpegImageFile):  # JPEG and MPO
+            scale = draft_scale(*image.size, draft_size[::-1] if orientation >= 5 else draft_size)
+            if draft_check is not None and reopen is None:
+                scale = 1  # a draft that fails its check could not be decoded again: decode in full
+        if scale == 1:
+            image.load()
+            return Frame(index=index, image=upright(image), width=width, height=height)
+        _load_at(image, scale)
+        rgb = upright(image)
+        if draft_check is not None and reopen is not None:
+            coarse = rgb.reduce(2)  # stands for the decode at twice the scale, without decoding again
+            while scale > 1 and not draft_check(rgb, coarse, (width, height)):
+                scale //= 2  # not close enough: decode again at twice the resolution (at 1, in full)
+                again = reopen()
+                try:
+                    if index is not None:
+                        again.seek(index)
+                    _load_at(again, scale)
+                    coarse, rgb = rgb, upright(again)
+                finally:
+                    again.close()
     return Frame(index=index, image=rgb, width=width, height=height)
 
 
@@ -553,16 +693,25 @@ def iter_frames(
     options: DecodeOptions = DecodeOptions(),
     *,
     draft_size: tuple[int, int] | None = None,
+    draft_check: DraftCheck | None = None,
 ) -> Iterator[Frame]:
     """Decode an image and yield its frames as RGB, at most ``options.max_frames`` of them.
 
     ``data`` is the file's bytes, a binary stream, or a Pillow image (e.g. from :func:`open_image`; it
     is seeked and loaded in place). A still image yields one frame with index ``None``; a multi-frame
-    file yields frames 0, 1, ... . With ``draft_size`` a JPEG is decoded at 1/2, 1/4 or 1/8 scale
-    where that still leaves at least ``draft_size`` in both dimensions of the result (after EXIF
-    orientation, if applied; other formats are unaffected);
-    :attr:`Frame.width`/:attr:`Frame.height` stay full-scale. EXIF orientation is applied only when
+    file yields frames 0, 1, ... . EXIF orientation is applied only when
     ``options.apply_exif_orientation`` is set (same transforms as ``PIL.ImageOps.exif_transpose``).
+
+    With ``draft_size`` a JPEG (or MPO) frame is decoded at 1/2, 1/4 or 1/8 scale where that still
+    leaves at least ``draft_size`` in both dimensions of the result (after EXIF orientation, if
+    applied; see :func:`draft_scale`; other formats are unaffected); :attr:`Frame.width` /
+    :attr:`Frame.height` stay full-scale. How close a hash of the reduced frame comes to that of the
+    full decode depends on the picture, not only on its size (fine texture and noise drift furthest),
+    so give ``draft_check`` to bound it per frame: the frame decoded at 1/k is checked against itself
+    reduced by 2 (``check(fine, coarse, full_size)``); while the check fails, the frame is decoded
+    again at twice the resolution (and checked against the previous decode) until it passes or the
+    frame is decoded in full. A Pillow image given as ``data`` cannot be decoded again, so with
+    ``draft_check`` it is decoded in full.
 
     A truncated or corrupt frame raises :class:`TruncatedImageError`/:class:`DecodeError` naming the
     frame, after the frames before it have been yielded; partial pixels are never yielded.
@@ -575,8 +724,12 @@ def iter_frames(
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in draft_size)
     ):
         raise UsageError(f"draft_size must be a (width, height) tuple of positive ints, not {draft_size!r}")
+    if draft_check is not None and not callable(draft_check):
+        raise UsageError(f"draft_check must be callable, not {draft_check!r}")
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise UsageError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; matcher refuses to hash partial images")
+    reopen: Callable[[], Image.Image] | None = None
+    media: MediaType | None = None
     if isinstance(data, Image.Image):
         image, owned = data, False
         try:
@@ -589,20 +742,39 @@ def iter_frames(
         _check_pixels(image.width, image.height, options, "image")
     else:
         info, image = open_image(data, options)
-        frame_count, owned = info.frame_count, True
+        frame_count, owned, media = info.frame_count, True, info.media
+        if draft_check is not None and draft_size is not None:
+            reopen = _reopener(data)
     try:
         for k in range(min(frame_count, options.max_frames)):
             index = None if frame_count == 1 else k
             try:
-                frame = _decode_frame(image, index, options, draft_size)
+                frame = _decode_frame(image, index, options, draft_size, draft_check, reopen)
             except MatcherError:
                 raise
             except Exception as exc:
-                raise _as_decode_error(exc, "image" if index is None else f"frame {index}") from exc
+                raise _as_decode_error(exc, "image" if index is None else f"frame {index}", media) from exc
             yield frame
     finally:
         if owned:
             image.close()
+
+
+def _reopener(data: bytes | BinaryIO) -> Callable[[], Image.Image]:
+    """A function opening ``data`` afresh (to decode a frame again at another scale)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        content = bytes(data)
+    else:
+        content = b""  # read only if needed: most frames pass their check
+
+    def reopen() -> Image.Image:
+        nonlocal content
+        if not content:
+            stream = _as_stream(data)
+            content = stream.read()
+        return Image.open(io.BytesIO(content), formats=_pillow_formats())
+
+    return reopen
 
 
 _ALPHA_DROP = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
