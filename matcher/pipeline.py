@@ -73,6 +73,7 @@ __all__ = [
     "EntryFeatures",
     "describe_error",
     "draft_size",
+    "draft_check",
     "keep_if_image",
     "not_decoded",
     "with_changed",
@@ -109,8 +110,13 @@ class HashOptions:
     - ``apply_exif_orientation``: hash the image as displayed rather than as stored. Off by default:
       reference hash sets hash the stored pixels.
     - ``fast``: let JPEGs be decoded at reduced scale (1/2, 1/4, 1/8) when every chosen algorithm
-      tolerates it. PDQ stays within 10 bits of the full decode at quality >= 80; hashes are then no
-      longer bit-identical to other tools' full decodes. Off by default.
+      tolerates it. Each reduced frame is checked: its PDQ and the PDQ of the frame reduced once more
+      must be within 2 bits, else it is decoded again at twice the resolution, in full if need be.
+      Measured on 102 generated q90 JPEGs (3000x2000 to 4001x2999; smooth scenes, blurred noise,
+      fine stripes, noisy scenes; PDQ quality >= 80), PDQ stayed within 4 bits of the full decode
+      (mean 0.5); without the check the same images drifted up to 18 bits. Smooth scenes keep the
+      1/4 decode (about 9x faster); fine texture and noise mostly fall back to a finer or full
+      decode. Hashes are then not always bit-identical to other tools' full decodes. Off by default.
     - ``max_file_bytes``: image files larger than this are digested but not decoded (memory bound).
     - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
       border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
@@ -306,6 +312,22 @@ def draft_size(algorithms: Sequence[Algorithm], fast: bool) -> tuple[int, int] |
     return (max(s[0] for s in sizes), max(s[1] for s in sizes))  # type: ignore[index]
 
 
+def draft_check(algorithms: Sequence[Algorithm], fast: bool) -> imaging.DraftCheck | None:
+    """The check a frame decoded at reduced scale must pass to be kept (see
+    :attr:`~matcher.algorithms.base.Algorithm.draft_check_distance`), or ``None`` when there is
+    nothing to check (a full decode, or no algorithm asks for a check)."""
+    if draft_size(algorithms, fast) is None:
+        return None
+    checked = [(a, a.draft_check_distance) for a in algorithms if a.draft_check_distance is not None]
+    if not checked:
+        return None
+
+    def agrees(fine: Image.Image, coarse: Image.Image, full_size: tuple[int, int]) -> bool:
+        return all(a.hash_image(fine, full_size) - a.hash_image(coarse, full_size) <= limit for a, limit in checked)
+
+    return agrees
+
+
 def keep_if_image(head: bytes) -> bool:
     """Whether a file starting with ``head`` is an image, so its bytes are kept for the decoder."""
     media = imaging.sniff(head)
@@ -390,7 +412,8 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
             info, image = imaging.open_image(source, decode_options)
             image.close()
             width, height, frame_count = info.width, info.height, info.frame_count
-        frames_iter = imaging.iter_frames(source, decode_options, draft_size=draft_size(algorithms, options.fast))
+        frames_iter = imaging.iter_frames(source, decode_options, draft_size=draft_size(algorithms, options.fast),
+                                          draft_check=draft_check(algorithms, options.fast))
     except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
         log.debug("cannot decode: %s", exc)
         return Decoded(width, height, frame_count, (), describe_error(exc), None)
@@ -439,8 +462,8 @@ def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions
         if skipped:
             return replace(base, skipped=True, note=message)
         return replace(base, error=message)
-    try:
-        result = files.read_file(entry.path, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+    try:  # never through a link: a file swapped for one after the walk is refused
+        result = files.read_entry(entry, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
     except NotAFileError as exc:  # swapped for a link, FIFO or device after the walk: never read
         return replace(base, skipped=True, note=str(exc))
     except MatcherError as exc:
@@ -494,7 +517,8 @@ def first_frame(value: str | os.PathLike[str] | Image.Image, name: str, request:
             raise ImageTooLargeError(f"{name}: {error}")
         source = result.data
     algorithms = request.resolved()
-    frames = imaging.iter_frames(source, options.decode_options(), draft_size=draft_size(algorithms, options.fast))
+    frames = imaging.iter_frames(source, options.decode_options(), draft_size=draft_size(algorithms, options.fast),
+                                 draft_check=draft_check(algorithms, options.fast))
     try:
         frame = next(frames)
     except StopIteration:

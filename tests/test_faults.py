@@ -257,13 +257,13 @@ def test_unexpected_errors_never_exit_with_the_match_code(monkeypatch, capsys, t
 
 
 def _changed(paths: set[bytes]):
-    real = files_module.read_file
+    real = files_module.read_entry
 
-    def read_file(path, **kwargs):
-        result = real(path, **kwargs)
-        return dataclasses.replace(result, changed=True) if os.fsencode(path) in paths else result
+    def read_entry(entry, **kwargs):
+        result = real(entry, **kwargs)
+        return dataclasses.replace(result, changed=True) if entry.path in paths else result
 
-    return read_file
+    return read_entry
 
 
 def test_image_changed_while_read_gets_one_record_per_frame_saying_so(world, tmp_path, monkeypatch):
@@ -278,7 +278,7 @@ def test_image_changed_while_read_gets_one_record_per_frame_saying_so(world, tmp
     text = tree / "notes.txt"
     text.write_text("text\n")
     clean = list(scan([str(tree)], str(world.index), ScanOptions(workers=1)))
-    monkeypatch.setattr(files_module, "read_file", _changed({os.fsencode(p) for p in (still, anim, text)}))
+    monkeypatch.setattr(files_module, "read_entry", _changed({os.fsencode(p) for p in (still, anim, text)}))
     got = list(scan([str(tree)], str(world.index), ScanOptions(workers=1)))
     assert [(r.path, r.frame) for r in got] == [(r.path, r.frame) for r in clean]
     assert all(CHANGED_WHILE_READ in (r.error or "") for r in got)
@@ -396,7 +396,7 @@ def test_cluster_of_an_image_changed_while_read_gives_one_row_per_frame_saying_s
         return sorted((m.item.path, m.item.frame, m.item.error) for m in members)
 
     clean = rows(cluster_paths([str(tree)], workers=1))
-    monkeypatch.setattr(files_module, "read_file", _changed({os.fsencode(p) for p in (still, anim)}))
+    monkeypatch.setattr(files_module, "read_entry", _changed({os.fsencode(p) for p in (still, anim)}))
     got = rows(cluster_paths([str(tree)], workers=1))
     assert [(p, f) for p, f, _ in got] == [(p, f) for p, f, _ in clean]
     for path, _, error in got:

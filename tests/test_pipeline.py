@@ -107,3 +107,26 @@ def test_no_module_but_the_pipeline_reads_or_decodes_files():
             if f"files.{call}" in text or f"imaging.{call}" in text:
                 callers.append(f"{source.relative_to(root)}: {call}")
     assert callers == []  # hashing hands its reader to pipeline.read_source; it reads nothing itself
+
+
+def test_a_file_swapped_for_a_link_after_the_walk_is_never_read_by_the_scan(tree, tmp_path, monkeypatch):
+    """Bug: a file swapped for a symbolic link between the walk and the read was followed, and the
+    target outside the evidence tree was digested and reported under the evidence name."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    victim = evidence / "b.png"
+    victim.write_bytes((tree["evidence"] / "a.png").read_bytes())
+    outside = tmp_path / "outside.png"  # matches the index: it must never be read as b.png
+    outside.write_bytes((tree["evidence"] / "a.png").read_bytes())
+    real = files.read_entry
+
+    def swap_then_read(entry, **kwargs):
+        if entry.path.endswith(b"b.png"):
+            victim.unlink()
+            victim.symlink_to(outside)
+        return real(entry, **kwargs)
+
+    monkeypatch.setattr(files, "read_entry", swap_then_read)
+    [record] = list(scan([str(evidence)], tree["index"], ScanOptions()))
+    assert record.status == "skipped" and record.sha256 is None and not record.matches
+    assert "symbolic link" in record.notes[0]

@@ -58,6 +58,10 @@ class Algorithm(Protocol):
     - :attr:`draft_size`: the smallest width and height the decoder may reduce an image to (JPEG
       draft mode) for this algorithm to stay within its tolerance; ``None``: it needs the full
       decode.
+    - :attr:`draft_check_distance`: how far (bits) the hash of a frame decoded at reduced scale may
+      be from the hash of the same frame reduced once more for the reduced decode to be kept (else it
+      is decoded again at twice the resolution, in full if need be); ``None``: no check (the
+      algorithm's reduced decodes need none).
     """
 
     @property
@@ -108,6 +112,12 @@ class Algorithm(Protocol):
     @property
     def draft_size(self) -> tuple[int, int] | None:
         """Smallest reduced decode size this algorithm tolerates (``None``: full decode only)."""
+        ...
+
+    @property
+    def draft_check_distance(self) -> int | None:
+        """Largest distance between a reduced decode's hash and the once-more-reduced one's for the
+        reduced decode to be kept (``None``: no check)."""
         ...
 
     def hash_image(self, image: Image.Image, full_size: tuple[int, int] | None = None) -> Hash:

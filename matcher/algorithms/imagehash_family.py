@@ -50,6 +50,7 @@ class ImagehashAlgorithm:
     has_quality: bool = False
     quality_field: str | None = None
     min_quality: int | None = None
+    draft_check_distance: int | None = None
 
     @property
     def vics_name(self) -> str:
