@@ -123,7 +123,7 @@ def remove_stale_temporaries(path: str) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):]
+        pid = name[len(prefix) :]
         if not name.startswith(prefix) or not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:

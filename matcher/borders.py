@@ -183,7 +183,14 @@ def _deviation(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
 
 
 def _first_not_flat(
-    image: _Pixels, side: str, start: int, stop: int, step: int, lo: int, hi: int, colour: np.ndarray,
+    image: _Pixels,
+    side: str,
+    start: int,
+    stop: int,
+    step: int,
+    lo: int,
+    hi: int,
+    colour: np.ndarray,
     rule: BorderRule,
 ) -> int | None:
     """The first of every ``step``-th line from ``start`` before ``stop`` that is not flat in ``colour``
@@ -224,9 +231,7 @@ def _flat_end(
     return None
 
 
-def _border_depth(
-    image: _Pixels, side: str, lo: int, hi: int, limit: int, rule: BorderRule
-) -> int | None:
+def _border_depth(image: _Pixels, side: str, lo: int, hi: int, limit: int, rule: BorderRule) -> int | None:
     """How many lines from ``side`` inward are border (0: none), or ``None`` when the border reaches
     ``limit`` lines (the picture is mostly flat, not bordered)."""
     w, h = image.size
@@ -260,9 +265,7 @@ def _border_depth(
     return flat_end + end
 
 
-def find_content_box(
-    image: Image.Image, rule: BorderRule = DEFAULT_BORDER_RULE
-) -> tuple[int, int, int, int] | None:
+def find_content_box(image: Image.Image, rule: BorderRule = DEFAULT_BORDER_RULE) -> tuple[int, int, int, int] | None:
     """The ``(left, top, right, bottom)`` box (Pillow's crop convention) left when uniform bars of any
     colour are trimmed from any of the four sides, or ``None`` when there is no border worth trimming
     or trimming would leave too little (see the module docstring for the rule).

@@ -62,6 +62,7 @@ CompareInput = Union[str, "os.PathLike[str]", Image.Image, Hash]
 #: Variant names, in the order ties are broken.
 VARIANTS: tuple[str, ...] = VARIANT_NAMES
 
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """One distance between ``a`` and ``b``: for ``algorithm``, with ``b`` seen as ``variant`` of ``a``.
@@ -99,8 +100,9 @@ def _name_of(value: Any, label: str) -> str:
     return f"image {label}"
 
 
-def _load(value: Any, label: str, algorithms: Sequence[Algorithm], options: HashOptions,
-          rotations: bool) -> FrameFeatures:
+def _load(
+    value: Any, label: str, algorithms: Sequence[Algorithm], options: HashOptions, rotations: bool
+) -> FrameFeatures:
     """The first frame of a path or Pillow image, with its variants as asked; errors name the input."""
     request = FeatureRequest(tuple(a.name for a in algorithms), variants=rotations)
     return first_frame(value, _name_of(value, label), request, options)

@@ -207,8 +207,7 @@ def _read_path(
         stop_after = before.st_size + max(before.st_size, GROWTH_ALLOWANCE)
         if before.st_size > max_keep_bytes:
             keep = False  # too big to keep from the start: never held in memory
-        size, digests, head, data = _consume(lambda: os.read(fd, CHUNK_SIZE), keep, max_keep_bytes, name,
-                                             stop_after)
+        size, digests, head, data = _consume(lambda: os.read(fd, CHUNK_SIZE), keep, max_keep_bytes, name, stop_after)
         try:
             after = os.fstat(fd)
         except OSError as exc:
@@ -338,11 +337,11 @@ def _below(root: bytes, path: bytes) -> list[bytes] | None:
     sep = os.sep.encode()
     if not path.startswith(root):
         return None
-    rest = path[len(root):]
+    rest = path[len(root) :]
     if not root.endswith(sep):
         if not rest.startswith(sep):
             return None
-        rest = rest[len(sep):]
+        rest = rest[len(sep) :]
     names = rest.split(sep)
     return names if names and all(names) else None
 
@@ -451,8 +450,9 @@ def _require_regular(name: str, mode: int, path: bytes | None = None, dir_fd: in
         raise NotAFileError(f"{name}: not a regular file ({_kind_of(mode)})")
 
 
-def _open_noatime(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int,
-                  dir_fd: int | None = None) -> tuple[int, bool]:
+def _open_noatime(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int, dir_fd: int | None = None
+) -> tuple[int, bool]:
     """``os.open`` read-only, with ``O_NOATIME`` when permitted; returns the descriptor and whether it applied.
 
     ``O_NOATIME`` is refused (``EPERM``) for files the caller neither owns nor has the privilege for;
@@ -690,8 +690,9 @@ def _list_directory(directory: _Directory, seen: set[tuple[int, int]]) -> tuple[
     return problem, [child for _, child in children]
 
 
-def _examine_child(path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes], root: bytes,
-                   dir_fd: int | None = None) -> Entry | _Directory:
+def _examine_child(
+    path: bytes, dir_entry: os.DirEntry[str] | os.DirEntry[bytes], root: bytes, dir_fd: int | None = None
+) -> Entry | _Directory:
     try:
         st = dir_entry.stat(follow_symlinks=False)
     except FileNotFoundError:

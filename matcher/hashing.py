@@ -102,8 +102,19 @@ class HashRecord:
         return out
 
 
-_FILE_FIELDS = ("path", "frame", "frame_count", "size", "mime", "extension_mismatch", "width", "height",
-                "md5", "sha1", "sha256")
+_FILE_FIELDS = (
+    "path",
+    "frame",
+    "frame_count",
+    "size",
+    "mime",
+    "extension_mismatch",
+    "width",
+    "height",
+    "md5",
+    "sha1",
+    "sha256",
+)
 
 
 def file_columns(record: Any, algorithms: Iterable[str] = ()) -> dict[str, Any]:
@@ -130,15 +141,22 @@ def records_of(entry: EntryFeatures) -> list[HashRecord]:
     notes = [n for n in (entry.note, *entry.notes) if n]
     note = "; ".join(notes) if notes else None
     records = [
-        HashRecord(**{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
-                   hashes=dict(frame.hashes), pdq_quality=frame.quality("pdq"),
-                   views={name: dict(views) for name, views in frame.known_views.items()},
-                   error=with_changed(None, entry.changed), note=note)
+        HashRecord(
+            **{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
+            hashes=dict(frame.hashes),
+            pdq_quality=frame.quality("pdq"),
+            views={name: dict(views) for name, views in frame.known_views.items()},
+            error=with_changed(None, entry.changed),
+            note=note,
+        )
         for frame in entry.frames
     ]
     if entry.error is not None or not entry.frames:
-        records.append(HashRecord(**{**facts, "frame": entry.failed_frame},
-                                  error=with_changed(entry.error, entry.changed), note=note))
+        records.append(
+            HashRecord(
+                **{**facts, "frame": entry.failed_frame}, error=with_changed(entry.error, entry.changed), note=note
+            )
+        )
     return records
 
 
@@ -198,9 +216,17 @@ def hash_image(
     fmt = (image.format or "").upper()
     mime = Image.MIME.get(fmt) if fmt else None
     decoded = decode(image, request, options)
-    entry = EntryFeatures(None, None, None, width=decoded.width, height=decoded.height,
-                          frame_count=decoded.frame_count, frames=decoded.frames, error=decoded.error,
-                          failed_frame=decoded.failed_frame)
+    entry = EntryFeatures(
+        None,
+        None,
+        None,
+        width=decoded.width,
+        height=decoded.height,
+        frame_count=decoded.frame_count,
+        frames=decoded.frames,
+        error=decoded.error,
+        failed_frame=decoded.failed_frame,
+    )
     return [replace(r, mime=mime) for r in records_of(entry)]
 
 

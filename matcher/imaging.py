@@ -140,12 +140,23 @@ _WAV = _other("audio/wav", "wav")
 _MP3 = _other("audio/mpeg", "mp3")
 _OGG = _other("application/ogg", "ogg", "oga", "ogv", "opus", "spx")
 _ELF = _other("application/x-executable", "elf", "so", "o", "ko", "bin")
-_PE = _other(
-    "application/vnd.microsoft.portable-executable", "exe", "dll", "sys", "scr", "cpl", "ocx", "drv", "efi"
-)
+_PE = _other("application/vnd.microsoft.portable-executable", "exe", "dll", "sys", "scr", "cpl", "ocx", "drv", "efi")
 _SQLITE = _other("application/vnd.sqlite3", "sqlite", "sqlite3", "db", "db3")
 _TEXT = _other(
-    "text/plain", "txt", "text", "log", "csv", "tsv", "md", "json", "xml", "html", "htm", "svg", "ini", "cfg",
+    "text/plain",
+    "txt",
+    "text",
+    "log",
+    "csv",
+    "tsv",
+    "md",
+    "json",
+    "xml",
+    "html",
+    "htm",
+    "svg",
+    "ini",
+    "cfg",
     "conf",
 )
 
@@ -379,8 +390,15 @@ class _DecodingGuard:
                         filters.remove(entry)
                 self._filters, self._shown = [], None
 
-    def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
-              file: TextIO | None = None, line: str | None = None) -> None:
+    def _show(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         """Log Pillow's warnings (and this module's); show every other warning as before."""
         path = os.path.abspath(filename) if filename else ""
         if path.startswith(self._pil_dir) or path == self._own_file:
@@ -430,7 +448,9 @@ def _as_decode_error(exc: Exception, what: str, media: MediaType | None = None) 
         return ImageTooLargeError(
             f"{what} {declared}, over Pillow's decompression-bomb limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
         )
-    if isinstance(exc, (EOFError, struct.error)) or re.search(r"truncated|not enough (image )?data", text, re.IGNORECASE):
+    if isinstance(exc, (EOFError, struct.error)) or re.search(
+        r"truncated|not enough (image )?data", text, re.IGNORECASE
+    ):
         return TruncatedImageError(f"{what} is truncated: {text}")
     if isinstance(exc, MemoryError):
         return ImageTooLargeError(f"{what} needs more memory than is available")

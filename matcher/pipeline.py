@@ -146,7 +146,6 @@ class HashOptions:
         )
 
 
-
 @dataclass(frozen=True, slots=True)
 class QueryViews:
     """The query-side views a scan searches (see :func:`matcher.views.query_view_hashes`):
@@ -278,7 +277,9 @@ class EntryFeatures:
             "path_raw_hex": self.raw_hex,
             "size": self.size,
             "mime": self.media.mime if self.media else None,
-            "extension_mismatch": imaging.extension_mismatch(self.name, self.media) if self.name and self.read else None,
+            "extension_mismatch": imaging.extension_mismatch(self.name, self.media)
+            if self.name and self.read
+            else None,
             "md5": digests.md5 if digests else None,
             "sha1": digests.sha1 if digests else None,
             "sha256": digests.sha256 if digests else None,
@@ -334,7 +335,9 @@ def keep_if_image(head: bytes) -> bool:
     return media is not None and media.is_image
 
 
-def not_decoded(result: files.ReadResult, media: imaging.MediaType | None, max_file_bytes: int) -> tuple[str | None, str | None]:
+def not_decoded(
+    result: files.ReadResult, media: imaging.MediaType | None, max_file_bytes: int
+) -> tuple[str | None, str | None]:
     """Why a read file is not decoded, as ``(error, note)``; ``(None, None)`` when it is to be decoded
     (the rule of the module documentation)."""
     if result.size == 0:
@@ -364,9 +367,14 @@ def region_views_searchable(algorithm: str, views: Mapping[str, Sequence[str]]) 
 # Frames
 
 
-def frame_features(image: Image.Image, request: FeatureRequest, full_size: tuple[int, int],
-                   index: int | None = None, timestamp: float | None = None,
-                   algorithms: Sequence[Algorithm] | None = None) -> FrameFeatures:
+def frame_features(
+    image: Image.Image,
+    request: FeatureRequest,
+    full_size: tuple[int, int],
+    index: int | None = None,
+    timestamp: float | None = None,
+    algorithms: Sequence[Algorithm] | None = None,
+) -> FrameFeatures:
     """The features ``request`` asks for of one decoded RGB frame.
 
     ``full_size`` is the frame's full-scale size (``image`` may be decoded at reduced scale).
@@ -381,8 +389,14 @@ def frame_features(image: Image.Image, request: FeatureRequest, full_size: tuple
         name = algorithm.name
         query = request.query_views
         if query is not None:
-            views = query_view_hashes(algorithm, image, size, rotations=query.rotations,
-                                      trim_borders=query.trim_borders, regions=name in query.regions)
+            views = query_view_hashes(
+                algorithm,
+                image,
+                size,
+                rotations=query.rotations,
+                trim_borders=query.trim_borders,
+                regions=name in query.regions,
+            )
             variants[name] = views
             hashes[name] = views["orig"]
         elif request.variants:
@@ -398,8 +412,8 @@ def frame_features(image: Image.Image, request: FeatureRequest, full_size: tuple
 def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOptions) -> Decoded:
     """Decode ``source`` (a file's bytes, or a Pillow image) and compute every frame's features.
 
-    ``options``: pixel and frame limits, EXIF orientation, ``fast``. Never raises for what is wrong with the content: a failure is the
-    result's ``error`` (after the frames decoded before it).
+    ``options``: pixel and frame limits, EXIF orientation, ``fast``. Never raises for what is wrong
+    with the content: a failure is the result's ``error`` (after the frames decoded before it).
     """
     algorithms = request.resolved()
     decode_options = options.decode_options()
@@ -412,8 +426,12 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
             info, image = imaging.open_image(source, decode_options)
             image.close()
             width, height, frame_count = info.width, info.height, info.frame_count
-        frames_iter = imaging.iter_frames(source, decode_options, draft_size=draft_size(algorithms, options.fast),
-                                          draft_check=draft_check(algorithms, options.fast))
+        frames_iter = imaging.iter_frames(
+            source,
+            decode_options,
+            draft_size=draft_size(algorithms, options.fast),
+            draft_check=draft_check(algorithms, options.fast),
+        )
     except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
         log.debug("cannot decode: %s", exc)
         return Decoded(width, height, frame_count, (), describe_error(exc), None)
@@ -422,8 +440,9 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
     try:
         for frame in frames_iter:
             current = frame.index
-            frames.append(frame_features(frame.image, request, (frame.width, frame.height), frame.index,
-                                         algorithms=algorithms))
+            frames.append(
+                frame_features(frame.image, request, (frame.width, frame.height), frame.index, algorithms=algorithms)
+            )
     except Exception as exc:  # noqa: BLE001
         multi = frame_count not in (None, 1)
         failed = (0 if current is None else current + 1) if multi else None
@@ -440,17 +459,27 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
 # Entries
 
 
-def _from_read(base: EntryFeatures, result: files.ReadResult, request: FeatureRequest, options: HashOptions) -> EntryFeatures:
+def _from_read(
+    base: EntryFeatures, result: files.ReadResult, request: FeatureRequest, options: HashOptions
+) -> EntryFeatures:
     """The features of a read file: the rule of the module documentation, then the decoder."""
     media = imaging.sniff(result.head)
-    entry = replace(base, size=result.size, digests=result.digests, media=media, changed=result.changed,
-                    noatime=result.noatime)
+    entry = replace(
+        base, size=result.size, digests=result.digests, media=media, changed=result.changed, noatime=result.noatime
+    )
     error, note = not_decoded(result, media, options.max_file_bytes)
     if error is not None or note is not None or result.data is None:
         return replace(entry, error=error, note=note)
     decoded = decode(result.data, request, options)
-    return replace(entry, width=decoded.width, height=decoded.height, frame_count=decoded.frame_count,
-                   frames=decoded.frames, error=decoded.error, failed_frame=decoded.failed_frame)
+    return replace(
+        entry,
+        width=decoded.width,
+        height=decoded.height,
+        frame_count=decoded.frame_count,
+        frames=decoded.frames,
+        error=decoded.error,
+        failed_frame=decoded.failed_frame,
+    )
 
 
 def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions) -> EntryFeatures:
@@ -473,14 +502,25 @@ def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions
         return replace(base, error=describe_error(exc))
     out = _from_read(base, result, request, options)
     if entry.size is not None and result.size != entry.size:  # rewritten or replaced since the walk
-        out = replace(out, notes=(f"size changed between listing ({entry.size} bytes) and reading "
-                                  f"({result.size} bytes); the values are those of the content read",))
+        out = replace(
+            out,
+            notes=(
+                f"size changed between listing ({entry.size} bytes) and reading "
+                f"({result.size} bytes); the values are those of the content read",
+            ),
+        )
     return out
 
 
-def read_source(read: Callable[..., files.ReadResult], source: str | bytes | os.PathLike[str] | BinaryIO,
-                name: str | None, raw_hex: str | None, request: FeatureRequest, options: HashOptions,
-                path: bytes | None = None) -> EntryFeatures:
+def read_source(
+    read: Callable[..., files.ReadResult],
+    source: str | bytes | os.PathLike[str] | BinaryIO,
+    name: str | None,
+    raw_hex: str | None,
+    request: FeatureRequest,
+    options: HashOptions,
+    path: bytes | None = None,
+) -> EntryFeatures:
     """Read ``source`` once with ``read`` (:func:`matcher.files.read_file` for a path,
     :func:`matcher.files.read_stream` for a stream) and decode it. A file that cannot be read gets
     the error; nothing else raises for a problem of the content."""
@@ -492,8 +532,9 @@ def read_source(read: Callable[..., files.ReadResult], source: str | bytes | os.
     return _from_read(base, result, request, options)
 
 
-def first_frame(value: str | os.PathLike[str] | Image.Image, name: str, request: FeatureRequest,
-                options: HashOptions) -> FrameFeatures:
+def first_frame(
+    value: str | os.PathLike[str] | Image.Image, name: str, request: FeatureRequest, options: HashOptions
+) -> FrameFeatures:
     """The features of the first frame of an image file (read once, read-only) or a Pillow image, for
     commands that take one image and fail as a whole (``compare``).
 
@@ -517,8 +558,12 @@ def first_frame(value: str | os.PathLike[str] | Image.Image, name: str, request:
             raise ImageTooLargeError(f"{name}: {error}")
         source = result.data
     algorithms = request.resolved()
-    frames = imaging.iter_frames(source, options.decode_options(), draft_size=draft_size(algorithms, options.fast),
-                                 draft_check=draft_check(algorithms, options.fast))
+    frames = imaging.iter_frames(
+        source,
+        options.decode_options(),
+        draft_size=draft_size(algorithms, options.fast),
+        draft_check=draft_check(algorithms, options.fast),
+    )
     try:
         frame = next(frames)
     except StopIteration:

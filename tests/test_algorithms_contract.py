@@ -149,8 +149,12 @@ def test_vics_names_come_from_the_algorithms(algorithm: Algorithm, known: Image.
         (record,) = read_records(io.BytesIO(text), "vics")
         assert record.hashes == {algorithm.name: value}
 
-    scan = ScanRecord("a.png", "no_match", hashes={algorithm.name: value},
-                      pdq_quality=value.quality if algorithm.quality_field == "pdq_quality" else None)
+    scan = ScanRecord(
+        "a.png",
+        "no_match",
+        hashes={algorithm.name: value},
+        pdq_quality=value.quality if algorithm.quality_field == "pdq_quality" else None,
+    )
     stream = io.StringIO()
     with SCAN_WRITERS["vics"](stream, [algorithm.name]) as writer:
         writer.write(scan)
@@ -195,10 +199,22 @@ def _graph() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     "module",
-    ["matcher.hashes", "matcher.algorithms", "matcher.algorithms.algorithm_registry", "matcher.algorithms.pdq",
-     "matcher.algorithms.imagehash_family", "matcher.algorithms.base", "matcher.algorithms.dihedral",
-     "matcher.variants", "matcher.known", "matcher.formats.vics", "matcher.formats.textlists",
-     "matcher.formats.exports", "matcher.formats.scan_report", "matcher.formats.base"],
+    [
+        "matcher.hashes",
+        "matcher.algorithms",
+        "matcher.algorithms.algorithm_registry",
+        "matcher.algorithms.pdq",
+        "matcher.algorithms.imagehash_family",
+        "matcher.algorithms.base",
+        "matcher.algorithms.dihedral",
+        "matcher.variants",
+        "matcher.known",
+        "matcher.formats.vics",
+        "matcher.formats.textlists",
+        "matcher.formats.exports",
+        "matcher.formats.scan_report",
+        "matcher.formats.base",
+    ],
 )
 def test_no_module_imports_one_that_imports_it_back(module: str) -> None:
     graph = _graph()

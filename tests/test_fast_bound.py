@@ -53,8 +53,10 @@ def blurred_noise(seed: int, width: int, height: int, cell: int) -> Image.Image:
     """Random colour cells of about ``cell`` pixels, interpolated and blurred."""
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 256, (max(2, height // cell), max(2, width // cell), 3), dtype=np.uint8)
-    return Image.fromarray(cells).resize((width, height), Image.Resampling.BICUBIC).filter(
-        ImageFilter.GaussianBlur(cell / 4)
+    return (
+        Image.fromarray(cells)
+        .resize((width, height), Image.Resampling.BICUBIC)
+        .filter(ImageFilter.GaussianBlur(cell / 4))
     )
 
 
@@ -68,7 +70,11 @@ def smooth(seed: int, width: int, height: int) -> Image.Image:
             fx, fy = rng.uniform(0.3, 4, 2) * 2 * np.pi
             out[..., channel] += rng.uniform(15, 45) * np.sin(fx * x / width + fy * y / height + rng.uniform(0, 6))
     for _ in range(5):
-        cx, cy, r = rng.integers(0, width), rng.integers(0, height), rng.integers(min(width, height) // 20, min(width, height) // 4)
+        cx, cy, r = (
+            rng.integers(0, width),
+            rng.integers(0, height),
+            rng.integers(min(width, height) // 20, min(width, height) // 4),
+        )
         out[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 

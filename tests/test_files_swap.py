@@ -107,7 +107,9 @@ def test_fifo_swapped_in_after_the_look_is_opened_without_blocking_and_not_read(
     os.mkfifo(tree / "a.jpg")
     real_lstat = os.lstat
     monkeypatch.setattr(
-        files.os, "lstat", lambda p, *a, **k: stale if os.fsencode(p) in (entry.path, b"a.jpg") else real_lstat(p, *a, **k)
+        files.os,
+        "lstat",
+        lambda p, *a, **k: stale if os.fsencode(p) in (entry.path, b"a.jpg") else real_lstat(p, *a, **k),
     )
     reads = never_reads(monkeypatch)
     with pytest.raises(NotAFileError, match=r"not a regular file \(fifo\)"):
@@ -124,7 +126,10 @@ def test_directory_on_the_way_swapped_for_a_link_is_not_followed(world, monkeypa
     reads = never_reads(monkeypatch)
     with pytest.raises(NotAFileError) as caught:
         read_entry(entry, keep=True)
-    assert str(caught.value) == f"{tree / 'sub/b.jpg'}: 'sub' on its path is a symbolic link (to '{outside}'), not followed"
+    assert (
+        str(caught.value)
+        == f"{tree / 'sub/b.jpg'}: 'sub' on its path is a symbolic link (to '{outside}'), not followed"
+    )
     assert reads == []
 
 

@@ -34,6 +34,7 @@ def _frames(img: Image.Image) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------ scenes
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_scene_deterministic_and_seed_dependent(kind: str) -> None:
     a, b = fixtures.scene(7, 96, 64, kind), fixtures.scene(7, 96, 64, kind)
@@ -87,6 +88,7 @@ def test_bad_arguments() -> None:
 
 # ------------------------------------------------------------------- modes
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_image_modes(mode: str) -> None:
     img = fixtures.image(5, 80, 60, "landscape", mode)
@@ -118,6 +120,7 @@ def test_palette_transparency() -> None:
 
 # ---------------------------------------------------------------- encoding
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_encode_every_mode(mode: str) -> None:
     src = fixtures.image(3, 24, 16, "shapes", mode)
@@ -131,8 +134,9 @@ def test_encode_roundtrips_and_params() -> None:
     img = fixtures.scene(9, 64, 48, "plasma")
     assert fixtures.encode(img, "PNG") == fixtures.encode(img, "PNG")
     assert np.array_equal(np.asarray(_open(fixtures.encode(img, "PNG"))), np.asarray(img))
-    assert np.array_equal(np.asarray(_open(fixtures.encode(img, "WEBP", lossless=True)).convert("RGB")),
-                          np.asarray(img))
+    assert np.array_equal(
+        np.asarray(_open(fixtures.encode(img, "WEBP", lossless=True)).convert("RGB")), np.asarray(img)
+    )
     assert len(fixtures.encode(img, "JPEG", quality=20)) < len(fixtures.encode(img, "JPEG", quality=95))
     for orientation in range(1, 9):
         jpeg = _open(fixtures.encode(img, "JPEG", quality=80, exif_orientation=orientation))
@@ -145,15 +149,19 @@ def test_encode_roundtrips_and_params() -> None:
 
 # ------------------------------------------------------------------- edits
 
+
 def _expected_size(name: str, w: int, h: int) -> tuple[int, int]:
     half = lambda v: max(1, round(v * 0.5))  # noqa: E731
     crop = {"crop5": 0.05, "crop10": 0.10, "crop10_offcentre": 0.10, "crop5_jpeg75": 0.05}
     if name in crop:
         return w - round(w * crop[name]), h - round(h * crop[name])
     return {
-        "resize0.5": (half(w), half(h)), "resize2": (2 * w, 2 * h),
-        "rotate90": (h, w), "rotate270": (h, w),
-        "pad20_black": (w, h + round(0.2 * h)), "pad20_white": (w, h + round(0.2 * h)),
+        "resize0.5": (half(w), half(h)),
+        "resize2": (2 * w, 2 * h),
+        "rotate90": (h, w),
+        "rotate270": (h, w),
+        "pad20_black": (w, h + round(0.2 * h)),
+        "pad20_white": (w, h + round(0.2 * h)),
         "pillarbox20_black": (w + round(0.2 * w), h),
         "pad20_resize0.5": (half(w), half(h + round(0.2 * h))),
     }.get(name, (w, h))
@@ -161,10 +169,28 @@ def _expected_size(name: str, w: int, h: int) -> tuple[int, int]:
 
 def test_edit_names() -> None:
     assert set(EDITS) == {
-        "jpeg75", "jpeg30", "resize0.5", "resize2", "greyscale", "blur2", "gamma0.7", "mirror",
-        "flip", "rotate90", "rotate180", "rotate270", "crop5", "crop10", "crop10_offcentre",
-        "pad20_black", "pad20_white", "pillarbox20_black", "caption", "rotate4",
-        "crop5_jpeg75", "pad20_resize0.5",
+        "jpeg75",
+        "jpeg30",
+        "resize0.5",
+        "resize2",
+        "greyscale",
+        "blur2",
+        "gamma0.7",
+        "mirror",
+        "flip",
+        "rotate90",
+        "rotate180",
+        "rotate270",
+        "crop5",
+        "crop10",
+        "crop10_offcentre",
+        "pad20_black",
+        "pad20_white",
+        "pillarbox20_black",
+        "caption",
+        "rotate4",
+        "crop5_jpeg75",
+        "pad20_resize0.5",
     }
     assert all(fn.__doc__ for fn in EDITS.values())
     with pytest.raises(ValueError):
@@ -219,8 +245,16 @@ def test_edits_accept_other_modes() -> None:
 
 # ------------------------------------------------------------ multi-frame
 
-@pytest.mark.parametrize("fn,fmt", [(fixtures.animated_gif, "GIF"), (fixtures.animated_webp, "WEBP"),
-                                    (fixtures.animated_png, "PNG"), (fixtures.multipage_tiff, "TIFF")])
+
+@pytest.mark.parametrize(
+    "fn,fmt",
+    [
+        (fixtures.animated_gif, "GIF"),
+        (fixtures.animated_webp, "WEBP"),
+        (fixtures.animated_png, "PNG"),
+        (fixtures.multipage_tiff, "TIFF"),
+    ],
+)
 @pytest.mark.parametrize("count", [2, 3, 5])
 def test_multi_frame(fn, fmt: str, count: int) -> None:  # type: ignore[no-untyped-def]
     data = fn(3, 48, 32, count)
@@ -234,6 +268,7 @@ def test_multi_frame(fn, fmt: str, count: int) -> None:  # type: ignore[no-untyp
 
 # ------------------------------------------------------------- bad inputs
 
+
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bad_inputs() files, written once for this module."""
@@ -243,9 +278,18 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_bad_inputs(bad: dict[str, Path]) -> None:
     paths, tmp_path = bad, bad["bomb.png"].parent
     assert set(paths) == {
-        "zero_byte.jpg", "truncated.jpg", "truncated.png", "text_named.jpg", "jpeg_named.png",
-        "bomb.png", "one_pixel.png", "four_by_nine.png", "cmyk.jpg", "sixteen_bit.png",
-        "palette_transparent.png", "animated.gif",
+        "zero_byte.jpg",
+        "truncated.jpg",
+        "truncated.png",
+        "text_named.jpg",
+        "jpeg_named.png",
+        "bomb.png",
+        "one_pixel.png",
+        "four_by_nine.png",
+        "cmyk.jpg",
+        "sixteen_bit.png",
+        "palette_transparent.png",
+        "animated.gif",
     }
     for name, path in paths.items():
         assert path.parent == tmp_path and path.name == name
@@ -283,9 +327,9 @@ def test_bomb_png(bad: dict[str, Path]) -> None:
     assert len(data) < 10_000 and data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + body)
         chunks.append((kind, body))
         pos += 12 + length
@@ -299,6 +343,7 @@ def test_bomb_png(bad: dict[str, Path]) -> None:
 
 
 # ------------------------------------------------------------ example set
+
 
 def test_example_set(tmp_path: Path) -> None:
     start = time.perf_counter()

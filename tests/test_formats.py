@@ -64,7 +64,7 @@ def full_records() -> list[KnownRecord]:
             sha256=hexrand(64),
             photodna="UGhvdG9ETkEtc3ludGhldGljLXZhbHVl" * 4,
             category=0,
-            series="=series, with \"quotes\" and ✓ 日本",
+            series='=series, with "quotes" and ✓ 日本',
             comment="line one\nline two",
             name="-leading minus,comma.jpg",
             size=12345,
@@ -81,8 +81,16 @@ def full_records() -> list[KnownRecord]:
 
 
 def test_registry_names_and_unknown_format() -> None:
-    assert {"pdq-hex", "digest-list", "sha256-list", "vics", "nsrl", "matcher-hash-jsonl", "matcher-csv",
-            "matcher-jsonl"} <= set(format_names())
+    assert {
+        "pdq-hex",
+        "digest-list",
+        "sha256-list",
+        "vics",
+        "nsrl",
+        "matcher-hash-jsonl",
+        "matcher-csv",
+        "matcher-jsonl",
+    } <= set(format_names())
     with pytest.raises(UsageError):
         get_format("no-such-format")
     with pytest.raises(UsageError):
@@ -174,15 +182,19 @@ def test_vics_round_trip(tmp_path: Path) -> None:
             sha256=hexrand(64),
             photodna="pdna-text-verbatim==",
             category=0,
-            series="Series ] } \" ,",
+            series='Series ] } " ,',
             comment="c",
             name="n.jpg",
             size=99,
             extra={"MediaID": 12, "IsDistributed": True, "Tags": "t1, t2"},
         ),
         KnownRecord(md5=hexrand(32), category=None),
-        KnownRecord(sha1=hexrand(40), category=2, extra={"MediaFiles": [{"FileName": "f.jpg", "FilePath": "x/f.jpg"}]},
-                    name="f.jpg"),
+        KnownRecord(
+            sha1=hexrand(40),
+            category=2,
+            extra={"MediaFiles": [{"FileName": "f.jpg", "FilePath": "x/f.jpg"}]},
+            name="f.jpg",
+        ),
     ]
     path = write_file(tmp_path / "set.json", "vics", records)
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -215,8 +227,15 @@ def _nsrl_db(path: Path, rows: list[tuple[Any, ...]], view: bool = True) -> Path
 
 
 def _nsrl_row(rnd: random.Random, name: str = "lib.dll") -> tuple[Any, ...]:
-    return (hexrand(64, rnd).upper(), hexrand(40, rnd).upper(), hexrand(32, rnd).upper(), "0A0B0C0D", name,
-            rnd.randrange(1, 10**6), 1)
+    return (
+        hexrand(64, rnd).upper(),
+        hexrand(40, rnd).upper(),
+        hexrand(32, rnd).upper(),
+        "0A0B0C0D",
+        name,
+        rnd.randrange(1, 10**6),
+        1,
+    )
 
 
 def _samples(tmp_path: Path) -> dict[str, Path]:
@@ -233,8 +252,15 @@ def _samples(tmp_path: Path) -> dict[str, Path]:
     out["matcher-csv"] = tmp_path / "looks.jsonl"
     write_file(out["matcher-csv"], "matcher-csv", [KnownRecord(md5=hexrand(32, rnd))])
     out["matcher-hash-jsonl"] = tmp_path / "looks.pdq"
-    row = HashRecord(path="img.png", size=10, md5=hexrand(32, rnd), sha1=hexrand(40, rnd), sha256=hexrand(64, rnd),
-                     hashes={"pdq": pdq(rnd)}, pdq_quality=80).to_dict(["pdq"])
+    row = HashRecord(
+        path="img.png",
+        size=10,
+        md5=hexrand(32, rnd),
+        sha1=hexrand(40, rnd),
+        sha256=hexrand(64, rnd),
+        hashes={"pdq": pdq(rnd)},
+        pdq_quality=80,
+    ).to_dict(["pdq"])
     out["matcher-hash-jsonl"].write_text(json.dumps(row) + "\n")
     out["nsrl"] = _nsrl_db(tmp_path / "looks.txt.csv", [_nsrl_row(rnd)])
     return out
@@ -296,8 +322,7 @@ def test_digest_variants(tmp_path: Path) -> None:
     m, s1, s2 = hexrand(32), hexrand(40), hexrand(64)
     path = tmp_path / "sums"
     path.write_bytes(
-        f"{m.upper()}  plain.txt\n{s1} *binary.bin\nSHA256 (tagged name.jpg) = {s2}\n{m}\n"
-        f"\\{m}  a\\nb\\\\c\n".encode()
+        f"{m.upper()}  plain.txt\n{s1} *binary.bin\nSHA256 (tagged name.jpg) = {s2}\n{m}\n\\{m}  a\\nb\\\\c\n".encode()
     )
     records, problems = read_all(path)
     assert not problems
@@ -344,11 +369,34 @@ def test_problems_are_logged_without_a_handler(tmp_path: Path, caplog: pytest.Lo
 
 
 def test_export_problems(tmp_path: Path) -> None:
-    good = json.dumps({"name": "n", "size": 1, "md5": hexrand(32), "sha1": None, "sha256": None, "photodna": None,
-                       "category": 0, "series": None, "comment": None, "extra": {}})
+    good = json.dumps(
+        {
+            "name": "n",
+            "size": 1,
+            "md5": hexrand(32),
+            "sha1": None,
+            "sha256": None,
+            "photodna": None,
+            "category": 0,
+            "series": None,
+            "comment": None,
+            "extra": {},
+        }
+    )
     path = tmp_path / "e.jsonl"
-    path.write_text("\n".join([good, "{broken", json.dumps({**json.loads(good), "md5": "xyz"}),
-                               json.dumps({**json.loads(good), "category": "high"}), "[1]", good]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                good,
+                "{broken",
+                json.dumps({**json.loads(good), "md5": "xyz"}),
+                json.dumps({**json.loads(good), "category": "high"}),
+                "[1]",
+                good,
+            ]
+        )
+        + "\n"
+    )
     records, problems = read_all(path)
     assert len(records) == 2 and records[0].category == 0
     assert [p.line for p in problems] == [2, 3, 4, 5]
@@ -363,12 +411,24 @@ def test_export_problems(tmp_path: Path) -> None:
 
 def test_matcher_hash_jsonl(tmp_path: Path) -> None:
     rnd = random.Random(9)
-    ok = HashRecord(path="dir/a.gif", frame=1, frame_count=3, size=321, mime="image/gif", width=8, height=9,
-                    md5=hexrand(32, rnd), sha1=hexrand(40, rnd), sha256=hexrand(64, rnd),
-                    hashes={"pdq": pdq(rnd), "phash": Hash.from_hex("phash", hexrand(16, rnd))}, pdq_quality=61)
+    ok = HashRecord(
+        path="dir/a.gif",
+        frame=1,
+        frame_count=3,
+        size=321,
+        mime="image/gif",
+        width=8,
+        height=9,
+        md5=hexrand(32, rnd),
+        sha1=hexrand(40, rnd),
+        sha256=hexrand(64, rnd),
+        hashes={"pdq": pdq(rnd), "phash": Hash.from_hex("phash", hexrand(16, rnd))},
+        pdq_quality=61,
+    )
     failed = HashRecord(path="dir/broken.jpg", error="image data ends early")
-    digests_only = HashRecord(path="dir/odd.bin", md5=hexrand(32, rnd), sha1=hexrand(40, rnd),
-                              sha256=hexrand(64, rnd), error="not an image")
+    digests_only = HashRecord(
+        path="dir/odd.bin", md5=hexrand(32, rnd), sha1=hexrand(40, rnd), sha256=hexrand(64, rnd), error="not an image"
+    )
     algorithms = ["pdq", "phash", "dhash"]
     path = tmp_path / "hashes.out"
     path.write_text("".join(json.dumps(r.to_dict(algorithms)) + "\n" for r in (ok, failed, digests_only)))
@@ -378,8 +438,13 @@ def test_matcher_hash_jsonl(tmp_path: Path) -> None:
     first, second = records
     assert set(first.hashes) == {"pdq", "phash"} and first.hashes["pdq"].quality == 61
     assert first.hashes["pdq"] == ok.hashes["pdq"]
-    assert (first.md5, first.sha1, first.sha256, first.name, first.size) == (ok.md5, ok.sha1, ok.sha256,
-                                                                              "dir/a.gif", 321)
+    assert (first.md5, first.sha1, first.sha256, first.name, first.size) == (
+        ok.md5,
+        ok.sha1,
+        ok.sha256,
+        "dir/a.gif",
+        321,
+    )
     assert first.extra["frame"] == 1 and first.extra["mime"] == "image/gif"
     assert second.hashes == {} and second.md5 == digests_only.md5 and second.extra["error"] == "not an image"
 
@@ -410,8 +475,13 @@ def _vics(version: str, shape: str, media: list[dict[str, Any]]) -> dict[str, An
     )
     if shape == "Media":
         return {key: context + "Media", "value": media}
-    case = {"CaseID": "c1", "CaseNumber": "synthetic-1", "Media@odata.navigationLinkUrl": "x", "Media": media,
-            "TotalMediaFiles": len(media)}
+    case = {
+        "CaseID": "c1",
+        "CaseNumber": "synthetic-1",
+        "Media@odata.navigationLinkUrl": "x",
+        "Media": media,
+        "TotalMediaFiles": len(media),
+    }
     return {key: context + "Cases", "value": [case]}
 
 
@@ -446,10 +516,15 @@ def test_vics_fields_category_and_missing(tmp_path: Path) -> None:
         {"MD5": hexrand(32, rnd)},
         {"MD5": hexrand(32, rnd), "Category": "1", "Series": "Synthetic series", "Comments": "made up"},
         {"SHA1": "", "MD5": None, "PhotoDNA": "PhotoDNA-passed-through, verbatim=="},
-        {"AlternativeHashes": [{"HashName": "PhotoDNA", "HashValue": "alt-pdna"},
-                               {"HashName": "PDQ", "HashValue": pdq_hex.upper()},
-                               {"HashName": "SomethingElse", "HashValue": "zz"}],
-         "RelativeFilePath": "a\\b\\c.png", "SHA256": hexrand(64, rnd).upper()},
+        {
+            "AlternativeHashes": [
+                {"HashName": "PhotoDNA", "HashValue": "alt-pdna"},
+                {"HashName": "PDQ", "HashValue": pdq_hex.upper()},
+                {"HashName": "SomethingElse", "HashValue": "zz"},
+            ],
+            "RelativeFilePath": "a\\b\\c.png",
+            "SHA256": hexrand(64, rnd).upper(),
+        },
         {"PDQ": pdq_hex, "MediaSize": 5},
     ]
     path = tmp_path / "v.json"
@@ -467,8 +542,14 @@ def test_vics_fields_category_and_missing(tmp_path: Path) -> None:
 
 
 def test_vics_bad_entries_skipped_with_lines(tmp_path: Path) -> None:
-    media = [{"MD5": hexrand(32)}, {"MD5": "ABC"}, {"Category": "high", "MD5": hexrand(32)}, {"Category": 1},
-             "not an object", {"MD5": hexrand(32)}]
+    media = [
+        {"MD5": hexrand(32)},
+        {"MD5": "ABC"},
+        {"Category": "high", "MD5": hexrand(32)},
+        {"Category": 1},
+        "not an object",
+        {"MD5": hexrand(32)},
+    ]
     path = tmp_path / "v.json"
     path.write_text(json.dumps({"@odata.context": "c#Media", "value": media}, indent=0))
     records, problems = read_all(path)
@@ -495,8 +576,16 @@ def test_truncated_vics_is_a_problem_not_a_crash(tmp_path: Path) -> None:
             read_all(io.BytesIO(data[:cut]), "vics")
         except MatcherError:
             pass
-    for junk in (b"{", b'{"value": [', b'{"value": [{"MD5": "', b"\xff\xfe\x00", b'{"value": 5}', b"[1, 2]",
-                 data[:200] + b"\x00garbage}" + data[200:], data.replace(b'"MD5"', b'"MD5" "', 1)):
+    for junk in (
+        b"{",
+        b'{"value": [',
+        b'{"value": [{"MD5": "',
+        b"\xff\xfe\x00",
+        b'{"value": 5}',
+        b"[1, 2]",
+        data[:200] + b"\x00garbage}" + data[200:],
+        data.replace(b'"MD5"', b'"MD5" "', 1),
+    ):
         records, problems = read_all(io.BytesIO(junk), "vics")
         assert problems
 
@@ -571,9 +660,14 @@ def test_vics_streaming_keeps_memory_small(tmp_path: Path) -> None:
     with open(path, "w") as out:
         out.write('{"@odata.context": "c#Cases", "value": [{"CaseID": "1", "Media": [\n')
         for i in range(entries):
-            media = {"MediaID": i, "Category": i % 3, "MD5": f"{rnd.getrandbits(128):032X}",
-                     "IsPrecategorized": "false", "Comments": "synthetic " * 40,
-                     "MediaFiles": [{"FileName": f"f{i}.jpg", "FilePath": "synthetic"}]}
+            media = {
+                "MediaID": i,
+                "Category": i % 3,
+                "MD5": f"{rnd.getrandbits(128):032X}",
+                "IsPrecategorized": "false",
+                "Comments": "synthetic " * 40,
+                "MediaFiles": [{"FileName": f"f{i}.jpg", "FilePath": "synthetic"}],
+            }
             out.write(("," if i else "") + json.dumps(media) + "\n")
         out.write("]}]}\n")
     size = path.stat().st_size

@@ -46,8 +46,16 @@ if PROFILE not in ("ci", "long"):
     raise RuntimeError(f"MATCHER_FUZZ_PROFILE must be 'ci' or 'long', not {PROFILE!r}")
 
 #: Examples per target in CI (the whole file stays well under a minute on 2 cores).
-CI_EXAMPLES = {"image": 80, "hashlist": 80, "vics": 80, "nsrl": 40, "manifest": 80, "shards": 50, "index": 50,
-               "import": 12}
+CI_EXAMPLES = {
+    "image": 80,
+    "hashlist": 80,
+    "vics": 80,
+    "nsrl": 40,
+    "manifest": 80,
+    "shards": 50,
+    "index": 50,
+    "import": 12,
+}
 _SCALE = 1 if PROFILE == "ci" else 100
 
 
@@ -149,8 +157,11 @@ def test_regression(path: Path) -> None:
 
 def test_regressions_are_named_after_targets() -> None:
     folder = Path(__file__).parent / "fuzz_regressions"
-    stray = [p.name for p in folder.iterdir() if p.is_file() and p.name.split("-", 1)[0] not in TARGETS
-             and not p.name.startswith(".") and p.name != "README"]
+    stray = [
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name.split("-", 1)[0] not in TARGETS and not p.name.startswith(".") and p.name != "README"
+    ]
     assert not stray, f"files in tests/fuzz_regressions/ not named <target>-NNNN.ext: {stray}"
 
 
@@ -215,12 +226,19 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def test_huge_declared_dimensions_are_refused_before_decoding() -> None:
-    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 0x7FFFFFFF, 0x7FFFFFFF, 8, 2, 0, 0, 0))
-           + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 0x7FFFFFFF, 0x7FFFFFFF, 8, 2, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
     with pytest.raises(MatcherError):
         imaging.open_image(png)
-    declared = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 5000, 5000, 8, 2, 0, 0, 0))
-                + _png_chunk(b"IEND", b""))
+    declared = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 5000, 5000, 8, 2, 0, 0, 0))
+        + _png_chunk(b"IEND", b"")
+    )
     with pytest.raises(ImageTooLargeError):
         imaging.open_image(declared, imaging.DecodeOptions(max_pixels=1_000_000))
     check(TARGETS["image"], png)
@@ -260,11 +278,25 @@ def test_resigned_manifest_with_wrong_field_types_is_refused(tmp_path: Path) -> 
 
     document = json.loads((_template_index() / "manifest.json").read_text())
     sqlite_entry = document["files"]["records.sqlite"]
-    for key, value in [("records", [1]), ("files", {"a": 1}), ("algorithms", {"pdq": None}), ("views", [1]),
-                       ("generation", "x"), ("lists", 3), ("directory", {}), ("records", "12"), ("records", True),
-                       ("records", -1), ("generation", 1.5), ("extra", [["a", "b"]]), ("lists", {"x": [["a", 1]]}),
-                       ("created_at", {"a": 1}), ("files", {"records.sqlite": {**sqlite_entry, "size": "3"}}),
-                       ("files", {"records.sqlite": {**sqlite_entry, "sha256": 5}}), ("views", {"pdq": [1]})]:
+    for key, value in [
+        ("records", [1]),
+        ("files", {"a": 1}),
+        ("algorithms", {"pdq": None}),
+        ("views", [1]),
+        ("generation", "x"),
+        ("lists", 3),
+        ("directory", {}),
+        ("records", "12"),
+        ("records", True),
+        ("records", -1),
+        ("generation", 1.5),
+        ("extra", [["a", "b"]]),
+        ("lists", {"x": [["a", 1]]}),
+        ("created_at", {"a": 1}),
+        ("files", {"records.sqlite": {**sqlite_entry, "size": "3"}}),
+        ("files", {"records.sqlite": {**sqlite_entry, "sha256": 5}}),
+        ("views", {"pdq": [1]}),
+    ]:
         changed = dict(document)
         changed.pop("manifest_sha256")
         changed[key] = value
@@ -278,8 +310,10 @@ def test_vics_too_deep_or_too_long_numbers_end_the_read_with_a_problem() -> None
     """Found by fuzzing: a deeply nested value raised RecursionError, an integer of more than 4300 digits
     a bare ValueError, inside the VICS reader (both reached callers as "unexpected ..." errors)."""
     head = b'{"odata.metadata":"x#Media","value":[{"MD5":"' + b"a" * 32 + b'"},'
-    for tail, message in [(b"[" * 5000 + b"]" * 5000 + b"]}", "nested too deeply"),
-                          (b'{"MD5":"' + b"b" * 32 + b'","Category":' + b"9" * 5000 + b"}]}", "unreadable JSON value")]:
+    for tail, message in [
+        (b"[" * 5000 + b"]" * 5000 + b"]}", "nested too deeply"),
+        (b'{"MD5":"' + b"b" * 32 + b'","Category":' + b"9" * 5000 + b"}]}", "unreadable JSON value"),
+    ]:
         problems: list = []
         records = list(read_records(io.BytesIO(head + tail), "vics", on_problem=problems.append))
         assert [r.md5 for r in records] == ["a" * 32]
@@ -303,9 +337,11 @@ def _sqlite(path: Path, *statements: str) -> Path:
 def test_nsrl_endless_view_is_refused_not_read_forever(tmp_path: Path, where: str) -> None:
     """Found by review for the fuzzing: a FILE view over a recursive WITH gave endless rows (or ran
     forever before its first row); now the read stops with a clear error."""
-    view = ("CREATE VIEW FILE AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
-            "SELECT printf('%064x', x) AS sha256, NULL AS sha1, NULL AS md5, 'f' AS file_name, 1 AS file_size "
-            "FROM n" + where)
+    view = (
+        "CREATE VIEW FILE AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+        "SELECT printf('%064x', x) AS sha256, NULL AS sha1, NULL AS md5, 'f' AS file_name, 1 AS file_size "
+        "FROM n" + where
+    )
     path = _sqlite(tmp_path / "nsrl.db", view)
     with pytest.raises(HashListError, match="crafted view"):
         list(read_records(str(path)))
@@ -314,10 +350,12 @@ def test_nsrl_endless_view_is_refused_not_read_forever(tmp_path: Path, where: st
 def test_nsrl_text_that_is_not_utf8(tmp_path: Path) -> None:
     """Found by fuzzing: bytes that are not UTF-8 in the schema raised UnicodeDecodeError; in a row they
     stopped the whole read. Now a damaged schema is a clear error, a bad row one problem."""
-    path = _sqlite(tmp_path / "nsrl.db",
-                   "CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT, file_name TEXT, file_size INTEGER)",
-                   f"INSERT INTO FILE VALUES ('{'a' * 64}', NULL, NULL, CAST(X'6E616D65FF' AS TEXT), 1)",
-                   f"INSERT INTO FILE VALUES (CAST(X'FF{'61' * 63}' AS TEXT), NULL, NULL, 'x', 1)")
+    path = _sqlite(
+        tmp_path / "nsrl.db",
+        "CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT, file_name TEXT, file_size INTEGER)",
+        f"INSERT INTO FILE VALUES ('{'a' * 64}', NULL, NULL, CAST(X'6E616D65FF' AS TEXT), 1)",
+        f"INSERT INTO FILE VALUES (CAST(X'FF{'61' * 63}' AS TEXT), NULL, NULL, 'x', 1)",
+    )
     problems: list = []
     records = list(read_records(str(path), on_problem=problems.append))
     assert [(r.sha256, r.name) for r in records] == [("a" * 64, "name\ufffd")]

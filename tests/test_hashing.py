@@ -268,8 +268,21 @@ def test_view_hashes_only_when_asked_and_not_in_the_record_dict(tmp_path):
     # hashing the trimmed content on its own gives the original's hash
     assert viewed.views["pdq"]["trim"].bits == only(hash_image(original)).hashes["pdq"].bits
     assert only(hash_image(original, options=HashOptions(views=True))).views["pdq"].keys() == {
-        "top88", "bottom88", "crop5", "crop10", "crop5tl", "crop5tr", "crop5bl", "crop5br", "crop10tl", "crop10tr",
-        "crop10bl", "crop10br", "rotl4", "rotr4"}
+        "top88",
+        "bottom88",
+        "crop5",
+        "crop10",
+        "crop5tl",
+        "crop5tr",
+        "crop5bl",
+        "crop5br",
+        "crop10tl",
+        "crop10tr",
+        "crop10bl",
+        "crop10br",
+        "rotl4",
+        "rotr4",
+    }
     known = known_from_hash_record(viewed)
     assert known.views == viewed.views and known.hashes == viewed.hashes
     with pytest.raises(matcher.errors.UsageError, match="views must be True or False"):

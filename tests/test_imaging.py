@@ -189,7 +189,12 @@ def test_extension_mismatch() -> None:
 def test_open_image_reports_header() -> None:
     info, image = open_image(encode(noise(40, 30), "PNG"))
     assert (info.media.mime, info.format, info.width, info.height, info.frame_count, info.mode) == (
-        "image/png", "PNG", 40, 30, 1, "RGB"
+        "image/png",
+        "PNG",
+        40,
+        30,
+        1,
+        "RGB",
     )
     assert image.size == (40, 30)
 
@@ -266,8 +271,8 @@ def test_configured_max_pixels_rejects_normal_image() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_pixels": 0}, {"max_frames": -1}, {"max_frames": 1.5}, {"max_pixels": True},
-               {"apply_exif_orientation": 1}]
+    "kwargs",
+    [{"max_pixels": 0}, {"max_frames": -1}, {"max_frames": 1.5}, {"max_pixels": True}, {"apply_exif_orientation": 1}],
 )
 def test_decode_options_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(UsageError):

@@ -80,7 +80,19 @@ def test_variant_names_mean_the_same_rotation_everywhere():
     assert APPLY_TRANSPOSE["rot90"] == Image.Transpose.ROTATE_90  # counter-clockwise, as documented
 
 
-SIZES = [(5, 5), (6, 5), (9, 300), (64, 64), (63, 65), (128, 128), (129, 127), (257, 255), (480, 640), (513, 511), (700, 1100)]
+SIZES = [
+    (5, 5),
+    (6, 5),
+    (9, 300),
+    (64, 64),
+    (63, 65),
+    (128, 128),
+    (129, 127),
+    (257, 255),
+    (480, 640),
+    (513, 511),
+    (700, 1100),
+]
 
 
 @pytest.mark.parametrize("height, width", SIZES)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import matcher
 from benchmarks.resource_bounds import (
     JPEG_HEAD,
     _extension,
@@ -37,8 +38,6 @@ from matcher.hashing import HashOptions
 from matcher.index import KnownIndex
 from matcher.index.importing import known_from_hash_record
 from matcher.scan import ScanOptions, run_scan
-
-import matcher
 
 PATH_MAX = 4096
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PATH_MAX, /proc and sparse files as on Linux")
@@ -59,8 +58,11 @@ def index(tmp_path_factory, blobs):
         (known / f"k{i}.{_extension(blob)}").write_bytes(blob)
     path = base / "index"
     idx = KnownIndex.create(path, ["pdq"])
-    idx.add([known_from_hash_record(r) for p in sorted(known.iterdir()) for r in matcher.hash_file(p, ["pdq"])],
-            "synthetic", category=1)
+    idx.add(
+        [known_from_hash_record(r) for p in sorted(known.iterdir()) for r in matcher.hash_file(p, ["pdq"])],
+        "synthetic",
+        category=1,
+    )
     idx.close()
     return path
 
@@ -74,7 +76,9 @@ def work(tmp_path):
 
 
 def scan_rows(paths, index, out: Path, **hash_options) -> list[dict]:
-    options = ScanOptions(workers=1, hash_options=HashOptions(**hash_options)) if hash_options else ScanOptions(workers=1)
+    options = (
+        ScanOptions(workers=1, hash_options=HashOptions(**hash_options)) if hash_options else ScanOptions(workers=1)
+    )
     run_scan([os.fsencode(p) for p in paths], str(index), options, str(out), "jsonl", False)
     with open(out, "rb") as handle:
         return [json.loads(line) for line in handle]
@@ -195,8 +199,24 @@ def test_an_image_over_the_size_limit_is_digested_not_decoded(work, index):
     from matcher.cli import main
 
     out = work / "cli.jsonl"
-    assert main(["scan", str(folder), "--index", str(index), "--workers", "1", "--max-file-bytes", "1048576",
-                 "--output", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "scan",
+                str(folder),
+                "--index",
+                str(index),
+                "--workers",
+                "1",
+                "--max-file-bytes",
+                "1048576",
+                "--output",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (cli_row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert cli_row["error"] == row["error"] and cli_row["sha256"] == row["sha256"]
 
@@ -240,8 +260,13 @@ _PEAK_SCRIPT = textwrap.dedent("""
 
 
 def _scan_peak_kib(tree: Path, warm: Path, index: Path, out: Path) -> tuple[int, int]:
-    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(tree), str(warm), str(index), str(out)],
-                          capture_output=True, text=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(tree), str(warm), str(index), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     with open(out, "rb") as handle:
         rows = sum(1 for _ in handle)
     return int(done.stdout.split()[-1]), rows

@@ -356,7 +356,11 @@ def variant_hashes(
         for name, undo in _UNDO.items():
             plane = np.ascontiguousarray(undo(luma))  # type: ignore[operator]
             size = _undo_size(name, full_size)
-            a = _downsample_64(plane) if size is None or size == plane.shape[::-1] else _downsample_64_scaled(plane, size[1], size[0])
+            a = (
+                _downsample_64(plane)
+                if size is None or size == plane.shape[::-1]
+                else _downsample_64_scaled(plane, size[1], size[0])
+            )
             out[name] = Hash("pdq", _bits_from_dct(_dct_16(a)), _quality(a))
         return out
     if (full_rows, full_cols) == (rows, cols):

@@ -234,7 +234,7 @@ def iter_lines(stream: BinaryIO, reporter: ProblemReporter, *, keepends: bool = 
         if first:
             first = False
             if raw.startswith(_UTF8_BOM):
-                raw = raw[len(_UTF8_BOM):]
+                raw = raw[len(_UTF8_BOM) :]
         text = _decode(raw)
         if not keepends:
             text = text.rstrip("\r\n")

@@ -327,9 +327,7 @@ class MatcherCsvFormat(Format):
                 continue
             yield record
 
-    def write(
-        self, records: Iterable[KnownRecord], stream: IO[Any], *, algorithms: Sequence[str] | None = None
-    ) -> int:
+    def write(self, records: Iterable[KnownRecord], stream: IO[Any], *, algorithms: Sequence[str] | None = None) -> int:
         """Write a header and one row a record; return how many rows.
 
         ``algorithms`` are the hash columns (default: every registered algorithm); a record with a
@@ -356,9 +354,7 @@ class MatcherCsvFormat(Format):
                     )
                 cells = [_csv_cell(getattr(record, field)) for field in RECORD_FIELDS]
                 cells += [_csv_cell(record.hashes[a].hex() if a in record.hashes else None) for a in columns_algorithms]
-                cells += [
-                    _csv_cell(record.hashes[a].quality if a in record.hashes else None) for a in qualities
-                ]
+                cells += [_csv_cell(record.hashes[a].quality if a in record.hashes else None) for a in qualities]
                 cells.append(json.dumps(record.extra, ensure_ascii=False, sort_keys=False))
                 writer.writerow(cells)
                 count += 1

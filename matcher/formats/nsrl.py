@@ -112,8 +112,10 @@ class NsrlFormat(Format):
             except sqlite3.DatabaseError as exc:
                 raise HashListError(f"{source.name}: not a readable SQLite database: {exc}") from exc
             except UnicodeDecodeError as exc:  # SQLite's message quotes schema bytes that are not UTF-8
-                raise HashListError(f"{source.name}: not a readable SQLite database: its schema is damaged "
-                                    f"(text that is not UTF-8: {exc.object[:80]!r})") from exc
+                raise HashListError(
+                    f"{source.name}: not a readable SQLite database: its schema is damaged "
+                    f"(text that is not UTF-8: {exc.object[:80]!r})"
+                ) from exc
             if relation is None:
                 raise HashListError(
                     f"{source.name}: SQLite database without an NSRL RDSv3 FILE view "
@@ -137,8 +139,10 @@ class NsrlFormat(Format):
                         cursor = connection.execute(f'SELECT sha256, sha1, md5, file_name, file_size FROM "{relation}"')
                     rows = cursor.fetchmany(BATCH_ROWS)
                 except UnicodeDecodeError as exc:  # an error message quoting bytes that are not UTF-8
-                    raise HashListError(f"{source.name}: SQLite cannot read the {relation} view after row {number} "
-                                        f"(damaged database: {exc.object[:80]!r})") from exc
+                    raise HashListError(
+                        f"{source.name}: SQLite cannot read the {relation} view after row {number} "
+                        f"(damaged database: {exc.object[:80]!r})"
+                    ) from exc
                 except sqlite3.OperationalError as exc:
                     if steps[0] * _PROGRESS_EVERY > max_steps:
                         raise HashListError(

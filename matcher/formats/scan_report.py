@@ -258,7 +258,9 @@ def _comments(records: Sequence[ScanRecord], chosen: ScanRecord, best: ScanMatch
     notes = list(dict.fromkeys(note for r in records for note in r.notes))
     if notes:
         parts.append("notes: " + "; ".join(notes))
-    errors = list(dict.fromkeys(r.error if r.frame is None else f"frame {r.frame}: {r.error}" for r in records if r.error))
+    errors = list(
+        dict.fromkeys(r.error if r.frame is None else f"frame {r.frame}: {r.error}" for r in records if r.error)
+    )
     if errors:
         parts.append("error: " + "; ".join(errors))
     if chosen.path_raw_hex:
@@ -325,9 +327,7 @@ class VicsScanWriter(ScanWriter):
     (the next file begins, or :meth:`close`), and the closing brackets at :meth:`close`.
     """
 
-    def __init__(
-        self, stream: TextIO, algorithms: Sequence[str], *, case: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, stream: TextIO, algorithms: Sequence[str], *, case: Mapping[str, Any] | None = None) -> None:
         super().__init__(stream, algorithms)
         self.case: dict[str, Any] = _case_fields(case)
         self._started = False
@@ -346,8 +346,7 @@ class VicsScanWriter(ScanWriter):
         head = json.dumps(self.case, ensure_ascii=False)[:-1]  # the case object, left open
         separator = ", " if self.case else ""
         self.stream.write(
-            '{"@odata.context": ' + json.dumps(VICS_CASES_CONTEXT) + ', "value": [\n'
-            + head + separator + '"Media": ['
+            '{"@odata.context": ' + json.dumps(VICS_CASES_CONTEXT) + ', "value": [\n' + head + separator + '"Media": ['
         )
 
     def _flush_pending(self) -> None:

@@ -253,8 +253,11 @@ class DigestListFormat(Format):
                 continue
             digests = {"md5": None, "sha1": None, "sha256": None} | {kind: digest}
             yield KnownRecord(
-                name=name, source=reporter.where(number),
-                md5=digests["md5"], sha1=digests["sha1"], sha256=digests["sha256"],
+                name=name,
+                source=reporter.where(number),
+                md5=digests["md5"],
+                sha1=digests["sha1"],
+                sha256=digests["sha256"],
             )
 
     def _kind(self, hex_text: str) -> str:

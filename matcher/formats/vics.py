@@ -137,7 +137,7 @@ class _JsonScanner:
             raise _BrokenJson(self.line, f"text is not valid Unicode: {exc.reason}") from None
         if not data:
             self.eof = True
-        self.buf = self.buf[self.pos:] + text
+        self.buf = self.buf[self.pos :] + text
         self.pos = 0
         return bool(text) or not self.eof
 
@@ -179,9 +179,9 @@ class _JsonScanner:
                 settled = exc.pos < len(self.buf) - 64 and not exc.msg.startswith("Unterminated string")
                 if self.eof or settled:
                     line = self.line + self.buf.count("\n", self.pos, exc.pos)
-                    if self.eof and not self.buf[exc.pos:].strip():
-                        raise _BrokenJson(line, "the document ends early (cut short?)")
-                    raise _BrokenJson(line, f"broken JSON: {exc.msg}")
+                    if self.eof and not self.buf[exc.pos :].strip():
+                        raise _BrokenJson(line, "the document ends early (cut short?)") from None
+                    raise _BrokenJson(line, f"broken JSON: {exc.msg}") from None
                 if len(self.buf) - self.pos > MAX_VALUE:
                     raise _BrokenJson(self.line, f"a JSON value longer than {MAX_VALUE} characters") from None
                 self._fill()

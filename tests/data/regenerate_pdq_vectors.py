@@ -35,7 +35,14 @@ OUT = HERE / "pdq-vectors"
 
 #: The reference's names of its eight dihedral hashes, in ``pdqhash.compute_dihedral``'s order.
 REFERENCE_NAMES: tuple[str, ...] = (
-    "original", "rotate90", "rotate180", "rotate270", "flipX", "flipY", "flipPlus", "flipMinus",
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flipX",
+    "flipY",
+    "flipPlus",
+    "flipMinus",
 )
 
 
@@ -99,14 +106,18 @@ def main() -> int:
         pixels = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB")))
         bits, quality = pdqhash.compute(pixels)
         variants, _ = pdqhash.compute_dihedral(pixels)
-        lines.append(json.dumps({
-            "file": name,
-            "width": int(pixels.shape[1]),
-            "height": int(pixels.shape[0]),
-            "pdq": _hex(bits),
-            "quality": int(quality),
-            "dihedral": {ref: _hex(v) for ref, v in zip(REFERENCE_NAMES, variants)},
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "file": name,
+                    "width": int(pixels.shape[1]),
+                    "height": int(pixels.shape[0]),
+                    "pdq": _hex(bits),
+                    "quality": int(quality),
+                    "dihedral": {ref: _hex(v) for ref, v in zip(REFERENCE_NAMES, variants)},
+                }
+            )
+        )
     (OUT / "expected.jsonl").write_text("\n".join(lines) + "\n")
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"{len(lines)} vectors, {total / 1e6:.2f} MB in {OUT}")  # a script, not library code
