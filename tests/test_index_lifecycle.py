@@ -263,6 +263,21 @@ def test_reload_racing_close_leaves_nothing_open(tmp_path: Path, monkeypatch: py
     assert open_descriptors() < before
 
 
+def test_failed_opens_of_a_damaged_database_keep_no_descriptor(tmp_path: Path, no_gc: None) -> None:
+    """A records database that is not SQLite (same size, checksums not verified) is refused, and the
+    refused open leaves nothing open even while its errors are kept (as a service logging them would)."""
+    KnownIndex.create(tmp_path / "ix").close()
+    database = next((tmp_path / "ix").glob("gen-*/records.sqlite"))
+    database.write_bytes(b"x" * database.stat().st_size)
+    before = open_descriptors()
+    errors = []
+    for _attempt in range(10):
+        with pytest.raises(IndexStoreError, match="cannot read the records database") as caught:
+            KnownIndex.open(tmp_path / "ix", verify=False)
+        errors.append(caught.value)
+    assert open_descriptors() == before
+
+
 # -- the writers' lock ------------------------------------------------------------------------------
 
 

@@ -187,7 +187,8 @@ class Manifest:
                 records=count_field(document["records"], "records"),
                 algorithms={k: dict(mapping_field(v, f"algorithm {k}"))
                             for k, v in mapping_field(document["algorithms"], "algorithms").items()},
-                lists={k: dict(mapping_field(v, f"list {k}")) for k, v in mapping_field(document["lists"], "lists").items()},
+                lists={k: dict(mapping_field(v, f"list {k}"))
+                       for k, v in mapping_field(document["lists"], "lists").items()},
                 files=files,
                 extra=dict(mapping_field(document.get("extra") or {}, "extra")),
                 views={k: {view: dict(mapping_field(v, f"view {k}{VIEW_SEPARATOR}{view}"))

@@ -261,7 +261,8 @@ def _read_document(root: Path) -> _Document:
                                     text_field(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
                                     text_field(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}")))
         result = _Document(root, checksum, text_field(document["created_at"], "created_at"),
-                           dict(mapping_field(document["source"], "source")), count_field(document["records"], "records"),
+                           dict(mapping_field(document["source"], "source")),
+                           count_field(document["records"], "records"),
                            tuple(text_field(a, "algorithm") for a in document["algorithms"]), tuple(shards))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IndexStoreError(f"{path}: missing or malformed field ({exc})") from None
