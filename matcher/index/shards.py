@@ -526,6 +526,7 @@ class ShardedIndex:
     :class:`KnownIndex` (``algorithms``, ``views``, ``search``, ``nearest``, ``lookup_digest``,
     ``records``, ``iter_records``, ``lists``, ``info``, category labels), answering each exactly as
     the unsharded index would, with the same record ids. It is read-only. Usable as a context manager.
+    Implements :class:`~matcher.index.IndexReader`.
     """
 
     def __init__(self, document: _Document, shards: list[OpenShard]) -> None:

@@ -256,7 +256,11 @@ class _Snapshot:
         return cls(root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock))
 
     def query(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a database helper on the shared read-only connection under its lock."""
+        """Run a database helper on the shared read-only connection under its lock.
+
+        Callers hold the snapshot's :attr:`lease` (:meth:`KnownIndex._reading`), so that the connection
+        is not closed under them when a newer generation replaces this one.
+        """
         with self.lock:
             try:
                 return fn(self.conn, *args)
@@ -418,6 +422,7 @@ class KnownIndex:
 
     Make one with :meth:`create`, open one with :meth:`open`. See the module documentation for the
     layout, the atomic write design and the cost of checksums. Usable as a context manager.
+    Implements :class:`~matcher.index.IndexReader`.
     """
 
     def __init__(self, root: Path, snapshot: _Snapshot, writable: bool) -> None:
