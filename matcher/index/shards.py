@@ -306,7 +306,7 @@ def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
     if _sha256(data) != info.global_ids_sha256:
         raise IndexStoreError(f"{path}: shard {info.name}: SHA-256 checksum mismatch (file corrupt or altered)")
     try:
-        ids = np.load(io.BytesIO(data), allow_pickle=False)
+        ids: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
         raise IndexStoreError(f"{path}: shard {info.name}: cannot read array ({type(exc).__name__}: {exc})") from None
     if ids.dtype != np.dtype(np.int64) or ids.shape != (count,) or count != info.records:

@@ -111,7 +111,7 @@ _GEN_PREFIX = "gen-"
 _TMP_PREFIX = "tmp-"
 _ADD_CHUNK = 5000
 _ARRAY_SUFFIXES = ("ids", "codes", "quality")
-_ARRAY_DTYPES = {"ids": np.dtype(np.int64), "codes": np.dtype(np.uint8), "quality": np.dtype(np.int16)}
+_ARRAY_DTYPES: dict[str, np.dtype[Any]] = {"ids": np.dtype(np.int64), "codes": np.dtype(np.uint8), "quality": np.dtype(np.int16)}
 
 
 def _checkpoint(step: str) -> None:
@@ -282,8 +282,10 @@ def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
                 )
             if hashlib.sha256(data).hexdigest() != entry.sha256:
                 raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        return np.load(path, allow_pickle=False)
+            array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+        else:
+            array = np.load(path, allow_pickle=False)
+        return array
     except FileNotFoundError:
         raise _Vanished(str(path)) from None
     except IndexStoreError:
@@ -446,7 +448,8 @@ class KnownIndex:
         index in the same place at once exactly one succeeds; the others raise and change nothing.
         """
         root = Path(path)
-        names = [algorithm.name for algorithm in registry.resolve(algorithms)]
+        names = [algorithm.name for algorithm in registry.resolve(
+            algorithms if isinstance(algorithms, str) else tuple(algorithms))]
         params = {name: algorithm_params(name) for name in names}
         if root.exists():
             _check_creatable(root)
@@ -870,11 +873,12 @@ class KnownIndex:
             if position in skipped:
                 results.append(QueryResult(query, (), skipped[position]))
                 continue
-            matches = tuple(
-                Match(record_id, distance, query.algorithm, *fields[record_id], view=view)
-                for record_id, distance in (found[position] or ())
-            )
-            results.append(QueryResult(query, matches))
+            matches = []
+            for record_id, distance in found[position] or ():
+                list_name, category, series, name, comment = fields[record_id]
+                matches.append(Match(record_id, distance, query.algorithm, list_name, category, series, name,
+                                     comment, view=view))
+            results.append(QueryResult(query, tuple(matches)))
         return results
 
     # -- writing -------------------------------------------------------------------------------
