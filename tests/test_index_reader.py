@@ -7,7 +7,7 @@ All data is synthetic: random PDQ codes and made-up digests.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -77,7 +77,7 @@ def test_an_object_without_the_read_api_is_not_a_reader() -> None:
 
     class FactsOnly:  # facts but no searches (as a catalog describing a sharded index)
         algorithms = ("pdq",)
-        views: dict[str, tuple[str, ...]] = {}
+        views: ClassVar[dict[str, tuple[str, ...]]] = {}
         generation = 1
 
         def close(self) -> None:
