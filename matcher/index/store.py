@@ -189,7 +189,9 @@ class _Lease:
     def __init__(self, conn: sqlite3.Connection, query_lock: threading.Lock) -> None:
         self._conn = conn
         self._query_lock = query_lock
-        self._guard = threading.Lock()
+        # re-entrant: an unfinished record iterator dropped in a garbage collection releases its lease
+        # from whatever the collecting thread was doing, possibly inside this lease's own methods
+        self._guard = threading.RLock()
         self._users = 0
         self._retired = False
         self._closed = False
