@@ -25,12 +25,13 @@ from matcher import hash_image
 from matcher.errors import IndexStoreError, UsageError
 from matcher.hashes import Hash
 from matcher.index import KnownIndex, ShardedIndex, open_any, split_index
-from matcher.index import shards as shards_module
 from matcher.index.importing import import_sources
 from matcher.index.manifest import body_digest, known_view_names
 from matcher.index.shards import (
     GLOBAL_IDS_NAME,
     SHARDS_NAME,
+    cached_shard,
+    cached_shard_names,
     clear_shard_cache,
     lookup_digest_shard,
     merge_digest_results,
@@ -290,17 +291,18 @@ def test_search_shard_and_merge_give_the_sharded_answers(pair, built: dict) -> N
         assert merge_results(per_shard) == single.search(queries, 31)
         by_path = [search_shard(str(info.path), queries, k=5) for info in infos]
         assert merge_results(by_path, k=5) == single.nearest(queries, 5)
-        assert len(shards_module._CACHE) == 3  # each shard opened once in this process
-        before = {key: id(opened) for key, opened in shards_module._CACHE.items()}
+        assert cached_shard_names() == [info.name for info in infos]  # each shard opened once in this process
+        before = [cached_shard(info) for info in infos]
         search_shard(infos[0], queries, 8)
-        assert {key: id(opened) for key, opened in shards_module._CACHE.items()} == before
+        assert all(cached_shard(info) is opened for info, opened in zip(infos, before))
+        assert cached_shard(str(infos[1].path)) is before[1]  # by path: the same open shard
         values = [r.md5 for r in single.iter_records() if r.md5][:10]
         merged = merge_digest_results([lookup_digest_shard(info, "md5", values) for info in infos])
         assert {v: plain(r) for v, r in merged.items()} == \
             {v: plain(r) for v, r in single.lookup_digest("md5", values).items()}
     finally:
         clear_shard_cache()
-    assert shards_module._CACHE == {}
+    assert cached_shard_names() == []
     with pytest.raises(UsageError):
         merge_results([])
 

@@ -10,6 +10,8 @@ rotations; :mod:`matcher.views`) in extra per-(algorithm, view) tables, searched
 ``index.search(queries, view="crop10")``; that is how a scan finds edited copies.
 A set too large for one machine is split by record into shards (:func:`split_index`) and read as
 one :class:`ShardedIndex` whose answers equal the unsharded index's (:mod:`matcher.index.shards`).
+Both implement :class:`IndexReader`, the read interface that code matching against an index is typed
+against (:mod:`matcher.index.reader`).
 
 Typical use::
 
@@ -21,11 +23,13 @@ Typical use::
 """
 
 from .manifest import FORMAT_VERSION
+from .reader import IndexReader
 from .shards import ShardedIndex, open_any, split_index
 from .store import KnownIndex
 from .types import AddResult, IndexedRecord, Match, QueryResult
 
 __all__ = [
+    "IndexReader",
     "KnownIndex",
     "ShardedIndex",
     "split_index",

@@ -103,10 +103,14 @@ def open_writable(path: Path) -> sqlite3.Connection:
     thrown away on failure and fsynced as a whole before it is committed.
     """
     conn = sqlite3.connect(str(path), isolation_level=None)
-    conn.execute("PRAGMA journal_mode=OFF")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache while writing
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache while writing
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -115,9 +119,16 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     uri = f"file:{quote(str(path))}?mode=ro&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise IndexStoreError(f"{path}: cannot read the records database ({exc})") from None
+    try:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:  # not a database, or not ours: the connection is not kept
+        conn.close()
+        raise IndexStoreError(f"{path}: cannot read the records database ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
     if version is None or str(version[0]).strip() != str(SCHEMA_VERSION):  # a forged value may be any text
         conn.close()
         raise IndexStoreError(f"{path}: unsupported records database schema {version!r}")

@@ -40,6 +40,9 @@ __all__ = [
     "write_manifest",
     "write_atomically",
     "body_digest",
+    "count_field",
+    "text_field",
+    "mapping_field",
     "sha256_file",
     "fsync_dir",
     "fsync_file",
@@ -170,25 +173,26 @@ class Manifest:
             raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
         try:
             files = {
-                _text(name, "file name"): FileEntry(_count(entry["size"], f"size of {name}"),
-                                                    _text(entry["sha256"], f"sha256 of {name}"))
-                for name, entry in _mapping(document["files"], "files").items()
+                text_field(name, "file name"): FileEntry(count_field(entry["size"], f"size of {name}"),
+                                                    text_field(entry["sha256"], f"sha256 of {name}"))
+                for name, entry in mapping_field(document["files"], "files").items()
             }
-            views = _mapping(document.get("views") or {}, "views") if version >= 2 else {}
+            views = mapping_field(document.get("views") or {}, "views") if version >= 2 else {}
             manifest = cls(
                 format_version=version,
-                generation=_count(document["generation"], "generation"),
-                directory=_text(document["directory"], "directory"),
-                created_at=_text(document["created_at"], "created_at"),
-                updated_at=_text(document["updated_at"], "updated_at"),
-                records=_count(document["records"], "records"),
-                algorithms={k: dict(_mapping(v, f"algorithm {k}"))
-                            for k, v in _mapping(document["algorithms"], "algorithms").items()},
-                lists={k: dict(_mapping(v, f"list {k}")) for k, v in _mapping(document["lists"], "lists").items()},
+                generation=count_field(document["generation"], "generation"),
+                directory=text_field(document["directory"], "directory"),
+                created_at=text_field(document["created_at"], "created_at"),
+                updated_at=text_field(document["updated_at"], "updated_at"),
+                records=count_field(document["records"], "records"),
+                algorithms={k: dict(mapping_field(v, f"algorithm {k}"))
+                            for k, v in mapping_field(document["algorithms"], "algorithms").items()},
+                lists={k: dict(mapping_field(v, f"list {k}"))
+                       for k, v in mapping_field(document["lists"], "lists").items()},
                 files=files,
-                extra=dict(_mapping(document.get("extra") or {}, "extra")),
-                views={k: {view: dict(_mapping(v, f"view {k}{VIEW_SEPARATOR}{view}"))
-                           for view, v in _mapping(named, f"views of {k}").items()} for k, named in views.items()},
+                extra=dict(mapping_field(document.get("extra") or {}, "extra")),
+                views={k: {view: dict(mapping_field(v, f"view {k}{VIEW_SEPARATOR}{view}"))
+                           for view, v in mapping_field(named, f"views of {k}").items()} for k, named in views.items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
@@ -241,22 +245,27 @@ class Manifest:
                             f"{where}: view table {table_stem(algorithm, view)!r} has a malformed {key} ({value!r})")
 
 
-def _count(value: Any, field: str) -> int:
-    """A non-negative integer field of a manifest (``TypeError`` naming the field otherwise)."""
+def count_field(value: Any, field: str) -> int:
+    """``value`` when it is a non-negative integer (not a bool); else ``TypeError`` naming ``field``.
+
+    The field checks of the index's JSON documents (``manifest.json``, ``shards.json``): a parsed
+    value of the wrong type is refused, never coerced. ``field`` names the field in the message.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TypeError(f"{field} must be a non-negative integer, not {value!r:.80}")
     return value
 
 
-def _text(value: Any, field: str) -> str:
-    """A text field of a manifest (``TypeError`` naming the field otherwise)."""
+def text_field(value: Any, field: str) -> str:
+    """``value`` when it is text; else ``TypeError`` naming ``field`` (see :func:`count_field`)."""
     if not isinstance(value, str):
         raise TypeError(f"{field} must be text, not {value!r:.80}")
     return value
 
 
-def _mapping(value: Any, field: str) -> Mapping[str, Any]:
-    """A JSON object field of a manifest (``TypeError`` naming the field otherwise)."""
+def mapping_field(value: Any, field: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object (a ``dict``); else ``TypeError`` naming ``field`` (see
+    :func:`count_field`)."""
     if not isinstance(value, dict):
         raise TypeError(f"{field} must be an object, not {type(value).__name__}")
     return value

@@ -33,8 +33,8 @@ checksum, and the shard's manifest pins its files, so a shard that is missing, d
 written to since the split is refused with an :class:`~matcher.errors.IndexStoreError` naming it.
 
 Distributed use: :func:`search_shard` is a pure function of (shard, queries, parameters) that
-returns a shard's answers with global ids, opening each shard once per process through a small
-module-level cache; :func:`merge_results` merges the per-shard answers. A Dask engine can run
+returns a shard's answers with global ids, opening each shard once per process
+(:func:`cached_shard`); :func:`merge_results` merges the per-shard answers. A Dask engine can run
 ``search_shard`` on the workers that hold the shards and merge on the client; :class:`ShardedIndex`
 does the same one shard after another in this process. Nothing here starts processes.
 """
@@ -61,7 +61,16 @@ import numpy as np
 from ..errors import IndexStoreError, UsageError
 from ..hashes import Hash
 from ..known import KnownRecord
-from .manifest import MANIFEST_NAME, Manifest, _count, _mapping, _text, body_digest, fsync_dir, write_atomically
+from .manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    body_digest,
+    count_field,
+    fsync_dir,
+    mapping_field,
+    text_field,
+    write_atomically,
+)
 from .store import KnownIndex
 from .types import IndexedRecord, Match, QueryResult
 
@@ -73,7 +82,10 @@ __all__ = [
     "ShardInfo",
     "ShardedIndex",
     "ShardCatalog",
+    "OpenShard",
     "split_index",
+    "cached_shard",
+    "cached_shard_names",
     "search_shard",
     "lookup_digest_shard",
     "merge_results",
@@ -139,8 +151,14 @@ class _Document:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class _OpenShard:
-    """One shard, open: its index and the global id of each of its records (row i: shard id i + 1)."""
+class OpenShard:
+    """One shard, open: its index and the global id of each of its records (row i: shard id i + 1).
+
+    Its :meth:`query`, :meth:`records` and :meth:`lookup_digest` answer from this shard alone, naming
+    records by global id, so that :func:`merge_results` and :func:`merge_digest_results` over every
+    shard's answers give the unsharded index's. Get one with :func:`cached_shard` (distributed
+    engines) or through a :class:`ShardedIndex`; the shard's index is closed by whoever opened it.
+    """
 
     info: ShardInfo
     index: KnownIndex
@@ -235,16 +253,17 @@ def _read_document(root: Path) -> _Document:
     try:
         shards = []
         for entry in document["shards"]:  # the manifest's field checks: no value silently coerced
-            name = _text(entry["name"], "shard name")
+            name = text_field(entry["name"], "shard name")
             if not name or "/" in name or "\\" in name or name in (".", ".."):
                 raise ValueError(f"invalid shard name {name!r}")
-            shards.append(ShardInfo(name, root / name, _count(entry["records"], f"records of shard {name}"),
+            shards.append(ShardInfo(name, root / name, count_field(entry["records"], f"records of shard {name}"),
                                     _optional_int(entry["first_id"]), _optional_int(entry["last_id"]),
-                                    _text(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
-                                    _text(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}")))
-        result = _Document(root, checksum, _text(document["created_at"], "created_at"),
-                           dict(_mapping(document["source"], "source")), _count(document["records"], "records"),
-                           tuple(_text(a, "algorithm") for a in document["algorithms"]), tuple(shards))
+                                    text_field(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
+                                    text_field(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}")))
+        result = _Document(root, checksum, text_field(document["created_at"], "created_at"),
+                           dict(mapping_field(document["source"], "source")),
+                           count_field(document["records"], "records"),
+                           tuple(text_field(a, "algorithm") for a in document["algorithms"]), tuple(shards))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IndexStoreError(f"{path}: missing or malformed field ({exc})") from None
     if not result.shards:
@@ -287,7 +306,7 @@ def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
     if _sha256(data) != info.global_ids_sha256:
         raise IndexStoreError(f"{path}: shard {info.name}: SHA-256 checksum mismatch (file corrupt or altered)")
     try:
-        ids = np.load(io.BytesIO(data), allow_pickle=False)
+        ids: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
         raise IndexStoreError(f"{path}: shard {info.name}: cannot read array ({type(exc).__name__}: {exc})") from None
     if ids.dtype != np.dtype(np.int64) or ids.shape != (count,) or count != info.records:
@@ -321,7 +340,7 @@ def _shard_manifest(info: ShardInfo) -> Manifest:
         raise IndexStoreError(f"{manifest_path}: shard {info.name}: manifest unreadable ({exc})") from None
 
 
-def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
+def _open_shard(info: ShardInfo, verify: bool) -> OpenShard:
     """Open one shard and check it against its ``shards.json`` entry."""
     generation = _shard_manifest(info).generation
     try:
@@ -331,7 +350,7 @@ def _open_shard(info: ShardInfo, verify: bool) -> _OpenShard:
     try:
         if index.generation != generation:
             raise IndexStoreError(f"{info.path}: shard {info.name} changed while it was being opened")
-        return _OpenShard(info, index, _load_global_ids(info, len(index)))
+        return OpenShard(info, index, _load_global_ids(info, len(index)))
     except BaseException:
         index.close()
         raise
@@ -388,7 +407,7 @@ class ShardCatalog:
 
 # -- per-shard functions for distributed engines --------------------------------------------------
 
-_CACHE: dict[tuple[str, str, str], _OpenShard] = {}
+_CACHE: dict[tuple[str, str, str], OpenShard] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -403,7 +422,17 @@ def _shard_info(shard: ShardInfo | str | os.PathLike[str]) -> ShardInfo:
     raise IndexStoreError(f"{path}: not a shard named by {path.parent / SHARDS_NAME}")
 
 
-def _cached(shard: ShardInfo | str | os.PathLike[str], verify: bool) -> _OpenShard:
+def cached_shard(shard: ShardInfo | str | os.PathLike[str], *, verify: bool = True) -> OpenShard:
+    """This process's open copy of ``shard``, opened (and checked) at the first call, then reused.
+
+    ``shard``: a :class:`ShardInfo` (from :attr:`ShardedIndex.shards` or a :class:`ShardCatalog`;
+    checked against its checksums) or a shard directory's path (checked against its parent's
+    ``shards.json``). One open per process and shard, even with many threads asking at once: the
+    shard stays open, keyed by its path and checksums, until :func:`clear_shard_cache`. This is how a
+    distributed engine's worker opens only the shards placed on it, once; :func:`search_shard` and
+    :func:`lookup_digest_shard` use it. Raises :class:`IndexStoreError` for a missing, damaged or
+    changed shard (nothing is cached then).
+    """
     info = _shard_info(shard)
     key = (os.path.abspath(info.path), info.manifest_sha256, info.global_ids_sha256)
     with _CACHE_LOCK:  # one open per process and shard, even with many threads asking at once
@@ -415,6 +444,13 @@ def _cached(shard: ShardInfo | str | os.PathLike[str], verify: bool) -> _OpenSha
         return opened
 
 
+def cached_shard_names() -> list[str]:
+    """Names of the shards :func:`cached_shard` holds open in this process, sorted (a worker reports
+    them so that tests and operators can see which shards it holds)."""
+    with _CACHE_LOCK:
+        return sorted(opened.info.name for opened in _CACHE.values())
+
+
 def search_shard(shard: ShardInfo | str | os.PathLike[str], queries: Sequence[Hash],
                  max_distance: int | None = None, *, view: str | None = None, k: int | None = None,
                  verify: bool = True) -> list[QueryResult]:
@@ -424,16 +460,16 @@ def search_shard(shard: ShardInfo | str | os.PathLike[str], queries: Sequence[Ha
     checksums) or a shard directory's path (checked against its parent's ``shards.json``). With
     ``k`` ``None`` a range search (``max_distance`` and ``view`` as in :meth:`KnownIndex.search`),
     else the ``k`` nearest (as in :meth:`KnownIndex.nearest`). A pure function of its arguments and
-    the files: the shard is opened once per process and kept in a module-level cache (see
+    the files: the shard is opened once per process and kept (:func:`cached_shard`; see
     :func:`clear_shard_cache`), so a Dask worker opens each of its shards once.
     """
-    return _cached(shard, verify).query(queries, max_distance, view, k)
+    return cached_shard(shard, verify=verify).query(queries, max_distance, view, k)
 
 
 def lookup_digest_shard(shard: ShardInfo | str | os.PathLike[str], kind: str, hex_values: Sequence[str], *,
                         verify: bool = True) -> dict[str, list[IndexedRecord]]:
     """One shard's :meth:`KnownIndex.lookup_digest` answer with global ids (for :func:`merge_digest_results`)."""
-    return _cached(shard, verify).lookup_digest(kind, list(hex_values))
+    return cached_shard(shard, verify=verify).lookup_digest(kind, list(hex_values))
 
 
 def clear_shard_cache() -> None:
@@ -490,12 +526,13 @@ class ShardedIndex:
     :class:`KnownIndex` (``algorithms``, ``views``, ``search``, ``nearest``, ``lookup_digest``,
     ``records``, ``iter_records``, ``lists``, ``info``, category labels), answering each exactly as
     the unsharded index would, with the same record ids. It is read-only. Usable as a context manager.
+    Implements :class:`~matcher.index.IndexReader`.
     """
 
-    def __init__(self, document: _Document, shards: list[_OpenShard]) -> None:
+    def __init__(self, document: _Document, shards: list[OpenShard]) -> None:
         """Internal: use :meth:`open`."""
         self._document = document
-        self._shards: tuple[_OpenShard, ...] | None = tuple(shards)
+        self._shards: tuple[OpenShard, ...] | None = tuple(shards)
         first = shards[0].index
         self._algorithms = first.algorithms
         views: dict[str, set[str]] = {}
@@ -515,7 +552,7 @@ class ShardedIndex:
         if not root.is_dir():
             raise IndexStoreError(f"{root}: no such sharded index directory")
         document = _read_document(root)
-        opened: list[_OpenShard] = []
+        opened: list[OpenShard] = []
         try:
             for info in document.shards:
                 shard = _open_shard(info, verify)
@@ -549,7 +586,7 @@ class ShardedIndex:
         """Close the index."""
         self.close()
 
-    def _open(self) -> tuple[_OpenShard, ...]:
+    def _open(self) -> tuple[OpenShard, ...]:
         shards = self._shards
         if shards is None:
             raise UsageError(f"{self._document.root}: the sharded index has been closed")

@@ -45,13 +45,16 @@ without. ``verify=False`` skips the hashing (sizes, shapes and counts are still 
 
 Threads: searches, look-ups and exports may run from many threads on one :class:`KnownIndex`. Each
 committed generation is an immutable snapshot (FAISS indexes in memory plus one read-only SQLite
-connection shared under a lock); a write swaps in the new snapshot when it commits, and searches
-already running finish on the old one. Writes are serialised by a thread lock and, across
-processes, by ``write.lock``.
+connection shared under a lock); a write or :meth:`KnownIndex.reload` swaps in the new snapshot,
+searches already running finish on the old one, and the old one's connection is closed when the last
+of them ends (each read leases its snapshot). Writes are serialised by a thread lock and, across
+processes, by ``write.lock``; :meth:`KnownIndex.create` checks under that lock that no other
+creator got there first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -61,6 +64,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -107,7 +111,7 @@ _GEN_PREFIX = "gen-"
 _TMP_PREFIX = "tmp-"
 _ADD_CHUNK = 5000
 _ARRAY_SUFFIXES = ("ids", "codes", "quality")
-_ARRAY_DTYPES = {"ids": np.dtype(np.int64), "codes": np.dtype(np.uint8), "quality": np.dtype(np.int16)}
+_ARRAY_DTYPES: dict[str, np.dtype[Any]] = {"ids": np.dtype(np.int64), "codes": np.dtype(np.uint8), "quality": np.dtype(np.int16)}
 
 
 def _checkpoint(step: str) -> None:
@@ -149,10 +153,17 @@ class _FileLock:
     def __enter__(self) -> _FileLock:
         if fcntl is not None:
             try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise IndexStoreError(f"{self._path}: cannot open the write lock ({exc})") from None
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException as exc:  # interrupted while waiting: the descriptor is not kept
+                os.close(fd)
+                if isinstance(exc, OSError):
+                    raise IndexStoreError(f"{self._path}: cannot take the write lock ({exc})") from None
+                raise
+            self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -164,11 +175,67 @@ class _FileLock:
                 self._fd = None
 
 
+class _Lease:
+    """Who reads one snapshot's database: its connection is closed once the snapshot is retired
+    (replaced by a newer generation, or the index closed) and no operation reads it any more.
+
+    An operation :meth:`acquire` s the lease before it uses the snapshot and :meth:`release` s it
+    after, so a reload never closes a connection under a query that is still running; a retired
+    snapshot no one reads is closed at once, so reloads in a long-running service leak nothing.
+    """
+
+    __slots__ = ("_conn", "_query_lock", "_guard", "_users", "_retired", "_closed")
+
+    def __init__(self, conn: sqlite3.Connection, query_lock: threading.Lock) -> None:
+        self._conn = conn
+        self._query_lock = query_lock
+        # re-entrant: an unfinished record iterator dropped in a garbage collection releases its lease
+        # from whatever the collecting thread was doing, possibly inside this lease's own methods
+        self._guard = threading.RLock()
+        self._users = 0
+        self._retired = False
+        self._closed = False
+
+    def acquire(self) -> bool:
+        """Count one more reader; ``False`` (nothing counted) when the connection is already closed."""
+        with self._guard:
+            if self._closed:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        """Count one reader less; closes the connection when it was the last of a retired snapshot."""
+        with self._guard:
+            self._users -= 1
+            if self._retired and self._users == 0:
+                self._close()
+
+    def retire(self) -> None:
+        """Mark the snapshot replaced (or its index closed): close now if unused, else at the last release."""
+        with self._guard:
+            self._retired = True
+            if self._users == 0:
+                self._close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has been closed."""
+        return self._closed
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with self._query_lock:
+                self._conn.close()
+
+
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     """One committed generation, loaded: immutable once built.
 
     ``tables``: the main table of each algorithm; ``views``: algorithm -> view -> view table.
+    ``lease`` counts the operations reading ``conn`` and closes it once the snapshot is retired.
     """
 
     root: Path
@@ -180,9 +247,22 @@ class _Snapshot:
     lock: threading.Lock
     labels: dict[str, dict[int, str]]
     default_scheme: str | None
+    lease: _Lease
+
+    @classmethod
+    def build(cls, root: Path, manifest: Manifest, gen_dir: Path, tables: dict[str, AlgorithmTable],
+              views: ViewTables, conn: sqlite3.Connection, labels: dict[str, dict[int, str]],
+              default_scheme: str | None) -> _Snapshot:
+        """A snapshot owning ``conn`` (closed when the snapshot is retired and unused)."""
+        lock = threading.Lock()
+        return cls(root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock))
 
     def query(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a database helper on the shared read-only connection under its lock."""
+        """Run a database helper on the shared read-only connection under its lock.
+
+        Callers hold the snapshot's :attr:`lease` (:meth:`KnownIndex._reading`), so that the connection
+        is not closed under them when a newer generation replaces this one.
+        """
         with self.lock:
             try:
                 return fn(self.conn, *args)
@@ -204,8 +284,10 @@ def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
                 )
             if hashlib.sha256(data).hexdigest() != entry.sha256:
                 raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        return np.load(path, allow_pickle=False)
+            array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+        else:
+            array = np.load(path, allow_pickle=False)
+        return array
     except FileNotFoundError:
         raise _Vanished(str(path)) from None
     except IndexStoreError:
@@ -267,7 +349,7 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    return _Snapshot(root, manifest, gen_dir, tables, views, conn, threading.Lock(), labels, default_scheme)
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
 
 
 def _load_table(gen_dir: Path, manifest: Manifest, algorithm: str, view: str | None, params: Mapping[str, Any],
@@ -344,6 +426,7 @@ class KnownIndex:
 
     Make one with :meth:`create`, open one with :meth:`open`. See the module documentation for the
     layout, the atomic write design and the cost of checksums. Usable as a context manager.
+    Implements :class:`~matcher.index.IndexReader`.
     """
 
     def __init__(self, root: Path, snapshot: _Snapshot, writable: bool) -> None:
@@ -352,6 +435,7 @@ class KnownIndex:
         self._snapshot: _Snapshot | None = snapshot
         self._writable = writable
         self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # replacing or dropping the current snapshot
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -361,21 +445,16 @@ class KnownIndex:
 
         ``algorithms``: names (or a comma-separated string) of registered algorithms to index.
         Records may carry hashes of other algorithms too; those are stored but not searched.
-        Raises :class:`IndexStoreError` when ``path`` already holds an index or other files.
+        Raises :class:`IndexStoreError` when ``path`` already holds an index or other files. The
+        check is made again under the writers' lock, so of several processes or threads creating an
+        index in the same place at once exactly one succeeds; the others raise and change nothing.
         """
         root = Path(path)
-        names = [algorithm.name for algorithm in registry.resolve(algorithms)]
+        names = [algorithm.name for algorithm in registry.resolve(
+            algorithms if isinstance(algorithms, str) else tuple(algorithms))]
         params = {name: algorithm_params(name) for name in names}
         if root.exists():
-            if not root.is_dir():
-                raise IndexStoreError(f"{root}: exists and is not a directory")
-            if (root / MANIFEST_NAME).exists():
-                raise IndexStoreError(f"{root}: already holds an index")
-            foreign = [p.name for p in root.iterdir()
-                       if not (p.name.startswith((_GEN_PREFIX, _TMP_PREFIX, f".{MANIFEST_NAME}.tmp"))
-                               or p.name == LOCK_NAME)]
-            if foreign:
-                raise IndexStoreError(f"{root}: directory is not empty ({', '.join(sorted(foreign)[:5])})")
+            _check_creatable(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -395,9 +474,10 @@ class KnownIndex:
             return None, _Staged(True, empty), {}, 0
 
         with _FileLock(root / LOCK_NAME):
-            _cleanup(root, keep=None)
+            _check_creatable(root)  # again: another creator may have committed since the check above
+            _cleanup(root, keep=None)  # leftovers of a create that crashed before its commit
             manifest, loaded = _write_generation(root, 1, created_at, params, None, fill)[1:]
-        snapshot = _snapshot_after_write(root, manifest, loaded)
+            snapshot = _snapshot_after_write(root, manifest, loaded)  # before any writer can replace it
         log.info("created index %s with algorithms %s", root, ", ".join(names))
         return cls(root, snapshot, writable=True)
 
@@ -419,11 +499,15 @@ class KnownIndex:
         return cls(root, snapshot, writable)
 
     def close(self) -> None:
-        """Release the database connection; the object cannot be used afterwards."""
-        snapshot, self._snapshot = self._snapshot, None
+        """Release the database connection; the object cannot be used afterwards.
+
+        A search or look-up already running in another thread finishes first (the connection is
+        closed when it ends); calls made after :meth:`close` raise :class:`UsageError`.
+        """
+        with self._swap_lock:
+            snapshot, self._snapshot = self._snapshot, None
         if snapshot is not None:
-            with snapshot.lock:
-                snapshot.conn.close()
+            snapshot.lease.retire()
 
     def __enter__(self) -> KnownIndex:
         """Use as a context manager; :meth:`close` on exit."""
@@ -434,11 +518,47 @@ class KnownIndex:
         self.close()
 
     def reload(self) -> None:
-        """Switch to the latest committed generation on disk (another process may have written)."""
+        """Switch to the latest committed generation on disk (another process may have written).
+
+        The replaced generation's database connection is closed as soon as no search or look-up
+        still reads it (those already running finish on the generation they started with).
+        """
         snapshot = self._snap()
         manifest = read_manifest(self._root)
         if manifest.generation != snapshot.manifest.generation:
-            self._snapshot = _load_snapshot(self._root, verify=True)
+            self._install(_load_snapshot(self._root, verify=True))
+
+    def _install(self, snapshot: _Snapshot) -> None:
+        """Make ``snapshot`` the current one and retire the one it replaces.
+
+        A snapshot older than the current one (a slower concurrent reload) is retired instead; on a
+        closed index the new snapshot is retired and :class:`UsageError` raised.
+        """
+        with self._swap_lock:
+            current = self._snapshot
+            if current is None:
+                retired: _Snapshot | None = snapshot
+            elif snapshot.manifest.generation < current.manifest.generation:
+                retired = snapshot
+            else:
+                retired, self._snapshot = current, snapshot
+        if retired is not None:
+            retired.lease.retire()
+        if current is None:
+            raise UsageError(f"{self._root}: the index has been closed")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[_Snapshot]:
+        """The current snapshot, leased for the duration of a read (its connection stays open)."""
+        while True:
+            snapshot = self._snap()
+            if snapshot.lease.acquire():
+                break
+            # retired and closed between the two lines: a newer snapshot is current (or the index closed)
+        try:
+            yield snapshot
+        finally:
+            snapshot.lease.release()
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -530,28 +650,38 @@ class KnownIndex:
     def records(self, ids: Iterable[int]) -> list[IndexedRecord]:
         """The stored records with these ids, in the order asked (ids not stored are left out)."""
         wanted = [int(i) for i in ids]
-        found = self._snap().query(db.fetch_records, list(dict.fromkeys(wanted)))
+        with self._reading() as snapshot:
+            found = snapshot.query(db.fetch_records, list(dict.fromkeys(wanted)))
         return [found[i] for i in wanted if i in found]
 
     def iter_records(self, list_name: str | None = None, batch_size: int = 1000) -> Iterator[IndexedRecord]:
         """Every record (or every record of one list) in id order, read in batches (for export).
 
-        The iteration reads the generation current when it was called, even if a write commits meanwhile.
+        The iteration reads the generation current when it was called, even if a write commits or
+        :meth:`reload` switches generations meanwhile: that generation's database stays open until
+        the iteration ends (exhausted, closed, or the iterator dropped).
         """
-        snapshot = self._snap()
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, not {batch_size}")
+        with self._reading() as snapshot:
+            snapshot.lease.acquire()  # one more reader, held by the iterator (cannot fail: leased here)
 
         def generate() -> Iterator[IndexedRecord]:
-            after = 0
-            while True:
-                page = snapshot.query(db.page_records, after, batch_size, list_name)
-                if not page:
-                    return
-                yield from page
-                after = page[-1].id
+            try:
+                after = 0
+                while True:
+                    page = snapshot.query(db.page_records, after, batch_size, list_name)
+                    if not page:
+                        return
+                    yield from page
+                    after = page[-1].id
+            finally:
+                done()
 
-        return generate()
+        iterator = generate()
+        # released once: when the iteration ends, or when an iterator never started is dropped
+        done = weakref.finalize(iterator, snapshot.lease.release)
+        return iterator
 
     def record_views(self, ids: Iterable[int]) -> dict[int, dict[str, dict[str, Hash]]]:
         """The view hashes of these records: ``{record id: {algorithm: {view: Hash}}}``.
@@ -592,7 +722,8 @@ class KnownIndex:
             if not isinstance(value, str):
                 raise HashFormatError(f"{kind} digest must be text, not {type(value).__name__}")
             normalised[value] = db.normalise_digest(kind, value, f"{kind} look-up") or ""
-        found = self._snap().query(db.lookup_digests, kind, [v for v in normalised.values() if v])
+        with self._reading() as snapshot:
+            found = snapshot.query(db.lookup_digests, kind, [v for v in normalised.values() if v])
         return {value: list(found.get(norm, [])) for value, norm in normalised.items()}
 
     # -- category labels -----------------------------------------------------------------------
@@ -701,7 +832,12 @@ class KnownIndex:
     def _run(self, queries: Sequence[Hash],
              find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
              view: str | None = None) -> list[QueryResult]:
-        snapshot = self._snap()
+        with self._reading() as snapshot:
+            return self._run_on(snapshot, queries, find, view)
+
+    def _run_on(self, snapshot: _Snapshot, queries: Sequence[Hash],
+                find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
+                view: str | None) -> list[QueryResult]:
         if view is not None and view not in known_view_names():
             raise UsageError(f"no view {view!r} (known views: {', '.join(known_view_names())})")
         queries = list(queries)
@@ -739,11 +875,12 @@ class KnownIndex:
             if position in skipped:
                 results.append(QueryResult(query, (), skipped[position]))
                 continue
-            matches = tuple(
-                Match(record_id, distance, query.algorithm, *fields[record_id], view=view)
-                for record_id, distance in (found[position] or ())
-            )
-            results.append(QueryResult(query, matches))
+            matches = []
+            for record_id, distance in found[position] or ():
+                list_name, category, series, name, comment = fields[record_id]
+                matches.append(Match(record_id, distance, query.algorithm, list_name, category, series, name,
+                                     comment, view=view))
+            results.append(QueryResult(query, tuple(matches)))
         return results
 
     # -- writing -------------------------------------------------------------------------------
@@ -920,7 +1057,7 @@ class KnownIndex:
             if read_manifest(self._root).generation != snapshot.manifest.generation:
                 log.info("%s: another writer committed; reloading before writing", self._root)
                 snapshot = _load_snapshot(self._root, verify=True)
-                self._snapshot = snapshot
+                self._install(snapshot)
             _cleanup(self._root, keep=snapshot.manifest.directory)
 
             def fill(tmp: Path) -> tuple[Any, _Staged, dict[str, dict[str, Any]], int]:
@@ -948,7 +1085,7 @@ class KnownIndex:
                 {name: algorithm_params(name) for name in snapshot.tables}, snapshot, fill)
             if manifest is None:
                 return result
-            self._snapshot = _snapshot_after_write(self._root, manifest, loaded)
+            self._install(_snapshot_after_write(self._root, manifest, loaded))
             log.info("%s: committed generation %d (%d records) in %.2fs", self._root, manifest.generation,
                      manifest.records, time.perf_counter() - started)
             _cleanup(self._root, keep=manifest.directory)
@@ -1120,9 +1257,33 @@ def _snapshot_after_write(root: Path, manifest: Manifest | None,
     tables, views = loaded
     gen_dir = root / manifest.directory
     conn = db.open_readonly(gen_dir / db.DB_NAME)
-    labels = db.category_labels(conn)
-    default_scheme = db.get_meta(conn, "default_category_scheme")
-    return _Snapshot(root, manifest, gen_dir, tables, views, conn, threading.Lock(), labels, default_scheme)
+    try:
+        labels = db.category_labels(conn)
+        default_scheme = db.get_meta(conn, "default_category_scheme")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise IndexStoreError(f"{gen_dir / db.DB_NAME}: records database unreadable ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
+
+
+def _check_creatable(root: Path) -> None:
+    """Raise :class:`IndexStoreError` unless an index may be created in the existing path ``root``: a
+    directory holding no index and nothing but debris of a create that did not commit."""
+    if not root.is_dir():
+        raise IndexStoreError(f"{root}: exists and is not a directory")
+    if (root / MANIFEST_NAME).exists():
+        raise IndexStoreError(f"{root}: already holds an index")
+    try:
+        foreign = [p.name for p in root.iterdir()
+                   if not (p.name.startswith((_GEN_PREFIX, _TMP_PREFIX, f".{MANIFEST_NAME}.tmp"))
+                           or p.name == LOCK_NAME)]
+    except OSError as exc:
+        raise IndexStoreError(f"{root}: cannot list the directory ({exc})") from None
+    if foreign:
+        raise IndexStoreError(f"{root}: directory is not empty ({', '.join(sorted(foreign)[:5])})")
 
 
 def _cleanup(root: Path, keep: str | None) -> None:

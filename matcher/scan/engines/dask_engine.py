@@ -308,11 +308,11 @@ class _Replay:
 def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
     """A Dask task, run on the worker that holds ``shard``: that shard's answers for every hashed
     entry of a chunk (``None`` for entries already finished). The shard is opened once per process."""
-    from ...index.shards import _cached
+    from ...index.shards import cached_shard
 
 
     scanner = _hasher_for(config)
-    opened = _cached(shard, verify=True)
+    opened = cached_shard(shard, verify=True)
     out: list[_Recording | None] = []
     for item in hashed:
         if not isinstance(item, HashedEntry):
@@ -340,10 +340,9 @@ def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Re
 
 def _held_shards() -> list[str]:
     """Names of the shards this worker process has open (for tests, via ``Client.run``)."""
-    from ...index import shards
+    from ...index.shards import cached_shard_names
 
-    with shards._CACHE_LOCK:
-        return sorted(opened.info.name for opened in shards._CACHE.values())
+    return cached_shard_names()
 
 
 def shard_placement(shards: Sequence[Any], workers: Iterable[str]) -> dict[str, str]:
