@@ -299,7 +299,7 @@ def _media_object(records: Sequence[ScanRecord], media_id: int) -> dict[str, Any
 
 
 def _case_fields(case: Mapping[str, Any] | None) -> dict[str, Any]:
-    from .. import __version__
+    from ..version import __version__
 
     fields: dict[str, Any] = {"SourceApplicationName": "matcher", "SourceApplicationVersion": __version__}
     if case is None:

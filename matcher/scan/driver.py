@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .. import __version__, batch, files
+from .. import batch, files
 from ..errors import IndexStoreError, MatcherError, UsageError
 from ..index import KnownIndex
 from ..index.manifest import MANIFEST_NAME, fsync_dir
 from ..index.shards import SHARDS_NAME, ShardCatalog, ShardedIndex, is_sharded
 from ..scan_records import STATUSES, ScanRecord
+from ..version import __version__
 from .engines import Engine, get_engine
 from .journal import (
     group_line,

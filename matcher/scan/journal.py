@@ -19,10 +19,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import __version__, files
+from .. import files
 from ..errors import MatcherError, UsageError
 from ..index.manifest import fsync_dir
 from ..scan_records import ScanRecord
+from ..version import __version__
 from .options import FileResult
 
 __all__ = ["JOURNAL_VERSION", "JournalState", "group_line", "read_journal", "iter_journal", "write_all",
