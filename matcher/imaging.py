@@ -46,7 +46,7 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -461,7 +461,7 @@ def _as_decode_error(exc: Exception, what: str, media: MediaType | None = None) 
 def _heif_opener_registered() -> bool:
     """Register pillow-heif's opener once, if it is installed."""
     try:
-        import pillow_heif  # type: ignore[import-not-found]
+        import pillow_heif
 
         pillow_heif.register_heif_opener()
     except Exception as exc:  # noqa: BLE001 - not installed, or broken: HEIC then stays unsupported
@@ -714,7 +714,7 @@ def iter_frames(
     *,
     draft_size: tuple[int, int] | None = None,
     draft_check: DraftCheck | None = None,
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     """Decode an image and yield its frames as RGB, at most ``options.max_frames`` of them.
 
     ``data`` is the file's bytes, a binary stream, or a Pillow image (e.g. from :func:`open_image`; it
