@@ -28,16 +28,19 @@ from ..index.shards import SHARDS_NAME, ShardCatalog, ShardedIndex, is_sharded
 from ..scan_records import STATUSES, ScanRecord
 from .engines import Engine, get_engine
 from .journal import (
+    WalkDigest,
     group_line,
     iter_journal,
     prepare_journal,
     resumable_error,
+    run_line,
     skip_journaled,
     write_all,
 )
 from .options import (
     JOURNAL_SUFFIX,
     MANIFEST_SUFFIX,
+    FileResult,
     ScanConfig,
     ScanOptions,
     ScanProgress,
@@ -61,10 +64,17 @@ class Tally:
         self.records_by_status = {status: 0 for status in STATUSES}
         self.by_list: dict[str, int] = {}
         self.by_category: dict[str, int] = {}
+        self.known_good_by_list: dict[str, int] = {}
         self.noatime = 0
         self.atime = 0
 
-    def add(self, records: Sequence[ScanRecord], noatime: bool | None, reported: int) -> None:
+    def add(self, result: FileResult, reported: int) -> None:
+        """Count one walked entry (``reported``: how many of its records the report shows).
+
+        Matches of known-good records (``result.known_good``) never count in ``by_list`` /
+        ``by_category``, even in a file that another list matched: they go to ``known_good_by_list``.
+        """
+        records, noatime, good = result.records, result.noatime, result.known_good
         self.files += 1
         self.records += reported
         for record in records:
@@ -78,13 +88,13 @@ class Tally:
         elif noatime is False:
             self.atime += 1
         if status == "match":
-            lists = {m.list for r in records if r.status == "match" for m in r.matches}
-            categories = {"none" if m.category is None else str(m.category)
-                          for r in records if r.status == "match" for m in r.matches}
-            for name in lists:
+            counted = [m for r in records if r.status == "match" for m in r.matches if m.record not in good]
+            for name in {m.list for m in counted}:
                 self.by_list[name] = self.by_list.get(name, 0) + 1
-            for name in categories:
+            for name in {"none" if m.category is None else str(m.category) for m in counted}:
                 self.by_category[name] = self.by_category.get(name, 0) + 1
+        for name in {m.list for r in records for m in r.matches if m.record in good}:
+            self.known_good_by_list[name] = self.known_good_by_list.get(name, 0) + 1
 
     def summary(self, resumed: int, started_at: str, finished_at: str, elapsed: float, output: str | None,
                 manifest: str | None) -> ScanSummary:
@@ -104,6 +114,7 @@ class Tally:
             elapsed_seconds=round(elapsed, 3),
             output=output,
             manifest=manifest,
+            known_good_by_list=dict(sorted(self.known_good_by_list.items())),
         )
 
 
@@ -299,7 +310,7 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
             shown = [r for r in result.records if not options.matches_only or r.status == "match"]
             for record in shown:
                 writer.write(record)
-            tally.add(result.records, result.noatime, len(shown))
+            tally.add(result, len(shown))
             report(tally.files, 0)
         writer.close()
         summary = tally.summary(0, started_at, utc_now(), time.perf_counter() - clock, None, manifest_path)
@@ -309,8 +320,9 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
 
     resumed, resumed_runs, first_started = prepare_journal(journal, parameters, resume, started_at)
     entries = _walk(paths)
+    walk = WalkDigest()
     if resumed.entries:
-        entries = skip_journaled(entries, resumed, journal)
+        entries, walk = skip_journaled(entries, resumed, journal)
     report(resumed.entries, resumed.entries)
     seq = resumed.entries
     try:
@@ -323,11 +335,14 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
         try:
             handle.truncate(resumed.valid_bytes)
             handle.seek(resumed.valid_bytes)
+            if len(resumed_runs) > 1:  # this run resumes the journal: say so, so the manifest lists it
+                write_all(handle, run_line(started_at).encode("utf-8"))
         except OSError as exc:
             raise resumable_error(f"cannot write journal {journal!r}", exc) from None
         for result in engine.results(entries, config, in_process, options):
             try:
-                write_all(handle, group_line(seq, result, algorithms).encode("utf-8", "backslashreplace"))
+                line = group_line(seq, result, algorithms, walk.add(result.path))
+                write_all(handle, line.encode("utf-8", "backslashreplace"))
             except OSError as exc:
                 raise resumable_error(f"cannot write journal {journal!r}", exc) from None
             seq += 1
@@ -347,11 +362,11 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
     try:
         with batch.atomic_text(output_path) as out:
             writer = make_writer(out, algorithms)
-            for records, noatime in iter_journal(journal, algorithms):
-                shown = [r for r in records if not options.matches_only or r.status == "match"]
+            for result in iter_journal(journal, algorithms):
+                shown = [r for r in result.records if not options.matches_only or r.status == "match"]
                 for record in shown:
                     writer.write(record)
-                tally.add(records, noatime, len(shown))
+                tally.add(result, len(shown))
             writer.close()
         summary = tally.summary(resumed.entries, first_started, utc_now(), time.perf_counter() - clock,
                                 output_path, manifest_path)

@@ -110,7 +110,7 @@ class Scanner:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
         ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
         try:
-            records = self.matcher.match(index, hashed.base, hashed.entry)
+            records, known_good = self.matcher.match(index, hashed.base, hashed.entry)
         except MatcherError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -118,7 +118,7 @@ class Scanner:
             record = ScanRecord(path=hashed.base.path, status="error", size=hashed.base.size,
                                 error=describe_error(exc), path_raw_hex=hashed.base.path_raw_hex)
             return FileResult(hashed.path, (record,), None)
-        return FileResult(hashed.path, tuple(records), hashed.noatime)
+        return FileResult(hashed.path, tuple(records), hashed.noatime, known_good)
 
 
 def open_scanner(config: ScanConfig) -> Scanner:
