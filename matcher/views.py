@@ -48,13 +48,13 @@ from .variants import VARIANT_NAMES, variant_hashes
 
 __all__ = [
     "KNOWN_VIEWS",
-    "TRIM_VIEW",
-    "REGION_VIEWS",
     "MIN_VIEW_SIZE",
-    "region_box",
+    "REGION_VIEWS",
+    "TRIM_VIEW",
     "known_view_hashes",
-    "query_view_hashes",
     "known_views_for",
+    "query_view_hashes",
+    "region_box",
 ]
 
 #: The border-trimmed view; on the query side also ``"trim+<variant>"`` for each dihedral variant.
@@ -145,7 +145,9 @@ def _rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode == "L":
         return image.convert("RGB")
-    from .imaging import to_rgb  # local import: the decoding module is only needed for other modes
+    from .imaging import (
+        to_rgb,  # local import: the decoding module is only needed for other modes
+    )
 
     return to_rgb(image)
 

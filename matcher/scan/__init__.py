@@ -89,7 +89,9 @@ Engines
 file) and sends chunks of entries out; workers read, hash and match them, opening the index once per
 worker process, and the results come back in walk order to the same journal and report code. The
 records, the report and the summary are identical to a local scan's. Without a scheduler a local
-cluster of ``workers`` processes is started on the loopback interface and closed at the end. A worker
+cluster of ``workers`` processes is started on the loopback interface and closed at the end. Every
+worker opens the index once before any chunk is sent; one that cannot, or dies doing so (out of
+memory, say), stops the scan (exit 2, resumable) rather than turning its files into errors. A worker
 that dies mid-task loses nothing: the scheduler runs its tasks again elsewhere and each task's result
 is taken once; a chunk that keeps killing workers is scanned file by file, and a file that still kills
 its worker gets an ``error`` record saying so. The engine is not a parameter of the report: a journal
@@ -151,14 +153,14 @@ from .options import (
 
 __all__ = [
     "ENGINES",
+    "EXIT_FATAL",
+    "EXIT_MATCH",
+    "EXIT_NO_MATCH",
+    "JOURNAL_SUFFIX",
+    "MANIFEST_SUFFIX",
     "ScanOptions",
     "ScanProgress",
     "ScanSummary",
-    "scan",
     "run_scan",
-    "JOURNAL_SUFFIX",
-    "MANIFEST_SUFFIX",
-    "EXIT_NO_MATCH",
-    "EXIT_MATCH",
-    "EXIT_FATAL",
+    "scan",
 ]

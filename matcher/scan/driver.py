@@ -48,7 +48,7 @@ from .options import (
     resolve_config,
 )
 
-__all__ = ["scan", "run_scan", "Tally", "write_manifest", "versions", "writer_class", "utc_now", "sha256_of"]
+__all__ = ["Tally", "run_scan", "scan", "sha256_of", "utc_now", "versions", "write_manifest", "writer_class"]
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def scan(
 
 
 
-def writer_class(format: str) -> type:  # noqa: A002
+def writer_class(format: str) -> type:
     """The report writer class of ``format``; :class:`UsageError` for an unknown format."""
     try:
         from ..formats.scan_report import SCAN_WRITERS
@@ -211,7 +211,7 @@ def run_scan(
     index_path: str | os.PathLike[str],
     options: ScanOptions | None = None,
     output_path: str | None = None,
-    format: str = "jsonl",  # noqa: A002 - the CLI's word
+    format: str = "jsonl",
     resume: bool = False,
     *,
     manifest_path: str | None = None,
@@ -289,7 +289,7 @@ def run_scan(
 
 def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | ShardedIndex | ShardCatalog, engine: Engine,
            options: ScanOptions, parameters: dict[str, Any], output_path: str | None, journal: str | None,
-           manifest_path: str | None, format: str, make_writer: Callable[..., Any], resume: bool,  # noqa: A002
+           manifest_path: str | None, format: str, make_writer: Callable[..., Any], resume: bool,
            stream: TextIO | None,
            progress: Callable[[ScanProgress], None] | None, count_first: bool, clock: float,
            started_at: str) -> ScanSummary:
@@ -381,7 +381,7 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
 
 
 def write_manifest(path: str, config: ScanConfig, parameters: dict[str, Any], summary: ScanSummary,
-                   runs: list[str], output_path: str | None, format: str,  # noqa: A002
+                   runs: list[str], output_path: str | None, format: str,
                    engine: dict[str, Any] | None = None) -> None:
     """Write the run manifest (tool and versions, host, times, evidence paths, index, parameters,
     output, engine, counts) to ``path``, atomically."""

@@ -36,8 +36,19 @@ from ..index.manifest import fsync_dir
 from ..scan_records import ScanRecord
 from .options import FileResult
 
-__all__ = ["JOURNAL_VERSION", "JournalState", "WalkDigest", "group_line", "run_line", "read_journal",
-           "iter_journal", "write_all", "resumable_error", "prepare_journal", "skip_journaled"]
+__all__ = [
+    "JOURNAL_VERSION",
+    "JournalState",
+    "WalkDigest",
+    "group_line",
+    "iter_journal",
+    "prepare_journal",
+    "read_journal",
+    "resumable_error",
+    "run_line",
+    "skip_journaled",
+    "write_all",
+]
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,16 @@ from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
 
-__all__ = ["Matcher", "is_known_good", "view_rank", "variant_rank", "DIGEST_PREFERENCE", "index_failure",
-           "passes_gate", "gate_note"]
+__all__ = [
+    "DIGEST_PREFERENCE",
+    "Matcher",
+    "gate_note",
+    "index_failure",
+    "is_known_good",
+    "passes_gate",
+    "variant_rank",
+    "view_rank",
+]
 
 T = TypeVar("T")
 

@@ -20,18 +20,18 @@ from ..scan_records import ScanRecord
 
 __all__ = [
     "ENGINES",
+    "EXIT_FATAL",
+    "EXIT_MATCH",
+    "EXIT_NO_MATCH",
+    "JOURNAL_SUFFIX",
+    "MANIFEST_SUFFIX",
+    "FileResult",
+    "IndexFacts",
+    "ScanConfig",
     "ScanOptions",
     "ScanProgress",
     "ScanSummary",
-    "ScanConfig",
-    "FileResult",
-    "IndexFacts",
     "resolve_config",
-    "JOURNAL_SUFFIX",
-    "MANIFEST_SUFFIX",
-    "EXIT_NO_MATCH",
-    "EXIT_MATCH",
-    "EXIT_FATAL",
 ]
 
 #: Appended to the output path to name the resumable journal.

@@ -113,7 +113,7 @@ class Scanner:
             records, known_good = self.matcher.match(index, hashed.base, hashed.entry)
         except MatcherError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("%s: %s", hashed.base.path, exc, exc_info=True)
             record = ScanRecord(path=hashed.base.path, status="error", size=hashed.base.size,
                                 error=describe_error(exc), path_raw_hex=hashed.base.path_raw_hex)
