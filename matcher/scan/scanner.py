@@ -108,7 +108,11 @@ class Scanner:
 
     def finish(self, hashed: HashedEntry, index: Any) -> FileResult:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
-        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
+        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them).
+
+        A problem of the entry gives it an ``error`` record; a failure of the index itself (any
+        exception from one of those calls) raises :class:`~matcher.errors.IndexStoreError` and stops
+        the scan (see :mod:`matcher.scan.matching`)."""
         try:
             records, known_good = self.matcher.match(index, hashed.base, hashed.entry)
         except MatcherError:
