@@ -21,7 +21,8 @@ Known side (:func:`known_view_hashes`, one hash per view and algorithm, :data:`K
 
 Query side (:func:`query_view_hashes`): the eight dihedral variants of :mod:`matcher.variants`
 (``orig``, ``rot90``, ...), the border-trimmed frame as ``trim`` and ``trim+rot90``, ``trim+flipy``,
-... (only when a border is found), and ``top88``/``bottom88`` of the frame as it is.
+... (only when a border is found), and ``top88``/``bottom88`` of the frame as it is. Each query view
+carries its own quality, and is searched only when that quality passes its algorithm's gate.
 
 Views are *fixed fractions* of the frame. A crop of exactly 5% or 10% (rounded as :func:`region_box`
 does, like the test fixtures' crop edits) gives the same pixels as the known view and so the same
@@ -47,13 +48,13 @@ from .variants import VARIANT_NAMES, variant_hashes
 
 __all__ = [
     "KNOWN_VIEWS",
-    "TRIM_VIEW",
-    "REGION_VIEWS",
     "MIN_VIEW_SIZE",
-    "region_box",
+    "REGION_VIEWS",
+    "TRIM_VIEW",
     "known_view_hashes",
-    "query_view_hashes",
     "known_views_for",
+    "query_view_hashes",
+    "region_box",
 ]
 
 #: The border-trimmed view; on the query side also ``"trim+<variant>"`` for each dihedral variant.
@@ -144,7 +145,9 @@ def _rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode == "L":
         return image.convert("RGB")
-    from .imaging import to_rgb  # local import: the decoding module is only needed for other modes
+    from .imaging import (
+        to_rgb,  # local import: the decoding module is only needed for other modes
+    )
 
     return to_rgb(image)
 
@@ -239,9 +242,10 @@ def query_view_hashes(
     dihedral variants; with ``trim_borders``, when the frame has borders, ``trim`` (and with
     ``rotations`` ``trim+rot90``, ``trim+flipy``, ...); with ``regions``, ``top88`` and ``bottom88``.
 
-    Every query view carries the quality of ``orig`` (the frame as it is): the frame's quality decides
-    for all of its views, so they are searched or refused together. Search each one against
-    :func:`known_views_for` of its name. ``image`` is an RGB or L Pillow image
+    Every query view carries its own quality (as its algorithm measures it on the view's pixels): a
+    region or a trimmed view can be flat where the frame is not (a flat caption band, a flat border
+    region), and the other way round, so a scan gates each view on its own quality, never on the
+    frame's. Search each one against :func:`known_views_for` of its name. ``image`` is an RGB or L Pillow image
     (other modes are converted as the decoder does); ``full_size`` is its full-scale size when it was
     decoded at reduced scale.
     """
@@ -259,5 +263,4 @@ def query_view_hashes(
             region = _region(rgb, region_box(view, rgb.size), full_size)
             if region is not None:
                 out[view] = algorithm.hash_image(*region)
-    quality = out["orig"].quality
-    return {name: _with_quality(value, quality) for name, value in out.items()}
+    return out

@@ -29,7 +29,7 @@ from matcher.index.shards import ShardCatalog, split_index  # noqa: E402
 from matcher.known import KnownRecord  # noqa: E402
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan  # noqa: E402
 from matcher.scan.engines import dask_engine  # noqa: E402
-from tests.dask_fault_preload import EXIT_ON, EXIT_ONCE  # noqa: E402
+from tests.dask_fault_preload import EXIT_ON, EXIT_ON_OPEN, EXIT_ONCE  # noqa: E402
 from tests.fault_injection import DASK_PRELOAD  # noqa: E402
 
 ALGORITHMS = ["pdq", "phash"]
@@ -164,6 +164,27 @@ def test_a_file_that_kills_every_worker_gets_an_error_record(world, monkeypatch,
         else:  # the poison file's chunk neighbour was scanned again on its own, normally
             assert mine == theirs
     assert summary.files == world["summary"].files and summary.errors == world["summary"].errors + 1
+
+
+@pytest.mark.parametrize("index_kind", ["single", "sharded"])
+def test_a_worker_dying_while_opening_the_index_stops_the_scan_which_then_resumes(
+        world, sharded, monkeypatch, tmp_path, capsys, crash_preload, index_kind):
+    index = world["index"] if index_kind == "single" else sharded["path"]
+    evidence = world["evidence"] if index_kind == "single" else sharded["evidence"]
+    reference = world["reference"] if index_kind == "single" else sharded["reference"]
+    out = tmp_path / "report.jsonl"
+    args = ["scan", str(evidence), "--index", str(index), "--output", str(out), "--engine", "dask",
+            "--workers", "2", "--quiet"]
+    with monkeypatch.context() as patch:
+        patch.setenv(EXIT_ON_OPEN, "1")  # every worker dies opening the index (or its shards): out of memory, say
+        code = main(args)
+        err = capsys.readouterr().err
+    assert code == 2, err
+    assert "died (or failed) while opening the index" in err and "--resume" in err
+    assert Path(str(out) + JOURNAL_SUFFIX).exists() and not out.exists()  # no per-file error written anywhere
+    code = main([*args, "--resume"])
+    assert code == 1, capsys.readouterr().err
+    assert records(out) == records(reference)
 
 
 def test_scheduler_address_library_scan_and_index_opened_once_per_worker(world, cluster):

@@ -36,9 +36,12 @@ algorithm's ``default_max_distance``). With rotations (the default) the eight di
 tried: for PDQ the exact variant hashes of :func:`matcher.algorithms.pdq.variant_hashes`, for the
 imagehash family the hash of the frame transposed back. A variant name says how the evidence is
 transformed relative to the known image (``rot90``: the evidence is the known image rotated 90°
-counter-clockwise). A hash whose quality is below its algorithm's minimum (PDQ: 50) is not searched,
-and the record gets the note ``"pdq not matched: quality N below 50"``; the frame's quality decides
-for all of its query views.
+counter-clockwise). A hash whose quality is below its algorithm's minimum (PDQ: 50) is not searched.
+Each query view below (the variants, the trimmed frame, the regions) is gated on its *own* quality:
+a flat caption band or a flat border region of a good frame is not searched, while the frame's other
+views are. When the frame as it is fails the gate, the record gets the note ``"pdq not matched:
+quality N below 50"`` (no view of sufficient quality either) or a note naming the views that were
+searched all the same (e.g. the detailed content inside a flat border).
 
 Edited copies (issue 6): a crop, a letterbox border or a caption banner moves the full-frame hash far
 from the original's, but the same pixels of a fixed region hash the same. Each frame is therefore
@@ -86,7 +89,9 @@ Engines
 file) and sends chunks of entries out; workers read, hash and match them, opening the index once per
 worker process, and the results come back in walk order to the same journal and report code. The
 records, the report and the summary are identical to a local scan's. Without a scheduler a local
-cluster of ``workers`` processes is started on the loopback interface and closed at the end. A worker
+cluster of ``workers`` processes is started on the loopback interface and closed at the end. Every
+worker opens the index once before any chunk is sent; one that cannot, or dies doing so (out of
+memory, say), stops the scan (exit 2, resumable) rather than turning its files into errors. A worker
 that dies mid-task loses nothing: the scheduler runs its tasks again elsewhere and each task's result
 is taken once; a chunk that keeps killing workers is scanned file by file, and a file that still kills
 its worker gets an ``error`` record saying so. The engine is not a parameter of the report: a journal
@@ -101,8 +106,12 @@ flushed in one piece. When the walk is done the report is rendered from the jour
 file beside ``<output>``, fsynced and renamed over ``<output>``; the run manifest is written the same
 way and the journal is removed. A scan killed at any moment (even ``SIGKILL``) and started again with
 ``resume=True`` keeps the journal's longest valid prefix (a torn last line is dropped), checks that
-the parameters are the same and that the walk still reaches the last journaled path at the same
-position, and continues with the next entry: the final report equals an uninterrupted run's. An
+the parameters are the same and that the walk still gives exactly the journaled entries (each entry
+line holds a running SHA-256 of the walked paths: an entry added, removed or renamed in the part
+already scanned is refused with a clear message, never silently left out), and continues with the
+next entry: the final report equals an uninterrupted run's. Each resuming run appends its start time
+to the journal, and the run manifest lists every run's (``runs_started_at``). A journal of another
+format version (:data:`~matcher.scan.journal.JOURNAL_VERSION`) is refused with a clear message. An
 existing journal without ``resume`` is refused, as is a resume with different parameters; a
 journal holding only a torn header (killed while it was created) is started again by a resume. A
 write that fails (disk full, I/O error) stops the scan with a clear error and keeps the journal's
@@ -111,8 +120,12 @@ and the run manifest are written to temporary files and renamed, so a failure le
 
 Exit codes of ``matcher scan``: 0 the scan completed and nothing matched; 1 it completed and at
 least one record has status ``match``; 2 bad usage or a fatal error (index unreadable, output not
-writable or inside an evidence path, journal present without ``--resume``). Per-file errors are in
-the report and do not change the code.
+writable or inside an evidence path, journal present without ``--resume``, a failure of the index
+itself while matching, a Dask worker that cannot open the index). Per-file errors are in the report
+and do not change the code. A failure of the index (an exception from its search, digest or record
+lookup: a FAISS error, out of memory) is never a per-file error: it stops the scan with an
+:class:`~matcher.errors.IndexStoreError`, the journal kept so that ``--resume`` finishes the scan
+once the cause is fixed.
 
 Layout
 ------
@@ -140,14 +153,14 @@ from .options import (
 
 __all__ = [
     "ENGINES",
+    "EXIT_FATAL",
+    "EXIT_MATCH",
+    "EXIT_NO_MATCH",
+    "JOURNAL_SUFFIX",
+    "MANIFEST_SUFFIX",
     "ScanOptions",
     "ScanProgress",
     "ScanSummary",
-    "scan",
     "run_scan",
-    "JOURNAL_SUFFIX",
-    "MANIFEST_SUFFIX",
-    "EXIT_NO_MATCH",
-    "EXIT_MATCH",
-    "EXIT_FATAL",
+    "scan",
 ]

@@ -29,16 +29,19 @@ from ..scan_records import STATUSES, ScanRecord
 from ..version import __version__
 from .engines import Engine, get_engine
 from .journal import (
+    WalkDigest,
     group_line,
     iter_journal,
     prepare_journal,
     resumable_error,
+    run_line,
     skip_journaled,
     write_all,
 )
 from .options import (
     JOURNAL_SUFFIX,
     MANIFEST_SUFFIX,
+    FileResult,
     ScanConfig,
     ScanOptions,
     ScanProgress,
@@ -46,7 +49,7 @@ from .options import (
     resolve_config,
 )
 
-__all__ = ["scan", "run_scan", "Tally", "write_manifest", "versions", "writer_class", "utc_now", "sha256_of"]
+__all__ = ["Tally", "run_scan", "scan", "sha256_of", "utc_now", "versions", "write_manifest", "writer_class"]
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,17 @@ class Tally:
         self.records_by_status = {status: 0 for status in STATUSES}
         self.by_list: dict[str, int] = {}
         self.by_category: dict[str, int] = {}
+        self.known_good_by_list: dict[str, int] = {}
         self.noatime = 0
         self.atime = 0
 
-    def add(self, records: Sequence[ScanRecord], noatime: bool | None, reported: int) -> None:
+    def add(self, result: FileResult, reported: int) -> None:
+        """Count one walked entry (``reported``: how many of its records the report shows).
+
+        Matches of known-good records (``result.known_good``) never count in ``by_list`` /
+        ``by_category``, even in a file that another list matched: they go to ``known_good_by_list``.
+        """
+        records, noatime, good = result.records, result.noatime, result.known_good
         self.files += 1
         self.records += reported
         for record in records:
@@ -79,13 +89,13 @@ class Tally:
         elif noatime is False:
             self.atime += 1
         if status == "match":
-            lists = {m.list for r in records if r.status == "match" for m in r.matches}
-            categories = {"none" if m.category is None else str(m.category)
-                          for r in records if r.status == "match" for m in r.matches}
-            for name in lists:
+            counted = [m for r in records if r.status == "match" for m in r.matches if m.record not in good]
+            for name in {m.list for m in counted}:
                 self.by_list[name] = self.by_list.get(name, 0) + 1
-            for name in categories:
+            for name in {"none" if m.category is None else str(m.category) for m in counted}:
                 self.by_category[name] = self.by_category.get(name, 0) + 1
+        for name in {m.list for r in records for m in r.matches if m.record in good}:
+            self.known_good_by_list[name] = self.known_good_by_list.get(name, 0) + 1
 
     def summary(self, resumed: int, started_at: str, finished_at: str, elapsed: float, output: str | None,
                 manifest: str | None) -> ScanSummary:
@@ -105,6 +115,7 @@ class Tally:
             elapsed_seconds=round(elapsed, 3),
             output=output,
             manifest=manifest,
+            known_good_by_list=dict(sorted(self.known_good_by_list.items())),
         )
 
 
@@ -172,7 +183,7 @@ def scan(
 
 
 
-def writer_class(format: str) -> type:  # noqa: A002
+def writer_class(format: str) -> type:
     """The report writer class of ``format``; :class:`UsageError` for an unknown format."""
     try:
         from ..formats.scan_report import SCAN_WRITERS
@@ -201,7 +212,7 @@ def run_scan(
     index_path: str | os.PathLike[str],
     options: ScanOptions | None = None,
     output_path: str | None = None,
-    format: str = "jsonl",  # noqa: A002 - the CLI's word
+    format: str = "jsonl",
     resume: bool = False,
     *,
     manifest_path: str | None = None,
@@ -279,7 +290,7 @@ def run_scan(
 
 def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | ShardedIndex | ShardCatalog, engine: Engine,
            options: ScanOptions, parameters: dict[str, Any], output_path: str | None, journal: str | None,
-           manifest_path: str | None, format: str, make_writer: Callable[..., Any], resume: bool,  # noqa: A002
+           manifest_path: str | None, format: str, make_writer: Callable[..., Any], resume: bool,
            stream: TextIO | None,
            progress: Callable[[ScanProgress], None] | None, count_first: bool, clock: float,
            started_at: str) -> ScanSummary:
@@ -300,7 +311,7 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
             shown = [r for r in result.records if not options.matches_only or r.status == "match"]
             for record in shown:
                 writer.write(record)
-            tally.add(result.records, result.noatime, len(shown))
+            tally.add(result, len(shown))
             report(tally.files, 0)
         writer.close()
         summary = tally.summary(0, started_at, utc_now(), time.perf_counter() - clock, None, manifest_path)
@@ -310,8 +321,9 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
 
     resumed, resumed_runs, first_started = prepare_journal(journal, parameters, resume, started_at)
     entries = _walk(paths)
+    walk = WalkDigest()
     if resumed.entries:
-        entries = skip_journaled(entries, resumed, journal)
+        entries, walk = skip_journaled(entries, resumed, journal)
     report(resumed.entries, resumed.entries)
     seq = resumed.entries
     try:
@@ -324,11 +336,14 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
         try:
             handle.truncate(resumed.valid_bytes)
             handle.seek(resumed.valid_bytes)
+            if len(resumed_runs) > 1:  # this run resumes the journal: say so, so the manifest lists it
+                write_all(handle, run_line(started_at).encode("utf-8"))
         except OSError as exc:
             raise resumable_error(f"cannot write journal {journal!r}", exc) from None
         for result in engine.results(entries, config, in_process, options):
             try:
-                write_all(handle, group_line(seq, result, algorithms).encode("utf-8", "backslashreplace"))
+                line = group_line(seq, result, algorithms, walk.add(result.path))
+                write_all(handle, line.encode("utf-8", "backslashreplace"))
             except OSError as exc:
                 raise resumable_error(f"cannot write journal {journal!r}", exc) from None
             seq += 1
@@ -348,11 +363,11 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
     try:
         with batch.atomic_text(output_path) as out:
             writer = make_writer(out, algorithms)
-            for records, noatime in iter_journal(journal, algorithms):
-                shown = [r for r in records if not options.matches_only or r.status == "match"]
+            for result in iter_journal(journal, algorithms):
+                shown = [r for r in result.records if not options.matches_only or r.status == "match"]
                 for record in shown:
                     writer.write(record)
-                tally.add(records, noatime, len(shown))
+                tally.add(result, len(shown))
             writer.close()
         summary = tally.summary(resumed.entries, first_started, utc_now(), time.perf_counter() - clock,
                                 output_path, manifest_path)
@@ -367,7 +382,7 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
 
 
 def write_manifest(path: str, config: ScanConfig, parameters: dict[str, Any], summary: ScanSummary,
-                   runs: list[str], output_path: str | None, format: str,  # noqa: A002
+                   runs: list[str], output_path: str | None, format: str,
                    engine: dict[str, Any] | None = None) -> None:
     """Write the run manifest (tool and versions, host, times, evidence paths, index, parameters,
     output, engine, counts) to ``path``, atomically."""

@@ -1,17 +1,28 @@
 """The scan's journal: what makes a scan with an output file resumable.
 
-Records are first appended to ``<output>.partial``: a header line with the scan's parameters, then one
-JSON line per walked entry holding all of that entry's records, written and flushed in one piece.
-:func:`prepare_journal` creates it, or checks an existing one for a resume (same parameters), keeping
-its longest valid prefix (:func:`read_journal`: a torn last line is dropped);
-:func:`skip_journaled` drops the walked entries it already holds; :func:`iter_journal` reads it back
-for the report. A write that fails is a :func:`resumable_error`.
+Records are first appended to ``<output>.partial``, one JSON object a line:
+
+* a header line: ``{"matcher_scan_journal": JOURNAL_VERSION, "matcher_version", "started_at",
+  "runs": [the first run's start time], "parameters": {...}}``;
+* one *entry line* per walked entry, written and flushed in one piece: ``{"seq": position in the
+  walk, "path": the entry's path bytes in hex, "walk": the walk digest up to and including this
+  entry (:class:`WalkDigest`), "noatime", "known_good": [ids of the known-good records among its
+  matches], "records": [...]}``;
+* one *run line* ``{"run": start time}`` for every run that resumed the journal, written before that
+  run's first entry, so the run manifest lists every run's start time.
+
+:func:`prepare_journal` creates it, or checks an existing one for a resume (same parameters, same
+journal format), keeping its longest valid prefix (:func:`read_journal`: a torn last line is dropped);
+:func:`skip_journaled` drops the walked entries it already holds after checking that the walk still
+gives exactly those entries (the same walk digest); :func:`iter_journal` reads it back for the
+report. A write that fails is a :func:`resumable_error`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -26,45 +37,88 @@ from ..scan_records import ScanRecord
 from ..version import __version__
 from .options import FileResult
 
-__all__ = ["JOURNAL_VERSION", "JournalState", "group_line", "read_journal", "iter_journal", "write_all",
-           "resumable_error", "prepare_journal", "skip_journaled"]
+__all__ = [
+    "JOURNAL_VERSION",
+    "JournalState",
+    "WalkDigest",
+    "group_line",
+    "iter_journal",
+    "prepare_journal",
+    "read_journal",
+    "resumable_error",
+    "run_line",
+    "skip_journaled",
+    "write_all",
+]
 
 log = logging.getLogger(__name__)
 
-#: The journal format's version (its header's ``matcher_scan_journal``).
-JOURNAL_VERSION = 1
+#: The journal format's version (its header's ``matcher_scan_journal``). 2: entry lines carry the walk
+#: digest and the known-good ids, and each resuming run appends a run line.
+JOURNAL_VERSION = 2
 #: How a journal's first line starts.
 JOURNAL_MARK = b'{"matcher_scan_journal":'
 
 
-def group_line(seq: int, result: FileResult, algorithms: Sequence[str]) -> str:
+class WalkDigest:
+    """A running SHA-256 over the walked entries' paths, in walk order (each path length-prefixed).
+
+    Its :meth:`add` after the N-th entry is stored in that entry's journal line; a resume recomputes it
+    over the first N entries of the new walk and refuses to continue when it differs, so that a file
+    added to (or removed from, or renamed in) the part of the tree already scanned is never silently
+    left out.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, path: bytes) -> str:
+        """Take one more walked entry's path; the digest of the walk so far, hex."""
+        self._hash.update(len(path).to_bytes(8, "big"))
+        self._hash.update(path)
+        return self._hash.hexdigest()
+
+
+def group_line(seq: int, result: FileResult, algorithms: Sequence[str], walk: str) -> str:
+    """The journal line of the ``seq``-th walked entry (``walk``: the walk digest up to it)."""
     payload = {
         "seq": seq,
         "path": result.path.hex(),
+        "walk": walk,
         "noatime": result.noatime,
+        "known_good": sorted(result.known_good),
         "records": [record.to_dict(list(algorithms)) for record in result.records],
     }
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+def run_line(started_at: str) -> str:
+    """The journal line saying that a run started at ``started_at`` resumed the journal here."""
+    return json.dumps({"run": started_at}, separators=(",", ":")) + "\n"
+
+
 @dataclass(frozen=True, slots=True)
 class JournalState:
-    """What a journal on disk holds: its header, complete entries, the last one's path, valid bytes."""
+    """What a journal on disk holds: its header, complete entries, the last one's path and walk
+    digest, the start times of the runs that wrote it (the header's and the run lines'), valid bytes."""
 
     header: dict[str, Any]
     entries: int
     last_path: bytes | None
     valid_bytes: int
-
+    walk: str | None = None
+    runs: tuple[str, ...] = ()
 
 
 def read_journal(path: str) -> JournalState | None:
-    """Parse a journal, keeping its longest valid prefix of complete, consecutive entry lines.
+    """Parse a journal, keeping its longest valid prefix of complete, consecutive lines.
 
     ``None`` when the journal holds only a torn header (a run killed while creating it): no entry
-    was written yet. Anything else that is not a journal raises :class:`UsageError`."""
+    was written yet. A journal of another format version, or anything that is not a journal, raises
+    :class:`UsageError`."""
     entries = 0
     last_path: bytes | None = None
+    walk: str | None = None
     valid = 0
     with open(path, "rb") as handle:
         first = handle.readline()
@@ -74,16 +128,30 @@ def read_journal(path: str) -> JournalState | None:
             header = json.loads(first) if first.endswith(b"\n") else None
         except ValueError:
             header = None
-        if not isinstance(header, dict) or header.get("matcher_scan_journal") != JOURNAL_VERSION:
-            raise UsageError(f"{path} is not a matcher scan journal this version can resume; remove it to start again")
+        if not isinstance(header, dict) or "matcher_scan_journal" not in header:
+            raise UsageError(f"{path} is not a matcher scan journal; remove it to start again")
+        version = header.get("matcher_scan_journal")
+        if version != JOURNAL_VERSION:
+            raise UsageError(
+                f"{path} is a scan journal of format {version!r} (written by matcher "
+                f"{header.get('matcher_version', 'of another version')}); this matcher resumes only format "
+                f"{JOURNAL_VERSION}: finish the scan with the matcher that started it, or remove the journal "
+                "to start again")
+        stored_runs = header.get("runs")
+        runs = [str(r) for r in stored_runs] if isinstance(stored_runs, list) else []
         valid = len(first)
         for line in handle:
             if not line.endswith(b"\n"):
                 break  # torn last write
             try:
                 group = json.loads(line)
-                seq, group_path = group["seq"], bytes.fromhex(group["path"])
-                complete = isinstance(group["records"], list) and "noatime" in group
+                if isinstance(group, dict) and set(group) == {"run"} and isinstance(group["run"], str):
+                    runs.append(group["run"])
+                    valid += len(line)
+                    continue
+                seq, group_path, group_walk = group["seq"], bytes.fromhex(group["path"]), group["walk"]
+                complete = (isinstance(group["records"], list) and "noatime" in group
+                            and isinstance(group["known_good"], list) and isinstance(group_walk, str))
             except (ValueError, KeyError, TypeError):
                 break
             if not complete:
@@ -92,17 +160,22 @@ def read_journal(path: str) -> JournalState | None:
                 break
             entries += 1
             last_path = group_path
+            walk = group_walk
             valid += len(line)
-    return JournalState(header, entries, last_path, valid)
+    return JournalState(header, entries, last_path, valid, walk, tuple(runs))
 
 
-def iter_journal(path: str, algorithms: Sequence[str]) -> Iterator[tuple[list[ScanRecord], bool | None]]:
+def iter_journal(path: str, algorithms: Sequence[str]) -> Iterator[FileResult]:
+    """Every journaled entry's result, in walk order (run lines skipped)."""
     with open(path, "rb") as handle:
         handle.readline()
         for line in handle:
             group = json.loads(line)
-            records = [ScanRecord.from_dict(data, list(algorithms)) for data in group["records"]]
-            yield records, group["noatime"]
+            if "seq" not in group:
+                continue  # a run line
+            records = tuple(ScanRecord.from_dict(data, list(algorithms)) for data in group["records"])
+            yield FileResult(bytes.fromhex(group["path"]), records, group["noatime"],
+                             frozenset(int(i) for i in group["known_good"]))
 
 
 
@@ -148,7 +221,7 @@ def prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
             raise UsageError(
                 f"cannot resume {journal!r}: it was written with different parameters ({', '.join(changed)}); "
                 "run with the original parameters, or remove the journal to start again")
-        runs = [*state.header.get("runs", []), started_at]
+        runs = [*state.runs, started_at]
         log.info("resuming %s after %d entries", journal, state.entries)
         return state, runs, str(state.header.get("started_at", started_at))
     header = {"matcher_scan_journal": JOURNAL_VERSION, "matcher_version": __version__, "started_at": started_at,
@@ -168,19 +241,26 @@ def prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
             os.unlink(journal)
         raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
     fsync_dir(os.path.dirname(os.path.abspath(journal)))
-    return JournalState(header, 0, None, len(line)), [started_at], started_at
+    return JournalState(header, 0, None, len(line), None, (started_at,)), [started_at], started_at
 
 
-def skip_journaled(entries: Iterator[files.Entry], state: JournalState, journal: str) -> Iterator[files.Entry]:
-    """Drop the entries the journal holds, checking the walk still reaches its last path there."""
+def skip_journaled(entries: Iterator[files.Entry], state: JournalState,
+                   journal: str) -> tuple[Iterator[files.Entry], WalkDigest]:
+    """Drop the entries the journal holds, checking that the walk gives exactly those entries (the
+    same walk digest: no entry added, removed or renamed among them); returns the rest of the walk
+    and the walk digest so far, to go on with."""
+    digest = WalkDigest()
+    walk = None
     last = None
     for _ in range(state.entries):
         last = next(entries, None)
         if last is None:
             break
-    if last is None or last.path != state.last_path:
+        walk = digest.add(last.path)
+    if last is None or walk != state.walk:
         raise UsageError(
-            f"cannot resume {journal!r}: the evidence tree no longer walks the same way (entry {state.entries} "
-            "differs from the journal's); remove the journal to start again")
-    return entries
+            f"cannot resume {journal!r}: the evidence tree no longer walks the same way (its first "
+            f"{state.entries} entries are not the ones the journal holds: an entry was added, removed or "
+            "renamed in the part already scanned); remove the journal to start again")
+    return entries, digest
 

@@ -5,15 +5,22 @@ index (anything implementing :class:`~matcher.index.IndexReader`) for digest and
 and builds the entry's records: each matched known record once per frame, the best explanation kept
 (:meth:`Matcher.order`), known-good records apart, and the record's status by precedence. The rules
 are the ones :mod:`matcher.scan` documents.
+
+A failure of the index itself (an exception from its ``lookup_digest``, ``search`` or ``records``:
+a FAISS error, out of memory in a search, an I/O error on its files) is not a problem of the entry
+being matched and must never pass for one: it is raised as an
+:class:`~matcher.errors.IndexStoreError`, which stops the scan (a journaled scan can be resumed once
+the cause is fixed) instead of becoming a per-file ``error`` record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from ..algorithms import registry
+from ..algorithms import Algorithm, registry
+from ..errors import IndexStoreError, MatcherError
 from ..hashes import Hash
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
@@ -22,7 +29,18 @@ from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
 
-__all__ = ["Matcher", "is_known_good", "view_rank", "variant_rank", "DIGEST_PREFERENCE"]
+__all__ = [
+    "DIGEST_PREFERENCE",
+    "Matcher",
+    "gate_note",
+    "index_failure",
+    "is_known_good",
+    "passes_gate",
+    "variant_rank",
+    "view_rank",
+]
+
+T = TypeVar("T")
 
 _VARIANT_ORDER = {name: rank for rank, name in enumerate(VARIANT_NAMES)}
 #: Digest matches of one record are reported once, by the strongest digest that matched.
@@ -42,9 +60,10 @@ class Matcher:
         self._algorithm_rank = {name: rank for rank, name in enumerate(config.algorithms)}
         self._views = views
 
-    def match(self, index: Any, base: ScanRecord, entry: EntryFeatures) -> list[ScanRecord]:
+    def match(self, index: Any, base: ScanRecord, entry: EntryFeatures) -> tuple[list[ScanRecord], frozenset[int]]:
         """The records of one read entry (``base``: its record before matching; ``entry``: what the
-        pipeline read, each frame's query views in ``variants``), matched against ``index``."""
+        pipeline read, each frame's query views in ``variants``), matched against ``index``, and the
+        ids of the known-good records among their matches (kept apart in the counts)."""
         frames, error, failed_frame = entry.frames, entry.error, entry.failed_frame
         note, changed, file_notes = entry.note, entry.changed, entry.notes
         digest_matches, known_good = self._digest_matches(index, base)
@@ -63,7 +82,8 @@ class Matcher:
             if note is not None or file_notes:
                 notes = [*([note] if note is not None else []), *file_notes, *notes]
             out.append(self._finish(record, digest_matches, found, known_good, notes))
-        return out
+        matched_good = frozenset(m.record for record in out for m in record.matches if m.record in known_good)
+        return out, matched_good
 
     def _finish(self, record: ScanRecord, digest_matches: dict[int, ScanMatch], found: dict[int, ScanMatch],
                 known_good: set[int], notes: list[str]) -> ScanRecord:
@@ -108,7 +128,8 @@ class Matcher:
             value = getattr(base, kind)
             if not value:
                 continue
-            for rec in index.lookup_digest(kind, [value]).get(value, []):
+            answer = self._ask("digest lookup", index.lookup_digest, kind, [value])
+            for rec in answer.get(value, []):
                 if rec.id not in found:
                     found[rec.id] = ScanMatch(kind, 0, None, rec.id, rec.list_name, rec.category, rec.series)
                 if is_known_good(rec):
@@ -118,7 +139,8 @@ class Matcher:
     def _known_good(self, index: Any, ids: set[int]) -> set[int]:
         if not ids:
             return set()
-        return {rec.id for rec in index.records(sorted(ids)) if is_known_good(rec)}
+        found = self._ask("record lookup", index.records, sorted(ids))
+        return {rec.id for rec in found if is_known_good(rec)}
 
     def _perceptual_matches(self, index: Any, frames: Sequence[FrameFeatures]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
         found: list[dict[int, ScanMatch]] = [{} for _ in frames]
@@ -131,21 +153,24 @@ class Matcher:
                 variants = frame.variants.get(algorithm.name)
                 if not variants:
                     continue
-                quality = variants["orig"].quality
-                if algorithm.min_quality is not None and quality is not None and quality < algorithm.min_quality:
-                    notes[position].append(f"{algorithm.name} not matched: quality {quality} below {algorithm.min_quality}")
-                    continue
+                searched = []
                 for variant, value in variants.items():
-                    # the frame's quality decides for all its query views, so they are searched or not together
-                    query = value if quality is None else Hash(value.algorithm, value.bits, quality)
-                    for target in known_views_for(variant):
-                        if target is not None and target not in available:
-                            continue
+                    # each query view is gated on its own quality (a flat region of a good frame is not searched)
+                    if not passes_gate(algorithm, value):
+                        continue
+                    wanted = [t for t in known_views_for(variant) if t is None or t in available]
+                    if wanted:
+                        searched.append(variant)
+                    for target in wanted:
                         queries, owners = targets.setdefault(target, ([], []))
-                        queries.append(query)
+                        queries.append(value)
                         owners.append((position, variant))
+                frame_note = gate_note(algorithm, variants, searched)
+                if frame_note is not None:
+                    notes[position].append(frame_note)
             for target, (queries, owners) in targets.items():
-                results = index.search(queries, self.config.max_distances[algorithm.name], view=target)
+                radius = self.config.max_distances[algorithm.name]
+                results = self._ask(f"{algorithm.name} search", index.search, queries, radius, view=target)
                 for (position, variant), result in zip(owners, results):
                     for m in result.matches:
                         candidate = ScanMatch(algorithm.name, m.distance, variant, m.record_id, m.list_name,
@@ -156,7 +181,46 @@ class Matcher:
         return found, notes
 
 
+    def _ask(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``: one call of the index; any failure but a :class:`MatcherError`
+        raised as an :class:`IndexStoreError` (see the module documentation)."""
+        try:
+            return call(*args, **kwargs)
+        except MatcherError:
+            raise
+        except Exception as exc:  # whatever the index raised, it is the index's failure
+            raise index_failure(self.config.index_path, what, exc) from exc
+
+
+def index_failure(index_path: str, what: str, exc: BaseException) -> IndexStoreError:
+    """The error that stops a scan when a call of its index fails (``what``: which call)."""
+    reason = "out of memory" if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {exc}"
+    return IndexStoreError(
+        f"{index_path}: the index {what} failed ({reason}); this is not a problem of the file being matched, so the "
+        "scan stopped: a journaled scan keeps its journal and can be finished with --resume once the cause is fixed")
+
+
+def passes_gate(algorithm: Algorithm, value: Hash) -> bool:
+    """Whether a query view's hash is searched: its own quality (if its algorithm has one) is at
+    least the algorithm's minimum."""
+    return algorithm.min_quality is None or value.quality is None or value.quality >= algorithm.min_quality
+
+
+def gate_note(algorithm: Algorithm, variants: Mapping[str, Hash], searched: Sequence[str]) -> str | None:
+    """The record's note when the frame as it is (``orig``) fails the quality gate: nothing searched
+    (``"pdq not matched: quality N below 50"``), or only the views named in ``searched`` (those of
+    sufficient quality of their own, e.g. the content inside a flat border)."""
+    orig = variants.get("orig")
+    if orig is None or passes_gate(algorithm, orig):
+        return None
+    if not searched:
+        return f"{algorithm.name} not matched: quality {orig.quality} below {algorithm.min_quality}"
+    return (f"{algorithm.name}: quality {orig.quality} below {algorithm.min_quality}; searched only its views of "
+            f"sufficient quality of their own ({', '.join(searched)})")
+
+
 def is_known_good(record: IndexedRecord) -> bool:
+    """Whether an index record is on a known-good list (``extra["known_good"]`` true, e.g. NSRL)."""
     return bool(record.extra.get("known_good"))
 
 

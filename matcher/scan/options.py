@@ -20,18 +20,18 @@ from ..scan_records import ScanRecord
 
 __all__ = [
     "ENGINES",
+    "EXIT_FATAL",
+    "EXIT_MATCH",
+    "EXIT_NO_MATCH",
+    "JOURNAL_SUFFIX",
+    "MANIFEST_SUFFIX",
+    "FileResult",
+    "IndexFacts",
+    "ScanConfig",
     "ScanOptions",
     "ScanProgress",
     "ScanSummary",
-    "ScanConfig",
-    "FileResult",
-    "IndexFacts",
     "resolve_config",
-    "JOURNAL_SUFFIX",
-    "MANIFEST_SUFFIX",
-    "EXIT_NO_MATCH",
-    "EXIT_MATCH",
-    "EXIT_FATAL",
 ]
 
 #: Appended to the output path to name the resumable journal.
@@ -138,7 +138,10 @@ class ScanSummary:
     highest-precedence status; ``records_by_status``: every record (before ``matches_only``).
     ``images``: files whose content is an image type. ``matches_by_list`` / ``matches_by_category``:
     files with status ``match`` having at least one match in that list / category (``"none"`` for
-    records without category); known-good records are not counted. ``noatime_files`` /
+    records without category). Known-good records (``extra["known_good"]`` true, e.g. NSRL) are never
+    counted there, even when the same file also matches another list: they only set files aside.
+    ``known_good_by_list``: files whose digest matched a known-good record of that list (whatever
+    the file's status: ``known_good``, or ``match`` when another list matched too). ``noatime_files`` /
     ``atime_files``: regular files read with / without ``O_NOATIME``. ``resumed_files``: entries taken
     from an earlier, interrupted run's journal. ``output``/``manifest``: paths written (``None`` for
     standard output / no manifest).
@@ -159,6 +162,7 @@ class ScanSummary:
     elapsed_seconds: float
     output: str | None
     manifest: str | None
+    known_good_by_list: dict[str, int] = field(default_factory=dict)
 
     @property
     def matched_files(self) -> int:
@@ -191,6 +195,7 @@ class ScanSummary:
             "matched_files": self.matched_files,
             "matches_by_list": dict(self.matches_by_list),
             "matches_by_category": dict(self.matches_by_category),
+            "known_good_by_list": dict(self.known_good_by_list),
             "noatime_files": self.noatime_files,
             "atime_files": self.atime_files,
             "resumed_files": self.resumed_files,
@@ -239,11 +244,16 @@ class ScanConfig:
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """One walked entry's records, and whether O_NOATIME applied to its read (``None``: not read)."""
+    """One walked entry's records, and whether O_NOATIME applied to its read (``None``: not read).
+
+    ``known_good``: the ids of the known-good records (``extra["known_good"]`` true) among the
+    records' matches, so that counts can keep them apart from the other lists' matches.
+    """
 
     path: bytes
     records: tuple[ScanRecord, ...]
     noatime: bool | None
+    known_good: frozenset[int] = frozenset()
 
 
 def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> ScanConfig:

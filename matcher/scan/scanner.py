@@ -108,17 +108,21 @@ class Scanner:
 
     def finish(self, hashed: HashedEntry, index: Any) -> FileResult:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
-        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them)."""
+        ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them).
+
+        A problem of the entry gives it an ``error`` record; a failure of the index itself (any
+        exception from one of those calls) raises :class:`~matcher.errors.IndexStoreError` and stops
+        the scan (see :mod:`matcher.scan.matching`)."""
         try:
-            records = self.matcher.match(index, hashed.base, hashed.entry)
+            records, known_good = self.matcher.match(index, hashed.base, hashed.entry)
         except MatcherError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("%s: %s", hashed.base.path, exc, exc_info=True)
             record = ScanRecord(path=hashed.base.path, status="error", size=hashed.base.size,
                                 error=describe_error(exc), path_raw_hex=hashed.base.path_raw_hex)
             return FileResult(hashed.path, (record,), None)
-        return FileResult(hashed.path, tuple(records), hashed.noatime)
+        return FileResult(hashed.path, tuple(records), hashed.noatime, known_good)
 
 
 def open_scanner(config: ScanConfig) -> Scanner:

@@ -25,7 +25,7 @@ from ..options import FileResult, ScanConfig, ScanOptions
 from .dask_engine import DaskEngine
 from .local import LocalEngine
 
-__all__ = ["Engine", "ENGINE_REGISTRY", "get_engine"]
+__all__ = ["ENGINE_REGISTRY", "Engine", "get_engine"]
 
 
 class Engine(Protocol):

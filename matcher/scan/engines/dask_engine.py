@@ -39,6 +39,14 @@ the shards placed on it (once per process). When that worker leaves (it died, or
 client notices within :data:`POLL_SECONDS`, places its shards on the workers present (those holding
 the fewest first) and submits the chunks that were waiting for them again, under new keys.
 
+Readiness
+---------
+Before any chunk is sent, every worker opens the index once (:func:`probe_workers`; for a sharded
+index the shards placed on it), as the local pool's warm-up probes do: the tasks then find it open.
+A worker that cannot open it, or that dies meanwhile (out of memory while mapping the index, say),
+stops the scan with a :class:`~matcher.errors.MatcherError` (exit 2, the journal kept for
+``--resume``) instead of turning the files of its chunks into per-file errors.
+
 Worker death
 ------------
 Tasks are pure and idempotent, so the scheduler runs the tasks of a worker that died again on another
@@ -77,16 +85,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from ... import batch, files
-from ...errors import MatcherError, UsageError
-from ...pipeline import describe_error
+from ...errors import IndexStoreError, MatcherError, UsageError
 from ...index import KnownIndex
-from ...index.shards import ShardCatalog, ShardedIndex, is_sharded, open_any
+from ...index.shards import ShardCatalog, ShardedIndex, cached_shard, cached_shard_names, is_sharded, open_any
+from ...pipeline import describe_error
 from ...scan_records import ScanRecord
 from ..options import FileResult, ScanConfig, ScanOptions
 from ..scanner import HashedEntry, Scanner, open_scanner
 
-__all__ = ["DaskEngine", "dask_results", "shard_placement", "public_address", "require_distributed", "INSTALL_HINT", "TASKS_PER_THREAD",
-           "LOCAL_ALLOWED_FAILURES"]
+__all__ = [
+    "INSTALL_HINT",
+    "LOCAL_ALLOWED_FAILURES",
+    "TASKS_PER_THREAD",
+    "DaskEngine",
+    "dask_results",
+    "probe_workers",
+    "public_address",
+    "require_distributed",
+    "shard_placement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -308,11 +325,8 @@ class _Replay:
 def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
     """A Dask task, run on the worker that holds ``shard``: that shard's answers for every hashed
     entry of a chunk (``None`` for entries already finished). The shard is opened once per process."""
-    from ...index.shards import cached_shard
-
-
     scanner = _hasher_for(config)
-    opened = cached_shard(shard, verify=True)
+    opened = _open_shard(shard)
     out: list[_Recording | None] = []
     for item in hashed:
         if not isinstance(item, HashedEntry):
@@ -322,6 +336,57 @@ def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Reco
         scanner.finish(item, recorder)
         out.append(recorder.recording)
     return out
+
+
+def _open_shard(shard: Any) -> Any:
+    """``shard`` opened (checked) once per worker process, then reused."""
+    return cached_shard(shard, verify=True)
+
+
+# -- readiness: every worker opens the index before any chunk is sent --------------------------------
+
+
+def _open_for_scan(config: ScanConfig, shards: Sequence[Any] | None) -> None:
+    """Open what this worker's tasks will use, into the process caches the tasks read: the index
+    (``shards`` ``None``), or the hash-only scanner and the shards placed on this worker."""
+    if shards is None:
+        _scanner_for(config)
+        return
+    _hasher_for(config)
+    for shard in shards:
+        try:
+            _open_shard(shard)
+        except MatcherError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to open a shard is the same to the scan
+            raise IndexStoreError(f"{shard.path}: worker could not open the shard: {describe_error(exc)}") from None
+
+
+async def _ready(config: ScanConfig, shards_by_worker: dict[str, list[Any]] | None, dask_worker: Any = None) -> bool:
+    """Run on every worker (``Client.run``) before any chunk is sent: opens the index (or the shards
+    placed on this worker) in a thread, so the worker's event loop keeps answering meanwhile."""
+    import asyncio
+
+    shards = None if shards_by_worker is None else shards_by_worker.get(dask_worker.address, [])
+    await asyncio.get_running_loop().run_in_executor(None, _open_for_scan, config, shards)
+    return True
+
+
+def probe_workers(client: Any, config: ScanConfig, shards_by_worker: dict[str, list[Any]] | None = None) -> None:
+    """Every worker of ``client``'s cluster opens the index once (for a sharded index: the shards
+    ``shards_by_worker`` places on it) before any chunk of the scan is sent, as the local pool's
+    warm-up probes do. A worker that cannot (the index unreadable there) or that dies meanwhile (out of
+    memory, say) stops the scan with a :class:`~matcher.errors.MatcherError` instead of turning the
+    files of its chunks into per-file errors."""
+    try:
+        client.run(_ready, config, shards_by_worker)
+    except MatcherError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a worker that died mid-call: the connection closed
+        raise MatcherError(
+            f"a Dask worker died (or failed) while opening the index {config.index_path} before the scan started "
+            f"({describe_error(exc)}; e.g. out of memory): no file was sent to it; fix the cause (a journaled scan "
+            "keeps its journal) and run the same command again with --resume") from None
 
 
 def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[FileResult]:
@@ -340,8 +405,6 @@ def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Re
 
 def _held_shards() -> list[str]:
     """Names of the shards this worker process has open (for tests, via ``Client.run``)."""
-    from ...index.shards import cached_shard_names
-
     return cached_shard_names()
 
 
@@ -420,7 +483,7 @@ def _session(options: ScanOptions) -> Iterator[_Session]:
 class _Slot:
     """One submitted chunk: its entries and their results as they come in."""
 
-    __slots__ = ("entries", "results", "missing")
+    __slots__ = ("entries", "missing", "results")
 
     def __init__(self, entries: list[files.Entry]) -> None:
         self.entries = entries
@@ -439,12 +502,18 @@ def dask_results(entries: Iterable[files.Entry], config: ScanConfig, options: Sc
     """
     catalog = ShardCatalog.read(config.index_path) if is_sharded(config.index_path) else None
     with _distributed_logs_at(logging.WARNING), _session(options) as session:
-        placement = None
-        if catalog is not None:
+        sharded: tuple[ShardCatalog, dict[str, str]] | None = None
+        if catalog is None:
+            probe_workers(session.client, config)
+        else:
             placement = shard_placement(catalog.shards, session.client.scheduler_info()["workers"])
             log.info("shards placed on workers: %s", placement)
-        yield from _ordered(session, entries, config, options.chunk_size,
-                            None if catalog is None else (catalog, placement))
+            held: dict[str, list[Any]] = {address: [] for address in placement.values()}
+            for info in catalog.shards:
+                held[placement[info.name]].append(info)
+            probe_workers(session.client, config, held)
+            sharded = (catalog, placement)
+        yield from _ordered(session, entries, config, options.chunk_size, sharded)
 
 
 @contextlib.contextmanager

@@ -19,13 +19,13 @@ from typing import Any
 
 from ... import batch, files
 from ...errors import IndexStoreError, MatcherError
-from ...pipeline import describe_error
 from ...index import KnownIndex
 from ...index.shards import ShardCatalog, ShardedIndex, open_any
+from ...pipeline import describe_error
 from ..options import FileResult, ScanConfig, ScanOptions
 from ..scanner import Scanner, open_scanner
 
-__all__ = ["LocalEngine", "local_results", "PARENT_SCANS_WHILE_STARTING"]
+__all__ = ["PARENT_SCANS_WHILE_STARTING", "LocalEngine", "local_results"]
 
 #: Whether the calling process scans the first entries while the pool starts (tests turn it off to
 #: have the pool do everything).
@@ -127,10 +127,10 @@ def local_results(entries: Iterable[files.Entry], config: ScanConfig, index: Kno
             scanner = Scanner(index, config)
             with batch.single_threaded_faiss():
                 while starter.is_alive() or not all(probe.done() for probe in probes):
-                    entry = next(entries, None)
-                    if entry is None:
+                    first = next(entries, None)
+                    if first is None:
                         break
-                    yield scanner.scan_entry(entry)
+                    yield scanner.scan_entry(first)
         starter.join()
         if failures:
             raise MatcherError(f"scan workers could not be started: {describe_error(failures[0])}")
