@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from ..algorithms import Algorithm, registry
 from ..errors import IndexStoreError, MatcherError
 from ..hashes import Hash
+from ..index.reader import IndexReader
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
 from ..scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
@@ -60,7 +61,7 @@ class Matcher:
         self._algorithm_rank = {name: rank for rank, name in enumerate(config.algorithms)}
         self._views = views
 
-    def match(self, index: Any, base: ScanRecord, entry: EntryFeatures) -> tuple[list[ScanRecord], frozenset[int]]:
+    def match(self, index: IndexReader, base: ScanRecord, entry: EntryFeatures) -> tuple[list[ScanRecord], frozenset[int]]:
         """The records of one read entry (``base``: its record before matching; ``entry``: what the
         pipeline read, each frame's query views in ``variants``), matched against ``index``, and the
         ids of the known-good records among their matches (kept apart in the counts)."""
@@ -121,7 +122,7 @@ class Matcher:
         return (1, match.distance / bits, view_rank(match.view), self._algorithm_rank.get(match.algorithm, 99),
                 variant_rank(match.variant), match.record)
 
-    def _digest_matches(self, index: Any, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
+    def _digest_matches(self, index: IndexReader, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
         found: dict[int, ScanMatch] = {}
         known_good: set[int] = set()
         for kind in DIGEST_PREFERENCE:
@@ -136,13 +137,13 @@ class Matcher:
                     known_good.add(rec.id)
         return found, known_good
 
-    def _known_good(self, index: Any, ids: set[int]) -> set[int]:
+    def _known_good(self, index: IndexReader, ids: set[int]) -> set[int]:
         if not ids:
             return set()
         found = self._ask("record lookup", index.records, sorted(ids))
         return {rec.id for rec in found if is_known_good(rec)}
 
-    def _perceptual_matches(self, index: Any, frames: Sequence[FrameFeatures]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
+    def _perceptual_matches(self, index: IndexReader, frames: Sequence[FrameFeatures]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
         found: list[dict[int, ScanMatch]] = [{} for _ in frames]
         notes: list[list[str]] = [[] for _ in frames]
         for algorithm in self.algorithms:

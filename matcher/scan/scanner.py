@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from .. import files
 from ..errors import IndexStoreError, MatcherError
-from ..index.shards import open_any
+from ..index.reader import IndexReader
+from ..index.shards import ShardCatalog, open_any
 from ..pipeline import (
     EntryFeatures,
     FeatureRequest,
@@ -30,10 +30,6 @@ from ..pipeline import (
 from ..scan_records import ScanRecord
 from .matching import Matcher
 from .options import FileResult, ScanConfig
-
-if TYPE_CHECKING:
-    from ..index import KnownIndex
-    from ..index.shards import ShardCatalog, ShardedIndex
 
 __all__ = ["HashedEntry", "Scanner", "open_scanner"]
 
@@ -65,7 +61,7 @@ class Scanner:
     here) when the matching is done elsewhere with :meth:`finish`.
     """
 
-    def __init__(self, index: KnownIndex | ShardedIndex | ShardCatalog, config: ScanConfig) -> None:
+    def __init__(self, index: IndexReader | ShardCatalog, config: ScanConfig) -> None:
         self.index = index
         self.config = config
         # the view tables a search can find something in, per algorithm
@@ -88,7 +84,11 @@ class Scanner:
     def scan_entry(self, entry: files.Entry) -> FileResult:
         """Every record of one walked entry; never raises for a problem of the entry itself."""
         hashed = self.hash_entry(entry)
-        return hashed if isinstance(hashed, FileResult) else self.finish(hashed, self.index)
+        if isinstance(hashed, FileResult):
+            return hashed
+        if isinstance(self.index, ShardCatalog):
+            raise MatcherError("internal error: a hash-only scanner (shard catalogue) cannot match entries")
+        return self.finish(hashed, self.index)
 
     def hash_entry(self, entry: files.Entry) -> FileResult | HashedEntry:
         """The first half of :meth:`scan_entry`: read and hash, no index. A :class:`FileResult` when the
@@ -106,7 +106,7 @@ class Scanner:
             return FileResult(entry.path, (record,), None)
         return HashedEntry(entry.path, ScanRecord(status="no_match", **facts), read)
 
-    def finish(self, hashed: HashedEntry, index: Any) -> FileResult:
+    def finish(self, hashed: HashedEntry, index: IndexReader) -> FileResult:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
         ``lookup_digest``, ``search`` and ``records`` as :class:`KnownIndex` has them).
 

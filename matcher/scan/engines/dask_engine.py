@@ -80,14 +80,26 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ... import batch, files
 from ...errors import IndexStoreError, MatcherError, UsageError
+from ...hashes import Hash
 from ...index import KnownIndex
-from ...index.shards import ShardCatalog, ShardedIndex, cached_shard, cached_shard_names, is_sharded, open_any
+from ...index.shards import (
+    OpenShard,
+    ShardCatalog,
+    ShardedIndex,
+    cached_shard,
+    cached_shard_names,
+    is_sharded,
+    merge_digest_results,
+    merge_results,
+    open_any,
+)
+from ...index.types import IndexedRecord, QueryResult
 from ...pipeline import describe_error
 from ...scan_records import ScanRecord
 from ..options import FileResult, ScanConfig, ScanOptions
@@ -241,6 +253,13 @@ def _hasher_for(config: ScanConfig) -> Scanner:
     return _kept(_HASHERS, config, lambda config: Scanner(ShardCatalog.read(config.index_path), config))
 
 
+def _catalog(scanner: Scanner) -> ShardCatalog:
+    """The shard catalogue a hash-only scanner describes its index with."""
+    if not isinstance(scanner.index, ShardCatalog):
+        raise MatcherError("internal error: a hash-only scanner without its shard catalogue")
+    return scanner.index
+
+
 def _hash_task(config: ScanConfig, entries: list[files.Entry]) -> list[Any]:
     """A Dask task (sharded index): read and hash a chunk of entries; each is a finished result (not
     read, not an image...) or a hashed entry for the shards to answer."""
@@ -258,38 +277,75 @@ class _Recording:
         self.records: dict[int, Any] = {}
 
 
-class _Recorder:
+class _Proxy:
+    """What the index proxies below share: the sharded index's facts, from its catalogue, so that each
+    is an :class:`~matcher.index.IndexReader` for the scan's matching (which makes range searches,
+    digest look-ups and record fetches only)."""
+
+    def __init__(self, catalog: ShardCatalog) -> None:
+        self.catalog = catalog
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms the sharded index holds."""
+        return tuple(self.catalog.algorithms)
+
+    @property
+    def views(self) -> Mapping[str, tuple[str, ...]]:
+        """The view tables the sharded index holds, per algorithm."""
+        return self.catalog.views
+
+    @property
+    def generation(self) -> int:
+        """The sharded index's generation."""
+        return self.catalog.generation
+
+    def nearest(self, queries: Sequence[Hash], k: int, *, view: str | None = None) -> list[QueryResult]:
+        """Not served: the scan's matching makes no nearest-neighbour search."""
+        raise UsageError("the Dask shard proxies answer the scan's range searches only")
+
+    def close(self) -> None:
+        """Nothing to close: the shards stay open in the worker's cache."""
+
+
+class _Recorder(_Proxy):
     """Stands in for the index while a shard's worker runs the scan's matching of one entry: answers
     from the shard alone and keeps every answer in a :class:`_Recording`."""
 
-    def __init__(self, shard: Any) -> None:
+    def __init__(self, catalog: ShardCatalog, shard: OpenShard) -> None:
+        super().__init__(catalog)
         self.shard = shard
         self.recording = _Recording()
 
-    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[Any]]:
+    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[IndexedRecord]]:
+        """The shard's answer (global ids), recorded."""
         values = tuple(hex_values)
         answer = self.shard.lookup_digest(kind, list(values))
         self.recording.calls.append(("digest", kind, values, answer))
         return answer
 
-    def search(self, queries: list[Any], max_distance: int | None = None, *, view: str | None = None) -> list[Any]:
-        answer = self.shard.query(queries, max_distance, view, None)
+    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
+               view: str | None = None) -> list[QueryResult]:
+        """The shard's answer (global ids), recorded."""
+        answer = self.shard.query(list(queries), max_distance, view, None)
         self.recording.calls.append(("search", view, max_distance, len(queries), answer))
         return answer
 
-    def records(self, ids: Iterable[int]) -> list[Any]:
+    def records(self, ids: Iterable[int]) -> list[IndexedRecord]:
+        """The shard's records of ``ids`` (those it holds), recorded."""
         found = self.shard.records([int(i) for i in ids])
         for record in found:
             self.recording.records[record.id] = record
         return found
 
 
-class _Replay:
+class _Replay(_Proxy):
     """Stands in for the whole sharded index while the scan's matching of one entry runs again on the
     merged answers: each call is answered by merging every shard's recorded answer to the same call,
     exactly as :class:`~matcher.index.shards.ShardedIndex` merges live answers."""
 
-    def __init__(self, recordings: list[_Recording]) -> None:
+    def __init__(self, catalog: ShardCatalog, recordings: list[_Recording]) -> None:
+        super().__init__(catalog)
         self.recordings = recordings
         self.position = 0
 
@@ -302,17 +358,17 @@ class _Replay:
         self.position += 1
         return answers
 
-    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[Any]]:
-        from ...index.shards import merge_digest_results
-
+    def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[IndexedRecord]]:
+        """Every shard's recorded answer to this look-up, merged."""
         return merge_digest_results(self._next(("digest", kind, tuple(hex_values))))
 
-    def search(self, queries: list[Any], max_distance: int | None = None, *, view: str | None = None) -> list[Any]:
-        from ...index.shards import merge_results
-
+    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
+               view: str | None = None) -> list[QueryResult]:
+        """Every shard's recorded answer to this search, merged."""
         return merge_results(self._next(("search", view, max_distance, len(queries))))
 
-    def records(self, ids: Iterable[int]) -> list[Any]:
+    def records(self, ids: Iterable[int]) -> list[IndexedRecord]:
+        """The records of ``ids``, as the shards that hold them fetched them."""
         held: dict[int, Any] = {}
         for recording in self.recordings:
             held.update(recording.records)
@@ -332,7 +388,7 @@ def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Reco
         if not isinstance(item, HashedEntry):
             out.append(None)
             continue
-        recorder = _Recorder(opened)
+        recorder = _Recorder(_catalog(scanner), opened)
         scanner.finish(item, recorder)
         out.append(recorder.recording)
     return out
@@ -399,7 +455,7 @@ def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Re
             out.append(item)
             continue
         recordings = [answers[position] for answers in per_shard]
-        out.append(scanner.finish(item, _Replay([r for r in recordings if r is not None])))
+        out.append(scanner.finish(item, _Replay(_catalog(scanner), [r for r in recordings if r is not None])))
     return out
 
 
