@@ -225,8 +225,10 @@ def known_view_hashes(
             out[view] = algorithm.hash_image(turned, full_size)
     if main.quality is None:
         return out
-    return {view: _with_quality(value, min(main.quality, value.quality if value.quality is not None else 100))
-            for view, value in out.items()}
+    return {
+        view: _with_quality(value, min(main.quality, value.quality if value.quality is not None else 100))
+        for view, value in out.items()
+    }
 
 
 def query_view_hashes(

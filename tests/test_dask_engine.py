@@ -79,23 +79,32 @@ def world(tmp_path_factory):
 
     index_path = base / "index"
     index = KnownIndex.create(index_path, ALGORITHMS)
-    index.add([known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ALGORITHMS)], "agency",
-              category=1)
+    index.add(
+        [known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ALGORITHMS)], "agency", category=1
+    )
     index.close()
     before = snapshot(evidence)
     reports = base / "reports"
     reports.mkdir()
     out = reports / "local.jsonl"
     summary = run_scan([str(evidence)], str(index_path), ScanOptions(workers=1), str(out))
-    return {"base": base, "evidence": evidence, "index": index_path, "before": before, "reference": out,
-            "summary": summary, "reports": reports}
+    return {
+        "base": base,
+        "evidence": evidence,
+        "index": index_path,
+        "before": before,
+        "reference": out,
+        "summary": summary,
+        "reports": reports,
+    }
 
 
 @pytest.fixture(scope="module")
 def cluster(world):
     """A running two-worker cluster of this test's own, reached by its scheduler address."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as running:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as running:
         with distributed.Client(running, set_as_default=False) as client:
             yield {"address": running.scheduler_address, "client": client}
 
@@ -107,11 +116,16 @@ def crash_preload():
         yield
 
 
-def dask_run(world, name: str, chunk_size: int = CHUNK, index: Path | None = None, evidence: Path | None = None,
-             **options) -> tuple[Path, object]:
+def dask_run(
+    world, name: str, chunk_size: int = CHUNK, index: Path | None = None, evidence: Path | None = None, **options
+) -> tuple[Path, object]:
     out = world["reports"] / name
-    summary = run_scan([str(evidence or world["evidence"])], str(index or world["index"]),
-                       ScanOptions(engine="dask", chunk_size=chunk_size, **options), str(out))
+    summary = run_scan(
+        [str(evidence or world["evidence"])],
+        str(index or world["index"]),
+        ScanOptions(engine="dask", chunk_size=chunk_size, **options),
+        str(out),
+    )
     return out, summary
 
 
@@ -123,13 +137,28 @@ def test_reference_scan_is_a_useful_one(world):
     """The tree has matches, non-matches, an error, a non-image and a multi-frame file."""
     statuses = [r["status"] for r in records(world["reference"])]
     assert {"match", "no_match", "error"} <= set(statuses)
-    assert world["summary"].files == len(KINDS) * len(EDITS) + 3 + 3 and world["summary"].matched_files == len(KINDS) * len(EDITS)
+    assert world["summary"].files == len(KINDS) * len(EDITS) + 3 + 3 and world["summary"].matched_files == len(
+        KINDS
+    ) * len(EDITS)
 
 
 def test_cli_dask_engine_on_a_local_cluster_gives_the_local_report(world, capsys):
     out = world["reports"] / "cli_local_cluster.jsonl"
-    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask",
-                 "--workers", "2", "--output", str(out), "--quiet"])
+    code = main(
+        [
+            "scan",
+            str(world["evidence"]),
+            "--index",
+            str(world["index"]),
+            "--engine",
+            "dask",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 1, capsys.readouterr().err
     assert out.read_bytes() == world["reference"].read_bytes()
     manifest = json.loads(Path(str(out) + MANIFEST_SUFFIX).read_text())
@@ -168,13 +197,25 @@ def test_a_file_that_kills_every_worker_gets_an_error_record(world, monkeypatch,
 
 @pytest.mark.parametrize("index_kind", ["single", "sharded"])
 def test_a_worker_dying_while_opening_the_index_stops_the_scan_which_then_resumes(
-        world, sharded, monkeypatch, tmp_path, capsys, crash_preload, index_kind):
+    world, sharded, monkeypatch, tmp_path, capsys, crash_preload, index_kind
+):
     index = world["index"] if index_kind == "single" else sharded["path"]
     evidence = world["evidence"] if index_kind == "single" else sharded["evidence"]
     reference = world["reference"] if index_kind == "single" else sharded["reference"]
     out = tmp_path / "report.jsonl"
-    args = ["scan", str(evidence), "--index", str(index), "--output", str(out), "--engine", "dask",
-            "--workers", "2", "--quiet"]
+    args = [
+        "scan",
+        str(evidence),
+        "--index",
+        str(index),
+        "--output",
+        str(out),
+        "--engine",
+        "dask",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     with monkeypatch.context() as patch:
         patch.setenv(EXIT_ON_OPEN, "1")  # every worker dies opening the index (or its shards): out of memory, say
         code = main(args)
@@ -221,12 +262,22 @@ def test_resume_after_an_interrupted_scan_across_engines(world, cluster, first, 
     journal = Path(str(out) + JOURNAL_SUFFIX)
     engine = {"dask": {"engine": "dask", "scheduler": cluster["address"]}, "local": {"workers": 2}}
     with pytest.raises(Interrupted):
-        run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(chunk_size=CHUNK, **engine[first]),
-                 str(out), progress=interrupt_after(5))
+        run_scan(
+            [str(world["evidence"])],
+            str(world["index"]),
+            ScanOptions(chunk_size=CHUNK, **engine[first]),
+            str(out),
+            progress=interrupt_after(5),
+        )
     assert journal.exists() and not out.exists()
     assert journal.read_bytes().count(b"\n") == 1 + 5
-    summary = run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(chunk_size=CHUNK, **engine[then]),
-                       str(out), resume=True)
+    summary = run_scan(
+        [str(world["evidence"])],
+        str(world["index"]),
+        ScanOptions(chunk_size=CHUNK, **engine[then]),
+        str(out),
+        resume=True,
+    )
     assert out.read_bytes() == world["reference"].read_bytes()
     assert summary.resumed_files == 5 and summary.files == world["summary"].files
     assert not journal.exists()
@@ -247,8 +298,21 @@ def test_options_and_flags(world, cluster, monkeypatch, capsys):
     code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--scheduler", cluster["address"]])
     assert code == 2 and "--engine dask" in capsys.readouterr().err
     out = world["reports"] / "cli_scheduler.jsonl"
-    code = main(["scan", str(world["evidence"]), "--index", str(world["index"]), "--engine", "dask", "--scheduler",
-                 cluster["address"], "--output", str(out), "--quiet"])
+    code = main(
+        [
+            "scan",
+            str(world["evidence"]),
+            "--index",
+            str(world["index"]),
+            "--engine",
+            "dask",
+            "--scheduler",
+            cluster["address"],
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 1 and out.read_bytes() == world["reference"].read_bytes()
 
     import importlib.util
@@ -265,16 +329,22 @@ def test_a_cluster_left_without_workers_stops_the_scan_which_then_resumes(world,
     monkeypatch.setattr(dask_engine, "WORKER_TIMEOUT", 2)
     monkeypatch.setattr(dask_engine, "POLL_SECONDS", 0.2)
     out = world["reports"] / "workers_gone.jsonl"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as running:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as running:
+
         def retire_all(progress):
             if progress.done == 3:
                 running.scale(0)  # every worker leaves mid-scan, none comes back
 
         with pytest.raises(MatcherError, match="no worker for 2 s"):
-            run_scan([str(world["evidence"])], str(world["index"]),
-                     ScanOptions(engine="dask", scheduler=running.scheduler_address, chunk_size=1), str(out),
-                     progress=retire_all)
+            run_scan(
+                [str(world["evidence"])],
+                str(world["index"]),
+                ScanOptions(engine="dask", scheduler=running.scheduler_address, chunk_size=1),
+                str(out),
+                progress=retire_all,
+            )
     assert Path(str(out) + JOURNAL_SUFFIX).exists() and not out.exists()
     run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(workers=1), str(out), resume=True)
     assert out.read_bytes() == world["reference"].read_bytes()
@@ -330,8 +400,9 @@ def test_a_sharded_index_answers_from_the_workers_holding_its_shards(world, shar
     assert len(views - {None}) >= 1 and "md5" in kinds  # view tables and digests were searched
 
     opened_before = client.run(dask_engine._opened_indexes)
-    out, summary = dask_run(world, "sharded.jsonl", scheduler=cluster["address"], index=sharded["path"],
-                            evidence=sharded["evidence"])
+    out, summary = dask_run(
+        world, "sharded.jsonl", scheduler=cluster["address"], index=sharded["path"], evidence=sharded["evidence"]
+    )
     assert out.read_bytes() == sharded["reference"].read_bytes()
     # each worker opened only the shards placed on it, and never the whole index
     placement = dask_engine.shard_placement(ShardCatalog.read(sharded["path"]).shards, client.nthreads())
@@ -353,8 +424,9 @@ def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monk
     logger = logging.getLogger(dask_engine.__name__)
     logger.addHandler(handler)
     try:
-        out, summary = dask_run(world, "sharded_killed.jsonl", workers=2, index=sharded["path"],
-                                evidence=sharded["evidence"])
+        out, summary = dask_run(
+            world, "sharded_killed.jsonl", workers=2, index=sharded["path"], evidence=sharded["evidence"]
+        )
     finally:
         logger.removeHandler(handler)
     assert token.exists()

@@ -27,13 +27,14 @@ from benchmarks import fault_campaign as fc
 from fixtures import animated_gif, encode, scene
 from matcher import files as files_module
 from matcher import scan as scan_module
-from matcher.scan import driver as scan_driver
 from matcher.cli import main
 from matcher.pipeline import CHANGED_WHILE_READ
 from matcher.scan import JOURNAL_SUFFIX, ScanOptions, scan
+from matcher.scan import driver as scan_driver
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or sys.platform == "win32",
-                                reason="POSIX process groups and signals")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "killpg") or sys.platform == "win32", reason="POSIX process groups and signals"
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +75,14 @@ def _evidence_facts(world):
     return out
 
 
-@pytest.mark.parametrize(("mode", "workers", "kills", "seed"), [
-    ("hook", 1, 2, 11),  # killed at a seeded entry, the resumed run killed again
-    ("hook", 2, 1, 12),  # the driver killed alone: its pool workers must exit by themselves
-    ("delay", 2, 1, 13),  # killed (driver and workers, the process group) after a seeded delay
-])
+@pytest.mark.parametrize(
+    ("mode", "workers", "kills", "seed"),
+    [
+        ("hook", 1, 2, 11),  # killed at a seeded entry, the resumed run killed again
+        ("hook", 2, 1, 12),  # the driver killed alone: its pool workers must exit by themselves
+        ("delay", 2, 1, 13),  # killed (driver and workers, the process group) after a seeded delay
+    ],
+)
 def test_scan_killed_then_resumed_equals_the_uninterrupted_report(world, work, mode, workers, kills, seed):
     before = _evidence_facts(world)
     outcome = check(fc.scan_kill(world, work, seed, mode=mode, workers=workers, kills=kills))
@@ -92,8 +96,9 @@ def test_scan_killed_then_resumed_equals_the_uninterrupted_report(world, work, m
 
 
 # the campaign kills at all seven steps in turn (and tests/test_index.py crashes at each in-process)
-@pytest.mark.parametrize("step", ["database-written", "generation-renamed", "manifest-temp-written",
-                                  "manifest-replaced"])
+@pytest.mark.parametrize(
+    "step", ["database-written", "generation-renamed", "manifest-temp-written", "manifest-replaced"]
+)
 def test_index_update_killed_at_a_checkpoint_is_before_or_after(world, work, step):
     source = "images" if step == "generation-renamed" else "list"
     outcome = check(fc.index_kill(world, work, 21, mode="checkpoint", source=source, step=step))
@@ -151,8 +156,18 @@ def test_file_fault_gets_its_own_record_and_nothing_else_changes(world, work, fa
 
 
 def _scan_cli(world, output: Path, *extra: str) -> list[str]:
-    return ["scan", str(world.evidence), "--index", str(world.index), "--output", str(output), "--workers", "1",
-            "--quiet", *extra]
+    return [
+        "scan",
+        str(world.evidence),
+        "--index",
+        str(world.index),
+        "--output",
+        str(output),
+        "--workers",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_journal_write_failing_with_enospc_is_a_clear_error_and_resumable(world, work, monkeypatch, capsys):
@@ -240,6 +255,7 @@ def test_resume_still_refuses_a_file_that_is_not_a_journal(world, work, capsys):
 
 def test_unexpected_errors_never_exit_with_the_match_code(monkeypatch, capsys, tmp_path):
     """Bug: any uncaught exception made the command exit with 1, which means "matched"."""
+
     def boom(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
@@ -312,7 +328,6 @@ def test_size_changed_between_listing_and_reading_is_noted(world, tmp_path, monk
     assert records[1].notes == ("not an image (text/plain); digests only",)
 
 
-
 def test_pool_worker_exits_once_its_driver_is_gone():
     """Bug: a scan driver killed alone (SIGKILL, the OOM killer) left its pool workers, the forkserver and
     the resource tracker running for ever, each worker holding the index in memory: they wait on a task
@@ -320,14 +335,17 @@ def test_pool_worker_exits_once_its_driver_is_gone():
     kill with two workers above checks the whole process group is gone)."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process id that no longer exists
-    code = ("import sys, threading, time\n"
-            "from matcher.batch import watch_driver\n"
-            "threading.Thread(target=watch_driver, args=(int(sys.argv[1]), 0.05), daemon=True).start()\n"
-            "time.sleep(60)\n")
+    code = (
+        "import sys, threading, time\n"
+        "from matcher.batch import watch_driver\n"
+        "threading.Thread(target=watch_driver, args=(int(sys.argv[1]), 0.05), daemon=True).start()\n"
+        "time.sleep(60)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(gone.pid)], env=fc.child_env(), timeout=50)
     assert done.returncode == 1
-    alive = subprocess.run([sys.executable, "-c", code.replace("60", "1.5"), str(os.getpid())], env=fc.child_env(),
-                           timeout=50)
+    alive = subprocess.run(
+        [sys.executable, "-c", code.replace("60", "1.5"), str(os.getpid())], env=fc.child_env(), timeout=50
+    )
     assert alive.returncode == 0  # a live driver is left alone
 
 
@@ -413,9 +431,23 @@ def test_cluster_workers_exit_once_their_driver_is_killed(tmp_path):
     tree.mkdir()
     for i in range(400):
         (tree / f"img_{i:03d}.png").write_bytes(encode(scene(2000 + i, 160, 120, "plasma"), "PNG"))
-    child = subprocess.Popen([sys.executable, "-m", "matcher", "cluster", str(tree), "--workers", "2",
-                              "--output", str(tmp_path / "groups.jsonl")], env=fc.child_env(),
-                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matcher",
+            "cluster",
+            str(tree),
+            "--workers",
+            "2",
+            "--output",
+            str(tmp_path / "groups.jsonl"),
+        ],
+        env=fc.child_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(fc._group_members(child.pid)) < 3:  # the driver and its workers are up

@@ -116,8 +116,13 @@ def test_create_layout_and_info(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert manifest["directory"] == "gen-000001"
     assert set(manifest["files"]) == {
-        "records.sqlite", "pdq.ids.npy", "pdq.codes.npy", "pdq.quality.npy",
-        "phash.ids.npy", "phash.codes.npy", "phash.quality.npy",
+        "records.sqlite",
+        "pdq.ids.npy",
+        "pdq.codes.npy",
+        "pdq.quality.npy",
+        "phash.ids.npy",
+        "phash.codes.npy",
+        "phash.quality.npy",
     }
     for entry in manifest["files"].values():
         assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
@@ -147,8 +152,7 @@ def test_info_counts_per_algorithm_and_list(base: tuple[Path, np.ndarray]) -> No
     path, _codes = base
     with KnownIndex.open(path, writable=True) as index:
         phash = Hash("phash", bytes(range(8)))
-        index.add([KnownRecord(hashes={"phash": phash}, md5="a" * 32),
-                   KnownRecord(sha1="b" * 40)], "second")
+        index.add([KnownRecord(hashes={"phash": phash}, md5="a" * 32), KnownRecord(sha1="b" * 40)], "second")
         info = index.info()
     assert info["records"] == 302
     assert info["lists"]["base"] == {"records": 300, "algorithms": {"pdq": 300}}
@@ -172,11 +176,14 @@ def test_search_equals_brute_force_random(tmp_path: Path, seed: int) -> None:
     codes[1500:1510] = codes[3]
     index = KnownIndex.create(tmp_path / "ix")
     # distinct md5s: records with equal codes are different records, not duplicates
-    index.add([KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes(), 80)}, md5=f"{i:032x}")
-               for i, c in enumerate(codes)], "l")
+    index.add(
+        [KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes(), 80)}, md5=f"{i:032x}") for i, c in enumerate(codes)], "l"
+    )
     ids = np.arange(1, codes.shape[0] + 1, dtype=np.int64)
-    queries = [Hash("pdq", flip_bits(codes[int(rng.integers(0, 2000))], int(rng.integers(0, 45)), rng).tobytes())
-               for _ in range(150)]
+    queries = [
+        Hash("pdq", flip_bits(codes[int(rng.integers(0, 2000))], int(rng.integers(0, 45)), rng).tobytes())
+        for _ in range(150)
+    ]
     queries += [Hash("pdq", c.tobytes()) for c in random_codes(seed + 100, 20)]
     for max_distance in (None, 0, 12, 31, 45):
         expected_limit = 31 if max_distance is None else max_distance
@@ -213,8 +220,10 @@ def test_search_imagehash_family_default_threshold(tmp_path: Path) -> None:
 
 
 def test_search_real_pdq_of_fixture_images(tmp_path: Path) -> None:
-    images = [fixtures.scene(seed, 160 + 8 * (seed % 5), 120, kind)
-              for seed, kind in enumerate(["landscape", "plasma", "gradient", "shapes"] * 4)]
+    images = [
+        fixtures.scene(seed, 160 + 8 * (seed % 5), 120, kind)
+        for seed, kind in enumerate(["landscape", "plasma", "gradient", "shapes"] * 4)
+    ]
     hashes = [pdq_module.hash_array(np.asarray(img)) for img in images]
     edited = [pdq_module.hash_array(np.asarray(fixtures.edit(img, "jpeg30").convert("RGB"))) for img in images]
     index = KnownIndex.create(tmp_path / "ix")
@@ -264,12 +273,13 @@ def test_single_record_index(tmp_path: Path) -> None:
 def test_nearest_equals_brute_force_with_ties(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     codes = random_codes(11, 500)
-    codes[100:140] = codes[7]            # many exact ties
-    for i in range(140, 200):            # ties at small distances
+    codes[100:140] = codes[7]  # many exact ties
+    for i in range(140, 200):  # ties at small distances
         codes[i] = flip_bits(codes[8], 1 + (i % 3), rng)
     index = KnownIndex.create(tmp_path / "ix")
-    index.add([KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes())}, md5=f"{i:032x}") for i, c in enumerate(codes)],
-              "l")
+    index.add(
+        [KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes())}, md5=f"{i:032x}") for i, c in enumerate(codes)], "l"
+    )
     ids = np.arange(1, 501)
     queries = [Hash("pdq", codes[i].tobytes()) for i in (7, 8, 3, 250)]
     queries.append(Hash("pdq", flip_bits(codes[8], 2, rng).tobytes()))
@@ -283,11 +293,14 @@ def test_nearest_equals_brute_force_with_ties(tmp_path: Path) -> None:
 def test_pdq_quality_rule(tmp_path: Path) -> None:
     codes = random_codes(12, 3)
     index = KnownIndex.create(tmp_path / "ix")
-    index.add([
-        KnownRecord(hashes={"pdq": Hash("pdq", codes[0].tobytes(), 30)}),    # stored, never matched
-        KnownRecord(hashes={"pdq": Hash("pdq", codes[1].tobytes(), None)}),  # unknown quality: matched
-        KnownRecord(hashes={"pdq": Hash("pdq", codes[2].tobytes(), 50)}),    # at the minimum: matched
-    ], "l")
+    index.add(
+        [
+            KnownRecord(hashes={"pdq": Hash("pdq", codes[0].tobytes(), 30)}),  # stored, never matched
+            KnownRecord(hashes={"pdq": Hash("pdq", codes[1].tobytes(), None)}),  # unknown quality: matched
+            KnownRecord(hashes={"pdq": Hash("pdq", codes[2].tobytes(), 50)}),  # at the minimum: matched
+        ],
+        "l",
+    )
     results = index.search([Hash("pdq", c.tobytes(), 100) for c in codes])
     assert [pairs(r) for r in results] == [[], [(2, 0)], [(3, 0)]]
     assert index.info()["algorithms"]["pdq"]["count"] == 3
@@ -304,12 +317,20 @@ def test_mixed_algorithms_grouped_in_order(tmp_path: Path) -> None:
     p = random_codes(13, 4)
     h = random_codes(14, 4, 8)
     index = KnownIndex.create(tmp_path / "ix", ("pdq", "phash"))
-    index.add([KnownRecord(hashes={"pdq": Hash("pdq", p[i].tobytes()), "phash": Hash("phash", h[i].tobytes())})
-               for i in range(4)], "l")
+    index.add(
+        [
+            KnownRecord(hashes={"pdq": Hash("pdq", p[i].tobytes()), "phash": Hash("phash", h[i].tobytes())})
+            for i in range(4)
+        ],
+        "l",
+    )
     queries = [Hash("phash", h[2].tobytes()), Hash("pdq", p[1].tobytes()), Hash("phash", h[0].tobytes())]
     results = index.search(queries)
     assert [(r[0].algorithm, r[0].record_id, r[0].distance) for r in results] == [
-        ("phash", 3, 0), ("pdq", 2, 0), ("phash", 1, 0)]
+        ("phash", 3, 0),
+        ("pdq", 2, 0),
+        ("phash", 1, 0),
+    ]
     with pytest.raises(UsageError, match="no dhash"):
         index.search([Hash("dhash", bytes(8))])
     with pytest.raises(HashFormatError):
@@ -346,8 +367,18 @@ def test_add_duplicates_category_and_fields(tmp_path: Path) -> None:
     codes = random_codes(20, 5)
     index = KnownIndex.create(tmp_path / "ix")
     records = pdq_records(codes, md5="0" * 32)
-    records[1] = dataclasses.replace(records[1], category=0, series="s", comment="c", name="n.jpg", size=12,
-                                     sha256="A" * 64, photodna="pdna", source="list.csv:3", extra={"k": [1, 2]})
+    records[1] = dataclasses.replace(
+        records[1],
+        category=0,
+        series="s",
+        comment="c",
+        name="n.jpg",
+        size=12,
+        sha256="A" * 64,
+        photodna="pdna",
+        source="list.csv:3",
+        extra={"k": [1, 2]},
+    )
     first = index.add(records + [records[0]], "a")  # one in-batch duplicate
     assert first == AddResult(5, 1, 0, 2)
     again = index.add(records, "a")
@@ -360,7 +391,13 @@ def test_add_duplicates_category_and_fields(tmp_path: Path) -> None:
     [r2] = index.records([2])
     assert isinstance(r2, IndexedRecord)
     assert (r2.category, r2.series, r2.comment, r2.name, r2.size) == (0, "s", "c", "n.jpg", 12)
-    assert (r2.sha256, r2.photodna, r2.source, r2.extra, r2.list_name) == ("a" * 64, "pdna", "list.csv:3", {"k": [1, 2]}, "a")
+    assert (r2.sha256, r2.photodna, r2.source, r2.extra, r2.list_name) == (
+        "a" * 64,
+        "pdna",
+        "list.csv:3",
+        {"k": [1, 2]},
+        "a",
+    )
     assert r2.added_at.endswith("Z")
     assert index.records([1])[0].category is None  # None stays None, distinct from 0
     assert [r.category for r in index.records([6, 7])] == [3, 3]
@@ -425,8 +462,10 @@ def test_remove_list_and_records(base: tuple[Path, np.ndarray]) -> None:
 def test_records_export_and_digest_lookup(tmp_path: Path) -> None:
     index = KnownIndex.create(tmp_path / "ix")
     codes = random_codes(24, 2500)
-    records = [KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes(), 77)}, md5=f"{i:032x}", sha1=f"{i:040x}")
-               for i, c in enumerate(codes)]
+    records = [
+        KnownRecord(hashes={"pdq": Hash("pdq", c.tobytes(), 77)}, md5=f"{i:032x}", sha1=f"{i:040x}")
+        for i, c in enumerate(codes)
+    ]
     index.add(records, "l1")
     index.add(records[:3], "l2")
     exported = list(index.iter_records(batch_size=700))
@@ -444,8 +483,13 @@ def test_records_export_and_digest_lookup(tmp_path: Path) -> None:
     with pytest.raises(HashFormatError):
         index.lookup_digest("md5", ["abc"])
     # the digest look-up goes through an SQLite index, not a table scan
-    plan = index._snap().conn.execute(  # noqa: SLF001
-        "EXPLAIN QUERY PLAN SELECT id FROM records r WHERE r.md5 IN (?, ?)", ("a", "b")).fetchall()
+    plan = (
+        index._snap()
+        .conn.execute(  # noqa: SLF001
+            "EXPLAIN QUERY PLAN SELECT id FROM records r WHERE r.md5 IN (?, ?)", ("a", "b")
+        )
+        .fetchall()
+    )
     assert any("records_md5" in str(row) for row in plan)
 
 
@@ -477,8 +521,12 @@ def test_read_only_refuses_writes(base: tuple[Path, np.ndarray]) -> None:
     path, codes = base
     index = KnownIndex.open(path)
     assert not index.writable
-    for call in (lambda: index.add(pdq_records(codes[:1]), "x"), lambda: index.remove_list("base"),
-                 lambda: index.remove_records([1]), lambda: index.set_category_labels("s", {1: "a"})):
+    for call in (
+        lambda: index.add(pdq_records(codes[:1]), "x"),
+        lambda: index.remove_list("base"),
+        lambda: index.remove_records([1]),
+        lambda: index.set_category_labels("s", {1: "a"}),
+    ):
         with pytest.raises(UsageError, match="read-only"):
             call()
     index.close()
@@ -502,8 +550,15 @@ def test_second_writer_sees_first_writers_commit(base: tuple[Path, np.ndarray]) 
 
 # -- atomicity -----------------------------------------------------------------------------------
 
-STEPS = ["temp-created", "database-written", "arrays-written", "generation-synced", "generation-renamed",
-         "manifest-temp-written", "manifest-replaced"]
+STEPS = [
+    "temp-created",
+    "database-written",
+    "arrays-written",
+    "generation-synced",
+    "generation-renamed",
+    "manifest-temp-written",
+    "manifest-replaced",
+]
 
 
 class Crash(BaseException):
@@ -512,8 +567,9 @@ class Crash(BaseException):
 
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("operation", ["add", "remove_list", "labels"])
-def test_crash_at_each_step_leaves_a_readable_state(base: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch,
-                                                    step: str, operation: str) -> None:
+def test_crash_at_each_step_leaves_a_readable_state(
+    base: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch, step: str, operation: str
+) -> None:
     path, codes = base
     queries = base_queries(codes)
     before = state_of(KnownIndex.open(path), queries)
@@ -593,8 +649,12 @@ def test_sigkill_during_writes_never_breaks_the_index(base: tuple[Path, np.ndarr
     rng = random.Random(5)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for attempt in range(4):
-        child = subprocess.Popen([sys.executable, "-c", _KILL_CHILD, str(path), str(1000 + attempt)], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILL_CHILD, str(path), str(1000 + attempt)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(rng.uniform(0.8, 2.0))
         child.send_signal(signal.SIGKILL)
         _out, err = child.communicate()
@@ -671,7 +731,7 @@ def test_manifest_damage_version_and_params(base: tuple[Path, np.ndarray], monke
     # a flipped digit in a value (still valid JSON) is caught by the manifest's own checksum
     text = original.decode()
     position = text.index('"records": ') + len('"records": ')
-    (path / "manifest.json").write_text(text[:position] + "9" + text[position + 1:])
+    (path / "manifest.json").write_text(text[:position] + "9" + text[position + 1 :])
     with pytest.raises(IndexStoreError, match="checksum"):
         KnownIndex.open(path)
     (path / "manifest.json").write_bytes(original[:40])
@@ -721,8 +781,10 @@ def test_manifest_damage_version_and_params(base: tuple[Path, np.ndarray], monke
 def test_many_reader_threads_with_a_concurrent_writer(base: tuple[Path, np.ndarray]) -> None:
     path, codes = base
     rng = np.random.default_rng(50)
-    queries = [Hash("pdq", flip_bits(codes[int(rng.integers(0, 300))], int(rng.integers(0, 31)), rng).tobytes())
-               for _ in range(60)]
+    queries = [
+        Hash("pdq", flip_bits(codes[int(rng.integers(0, 300))], int(rng.integers(0, 31)), rng).tobytes())
+        for _ in range(60)
+    ]
     ids = np.arange(1, 301)
     expected = [brute(codes, ids, q.bits, 31) for q in queries]
     index = KnownIndex.open(path, writable=True)

@@ -34,7 +34,7 @@ def absolute(current: str, level: int, module: str | None) -> str:
     if not level:
         return module or ""
     base = current.split(".") if is_package(current) else current.split(".")[:-1]
-    base = base[:len(base) - (level - 1)]
+    base = base[: len(base) - (level - 1)]
     return ".".join(base + ([module] if module else []))
 
 
@@ -89,8 +89,12 @@ def test_no_private_name_crosses_the_index_package_boundary() -> None:
             if imported is not None and private(imported) and source != name and (in_index(name) or in_index(source)):
                 problems.append(f"{path.relative_to(ROOT)}:{line}: imports {imported} from {source}")
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and private(node.attr)
-                    and node.value.id in module_aliases):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and private(node.attr)
+                and node.value.id in module_aliases
+            ):
                 source = module_aliases[node.value.id]
                 if source != name and (in_index(name) or in_index(source)):
                     problems.append(f"{path.relative_to(ROOT)}:{node.lineno}: uses {source}.{node.attr}")
@@ -98,8 +102,9 @@ def test_no_private_name_crosses_the_index_package_boundary() -> None:
 
 
 def test_no_import_circle_runs_through_the_index_package() -> None:
-    graph = {name: {source for source, _imported, _alias, _line in imports(name) if source in MODULES}
-             for name in MODULES}
+    graph = {
+        name: {source for source, _imported, _alias, _line in imports(name) if source in MODULES} for name in MODULES
+    }
     index_modules = [name for name in MODULES if in_index(name) and name != INDEX]
     assert len(index_modules) >= 8
     for start in index_modules:  # a circle through ``start`` is a path from one of its imports back to it

@@ -28,8 +28,10 @@ FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 
 def records(seed: int, n: int) -> list[KnownRecord]:
     codes = np.random.default_rng(seed).integers(0, 256, (n, 32), dtype=np.uint8)
-    return [KnownRecord(hashes={"pdq": Hash("pdq", row.tobytes(), 90)}, md5=f"{seed:016x}{i:016x}")
-            for i, row in enumerate(codes)]
+    return [
+        KnownRecord(hashes={"pdq": Hash("pdq", row.tobytes(), 90)}, md5=f"{seed:016x}{i:016x}")
+        for i, row in enumerate(codes)
+    ]
 
 
 def open_descriptors() -> int:
@@ -59,8 +61,9 @@ def no_gc() -> Iterator[None]:
 # -- create: exactly one of racing creators succeeds -------------------------------------------------
 
 
-def test_create_racing_another_create_between_check_and_lock_refuses(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_create_racing_another_create_between_check_and_lock_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The second creator commits (and adds records) after the first checked the directory but before it
     took the lock: the first must refuse, not wipe the second's index."""
     path = tmp_path / "ix"
@@ -239,8 +242,7 @@ def test_close_waits_for_a_running_read_then_refuses(tmp_path: Path) -> None:
         index.reload()
 
 
-def test_reload_racing_close_leaves_nothing_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 no_gc: None) -> None:
+def test_reload_racing_close_leaves_nothing_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gc: None) -> None:
     writer = KnownIndex.create(tmp_path / "ix")
     writer.add(records(1, 3), "first")
     reader = KnownIndex.open(tmp_path / "ix")
@@ -281,8 +283,9 @@ def test_failed_opens_of_a_damaged_database_keep_no_descriptor(tmp_path: Path, n
 # -- the writers' lock ------------------------------------------------------------------------------
 
 
-def test_interrupted_wait_for_the_write_lock_keeps_no_descriptor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 no_gc: None) -> None:
+def test_interrupted_wait_for_the_write_lock_keeps_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gc: None
+) -> None:
     index = KnownIndex.create(tmp_path / "ix")
     before = open_descriptors()
 

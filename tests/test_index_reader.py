@@ -22,8 +22,10 @@ from matcher.known import KnownRecord
 def paths(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("reader")
     codes = np.random.default_rng(7).integers(0, 256, (60, 32), dtype=np.uint8)
-    records = [KnownRecord(hashes={"pdq": Hash("pdq", row.tobytes(), 90)}, md5=f"{i:032x}", name=f"n{i}")
-               for i, row in enumerate(codes)]
+    records = [
+        KnownRecord(hashes={"pdq": Hash("pdq", row.tobytes(), 90)}, md5=f"{i:032x}", name=f"n{i}")
+        for i, row in enumerate(codes)
+    ]
     with KnownIndex.create(root / "single", ("pdq",)) as index:
         index.add(records[:40], "agency")
         index.add(records[40:], "other", category=2)
@@ -43,8 +45,10 @@ def summary(index: IndexReader, queries: list[Hash]) -> dict[str, Any]:
         "search": [[(m.record_id, m.distance, m.list_name) for m in r.matches] for r in found],
         "nearest": [[(m.record_id, m.distance) for m in r.matches] for r in near],
         "view_search": [len(r.matches) for r in index.search(queries, 40, view="top88")],
-        "digests": {value: [r.id for r in records]
-                    for value, records in index.lookup_digest("md5", [f"{3:032x}", f"{45:032x}", "f" * 32]).items()},
+        "digests": {
+            value: [r.id for r in records]
+            for value, records in index.lookup_digest("md5", [f"{3:032x}", f"{45:032x}", "f" * 32]).items()
+        },
         "records": [(r.id, r.name, r.list_name, r.category) for r in index.records(ids)],
     }
 

@@ -52,13 +52,16 @@ def viewed(tmp_path: Path) -> Path:
     """An index of five records, three of them with views (ids 1..5)."""
     path = tmp_path / "ix"
     with KnownIndex.create(path, ("pdq", "phash")) as index:
-        index.add([
-            record(1, {"top88": 101, "crop10": 201}),
-            record(2, {"top88": 102}),
-            record(3),
-            record(4, {"crop10": 204, "trim": 304}),
-            record(5),
-        ], "known")
+        index.add(
+            [
+                record(1, {"top88": 101, "crop10": 201}),
+                record(2, {"top88": 102}),
+                record(3),
+                record(4, {"crop10": 204, "trim": 304}),
+                record(5),
+            ],
+            "known",
+        )
     return path
 
 
@@ -68,9 +71,13 @@ def viewed(tmp_path: Path) -> Path:
 def test_view_tables_are_files_of_the_generation_listed_in_the_manifest(viewed: Path) -> None:
     manifest = json.loads((viewed / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION == 2
-    assert manifest["views"] == {"pdq": {"crop10": {"count": 2, "searchable": 2},
-                                         "top88": {"count": 2, "searchable": 2},
-                                         "trim": {"count": 1, "searchable": 1}}}
+    assert manifest["views"] == {
+        "pdq": {
+            "crop10": {"count": 2, "searchable": 2},
+            "top88": {"count": 2, "searchable": 2},
+            "trim": {"count": 1, "searchable": 1},
+        }
+    }
     for stem in ("pdq@top88", "pdq@crop10", "pdq@trim"):
         for suffix in ("ids", "codes", "quality"):
             name = f"{stem}.{suffix}.npy"
@@ -107,12 +114,22 @@ def test_search_a_view_table_names_the_view(viewed: Path) -> None:
 
 def test_view_quality_rule_and_views_of_unindexed_algorithms(tmp_path: Path) -> None:
     with KnownIndex.create(tmp_path / "ix", ("pdq",)) as index:
-        index.add([KnownRecord(hashes={"pdq": pdq(1)},
-                               views={"pdq": {"top88": pdq(11, quality=20), "bottom88": pdq(12)},
-                                      "phash": {"top88": Hash("phash", bytes(8))}})], "l")
+        index.add(
+            [
+                KnownRecord(
+                    hashes={"pdq": pdq(1)},
+                    views={
+                        "pdq": {"top88": pdq(11, quality=20), "bottom88": pdq(12)},
+                        "phash": {"top88": Hash("phash", bytes(8))},
+                    },
+                )
+            ],
+            "l",
+        )
         info = index.info()
-        assert info["views"] == {"pdq": {"bottom88": {"count": 1, "searchable": 1},
-                                         "top88": {"count": 1, "searchable": 0}}}
+        assert info["views"] == {
+            "pdq": {"bottom88": {"count": 1, "searchable": 1}, "top88": {"count": 1, "searchable": 0}}
+        }
         assert index.views == {"pdq": ("bottom88",)}
         assert index.search([pdq(11)], max_distance=0, view="top88")[0].matches == ()  # stored, not searchable
 
@@ -245,8 +262,9 @@ def test_bad_view_hashes_refuse_the_whole_add(viewed: Path) -> None:
 
 
 @pytest.mark.parametrize("step", ["arrays-written", "generation-renamed", "manifest-temp-written"])
-def test_crash_while_adding_view_tables_leaves_the_old_state(viewed: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           step: str) -> None:
+def test_crash_while_adding_view_tables_leaves_the_old_state(
+    viewed: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
     class Crash(BaseException):
         pass
 
@@ -323,8 +341,14 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict:
     listed.write_text("\n".join(hexes) + "\n")
     with KnownIndex.create(base / "listed", ("pdq",)) as index:
         import_sources(index, [str(listed)], list_name="hashes")
-    return {"base": base, "known": known, "evidence": evidence, "viewed": base / "viewed",
-            "listed": base / "listed", "ids": ids}
+    return {
+        "base": base,
+        "known": known,
+        "evidence": evidence,
+        "viewed": base / "viewed",
+        "listed": base / "listed",
+        "ids": ids,
+    }
 
 
 def scan_names(images: dict, index: str, **options: object) -> dict[str, list]:
@@ -341,8 +365,22 @@ def test_index_of_images_has_view_tables(images: dict, tmp_path: Path) -> None:
 
     with KnownIndex.open(images["viewed"]) as index:
         views = index.info()["views"]["pdq"]
-        assert set(views) == {"top88", "bottom88", "crop5", "crop10", "crop5tl", "crop5tr", "crop5bl", "crop5br",
-                              "crop10tl", "crop10tr", "crop10bl", "crop10br", "rotl4", "rotr4"}  # no "trim": the originals have no border
+        assert set(views) == {
+            "top88",
+            "bottom88",
+            "crop5",
+            "crop10",
+            "crop5tl",
+            "crop5tr",
+            "crop5bl",
+            "crop5br",
+            "crop10tl",
+            "crop10tr",
+            "crop10bl",
+            "crop10br",
+            "rotl4",
+            "rotr4",
+        }  # no "trim": the originals have no border
         assert all(counts == {"count": 3, "searchable": 3} for counts in views.values())
         assert all(set(r.hashes) == {"pdq"} for r in index.iter_records())  # views stay out of the records
     with KnownIndex.open(images["listed"]) as index:
@@ -364,7 +402,8 @@ def test_scan_finds_edited_copies_through_views(images: dict) -> None:
         for name, (variant, view) in EXPECTED.items():
             matches = found[f"k{i}_{name}"]
             assert [(m.record, m.variant, m.view) for m in matches] == [(images["ids"][f"k{i}.png"], variant, view)], (
-                f"k{i}_{name}")
+                f"k{i}_{name}"
+            )
             assert matches[0].algorithm == "pdq" and matches[0].distance <= 4
     unrelated = {stem: matches for stem, matches in found.items() if stem.startswith("unrelated")}
     assert len(unrelated) == 12 and all(matches == [] for matches in unrelated.values())
@@ -405,8 +444,9 @@ def test_trim_borders_and_regions_can_be_turned_off(images: dict) -> None:
     assert all(matches == [] for stem, matches in listed.items() if "pad" in stem or "pillarbox" in stem)
 
 
-def test_reports_carry_the_view_and_resume_checks_the_new_options(images: dict, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reports_carry_the_view_and_resume_checks_the_new_options(
+    images: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from matcher.scan import ScanOptions, run_scan
     from matcher.scan.engines import local as local_engine
 
@@ -440,10 +480,17 @@ def test_reports_carry_the_view_and_resume_checks_the_new_options(images: dict, 
     monkeypatch.undo()
     for changed, name in ((dict(trim_borders=False), "trim_borders"), (dict(regions=False), "regions")):
         with pytest.raises(UsageError, match=f"different parameters \\({name}\\)"):
-            run_scan([str(evidence)], str(images["viewed"]), ScanOptions(workers=1, **changed), str(target),
-                     "jsonl", resume=True)
-    summary = run_scan([str(evidence)], str(images["viewed"]), ScanOptions(workers=1), str(target), "jsonl",
-                       resume=True)
+            run_scan(
+                [str(evidence)],
+                str(images["viewed"]),
+                ScanOptions(workers=1, **changed),
+                str(target),
+                "jsonl",
+                resume=True,
+            )
+    summary = run_scan(
+        [str(evidence)], str(images["viewed"]), ScanOptions(workers=1), str(target), "jsonl", resume=True
+    )
     assert summary.resumed_files == 1 and summary.matched_files == 3
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     views = {Path(r["path"]).name: [(m["variant"], m["view"]) for m in r["matches"]] for r in lines}

@@ -19,21 +19,27 @@ from pathlib import Path
 import pytest
 
 import matcher
-from tests.fault_injection import kill_after_command
 from fixtures import bad_inputs, edit, encode, scene
 from matcher.cli import main
 from matcher.index import KnownIndex
 from matcher.index.importing import known_from_hash_record
 from matcher.known import KnownRecord
-from matcher.scan.engines import local as local_engine
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan
+from matcher.scan.engines import local as local_engine
+from tests.fault_injection import kill_after_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGORITHMS = ["pdq", "phash"]
 # edit name -> the variant that must match (how the evidence is transformed relative to the original)
 EXPECTED_VARIANT = {
-    "jpeg75": "orig", "resize0.5": "orig", "greyscale": "orig", "mirror": "flipy", "flip": "flipx",
-    "rotate90": "rot90", "rotate180": "rot180", "rotate270": "rot270",
+    "jpeg75": "orig",
+    "resize0.5": "orig",
+    "greyscale": "orig",
+    "mirror": "flipy",
+    "flip": "flipx",
+    "rotate90": "rot90",
+    "rotate180": "rot180",
+    "rotate270": "rot270",
 }
 KINDS = ("landscape", "shapes", "text")
 KNOWN_FILE = b"a document whose SHA-256 is on a hash list\n" * 3
@@ -195,13 +201,22 @@ def test_digest_matches_and_known_good(world, reference):
     named = by_name(reference["records"])
     (copy,) = named["copy_of_original_0.png"]
     assert copy["status"] == "match"
-    assert copy["matches"][0] == {"algorithm": "sha256", "distance": 0, "variant": None, "view": None,
-                                  "record": ids[str(world["originals"][0])], "list": "agency",
-                                  "category": 1, "series": None}
+    assert copy["matches"][0] == {
+        "algorithm": "sha256",
+        "distance": 0,
+        "variant": None,
+        "view": None,
+        "record": ids[str(world["originals"][0])],
+        "list": "agency",
+        "category": 1,
+        "series": None,
+    }
     assert len(copy["matches"]) == 1  # the same record is not reported again for its perceptual match
     (listed,) = named["listed.dat"]
     assert listed["status"] == "match" and listed["error"] is None
-    assert [(m["algorithm"], m["record"], m["list"]) for m in listed["matches"]] == [("sha256", ids["listed.dat"], "hashset")]
+    assert [(m["algorithm"], m["record"], m["list"]) for m in listed["matches"]] == [
+        ("sha256", ids["listed.dat"], "hashset")
+    ]
     (good,) = named["system.dll"]
     assert good["status"] == "known_good"
     assert [(m["algorithm"], m["list"]) for m in good["matches"]] == [("sha256", "nsrl")]
@@ -251,8 +266,14 @@ def test_matches_only_and_no_rotations(world, reference):
     assert records == [r for r in reference["records"] if r["status"] == "match"]
     assert summary.records == len(records) and summary.files == reference["summary"].files
 
-    plain = [r.to_dict(["pdq"]) for r in scan([str(world["evidence"] / "edits")], world["index"],
-                                                 ScanOptions(workers=1, rotations=False, algorithms="pdq"))]
+    plain = [
+        r.to_dict(["pdq"])
+        for r in scan(
+            [str(world["evidence"] / "edits")],
+            world["index"],
+            ScanOptions(workers=1, rotations=False, algorithms="pdq"),
+        )
+    ]
     named = by_name(plain)
     assert all(m["variant"] == "orig" for r in plain for m in r["matches"])
     assert named["o0_jpeg75.jpg"][0]["status"] == "match"
@@ -261,8 +282,14 @@ def test_matches_only_and_no_rotations(world, reference):
 
 
 def test_max_distance_override_is_applied(world):
-    tight = [r for r in scan([str(world["evidence"] / "edits")], world["index"],
-                             ScanOptions(workers=1, algorithms="pdq", max_distances={"pdq": 0}))]
+    tight = [
+        r
+        for r in scan(
+            [str(world["evidence"] / "edits")],
+            world["index"],
+            ScanOptions(workers=1, algorithms="pdq", max_distances={"pdq": 0}),
+        )
+    ]
     assert all(m.distance == 0 for r in tight for m in r.matches)
     assert any(r.status == "no_match" for r in tight)  # the JPEG and resized copies are not exact
 
@@ -289,13 +316,27 @@ def cli(args, capsys):
 
 def test_exit_codes(world, tmp_path, capsys):
     index = str(world["index"])
-    code, out, err = cli(["scan", str(world["evidence"] / "other" / "unrelated_0.jpg"), "--index", index,
-                          "--workers", "1"], capsys)
+    code, out, err = cli(
+        ["scan", str(world["evidence"] / "other" / "unrelated_0.jpg"), "--index", index, "--workers", "1"], capsys
+    )
     assert code == 0, err
     assert json.loads(out)["status"] == "no_match"
     assert "1 files" in err and "0 matched" in err
-    code, out, err = cli(["scan", str(world["evidence"] / "edits"), "--index", index, "--workers", "1",
-                          "--matches-only", "--quiet", "--output", str(tmp_path / "r.jsonl")], capsys)
+    code, out, err = cli(
+        [
+            "scan",
+            str(world["evidence"] / "edits"),
+            "--index",
+            index,
+            "--workers",
+            "1",
+            "--matches-only",
+            "--quiet",
+            "--output",
+            str(tmp_path / "r.jsonl"),
+        ],
+        capsys,
+    )
     assert code == 1 and err == "" and out == ""
     assert (tmp_path / "r.jsonl.manifest.json").is_file()
     code, _, err = cli(["scan", str(world["evidence"]), "--index", str(tmp_path / "nope"), "--workers", "1"], capsys)
@@ -312,8 +353,19 @@ def test_exit_codes(world, tmp_path, capsys):
 
 
 def scan_command(world, output: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "matcher", "scan", str(world["evidence"]), "--index", str(world["index"]),
-            "--output", str(output), "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "matcher",
+        "scan",
+        str(world["evidence"]),
+        "--index",
+        str(world["index"]),
+        "--output",
+        str(output),
+        "--quiet",
+        *extra,
+    ]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -327,8 +379,12 @@ def test_resume_after_sigkill_gives_the_uninterrupted_report(world, reference, t
     output = tmp_path / "killed.jsonl"
     journal = Path(str(output) + JOURNAL_SUFFIX)
     # The scan SIGKILLs itself right after journaling 7 entries (injected by the test).
-    first = subprocess.run(kill_after_command(7, scan_command(world, output, "--workers", "1")), env=child_env(),
-                           capture_output=True, text=True)
+    first = subprocess.run(
+        kill_after_command(7, scan_command(world, output, "--workers", "1")),
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == -signal.SIGKILL, first.stderr
     assert not output.exists()
     lines = journal.read_bytes().splitlines(keepends=True)
@@ -336,15 +392,22 @@ def test_resume_after_sigkill_gives_the_uninterrupted_report(world, reference, t
     with open(journal, "ab") as handle:  # and a torn write of the next entry, as a kill mid-write leaves
         handle.write(lines[-1][: len(lines[-1]) // 2])
 
-    refused = subprocess.run(scan_command(world, output, "--workers", "1"), env=child_env(), capture_output=True, text=True)
+    refused = subprocess.run(
+        scan_command(world, output, "--workers", "1"), env=child_env(), capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    changed = subprocess.run(scan_command(world, output, "--workers", "1", "--resume", "--max-distance", "pdq=20"),
-                             env=child_env(), capture_output=True, text=True)
+    changed = subprocess.run(
+        scan_command(world, output, "--workers", "1", "--resume", "--max-distance", "pdq=20"),
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
     assert changed.returncode == 2 and "different parameters" in changed.stderr and "max_distances" in changed.stderr
     assert journal.exists()
 
-    resumed = subprocess.run(scan_command(world, output, "--workers", "1", "--resume"), env=child_env(),
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        scan_command(world, output, "--workers", "1", "--resume"), env=child_env(), capture_output=True, text=True
+    )
     assert resumed.returncode == 1, resumed.stderr
     assert output.read_bytes() == reference["path"].read_bytes()
     assert not journal.exists()
@@ -356,8 +419,13 @@ def test_resume_after_sigkill_gives_the_uninterrupted_report(world, reference, t
 def test_resume_after_external_sigkill_with_two_workers(world, reference, tmp_path):
     output = tmp_path / "killed2.jsonl"
     journal = Path(str(output) + JOURNAL_SUFFIX)
-    child = subprocess.Popen(scan_command(world, output, "--workers", "2"), env=child_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(
+        scan_command(world, output, "--workers", "2"),
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and child.poll() is None:
@@ -371,8 +439,9 @@ def test_resume_after_external_sigkill_with_two_workers(world, reference, tmp_pa
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert journal.exists() and not output.exists()
-    resumed = subprocess.run(scan_command(world, output, "--workers", "2", "--resume"), env=child_env(),
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        scan_command(world, output, "--workers", "2", "--resume"), env=child_env(), capture_output=True, text=True
+    )
     assert resumed.returncode == 1, resumed.stderr
     assert output.read_bytes() == reference["path"].read_bytes()
     assert not journal.exists()

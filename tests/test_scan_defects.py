@@ -64,10 +64,18 @@ def world(tmp_path_factory):
     index_path = base / "index"
     with KnownIndex.create(index_path, ALGORITHMS) as index:
         records = [known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ALGORITHMS)]
-        records += [KnownRecord(sha256=sha256(BOTH), name="both"), KnownRecord(sha256=sha256(AGENCY_ONLY), name="agency")]
+        records += [
+            KnownRecord(sha256=sha256(BOTH), name="both"),
+            KnownRecord(sha256=sha256(AGENCY_ONLY), name="agency"),
+        ]
         index.add(records, "agency", category=1)
-        index.add([KnownRecord(sha256=sha256(data), name=name, extra={"known_good": True})
-                   for name, data in (("both", BOTH), ("good", GOOD_ONLY))], "nsrl")
+        index.add(
+            [
+                KnownRecord(sha256=sha256(data), name=name, extra={"known_good": True})
+                for name, data in (("both", BOTH), ("good", GOOD_ONLY))
+            ],
+            "nsrl",
+        )
     reference = base / "reference.jsonl"
     summary = run_scan([str(evidence)], str(index_path), ScanOptions(), str(reference))
     return {"base": base, "evidence": evidence, "index": index_path, "reference": reference, "summary": summary}
@@ -91,18 +99,37 @@ def test_known_good_lists_are_not_counted_as_matches(world, tmp_path):
     manifest = json.loads(Path(str(world["reference"]) + MANIFEST_SUFFIX).read_text())
     assert manifest["counts"] == summary.to_dict()
     assert manifest["counts"]["known_good_by_list"] == {"nsrl": 2}
-    streamed = run_scan([str(world["evidence"])], str(world["index"]), ScanOptions(), None, stream=io.StringIO(),
-                        manifest_path=str(tmp_path / "m.json"))  # no journal: the same counts
+    streamed = run_scan(
+        [str(world["evidence"])],
+        str(world["index"]),
+        ScanOptions(),
+        None,
+        stream=io.StringIO(),
+        manifest_path=str(tmp_path / "m.json"),
+    )  # no journal: the same counts
     assert (streamed.matches_by_list, streamed.matches_by_category, streamed.known_good_by_list) == (
-        summary.matches_by_list, summary.matches_by_category, summary.known_good_by_list)
+        summary.matches_by_list,
+        summary.matches_by_category,
+        summary.known_good_by_list,
+    )
 
 
 # -- 3. a failure of the index itself stops the scan ------------------------------------------------
 
 
 def scan_cli(world, output: Path, *extra: str) -> list[str]:
-    return ["scan", str(world["evidence"]), "--index", str(world["index"]), "--output", str(output),
-            "--workers", "1", "--quiet", *extra]
+    return [
+        "scan",
+        str(world["evidence"]),
+        "--index",
+        str(world["index"]),
+        "--output",
+        str(output),
+        "--workers",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("fault", [MemoryError(), RuntimeError("Error in faiss::IndexBinary: bad alloc")])
@@ -212,9 +239,16 @@ def test_resume_refuses_a_walk_changed_in_its_scanned_part(world, tmp_path, monk
 def test_resume_refuses_a_journal_of_another_format(world, tmp_path, capsys):
     output = tmp_path / "report.jsonl"
     journal = Path(str(output) + JOURNAL_SUFFIX)
-    old = {"matcher_scan_journal": JOURNAL_VERSION - 1, "matcher_version": "0.9.0", "started_at": "x", "runs": ["x"],
-           "parameters": {}}
-    journal.write_text(json.dumps(old) + "\n" + json.dumps({"seq": 0, "path": "00", "noatime": None, "records": []}) + "\n")
+    old = {
+        "matcher_scan_journal": JOURNAL_VERSION - 1,
+        "matcher_version": "0.9.0",
+        "started_at": "x",
+        "runs": ["x"],
+        "parameters": {},
+    }
+    journal.write_text(
+        json.dumps(old) + "\n" + json.dumps({"seq": 0, "path": "00", "noatime": None, "records": []}) + "\n"
+    )
     code = main(scan_cli(world, output, "--resume"))
     err = capsys.readouterr().err
     assert code == 2
@@ -241,9 +275,15 @@ def code(seed: int) -> bytes:
 def test_a_flat_region_view_of_a_good_frame_is_not_searched(tmp_path, monkeypatch):
     index_path = tmp_path / "ix"
     with KnownIndex.create(index_path, ALGORITHMS) as index:  # records with region views
-        index.add([KnownRecord(hashes={"pdq": Hash("pdq", code(1), 90)},
-                               views={"pdq": {"top88": Hash("pdq", code(2), 90), "bottom88": Hash("pdq", code(3), 90)}})],
-                  "agency")
+        index.add(
+            [
+                KnownRecord(
+                    hashes={"pdq": Hash("pdq", code(1), 90)},
+                    views={"pdq": {"top88": Hash("pdq", code(2), 90), "bottom88": Hash("pdq", code(3), 90)}},
+                )
+            ],
+            "agency",
+        )
     frame = flat_above_a_band()
     path = tmp_path / "evidence" / "band.png"
     path.parent.mkdir()

@@ -34,16 +34,40 @@ def hexrand(digits: int) -> str:
     return f"{RND.getrandbits(digits * 4):0{digits}x}"
 
 
-def record(path: str | None = "evidence/a.jpg", *, status: str = "match", frame: int | None = None,
-           frame_count: int | None = 1, matches: tuple[ScanMatch, ...] | None = None, **fields: object) -> ScanRecord:
+def record(
+    path: str | None = "evidence/a.jpg",
+    *,
+    status: str = "match",
+    frame: int | None = None,
+    frame_count: int | None = 1,
+    matches: tuple[ScanMatch, ...] | None = None,
+    **fields: object,
+) -> ScanRecord:
     if matches is None:
-        matches = (ScanMatch("pdq", 12, "rot90", 7, "known-list", 1, "Series A"),
-                   ScanMatch("phash", 4, "rot90", 7, "known-list", 1, "Series A")) if status == "match" else ()
+        matches = (
+            (
+                ScanMatch("pdq", 12, "rot90", 7, "known-list", 1, "Series A"),
+                ScanMatch("phash", 4, "rot90", 7, "known-list", 1, "Series A"),
+            )
+            if status == "match"
+            else ()
+        )
     values: dict[str, object] = dict(
-        path=path, status=status, frame=frame, frame_count=frame_count, size=1234, mime="image/jpeg",
-        extension_mismatch=False, width=200, height=150, md5=hexrand(32), sha1=hexrand(40), sha256=hexrand(64),
+        path=path,
+        status=status,
+        frame=frame,
+        frame_count=frame_count,
+        size=1234,
+        mime="image/jpeg",
+        extension_mismatch=False,
+        width=200,
+        height=150,
+        md5=hexrand(32),
+        sha1=hexrand(40),
+        sha256=hexrand(64),
         hashes={"pdq": Hash.from_hex("pdq", hexrand(64), 93), "phash": Hash.from_hex("phash", hexrand(16))},
-        pdq_quality=93, matches=matches,
+        pdq_quality=93,
+        matches=matches,
     )
     values.update(fields)
     return ScanRecord(**values)  # type: ignore[arg-type]
@@ -71,10 +95,21 @@ def test_jsonl_keys_and_round_trip() -> None:
     records = [
         record(),
         record("évidence/ünïcode 写真.png", status="no_match", notes=("pdq not matched: quality 32 below 50",)),
-        record("bad/\\xff.jpg", status="error", error="image is truncated", hashes={}, pdq_quality=None,
-               path_raw_hex="6261642fff2e6a7067"),
-        record("anim.gif", status="match", frame=3, frame_count=10,
-               matches=(ScanMatch("md5", 0, None, 1, "list", None, None),)),
+        record(
+            "bad/\\xff.jpg",
+            status="error",
+            error="image is truncated",
+            hashes={},
+            pdq_quality=None,
+            path_raw_hex="6261642fff2e6a7067",
+        ),
+        record(
+            "anim.gif",
+            status="match",
+            frame=3,
+            frame_count=10,
+            matches=(ScanMatch("md5", 0, None, 1, "list", None, None),),
+        ),
     ]
     text = write("jsonl", records)
     assert "ünïcode 写真" in text  # not ASCII-escaped
@@ -105,14 +140,17 @@ def test_csv_columns_and_cells() -> None:
     columns = csv_columns(ALGOS)
     assert "matches" not in columns
     start = columns.index("match_algorithm")
-    assert tuple(columns[start:start + len(MATCH_COLUMNS)]) == MATCH_COLUMNS
+    assert tuple(columns[start : start + len(MATCH_COLUMNS)]) == MATCH_COLUMNS
     assert columns[:3] == ["path", "frame", "frame_count"]
     assert {"pdq", "phash", "pdq_quality", "status", "error", "notes", "path_raw_hex"} <= set(columns)
 
-    text = write("csv", [
-        record(notes=("first note", "second note")),
-        record("b.png", status="no_match", extension_mismatch=True, width=None),
-    ])
+    text = write(
+        "csv",
+        [
+            record(notes=("first note", "second note")),
+            record("b.png", status="no_match", extension_mismatch=True, width=None),
+        ],
+    )
     header = next(csv.reader(io.StringIO(text)))
     assert header == columns
     first, second = read_csv(text)
@@ -128,8 +166,12 @@ def test_csv_columns_and_cells() -> None:
 
 @pytest.mark.parametrize("path", ['=HYPERLINK("http://example.invalid","x")', "+1", "-1", "@x", "\tx"])
 def test_csv_formula_injection(path: str) -> None:
-    bad = record(path, notes=("=cmd|' /C calc'!A0",), error="-2+3",
-                 matches=(ScanMatch("pdq", 3, "orig", 1, "=evil list", None, "+series"),))
+    bad = record(
+        path,
+        notes=("=cmd|' /C calc'!A0",),
+        error="-2+3",
+        matches=(ScanMatch("pdq", 3, "orig", 1, "=evil list", None, "+series"),),
+    )
     row = read_csv(write("csv", [bad]))[0]
     assert row["path"] == "'" + path
     for column in ("path", "notes", "error", "match_list", "match_series"):
@@ -198,10 +240,22 @@ def test_vics_multi_frame_one_media_with_best_match() -> None:
     digests = dict(md5=hexrand(32), sha1=hexrand(40), sha256=hexrand(64))
     frames = [
         record("anim.gif", status="no_match", frame=0, frame_count=3, **digests),
-        record("anim.gif", status="match", frame=1, frame_count=3, **digests,
-               matches=(ScanMatch("pdq", 20, "orig", 5, "L", 2, None),)),
-        record("anim.gif", status="match", frame=2, frame_count=3, **digests,
-               matches=(ScanMatch("pdq", 9, "flipy", 6, "L", 1, "S"),)),
+        record(
+            "anim.gif",
+            status="match",
+            frame=1,
+            frame_count=3,
+            **digests,
+            matches=(ScanMatch("pdq", 20, "orig", 5, "L", 2, None),),
+        ),
+        record(
+            "anim.gif",
+            status="match",
+            frame=2,
+            frame_count=3,
+            **digests,
+            matches=(ScanMatch("pdq", 9, "flipy", 6, "L", 1, "S"),),
+        ),
         record("still.png"),
         record("other.gif", status="no_match", frame=0, frame_count=2),
         record("other.gif", status="error", frame=1, frame_count=2, error="frame 1 is truncated", hashes={}),
@@ -236,8 +290,17 @@ def test_vics_read_back_by_vics_reader(tmp_path: Path) -> None:
         record("a.jpg"),
         record("b.jpg", status="no_match"),
         record("c.jpg", matches=(ScanMatch("md5", 0, None, 2, "L", 0, None),)),
-        record("unreadable.jpg", status="error", error="cannot open: permission denied", size=None,
-               md5=None, sha1=None, sha256=None, hashes={}, pdq_quality=None),
+        record(
+            "unreadable.jpg",
+            status="error",
+            error="cannot open: permission denied",
+            size=None,
+            md5=None,
+            sha1=None,
+            sha256=None,
+            hashes={},
+            pdq_quality=None,
+        ),
     ]
     path = tmp_path / "report.json"
     path.write_text(write("vics", records, case={"CaseNumber": "C-1"}), encoding="utf-8")
@@ -295,9 +358,13 @@ def test_vics_case_validation() -> None:
 
 
 def view_record() -> ScanRecord:
-    return record("evidence/cropped.jpg",
-                  matches=(ScanMatch("pdq", 9, "trim+flipy", 3, "known-list", 2, None, view="crop10"),
-                           ScanMatch("phash", 6, "top88", 3, "known-list", 2, None, view="top88")))
+    return record(
+        "evidence/cropped.jpg",
+        matches=(
+            ScanMatch("pdq", 9, "trim+flipy", 3, "known-list", 2, None, view="crop10"),
+            ScanMatch("phash", 6, "top88", 3, "known-list", 2, None, view="top88"),
+        ),
+    )
 
 
 def test_view_in_jsonl_csv_and_vics() -> None:
@@ -329,8 +396,14 @@ def test_view_in_jsonl_csv_and_vics() -> None:
 GOLDEN_PDQ = Hash("pdq", bytes(range(32)), 93)
 GOLDEN_PHASH = Hash("phash", bytes(range(8, 16)))
 GOLDEN_RECORDS = [
-    ScanRecord("/e/a.png", "match", hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH}, pdq_quality=93,
-               matches=(ScanMatch("pdq", 4, "rot90", 7, "agency", 1, "s1"),), notes=("n",)),
+    ScanRecord(
+        "/e/a.png",
+        "match",
+        hashes={"pdq": GOLDEN_PDQ, "phash": GOLDEN_PHASH},
+        pdq_quality=93,
+        matches=(ScanMatch("pdq", 4, "rot90", 7, "agency", 1, "s1"),),
+        notes=("n",),
+    ),
     ScanRecord("/e/b.gif", "no_match", frame=0, frame_count=2, hashes={"phash": GOLDEN_PHASH}),
     ScanRecord("/e/b.gif", "error", frame=1, frame_count=2, error="broken"),
 ]

@@ -52,6 +52,8 @@ def one_faiss_thread():
     faiss.omp_set_num_threads(1)
     yield
     faiss.omp_set_num_threads(before)
+
+
 PHASH_RADII = (0, 2, 6, 10, None)
 
 
@@ -76,8 +78,14 @@ def plain(records: list) -> list:
     return [replace(r, added_at="") for r in records]
 
 
-def synthetic_records(rng: np.random.Generator, count: int, centres: list[bytes], phash_centres: list[bytes],
-                      md5_pool: list[str], **fields: object) -> list[KnownRecord]:
+def synthetic_records(
+    rng: np.random.Generator,
+    count: int,
+    centres: list[bytes],
+    phash_centres: list[bytes],
+    md5_pool: list[str],
+    **fields: object,
+) -> list[KnownRecord]:
     """Random PDQ records, many near a centre (some exact copies, which tie), some with pHash and digests.
 
     Every record has its own SHA-1, so exact copies of a hash are distinct records of one list.
@@ -96,15 +104,17 @@ def synthetic_records(rng: np.random.Generator, count: int, centres: list[bytes]
         if rng.random() < 0.35:
             centre = phash_centres[rng.integers(len(phash_centres))]
             hashes["phash"] = Hash("phash", flipped(centre, rng, int(rng.integers(0, 8))))
-        out.append(KnownRecord(
-            hashes=hashes,
-            sha1=hex_digest(rng, 40),
-            md5=md5_pool[rng.integers(len(md5_pool))] if rng.random() < 0.2 else None,
-            sha256=hex_digest(rng, 64) if rng.random() < 0.1 else None,
-            name=f"file-{rng.integers(1 << 30)}.jpg",
-            extra={"note": int(rng.integers(100))} if rng.random() < 0.1 else {},
-            **fields,  # type: ignore[arg-type]
-        ))
+        out.append(
+            KnownRecord(
+                hashes=hashes,
+                sha1=hex_digest(rng, 40),
+                md5=md5_pool[rng.integers(len(md5_pool))] if rng.random() < 0.2 else None,
+                sha256=hex_digest(rng, 64) if rng.random() < 0.1 else None,
+                name=f"file-{rng.integers(1 << 30)}.jpg",
+                extra={"note": int(rng.integers(100))} if rng.random() < 0.1 else {},
+                **fields,  # type: ignore[arg-type]
+            )
+        )
     return out
 
 
@@ -140,8 +150,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
         index.remove_records(rng.choice(ids, size=90, replace=False).tolist())  # gaps in the ids
     target = base / "sharded"
     paths = split_index(source, target, 3)
-    return {"source": source, "sharded": target, "paths": paths, "centres": centres,
-            "phash_centres": phash_centres, "md5_pool": md5_pool, "real": real, "rng_seed": 99}
+    return {
+        "source": source,
+        "sharded": target,
+        "paths": paths,
+        "centres": centres,
+        "phash_centres": phash_centres,
+        "md5_pool": md5_pool,
+        "real": real,
+        "rng_seed": 99,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +171,10 @@ def pair(built: dict):
 def pdq_queries(built: dict, single: KnownIndex) -> list[Hash]:
     rng = np.random.default_rng(built["rng_seed"])
     stored = [r.hashes["pdq"] for r in single.iter_records() if "pdq" in r.hashes]
-    queries = [Hash("pdq", flipped(stored[i].bits, rng, int(rng.integers(0, 10))), 90)
-               for i in rng.choice(len(stored), 25, replace=False)]
+    queries = [
+        Hash("pdq", flipped(stored[i].bits, rng, int(rng.integers(0, 10))), 90)
+        for i in rng.choice(len(stored), 25, replace=False)
+    ]
     queries += [Hash("pdq", c, 80) for c in built["centres"][:12]]  # clusters of exact copies: ties
     queries += [Hash("pdq", random_bits(rng, 32)) for _ in range(8)]
     queries += [hashes["pdq"] for hashes in built["real"]]
@@ -187,8 +207,8 @@ def test_split_writes_three_normal_indexes_and_a_manifest(built: dict) -> None:
                 assert shard.category_schemes() == single.category_schemes()
                 assert shard.default_category_scheme == single.default_category_scheme == "uk"
                 global_ids = np.load(path / GLOBAL_IDS_NAME)
-                assert global_ids.tolist() == source_ids[:len(shard)]  # contiguous ranges, in order
-                source_ids = source_ids[len(shard):]
+                assert global_ids.tolist() == source_ids[: len(shard)]  # contiguous ranges, in order
+                source_ids = source_ids[len(shard) :]
                 assert abs(len(shard) - total / 3) < 1
     assert source_ids == []
     assert document["records"] == total
@@ -265,15 +285,17 @@ def test_digest_lookups_equal(pair, built: dict) -> None:
     single, sharded = pair
     sample = list(single.iter_records())[::13]
     for kind in ("md5", "sha1", "sha256"):
-        values = [getattr(r, kind) for r in sample if getattr(r, kind)] + ["0" * {"md5": 32, "sha1": 40,
-                                                                                   "sha256": 64}[kind]]
+        values = [getattr(r, kind) for r in sample if getattr(r, kind)] + [
+            "0" * {"md5": 32, "sha1": 40, "sha256": 64}[kind]
+        ]
         mine, theirs = sharded.lookup_digest(kind, values), single.lookup_digest(kind, values)
         assert {v: plain(r) for v, r in mine.items()} == {v: plain(r) for v, r in theirs.items()}
     pool = built["md5_pool"]
     many = single.lookup_digest("md5", [pool[0].upper(), pool[1]])
     assert len(many[pool[0].upper()]) > 3  # one md5 on records of several shards
-    assert {v: plain(r) for v, r in sharded.lookup_digest("md5", [pool[0].upper(), pool[1]]).items()} == \
-        {v: plain(r) for v, r in many.items()}
+    assert {v: plain(r) for v, r in sharded.lookup_digest("md5", [pool[0].upper(), pool[1]]).items()} == {
+        v: plain(r) for v, r in many.items()
+    }
     with pytest.raises(UsageError):
         sharded.lookup_digest("crc32", ["00"])
 
@@ -298,8 +320,9 @@ def test_search_shard_and_merge_give_the_sharded_answers(pair, built: dict) -> N
         assert cached_shard(str(infos[1].path)) is before[1]  # by path: the same open shard
         values = [r.md5 for r in single.iter_records() if r.md5][:10]
         merged = merge_digest_results([lookup_digest_shard(info, "md5", values) for info in infos])
-        assert {v: plain(r) for v, r in merged.items()} == \
-            {v: plain(r) for v, r in single.lookup_digest("md5", values).items()}
+        assert {v: plain(r) for v, r in merged.items()} == {
+            v: plain(r) for v, r in single.lookup_digest("md5", values).items()
+        }
     finally:
         clear_shard_cache()
     assert cached_shard_names() == []
@@ -322,11 +345,15 @@ def viewed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         (folder / f"k{i}.png").write_bytes(fixtures.encode(image, "PNG"))
     names = known_view_names()
     extra = []
-    for i in range(240):
-        views = {view: Hash("pdq", random_bits(rng, 32), int(rng.integers(30, 100)))
-                 for view in names if rng.random() < 0.4}
-        extra.append(KnownRecord(hashes={"pdq": Hash("pdq", random_bits(rng, 32), 90)}, views={"pdq": views},
-                                 sha1=hex_digest(rng, 40)))
+    for _ in range(240):
+        views = {
+            view: Hash("pdq", random_bits(rng, 32), int(rng.integers(30, 100))) for view in names if rng.random() < 0.4
+        }
+        extra.append(
+            KnownRecord(
+                hashes={"pdq": Hash("pdq", random_bits(rng, 32), 90)}, views={"pdq": views}, sha1=hex_digest(rng, 40)
+            )
+        )
     source = base / "single"
     with KnownIndex.create(source, ("pdq",)) as index:
         index.add(extra[:120], "hand")
@@ -425,7 +452,8 @@ def test_global_ids_with_a_broken_npy_header_are_named_not_a_tokenizer_error(sma
     broken = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
     for data in (broken, broken.replace(b"(20,", b"(20, (((")):
         ids.write_bytes(data)
-        rewrite_shards(small, lambda d: d["shards"][0].update(global_ids_sha256=hashlib.sha256(data).hexdigest()))
+        digest = hashlib.sha256(data).hexdigest()
+        rewrite_shards(small, lambda d, digest=digest: d["shards"][0].update(global_ids_sha256=digest))
         with pytest.raises(IndexStoreError, match="shard-000.*cannot read array"):
             ShardedIndex.open(small)
     ids.write_bytes(original)
@@ -524,8 +552,12 @@ def test_a_scan_against_the_shards_reports_exactly_what_the_single_index_gives(v
 def test_resigned_shards_json_with_wrong_field_types_is_refused_not_coerced(small: Path) -> None:
     """A forged but re-signed shards.json is checked field by field, as manifest.json is."""
     text = (small / SHARDS_NAME).read_text()
-    for change in (lambda d: d["shards"][0].update(records="20"), lambda d: d.update(records=60.0),
-                   lambda d: d["shards"][1].update(name=7), lambda d: d.update(algorithms=[["pdq"]])):
+    for change in (
+        lambda d: d["shards"][0].update(records="20"),
+        lambda d: d.update(records=60.0),
+        lambda d: d["shards"][1].update(name=7),
+        lambda d: d.update(algorithms=[["pdq"]]),
+    ):
         (small / SHARDS_NAME).write_text(text)
         rewrite_shards(small, change)
         with pytest.raises(IndexStoreError, match="malformed field"):

@@ -114,8 +114,12 @@ def test_trim_view_after_a_downscale_costs_no_more_than_the_downscale(kind):
 
 
 def test_unpadded_scenes_have_no_border():
-    found = [(kind, seed) for kind in KINDS for seed in range(15)
-             if find_content_box(fixtures.scene(seed, 160, 120, kind)) is not None]
+    found = [
+        (kind, seed)
+        for kind in KINDS
+        for seed in range(15)
+        if find_content_box(fixtures.scene(seed, 160, 120, kind)) is not None
+    ]
     assert found == []
 
 
@@ -152,8 +156,18 @@ def test_border_rule_is_validated():
 
 
 def test_view_names_and_search_rule():
-    crops = ("crop5", "crop10", "crop5tl", "crop5tr", "crop5bl", "crop5br", "crop10tl", "crop10tr", "crop10bl",
-             "crop10br")
+    crops = (
+        "crop5",
+        "crop10",
+        "crop5tl",
+        "crop5tr",
+        "crop5bl",
+        "crop5br",
+        "crop10tl",
+        "crop10tr",
+        "crop10bl",
+        "crop10br",
+    )
     assert KNOWN_VIEWS == ("trim", "top88", "bottom88", *crops, "rotl4", "rotr4")
     for variant in VARIANT_NAMES:
         assert known_views_for(variant) == (None, "trim", *crops, "rotl4", "rotr4")
@@ -191,21 +205,27 @@ def test_view_sets(scenes, known):
     assert set(query_view_hashes(PDQ, img, rotations=False, regions=False)) == {"orig"}
     assert set(query_view_hashes(PDQ, bordered, rotations=False)) == {"orig", "trim", *REGION_VIEWS}
     assert set(query_view_hashes(PDQ, bordered, regions=False)) == {
-        *VARIANT_NAMES, "trim", *(f"trim+{v}" for v in VARIANT_NAMES if v != "orig")}
+        *VARIANT_NAMES,
+        "trim",
+        *(f"trim+{v}" for v in VARIANT_NAMES if v != "orig"),
+    }
     assert set(query_view_hashes(PDQ, bordered, trim_borders=False, regions=False)) == set(VARIANT_NAMES)
     # a known bordered image's trim is the content: an unbordered copy matches it
     assert query_view_hashes(PDQ, img, rotations=False)["orig"] - known_view_hashes(PDQ, bordered)["trim"] == 0
 
 
-@pytest.mark.parametrize(("edit", "query", "view"), [
-    ("caption", "top88", "top88"),
-    ("crop5", "orig", "crop5"),
-    ("crop10", "orig", "crop10"),
-    ("crop10_offcentre", "orig", "crop10tl"),
-    ("crop5_offcentre", "orig", "crop5tl"),
-    ("rotate4", "orig", "rotl4"),
-    ("crop5_jpeg75", "orig", "crop5"),
-])
+@pytest.mark.parametrize(
+    ("edit", "query", "view"),
+    [
+        ("caption", "top88", "top88"),
+        ("crop5", "orig", "crop5"),
+        ("crop10", "orig", "crop10"),
+        ("crop10_offcentre", "orig", "crop10tl"),
+        ("crop5_offcentre", "orig", "crop5tl"),
+        ("rotate4", "orig", "rotl4"),
+        ("crop5_jpeg75", "orig", "crop5"),
+    ],
+)
 def test_edited_copy_matches_its_view(scenes, known, edit, query, view):
     assert view in known_views_for(query)
     exact = edit != "crop5_jpeg75"
@@ -247,8 +267,10 @@ def test_views_of_a_draft_decoded_jpeg_stay_close():
     draft = next(iter_frames(data, draft_size=(256, 256)))
     assert draft.image.size == (400, 360) and (draft.width, draft.height) == full.image.size
     size = (draft.width, draft.height)
-    for ours, theirs in ((known_view_hashes(PDQ, draft.image, size), known_view_hashes(PDQ, full.image)),
-                         (query_view_hashes(PDQ, draft.image, size), query_view_hashes(PDQ, full.image))):
+    for ours, theirs in (
+        (known_view_hashes(PDQ, draft.image, size), known_view_hashes(PDQ, full.image)),
+        (query_view_hashes(PDQ, draft.image, size), query_view_hashes(PDQ, full.image)),
+    ):
         assert set(ours) == set(theirs)
         assert max(ours[v] - theirs[v] for v in ours) <= 10
 

@@ -172,8 +172,9 @@ def normalise_digest(kind: str, value: str | None, where: str) -> str | None:
     return text
 
 
-def record_row(record_id: int, list_id: int, fp: bytes, record: KnownRecord, category: int | None,
-               added_at: str, where: str) -> tuple[Any, ...]:
+def record_row(
+    record_id: int, list_id: int, fp: bytes, record: KnownRecord, category: int | None, added_at: str, where: str
+) -> tuple[Any, ...]:
     """The ``records`` row of a record."""
     if record.extra:
         try:
@@ -184,9 +185,21 @@ def record_row(record_id: int, list_id: int, fp: bytes, record: KnownRecord, cat
         extra = None
     photodna = None if record.photodna is None else str(record.photodna)
     return (
-        record_id, list_id, fp, category, record.series, record.comment, record.name, record.size,
-        normalise_digest("md5", record.md5, where), normalise_digest("sha1", record.sha1, where),
-        normalise_digest("sha256", record.sha256, where), photodna, record.source, added_at, extra,
+        record_id,
+        list_id,
+        fp,
+        category,
+        record.series,
+        record.comment,
+        record.name,
+        record.size,
+        normalise_digest("md5", record.md5, where),
+        normalise_digest("sha1", record.sha1, where),
+        normalise_digest("sha256", record.sha256, where),
+        photodna,
+        record.source,
+        added_at,
+        extra,
     )
 
 
@@ -200,7 +213,7 @@ INSERT_HASH = "INSERT INTO record_hashes (record_id, algorithm, bits, quality) V
 def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``values`` of at most ``size`` items."""
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def existing_fingerprints(conn: sqlite3.Connection, list_id: int, fps: Sequence[bytes]) -> set[bytes]:
@@ -247,14 +260,41 @@ def _hashes_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, dict[s
 
 def _build(rows: Iterable[Sequence[Any]], hashes: dict[int, dict[str, Hash]]) -> list[IndexedRecord]:
     out = []
-    for (record_id, list_name, md5, sha1, sha256, photodna, category, series, comment, name, size,
-         source, added_at, extra) in rows:
-        out.append(IndexedRecord(
-            id=int(record_id), list_name=str(list_name), hashes=hashes.get(int(record_id), {}),
-            md5=md5, sha1=sha1, sha256=sha256, photodna=photodna, category=category, series=series,
-            comment=comment, name=name, size=size, source=source, added_at=str(added_at),
-            extra=json.loads(extra) if extra else {},
-        ))
+    for (
+        record_id,
+        list_name,
+        md5,
+        sha1,
+        sha256,
+        photodna,
+        category,
+        series,
+        comment,
+        name,
+        size,
+        source,
+        added_at,
+        extra,
+    ) in rows:
+        out.append(
+            IndexedRecord(
+                id=int(record_id),
+                list_name=str(list_name),
+                hashes=hashes.get(int(record_id), {}),
+                md5=md5,
+                sha1=sha1,
+                sha256=sha256,
+                photodna=photodna,
+                category=category,
+                series=series,
+                comment=comment,
+                name=name,
+                size=size,
+                source=source,
+                added_at=str(added_at),
+                extra=json.loads(extra) if extra else {},
+            )
+        )
     return out
 
 
@@ -275,8 +315,7 @@ def fetch_records(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Ind
     return out
 
 
-def page_records(conn: sqlite3.Connection, after_id: int, limit: int,
-                 list_name: str | None) -> list[IndexedRecord]:
+def page_records(conn: sqlite3.Connection, after_id: int, limit: int, list_name: str | None) -> list[IndexedRecord]:
     """Up to ``limit`` records with ids above ``after_id``, in id order (optionally of one list)."""
     if list_name is None:
         return _select(conn, "WHERE r.id > ? ORDER BY r.id LIMIT ?", (after_id, limit))

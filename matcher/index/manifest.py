@@ -173,8 +173,9 @@ class Manifest:
             raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
         try:
             files = {
-                text_field(name, "file name"): FileEntry(count_field(entry["size"], f"size of {name}"),
-                                                    text_field(entry["sha256"], f"sha256 of {name}"))
+                text_field(name, "file name"): FileEntry(
+                    count_field(entry["size"], f"size of {name}"), text_field(entry["sha256"], f"sha256 of {name}")
+                )
                 for name, entry in mapping_field(document["files"], "files").items()
             }
             views = mapping_field(document.get("views") or {}, "views") if version >= 2 else {}
@@ -185,14 +186,22 @@ class Manifest:
                 created_at=text_field(document["created_at"], "created_at"),
                 updated_at=text_field(document["updated_at"], "updated_at"),
                 records=count_field(document["records"], "records"),
-                algorithms={k: dict(mapping_field(v, f"algorithm {k}"))
-                            for k, v in mapping_field(document["algorithms"], "algorithms").items()},
-                lists={k: dict(mapping_field(v, f"list {k}"))
-                       for k, v in mapping_field(document["lists"], "lists").items()},
+                algorithms={
+                    k: dict(mapping_field(v, f"algorithm {k}"))
+                    for k, v in mapping_field(document["algorithms"], "algorithms").items()
+                },
+                lists={
+                    k: dict(mapping_field(v, f"list {k}")) for k, v in mapping_field(document["lists"], "lists").items()
+                },
                 files=files,
                 extra=dict(mapping_field(document.get("extra") or {}, "extra")),
-                views={k: {view: dict(mapping_field(v, f"view {k}{VIEW_SEPARATOR}{view}"))
-                           for view, v in mapping_field(named, f"views of {k}").items()} for k, named in views.items()},
+                views={
+                    k: {
+                        view: dict(mapping_field(v, f"view {k}{VIEW_SEPARATOR}{view}"))
+                        for view, v in mapping_field(named, f"views of {k}").items()
+                    }
+                    for k, named in views.items()
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
@@ -223,7 +232,6 @@ class Manifest:
                         f"but this matcher uses {key}={current[key]!r}; rebuild the index"
                     )
 
-
     def check_views(self, where: str) -> None:
         """Raise :class:`IndexStoreError` unless every view table is of an indexed algorithm and a known view."""
         if not self.views:
@@ -232,17 +240,20 @@ class Manifest:
         for algorithm, views in self.views.items():
             if algorithm not in self.algorithms:
                 raise IndexStoreError(
-                    f"{where}: manifest lists view tables of {algorithm!r}, which the index does not index")
+                    f"{where}: manifest lists view tables of {algorithm!r}, which the index does not index"
+                )
             for view, counts in views.items():
                 if view not in known:
                     raise IndexStoreError(
                         f"{where}: index holds view table {table_stem(algorithm, view)!r}, a view this "
-                        f"matcher does not know (known: {', '.join(sorted(known))}); upgrade matcher to read it")
+                        f"matcher does not know (known: {', '.join(sorted(known))}); upgrade matcher to read it"
+                    )
                 for key in ("count", "searchable"):
                     value = counts.get(key)
                     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                         raise IndexStoreError(
-                            f"{where}: view table {table_stem(algorithm, view)!r} has a malformed {key} ({value!r})")
+                            f"{where}: view table {table_stem(algorithm, view)!r} has a malformed {key} ({value!r})"
+                        )
 
 
 def count_field(value: Any, field: str) -> int:

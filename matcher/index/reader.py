@@ -48,8 +48,9 @@ class IndexReader(Protocol):
         """The committed generation being read (a scan checks its workers read the same one)."""
         ...
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
-               view: str | None = None) -> list[QueryResult]:
+    def search(
+        self, queries: Sequence[Hash], max_distance: int | None = None, *, view: str | None = None
+    ) -> list[QueryResult]:
         """Every searchable record within Hamming distance ``<= max_distance`` of each query, in query
         order, matches nearest first (ties by record id); ``max_distance`` ``None``: each algorithm's
         default; ``view``: search that view table instead of the main hashes

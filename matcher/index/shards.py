@@ -185,15 +185,20 @@ class OpenShard:
     def globalise(self, results: list[QueryResult]) -> list[QueryResult]:
         """The shard's query results with global record ids."""
         mapped = iter(self.to_global([m.record_id for result in results for m in result.matches]))
-        return [replace(result, matches=tuple(replace(m, record_id=next(mapped)) for m in result.matches))
-                if result.matches else result for result in results]
+        return [
+            replace(result, matches=tuple(replace(m, record_id=next(mapped)) for m in result.matches))
+            if result.matches
+            else result
+            for result in results
+        ]
 
     def globalise_records(self, records: list[IndexedRecord]) -> list[IndexedRecord]:
         """Shard records with their global ids."""
         return [replace(record, id=g) for record, g in zip(records, self.to_global([r.id for r in records]))]
 
-    def query(self, queries: Sequence[Hash], max_distance: int | None, view: str | None,
-              k: int | None) -> list[QueryResult]:
+    def query(
+        self, queries: Sequence[Hash], max_distance: int | None, view: str | None, k: int | None
+    ) -> list[QueryResult]:
         """Range search (``k`` ``None``) or ``k`` nearest search of this shard, with global ids."""
         if k is None:
             return self.globalise(self.index.search(queries, max_distance, view=view))
@@ -206,8 +211,9 @@ class OpenShard:
 
     def lookup_digest(self, kind: str, hex_values: Sequence[str]) -> dict[str, list[IndexedRecord]]:
         """The shard's digest look-up with global ids."""
-        return {value: self.globalise_records(found)
-                for value, found in self.index.lookup_digest(kind, hex_values).items()}
+        return {
+            value: self.globalise_records(found) for value, found in self.index.lookup_digest(kind, hex_values).items()
+        }
 
 
 # -- shards.json ---------------------------------------------------------------------------------
@@ -244,8 +250,10 @@ def _read_document(root: Path) -> _Document:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise IndexStoreError(f"{path}: format_version missing or invalid")
     if version > SHARDS_FORMAT_VERSION:
-        raise IndexStoreError(f"{path}: sharded index format version {version} is newer than this matcher "
-                              f"supports ({SHARDS_FORMAT_VERSION}); upgrade matcher to read it")
+        raise IndexStoreError(
+            f"{path}: sharded index format version {version} is newer than this matcher "
+            f"supports ({SHARDS_FORMAT_VERSION}); upgrade matcher to read it"
+        )
     claimed = document.pop("shards_sha256", None)
     checksum = body_digest(document)
     if claimed != checksum:
@@ -256,14 +264,26 @@ def _read_document(root: Path) -> _Document:
             name = text_field(entry["name"], "shard name")
             if not name or "/" in name or "\\" in name or name in (".", ".."):
                 raise ValueError(f"invalid shard name {name!r}")
-            shards.append(ShardInfo(name, root / name, count_field(entry["records"], f"records of shard {name}"),
-                                    _optional_int(entry["first_id"]), _optional_int(entry["last_id"]),
-                                    text_field(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
-                                    text_field(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}")))
-        result = _Document(root, checksum, text_field(document["created_at"], "created_at"),
-                           dict(mapping_field(document["source"], "source")),
-                           count_field(document["records"], "records"),
-                           tuple(text_field(a, "algorithm") for a in document["algorithms"]), tuple(shards))
+            shards.append(
+                ShardInfo(
+                    name,
+                    root / name,
+                    count_field(entry["records"], f"records of shard {name}"),
+                    _optional_int(entry["first_id"]),
+                    _optional_int(entry["last_id"]),
+                    text_field(entry["manifest_sha256"], f"manifest_sha256 of shard {name}"),
+                    text_field(entry["global_ids_sha256"], f"global_ids_sha256 of shard {name}"),
+                )
+            )
+        result = _Document(
+            root,
+            checksum,
+            text_field(document["created_at"], "created_at"),
+            dict(mapping_field(document["source"], "source")),
+            count_field(document["records"], "records"),
+            tuple(text_field(a, "algorithm") for a in document["algorithms"]),
+            tuple(shards),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IndexStoreError(f"{path}: missing or malformed field ({exc})") from None
     if not result.shards:
@@ -310,12 +330,14 @@ def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
         raise IndexStoreError(f"{path}: shard {info.name}: cannot read array ({type(exc).__name__}: {exc})") from None
     if ids.dtype != np.dtype(np.int64) or ids.shape != (count,) or count != info.records:
-        raise IndexStoreError(f"{path}: shard {info.name}: {ids.dtype} array of shape {ids.shape}, expected "
-                              f"{info.records} int64 ids for an index of {count} records")
-    if count and (int(ids[0]) != info.first_id or int(ids[-1]) != info.last_id
-                  or not bool(np.all(ids[1:] > ids[:-1]))):
         raise IndexStoreError(
-            f"{path}: shard {info.name}: global ids not ascending or not the range {SHARDS_NAME} names")
+            f"{path}: shard {info.name}: {ids.dtype} array of shape {ids.shape}, expected "
+            f"{info.records} int64 ids for an index of {count} records"
+        )
+    if count and (int(ids[0]) != info.first_id or int(ids[-1]) != info.last_id or not bool(np.all(ids[1:] > ids[:-1]))):
+        raise IndexStoreError(
+            f"{path}: shard {info.name}: global ids not ascending or not the range {SHARDS_NAME} names"
+        )
     ids.setflags(write=False)
     return ids
 
@@ -332,8 +354,10 @@ def _shard_manifest(info: ShardInfo) -> Manifest:
     except OSError as exc:
         raise IndexStoreError(f"{manifest_path}: shard {info.name}: cannot read ({exc})") from None
     if _sha256(data) != info.manifest_sha256:
-        raise IndexStoreError(f"{manifest_path}: shard {info.name} differs from {SHARDS_NAME} "
-                              "(replaced, damaged or written to since the split)")
+        raise IndexStoreError(
+            f"{manifest_path}: shard {info.name} differs from {SHARDS_NAME} "
+            "(replaced, damaged or written to since the split)"
+        )
     try:
         return Manifest.from_json(data.decode("utf-8"), str(manifest_path))
     except UnicodeDecodeError as exc:
@@ -389,13 +413,20 @@ class ShardCatalog:
             if tuple(manifest.algorithms) != document.algorithms:
                 raise IndexStoreError(
                     f"{info.path}: shard {info.name} indexes {', '.join(manifest.algorithms)}, "
-                    f"{SHARDS_NAME} says {', '.join(document.algorithms)}")
+                    f"{SHARDS_NAME} says {', '.join(document.algorithms)}"
+                )
             for algorithm, named in manifest.views.items():
                 searchable = {view for view, counts in named.items() if int(counts.get("searchable", 0)) > 0}
                 if searchable:
                     views.setdefault(algorithm, set()).update(searchable)
-        return cls(document.root, document.checksum, document.records, document.algorithms, document.shards,
-                   {algorithm: tuple(sorted(named)) for algorithm, named in sorted(views.items())})
+        return cls(
+            document.root,
+            document.checksum,
+            document.records,
+            document.algorithms,
+            document.shards,
+            {algorithm: tuple(sorted(named)) for algorithm, named in sorted(views.items())},
+        )
 
     def __len__(self) -> int:
         """Number of stored records (all shards)."""
@@ -451,9 +482,15 @@ def cached_shard_names() -> list[str]:
         return sorted(opened.info.name for opened in _CACHE.values())
 
 
-def search_shard(shard: ShardInfo | str | os.PathLike[str], queries: Sequence[Hash],
-                 max_distance: int | None = None, *, view: str | None = None, k: int | None = None,
-                 verify: bool = True) -> list[QueryResult]:
+def search_shard(
+    shard: ShardInfo | str | os.PathLike[str],
+    queries: Sequence[Hash],
+    max_distance: int | None = None,
+    *,
+    view: str | None = None,
+    k: int | None = None,
+    verify: bool = True,
+) -> list[QueryResult]:
     """One shard's answers to ``queries``, with global record ids (for :func:`merge_results`).
 
     ``shard``: a :class:`ShardInfo` (from :attr:`ShardedIndex.shards`; checked against its
@@ -466,8 +503,9 @@ def search_shard(shard: ShardInfo | str | os.PathLike[str], queries: Sequence[Ha
     return cached_shard(shard, verify=verify).query(queries, max_distance, view, k)
 
 
-def lookup_digest_shard(shard: ShardInfo | str | os.PathLike[str], kind: str, hex_values: Sequence[str], *,
-                        verify: bool = True) -> dict[str, list[IndexedRecord]]:
+def lookup_digest_shard(
+    shard: ShardInfo | str | os.PathLike[str], kind: str, hex_values: Sequence[str], *, verify: bool = True
+) -> dict[str, list[IndexedRecord]]:
     """One shard's :meth:`KnownIndex.lookup_digest` answer with global ids (for :func:`merge_digest_results`)."""
     return cached_shard(shard, verify=verify).lookup_digest(kind, list(hex_values))
 
@@ -501,8 +539,7 @@ def merge_results(per_shard: Sequence[Sequence[QueryResult]], k: int | None = No
         if reason is not None:
             merged.append(QueryResult(first.query, (), reason))
             continue
-        matches: list[Match] = sorted((m for a in answers for m in a.matches),
-                                      key=lambda m: (m.distance, m.record_id))
+        matches: list[Match] = sorted((m for a in answers for m in a.matches), key=lambda m: (m.distance, m.record_id))
         merged.append(QueryResult(first.query, tuple(matches if k is None else matches[:k])))
     return merged
 
@@ -560,11 +597,14 @@ class ShardedIndex:
                 if shard.index.algorithms != document.algorithms:
                     raise IndexStoreError(
                         f"{info.path}: shard {info.name} indexes {', '.join(shard.index.algorithms)}, "
-                        f"{SHARDS_NAME} says {', '.join(document.algorithms)}")
+                        f"{SHARDS_NAME} says {', '.join(document.algorithms)}"
+                    )
                 if shard.index.category_schemes() != opened[0].index.category_schemes() or (
-                        shard.index.default_category_scheme != opened[0].index.default_category_scheme):
-                    raise IndexStoreError(f"{info.path}: shard {info.name} has other category labels than "
-                                          f"shard {opened[0].info.name}")
+                    shard.index.default_category_scheme != opened[0].index.default_category_scheme
+                ):
+                    raise IndexStoreError(
+                        f"{info.path}: shard {info.name} has other category labels than shard {opened[0].info.name}"
+                    )
         except BaseException:
             for shard in opened:
                 shard.index.close()
@@ -635,8 +675,9 @@ class ShardedIndex:
 
     # -- searching -------------------------------------------------------------------------------
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
-               view: str | None = None) -> list[QueryResult]:
+    def search(
+        self, queries: Sequence[Hash], max_distance: int | None = None, *, view: str | None = None
+    ) -> list[QueryResult]:
         """Every searchable record within ``max_distance`` of each query, as :meth:`KnownIndex.search`."""
         queries = list(queries)
         return merge_results([shard.query(queries, max_distance, view, None) for shard in self._open()])
@@ -746,9 +787,17 @@ class ShardedIndex:
             "lists": dict(sorted(lists.items())),
             "category_schemes": infos[0]["category_schemes"],
             "default_category_scheme": infos[0]["default_category_scheme"],
-            "shards": [{"name": shard.info.name, "path": str(shard.info.path), "records": int(i["records"]),
-                        "first_id": shard.info.first_id, "last_id": shard.info.last_id,
-                        "size_on_disk": int(i["size_on_disk"])} for shard, i in zip(shards, infos)],
+            "shards": [
+                {
+                    "name": shard.info.name,
+                    "path": str(shard.info.path),
+                    "records": int(i["records"]),
+                    "first_id": shard.info.first_id,
+                    "last_id": shard.info.last_id,
+                    "size_on_disk": int(i["size_on_disk"]),
+                }
+                for shard, i in zip(shards, infos)
+            ],
             "size_on_disk": sum(int(i["size_on_disk"]) for i in infos) + own_bytes,
             "directory_bytes": sum(int(i["directory_bytes"]) for i in infos) + own_bytes,
         }
@@ -757,8 +806,9 @@ class ShardedIndex:
 # -- splitting -------------------------------------------------------------------------------------
 
 
-def _copies(source: KnownIndex, records: Iterable[IndexedRecord], batch_size: int,
-            taken: array[int]) -> Iterator[KnownRecord]:
+def _copies(
+    source: KnownIndex, records: Iterable[IndexedRecord], batch_size: int, taken: array[int]
+) -> Iterator[KnownRecord]:
     """The records as :class:`KnownRecord` values with their view hashes; appends each id to ``taken``."""
     records = iter(records)
     while batch := list(itertools.islice(records, batch_size)):
@@ -768,8 +818,9 @@ def _copies(source: KnownIndex, records: Iterable[IndexedRecord], batch_size: in
             yield replace(record.to_known(), views=views.get(record.id, {}))
 
 
-def _write_shard(source: KnownIndex, path: Path, records: Iterator[IndexedRecord], count: int,
-                 batch_size: int) -> array[int]:
+def _write_shard(
+    source: KnownIndex, path: Path, records: Iterator[IndexedRecord], count: int, batch_size: int
+) -> array[int]:
     """Create the shard at ``path`` and fill it with ``count`` records in id order; returns their global ids."""
     taken: array[int] = array("q")
     with KnownIndex.create(path, source.algorithms) as shard:
@@ -784,14 +835,21 @@ def _write_shard(source: KnownIndex, path: Path, records: Iterator[IndexedRecord
             if result.added != len(taken) - before:
                 raise IndexStoreError(
                     f"{path}: {len(taken) - before - result.added} records of list {list_name!r} were not "
-                    f"stored in the shard (duplicates or empty records in the source index?)")
+                    f"stored in the shard (duplicates or empty records in the source index?)"
+                )
         if len(taken) != count or len(shard) != count or (count and not shard.records([count])):
             raise IndexStoreError(f"{path}: shard holds {len(shard)} records, expected {count} with ids 1..{count}")
     return taken
 
 
-def split_index(source_path: str | os.PathLike[str], target_dir: str | os.PathLike[str], shards: int, *,
-                verify: bool = True, batch_size: int = 2000) -> list[Path]:
+def split_index(
+    source_path: str | os.PathLike[str],
+    target_dir: str | os.PathLike[str],
+    shards: int,
+    *,
+    verify: bool = True,
+    batch_size: int = 2000,
+) -> list[Path]:
     """Split the index at ``source_path`` into ``shards`` normal index directories under ``target_dir``.
 
     Writes ``shard-000`` ... (contiguous ranges of record ids, equal record counts; a shard may be
@@ -832,10 +890,17 @@ def split_index(source_path: str | os.PathLike[str], target_dir: str | os.PathLi
                     handle.flush()
                     os.fsync(handle.fileno())
                 fsync_dir(path)
-                entries.append(ShardInfo(
-                    name, path, int(ids.shape[0]), int(ids[0]) if ids.shape[0] else None,
-                    int(ids[-1]) if ids.shape[0] else None,
-                    _sha256((path / MANIFEST_NAME).read_bytes()), _sha256(buffer.getvalue())).to_dict())
+                entries.append(
+                    ShardInfo(
+                        name,
+                        path,
+                        int(ids.shape[0]),
+                        int(ids[0]) if ids.shape[0] else None,
+                        int(ids[-1]) if ids.shape[0] else None,
+                        _sha256((path / MANIFEST_NAME).read_bytes()),
+                        _sha256(buffer.getvalue()),
+                    ).to_dict()
+                )
                 log.info("wrote shard %s (%d records)", path, ids.shape[0])
             body = {
                 "format": SHARDS_FORMAT,

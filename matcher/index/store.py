@@ -111,7 +111,11 @@ _GEN_PREFIX = "gen-"
 _TMP_PREFIX = "tmp-"
 _ADD_CHUNK = 5000
 _ARRAY_SUFFIXES = ("ids", "codes", "quality")
-_ARRAY_DTYPES: dict[str, np.dtype[Any]] = {"ids": np.dtype(np.int64), "codes": np.dtype(np.uint8), "quality": np.dtype(np.int16)}
+_ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
+    "ids": np.dtype(np.int64),
+    "codes": np.dtype(np.uint8),
+    "quality": np.dtype(np.int16),
+}
 
 
 def _checkpoint(step: str) -> None:
@@ -250,9 +254,17 @@ class _Snapshot:
     lease: _Lease
 
     @classmethod
-    def build(cls, root: Path, manifest: Manifest, gen_dir: Path, tables: dict[str, AlgorithmTable],
-              views: ViewTables, conn: sqlite3.Connection, labels: dict[str, dict[int, str]],
-              default_scheme: str | None) -> _Snapshot:
+    def build(
+        cls,
+        root: Path,
+        manifest: Manifest,
+        gen_dir: Path,
+        tables: dict[str, AlgorithmTable],
+        views: ViewTables,
+        conn: sqlite3.Connection,
+        labels: dict[str, dict[int, str]],
+        default_scheme: str | None,
+    ) -> _Snapshot:
         """A snapshot owning ``conn`` (closed when the snapshot is retired and unused)."""
         lock = threading.Lock()
         return cls(root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock))
@@ -331,7 +343,8 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     for algorithm, view_counts in manifest.views.items():
         for view, counts in sorted(view_counts.items()):
             views.setdefault(algorithm, {})[view] = _load_table(
-                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify)
+                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify
+            )
     if not db_path.exists():
         raise _Vanished(str(db_path))
     conn = db.open_readonly(db_path)
@@ -352,8 +365,15 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
 
 
-def _load_table(gen_dir: Path, manifest: Manifest, algorithm: str, view: str | None, params: Mapping[str, Any],
-                counts: Mapping[str, Any], verify: bool) -> AlgorithmTable:
+def _load_table(
+    gen_dir: Path,
+    manifest: Manifest,
+    algorithm: str,
+    view: str | None,
+    params: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    verify: bool,
+) -> AlgorithmTable:
     """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table)."""
     stem = table_stem(algorithm, view)
     arrays = {}
@@ -450,8 +470,10 @@ class KnownIndex:
         index in the same place at once exactly one succeeds; the others raise and change nothing.
         """
         root = Path(path)
-        names = [algorithm.name for algorithm in registry.resolve(
-            algorithms if isinstance(algorithms, str) else tuple(algorithms))]
+        names = [
+            algorithm.name
+            for algorithm in registry.resolve(algorithms if isinstance(algorithms, str) else tuple(algorithms))
+        ]
         params = {name: algorithm_params(name) for name in names}
         if root.exists():
             _check_creatable(root)
@@ -494,8 +516,13 @@ class KnownIndex:
             raise IndexStoreError(f"{root}: no such index directory")
         started = time.perf_counter()
         snapshot = _load_snapshot(root, verify)
-        log.info("opened index %s generation %d (%d records) in %.2fs", root, snapshot.manifest.generation,
-                 snapshot.manifest.records, time.perf_counter() - started)
+        log.info(
+            "opened index %s generation %d (%d records) in %.2fs",
+            root,
+            snapshot.manifest.generation,
+            snapshot.manifest.records,
+            time.perf_counter() - started,
+        )
         return cls(root, snapshot, writable)
 
     def close(self) -> None:
@@ -579,9 +606,14 @@ class KnownIndex:
         Only views with at least one searchable code are named (an index made from hash lists has
         none); :meth:`info` gives every view table's counts.
         """
-        return {algorithm: named for algorithm, named in (
-            (algorithm, tuple(view for view, table in views.items() if table.searchable))
-            for algorithm, views in self._snap().views.items()) if named}
+        return {
+            algorithm: named
+            for algorithm, named in (
+                (algorithm, tuple(view for view, table in views.items() if table.searchable))
+                for algorithm, views in self._snap().views.items()
+            )
+            if named
+        }
 
     @property
     def generation(self) -> int:
@@ -632,10 +664,13 @@ class KnownIndex:
             "updated_at": manifest.updated_at,
             "records": manifest.records,
             "algorithms": {name: dict(values) for name, values in manifest.algorithms.items()},
-            "views": {name: {view: dict(counts) for view, counts in views.items()}
-                      for name, views in manifest.views.items()},
-            "lists": {name: {"records": v["records"], "algorithms": dict(v["algorithms"])}
-                      for name, v in manifest.lists.items()},
+            "views": {
+                name: {view: dict(counts) for view, counts in views.items()} for name, views in manifest.views.items()
+            },
+            "lists": {
+                name: {"records": v["records"], "algorithms": dict(v["algorithms"])}
+                for name, v in manifest.lists.items()
+            },
             "category_schemes": sorted(snapshot.labels),
             "default_category_scheme": snapshot.default_scheme,
             "files": {name: entry.size for name, entry in manifest.files.items()},
@@ -704,7 +739,8 @@ class KnownIndex:
                 for position in positions[table.ids[positions] == wanted]:
                     quality = int(table.quality[position])
                     out.setdefault(int(table.ids[position]), {}).setdefault(algorithm, {})[view] = Hash(
-                        algorithm, table.codes[position].tobytes(), None if quality < 0 else quality)
+                        algorithm, table.codes[position].tobytes(), None if quality < 0 else quality
+                    )
         return out
 
     def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[IndexedRecord]]:
@@ -748,7 +784,9 @@ class KnownIndex:
         if name is None or category is None:
             return None
         if name not in snapshot.labels:
-            raise UsageError(f"no category label scheme {name!r} (known: {', '.join(sorted(snapshot.labels)) or 'none'})")
+            raise UsageError(
+                f"no category label scheme {name!r} (known: {', '.join(sorted(snapshot.labels)) or 'none'})"
+            )
         return snapshot.labels[name].get(int(category))
 
     def set_category_labels(self, scheme: str, labels: Mapping[int, str], *, default: bool | None = None) -> None:
@@ -789,8 +827,9 @@ class KnownIndex:
 
     # -- searching -------------------------------------------------------------------------------
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
-               view: str | None = None) -> list[QueryResult]:
+    def search(
+        self, queries: Sequence[Hash], max_distance: int | None = None, *, view: str | None = None
+    ) -> list[QueryResult]:
         """Every searchable record within Hamming distance ``<= max_distance`` of each query (exact).
 
         ``view`` ``None`` searches the records' main hashes; a view name (one of
@@ -806,13 +845,17 @@ class KnownIndex:
         known quality below 50 are never returned. A query algorithm the index does not hold raises
         :class:`UsageError`; a query of the wrong length raises :class:`HashFormatError`.
         """
-        if max_distance is not None and (isinstance(max_distance, bool) or not isinstance(max_distance, int)
-                                         or max_distance < 0):
+        if max_distance is not None and (
+            isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
+        ):
             raise UsageError(f"max_distance must be a non-negative integer, not {max_distance!r}")
-        return self._run(queries, lambda table, codes: range_hits(
-            table, codes, min(table.bit_length, self._default(table) if max_distance is None else max_distance)),
-            view)
-
+        return self._run(
+            queries,
+            lambda table, codes: range_hits(
+                table, codes, min(table.bit_length, self._default(table) if max_distance is None else max_distance)
+            ),
+            view,
+        )
 
     def nearest(self, queries: Sequence[Hash], k: int, *, view: str | None = None) -> list[QueryResult]:
         """The ``k`` nearest searchable records of each query, nearest first, ties by record id (exact).
@@ -823,21 +866,26 @@ class KnownIndex:
             raise UsageError(f"k must be a positive integer, not {k!r}")
         return self._run(queries, lambda table, codes: knn_hits(table, codes, k), view)
 
-
     @staticmethod
     def _default(table: AlgorithmTable) -> int:
         return int(registry.get(table.name).default_max_distance)
 
-
-    def _run(self, queries: Sequence[Hash],
-             find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
-             view: str | None = None) -> list[QueryResult]:
+    def _run(
+        self,
+        queries: Sequence[Hash],
+        find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
+        view: str | None = None,
+    ) -> list[QueryResult]:
         with self._reading() as snapshot:
             return self._run_on(snapshot, queries, find, view)
 
-    def _run_on(self, snapshot: _Snapshot, queries: Sequence[Hash],
-                find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
-                view: str | None) -> list[QueryResult]:
+    def _run_on(
+        self,
+        snapshot: _Snapshot,
+        queries: Sequence[Hash],
+        find: Callable[[AlgorithmTable, np.ndarray], list[list[tuple[int, int]]]],
+        view: str | None,
+    ) -> list[QueryResult]:
         if view is not None and view not in known_view_names():
             raise UsageError(f"no view {view!r} (known views: {', '.join(known_view_names())})")
         queries = list(queries)
@@ -847,7 +895,8 @@ class KnownIndex:
                 raise UsageError(f"query {position} is not a Hash ({type(query).__name__})")
             if query.algorithm not in snapshot.tables:
                 raise UsageError(
-                    f"the index holds no {query.algorithm} hashes (it indexes {', '.join(snapshot.tables)})")
+                    f"the index holds no {query.algorithm} hashes (it indexes {', '.join(snapshot.tables)})"
+                )
             groups.setdefault(query.algorithm, []).append(position)
         found: list[list[tuple[int, int]] | None] = [None] * len(queries)
         skipped: dict[int, str] = {}
@@ -855,7 +904,8 @@ class KnownIndex:
             table = snapshot.tables[algorithm]
             if view is not None:
                 table = snapshot.views.get(algorithm, {}).get(view) or empty_table(
-                    algorithm, table.bit_length, table.min_quality)
+                    algorithm, table.bit_length, table.min_quality
+                )
             searched = []
             for position in positions:
                 quality = queries[position].quality
@@ -878,15 +928,21 @@ class KnownIndex:
             matches = []
             for record_id, distance in found[position] or ():
                 list_name, category, series, name, comment = fields[record_id]
-                matches.append(Match(record_id, distance, query.algorithm, list_name, category, series, name,
-                                     comment, view=view))
+                matches.append(
+                    Match(record_id, distance, query.algorithm, list_name, category, series, name, comment, view=view)
+                )
             results.append(QueryResult(query, tuple(matches)))
         return results
 
     # -- writing -------------------------------------------------------------------------------
 
-    def add(self, records: Iterable[KnownRecord], list_name: str, category: int | None = None,
-            progress: Callable[[int], None] | None = None) -> AddResult:
+    def add(
+        self,
+        records: Iterable[KnownRecord],
+        list_name: str,
+        category: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
         """Add records under ``list_name`` in one atomic write (one new generation).
 
         ``category``, when given, replaces every record's own category. A record with the same
@@ -907,16 +963,23 @@ class KnownIndex:
         result: AddResult = self._commit(mutate)
         return result
 
-    def _add_rows(self, conn: sqlite3.Connection, snapshot: _Snapshot, records: Iterable[KnownRecord],
-                  list_name: str, category: int | None,
-                  progress: Callable[[int], None] | None) -> tuple[AddResult, _Staged]:
+    def _add_rows(
+        self,
+        conn: sqlite3.Connection,
+        snapshot: _Snapshot,
+        records: Iterable[KnownRecord],
+        list_name: str,
+        category: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[AddResult, _Staged]:
         tables = snapshot.tables
         widths = {name: table.bit_length // 8 for name, table in tables.items()}
         added_at = _now()
         row = conn.execute("SELECT id FROM lists WHERE name = ?", (list_name,)).fetchone()
         if row is None:
-            list_id = int(conn.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)",
-                                       (list_name, added_at)).lastrowid or 0)
+            list_id = int(
+                conn.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)", (list_name, added_at)).lastrowid or 0
+            )
             list_is_new = True
         else:
             list_id, list_is_new = int(row[0]), False
@@ -929,8 +992,11 @@ class KnownIndex:
             nonlocal added, duplicates, empty, next_id
             pending: list[tuple[bytes, KnownRecord, str]] = []
             for index, record in enumerate(batch):
-                where = record.source if isinstance(record, KnownRecord) and record.source else (
-                    f"record {processed - len(batch) + index + 1}")
+                where = (
+                    record.source
+                    if isinstance(record, KnownRecord) and record.source
+                    else (f"record {processed - len(batch) + index + 1}")
+                )
                 if not isinstance(record, KnownRecord):
                     raise UsageError(f"{where}: expected a KnownRecord, got {type(record).__name__}")
                 if record.is_empty():
@@ -992,10 +1058,12 @@ class KnownIndex:
         db.set_meta(conn, "next_record_id", str(next_id))
         arrays = {}
         staged: list[tuple[str, AlgorithmTable, tuple[list[int], list[bytes], list[int]]]] = [
-            (name, tables[name], rows) for name, rows in new.items()]
+            (name, tables[name], rows) for name, rows in new.items()
+        ]
         for (name, view), rows in sorted(new_views.items()):
             table = snapshot.views.get(name, {}).get(view) or empty_table(
-                name, tables[name].bit_length, tables[name].min_quality)
+                name, tables[name].bit_length, tables[name].min_quality
+            )
             staged.append((table_stem(name, view), table, rows))
         for stem, table, (ids, bits, quality) in staged:
             if not ids:
@@ -1005,8 +1073,14 @@ class KnownIndex:
                 np.concatenate([table.codes, np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(ids), -1)]),
                 np.concatenate([table.quality, np.asarray(quality, dtype=np.int16)]),
             )
-        log.debug("add to %s list %r: %d added, %d duplicates, %d empty", self._root,
-                  list_name + (" (new)" if list_is_new else ""), added, duplicates, empty)
+        log.debug(
+            "add to %s list %r: %d added, %d duplicates, %d empty",
+            self._root,
+            list_name + (" (new)" if list_is_new else ""),
+            added,
+            duplicates,
+            empty,
+        )
         return replace(result, generation=snapshot.manifest.generation + 1), _Staged(True, arrays)
 
     def remove_records(self, ids: Iterable[int]) -> int:
@@ -1017,8 +1091,9 @@ class KnownIndex:
             present: list[int] = []
             for part in db.chunks(wanted):
                 marks = ",".join("?" * len(part))
-                present.extend(int(r[0]) for r in conn.execute(
-                    f"SELECT id FROM records WHERE id IN ({marks})", tuple(part)))
+                present.extend(
+                    int(r[0]) for r in conn.execute(f"SELECT id FROM records WHERE id IN ({marks})", tuple(part))
+                )
             if not present:
                 return 0, _Staged(False, {})
             for part in db.chunks(present):
@@ -1038,10 +1113,12 @@ class KnownIndex:
             if row is None:
                 return 0, _Staged(False, {})
             list_id = int(row[0])
-            gone = np.fromiter((r[0] for r in conn.execute("SELECT id FROM records WHERE list_id = ?", (list_id,))),
-                               dtype=np.int64)
-            conn.execute("DELETE FROM record_hashes WHERE record_id IN (SELECT id FROM records WHERE list_id = ?)",
-                         (list_id,))
+            gone = np.fromiter(
+                (r[0] for r in conn.execute("SELECT id FROM records WHERE list_id = ?", (list_id,))), dtype=np.int64
+            )
+            conn.execute(
+                "DELETE FROM record_hashes WHERE record_id IN (SELECT id FROM records WHERE list_id = ?)", (list_id,)
+            )
             conn.execute("DELETE FROM records WHERE list_id = ?", (list_id,))
             conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
             return int(gone.shape[0]), _Staged(True, _without(snapshot, gone))
@@ -1081,13 +1158,23 @@ class KnownIndex:
 
             started = time.perf_counter()
             result, manifest, loaded = _write_generation(
-                self._root, snapshot.manifest.generation + 1, snapshot.manifest.created_at,
-                {name: algorithm_params(name) for name in snapshot.tables}, snapshot, fill)
+                self._root,
+                snapshot.manifest.generation + 1,
+                snapshot.manifest.created_at,
+                {name: algorithm_params(name) for name in snapshot.tables},
+                snapshot,
+                fill,
+            )
             if manifest is None:
                 return result
             self._install(_snapshot_after_write(self._root, manifest, loaded))
-            log.info("%s: committed generation %d (%d records) in %.2fs", self._root, manifest.generation,
-                     manifest.records, time.perf_counter() - started)
+            log.info(
+                "%s: committed generation %d (%d records) in %.2fs",
+                self._root,
+                manifest.generation,
+                manifest.records,
+                time.perf_counter() - started,
+            )
             _cleanup(self._root, keep=manifest.directory)
             return result
 
@@ -1097,8 +1184,11 @@ def _check_hash(name: str, value: Hash, width: int | None, where: str) -> None:
         raise HashFormatError(f"{where}: {name} hash is not a Hash ({type(value).__name__})")
     if value.algorithm != name:
         raise HashFormatError(f"{where}: hash stored under {name!r} is a {value.algorithm} hash")
-    expected = width if width is not None else (
-        None if registry.bit_length_of(name) is None else registry.bit_length_of(name) // 8)  # type: ignore[operator]
+    expected = (
+        width
+        if width is not None
+        else (None if registry.bit_length_of(name) is None else registry.bit_length_of(name) // 8)
+    )  # type: ignore[operator]
     if expected is not None and len(value.bits) != expected:
         raise HashFormatError(f"{where}: {name} hash has {len(value.bits) * 8} bits, expected {expected * 8}")
     quality = value.quality
@@ -1111,7 +1201,9 @@ def _check_views(record: KnownRecord, widths: Mapping[str, int], where: str) -> 
     known_views = frozenset(known_view_names())
     views = record.views
     if not isinstance(views, Mapping):
-        raise UsageError(f"{where}: record views must be a dict of algorithm -> view -> Hash, not {type(views).__name__}")
+        raise UsageError(
+            f"{where}: record views must be a dict of algorithm -> view -> Hash, not {type(views).__name__}"
+        )
     for name, named in views.items():
         if not isinstance(named, Mapping):
             raise UsageError(f"{where}: {name} views must be a dict of view -> Hash, not {type(named).__name__}")
@@ -1126,8 +1218,11 @@ def _check_views(record: KnownRecord, widths: Mapping[str, int], where: str) -> 
 def _without(snapshot: _Snapshot, gone: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The arrays of every table (main or view, by stem) that loses rows when the ids ``gone`` are removed."""
     every = [(name, table) for name, table in snapshot.tables.items()]
-    every += [(table_stem(algorithm, view), table)
-              for algorithm, views in snapshot.views.items() for view, table in views.items()]
+    every += [
+        (table_stem(algorithm, view), table)
+        for algorithm, views in snapshot.views.items()
+        for view, table in views.items()
+    ]
     out = {}
     for stem, table in every:
         keep = ~np.isin(table.ids, gone)
@@ -1137,7 +1232,10 @@ def _without(snapshot: _Snapshot, gone: np.ndarray) -> dict[str, tuple[np.ndarra
 
 
 def _write_generation(
-    root: Path, generation: int, created_at: str, params: Mapping[str, Mapping[str, Any]],
+    root: Path,
+    generation: int,
+    created_at: str,
+    params: Mapping[str, Mapping[str, Any]],
     previous: _Snapshot | None,
     fill: Callable[[Path], tuple[Any, _Staged, dict[str, dict[str, Any]], int]],
 ) -> tuple[Any, Manifest | None, tuple[dict[str, AlgorithmTable], ViewTables] | None]:
@@ -1171,10 +1269,14 @@ def _write_generation(
                     _link_or_copy(previous.gen_dir / _array_name(name, suffix), tmp / _array_name(name, suffix))
                 tables[name] = previous.tables[name]
         views: ViewTables = {}
-        view_keys = {(algorithm, view) for algorithm, named in (previous.views if previous else {}).items()
-                     for view in named}
-        view_keys.update(tuple(stem.split(VIEW_SEPARATOR, 1)) for stem in staged.arrays  # type: ignore[misc]
-                         if VIEW_SEPARATOR in stem)
+        view_keys = {
+            (algorithm, view) for algorithm, named in (previous.views if previous else {}).items() for view in named
+        }
+        view_keys.update(
+            tuple(stem.split(VIEW_SEPARATOR, 1))
+            for stem in staged.arrays  # type: ignore[misc]
+            if VIEW_SEPARATOR in stem
+        )
         for algorithm, view in sorted(view_keys):
             stem, p = table_stem(algorithm, view), params[algorithm]
             if stem in staged.arrays:
@@ -1202,12 +1304,21 @@ def _write_generation(
         algorithms = {}
         for name, p in params.items():
             algorithms[name] = dict(p, count=tables[name].count, searchable=tables[name].searchable)
-        view_counts = {algorithm: {view: {"count": table.count, "searchable": table.searchable}
-                                   for view, table in named.items()}
-                       for algorithm, named in views.items()}
+        view_counts = {
+            algorithm: {view: {"count": table.count, "searchable": table.searchable} for view, table in named.items()}
+            for algorithm, named in views.items()
+        }
         manifest = Manifest(
-            format_version=FORMAT_VERSION, generation=generation, directory=final.name, created_at=created_at,
-            updated_at=_now(), records=total, algorithms=algorithms, lists=lists, files=files, views=view_counts,
+            format_version=FORMAT_VERSION,
+            generation=generation,
+            directory=final.name,
+            created_at=created_at,
+            updated_at=_now(),
+            records=total,
+            algorithms=algorithms,
+            lists=lists,
+            files=files,
+            views=view_counts,
         )
         try:
             write_manifest(root, manifest, _checkpoint)
@@ -1216,8 +1327,10 @@ def _write_generation(
                 raise
             # the manifest was replaced (the commit point) and only the directory sync after it failed
             committed = True
-            raise IndexStoreError(f"{root}: generation {generation} was committed, but syncing the index "
-                                  f"directory afterwards failed ({exc}); it may not survive a power loss") from exc
+            raise IndexStoreError(
+                f"{root}: generation {generation} was committed, but syncing the index "
+                f"directory afterwards failed ({exc}); it may not survive a power loss"
+            ) from exc
         committed = True
         _checkpoint("manifest-replaced")
         return result, manifest, (tables, views)
@@ -1250,8 +1363,9 @@ def _discard(root: Path, tmp: Path, final: Path) -> None:
             shutil.rmtree(final, ignore_errors=True)
 
 
-def _snapshot_after_write(root: Path, manifest: Manifest | None,
-                          loaded: tuple[dict[str, AlgorithmTable], ViewTables] | None) -> _Snapshot:
+def _snapshot_after_write(
+    root: Path, manifest: Manifest | None, loaded: tuple[dict[str, AlgorithmTable], ViewTables] | None
+) -> _Snapshot:
     if manifest is None or loaded is None:
         raise IndexStoreError(f"{root}: internal error: no generation was written")
     tables, views = loaded
@@ -1277,9 +1391,11 @@ def _check_creatable(root: Path) -> None:
     if (root / MANIFEST_NAME).exists():
         raise IndexStoreError(f"{root}: already holds an index")
     try:
-        foreign = [p.name for p in root.iterdir()
-                   if not (p.name.startswith((_GEN_PREFIX, _TMP_PREFIX, f".{MANIFEST_NAME}.tmp"))
-                           or p.name == LOCK_NAME)]
+        foreign = [
+            p.name
+            for p in root.iterdir()
+            if not (p.name.startswith((_GEN_PREFIX, _TMP_PREFIX, f".{MANIFEST_NAME}.tmp")) or p.name == LOCK_NAME)
+        ]
     except OSError as exc:
         raise IndexStoreError(f"{root}: cannot list the directory ({exc})") from None
     if foreign:

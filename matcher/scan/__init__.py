@@ -77,9 +77,9 @@ with the number of files and the output order never depends on the worker count.
 start (about a second: interpreter, imports, index, compiled kernels) the calling process scans the
 first entries itself, the pool taking over from the next entry once every worker is ready.
 ``workers=1`` (the library's default; ``matcher scan`` uses every CPU) runs in the calling process
-and starts no process. A worker exits by itself once the
-calling process is gone (killed, even with SIGKILL), so a killed scan leaves no process behind. In-process scanning sets FAISS to one
-thread for its duration (process-wide; restored afterwards).
+and starts no process. A worker exits by itself once the calling process is gone (killed, even with
+SIGKILL), so a killed scan leaves no process behind. In-process scanning sets FAISS to one thread for
+its duration (process-wide; restored afterwards).
 
 Engines
 -------

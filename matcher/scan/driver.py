@@ -97,8 +97,9 @@ class Tally:
         for name in {m.list for r in records for m in r.matches if m.record in good}:
             self.known_good_by_list[name] = self.known_good_by_list.get(name, 0) + 1
 
-    def summary(self, resumed: int, started_at: str, finished_at: str, elapsed: float, output: str | None,
-                manifest: str | None) -> ScanSummary:
+    def summary(
+        self, resumed: int, started_at: str, finished_at: str, elapsed: float, output: str | None, manifest: str | None
+    ) -> ScanSummary:
         return ScanSummary(
             files=self.files,
             records=self.records,
@@ -123,7 +124,6 @@ class Tally:
 # Journal
 
 
-
 def utc_now() -> str:
     """The time now in UTC, as the manifest and journal write it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -136,8 +136,6 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
 
 
 def _walk(paths: Sequence[str | bytes | os.PathLike[str] | os.PathLike[bytes]]) -> Iterator[files.Entry]:
@@ -180,7 +178,6 @@ def scan(
             index.close()
 
     return generate()
-
 
 
 def writer_class(format: str) -> type:
@@ -282,18 +279,48 @@ def run_scan(
             "paths": [os.fsencode(p).hex() for p in paths],
             "index_manifest_sha256": index_checksum,
         }
-        return _drive(paths, config, index, engine, options, parameters, output_path, journal, manifest_path, format,
-                      make_writer, resume, stream, progress, count_first, clock, started_at)
+        return _drive(
+            paths,
+            config,
+            index,
+            engine,
+            options,
+            parameters,
+            output_path,
+            journal,
+            manifest_path,
+            format,
+            make_writer,
+            resume,
+            stream,
+            progress,
+            count_first,
+            clock,
+            started_at,
+        )
     finally:
         index.close()
 
 
-def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | ShardedIndex | ShardCatalog, engine: Engine,
-           options: ScanOptions, parameters: dict[str, Any], output_path: str | None, journal: str | None,
-           manifest_path: str | None, format: str, make_writer: Callable[..., Any], resume: bool,
-           stream: TextIO | None,
-           progress: Callable[[ScanProgress], None] | None, count_first: bool, clock: float,
-           started_at: str) -> ScanSummary:
+def _drive(
+    paths: Sequence[Any],
+    config: ScanConfig,
+    index: KnownIndex | ShardedIndex | ShardCatalog,
+    engine: Engine,
+    options: ScanOptions,
+    parameters: dict[str, Any],
+    output_path: str | None,
+    journal: str | None,
+    manifest_path: str | None,
+    format: str,
+    make_writer: Callable[..., Any],
+    resume: bool,
+    stream: TextIO | None,
+    progress: Callable[[ScanProgress], None] | None,
+    count_first: bool,
+    clock: float,
+    started_at: str,
+) -> ScanSummary:
     total = sum(1 for _ in _walk(paths)) if count_first else None
     algorithms = list(config.algorithms)
     in_process = index  # scans everything with one worker, else the first entries while the pool starts
@@ -369,11 +396,13 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
                     writer.write(record)
                 tally.add(result, len(shown))
             writer.close()
-        summary = tally.summary(resumed.entries, first_started, utc_now(), time.perf_counter() - clock,
-                                output_path, manifest_path)
+        summary = tally.summary(
+            resumed.entries, first_started, utc_now(), time.perf_counter() - clock, output_path, manifest_path
+        )
         if manifest_path is not None:
-            write_manifest(manifest_path, config, parameters, summary, resumed_runs, output_path, format,
-                            engine.facts(options))
+            write_manifest(
+                manifest_path, config, parameters, summary, resumed_runs, output_path, format, engine.facts(options)
+            )
     except OSError as exc:  # e.g. disk full: the complete journal stays, so --resume renders it again
         raise resumable_error(f"cannot write the report {output_path!r} or its manifest", exc) from None
     os.unlink(journal)
@@ -381,9 +410,16 @@ def _drive(paths: Sequence[Any], config: ScanConfig, index: KnownIndex | Sharded
     return summary
 
 
-def write_manifest(path: str, config: ScanConfig, parameters: dict[str, Any], summary: ScanSummary,
-                   runs: list[str], output_path: str | None, format: str,
-                   engine: dict[str, Any] | None = None) -> None:
+def write_manifest(
+    path: str,
+    config: ScanConfig,
+    parameters: dict[str, Any],
+    summary: ScanSummary,
+    runs: list[str],
+    output_path: str | None,
+    format: str,
+    engine: dict[str, Any] | None = None,
+) -> None:
     """Write the run manifest (tool and versions, host, times, evidence paths, index, parameters,
     output, engine, counts) to ``path``, atomically."""
     manifest = {
@@ -395,8 +431,11 @@ def write_manifest(path: str, config: ScanConfig, parameters: dict[str, Any], su
         "runs_started_at": runs or [summary.started_at],
         "elapsed_seconds_last_run": summary.elapsed_seconds,
         "evidence_paths": [os.fsdecode(bytes.fromhex(p)) for p in parameters["paths"]],
-        "index": {"path": config.index_path, "generation": config.index_generation,
-                  "manifest_sha256": parameters["index_manifest_sha256"]},
+        "index": {
+            "path": config.index_path,
+            "generation": config.index_generation,
+            "manifest_sha256": parameters["index_manifest_sha256"],
+        },
         "parameters": {k: v for k, v in parameters.items() if k not in ("paths", "index_manifest_sha256")},
         "output": {"path": None if output_path is None else os.path.abspath(output_path), "format": format},
         "engine": engine,

@@ -136,7 +136,8 @@ def read_journal(path: str) -> JournalState | None:
                 f"{path} is a scan journal of format {version!r} (written by matcher "
                 f"{header.get('matcher_version', 'of another version')}); this matcher resumes only format "
                 f"{JOURNAL_VERSION}: finish the scan with the matcher that started it, or remove the journal "
-                "to start again")
+                "to start again"
+            )
         stored_runs = header.get("runs")
         runs = [str(r) for r in stored_runs] if isinstance(stored_runs, list) else []
         valid = len(first)
@@ -150,8 +151,12 @@ def read_journal(path: str) -> JournalState | None:
                     valid += len(line)
                     continue
                 seq, group_path, group_walk = group["seq"], bytes.fromhex(group["path"]), group["walk"]
-                complete = (isinstance(group["records"], list) and "noatime" in group
-                            and isinstance(group["known_good"], list) and isinstance(group_walk, str))
+                complete = (
+                    isinstance(group["records"], list)
+                    and "noatime" in group
+                    and isinstance(group["known_good"], list)
+                    and isinstance(group_walk, str)
+                )
             except (ValueError, KeyError, TypeError):
                 break
             if not complete:
@@ -174,9 +179,9 @@ def iter_journal(path: str, algorithms: Sequence[str]) -> Iterator[FileResult]:
             if "seq" not in group:
                 continue  # a run line
             records = tuple(ScanRecord.from_dict(data, list(algorithms)) for data in group["records"])
-            yield FileResult(bytes.fromhex(group["path"]), records, group["noatime"],
-                             frozenset(int(i) for i in group["known_good"]))
-
+            yield FileResult(
+                bytes.fromhex(group["path"]), records, group["noatime"], frozenset(int(i) for i in group["known_good"])
+            )
 
 
 def write_all(handle: Any, data: bytes) -> None:
@@ -193,19 +198,23 @@ def resumable_error(what: str, exc: OSError) -> MatcherError:
     """A failed write of a journaled scan (disk full, I/O error): a clear message saying the journal is
     kept and the scan can be resumed once the cause is fixed."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return MatcherError(f"{what}: {reason}; the scan's journal is kept: free space (or fix the cause) and run the "
-                        "same command again with --resume to finish it")
+    return MatcherError(
+        f"{what}: {reason}; the scan's journal is kept: free space (or fix the cause) and run the "
+        "same command again with --resume to finish it"
+    )
 
 
-def prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
-                     started_at: str) -> tuple[JournalState, list[str], str]:
+def prepare_journal(
+    journal: str, parameters: dict[str, Any], resume: bool, started_at: str
+) -> tuple[JournalState, list[str], str]:
     """Open an existing journal for resuming (checked) or create a new one; returns its state,
     the start times of the runs that wrote it, and the first run's start time."""
     if os.path.lexists(journal):
         if not resume:
             raise UsageError(
                 f"an interrupted scan's journal {journal!r} exists: pass --resume to continue it, "
-                "or remove it to start again")
+                "or remove it to start again"
+            )
         state = read_journal(journal)
         if state is None:  # killed while the header was being written: the journal holds no entry yet
             log.info("%s holds only a torn header; starting it again", journal)
@@ -216,16 +225,23 @@ def prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
             return prepare_journal(journal, parameters, False, started_at)
         stored = state.header.get("parameters")
         if stored != parameters:
-            changed = sorted(k for k in set(stored or {}) | set(parameters)
-                             if (stored or {}).get(k) != parameters.get(k))
+            changed = sorted(
+                k for k in set(stored or {}) | set(parameters) if (stored or {}).get(k) != parameters.get(k)
+            )
             raise UsageError(
                 f"cannot resume {journal!r}: it was written with different parameters ({', '.join(changed)}); "
-                "run with the original parameters, or remove the journal to start again")
+                "run with the original parameters, or remove the journal to start again"
+            )
         runs = [*state.runs, started_at]
         log.info("resuming %s after %d entries", journal, state.entries)
         return state, runs, str(state.header.get("started_at", started_at))
-    header = {"matcher_scan_journal": JOURNAL_VERSION, "matcher_version": __version__, "started_at": started_at,
-              "runs": [started_at], "parameters": parameters}
+    header = {
+        "matcher_scan_journal": JOURNAL_VERSION,
+        "matcher_version": __version__,
+        "started_at": started_at,
+        "runs": [started_at],
+        "parameters": parameters,
+    }
     line = (json.dumps(header, separators=(",", ":")) + "\n").encode("utf-8")
     try:
         handle = open(journal, "xb")
@@ -244,8 +260,9 @@ def prepare_journal(journal: str, parameters: dict[str, Any], resume: bool,
     return JournalState(header, 0, None, len(line), None, (started_at,)), [started_at], started_at
 
 
-def skip_journaled(entries: Iterator[files.Entry], state: JournalState,
-                   journal: str) -> tuple[Iterator[files.Entry], WalkDigest]:
+def skip_journaled(
+    entries: Iterator[files.Entry], state: JournalState, journal: str
+) -> tuple[Iterator[files.Entry], WalkDigest]:
     """Drop the entries the journal holds, checking that the walk gives exactly those entries (the
     same walk digest: no entry added, removed or renamed among them); returns the rest of the walk
     and the walk digest so far, to go on with."""
@@ -261,6 +278,6 @@ def skip_journaled(entries: Iterator[files.Entry], state: JournalState,
         raise UsageError(
             f"cannot resume {journal!r}: the evidence tree no longer walks the same way (its first "
             f"{state.entries} entries are not the ones the journal holds: an entry was added, removed or "
-            "renamed in the part already scanned); remove the journal to start again")
+            "renamed in the part already scanned); remove the journal to start again"
+        )
     return entries, digest
-

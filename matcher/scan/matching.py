@@ -61,7 +61,9 @@ class Matcher:
         self._algorithm_rank = {name: rank for rank, name in enumerate(config.algorithms)}
         self._views = views
 
-    def match(self, index: IndexReader, base: ScanRecord, entry: EntryFeatures) -> tuple[list[ScanRecord], frozenset[int]]:
+    def match(
+        self, index: IndexReader, base: ScanRecord, entry: EntryFeatures
+    ) -> tuple[list[ScanRecord], frozenset[int]]:
         """The records of one read entry (``base``: its record before matching; ``entry``: what the
         pipeline read, each frame's query views in ``variants``), matched against ``index``, and the
         ids of the known-good records among their matches (kept apart in the counts)."""
@@ -73,8 +75,15 @@ class Matcher:
         known_good |= self._known_good(index, perceptual_ids - known_good)
         shells: list[tuple[ScanRecord, dict[int, ScanMatch], list[str]]] = []
         for frame, found, notes in zip(frames, per_frame, frame_notes):
-            record = replace(base, frame=frame.index, width=frame.width, height=frame.height, hashes=dict(frame.hashes),
-                             pdq_quality=frame.quality("pdq"), error=with_changed(None, changed))
+            record = replace(
+                base,
+                frame=frame.index,
+                width=frame.width,
+                height=frame.height,
+                hashes=dict(frame.hashes),
+                pdq_quality=frame.quality("pdq"),
+                error=with_changed(None, changed),
+            )
             shells.append((record, found, notes))
         if error is not None or not frames:
             shells.append((replace(base, frame=failed_frame, error=with_changed(error, changed)), {}, []))
@@ -86,8 +95,14 @@ class Matcher:
         matched_good = frozenset(m.record for record in out for m in record.matches if m.record in known_good)
         return out, matched_good
 
-    def _finish(self, record: ScanRecord, digest_matches: dict[int, ScanMatch], found: dict[int, ScanMatch],
-                known_good: set[int], notes: list[str]) -> ScanRecord:
+    def _finish(
+        self,
+        record: ScanRecord,
+        digest_matches: dict[int, ScanMatch],
+        found: dict[int, ScanMatch],
+        known_good: set[int],
+        notes: list[str],
+    ) -> ScanRecord:
         best = dict(found)
         for record_id, match in digest_matches.items():  # a digest match beats any perceptual one
             best[record_id] = match
@@ -99,8 +114,9 @@ class Matcher:
             else:
                 kept.append(match)
         if near_good:
-            names = ", ".join(f"{m.record} ({m.list}, {m.algorithm} distance {m.distance})"
-                              for m in sorted(near_good, key=self.order))
+            names = ", ".join(
+                f"{m.record} ({m.list}, {m.algorithm} distance {m.distance})" for m in sorted(near_good, key=self.order)
+            )
             notes = [*notes, f"perceptually similar to known-good record(s) {names}; not counted as known-good"]
         kept.sort(key=self.order)
         if any(m.record not in known_good for m in kept):
@@ -119,8 +135,14 @@ class Matcher:
         if match.algorithm in DIGEST_ALGORITHMS:
             return (0, 0.0, 0, DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
         bits = registry.get(match.algorithm).bit_length
-        return (1, match.distance / bits, view_rank(match.view), self._algorithm_rank.get(match.algorithm, 99),
-                variant_rank(match.variant), match.record)
+        return (
+            1,
+            match.distance / bits,
+            view_rank(match.view),
+            self._algorithm_rank.get(match.algorithm, 99),
+            variant_rank(match.variant),
+            match.record,
+        )
 
     def _digest_matches(self, index: IndexReader, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
         found: dict[int, ScanMatch] = {}
@@ -143,7 +165,9 @@ class Matcher:
         found = self._ask("record lookup", index.records, sorted(ids))
         return {rec.id for rec in found if is_known_good(rec)}
 
-    def _perceptual_matches(self, index: IndexReader, frames: Sequence[FrameFeatures]) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
+    def _perceptual_matches(
+        self, index: IndexReader, frames: Sequence[FrameFeatures]
+    ) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
         found: list[dict[int, ScanMatch]] = [{} for _ in frames]
         notes: list[list[str]] = [[] for _ in frames]
         for algorithm in self.algorithms:
@@ -174,13 +198,20 @@ class Matcher:
                 results = self._ask(f"{algorithm.name} search", index.search, queries, radius, view=target)
                 for (position, variant), result in zip(owners, results):
                     for m in result.matches:
-                        candidate = ScanMatch(algorithm.name, m.distance, variant, m.record_id, m.list_name,
-                                              m.category, m.series, view=target)
+                        candidate = ScanMatch(
+                            algorithm.name,
+                            m.distance,
+                            variant,
+                            m.record_id,
+                            m.list_name,
+                            m.category,
+                            m.series,
+                            view=target,
+                        )
                         held = found[position].get(m.record_id)
                         if held is None or self.order(candidate) < self.order(held):
                             found[position][m.record_id] = candidate
         return found, notes
-
 
     def _ask(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)``: one call of the index; any failure but a :class:`MatcherError`
@@ -198,7 +229,8 @@ def index_failure(index_path: str, what: str, exc: BaseException) -> IndexStoreE
     reason = "out of memory" if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {exc}"
     return IndexStoreError(
         f"{index_path}: the index {what} failed ({reason}); this is not a problem of the file being matched, so the "
-        "scan stopped: a journaled scan keeps its journal and can be finished with --resume once the cause is fixed")
+        "scan stopped: a journaled scan keeps its journal and can be finished with --resume once the cause is fixed"
+    )
 
 
 def passes_gate(algorithm: Algorithm, value: Hash) -> bool:
@@ -216,8 +248,10 @@ def gate_note(algorithm: Algorithm, variants: Mapping[str, Hash], searched: Sequ
         return None
     if not searched:
         return f"{algorithm.name} not matched: quality {orig.quality} below {algorithm.min_quality}"
-    return (f"{algorithm.name}: quality {orig.quality} below {algorithm.min_quality}; searched only its views of "
-            f"sufficient quality of their own ({', '.join(searched)})")
+    return (
+        f"{algorithm.name}: quality {orig.quality} below {algorithm.min_quality}; searched only its views of "
+        f"sufficient quality of their own ({', '.join(searched)})"
+    )
 
 
 def is_known_good(record: IndexedRecord) -> bool:
@@ -242,8 +276,8 @@ def variant_rank(variant: str | None) -> int:
     dihedral = len(_VARIANT_ORDER)
     if variant == TRIM_VIEW:
         return dihedral
-    if variant.startswith(TRIM_VIEW + "+") and variant[len(TRIM_VIEW) + 1:] in _VARIANT_ORDER:
-        return dihedral + _VARIANT_ORDER[variant[len(TRIM_VIEW) + 1:]]
+    if variant.startswith(TRIM_VIEW + "+") and variant[len(TRIM_VIEW) + 1 :] in _VARIANT_ORDER:
+        return dihedral + _VARIANT_ORDER[variant[len(TRIM_VIEW) + 1 :]]
     if variant in REGION_VIEWS:
         return 2 * dihedral + REGION_VIEWS.index(variant)
     return 99

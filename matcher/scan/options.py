@@ -102,8 +102,9 @@ class ScanOptions:
                 raise UsageError(f"scheduler must be a Dask scheduler address, not {self.scheduler!r}")
             if self.engine != "dask":
                 raise UsageError("a scheduler address needs the dask engine (--engine dask)")
-        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                         or self.workers < 1):
+        if self.workers is not None and (
+            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
+        ):
             raise UsageError(f"workers must be a positive integer or None, not {self.workers!r}")
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise UsageError(f"chunk_size must be a positive integer, not {self.chunk_size!r}")

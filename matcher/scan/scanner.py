@@ -68,8 +68,9 @@ class Scanner:
         views = {name: frozenset(index.views.get(name, ())) for name in config.algorithms}
         self.matcher = Matcher(config, views)
         # region query views only where the index has a view table they are searched against
-        regions = frozenset(name for name in config.algorithms
-                            if config.regions and region_views_searchable(name, index.views))
+        regions = frozenset(
+            name for name in config.algorithms if config.regions and region_views_searchable(name, index.views)
+        )
         self.request = FeatureRequest(
             config.algorithms,
             query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
@@ -97,12 +98,14 @@ class Scanner:
         read = read_entry(entry, self.request, self.config.hash_options)
         facts = read.file_facts()
         if read.skipped:
-            record = ScanRecord(path=read.name, status="skipped", size=read.size, notes=(read.note or "",),
-                                path_raw_hex=read.raw_hex)
+            record = ScanRecord(
+                path=read.name, status="skipped", size=read.size, notes=(read.note or "",), path_raw_hex=read.raw_hex
+            )
             return FileResult(entry.path, (record,), None)
         if not read.read:  # could not be read: nothing to match
-            record = ScanRecord(path=read.name, status="error", size=read.size, error=read.error,
-                                path_raw_hex=read.raw_hex)
+            record = ScanRecord(
+                path=read.name, status="error", size=read.size, error=read.error, path_raw_hex=read.raw_hex
+            )
             return FileResult(entry.path, (record,), None)
         return HashedEntry(entry.path, ScanRecord(status="no_match", **facts), read)
 
@@ -119,8 +122,13 @@ class Scanner:
             raise
         except Exception as exc:
             log.debug("%s: %s", hashed.base.path, exc, exc_info=True)
-            record = ScanRecord(path=hashed.base.path, status="error", size=hashed.base.size,
-                                error=describe_error(exc), path_raw_hex=hashed.base.path_raw_hex)
+            record = ScanRecord(
+                path=hashed.base.path,
+                status="error",
+                size=hashed.base.size,
+                error=describe_error(exc),
+                path_raw_hex=hashed.base.path_raw_hex,
+            )
             return FileResult(hashed.path, (record,), None)
         return FileResult(hashed.path, tuple(records), hashed.noatime, known_good)
 
@@ -138,10 +146,10 @@ def open_scanner(config: ScanConfig) -> Scanner:
             index.close()
             raise IndexStoreError(
                 f"{config.index_path}: the index changed while the scan started (generation "
-                f"{generation}, expected {config.index_generation}); run the scan again")
+                f"{generation}, expected {config.index_generation}); run the scan again"
+            )
         return Scanner(index, config)
     except MatcherError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise IndexStoreError(f"{config.index_path}: worker could not open the index: {describe_error(exc)}") from None
-

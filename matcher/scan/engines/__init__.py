@@ -38,8 +38,9 @@ class Engine(Protocol):
         """Refuse (:class:`~matcher.errors.UsageError`) what this engine cannot do, before any work."""
         ...
 
-    def open_index(self, index_path: str | os.PathLike[str],
-                   options: ScanOptions) -> KnownIndex | ShardedIndex | ShardCatalog:
+    def open_index(
+        self, index_path: str | os.PathLike[str], options: ScanOptions
+    ) -> KnownIndex | ShardedIndex | ShardCatalog:
         """The index as this process needs it (opened read-only, or only described)."""
         ...
 
@@ -47,8 +48,13 @@ class Engine(Protocol):
         """The engine's facts for the run manifest."""
         ...
 
-    def results(self, entries: Iterable[files.Entry], config: ScanConfig,
-                index: KnownIndex | ShardedIndex | ShardCatalog | None, options: ScanOptions) -> Iterator[FileResult]:
+    def results(
+        self,
+        entries: Iterable[files.Entry],
+        config: ScanConfig,
+        index: KnownIndex | ShardedIndex | ShardCatalog | None,
+        options: ScanOptions,
+    ) -> Iterator[FileResult]:
         """Every entry's result, in the order of ``entries``. ``index`` is the index :meth:`open_index`
         returned, for work done in this process (``None``: none)."""
         ...

@@ -166,10 +166,12 @@ class DaskEngine:
                 if not os.path.isabs(os.fspath(path)):
                     raise UsageError(
                         f"evidence path {os.fsdecode(os.fspath(path))!r} is relative: with a Dask scheduler give "
-                        "absolute paths (the workers resolve them on their own machines)")
+                        "absolute paths (the workers resolve them on their own machines)"
+                    )
 
-    def open_index(self, index_path: str | os.PathLike[str],
-                   options: ScanOptions) -> KnownIndex | ShardedIndex | ShardCatalog:
+    def open_index(
+        self, index_path: str | os.PathLike[str], options: ScanOptions
+    ) -> KnownIndex | ShardedIndex | ShardCatalog:
         """A single index, opened; a sharded one only described (:class:`ShardCatalog`): its shards are
         opened by the workers that hold them, never all in this process."""
         if is_sharded(index_path):
@@ -182,8 +184,13 @@ class DaskEngine:
             return {"name": "dask", "scheduler": None, "local_cluster_workers": options.worker_count()}
         return {"name": "dask", "scheduler": public_address(options.scheduler)}
 
-    def results(self, entries: Iterable[files.Entry], config: ScanConfig,
-                index: KnownIndex | ShardedIndex | ShardCatalog | None, options: ScanOptions) -> Iterator[FileResult]:
+    def results(
+        self,
+        entries: Iterable[files.Entry],
+        config: ScanConfig,
+        index: KnownIndex | ShardedIndex | ShardCatalog | None,
+        options: ScanOptions,
+    ) -> Iterator[FileResult]:
         """Every entry's result, in order, from the cluster (``index`` is not used: the workers read
         every entry and open the index themselves)."""
         return dask_results(entries, config, options)
@@ -206,6 +213,7 @@ def _scanner_for(config: ScanConfig) -> Scanner:
     does not hold every index it ever opened; an evicted scanner is dropped (a task still using it
     finishes).
     """
+
     def open_index(config: ScanConfig) -> Scanner:
         global _OPENED
         _OPENED += 1
@@ -214,7 +222,9 @@ def _scanner_for(config: ScanConfig) -> Scanner:
     return _kept(_SCANNERS, config, open_index)
 
 
-def _kept(cache: list[tuple[ScanConfig, Scanner]], config: ScanConfig, make: Callable[[ScanConfig], Scanner]) -> Scanner:
+def _kept(
+    cache: list[tuple[ScanConfig, Scanner]], config: ScanConfig, make: Callable[[ScanConfig], Scanner]
+) -> Scanner:
     """The scanner ``cache`` holds for ``config``, else ``make(config)`` kept at its front (the last
     :data:`_CACHE_SIZE` configurations are kept; one lock for every cache of the process)."""
     with _CACHE_LOCK:
@@ -324,8 +334,9 @@ class _Recorder(_Proxy):
         self.recording.calls.append(("digest", kind, values, answer))
         return answer
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
-               view: str | None = None) -> list[QueryResult]:
+    def search(
+        self, queries: Sequence[Hash], max_distance: int | None = None, *, view: str | None = None
+    ) -> list[QueryResult]:
         """The shard's answer (global ids), recorded."""
         answer = self.shard.query(list(queries), max_distance, view, None)
         self.recording.calls.append(("search", view, max_distance, len(queries), answer))
@@ -362,8 +373,9 @@ class _Replay(_Proxy):
         """Every shard's recorded answer to this look-up, merged."""
         return merge_digest_results(self._next(("digest", kind, tuple(hex_values))))
 
-    def search(self, queries: Sequence[Hash], max_distance: int | None = None, *,
-               view: str | None = None) -> list[QueryResult]:
+    def search(
+        self, queries: Sequence[Hash], max_distance: int | None = None, *, view: str | None = None
+    ) -> list[QueryResult]:
         """Every shard's recorded answer to this search, merged."""
         return merge_results(self._next(("search", view, max_distance, len(queries))))
 
@@ -442,7 +454,8 @@ def probe_workers(client: Any, config: ScanConfig, shards_by_worker: dict[str, l
         raise MatcherError(
             f"a Dask worker died (or failed) while opening the index {config.index_path} before the scan started "
             f"({describe_error(exc)}; e.g. out of memory): no file was sent to it; fix the cause (a journaled scan "
-            "keeps its journal) and run the same command again with --resume") from None
+            "keeps its journal) and run the same command again with --resume"
+        ) from None
 
 
 def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[FileResult]:
@@ -502,9 +515,14 @@ def _session(options: ScanOptions) -> Iterator[_Session]:
         try:
             with dask.config.set(local):
                 # the scheduler's HTTP server cannot be turned off: a free loopback port, serving nothing
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None,
-                                       scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                )
         except Exception as exc:  # noqa: BLE001 - any failure to start is the same to the user
             raise MatcherError(f"could not start a local Dask cluster: {describe_error(exc)}") from None
         try:
@@ -588,10 +606,14 @@ def _distributed_logs_at(level: int) -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConfig,
-             chunk_size: int, sharded: tuple[Any, dict[str, str]] | None = None) -> Iterator[FileResult]:
+def _ordered(
+    session: _Session,
+    entries: Iterable[files.Entry],
+    config: ScanConfig,
+    chunk_size: int,
+    sharded: tuple[Any, dict[str, str]] | None = None,
+) -> Iterator[FileResult]:
     from distributed import KilledWorker, as_completed
-
 
     client = session.client
     window = max(2, TASKS_PER_THREAD * session.threads)
@@ -618,9 +640,19 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConf
             # are not stolen by idle workers, which would then open the shard too); merge anywhere
             catalog, placement = sharded
             hashed = client.submit(_hash_task, config, batch, key=f"{key}-hash", pure=False)
-            answers = [client.submit(_shard_task, config, info, hashed, key=f"{key}-{info.name}", pure=False,
-                                     workers=[placement[info.name]], allow_other_workers=False)
-                       for info in catalog.shards]
+            answers = [
+                client.submit(
+                    _shard_task,
+                    config,
+                    info,
+                    hashed,
+                    key=f"{key}-{info.name}",
+                    pure=False,
+                    workers=[placement[info.name]],
+                    allow_other_workers=False,
+                )
+                for info in catalog.shards
+            ]
             future = client.submit(_finish_task, config, hashed, answers, key=key, pure=False)
             feeding[key] = [hashed, *answers]
         owners[key] = (slot, position)
@@ -640,8 +672,11 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConf
             load = collections.Counter({worker: 0 for worker in alive})
             load.update(worker for worker in placement.values() if worker in alive)
             placement[name] = min(sorted(alive), key=lambda worker: load[worker])
-        log.warning("the worker(s) holding shard(s) %s left; now placed on %s", ", ".join(lost),
-                    ", ".join(f"{name} -> {placement[name]}" for name in lost))
+        log.warning(
+            "the worker(s) holding shard(s) %s left; now placed on %s",
+            ", ".join(lost),
+            ", ".join(f"{name} -> {placement[name]}" for name in lost),
+        )
         names = [info.name for info in catalog.shards]
         for key in [k for k, feeds in feeding.items() if any(names[i] in lost for i in range(len(feeds) - 1))]:
             slot_number, position = owners.pop(key)
@@ -675,17 +710,22 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConf
         if future.status == "cancelled":  # the scheduler went away or dropped the task
             raise MatcherError("the Dask scheduler dropped a scan task; a journaled scan can be resumed")
         try:
-            results = future.result()  # a finished task's data lost with its worker is computed again
+            results = _result(client, future)  # data lost with its worker is computed again
         except KilledWorker as exc:
             attempts = exc.allowed_failures + 1
             where = files.display_path(batch[0].path)[0]
             if position is None:
-                log.warning("workers died %d time(s) with %d entries from %s on them; scanning each of them alone",
-                            attempts, len(batch), where)
+                log.warning(
+                    "workers died %d time(s) with %d entries from %s on them; scanning each of them alone",
+                    attempts,
+                    len(batch),
+                    where,
+                )
                 suspects.extend((slot_number, index) for index in range(len(batch)))
             else:
-                log.warning("%s killed its worker %d time(s) when scanned alone; it gets an error record",
-                            where, attempts)
+                log.warning(
+                    "%s killed its worker %d time(s) when scanned alone; it gets an error record", where, attempts
+                )
                 slot.results[position] = _killed_result(batch[0], attempts)
                 slot.missing -= 1
         except MatcherError:
@@ -729,15 +769,16 @@ def _ordered(session: _Session, entries: Iterable[files.Entry], config: ScanConf
                 client.cancel(pending)
 
 
-def _next_finished(client: Any, finished: Any, running: dict[str, Any],
-                   on_poll: Callable[[set[str]], None] | None = None) -> Any:
+def _next_finished(
+    client: Any, finished: Any, running: dict[str, Any], on_poll: Callable[[set[str]], None] | None = None
+) -> Any:
     """The next finished task from ``finished``; :class:`MatcherError` when the cluster has had no
     worker at all for :data:`WORKER_TIMEOUT` seconds while tasks wait (Dask itself would wait forever).
 
     Waits by looking every 10 ms (``as_completed`` itself looks every 100 ms) and asks the scheduler
     for its workers every :data:`POLL_SECONDS`, handing their addresses to ``on_poll``.
     """
-    alone_since: float | None = None
+    watch = _WorkerWatch()
     check_at = time.monotonic() + POLL_SECONDS
     while running and not finished.has_ready():
         time.sleep(0.01)
@@ -748,15 +789,41 @@ def _next_finished(client: Any, finished: Any, running: dict[str, Any],
         alive = set(client.nthreads())
         if on_poll is not None:
             on_poll(alive)
-        if alive:
-            alone_since = None
-        elif alone_since is None:
-            alone_since = now
-            log.warning("the Dask cluster has no worker left; waiting up to %d s for one", WORKER_TIMEOUT)
-        elif now - alone_since >= WORKER_TIMEOUT:
-            raise MatcherError(f"the Dask cluster has had no worker for {WORKER_TIMEOUT} s; the scan stopped "
-                               "(a journaled scan can be resumed)")
+        watch.check(alive)
     return next(finished)
+
+
+class _WorkerWatch:
+    """How long the cluster has had no worker at all: :meth:`check` raises :class:`MatcherError` once
+    that lasts :data:`WORKER_TIMEOUT` seconds (Dask itself would wait for one forever)."""
+
+    def __init__(self) -> None:
+        self.alone_since: float | None = None
+
+    def check(self, alive: set[str]) -> None:
+        """Note the workers present now; raise when there has been none for too long."""
+        now = time.monotonic()
+        if alive:
+            self.alone_since = None
+        elif self.alone_since is None:
+            self.alone_since = now
+            log.warning("the Dask cluster has no worker left; waiting up to %d s for one", WORKER_TIMEOUT)
+        elif now - self.alone_since >= WORKER_TIMEOUT:
+            raise MatcherError(
+                f"the Dask cluster has had no worker for {WORKER_TIMEOUT} s; the scan stopped "
+                "(a journaled scan can be resumed)"
+            )
+
+
+def _result(client: Any, future: Any) -> Any:
+    """A finished task's result. Its data may have left with its worker, and is then computed again;
+    :class:`MatcherError` when the cluster has no worker to do it for :data:`WORKER_TIMEOUT` seconds."""
+    watch = _WorkerWatch()
+    while True:
+        try:
+            return future.result(timeout=POLL_SECONDS)
+        except TimeoutError:
+            watch.check(set(client.nthreads()))
 
 
 def _check(results: Any, batch: list[files.Entry]) -> None:
@@ -769,7 +836,9 @@ def _killed_result(entry: files.Entry, attempts: int) -> FileResult:
     """The record of an entry whose scan killed its worker process each time."""
 
     name, raw_hex = files.display_path(entry.path)
-    message = (f"the scan worker process died each time it scanned this file ({attempts} attempts; "
-               "e.g. a decoder crash): not scanned")
+    message = (
+        f"the scan worker process died each time it scanned this file ({attempts} attempts; "
+        "e.g. a decoder crash): not scanned"
+    )
     record = ScanRecord(path=name, status="error", size=entry.size, error=message, path_raw_hex=raw_hex)
     return FileResult(entry.path, (record,), None)

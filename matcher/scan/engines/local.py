@@ -48,8 +48,13 @@ class LocalEngine:
         """The engine as the run manifest names it."""
         return {"name": "local", "workers": options.worker_count()}
 
-    def results(self, entries: Iterable[files.Entry], config: ScanConfig,
-                index: KnownIndex | ShardedIndex | ShardCatalog | None, options: ScanOptions) -> Iterator[FileResult]:
+    def results(
+        self,
+        entries: Iterable[files.Entry],
+        config: ScanConfig,
+        index: KnownIndex | ShardedIndex | ShardCatalog | None,
+        options: ScanOptions,
+    ) -> Iterator[FileResult]:
         """Every entry's result, in order (see :func:`local_results`)."""
         return local_results(entries, config, index, options)
 
@@ -88,9 +93,12 @@ def _warm_up() -> bool:
     return True
 
 
-
-def local_results(entries: Iterable[files.Entry], config: ScanConfig, index: KnownIndex | ShardedIndex | ShardCatalog | None,
-                  options: ScanOptions) -> Iterator[FileResult]:
+def local_results(
+    entries: Iterable[files.Entry],
+    config: ScanConfig,
+    index: KnownIndex | ShardedIndex | ShardCatalog | None,
+    options: ScanOptions,
+) -> Iterator[FileResult]:
     """Every entry's result, in the order of ``entries``; parallel when ``options`` asks for it.
 
     ``index`` is an open index for the in-process scanning: everything with one worker, else the
@@ -104,8 +112,12 @@ def local_results(entries: Iterable[files.Entry], config: ScanConfig, index: Kno
                 yield scanner.scan_entry(entry)
         return
     window = max(2, 2 * workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=batch.pool_context(["matcher.scan.engines.local"]), initializer=_init_worker,
-                               initargs=(config, os.getpid()))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=batch.pool_context(["matcher.scan.engines.local"]),
+        initializer=_init_worker,
+        initargs=(config, os.getpid()),
+    )
     pending: collections.deque[Future[list[FileResult]]] = collections.deque()
     probes: list[Future[Any]] = []
     failures: list[BaseException] = []
@@ -154,7 +166,9 @@ def _collect(future: Future[Any]) -> Any:
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise MatcherError(f"a scan worker process died unexpectedly ({exc}); a journaled scan can be resumed") from None
+        raise MatcherError(
+            f"a scan worker process died unexpectedly ({exc}); a journaled scan can be resumed"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------
