@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from matcher.hashes import Hash
 from matcher.index import KnownIndex
-from matcher.index.mih import MIN_CODES, MultiIndex, worthwhile
+from matcher.index.mih import (
+    MIN_CODES,
+    MultiIndex,
+    beats_flat,
+    chunk_widths,
+    flat_range_search,
+    worthwhile,
+)
 from matcher.known import KnownRecord
 
 
@@ -17,7 +26,7 @@ def brute_force(codes: np.ndarray, queries: np.ndarray, radius: int) -> list[dic
 
 
 def as_dicts(lims, rows, dists) -> list[dict[int, int]]:
-    return [dict(zip(rows[a:b].tolist(), dists[a:b].tolist())) for a, b in zip(lims[:-1], lims[1:])]
+    return [dict(zip(rows[a:b].tolist(), dists[a:b].tolist())) for a, b in itertools.pairwise(lims)]
 
 
 def planted(rng, codes, count, max_flips):
@@ -46,6 +55,65 @@ def test_equals_brute_force(bits, radius, skewed):
         assert got == expected, threads
 
 
+def even(bits, chunks):
+    base, extra = divmod(bits, chunks)
+    return tuple(base + 1 if c < extra else base for c in range(chunks))
+
+
+@pytest.mark.parametrize("bits, chunks, radius", [
+    (256, 13, 31), (256, 13, 40), (256, 16, 31), (256, 32, 31), (64, 3, 8), (64, 5, 19), (128, 7, 20),
+])
+def test_every_chunking_equals_brute_force(bits, chunks, radius):
+    """Chunks of any width (crossing 64-bit word boundaries, of two widths) give the exact answer."""
+    rng = np.random.default_rng(bits + chunks * 7 + radius)
+    codes = rng.integers(0, 256, (2000, bits // 8), dtype=np.uint8)
+    codes[::2, :bits // 16] &= 0xF0  # skew: many codes share chunk values
+    queries = planted(rng, codes, 50, radius + 3)
+    expected = brute_force(codes, queries, radius)
+    index = MultiIndex.build(codes, even(bits, chunks))
+    assert index.widths.tolist() == list(even(bits, chunks))
+    for threads in (1, 2):
+        assert as_dicts(*index.range_search(queries, radius, threads=threads)) == expected
+
+
+@pytest.mark.parametrize("count", [2_000, 30_000])
+@pytest.mark.parametrize("bits, radius", [(256, 31), (64, 8)])
+def test_default_chunking_equals_brute_force(count, bits, radius):
+    rng = np.random.default_rng(count + bits)
+    codes = rng.integers(0, 256, (count, bits // 8), dtype=np.uint8)
+    queries = planted(rng, codes, 40, radius + 2)
+    index = MultiIndex.build(codes)
+    assert tuple(index.widths.tolist()) == chunk_widths(count, bits)
+    assert as_dicts(*index.range_search(queries, radius)) == brute_force(codes, queries, radius)
+
+
+def test_chunking_follows_the_table_size():
+    """About log2(N) bits a chunk (Norouzi et al.), chosen by expected cost: 16-bit chunks at 1M PDQ
+    codes, 11 chunks of 23-24 bits at 10M (a tenth of the candidates 16-bit chunks read there)."""
+    assert chunk_widths(1_000_000, 256) == (16,) * 16
+    assert chunk_widths(10_000_000, 256) == (24, 24, 24) + (23,) * 8
+    assert chunk_widths(10_000_000, 64) == (22, 21, 21)
+    for count in (1_000, 100_000, 10_000_000, 1 << 30):
+        for bits in (64, 128, 256):
+            widths = chunk_widths(count, bits)
+            assert sum(widths) == bits and max(widths) <= 24 and max(widths) - min(widths) <= 1
+
+
+def test_flat_scan_equals_brute_force_on_a_memory_map(tmp_path):
+    """The numba flat scan (all queries, e.g. 8 dihedral variants, in one pass) reads a read-only map."""
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    np.save(tmp_path / "codes.npy", codes)
+    mapped = np.load(tmp_path / "codes.npy", mmap_mode="r")
+    queries = planted(rng, codes, 8, 40)
+    for radius in (0, 31, 47):
+        lims, rows, dists = flat_range_search(mapped, queries, radius, threads=2)
+        assert as_dicts(lims, rows, dists) == brute_force(codes, queries, radius)
+        assert all(np.all(np.diff(rows[a:b]) > 0) for a, b in itertools.pairwise(lims))
+    # a tiny memory budget: many passes, the same answer
+    assert as_dicts(*flat_range_search(mapped, queries, 40, memory=100)) == brute_force(codes, queries, 40)
+
+
 def test_single_code_and_empty_queries():
     codes = np.zeros((1, 32), dtype=np.uint8)
     index = MultiIndex.build(codes)
@@ -59,7 +127,10 @@ def test_rule_picks_mih_only_where_it_pays():
     assert worthwhile(1_000_000, 256, 31) and worthwhile(1_000_000, 64, 8)
     assert not worthwhile(MIN_CODES - 1, 256, 31)  # small: the flat scan
     assert not worthwhile(1_000_000, 256, 160)  # huge radius: candidates would be most codes
-    assert not worthwhile(1_000_000, 72, 8)  # not whole 16-bit chunks
+    assert not worthwhile(1_000_000, 72, 8)  # not whole 64-bit words
+    assert beats_flat(1_000_000, chunk_widths(1_000_000, 256), 31)
+    assert not beats_flat(5_000, chunk_widths(5_000, 256), 31)  # small: the flat scan is cheaper
+    assert not beats_flat(10_000_000, chunk_widths(10_000_000, 256), 100)  # probing would cost more
 
 
 def test_index_search_uses_mih_and_stays_exact(tmp_path):

@@ -1,26 +1,34 @@
 """Exact multi-index hashing (MIH) for Hamming range search, with native (numba) kernels.
 
-The codes are cut into ``m`` chunks of 16 bits. If a code is within distance ``r`` of a query, then by
-the pigeonhole principle at least one chunk differs from the query's chunk in at most ``s = r // m``
-bits. So, per chunk, probing the bucket of the query's chunk value and of every value within ``s``
-bits of it finds every match; only those candidates get a full distance. A candidate is counted in
-the first chunk that finds it only (it is skipped in a later chunk when an earlier one was within
-``s`` bits), so no set is needed to drop duplicates.
+The codes are cut into ``m`` chunks of about ``log2(N)`` bits each (Norouzi, Punjani and Fleet's
+rule, checked by measurement: see :func:`chunk_widths`). If a code is within distance ``r`` of a
+query then, by the pigeonhole principle, at least one chunk differs from the query's chunk in at most
+``s = r // m`` bits. So, per chunk, probing the bucket of the query's chunk value and of every value
+within ``s`` bits of it finds every match; only those candidates get a full distance. A candidate is
+reported by the first chunk that finds it only (a later chunk skips it when an earlier chunk was
+within ``s`` bits), so no set is needed to drop duplicates.
+
+With chunks of ``log2(N)`` bits a bucket holds about one code, so a query reads about as many
+candidates as it probes buckets: for 256-bit PDQ at distance 31 over 10 million codes, 11 chunks of
+23-24 bits, about 3,000 probes and 3,000 candidates a query (16-bit chunks read about 40,000).
 
 Per chunk the structure holds the row order sorted by chunk value (int32, one per code) and the
-bucket offsets (65,537 int64): for 256-bit PDQ (16 chunks) 64 bytes per code, twice the codes
-themselves; for 64-bit hashes (4 chunks) 16 bytes per code, also twice.
+bucket offsets (int32, ``2**width + 1``): about ``8 * m`` bytes per code, for PDQ at 10M about 2.7
+times the codes themselves.
 
-When it pays (see :func:`worthwhile`): the expected candidates per query, ``m * P(s) * N / 65536``
-with ``P(s)`` the number of 16-bit values within ``s`` bits, must be well under ``N`` (a quarter), and
-``N`` large enough (:data:`MIN_CODES`) that a flat scan is not already as fast. PDQ at distance 31
-probes 16 x 17 buckets: about 0.4% of the codes are candidates when bits are uniform.
+Memory of a search: each query is searched on its own (no per-probe arrays), and hits go to
+fixed buffers of at most :data:`SEARCH_MEMORY` bytes per search call; when a buffer fills, the
+kernel stops at a query boundary and the search resumes after the buffers are copied out. Only a
+single query whose own answer exceeds the buffer makes it grow (the answer has to be held anyway).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,56 +36,123 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["MultiIndex", "worthwhile", "MIN_CODES", "CHUNK_BITS"]
+__all__ = [
+    "HIT_BYTES",
+    "MAX_CHUNK_BITS",
+    "MIN_CODES",
+    "SEARCH_MEMORY",
+    "MultiIndex",
+    "beats_flat",
+    "chunk_widths",
+    "design_radius",
+    "expected_cost",
+    "flat_range_search",
+    "worthwhile",
+]
 
-CHUNK_BITS = 16
-_BUCKETS = 1 << CHUNK_BITS
 #: Below this many codes the flat (FAISS) scan is used: it is as fast and needs no structure.
 MIN_CODES = 20_000
-#: Largest share of the codes that may be candidates for MIH to be chosen.
-MAX_CANDIDATE_SHARE = 0.25
+#: Widest chunk: its bucket offsets take ``4 * 2**width`` bytes (64 MiB at 24 bits).
+MAX_CHUNK_BITS = 24
+#: Narrowest chunk (small tables).
+MIN_CHUNK_BITS = 8
+#: Working memory of one search call beyond its queries and its answer: the hit buffers, shared
+#: between the threads.
+SEARCH_MEMORY = 32 << 20
+#: Bytes per hit in a hit buffer (query int32, row int64, distance int16).
+HIT_BYTES = 14
+#: Largest expected cost of a query, in candidate reads per code, for MIH to be chosen over a flat
+#: scan (a candidate read is a cache miss; the flat scan streams the codes, about 30x cheaper a code).
+MAX_CANDIDATE_SHARE = 0.03
+#: Expected search cost (in candidate reads) that makes starting one more thread worth it.
+THREAD_WORK = 20_000
+#: Cost of probing a bucket, in candidate reads (measured: a probe reads the offsets, then the order).
+PROBE_COST = 3.0
+#: Most probes per chunk a query may make: bounds the probe list (and the work) at large radii.
+MAX_PROBES = 1 << 16
+
+
+def design_radius(bit_length: int) -> int:
+    """The radius the chunking is chosen for: 31/256 of the bits (PDQ's 31, 8 for 64-bit hashes)."""
+    return -(-bit_length * 31 // 256)
+
+
+def _even(bit_length: int, chunks: int) -> tuple[int, ...]:
+    base, extra = divmod(bit_length, chunks)
+    return tuple(base + 1 if c < extra else base for c in range(chunks))
 
 
 def _probes(bits: int, within: int) -> int:
     return sum(math.comb(bits, i) for i in range(within + 1))
 
 
+def expected_cost(count: int, widths: tuple[int, ...], max_distance: int) -> tuple[int, float]:
+    """``(probes, candidates)`` of one query over ``count`` uniform codes cut in ``widths``."""
+    within = max_distance // len(widths)
+    probes = sum(_probes(w, within) for w in widths)
+    candidates = sum(_probes(w, within) * count / (1 << w) for w in widths)
+    return probes, candidates
+
+
+def _cost(count: int, widths: tuple[int, ...], max_distance: int) -> float:
+    probes, candidates = expected_cost(count, widths, max_distance)
+    return PROBE_COST * probes + candidates
+
+
+def chunk_widths(count: int, bit_length: int, max_distance: int | None = None) -> tuple[int, ...]:
+    """The chunking for ``count`` codes of ``bit_length`` bits searched at about ``max_distance``
+    (default :func:`design_radius`): the number of chunks with the least expected cost per query
+    (:data:`PROBE_COST` per probe, 1 per candidate), chunks no wider than ``log2(count) + 1`` bits
+    (so the bucket offsets stay within about twice the order arrays) nor :data:`MAX_CHUNK_BITS`.
+
+    Norouzi et al. put the best width near ``log2(count)``; the pigeonhole radius ``r // m`` moves in
+    steps, so the cost is compared for every ``m``. Measured (PDQ, r=31): 11 chunks of 23-24 bits at
+    10M codes, 16 of 16 bits at 1M.
+    """
+    if bit_length <= 0:
+        raise ValueError(f"bit length must be positive, not {bit_length}")
+    radius = design_radius(bit_length) if max_distance is None else max(0, int(max_distance))
+    widest = max(MIN_CHUNK_BITS, min(MAX_CHUNK_BITS, math.ceil(math.log2(max(count, 2))) + 1))
+    best: tuple[float, tuple[int, ...]] | None = None
+    for chunks in range(math.ceil(bit_length / widest), bit_length // MIN_CHUNK_BITS + 1):
+        widths = _even(bit_length, chunks)
+        if _probes(widths[0], radius // chunks) > MAX_PROBES:
+            continue
+        cost = _cost(count, widths, radius)
+        if best is None or cost < best[0]:
+            best = (cost, widths)
+    return best[1] if best is not None else _even(bit_length, max(1, bit_length // MIN_CHUNK_BITS))
+
+
 def worthwhile(count: int, bit_length: int, max_distance: int) -> bool:
-    """Whether MIH beats a flat scan for ``count`` codes of ``bit_length`` bits at ``max_distance``."""
-    if count < MIN_CODES or bit_length % CHUNK_BITS or max_distance < 0:
+    """Whether a table of ``count`` codes of ``bit_length`` bits should get MIH for ``max_distance``."""
+    if count < MIN_CODES or bit_length % 64 or max_distance < 0:
         return False
-    chunks = bit_length // CHUNK_BITS
-    within = max_distance // chunks
-    expected = chunks * _probes(CHUNK_BITS, within) * count / _BUCKETS
-    return expected <= MAX_CANDIDATE_SHARE * count
+    return beats_flat(count, chunk_widths(count, bit_length, max_distance), max_distance)
 
 
-def _masks(within: int) -> np.ndarray:
-    """Every 16-bit value with at most ``within`` bits set, fewest bits first."""
-    values = np.arange(_BUCKETS, dtype=np.uint32)
-    weights = np.bitwise_count(values) if hasattr(np, "bitwise_count") else np.array([bin(v).count("1") for v in values])
-    keep = values[weights <= within]
-    return keep[np.argsort(weights[keep], kind="stable")].astype(np.int64)
+def beats_flat(count: int, widths: tuple[int, ...], max_distance: int) -> bool:
+    """Whether MIH with ``widths`` beats a flat scan of ``count`` codes at ``max_distance``: a probe or
+    a candidate costs a cache miss while a flat scan streams the codes, so MIH is chosen when its
+    expected cost is under :data:`MAX_CANDIDATE_SHARE` of the codes."""
+    if max_distance < 0 or _probes(max(widths), max_distance // len(widths)) > MAX_PROBES:
+        return False
+    return _cost(count, widths, max_distance) <= MAX_CANDIDATE_SHARE * count
 
 
-@njit(cache=True, nogil=True)
-def _build(codes: np.ndarray, chunks: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Counting sort of the rows by each chunk value: (order[chunk, n] int32, offsets[chunk, 65537] int64)."""
-    n = codes.shape[0]
-    order = np.empty((chunks, n), dtype=np.int32)
-    offsets = np.zeros((chunks, _BUCKETS + 1), dtype=np.int64)
-    for c in range(chunks):
-        for row in range(n):
-            value = (np.int64(codes[row, 2 * c]) << 8) | np.int64(codes[row, 2 * c + 1])
-            offsets[c, value + 1] += 1
-        for v in range(_BUCKETS):
-            offsets[c, v + 1] += offsets[c, v]
-        fill = offsets[c, :_BUCKETS].copy()
-        for row in range(n):
-            value = (np.int64(codes[row, 2 * c]) << 8) | np.int64(codes[row, 2 * c + 1])
-            order[c, fill[value]] = row
-            fill[value] += 1
-    return order, offsets
+@functools.lru_cache(maxsize=64)
+def _masks(width: int, narrow: int, within: int) -> tuple[np.ndarray, int]:
+    """Every ``width``-bit value with at most ``within`` bits set, those below ``2**narrow`` first
+    (fewest bits first in each part), and how many are below ``2**narrow``."""
+    low: list[int] = []
+    high: list[int] = []
+    for k in range(within + 1):
+        for bits in itertools.combinations(range(width), k):
+            value = sum(1 << b for b in bits)
+            (low if value < (1 << narrow) else high).append(value)
+    masks = np.array(low + high, dtype=np.int64)
+    masks.flags.writeable = False
+    return masks, len(low)
 
 
 @intrinsic
@@ -93,173 +168,360 @@ def _ctpop(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - 
 
 @njit(cache=True, nogil=True, inline="always")
 def _popcount64(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
-    return np.int64(_ctpop(np.uint64(x)))
+    return np.int64(_ctpop(np.uint64(x)))  # type: ignore[call-arg]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _chunk(words: np.ndarray, row: int, start: int, width: int) -> np.int64:  # pragma: no cover - compiled
+    """Bits ``start .. start + width - 1`` of a row (bit ``i`` is bit ``i % 64`` of word ``i // 64``)."""
+    word = start >> 6
+    shift = start & 63
+    value = words[row, word] >> np.uint64(shift)
+    if shift + width > 64:
+        value |= words[row, word + 1] << np.uint64(64 - shift)
+    return np.int64(value & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
 
 
 @njit(cache=True, nogil=True)
-def _range_search_kernel(
-    codes: np.ndarray,
+def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray,
+           bases: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Counting sort of the rows by each chunk value: (order[chunk, n] int32, offsets[total] int32),
+    the offsets of chunk ``c`` at ``bases[c] .. bases[c] + 2**widths[c]``."""
+    n = words.shape[0]
+    chunks = widths.shape[0]
+    order = np.empty((chunks, n), dtype=np.int32)
+    offsets = np.zeros(total, dtype=np.int32)
+    for c in range(chunks):
+        base = bases[c]
+        size = np.int64(1) << widths[c]
+        for row in range(n):
+            offsets[base + _chunk(words, row, starts[c], widths[c]) + 1] += 1
+        for v in range(size):
+            offsets[base + v + 1] += offsets[base + v]
+        fill = offsets[base:base + size].copy()
+        for row in range(n):
+            value = _chunk(words, row, starts[c], widths[c])
+            order[c, fill[value]] = row
+            fill[value] += 1
+    return order, offsets
+
+
+#: Candidates gathered before their distances are computed (scratch of the search kernel).
+_BLOCK = 4096
+
+
+@njit(cache=True, nogil=True)
+def _search_kernel(
     words: np.ndarray,
+    starts: np.ndarray,
+    widths: np.ndarray,
+    bases: np.ndarray,
     order: np.ndarray,
     offsets: np.ndarray,
-    queries: np.ndarray,
     query_words: np.ndarray,
     masks: np.ndarray,
+    narrow_masks: int,
+    narrow: int,
     within: int,
     radius: int,
+    first: int,
+    last: int,
     chunk_start: int,
     chunk_step: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Range search: per query every row within ``radius``, as (lims, rows, distances).
+    hit_query: np.ndarray,
+    hit_row: np.ndarray,
+    hit_dist: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Search queries ``first .. last - 1`` on chunks ``chunk_start, chunk_start + chunk_step, ...``,
+    writing hits into the buffers; stops early, at a query boundary, when the buffers fill.
 
-    All (bucket, query) probes of a chunk are sorted by bucket first, so the rows of a bucket are
-    read from memory once for every query that probes it instead of once per query. Only chunks
-    ``chunk_start, chunk_start + chunk_step, ...`` are probed (threads share the chunks out, each
-    with the whole batch); a row is still reported by the first chunk that finds it only.
+    Per query the work runs in three passes of independent memory reads, so the processor overlaps
+    their cache misses: every probed bucket's bounds, then (in blocks of ``_BLOCK``) the candidate
+    rows, then their distances. Returns ``(next query, hits written)``: hits of queries
+    ``first .. next - 1``, grouped by query.
     """
-    chunks = order.shape[0]
+    chunks = widths.shape[0]
     n_words = words.shape[1]
-    n_queries = queries.shape[0]
     n_masks = masks.shape[0]
-    qchunk = np.empty((n_queries, chunks), dtype=np.int64)
-    for q in range(n_queries):
-        for c in range(chunks):
-            qchunk[q, c] = (np.int64(queries[q, 2 * c]) << 8) | np.int64(queries[q, 2 * c + 1])
-    capacity = 1024
-    hit_query = np.empty(capacity, dtype=np.int64)
-    hit_row = np.empty(capacity, dtype=np.int64)
-    hit_dist = np.empty(capacity, dtype=np.int32)
+    capacity = hit_row.shape[0]
+    qvalue = np.empty(chunks, dtype=np.int64)
+    low = np.empty(chunks * n_masks, dtype=np.int64)
+    high = np.empty(chunks * n_masks, dtype=np.int64)
+    cand_row = np.empty(_BLOCK, dtype=np.int64)
+    cand_chunk = np.empty(_BLOCK, dtype=np.int64)
     found = 0
-    counts = np.zeros(_BUCKETS + 1, dtype=np.int64)
-    probe_query = np.empty(n_queries * n_masks, dtype=np.int64)
-    for c in range(chunk_start, chunks, chunk_step):
-        counts[:] = 0
+    for q in range(first, last):
+        mark = found
+        for c in range(chunks):
+            qvalue[c] = _chunk(query_words, q, starts[c], widths[c])
+        # pass 1: the bounds of every probed bucket
+        probes = 0
+        for c in range(chunk_start, chunks, chunk_step):
+            base = bases[c]
+            count = narrow_masks if widths[c] == narrow else n_masks
+            for p in range(count):
+                bucket = base + (qvalue[c] ^ masks[p])
+                low[probes] = offsets[bucket]
+                high[probes] = offsets[bucket + 1]
+                probes += 1
+        # pass 2 and 3, block by block: candidate rows, then their distances
+        probe, k = 0, np.int64(0)
+        c = chunk_start
+        per_chunk = narrow_masks if widths[c] == narrow else n_masks
+        in_chunk = 0
+        if probes > 0:
+            k = low[0]
+        while probe < probes:
+            n_cand = 0
+            while probe < probes and n_cand < _BLOCK:
+                if k < high[probe]:
+                    cand_row[n_cand] = order[c, k]
+                    cand_chunk[n_cand] = c
+                    n_cand += 1
+                    k += 1
+                    continue
+                probe += 1
+                in_chunk += 1
+                if in_chunk == per_chunk:
+                    in_chunk = 0
+                    c += chunk_step
+                    if c < chunks:
+                        per_chunk = narrow_masks if widths[c] == narrow else n_masks
+                if probe < probes:
+                    k = low[probe]
+            for i in range(n_cand):
+                row = cand_row[i]
+                distance = np.int64(0)
+                for w in range(n_words):
+                    distance += _popcount64(words[row, w] ^ query_words[q, w])
+                if distance > radius:
+                    continue
+                seen = False
+                for e in range(cand_chunk[i]):  # found by an earlier chunk already?
+                    if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[e])) <= within:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                if found == capacity:  # full: drop this query's hits, resume from it
+                    return q, mark
+                hit_query[found] = q
+                hit_row[found] = row
+                hit_dist[found] = distance
+                found += 1
+    return last, found
+
+
+#: Rows of the flat scan compared with every query while they sit in the processor's cache.
+_FLAT_BLOCK = 1024
+
+
+@njit(cache=True, nogil=True)
+def _flat_kernel(words: np.ndarray, query_words: np.ndarray, radius: int, first_row: int, last_row: int,
+                 hit_query: np.ndarray, hit_row: np.ndarray, hit_dist: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Flat scan of rows ``first_row .. last_row - 1`` against every query: the rows are read from
+    memory once, a block at a time, and compared with all the queries (e.g. a hash's 8 dihedral
+    variants) in loops the compiler vectorises. Returns ``(next row, hits written)``; stops early, at
+    a block boundary, when the buffers could fill."""
+    n_words = words.shape[1]
+    n_queries = query_words.shape[0]
+    capacity = hit_row.shape[0]
+    distance = np.empty(_FLAT_BLOCK, dtype=np.int64)
+    found = 0
+    for block in range(first_row, last_row, _FLAT_BLOCK):
+        stop = min(block + _FLAT_BLOCK, last_row)
+        size = stop - block
+        if found + size * n_queries > capacity and found > 0:
+            return block, found
         for q in range(n_queries):
-            for p in range(n_masks):
-                counts[(qchunk[q, c] ^ masks[p]) + 1] += 1
-        for b in range(_BUCKETS):
-            counts[b + 1] += counts[b]
-        fill = counts[:_BUCKETS].copy()
-        for q in range(n_queries):
-            for p in range(n_masks):
-                bucket = qchunk[q, c] ^ masks[p]
-                probe_query[fill[bucket]] = q
-                fill[bucket] += 1
-        for bucket in range(_BUCKETS):
-            start, stop = offsets[c, bucket], offsets[c, bucket + 1]
-            if start == stop:
-                continue
-            for i in range(counts[bucket], counts[bucket + 1]):
-                q = probe_query[i]
-                for k in range(start, stop):
-                    row = order[c, k]
-                    distance = 0
-                    for w in range(n_words):
-                        distance += _popcount64(words[row, w] ^ query_words[q, w])
-                    if distance > radius:
-                        continue
-                    seen = False
-                    for e in range(c):  # found by an earlier chunk already?
-                        value = (np.int64(codes[row, 2 * e]) << 8) | np.int64(codes[row, 2 * e + 1])
-                        if _popcount64(np.uint64(value ^ qchunk[q, e])) <= within:
-                            seen = True
-                            break
-                    if seen:
-                        continue
+            distance[:size] = 0
+            for w in range(n_words):
+                word = query_words[q, w]
+                for i in range(size):
+                    distance[i] += _popcount64(words[block + i, w] ^ word)
+            for i in range(size):
+                if distance[i] <= radius:
                     if found == capacity:
-                        capacity *= 2
-                        grown_q = np.empty(capacity, dtype=np.int64)
-                        grown_r = np.empty(capacity, dtype=np.int64)
-                        grown_d = np.empty(capacity, dtype=np.int32)
-                        grown_q[:found] = hit_query[:found]
-                        grown_r[:found] = hit_row[:found]
-                        grown_d[:found] = hit_dist[:found]
-                        hit_query, hit_row, hit_dist = grown_q, grown_r, grown_d
+                        raise RuntimeError("flat scan: hit buffer smaller than one block of rows")
                     hit_query[found] = q
-                    hit_row[found] = row
-                    hit_dist[found] = distance
+                    hit_row[found] = block + i
+                    hit_dist[found] = distance[i]
                     found += 1
-    lims = np.zeros(n_queries + 1, dtype=np.int64)
-    for i in range(found):
-        lims[hit_query[i] + 1] += 1
-    for q in range(n_queries):
-        lims[q + 1] += lims[q]
-    place = lims[:n_queries].copy()
-    rows = np.empty(found, dtype=np.int64)
-    dists = np.empty(found, dtype=np.int32)
-    for i in range(found):
-        q = hit_query[i]
-        rows[place[q]] = hit_row[i]
-        dists[place[q]] = hit_dist[i]
-        place[q] += 1
+    return last_row, found
+
+
+Result = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _buffers(hits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.empty(hits, dtype=np.int32), np.empty(hits, dtype=np.int64), np.empty(hits, dtype=np.int16)
+
+
+def _grouped(parts: list[Result], n: int) -> Result:
+    """``(lims, rows, distances)`` from hit-buffer copies ``(query, row, distance)``, grouped by query
+    (stable: each query's hits keep the order they were found in)."""
+    if parts:
+        owners = np.concatenate([p[0] for p in parts])
+        rows = np.concatenate([p[1] for p in parts])
+        dists = np.concatenate([p[2] for p in parts]).astype(np.int32)
+    else:
+        owners, rows, dists = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    if owners.size and np.any(owners[1:] < owners[:-1]):
+        order = np.argsort(owners, kind="stable")
+        owners, rows, dists = owners[order], rows[order], dists[order]
+    lims = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners, minlength=n), out=lims[1:])
     return lims, rows, dists
+
+
+def _run_threads(jobs: Sequence[tuple[int, ...]], run: Callable[..., list[Result]]) -> list[list[Result]]:
+    if len(jobs) == 1:
+        return [run(*jobs[0])]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(lambda job: run(*job), jobs))
 
 
 @dataclass(frozen=True, slots=True)
 class MultiIndex:
-    """The MIH structure over a fixed matrix of codes (uint8 rows, bit length a multiple of 16)."""
+    """The MIH structure over a fixed matrix of codes (uint8 rows, bit length a multiple of 64).
+
+    ``starts`` and ``widths`` give each chunk's first bit and width, ``order[c]`` the rows sorted by
+    chunk ``c``'s value, and ``offsets[bases[c] + v]`` where the rows of value ``v`` start in it.
+    """
 
     codes: np.ndarray
     words: np.ndarray
+    starts: np.ndarray
+    widths: np.ndarray
+    bases: np.ndarray
     order: np.ndarray
     offsets: np.ndarray
 
     @classmethod
-    def build(cls, codes: np.ndarray) -> MultiIndex:
-        """Sort the rows of ``codes`` by each 16-bit chunk (a counting sort per chunk)."""
+    def build(cls, codes: np.ndarray, widths: tuple[int, ...] | None = None) -> MultiIndex:
+        """Sort the rows of ``codes`` by each chunk (a counting sort per chunk); ``widths`` default
+        to :func:`chunk_widths` for the number of codes."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
-        if codes.ndim != 2 or (codes.shape[1] * 8) % CHUNK_BITS or codes.shape[1] % 8:
+        if codes.ndim != 2 or codes.shape[1] % 8 or codes.shape[1] == 0:
             raise ValueError(f"MIH needs rows of a multiple of 64 bits, got shape {codes.shape}")
-        order, offsets = _build(codes, codes.shape[1] * 8 // CHUNK_BITS)
-        return cls(codes, codes.view(np.uint64), order, offsets)
+        if codes.shape[0] >= 2**31 - 1:
+            raise ValueError(f"MIH holds fewer than 2**31 codes, not {codes.shape[0]}")
+        bit_length = codes.shape[1] * 8
+        widths = tuple(widths) if widths is not None else chunk_widths(codes.shape[0], bit_length)
+        if sum(widths) != bit_length or not all(1 <= w <= MAX_CHUNK_BITS for w in widths) \
+                or max(widths) - min(widths) > 1 or list(widths) != sorted(widths, reverse=True):
+            raise ValueError(f"chunk widths {widths} do not cut {bit_length} bits in near-equal parts, wider first")
+        width_array = np.array(widths, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(width_array)[:-1]]).astype(np.int64)
+        sizes = (np.int64(1) << width_array) + 1
+        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        words = codes.view(np.uint64)
+        order, offsets = _build(words, starts, width_array, bases, int(sizes.sum()))
+        return cls(codes, words, starts, width_array, bases, order, offsets)
 
     @property
     def chunks(self) -> int:
-        """Number of 16-bit chunks."""
-        return int(self.order.shape[0])
+        """Number of chunks."""
+        return int(self.widths.shape[0])
+
+    @property
+    def count(self) -> int:
+        """Number of codes."""
+        return int(self.codes.shape[0])
+
+    def beats_flat(self, max_distance: int) -> bool:
+        """Whether this structure answers ``max_distance`` faster than a flat scan (:func:`beats_flat`)."""
+        return beats_flat(self.count, tuple(int(w) for w in self.widths), int(max_distance))
 
     @property
     def nbytes(self) -> int:
         """Memory of the structure beyond the codes themselves."""
         return int(self.order.nbytes + self.offsets.nbytes)
 
-    def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None):
+    def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None,
+                     memory: int = SEARCH_MEMORY) -> Result:
         """Every row within ``max_distance`` (``<=``) of each query row: ``(lims, rows, distances)``,
         in the layout of FAISS's ``range_search`` (rows of query ``i`` are ``rows[lims[i]:lims[i+1]]``).
 
-        The chunks are shared out across ``threads`` threads (default: the CPU count), each probing
-        its chunks for the whole batch; the kernel releases the GIL.
+        Up to ``threads`` threads (default: the CPU count) share the queries out (or, for fewer
+        queries than threads, the chunks); the kernel releases the GIL. Working memory beyond the
+        queries and the answer is at most ``memory`` bytes of hit buffers (see the module's notes).
         """
         queries = np.ascontiguousarray(queries, dtype=np.uint8)
         if queries.ndim != 2 or queries.shape[1] != self.codes.shape[1]:
             raise ValueError(f"queries must have {self.codes.shape[1]} bytes per row, got shape {queries.shape}")
-        within = int(max_distance) // self.chunks
-        masks = _masks(within)
-        query_words = queries.view(np.uint64)
         n = queries.shape[0]
-        threads = max(1, threads or os.cpu_count() or 1)
+        radius = int(max_distance)
+        if n == 0 or radius < 0:
+            return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        within = radius // self.chunks
+        wide, narrow = int(self.widths.max()), int(self.widths.min())
+        if _probes(wide, within) > MAX_PROBES:  # so wide a radius that probing would cost more than a scan
+            return flat_range_search(self.codes, queries, radius, threads, memory)
+        masks, narrow_masks = _masks(wide, narrow, min(within, wide))
+        query_words = queries.view(np.uint64)
+        # threads only for work worth more than starting them (about a millisecond a thread)
+        work = n * _cost(self.count, tuple(int(w) for w in self.widths), radius)
+        threads = max(1, min(threads or os.cpu_count() or 1, int(work // THREAD_WORK)))
+        if n >= threads:  # share out the queries: each thread's hits come out grouped by query
+            bounds = np.linspace(0, n, threads + 1).astype(int)
+            jobs = [(int(a), int(b), 0, 1) for a, b in itertools.pairwise(bounds)]
+        else:  # few queries: share out the chunks
+            jobs = [(0, n, t, min(threads, self.chunks)) for t in range(min(threads, self.chunks))]
+        per_thread = max(1, int(memory) // HIT_BYTES // len(jobs))
 
-        # Threads share out the chunks; each probes its chunks for the whole batch, so a bucket's rows
-        # are read once for every query of the batch that probes it.
-        threads = max(1, min(threads, self.chunks))
+        def run(first: int, last: int, chunk_start: int, chunk_step: int) -> list[Result]:
+            capacity = per_thread
+            hit_query, hit_row, hit_dist = _buffers(capacity)
+            out: list[Result] = []
+            while first < last:
+                nxt, found = _search_kernel(self.words, self.starts, self.widths, self.bases, self.order,
+                                            self.offsets, query_words, masks, narrow_masks, narrow, within,
+                                            radius, first, last, chunk_start, chunk_step,
+                                            hit_query, hit_row, hit_dist)
+                if nxt == first:  # one query's answer alone is larger than the buffers: grow them
+                    capacity *= 2
+                    hit_query, hit_row, hit_dist = _buffers(capacity)
+                    continue
+                out.append((hit_query[:found].copy(), hit_row[:found].copy(), hit_dist[:found].copy()))
+                first = nxt
+            return out
 
-        def run(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return _range_search_kernel(self.codes, self.words, self.order, self.offsets, queries, query_words,
-                                   masks, within, int(max_distance), start, threads)
-
-        if threads == 1:
-            return run(0)
-        with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(run, range(threads)))
-        return _merge(parts, n)
+        parts = [p for thread_parts in _run_threads(jobs, run) for p in thread_parts]
+        return _grouped(parts, n)
 
 
-def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge per-thread results (each grouped by query) into one result grouped by query."""
-    owners = np.concatenate([np.repeat(np.arange(n), np.diff(lims)) for lims, _, _ in parts])
-    rows = np.concatenate([p[1] for p in parts])
-    dists = np.concatenate([p[2] for p in parts])
-    order = np.argsort(owners, kind="stable")
-    lims = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owners, minlength=n), out=lims[1:])
-    return lims, rows[order], dists[order]
+def flat_range_search(codes: np.ndarray, queries: np.ndarray, max_distance: int, threads: int | None = None,
+                      memory: int = SEARCH_MEMORY) -> Result:
+    """Every row of ``codes`` within ``max_distance`` of each query, by one pass over the codes that
+    compares each row with all the queries (a numba kernel; ``codes`` may be a read-only memory map).
+    Same layout as :meth:`MultiIndex.range_search`; rows of a query in ascending order."""
+    codes = np.asarray(codes)
+    queries = np.ascontiguousarray(queries, dtype=np.uint8)
+    if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[1] % 8 or queries.ndim != 2 \
+            or queries.shape[1] != codes.shape[1]:
+        raise ValueError(f"codes {codes.shape} and queries {queries.shape} must be uint8 rows of one multiple of 64 bits")
+    n = queries.shape[0]
+    radius = int(max_distance)
+    if n == 0 or radius < 0 or codes.shape[0] == 0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    words = codes.view(np.uint64) if codes.flags.c_contiguous else np.ascontiguousarray(codes).view(np.uint64)
+    threads = max(1, min(threads or os.cpu_count() or 1, max(1, codes.shape[0] // 65536)))
+    bounds = np.linspace(0, codes.shape[0], threads + 1).astype(np.int64)
+    per_thread = max(_FLAT_BLOCK, int(memory) // HIT_BYTES // threads)
+    group = max(1, per_thread // _FLAT_BLOCK)  # queries per pass over the codes: a block's hits fit
+
+    def run(first: int, last: int) -> list[Result]:
+        hit_query, hit_row, hit_dist = _buffers(per_thread)
+        out: list[Result] = []
+        for q0 in range(0, n, group):
+            query_words = queries[q0:q0 + group].view(np.uint64)
+            row = first
+            while row < last:
+                row, found = _flat_kernel(words, query_words, radius, row, last, hit_query, hit_row, hit_dist)
+                out.append(((hit_query[:found] + q0).astype(np.int32), hit_row[:found].copy(), hit_dist[:found].copy()))
+        return out
+
+    jobs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    parts = [p for thread_parts in _run_threads(jobs, run) for p in thread_parts]
+    return _grouped(parts, n)
