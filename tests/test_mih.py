@@ -10,6 +10,7 @@ import pytest
 from matcher.hashes import Hash
 from matcher.index import KnownIndex
 from matcher.index.mih import (
+    BATCH_MAX_BITS,
     MIN_CODES,
     MultiIndex,
     beats_flat,
@@ -51,8 +52,9 @@ def test_equals_brute_force(bits, radius, skewed):
     expected = brute_force(codes, queries, radius)
     index = MultiIndex.build(codes)
     for threads in (1, 2, 3):
-        got = as_dicts(*index.range_search(queries, radius, threads=threads))
-        assert got == expected, threads
+        for batched in (False, True):  # one query at a time, or the batch's probes sorted by bucket
+            got = as_dicts(*index.range_search(queries, radius, threads=threads, batched=batched))
+            assert got == expected, (threads, batched)
 
 
 def even(bits, chunks):
@@ -72,8 +74,10 @@ def test_every_chunking_equals_brute_force(bits, chunks, radius):
     expected = brute_force(codes, queries, radius)
     index = MultiIndex.build(codes, even(bits, chunks))
     assert index.widths.tolist() == list(even(bits, chunks))
+    kernels = (False, True) if max(index.widths) <= BATCH_MAX_BITS else (False,)  # batch kernel: narrow chunks
     for threads in (1, 2):
-        assert as_dicts(*index.range_search(queries, radius, threads=threads)) == expected
+        for batched in kernels:
+            assert as_dicts(*index.range_search(queries, radius, threads=threads, batched=batched)) == expected
 
 
 @pytest.mark.parametrize("count", [2_000, 30_000])

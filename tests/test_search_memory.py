@@ -34,21 +34,19 @@ def test_a_search_over_its_budget_goes_in_batches_with_the_same_answer(monkeypat
     assert sum(map(len, expected)) > 500
 
     buffers: list[int] = []
-    kernel = mih._search_kernel
-
-    def spy(*args):
-        buffers.append(args[-1].shape[0])
-        return kernel(*args)
-
-    monkeypatch.setattr(mih, "_search_kernel", spy)
-    budget = 40 * HIT_BYTES  # room for 40 hits (20 a thread)
-    for threads in (1, 2):
-        buffers.clear()
-        assert as_dicts(*index.range_search(queries, 31, threads=threads, memory=budget)) == expected
-        assert len(buffers) > 10  # split into many kernel calls
-        # buffers start within the budget and grow only to hold one query's own answer (301 hits)
-        assert min(buffers) * HIT_BYTES * threads <= budget
-        assert max(buffers) <= 2 * 301
+    kernels = {"_search_kernel": mih._search_kernel, "_batch_kernel": mih._batch_kernel}
+    for name, kernel in kernels.items():
+        monkeypatch.setattr(mih, name, lambda *args, kernel=kernel: buffers.append(args[-1].shape[0]) or kernel(*args))
+    budget = 80 * HIT_BYTES  # room for 80 hits
+    for batched in (False, True):
+        for threads in (1, 2):
+            buffers.clear()
+            got = index.range_search(queries, 31, threads=threads, memory=budget, batched=batched)
+            assert as_dicts(*got) == expected
+            assert len(buffers) > 5  # split into many kernel calls
+            # buffers start within the budget and grow only to hold one query's own answer (301 hits)
+            assert min(buffers) * HIT_BYTES * threads <= budget
+            assert max(buffers) <= 2 * 301
 
 
 def test_peak_memory_of_a_large_batch_is_bounded():

@@ -27,13 +27,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
@@ -64,6 +67,10 @@ HIT_BYTES = 14
 #: Largest expected cost of a query, in candidate reads per code, for MIH to be chosen over a flat
 #: scan (a candidate read is a cache miss; the flat scan streams the codes, about 30x cheaper a code).
 MAX_CANDIDATE_SHARE = 0.03
+#: Widest chunk the batch kernel takes (its bucket counts are ``8 * 2**width`` bytes a thread).
+BATCH_MAX_BITS = 20
+#: Probes of a batch per bucket from which the batch kernel is used (measured: 1M PDQ codes).
+BATCH_SHARING = 1.0
 #: Expected search cost (in candidate reads) that makes starting one more thread worth it.
 THREAD_WORK = 20_000
 #: Cost of probing a bucket, in candidate reads (measured: a probe reads the offsets, then the order).
@@ -166,6 +173,35 @@ def _ctpop(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - 
     return signature, codegen
 
 
+def _prefetch_codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """``llvm.prefetch`` (read, keep in all cache levels) of the element ``args[1:]`` of array ``args[0]``."""
+    array_type = sig.args[0]
+    array = context.make_array(array_type)(context, builder, args[0])
+    indices = [builder.sext(i, ir.IntType(64)) if i.type.width < 64 else i for i in args[1:]]
+    pointer = cgutils.get_item_pointer2(
+        context, builder, data=array.data, shape=cgutils.unpack_tuple(builder, array.shape),
+        strides=cgutils.unpack_tuple(builder, array.strides), layout=array_type.layout, inds=indices,
+        wraparound=False)
+    byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+    i32 = ir.IntType(32)
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+    builder.call(function, [byte_pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _prefetch1(typingctx, array, i):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Ask the processor to start loading ``array[i]`` (no effect on results)."""
+    return types.void(array, i), _prefetch_codegen
+
+
+@intrinsic
+def _prefetch2(typingctx, array, i, j):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Ask the processor to start loading ``array[i, j]`` (no effect on results)."""
+    return types.void(array, i, j), _prefetch_codegen
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _popcount64(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
     return np.int64(_ctpop(np.uint64(x)))  # type: ignore[call-arg]
@@ -183,15 +219,14 @@ def _chunk(words: np.ndarray, row: int, start: int, width: int) -> np.int64:  # 
 
 
 @njit(cache=True, nogil=True)
-def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray,
-           bases: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Counting sort of the rows by each chunk value: (order[chunk, n] int32, offsets[total] int32),
-    the offsets of chunk ``c`` at ``bases[c] .. bases[c] + 2**widths[c]``."""
+def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray, bases: np.ndarray,
+           order: np.ndarray, offsets: np.ndarray, chunk_start: int, chunk_step: int) -> None:  # pragma: no cover - compiled
+    """Counting sort of the rows by the value of chunks ``chunk_start, chunk_start + chunk_step, ...``
+    into ``order[chunk, n]`` and ``offsets`` (zeroed on entry), the offsets of chunk ``c`` at
+    ``bases[c] .. bases[c] + 2**widths[c]``."""
     n = words.shape[0]
     chunks = widths.shape[0]
-    order = np.empty((chunks, n), dtype=np.int32)
-    offsets = np.zeros(total, dtype=np.int32)
-    for c in range(chunks):
+    for c in range(chunk_start, chunks, chunk_step):
         base = bases[c]
         size = np.int64(1) << widths[c]
         for row in range(n):
@@ -203,7 +238,17 @@ def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray,
             value = _chunk(words, row, starts[c], widths[c])
             order[c, fill[value]] = row
             fill[value] += 1
-    return order, offsets
+
+
+def _large_array(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A zeroed array in anonymous memory the kernel is asked to back with huge pages (the search reads
+    it at random: 2 MiB pages spare most of the address-translation misses)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if size < (4 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.zeros(shape, dtype=dtype)
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buffer.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
 #: Candidates gathered before their distances are computed (scratch of the search kernel).
@@ -254,15 +299,25 @@ def _search_kernel(
         mark = found
         for c in range(chunks):
             qvalue[c] = _chunk(query_words, q, starts[c], widths[c])
-        # pass 1: the bounds of every probed bucket
+        # pass 1: the bounds of every probed bucket (their reads started first, then made)
         probes = 0
         for c in range(chunk_start, chunks, chunk_step):
             base = bases[c]
             count = narrow_masks if widths[c] == narrow else n_masks
             for p in range(count):
                 bucket = base + (qvalue[c] ^ masks[p])
+                _prefetch1(offsets, bucket)  # type: ignore[call-arg]
+                low[probes] = bucket
+                probes += 1
+        probes = 0
+        for c in range(chunk_start, chunks, chunk_step):
+            count = narrow_masks if widths[c] == narrow else n_masks
+            for p in range(count):
+                bucket = low[probes]
                 low[probes] = offsets[bucket]
                 high[probes] = offsets[bucket + 1]
+                if high[probes] > low[probes]:
+                    _prefetch2(order, c, low[probes])  # type: ignore[call-arg]
                 probes += 1
         # pass 2 and 3, block by block: candidate rows, then their distances
         probe, k = 0, np.int64(0)
@@ -276,6 +331,7 @@ def _search_kernel(
             while probe < probes and n_cand < _BLOCK:
                 if k < high[probe]:
                     cand_row[n_cand] = order[c, k]
+                    _prefetch2(words, cand_row[n_cand], 0)  # type: ignore[call-arg]
                     cand_chunk[n_cand] = c
                     n_cand += 1
                     k += 1
@@ -310,6 +366,94 @@ def _search_kernel(
                 hit_dist[found] = distance
                 found += 1
     return last, found
+
+
+@njit(cache=True, nogil=True)
+def _batch_kernel(
+    words: np.ndarray,
+    starts: np.ndarray,
+    widths: np.ndarray,
+    bases: np.ndarray,
+    order: np.ndarray,
+    offsets: np.ndarray,
+    query_words: np.ndarray,
+    masks: np.ndarray,
+    narrow_masks: int,
+    narrow: int,
+    within: int,
+    radius: int,
+    first: int,
+    last: int,
+    chunk_start: int,
+    chunk_step: int,
+    probe_query: np.ndarray,
+    counts: np.ndarray,
+    hit_query: np.ndarray,
+    hit_row: np.ndarray,
+    hit_dist: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """Search queries ``first .. last - 1`` together: per chunk, all their probes are sorted by bucket
+    (a counting sort into ``probe_query``, ``counts`` of ``2**width + 1``), so each bucket's rows are
+    read once for every query of the batch that probes it. Pays when buckets are probed by several
+    queries (large batches, chunks of up to 20 bits). Returns the hits written, ``-1`` if the buffers
+    filled (the caller retries with fewer queries); hits are not grouped by query."""
+    chunks = widths.shape[0]
+    n_words = words.shape[1]
+    n_masks = masks.shape[0]
+    capacity = hit_row.shape[0]
+    n = last - first
+    qvalue = np.empty((n, chunks), dtype=np.int64)
+    for i in range(n):
+        for c in range(chunks):
+            qvalue[i, c] = _chunk(query_words, first + i, starts[c], widths[c])
+    found = 0
+    for c in range(chunk_start, chunks, chunk_step):
+        size = np.int64(1) << widths[c]
+        base = bases[c]
+        count = narrow_masks if widths[c] == narrow else n_masks
+        counts[:size + 1] = 0
+        for i in range(n):
+            for p in range(count):
+                counts[(qvalue[i, c] ^ masks[p]) + 1] += 1
+        for b in range(size):
+            counts[b + 1] += counts[b]
+        for i in range(n):  # counts[b] runs ahead as slots fill; shifted back below
+            for p in range(count):
+                bucket = qvalue[i, c] ^ masks[p]
+                probe_query[counts[bucket]] = i
+                counts[bucket] += 1
+        for b in range(size - 1, 0, -1):
+            counts[b] = counts[b - 1]
+        counts[0] = 0
+        for bucket in range(size):
+            lo, hi = counts[bucket], counts[bucket + 1]
+            if lo == hi:
+                continue
+            start, stop = offsets[base + bucket], offsets[base + bucket + 1]
+            for j in range(lo, hi):
+                i = probe_query[j]
+                q = first + i
+                for k in range(start, stop):
+                    row = order[c, k]
+                    distance = np.int64(0)
+                    for w in range(n_words):
+                        distance += _popcount64(words[row, w] ^ query_words[q, w])
+                    if distance > radius:
+                        continue
+                    seen = False
+                    for e in range(c):  # found by an earlier chunk already?
+                        if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[i, e])) <= within:
+                            seen = True
+                            break
+                    if seen:
+                        continue
+                    if found == capacity:
+                        return -1
+                    hit_query[found] = q
+                    hit_row[found] = row
+                    hit_dist[found] = distance
+                    found += 1
+    return found
 
 
 #: Rows of the flat scan compared with every query while they sit in the processor's cache.
@@ -398,9 +542,10 @@ class MultiIndex:
     offsets: np.ndarray
 
     @classmethod
-    def build(cls, codes: np.ndarray, widths: tuple[int, ...] | None = None) -> MultiIndex:
-        """Sort the rows of ``codes`` by each chunk (a counting sort per chunk); ``widths`` default
-        to :func:`chunk_widths` for the number of codes."""
+    def build(cls, codes: np.ndarray, widths: tuple[int, ...] | None = None, threads: int | None = None) -> MultiIndex:
+        """Sort the rows of ``codes`` by each chunk (a counting sort per chunk, chunks shared out over
+        up to ``threads`` threads for large tables); ``widths`` default to :func:`chunk_widths` for the
+        number of codes."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] % 8 or codes.shape[1] == 0:
             raise ValueError(f"MIH needs rows of a multiple of 64 bits, got shape {codes.shape}")
@@ -416,7 +561,15 @@ class MultiIndex:
         sizes = (np.int64(1) << width_array) + 1
         bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         words = codes.view(np.uint64)
-        order, offsets = _build(words, starts, width_array, bases, int(sizes.sum()))
+        order = _large_array((len(widths), codes.shape[0]), np.int32)
+        offsets = _large_array((int(sizes.sum()),), np.int32)
+        threads = max(1, min(threads or os.cpu_count() or 1, len(widths), codes.shape[0] // 100_000))
+
+        def run(chunk_start: int) -> list[Result]:
+            _build(words, starts, width_array, bases, order, offsets, chunk_start, threads)
+            return []
+
+        _run_threads([(t,) for t in range(threads)], run)
         return cls(codes, words, starts, width_array, bases, order, offsets)
 
     @property
@@ -439,13 +592,17 @@ class MultiIndex:
         return int(self.order.nbytes + self.offsets.nbytes)
 
     def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None,
-                     memory: int = SEARCH_MEMORY) -> Result:
+                     memory: int = SEARCH_MEMORY, batched: bool | None = None) -> Result:
         """Every row within ``max_distance`` (``<=``) of each query row: ``(lims, rows, distances)``,
         in the layout of FAISS's ``range_search`` (rows of query ``i`` are ``rows[lims[i]:lims[i+1]]``).
 
-        Up to ``threads`` threads (default: the CPU count) share the queries out (or, for fewer
-        queries than threads, the chunks); the kernel releases the GIL. Working memory beyond the
-        queries and the answer is at most ``memory`` bytes of hit buffers (see the module's notes).
+        Two kernels give the same answer: one query at a time (three passes of prefetched reads), or
+        ``batched``, the whole batch per chunk with its probes sorted by bucket so a bucket is read once
+        for all the queries probing it; by default the batch kernel when each bucket is probed about
+        :data:`BATCH_SHARING` times or more by the batch (large batches over small tables).
+        Up to ``threads`` threads (default: the CPU count, fewer for little work) share out the
+        queries or the chunks; the kernels release the GIL. Working memory beyond the queries and
+        the answer is at most ``memory`` bytes (see the module's notes).
         """
         queries = np.ascontiguousarray(queries, dtype=np.uint8)
         if queries.ndim != 2 or queries.shape[1] != self.codes.shape[1]:
@@ -461,28 +618,61 @@ class MultiIndex:
         masks, narrow_masks = _masks(wide, narrow, min(within, wide))
         query_words = queries.view(np.uint64)
         # threads only for work worth more than starting them (about a millisecond a thread)
-        work = n * _cost(self.count, tuple(int(w) for w in self.widths), radius)
+        widths = tuple(int(w) for w in self.widths)
+        work = n * _cost(self.count, widths, radius)
         threads = max(1, min(threads or os.cpu_count() or 1, int(work // THREAD_WORK)))
-        if n >= threads:  # share out the queries: each thread's hits come out grouped by query
+        if batched is None:  # batch mode when a bucket is probed by about one query of the batch or more
+            buckets = sum(1 << w for w in widths)
+            batched = wide <= BATCH_MAX_BITS and n * expected_cost(self.count, widths, radius)[0] >= BATCH_SHARING * buckets
+        elif batched and wide > BATCH_MAX_BITS:
+            raise ValueError(f"batch mode needs chunks of at most {BATCH_MAX_BITS} bits, these have {wide}")
+        if batched:
+            step = min(threads, self.chunks)
+            jobs = [(0, n, t, step) for t in range(step)]  # threads share out the chunks
+        elif n >= threads:  # share out the queries: each thread's hits come out grouped by query
             bounds = np.linspace(0, n, threads + 1).astype(int)
             jobs = [(int(a), int(b), 0, 1) for a, b in itertools.pairwise(bounds)]
         else:  # few queries: share out the chunks
             jobs = [(0, n, t, min(threads, self.chunks)) for t in range(min(threads, self.chunks))]
-        per_thread = max(1, int(memory) // HIT_BYTES // len(jobs))
+        share = max(1, int(memory) // len(jobs))
+        if batched:  # half the share for the probe lists and bucket counts, half for hits
+            counts_bytes = 8 * ((1 << wide) + 1)
+            per_batch = max(1, (share // 2 - counts_bytes) // (4 * masks.shape[0]))
+            per_thread = max(1, share // 2 // HIT_BYTES)
+        else:
+            per_thread = max(1, share // HIT_BYTES)
 
         def run(first: int, last: int, chunk_start: int, chunk_step: int) -> list[Result]:
             capacity = per_thread
             hit_query, hit_row, hit_dist = _buffers(capacity)
             out: list[Result] = []
+            if batched:
+                size = per_batch
+                probe_query = np.empty(min(n, size) * masks.shape[0], dtype=np.int32)
+                counts = np.empty((1 << wide) + 1, dtype=np.int64)
             while first < last:
-                nxt, found = _search_kernel(self.words, self.starts, self.widths, self.bases, self.order,
-                                            self.offsets, query_words, masks, narrow_masks, narrow, within,
-                                            radius, first, last, chunk_start, chunk_step,
-                                            hit_query, hit_row, hit_dist)
-                if nxt == first:  # one query's answer alone is larger than the buffers: grow them
-                    capacity *= 2
-                    hit_query, hit_row, hit_dist = _buffers(capacity)
-                    continue
+                if batched:
+                    stop = min(last, first + size)
+                    found = _batch_kernel(self.words, self.starts, self.widths, self.bases, self.order, self.offsets,
+                                          query_words, masks, narrow_masks, narrow, within, radius, first, stop,
+                                          chunk_start, chunk_step, probe_query, counts, hit_query, hit_row, hit_dist)
+                    if found < 0:  # too many hits for the buffers: fewer queries, or (one query) more room
+                        if stop - first > 1:
+                            size = max(1, (stop - first) // 2)
+                        else:
+                            capacity *= 2
+                            hit_query, hit_row, hit_dist = _buffers(capacity)
+                        continue
+                    nxt = stop
+                else:
+                    nxt, found = _search_kernel(self.words, self.starts, self.widths, self.bases, self.order,
+                                                self.offsets, query_words, masks, narrow_masks, narrow, within,
+                                                radius, first, last, chunk_start, chunk_step,
+                                                hit_query, hit_row, hit_dist)
+                    if nxt == first:  # one query's answer alone is larger than the buffers: grow them
+                        capacity *= 2
+                        hit_query, hit_row, hit_dist = _buffers(capacity)
+                        continue
                 out.append((hit_query[:found].copy(), hit_row[:found].copy(), hit_dist[:found].copy()))
                 first = nxt
             return out
