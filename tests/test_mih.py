@@ -109,13 +109,15 @@ def test_flat_scan_equals_brute_force_on_a_memory_map(tmp_path):
     codes = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
     np.save(tmp_path / "codes.npy", codes)
     mapped = np.load(tmp_path / "codes.npy", mmap_mode="r")
-    queries = planted(rng, codes, 8, 40)
-    for radius in (0, 31, 47):
-        lims, rows, dists = flat_range_search(mapped, queries, radius, threads=2)
-        assert as_dicts(lims, rows, dists) == brute_force(codes, queries, radius)
+    queries = planted(rng, codes, 8, 40)  # 13 rows
+    for radius, count in ((0, 13), (31, 13), (47, 13), (31, 3), (47, 1)):  # 8 and more: queries as vector lanes
+        lims, rows, dists = flat_range_search(mapped, queries[:count], radius, threads=2)
+        assert as_dicts(lims, rows, dists) == brute_force(codes, queries[:count], radius)
         assert all(np.all(np.diff(rows[a:b]) > 0) for a, b in itertools.pairwise(lims))
     # a tiny memory budget: many passes, the same answer
-    assert as_dicts(*flat_range_search(mapped, queries, 40, memory=100)) == brute_force(codes, queries, 40)
+    for count in (2, 13):
+        got = flat_range_search(mapped, queries[:count], 40, memory=100)
+        assert as_dicts(*got) == brute_force(codes, queries[:count], 40)
 
 
 def test_single_code_and_empty_queries():

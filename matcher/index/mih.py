@@ -65,8 +65,9 @@ SEARCH_MEMORY = 32 << 20
 #: Bytes per hit in a hit buffer (query int32, row int64, distance int16).
 HIT_BYTES = 14
 #: Largest expected cost of a query, in candidate reads per code, for MIH to be chosen over a flat
-#: scan (a candidate read is a cache miss; the flat scan streams the codes, about 30x cheaper a code).
-MAX_CANDIDATE_SHARE = 0.03
+#: scan (a candidate read is a cache miss, the flat scan streams the codes; measured: MIH is faster from
+#: 20,000 PDQ codes at r=31 at every batch size).
+MAX_CANDIDATE_SHARE = 0.05
 #: Widest chunk the batch kernel takes (its bucket counts are ``8 * 2**width`` bytes a thread).
 BATCH_MAX_BITS = 20
 #: Probes of a batch per bucket from which the batch kernel is used (measured: 1M PDQ codes).
@@ -460,39 +461,78 @@ def _batch_kernel(
 def _flat_kernel(words: np.ndarray, query_columns: np.ndarray, radius: int, first_row: int, last_row: int,
                  hit_query: np.ndarray, hit_row: np.ndarray, hit_dist: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     """Flat scan of rows ``first_row .. last_row - 1`` against every query in one pass over the codes:
-    each row is read once and compared with the queries eight at a time (e.g. a hash's 8 dihedral
-    variants: eight 64-bit lanes of one vector register). ``query_columns`` holds the queries' words
-    transposed, ``[word, query]``, padded to a multiple of 8 queries with copies of the last one.
-    Returns ``(next row, hits written)``; stops early, at a row boundary, when the buffers could fill."""
+    each row is read once and compared with all the queries (e.g. a hash's 8 dihedral variants) in
+    loops over the queries that the compiler turns into vector instructions (``query_columns`` holds
+    the queries' words transposed, ``[word, query]``). Returns ``(next row, hits written)``; stops
+    early, at a row boundary, when the buffers could fill."""
     n_words = words.shape[1]
     n_queries = query_columns.shape[1]
     capacity = hit_row.shape[0]
+    distance = np.zeros(n_queries, dtype=np.int64)
     found = 0
     for row in range(first_row, last_row):
         if found + n_queries > capacity:
             return row, found
-        for g in range(0, n_queries, 8):
-            d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = np.int64(0)
+        distance[:] = 0
+        for w in range(n_words):
+            word = words[row, w]
+            for q in range(n_queries):
+                distance[q] += _popcount64(word ^ query_columns[w, q])
+        hit = False
+        for q in range(n_queries):
+            hit |= distance[q] <= radius
+        if not hit:
+            continue
+        for q in range(n_queries):
+            if distance[q] <= radius:
+                hit_query[found] = q
+                hit_row[found] = row
+                hit_dist[found] = distance[q]
+                found += 1
+    return last_row, found
+
+
+#: Rows of the flat scan compared with every query while they sit in the processor's cache.
+_FLAT_BLOCK = 1024
+
+
+@njit(cache=True, nogil=True)
+def _flat_rows_kernel(words: np.ndarray, query_words: np.ndarray, radius: int, first_row: int, last_row: int,
+                 hit_query: np.ndarray, hit_row: np.ndarray,
+                      hit_dist: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Flat scan for a few queries (fewer than :data:`FLAT_LANES`): the rows are read a block at a
+    time and each query is compared with the whole block in a loop over the rows. Returns ``(next row, hits written)``; stops early, at
+    a block boundary, when the buffers could fill."""
+    n_words = words.shape[1]
+    n_queries = query_words.shape[0]
+    capacity = hit_row.shape[0]
+    distance = np.empty(_FLAT_BLOCK, dtype=np.int64)
+    found = 0
+    for block in range(first_row, last_row, _FLAT_BLOCK):
+        stop = min(block + _FLAT_BLOCK, last_row)
+        size = stop - block
+        if found + size * n_queries > capacity and found > 0:
+            return block, found
+        for q in range(n_queries):
+            distance[:size] = 0
             for w in range(n_words):
-                x = words[row, w]
-                d0 += _popcount64(x ^ query_columns[w, g])
-                d1 += _popcount64(x ^ query_columns[w, g + 1])
-                d2 += _popcount64(x ^ query_columns[w, g + 2])
-                d3 += _popcount64(x ^ query_columns[w, g + 3])
-                d4 += _popcount64(x ^ query_columns[w, g + 4])
-                d5 += _popcount64(x ^ query_columns[w, g + 5])
-                d6 += _popcount64(x ^ query_columns[w, g + 6])
-                d7 += _popcount64(x ^ query_columns[w, g + 7])
-            if min(min(min(d0, d1), min(d2, d3)), min(min(d4, d5), min(d6, d7))) > radius:
-                continue
-            lanes = (d0, d1, d2, d3, d4, d5, d6, d7)
-            for lane in range(8):
-                if lanes[lane] <= radius:
-                    hit_query[found] = g + lane
-                    hit_row[found] = row
-                    hit_dist[found] = lanes[lane]
+                word = query_words[q, w]
+                for i in range(size):
+                    distance[i] += _popcount64(words[block + i, w] ^ word)
+            for i in range(size):
+                if distance[i] <= radius:
+                    if found == capacity:
+                        raise RuntimeError("flat scan: hit buffer smaller than one block of rows")
+                    hit_query[found] = q
+                    hit_row[found] = block + i
+                    hit_dist[found] = distance[i]
                     found += 1
     return last_row, found
+
+
+#: From this many queries the flat scan compares each row with all of them (vectorised over the
+#: queries); below, each query with a block of rows (measured: faster for 1 query, slower for 8).
+FLAT_LANES = 8
 
 
 Result = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -699,22 +739,28 @@ def flat_range_search(codes: np.ndarray, queries: np.ndarray, max_distance: int,
     words = codes.view(np.uint64) if codes.flags.c_contiguous else np.ascontiguousarray(codes).view(np.uint64)
     threads = max(1, min(threads or os.cpu_count() or 1, max(1, codes.shape[0] // 65536)))
     bounds = np.linspace(0, codes.shape[0], threads + 1).astype(np.int64)
-    per_thread = max(n + 8, int(memory) // HIT_BYTES // threads)
-    group = max(1, min(n, per_thread // 64))  # queries per pass over the codes
+    if n < FLAT_LANES:
+        per_thread = max(n * _FLAT_BLOCK, int(memory) // HIT_BYTES // threads)
+        group = n
+    else:
+        per_thread = max(n, int(memory) // HIT_BYTES // threads)
+        group = max(1, min(n, per_thread // 64))  # queries per pass over the codes
 
     def run(first: int, last: int) -> list[Result]:
         hit_query, hit_row, hit_dist = _buffers(per_thread)
         out: list[Result] = []
         for q0 in range(0, n, group):
             part = queries[q0:q0 + group]
-            padded = np.vstack([part, np.repeat(part[-1:], -part.shape[0] % 8, axis=0)])
-            columns = np.ascontiguousarray(padded.view(np.uint64).T)
+            columns = np.ascontiguousarray(part.view(np.uint64).T)
             row = first
             while row < last:
-                row, found = _flat_kernel(words, columns, radius, row, last, hit_query, hit_row, hit_dist)
-                keep = hit_query[:found] < part.shape[0]  # not the padding
-                out.append(((hit_query[:found][keep] + q0).astype(np.int32), hit_row[:found][keep],
-                            hit_dist[:found][keep]))
+                if n < FLAT_LANES:
+                    row, found = _flat_rows_kernel(words, part.view(np.uint64), radius, row, last,
+                                                   hit_query, hit_row, hit_dist)
+                else:
+                    row, found = _flat_kernel(words, columns, radius, row, last, hit_query, hit_row, hit_dist)
+                out.append(((hit_query[:found] + q0).astype(np.int32), hit_row[:found].copy(),
+                            hit_dist[:found].copy()))
         return out
 
     jobs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
