@@ -135,7 +135,8 @@ def test_rule_picks_mih_only_where_it_pays():
     assert not worthwhile(1_000_000, 256, 160)  # huge radius: candidates would be most codes
     assert not worthwhile(1_000_000, 72, 8)  # not whole 64-bit words
     assert beats_flat(1_000_000, chunk_widths(1_000_000, 256), 31)
-    assert not beats_flat(5_000, chunk_widths(5_000, 256), 31)  # small: the flat scan is cheaper
+    assert beats_flat(5_000, chunk_widths(5_000, 256), 31)  # a small table given MIH (cluster) keeps it
+    assert not beats_flat(5_000, chunk_widths(5_000, 256), 60)  # most codes would be candidates
     assert not beats_flat(10_000_000, chunk_widths(10_000_000, 256), 100)  # probing would cost more
 
 

@@ -142,10 +142,12 @@ def worthwhile(count: int, bit_length: int, max_distance: int) -> bool:
 def beats_flat(count: int, widths: tuple[int, ...], max_distance: int) -> bool:
     """Whether MIH with ``widths`` beats a flat scan of ``count`` codes at ``max_distance``: a probe or
     a candidate costs a cache miss while a flat scan streams the codes, so MIH is chosen when its
-    expected cost is under :data:`MAX_CANDIDATE_SHARE` of the codes."""
+    expected cost is under :data:`MAX_CANDIDATE_SHARE` of the codes. Below :data:`MIN_CODES` codes a
+    flat call costs about as much as at :data:`MIN_CODES` (its fixed costs dominate), so a small table
+    whose owner built MIH for it (``matcher cluster``: eight queries per code) is judged as that size."""
     if max_distance < 0 or _probes(max(widths), max_distance // len(widths)) > MAX_PROBES:
         return False
-    return _cost(count, widths, max_distance) <= MAX_CANDIDATE_SHARE * count
+    return _cost(count, widths, max_distance) <= MAX_CANDIDATE_SHARE * max(count, MIN_CODES)
 
 
 @functools.lru_cache(maxsize=64)
