@@ -9,9 +9,11 @@ when the record's hash has no known quality). On load the searchable rows are co
 images, see :mod:`matcher.views`) is the same kind of table, built and searched by the same code.
 
 Large tables (:data:`~matcher.index.mih.MIN_CODES` codes or more, bit length a multiple of 64)
-also get a multi-index hashing structure (:mod:`matcher.index.mih`), used for range searches whenever
-its rule says it beats the flat scan; FAISS stays the store of the codes, the path for small tables,
-and the ``nearest`` search. Both paths give identical, exact answers.
+also get a multi-index hashing structure (:mod:`matcher.index.mih`, chunks of about ``log2(N)``
+bits), used for range searches whenever its rule says it beats the flat scan; FAISS stays the store
+of the codes, the path for small tables, and the ``nearest`` search. Both paths give identical,
+exact answers. :func:`range_search` is the one range search (the index's and ``matcher cluster``'s);
+:func:`range_hits` is it as per-query lists.
 
 Exactness: FAISS ``range_search`` on binary indexes returns distances strictly below the radius, so
 ``max_distance + 1`` is passed. Results are sorted by (distance, record id). ``nearest`` first asks
