@@ -157,3 +157,20 @@ def test_index_search_uses_mih_and_stays_exact(tmp_path):
         for result, want in zip(results, expected):
             got = [(m.record_id - 1, m.distance) for m in result]
             assert got == sorted(want.items(), key=lambda kv: (kv[1], kv[0]))
+
+
+def test_structure_saved_and_memory_mapped_gives_the_same_answers(tmp_path):
+    """Workers can share one saved structure through read-only maps instead of each building it."""
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 256, (4000, 32), dtype=np.uint8)
+    built = MultiIndex.build(codes)
+    for name in ("codes", "order", "offsets"):
+        np.save(tmp_path / f"{name}.npy", getattr(built, name))
+    mapped = MultiIndex.from_arrays(*(np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in ("codes",)),
+                                    built.widths.tolist(), np.load(tmp_path / "order.npy", mmap_mode="r"),
+                                    np.load(tmp_path / "offsets.npy", mmap_mode="r"))
+    queries = planted(rng, codes, 30, 34)
+    for batched in (False, True):
+        assert as_dicts(*mapped.range_search(queries, 31, batched=batched)) == brute_force(codes, queries, 31)
+    with pytest.raises(ValueError):
+        MultiIndex.from_arrays(codes, built.widths.tolist()[:-1], built.order, built.offsets)

@@ -613,7 +613,27 @@ class MultiIndex:
             return []
 
         _run_threads([(t,) for t in range(threads)], run)
+        order.flags.writeable = False
+        offsets.flags.writeable = False
         return cls(codes, words, starts, width_array, bases, order, offsets)
+
+    @classmethod
+    def from_arrays(cls, codes: np.ndarray, widths: Sequence[int], order: np.ndarray,
+                    offsets: np.ndarray) -> MultiIndex:
+        """The structure from arrays a previous :meth:`build` made (``widths``, ``order``, ``offsets``),
+        e.g. saved beside the codes and loaded with ``np.load(..., mmap_mode="r")`` so that worker
+        processes share one copy through the page cache instead of each building its own."""
+        codes = np.asarray(codes)
+        width_array = np.array([int(w) for w in widths], dtype=np.int64)
+        if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[1] % 8 or not codes.flags.c_contiguous:
+            raise ValueError(f"codes must be C-contiguous uint8 rows of a multiple of 64 bits, got {codes.shape}")
+        sizes = (np.int64(1) << width_array) + 1
+        if int(width_array.sum()) != codes.shape[1] * 8 or order.shape != (width_array.shape[0], codes.shape[0]) \
+                or order.dtype != np.int32 or offsets.dtype != np.int32 or offsets.shape != (int(sizes.sum()),):
+            raise ValueError("MIH arrays do not match the codes and chunk widths")
+        starts = np.concatenate([[0], np.cumsum(width_array)[:-1]]).astype(np.int64)
+        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return cls(codes, codes.view(np.uint64), starts, width_array, bases, order, offsets)
 
     @property
     def chunks(self) -> int:
