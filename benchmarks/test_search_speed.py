@@ -4,9 +4,16 @@ Run (about 5-8 minutes at the default sizes on 2 cores)::
 
     python -m pytest benchmarks/test_search_speed.py -s
     MATCHER_BENCH_N=100000 python -m pytest benchmarks/test_search_speed.py -s   # quick
-    MATCHER_BENCH_N=10000000 MATCHER_BENCH_QUERIES=2000 MATCHER_BENCH_CASES=pdq-uniform \
+    MATCHER_BENCH_N=10000000 MATCHER_BENCH_CASES=pdq-uniform \
         python -m pytest benchmarks/test_search_speed.py -s   # the 10M runs (about 5 minutes each;
     # then MATCHER_BENCH_CASES=pdq-realistic: a run of some cases keeps the others' figures in the JSON)
+    MATCHER_BENCH_PEERS=0 ...   # matcher and FAISS flat only (no FAISS multi-hash, numpy, pybktree)
+
+``test_small_batches`` times what scans and services send: batches of 1, 8 (one hash's dihedral
+variants), 10 and 106 queries (one frame's queries with views), for matcher's ``range_search``
+(the chosen path), each MIH kernel, FAISS flat, and a numba flat scan that compares every row
+with all the queries of the batch in one pass over the codes (the option ThreatExchange studied
+for PDQ at 10M, their issue 1810 / PR 1817), on ``MATCHER_BENCH_N`` codes.
 
 For each case (PDQ 256 bits at distance <= 31 on uniform codes and on codes with real PDQ bit
 statistics; 64-bit imagehash codes at distance <= 8) it times, on the same codes and queries:
@@ -24,6 +31,7 @@ Every matcher answer is checked against FAISS flat's (recall 1.0 and no extra hi
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -31,14 +39,24 @@ import faiss
 import numpy as np
 import pytest
 
-from benchmarks.speed_common import env_int, load_cases, planted_queries, realistic_pdq_codes, save, uniform_codes
-from matcher.index.search import AlgorithmTable, range_hits
+from benchmarks.speed_common import (
+    env_int,
+    load_cases,
+    planted_queries,
+    realistic_pdq_codes,
+    save,
+    uniform_codes,
+)
+from matcher.index.mih import flat_range_search
+from matcher.index.search import AlgorithmTable, range_hits, range_search
 
 N = env_int("MATCHER_BENCH_N", 1_000_000)
 QUERIES = env_int("MATCHER_BENCH_QUERIES", 10_000)
+#: 0: time matcher and FAISS flat only (the slow peers take minutes at 10M).
+PEERS = env_int("MATCHER_BENCH_PEERS", 1)
 RESULTS: dict[str, dict] = {}
-#: Results file: ``search_speed`` at the default size, ``search_speed_<N>`` otherwise.
-RESULT_NAME = "search_speed" if N == 1_000_000 else f"search_speed_{N}"
+#: Results file: ``search_speed`` at the default size, ``search_speed_<N>`` otherwise (or MATCHER_BENCH_RESULT).
+RESULT_NAME = os.environ.get("MATCHER_BENCH_RESULT") or ("search_speed" if N == 1_000_000 else f"search_speed_{N}")
 #: Comma-separated subset of the cases to run (default: all).
 SELECTED = [c for c in os.environ.get("MATCHER_BENCH_CASES", "").split(",") if c]
 if SELECTED:  # a run of some cases keeps the other cases' figures from earlier runs in the file
@@ -52,7 +70,7 @@ def timed(function, *args):
 
 
 def as_sets(lims, ids):
-    return [set(ids[a:b].tolist()) for a, b in zip(lims[:-1], lims[1:])]
+    return [set(ids[a:b].tolist()) for a, b in itertools.pairwise(lims)]
 
 
 def sample_rate(function, queries, limit_s=20.0):
@@ -94,9 +112,27 @@ def test_range_search(benchmark, case):
     flat.add(codes)
     (flims, _, fids), flat_s = timed(flat.range_search, queries, radius + 1)
     expected = as_sets(flims, fids + 1)
-    assert [set(r for r, _ in hits) for hits in ours] == expected  # exact: recall 1.0, nothing extra
+    assert [{r for r, _ in hits} for hits in ours] == expected  # exact: recall 1.0, nothing extra
     assert as_sets(mih_lims, mih_rows + 1) == expected
 
+    row = {
+        "n": N,
+        "queries": QUERIES,
+        "radius": radius,
+        "matcher_build_s": round(build_s, 3),
+        "matcher_chunks": [int(w) for w in table.mih.widths],
+        "matcher_qps": round(QUERIES / ours_s, 1),
+        "matcher_mih_kernel_qps": round(QUERIES / mih_s, 1),
+        "faiss_flat_qps": round(QUERIES / flat_s, 1),
+        "speedup_vs_faiss_flat": round(flat_s / ours_s, 2),
+        "search_memory_ratio": round(table.mih.nbytes / codes.nbytes, 2),
+        "matches": int(sum(len(h) for h in ours)),
+    }
+    if not PEERS:
+        RESULTS[case] = row
+        save(RESULT_NAME, RESULTS)
+        print(case, row)
+        return
     multi = faiss.IndexBinaryMultiHash(bits, bits // 16, 16)
     multi.nflip = radius // (bits // 16)  # the pigeonhole probe radius that makes it exact
     multi.add(codes)
@@ -119,24 +155,14 @@ def test_range_search(benchmark, case):
     bk_qps, bk_n = sample_rate(lambda q: tree.find(int.from_bytes(q.tobytes(), "big"), radius), queries, 15)
     bk_qps *= len(sample) / N  # a BK-tree of N items costs at least N/len(sample) times as much
 
-    row = {
-        "n": N,
-        "queries": QUERIES,
-        "radius": radius,
-        "matcher_build_s": round(build_s, 3),
-        "matcher_qps": round(QUERIES / ours_s, 1),
-        "matcher_mih_kernel_qps": round(QUERIES / mih_s, 1),
-        "faiss_flat_qps": round(QUERIES / flat_s, 1),
+    row.update({
         "faiss_multihash_qps": round(QUERIES / multi_s, 1),
         "faiss_multihash_recall": round(multi_recall, 4),
         "numpy_bitwise_count_qps": round(numpy_qps, 2),
         "numpy_sampled_queries": numpy_n,
         "pybktree_qps_upper_bound": round(bk_qps, 3),
         "pybktree_sampled_queries": bk_n,
-        "speedup_vs_faiss_flat": round(flat_s / ours_s, 2),
-        "search_memory_ratio": round(table.mih.nbytes / codes.nbytes, 2),
-        "matches": int(sum(len(h) for h in ours)),
-    }
+    })
     if bits == 64:
         import imagehash
 
@@ -148,3 +174,56 @@ def test_range_search(benchmark, case):
     RESULTS[case] = row
     save(RESULT_NAME, RESULTS)
     print(case, row)
+
+
+BATCHES = (1, 8, 10, 106)
+
+
+def per_batch_ms(function, queries, size, budget_s=6.0):
+    """Mean milliseconds of ``function`` on batches of ``size`` consecutive queries (about ``budget_s``)."""
+    function(queries[:size])  # warm up
+    done, start, offset = 0, time.perf_counter(), 0
+    while done < 3 or (time.perf_counter() - start < budget_s and done < 2000):
+        if offset + size > queries.shape[0]:
+            offset = 0
+        function(queries[offset:offset + size])
+        offset += size
+        done += 1
+    return round((time.perf_counter() - start) / done * 1000, 3)
+
+
+@pytest.mark.parametrize("case", ["pdq-uniform", "imagehash64-uniform"])
+def test_small_batches(case):
+    if SELECTED and case not in SELECTED:
+        pytest.skip(f"not in MATCHER_BENCH_CASES={','.join(SELECTED)}")
+    make, radius = CASES[case]
+    codes = make()
+    bits = codes.shape[1] * 8
+    queries = planted_queries(codes, 4000, radius, seed=2)
+    ids = np.arange(1, codes.shape[0] + 1, dtype=np.int64)
+    table = AlgorithmTable.build("x", bits, None, ids, codes, np.full(codes.shape[0], -1, dtype=np.int16))
+    flat = faiss.IndexBinaryFlat(bits)
+    flat.add(codes)
+    threads = faiss.omp_get_max_threads()
+    row: dict[str, object] = {"n": N, "radius": radius, "threads": threads,
+                              "matcher_chunks": [int(w) for w in table.mih.widths]}
+    peers = {
+        "matcher_ms": lambda q: range_search(table, q, radius),
+        "mih_per_query_kernel_ms": lambda q: table.mih.range_search(q, radius, threads, batched=False),
+        "faiss_flat_ms": lambda q: flat.range_search(q, radius + 1),
+        "numba_flat_ms": lambda q: flat_range_search(codes, q, radius, threads),
+    }
+    for size in BATCHES:
+        timings = {name: per_batch_ms(f, queries, size, 2.0 if "flat" in name and N > 2_000_000 else 6.0)
+                   for name, f in peers.items()}
+        # the same answers from every path
+        a = flat.range_search(queries[:size], radius + 1)
+        b = flat_range_search(codes, queries[:size], radius)
+        owners, record_ids, _ = range_search(table, queries[:size], radius)
+        assert [set(a[2][a[0][i]:a[0][i + 1]].tolist()) for i in range(size)] \
+            == [set(b[1][b[0][i]:b[0][i + 1]].tolist()) for i in range(size)] \
+            == [set((record_ids[owners == i] - 1).tolist()) for i in range(size)]
+        row[f"batch_{size}"] = timings
+        print(case, N, size, timings)
+    RESULTS[f"{case}-batches"] = row
+    save(RESULT_NAME, RESULTS)

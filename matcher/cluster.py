@@ -73,7 +73,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
-import faiss
 import numpy as np
 from numba import njit
 
@@ -83,9 +82,9 @@ from .errors import HashFormatError, MatcherError, UsageError
 from .formats.records import csv_safe
 from .hashes import Hash
 from .hashing import DEFAULT_ALGORITHMS
+from .index.mih import MultiIndex
+from .index.search import MIH_QUERY_CHUNK, AlgorithmTable, range_search
 from .pipeline import FeatureRequest, HashOptions, read_entry, with_changed
-from .index.mih import MIN_CODES, MultiIndex, worthwhile
-from .index.search import MIH_QUERY_CHUNK, QUERY_CHUNK, AlgorithmTable
 from .variants import INVERSE, VARIANT_NAMES
 
 __all__ = [
@@ -651,33 +650,6 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 _BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
-def _range_search(table: AlgorithmTable, codes: np.ndarray,
-                  max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every ``(query row, record id, distance)`` with distance ``<= max_distance``, as arrays: the
-    exact search of :func:`matcher.index.search.range_hits` (same choice of multi-index hashing or
-    FAISS flat), without building per-query lists."""
-    n = codes.shape[0]
-    empty = np.zeros(0, dtype=np.int64)
-    if table.index is None or n == 0:
-        return empty, empty, empty
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    # the index's rule, less its floor on the count (the share of candidates does not depend on it)
-    use_mih = table.mih is not None and worthwhile(max(table.searchable, MIN_CODES), table.bit_length,
-                                                   int(max_distance))
-    step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
-    for start in range(0, n, step):
-        part = np.ascontiguousarray(codes[start:start + step])
-        if use_mih:
-            lims, positions, distances = table.mih.range_search(  # type: ignore[union-attr]
-                part, int(max_distance), threads=faiss.omp_get_max_threads())
-        else:
-            lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
-        owners = np.repeat(np.arange(start, start + part.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
-        parts.append((owners, table.searchable_ids[positions].astype(np.int64), distances.astype(np.int64)))
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
-
-
 # --------------------------------------------------------------------------------------------------
 # Grouping
 
@@ -728,7 +700,7 @@ def _links(rule: _Rule, arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         limit = rule.max_distances[algorithm.name]
         for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
             qn, qv = query_nodes[start:start + MIH_QUERY_CHUNK], query_variants[start:start + MIH_QUERY_CHUNK]
-            owners, hits, distances = _range_search(table, node_variants[qn, qv], limit)
+            owners, hits, distances = range_search(table, node_variants[qn, qv], limit)
             queried, variant = qn[owners], qv[owners]
             keep = queried != hits
             queried, hits, distances, variant = queried[keep], hits[keep], distances[keep], variant[keep]

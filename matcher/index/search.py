@@ -9,9 +9,11 @@ when the record's hash has no known quality). On load the searchable rows are co
 images, see :mod:`matcher.views`) is the same kind of table, built and searched by the same code.
 
 Large tables (:data:`~matcher.index.mih.MIN_CODES` codes or more, bit length a multiple of 64)
-also get a multi-index hashing structure (:mod:`matcher.index.mih`), used for range searches whenever
-its rule says it beats the flat scan; FAISS stays the store of the codes, the path for small tables,
-and the ``nearest`` search. Both paths give identical, exact answers.
+also get a multi-index hashing structure (:mod:`matcher.index.mih`, chunks of about ``log2(N)``
+bits), used for range searches whenever its rule says it beats the flat scan; FAISS stays the store
+of the codes, the path for small tables, and the ``nearest`` search. Both paths give identical,
+exact answers. :func:`range_search` is the one range search (the index's and ``matcher cluster``'s);
+:func:`range_hits` is it as per-query lists.
 
 Exactness: FAISS ``range_search`` on binary indexes returns distances strictly below the radius, so
 ``max_distance + 1`` is passed. Results are sorted by (distance, record id). ``nearest`` first asks
@@ -21,6 +23,7 @@ resolved by record id rather than by FAISS's heap order.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +33,14 @@ import numpy as np
 
 from ..errors import HashFormatError, UsageError
 from ..hashes import Hash
-from .mih import MIN_CODES, MultiIndex, worthwhile
+from .mih import MIN_CODES, MultiIndex
 
-__all__ = ["AlgorithmTable", "empty_table", "searchable_mask", "range_hits", "knn_hits"]
+__all__ = ["AlgorithmTable", "empty_table", "knn_hits", "query_codes", "range_hits", "range_search", "searchable_mask"]
 
 #: Queries per FAISS call; bounds the memory of one range-search result.
 QUERY_CHUNK = 4096
-#: Queries per multi-index call: larger batches share bucket reads between more queries.
+#: Queries per multi-index call (its working memory is bounded on its own, see
+#: :data:`~matcher.index.mih.SEARCH_MEMORY`; this bounds the arrays of one batch's hits).
 MIH_QUERY_CHUNK = 65536
 
 
@@ -117,38 +121,54 @@ def query_codes(table: AlgorithmTable, queries: Sequence[Hash]) -> np.ndarray:
     return np.frombuffer(b"".join(q.bits for q in queries), dtype=np.uint8).reshape(len(queries), width)
 
 
-def _sorted_hits(lims: np.ndarray, distances: np.ndarray, positions: np.ndarray,
-                 ids_by_position: np.ndarray) -> list[list[tuple[int, int]]]:
-    n = lims.shape[0] - 1
-    counts = np.diff(lims.astype(np.int64))
-    record_ids = ids_by_position[positions]
-    dist = distances.astype(np.int64)
-    owner = np.repeat(np.arange(n), counts)
-    order = np.lexsort((record_ids, dist, owner))
-    record_ids, dist = record_ids[order], dist[order]
-    out: list[list[tuple[int, int]]] = []
-    bounds = lims.astype(np.int64)
-    for i in range(n):
-        a, b = bounds[i], bounds[i + 1]
-        out.append(list(zip(record_ids[a:b].tolist(), dist[a:b].tolist())))
-    return out
+def range_search(table: AlgorithmTable, codes: np.ndarray,
+                 max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every hit with distance ``<= max_distance`` of the query rows ``codes``, as three int64 arrays
+    ``(query row, record id, distance)`` sorted by query row, then distance, then record id.
+
+    The one exact range search of the index and of ``matcher cluster``: multi-index hashing when
+    the table has it and its rule (:meth:`~matcher.index.mih.MultiIndex.beats_flat`) says it beats the flat
+    scan, FAISS's flat scan otherwise. Queries go in batches (:data:`QUERY_CHUNK` to FAISS,
+    :data:`MIH_QUERY_CHUNK` to MIH, whose working memory is bounded by
+    :data:`~matcher.index.mih.SEARCH_MEMORY`).
+    """
+    n = codes.shape[0]
+    empty = np.zeros(0, dtype=np.int64)
+    if table.index is None or n == 0 or max_distance < 0:
+        return empty, empty, empty
+    use_mih = table.mih is not None and table.mih.beats_flat(int(max_distance))
+    step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in range(0, n, step):
+        part = np.ascontiguousarray(codes[start:start + step])
+        if table.mih is not None and use_mih:
+            lims, positions, distances = table.mih.range_search(part, int(max_distance),
+                                                                threads=faiss.omp_get_max_threads())
+        else:
+            lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
+        counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
+        owners = np.repeat(np.arange(start, start + part.shape[0], dtype=np.int64), counts)
+        record_ids = table.searchable_ids[positions].astype(np.int64)
+        dist = distances.astype(np.int64)
+        order = np.lexsort((record_ids, dist, owners))
+        parts.append((owners[order], record_ids[order], dist[order]))
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
 
 
 def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> list[list[tuple[int, int]]]:
-    """For each query row, every ``(record_id, distance)`` with distance ``<= max_distance``, sorted."""
+    """For each query row, every ``(record_id, distance)`` with distance ``<= max_distance``, sorted
+    by distance then record id (:func:`range_search`, as one list per query)."""
     n = codes.shape[0]
-    if table.index is None or n == 0:
-        return [[] for _ in range(n)]
-    use_mih = table.mih is not None and worthwhile(table.searchable, table.bit_length, int(max_distance))
-    step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
     out: list[list[tuple[int, int]]] = []
-    for start in range(0, n, step):
-        part = np.ascontiguousarray(codes[start:start + step])
-        if use_mih:
-            lims, positions, distances = table.mih.range_search(part, int(max_distance), threads=faiss.omp_get_max_threads())
-        else:
-            lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
-        out.extend(_sorted_hits(lims, distances, positions, table.searchable_ids))
+    for start in range(0, n, MIH_QUERY_CHUNK):  # bounds the arrays held besides the lists
+        part = codes[start:start + MIH_QUERY_CHUNK]
+        owners, record_ids, dist = range_search(table, part, max_distance)
+        bounds = np.searchsorted(owners, np.arange(part.shape[0] + 1)).tolist()
+        ids_list, dist_list = record_ids.tolist(), dist.tolist()
+        out.extend(list(zip(ids_list[a:b], dist_list[a:b])) for a, b in itertools.pairwise(bounds))
     return out
 
 
