@@ -419,8 +419,8 @@ class _Hasher:
         """The items of one walked entry; never raises for a problem of the entry itself."""
         read = read_entry(entry, self.request, self.options)
         if read.skipped or not read.read:
-            notes = (read.note,) if read.note else ()
-            return [ClusterItem(path=read.name, size=read.size, error=read.error, notes=notes,
+            said = (read.note,) if read.note else ()
+            return [ClusterItem(path=read.name, size=read.size, error=read.error, notes=said,
                                 path_raw_hex=read.raw_hex)]
         facts = read.file_facts()
         notes = tuple(n for n in (read.note, *read.notes) if n)
@@ -642,9 +642,12 @@ def _shortest_chains(indptr: np.ndarray, neighbours: np.ndarray, pair_of_edge: n
 
 def _popcount(x: np.ndarray) -> np.ndarray:
     """Set bits along the last axis of a uint8 array."""
+    counts: np.ndarray
     if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
-    return _BYTE_BITS[x].sum(axis=-1, dtype=np.int64)  # pragma: no cover - numpy < 2
+        counts = np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
+    else:  # pragma: no cover - numpy < 2
+        counts = _BYTE_BITS[x].sum(axis=-1, dtype=np.int64)
+    return counts
 
 
 _BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)

@@ -1184,11 +1184,8 @@ def _check_hash(name: str, value: Hash, width: int | None, where: str) -> None:
         raise HashFormatError(f"{where}: {name} hash is not a Hash ({type(value).__name__})")
     if value.algorithm != name:
         raise HashFormatError(f"{where}: hash stored under {name!r} is a {value.algorithm} hash")
-    expected = (
-        width
-        if width is not None
-        else (None if registry.bit_length_of(name) is None else registry.bit_length_of(name) // 8)
-    )  # type: ignore[operator]
+    bits = registry.bit_length_of(name)
+    expected = width if width is not None else (None if bits is None else bits // 8)
     if expected is not None and len(value.bits) != expected:
         raise HashFormatError(f"{where}: {name} hash has {len(value.bits) * 8} bits, expected {expected * 8}")
     quality = value.quality
@@ -1273,9 +1270,8 @@ def _write_generation(
             (algorithm, view) for algorithm, named in (previous.views if previous else {}).items() for view in named
         }
         view_keys.update(
-            tuple(stem.split(VIEW_SEPARATOR, 1))
-            for stem in staged.arrays  # type: ignore[misc]
-            if VIEW_SEPARATOR in stem
+            (algorithm, view)
+            for algorithm, view in (stem.split(VIEW_SEPARATOR, 1) for stem in staged.arrays if VIEW_SEPARATOR in stem)
         )
         for algorithm, view in sorted(view_keys):
             stem, p = table_stem(algorithm, view), params[algorithm]
