@@ -23,14 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from ..errors import HashFormatError, UsageError
 from ..hashes import Hash
-from .mih import MIN_CODES, MultiIndex, worthwhile
+
+if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables
+    from .mih import MultiIndex
+
+#: Tables with this many searchable codes or more get the multi-index structure; equal to
+#: :data:`matcher.index.mih.MIN_CODES` (a test checks), kept here so that opening a small index
+#: (``matcher index info``) does not import numba.
+MIH_MIN_CODES = 20_000
 
 __all__ = ["AlgorithmTable", "empty_table", "searchable_mask", "range_hits", "knn_hits"]
 
@@ -79,7 +86,9 @@ class AlgorithmTable:
             index = faiss.IndexBinaryFlat(bit_length)
             index.add(np.ascontiguousarray(searchable_codes))
         mih = None
-        if searchable_ids.shape[0] >= MIN_CODES and bit_length % 64 == 0:
+        if searchable_ids.shape[0] >= MIH_MIN_CODES and bit_length % 64 == 0:
+            from .mih import MultiIndex
+
             mih = MultiIndex.build(searchable_codes)
         for array in (ids, codes, quality, searchable_ids):
             array.flags.writeable = False
@@ -139,7 +148,11 @@ def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> l
     n = codes.shape[0]
     if table.index is None or n == 0:
         return [[] for _ in range(n)]
-    use_mih = table.mih is not None and worthwhile(table.searchable, table.bit_length, int(max_distance))
+    use_mih = False
+    if table.mih is not None:
+        from .mih import worthwhile
+
+        use_mih = worthwhile(table.searchable, table.bit_length, int(max_distance))
     step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
     out: list[list[tuple[int, int]]] = []
     for start in range(0, n, step):
