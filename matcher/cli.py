@@ -91,7 +91,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``matcher`` command."""
+    """The argument parser of the ``matcher`` command (a subcommand's arguments are added when it is used)."""
     parser = _Parser(prog="matcher", description="Perceptual image-hash matching.")
     parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and per-file problems to stderr")
