@@ -1,6 +1,7 @@
 """matcher: perceptual image-hash matching for known-material (CSAM) investigation and trust & safety.
 
-The public API, re-exported from the modules that hold it:
+The public API, re-exported from the modules that hold it (each imported when first used, so that
+``import matcher`` is quick and has no effect but definitions):
 
 - :class:`Hash`: a hash value (algorithm, bits, optional quality); hex round trip; Hamming distance.
 - :func:`hash_file`, :func:`hash_stream`, :func:`hash_bytes`, :func:`hash_image`, :func:`hash_array`,
