@@ -15,9 +15,9 @@ on the next run with the same sizes, so that the index is built once (e.g. to me
 a change); by default it lives in a temporary directory for the run only.
 
 Set-up (not timed): the codes are added to a :class:`~matcher.index.KnownIndex` (one list, in a
-temporary directory kept for the run only, or ``MATCHER_BENCH_QUERY_DIR``) and saved as a ``.npy`` file; the queries (half planted
-near-duplicates at distances 0..31, half random, :func:`benchmarks.speed_common.planted_queries`) are
-written one hex per line to a file both commands read.
+temporary directory kept for the run only, or ``MATCHER_BENCH_QUERY_DIR``) and saved as a ``.npy``
+file; the queries (half planted near-duplicates at distances 0..31, half random,
+:func:`benchmarks.speed_common.planted_queries`) are written one hex per line to a file both commands read.
 
 Timed, wall clock with ``subprocess.run`` (interpreter start-up, imports and index load included;
 both at their default thread counts), alternating the two commands, best of the runs:

@@ -25,8 +25,9 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .version import __version__
+
 if TYPE_CHECKING:  # the names below, for type checkers; at run time they are imported on first use
-    __version__: str
     from . import algorithms
     from .algorithms import registry
     from .cluster import (
@@ -130,20 +131,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def _installed_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("matcher")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0+unknown"
-
-
 def __getattr__(name: str) -> Any:
     """A public name, imported from its module on first use (then kept in this module)."""
-    if name == "__version__":  # read from the installed metadata, which takes a while: on first use too
-        globals()[name] = text = _installed_version()
-        return text
     try:
         module_name, attribute = _EXPORTS[name]
     except KeyError:
@@ -155,7 +144,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, "__version__"})
+    return sorted({*globals(), *_EXPORTS})
 
 
 # The library logs but never prints: without a handler configured by the application, stay silent.

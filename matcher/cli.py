@@ -68,13 +68,23 @@ class _Parser(argparse.ArgumentParser):
 class _Version(argparse.Action):
     """``--version``: print the version and exit (the version is read only then)."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
-                 default: Any = argparse.SUPPRESS, help: str | None = "show program's version number and exit") -> None:
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str = argparse.SUPPRESS,
+        default: Any = argparse.SUPPRESS,
+        help: str | None = "show program's version number and exit",
+    ) -> None:
         super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> NoReturn:
-        from . import __version__
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        from .version import __version__
 
         print(f"matcher {__version__}")
         parser.exit()
@@ -129,13 +139,23 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     h.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     h.add_argument("--fast", action="store_true", help="decode JPEGs at reduced scale where the algorithms allow")
     h.add_argument(
-        "--max-pixels", type=_positive_int, default=defaults.max_pixels, help="pixel limit per frame (default: %(default)s)"
+        "--max-pixels",
+        type=_positive_int,
+        default=defaults.max_pixels,
+        help="pixel limit per frame (default: %(default)s)",
     )
     h.add_argument(
-        "--max-frames", type=_positive_int, default=defaults.max_frames, help="frames hashed per file (default: %(default)s)"
+        "--max-frames",
+        type=_positive_int,
+        default=defaults.max_frames,
+        help="frames hashed per file (default: %(default)s)",
     )
-    h.add_argument("--max-file-bytes", type=_positive_int, default=defaults.max_file_bytes,
-                   help="larger image files are digested but not decoded (default: %(default)s)")
+    h.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=defaults.max_file_bytes,
+        help="larger image files are digested but not decoded (default: %(default)s)",
+    )
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
@@ -143,8 +163,12 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
 
 
 def _add_index_parser(sub: Any) -> None:
-    sub.add_parser("index", help="build and query a known-material index", description="Known-material indexes.",
-                   populate=_add_index_actions)
+    sub.add_parser(
+        "index",
+        help="build and query a known-material index",
+        description="Known-material indexes.",
+        populate=_add_index_actions,
+    )
 
 
 def _add_index_actions(ix: argparse.ArgumentParser) -> None:
@@ -159,8 +183,9 @@ def _add_index_actions(ix: argparse.ArgumentParser) -> None:
         populate=_add_index_add_arguments,
     )
     isub.add_parser("remove", help="remove a list or records", populate=_add_index_remove_arguments)
-    isub.add_parser("info", help="counts per algorithm and list, format version, size on disk",
-                    populate=_add_index_info_arguments)
+    isub.add_parser(
+        "info", help="counts per algorithm and list, format version, size on disk", populate=_add_index_info_arguments
+    )
     isub.add_parser(
         "query",
         help="look up hashes given as hex",
@@ -192,11 +217,17 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("sources", nargs="+", metavar="SOURCE")
     a.add_argument("--list", dest="list_name", help="list (source set) name (default: the first SOURCE's file name)")
     a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
-    a.add_argument("--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)")
+    a.add_argument(
+        "--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)"
+    )
     a.add_argument("--strict", action="store_true", help="refuse the whole import at the first malformed entry")
-    a.add_argument("--views", action=argparse.BooleanOptionalAction, default=True,
-                   help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
-                   "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)")
+    a.add_argument(
+        "--views",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
+        "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
+    )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
     a.set_defaults(handler=_cmd_index_add)
 
@@ -311,8 +342,10 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return EXIT_OK
-    print(f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
-          f"{info['records']} records, {info['size_on_disk']} bytes on disk")
+    print(
+        f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
+        f"{info['records']} records, {info['size_on_disk']} bytes on disk"
+    )
     for name, algo in info["algorithms"].items():
         print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
         for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
@@ -365,7 +398,12 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
                 results = iter(index.search(good, args.max_distance))
             for text, h, error in batch:
                 if h is None:
-                    out.write(json.dumps({"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}) + "\n")
+                    out.write(
+                        json.dumps(
+                            {"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}
+                        )
+                        + "\n"
+                    )
                     continue
                 result = next(results).to_dict()
                 matched = matched or bool(result["matches"])
@@ -430,25 +468,49 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     from .hashing import HashOptions
 
     defaults = HashOptions()
-    parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
-                        help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
-    parser.add_argument("--max-pixels", type=_positive_int, default=defaults.max_pixels,
-                        help="pixel limit per frame (default: %(default)s)")
-    parser.add_argument("--max-frames", type=_positive_int, default=defaults.max_frames,
-                        help="frames hashed per file (default: %(default)s)")
-    parser.add_argument("--max-file-bytes", type=_positive_int, default=defaults.max_file_bytes,
-                        help="larger image files are digested but not decoded; each worker holds up to about "
-                             "twice this while decoding (default: %(default)s)")
-    parser.add_argument("--exif-orientation", action="store_true",
-                        help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
+    parser.add_argument(
+        "--fast",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="decode JPEGs at reduced scale where the algorithms allow (default: off)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=defaults.max_pixels,
+        help="pixel limit per frame (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=defaults.max_frames,
+        help="frames hashed per file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=defaults.max_file_bytes,
+        help="larger image files are digested but not decoded; each worker holds up to about "
+        "twice this while decoding (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exif-orientation",
+        action="store_true",
+        help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)",
+    )
 
 
 def _hash_options(args: argparse.Namespace) -> HashOptions:
     """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
     from .hashing import HashOptions
 
-    return HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
-                       apply_exif_orientation=args.exif_orientation, max_file_bytes=args.max_file_bytes)
+    return HashOptions(
+        max_pixels=args.max_pixels,
+        max_frames=args.max_frames,
+        fast=args.fast,
+        apply_exif_orientation=args.exif_orientation,
+        max_file_bytes=args.max_file_bytes,
+    )
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
@@ -509,34 +571,66 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--index", required=True, metavar="INDEX", help="known-material index directory")
     s.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: every algorithm the index holds)")
     s.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="largest distance counted as a match for ALGO (repeatable; default: the algorithm's own)",
     )
-    s.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
-                   help="also match rotated and flipped copies (default: on)")
-    s.add_argument("--trim-borders", action=argparse.BooleanOptionalAction, default=True,
-                   help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)")
-    s.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
-                   help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
-                   "(caption banners; default: on)")
-    s.add_argument("--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl",
-                   help="report format (default: jsonl)")
+    s.add_argument(
+        "--rotations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also match rotated and flipped copies (default: on)",
+    )
+    s.add_argument(
+        "--trim-borders",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)",
+    )
+    s.add_argument(
+        "--regions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
+        "(caption banners; default: on)",
+    )
+    s.add_argument(
+        "--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl", help="report format (default: jsonl)"
+    )
     s.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: standard output)")
-    s.add_argument("--manifest", metavar="FILE",
-                   help="run manifest (default: FILE.manifest.json beside --output; none for standard output)")
+    s.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="run manifest (default: FILE.manifest.json beside --output; none for standard output)",
+    )
     s.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
-    s.add_argument("--engine", choices=["local", "dask"], default="local",
-                   help="where files are hashed: local worker processes, or the workers of a Dask cluster "
-                   "(needs dask[distributed]; the same report; default: local)")
-    s.add_argument("--scheduler", metavar="ADDRESS",
-                   help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers read "
-                   "the evidence and the index at the same paths (default: a local cluster of --workers processes "
-                   "on the loopback interface)")
+    s.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="where files are hashed: local worker processes, or the workers of a Dask cluster "
+        "(needs dask[distributed]; the same report; default: local)",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers read "
+        "the evidence and the index at the same paths (default: a local cluster of --workers processes "
+        "on the loopback interface)",
+    )
     s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
     _add_decode_arguments(s)
-    s.add_argument("--case", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)")
+    s.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)",
+    )
     s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     s.set_defaults(handler=_cmd_scan)
 
@@ -574,8 +668,16 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if output is None:
         _escape_unencodable_stdout()
     summary = run_scan(
-        [os.fsencode(p) for p in args.paths], args.index, options, output, args.format, args.resume,
-        manifest_path=args.manifest, stream=sys.stdout, progress=progress if show else None, count_first=show,
+        [os.fsencode(p) for p in args.paths],
+        args.index,
+        options,
+        output,
+        args.format,
+        args.resume,
+        manifest_path=args.manifest,
+        stream=sys.stdout,
+        progress=progress if show else None,
+        count_first=show,
         case=_case_fields(args.case),
     )
     if show:
@@ -640,20 +742,38 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
     from .hashing import DEFAULT_ALGORITHMS
 
     c.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
-    c.add_argument("--algorithms", "-a", default=",".join(DEFAULT_ALGORITHMS),
-                   help="comma-separated algorithms to link by (default: %(default)s)")
     c.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--algorithms",
+        "-a",
+        default=",".join(DEFAULT_ALGORITHMS),
+        help="comma-separated algorithms to link by (default: %(default)s)",
+    )
+    c.add_argument(
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="largest distance that links two images for ALGO (repeatable; default: the algorithm's own)",
     )
-    c.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
-                   help="also link rotated and flipped copies (default: on)")
+    c.add_argument(
+        "--rotations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also link rotated and flipped copies (default: on)",
+    )
     c.add_argument("--format", "-f", choices=["jsonl", "csv"], default="jsonl", help="report format (default: jsonl)")
-    c.add_argument("--output", "-o", metavar="FILE",
-                   help="write the report here, once complete (default: standard output)")
-    c.add_argument("--min-size", type=_positive_int, default=1, metavar="N",
-                   help="report only groups of at least N images (default: 1, every image); "
-                   "errors and skipped files are always reported")
+    c.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report here, once complete (default: standard output)"
+    )
+    c.add_argument(
+        "--min-size",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="report only groups of at least N images (default: 1, every image); "
+        "errors and skipped files are always reported",
+    )
     c.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
     _add_decode_arguments(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
@@ -677,7 +797,11 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     if output is None:
         _escape_unencodable_stdout()
     result = run_cluster(
-        [os.fsencode(p) for p in args.paths], output, args.format, min_size=args.min_size, stream=sys.stdout,
+        [os.fsencode(p) for p in args.paths],
+        output,
+        args.format,
+        min_size=args.min_size,
+        stream=sys.stdout,
         algorithms=args.algorithms,
         max_distances={registry.get(name).name: value for name, value in args.max_distance},
         rotations=args.rotations,
@@ -717,7 +841,11 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     c.add_argument("--no-rotations", dest="rotations", action="store_false", help="compare B as it is only")
     c.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="override a threshold",
     )
     c.add_argument("--json", action="store_true", help="print JSON")

@@ -41,10 +41,16 @@ sys.exit(code)
 def run_cli(argv: list[str]) -> tuple[int, str, set[str]]:
     """Run the command line in a fresh interpreter: exit code, standard output, modules imported."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", _RUN_CLI, json.dumps(argv)], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_CLI, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    )
     marker = done.stderr.rindex("MODULES ")
-    return done.returncode, done.stdout, set(json.loads(done.stderr[marker + len("MODULES "):]))
+    return done.returncode, done.stdout, set(json.loads(done.stderr[marker + len("MODULES ") :]))
 
 
 def imported(modules: set[str], names: tuple[str, ...]) -> list[str]:
@@ -60,8 +66,10 @@ def small_index(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("startup") / "index"
     rng = np.random.default_rng(0)
     with KnownIndex.create(path, ("pdq", "phash")) as index:
-        records = [KnownRecord(hashes={"pdq": Hash("pdq", rng.bytes(32)), "phash": Hash("phash", rng.bytes(8))})
-                   for _ in range(50)]
+        records = [
+            KnownRecord(hashes={"pdq": Hash("pdq", rng.bytes(32)), "phash": Hash("phash", rng.bytes(8))})
+            for _ in range(50)
+        ]
         index.add(records, "agency")
     return path
 
@@ -102,8 +110,20 @@ def test_hash_help_lists_its_options_without_importing_numba():
 
 @pytest.mark.parametrize(
     "command",
-    [["hash"], ["index"], ["index", "create"], ["index", "add"], ["index", "remove"], ["index", "info"],
-     ["index", "query"], ["index", "export"], ["index", "split"], ["scan"], ["cluster"], ["compare"]],
+    [
+        ["hash"],
+        ["index"],
+        ["index", "create"],
+        ["index", "add"],
+        ["index", "remove"],
+        ["index", "info"],
+        ["index", "query"],
+        ["index", "export"],
+        ["index", "split"],
+        ["scan"],
+        ["cluster"],
+        ["compare"],
+    ],
 )
 def test_every_command_has_its_options(command, capsys):
     """A subcommand's arguments are added when it is used: its help lists them all."""
@@ -114,9 +134,20 @@ def test_every_command_has_its_options(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: matcher {' '.join(command)} [-h]")
-    expected = {"hash": "--exif-orientation", "add": "--views", "query": "--nearest", "export": "--format",
-                "split": "--shards", "scan": "--max-file-bytes", "cluster": "--min-size", "compare": "--json",
-                "create": "--algorithms", "remove": "--id", "info": "--json", "index": "split"}
+    expected = {
+        "hash": "--exif-orientation",
+        "add": "--views",
+        "query": "--nearest",
+        "export": "--format",
+        "split": "--shards",
+        "scan": "--max-file-bytes",
+        "cluster": "--min-size",
+        "compare": "--json",
+        "create": "--algorithms",
+        "remove": "--id",
+        "info": "--json",
+        "index": "split",
+    }
     assert expected[command[-1]] in out
 
 
@@ -151,15 +182,16 @@ print(json.dumps({
 def test_import_matcher_only_defines_names():
     """No warnings filter, no handler (but the library's NullHandler), no third-party import."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", _IMPORT_ONLY], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=ROOT, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ONLY], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT, check=True
+    )
     facts = json.loads(done.stdout)
     assert facts["filters_changed"] is False
     assert facts["added_handlers"] == {"matcher": ["NullHandler"]}
     assert facts["root_level"] == 30  # WARNING, untouched
     third_party = [m for m in facts["new_modules"] if m.split(".")[0] in (*HEAVY, "numpy", "PIL", "faiss")]
     assert third_party == []
-    assert [m for m in facts["new_modules"] if m.startswith("matcher.")] == []
+    assert [m for m in facts["new_modules"] if m.startswith("matcher.")] == ["matcher.version"]  # a string
 
 
 def test_every_public_name_imports_and_is_its_modules_object():

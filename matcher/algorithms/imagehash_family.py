@@ -79,5 +79,7 @@ class ImagehashAlgorithm:
 # working scale from the image size, so it needs the full decode.
 PHASH = ImagehashAlgorithm("phash", "pHash", lazy_function("imagehash", "phash"), (256, 256), strong_max_distance=4)
 DHASH = ImagehashAlgorithm("dhash", "dHash", lazy_function("imagehash", "dhash"), (128, 128), strong_max_distance=4)
-AHASH = ImagehashAlgorithm("ahash", "aHash", lazy_function("imagehash", "average_hash"), (128, 128), strong_max_distance=2)
+AHASH = ImagehashAlgorithm(
+    "ahash", "aHash", lazy_function("imagehash", "average_hash"), (128, 128), strong_max_distance=2
+)
 WHASH = ImagehashAlgorithm("whash", "wHash", lazy_function("imagehash", "whash"), None, strong_max_distance=2)
