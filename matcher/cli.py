@@ -4,39 +4,90 @@ Exit codes: 0 the command completed (per-file errors are in the output, not in t
 1 ``index query`` completed and at least one query matched, or ``scan`` completed and at least
 one record has status ``match``; 2 bad usage or a fatal error
 (output not writable, unknown algorithm, index unreadable).
+
+Start-up: a command imports only the modules it uses. This module imports none of matcher's heavy
+modules (numpy, Pillow, FAISS, numba, imagehash, Dask) at the top: each command's handler imports
+what it calls, and each subcommand's arguments are added only when that subcommand is parsed or its
+help shown (some of their defaults and choices come from the library), so that ``matcher --version``,
+``matcher --help`` and ``matcher index info`` start quickly.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from . import __version__, files
-from .algorithms import registry
-from .compare import compare, comparisons_to_dict, format_table
 from .errors import HashFormatError, MatcherError, UsageError
-from .formats.records import WRITERS
-from .formats.registry import format_names, formats, write_records
-from .hashes import Hash
-from .hashing import DEFAULT_ALGORITHMS, HashOptions, hash_paths
-from .index import KnownIndex
-from .index.importing import import_sources
-from .known import ImportProblem
+
+if TYPE_CHECKING:
+    from .hashes import Hash
+    from .hashing import HashOptions
 
 EXIT_OK = 0
 EXIT_MATCH = 1
 EXIT_USAGE = 2
-_DEFAULTS = HashOptions()
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad usage already; keep its messages, prefixed with the program name."""
+    """argparse exits with 2 on bad usage already; keep its messages, prefixed with the program name.
+
+    ``populate``: called once with the parser before its first parse or help, to add its arguments
+    (a subcommand's arguments are added only when that subcommand is used).
+    """
+
+    def __init__(self, *args: Any, populate: Callable[[_Parser], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def populated(self) -> _Parser:
+        """This parser with its arguments added."""
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
+        return self
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        return super(_Parser, self.populated()).parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        return super(_Parser, self.populated()).format_usage()
+
+    def format_help(self) -> str:
+        return super(_Parser, self.populated()).format_help()
+
+
+class _Version(argparse.Action):
+    """``--version``: print the version and exit (the version is read only then)."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str = argparse.SUPPRESS,
+        default: Any = argparse.SUPPRESS,
+        help: str | None = "show program's version number and exit",
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        from .version import __version__
+
+        print(f"matcher {__version__}")
+        parser.exit()
 
 
 def _positive_int(text: str) -> int:
@@ -50,19 +101,33 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``matcher`` command."""
+    """The argument parser of the ``matcher`` command (a subcommand's arguments are added when it is used)."""
     parser = _Parser(prog="matcher", description="Perceptual image-hash matching.")
-    parser.add_argument("--version", action="version", version=f"matcher {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and per-file problems to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    h = sub.add_parser(
+    sub.add_parser(
         "hash",
         help="hash image files and directories",
         description="Hash files and directories (walked recursively; symlinks inside them are not followed). "
         "One record per file, and per frame of animated or multi-page images.",
+        populate=_add_hash_arguments,
     )
+    _add_index_parser(sub)
+    _add_compare_parser(sub)
+    _add_scan_parser(sub)
+    _add_cluster_parser(sub)
+    return parser
+
+
+def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
+    from .algorithms import registry
+    from .formats.records import WRITERS
+    from .hashing import DEFAULT_ALGORITHMS, HashOptions
+
+    defaults = HashOptions()
     h.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     h.add_argument(
         "--algorithms",
@@ -74,68 +139,113 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     h.add_argument("--fast", action="store_true", help="decode JPEGs at reduced scale where the algorithms allow")
     h.add_argument(
-        "--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels, help="pixel limit per frame (default: %(default)s)"
+        "--max-pixels",
+        type=_positive_int,
+        default=defaults.max_pixels,
+        help="pixel limit per frame (default: %(default)s)",
     )
     h.add_argument(
-        "--max-frames", type=_positive_int, default=_DEFAULTS.max_frames, help="frames hashed per file (default: %(default)s)"
+        "--max-frames",
+        type=_positive_int,
+        default=defaults.max_frames,
+        help="frames hashed per file (default: %(default)s)",
     )
-    h.add_argument("--max-file-bytes", type=_positive_int, default=_DEFAULTS.max_file_bytes,
-                   help="larger image files are digested but not decoded (default: %(default)s)")
+    h.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=defaults.max_file_bytes,
+        help="larger image files are digested but not decoded (default: %(default)s)",
+    )
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
     h.set_defaults(handler=_cmd_hash)
-    _add_index_parser(sub)
-    _add_compare_parser(sub)
-    _add_scan_parser(sub)
-    _add_cluster_parser(sub)
-    return parser
 
 
 def _add_index_parser(sub: Any) -> None:
-    ix = sub.add_parser("index", help="build and query a known-material index", description="Known-material indexes.")
+    sub.add_parser(
+        "index",
+        help="build and query a known-material index",
+        description="Known-material indexes.",
+        populate=_add_index_actions,
+    )
+
+
+def _add_index_actions(ix: argparse.ArgumentParser) -> None:
     isub = ix.add_subparsers(dest="index_command", metavar="ACTION")
     isub.required = True
-
-    c = isub.add_parser("create", help="create an empty index directory")
-    c.add_argument("index", metavar="INDEX")
-    c.add_argument("--algorithms", "-a", default="pdq", help="algorithms to index (default: %(default)s)")
-    c.set_defaults(handler=_cmd_index_create)
-
-    a = isub.add_parser(
+    isub.add_parser("create", help="create an empty index directory", populate=_add_index_create_arguments)
+    isub.add_parser(
         "add",
         help="add hash lists, images or image folders",
         description="Add SOURCEs under one list in one atomic commit. A SOURCE is a hash-list file "
         "(format detected from its content) or an image file or folder (hashed with the index's algorithms).",
+        populate=_add_index_add_arguments,
     )
+    isub.add_parser("remove", help="remove a list or records", populate=_add_index_remove_arguments)
+    isub.add_parser(
+        "info", help="counts per algorithm and list, format version, size on disk", populate=_add_index_info_arguments
+    )
+    isub.add_parser(
+        "query",
+        help="look up hashes given as hex",
+        description="One JSON line per query hash: its matches nearest first. Exit 1 when any query matched.",
+        populate=_add_index_query_arguments,
+    )
+    isub.add_parser("export", help="write the records as a hash list", populate=_add_index_export_arguments)
+    isub.add_parser(
+        "split",
+        help="split an index by record into N shard indexes (for sets beyond one machine's memory)",
+        description="Write TARGET/shard-000 ... (each a normal index holding a contiguous range of INDEX's "
+        "records, with their hashes, digests, metadata and view codes) and TARGET/shards.json. TARGET "
+        "can then be given wherever an index is read (matcher scan --index TARGET); answers are exactly "
+        "those of INDEX, with the same record ids. INDEX is only read.",
+        populate=_add_index_split_arguments,
+    )
+
+
+def _add_index_create_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("index", metavar="INDEX")
+    c.add_argument("--algorithms", "-a", default="pdq", help="algorithms to index (default: %(default)s)")
+    c.set_defaults(handler=_cmd_index_create)
+
+
+def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
+    from .formats.registry import format_names
+
     a.add_argument("index", metavar="INDEX")
     a.add_argument("sources", nargs="+", metavar="SOURCE")
     a.add_argument("--list", dest="list_name", help="list (source set) name (default: the first SOURCE's file name)")
     a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
-    a.add_argument("--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)")
+    a.add_argument(
+        "--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)"
+    )
     a.add_argument("--strict", action="store_true", help="refuse the whole import at the first malformed entry")
-    a.add_argument("--views", action=argparse.BooleanOptionalAction, default=True,
-                   help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
-                   "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)")
+    a.add_argument(
+        "--views",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
+        "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
+    )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
     a.set_defaults(handler=_cmd_index_add)
 
-    r = isub.add_parser("remove", help="remove a list or records")
+
+def _add_index_remove_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("index", metavar="INDEX")
     r.add_argument("--list", dest="list_name", help="remove every record of this list")
     r.add_argument("--id", dest="ids", type=int, nargs="+", metavar="ID", help="remove these record ids")
     r.set_defaults(handler=_cmd_index_remove)
 
-    i = isub.add_parser("info", help="counts per algorithm and list, format version, size on disk")
+
+def _add_index_info_arguments(i: argparse.ArgumentParser) -> None:
     i.add_argument("index", metavar="INDEX")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(handler=_cmd_index_info)
 
-    q = isub.add_parser(
-        "query",
-        help="look up hashes given as hex",
-        description="One JSON line per query hash: its matches nearest first. Exit 1 when any query matched.",
-    )
+
+def _add_index_query_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("index", metavar="INDEX")
     q.add_argument("hashes", nargs="*", metavar="HEX")
     q.add_argument("--input", "-i", metavar="FILE", help="read hashes from FILE, one per line ('-': stdin)")
@@ -145,7 +255,10 @@ def _add_index_parser(sub: Any) -> None:
     q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     q.set_defaults(handler=_cmd_index_query)
 
-    e = isub.add_parser("export", help="write the records as a hash list")
+
+def _add_index_export_arguments(e: argparse.ArgumentParser) -> None:
+    from .formats.registry import formats
+
     e.add_argument("index", metavar="INDEX")
     writable = [f.name for f in formats() if f.can_write]
     e.add_argument("--format", default="matcher-jsonl", choices=writable, help="(default: %(default)s)")
@@ -153,14 +266,8 @@ def _add_index_parser(sub: Any) -> None:
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     e.set_defaults(handler=_cmd_index_export)
 
-    p = isub.add_parser(
-        "split",
-        help="split an index by record into N shard indexes (for sets beyond one machine's memory)",
-        description="Write TARGET/shard-000 ... (each a normal index holding a contiguous range of INDEX's "
-        "records, with their hashes, digests, metadata and view codes) and TARGET/shards.json. TARGET "
-        "can then be given wherever an index is read (matcher scan --index TARGET); answers are exactly "
-        "those of INDEX, with the same record ids. INDEX is only read.",
-    )
+
+def _add_index_split_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", metavar="INDEX")
     p.add_argument("target", metavar="TARGET", help="new or empty directory for the shards")
     p.add_argument("--shards", "-n", type=_positive_int, required=True, help="number of shards")
@@ -168,6 +275,9 @@ def _add_index_parser(sub: Any) -> None:
 
 
 def _cmd_index_create(args: argparse.Namespace) -> int:
+    from .algorithms import registry
+    from .index import KnownIndex
+
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     with KnownIndex.create(args.index, algorithms) as index:
         print(f"created {index.path} ({', '.join(index.algorithms)})", file=sys.stderr)
@@ -175,6 +285,10 @@ def _cmd_index_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_add(args: argparse.Namespace) -> int:
+    from .index import KnownIndex
+    from .index.importing import import_sources
+    from .known import ImportProblem
+
     list_name = args.list_name or os.path.basename(os.path.normpath(args.sources[0]))
     tty = sys.stderr.isatty() and not args.quiet
 
@@ -211,6 +325,8 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
 def _cmd_index_remove(args: argparse.Namespace) -> int:
     if not args.list_name and not args.ids:
         raise UsageError("name --list NAME or --id ID... to remove")
+    from .index import KnownIndex
+
     with KnownIndex.open(args.index, writable=True) as index:
         removed = index.remove_list(args.list_name) if args.list_name else 0
         removed += index.remove_records(args.ids) if args.ids else 0
@@ -219,13 +335,17 @@ def _cmd_index_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_info(args: argparse.Namespace) -> int:
+    from .index import KnownIndex
+
     with KnownIndex.open(args.index) as index:
         info = index.info()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return EXIT_OK
-    print(f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
-          f"{info['records']} records, {info['size_on_disk']} bytes on disk")
+    print(
+        f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
+        f"{info['records']} records, {info['size_on_disk']} bytes on disk"
+    )
     for name, algo in info["algorithms"].items():
         print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
         for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
@@ -240,6 +360,8 @@ def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, 
 
     A query is ``HEX``, ``HEX,QUALITY[,...]`` (the reference hasher's CSV) or ``ALGORITHM HEX``.
     """
+    from .algorithms import registry
+
     texts: Iterable[str] = args.hashes
     if args.input:
         stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig", errors="replace")
@@ -259,6 +381,9 @@ def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, 
 def _cmd_index_query(args: argparse.Namespace) -> int:
     if not args.hashes and not args.input:
         raise UsageError("give hashes as arguments or --input FILE")
+    from .algorithms import registry
+    from .index import KnownIndex
+
     registry.get(args.algorithm)
     matched = False
     with KnownIndex.open(args.index) as index, _open_output(args.output, []) as out:
@@ -273,7 +398,12 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
                 results = iter(index.search(good, args.max_distance))
             for text, h, error in batch:
                 if h is None:
-                    out.write(json.dumps({"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}) + "\n")
+                    out.write(
+                        json.dumps(
+                            {"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}
+                        )
+                        + "\n"
+                    )
                     continue
                 result = next(results).to_dict()
                 matched = matched or bool(result["matches"])
@@ -297,6 +427,9 @@ def _cmd_index_split(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:
+    from .formats.registry import write_records
+    from .index import KnownIndex
+
     with KnownIndex.open(args.index) as index, _open_output(args.output, []) as out:
         records = (r.to_known() for r in index.iter_records(args.list_name))
         count = write_records(records, out, args.format)
@@ -304,14 +437,22 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _escape_unencodable_stdout() -> None:
+    """Characters standard output cannot encode (in file names, say) are written escaped, not fatal."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        with contextlib.suppress(ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")
+
+
 @contextlib.contextmanager
 def _open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
     if path is None or path == "-":
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+        _escape_unencodable_stdout()
         yield sys.stdout
         return
-    root = files.path_inside(path, evidence)
+    from .files import path_inside
+
+    root = path_inside(path, evidence)
     if root is not None:
         raise MatcherError(f"output {path!r} is inside the evidence path {root!r}; matcher never writes there")
     try:
@@ -324,26 +465,59 @@ def _open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
 
 def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     """The decoding flags of the commands that walk evidence (``scan``, ``cluster``)."""
-    parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=False,
-                        help="decode JPEGs at reduced scale where the algorithms allow (default: off)")
-    parser.add_argument("--max-pixels", type=_positive_int, default=_DEFAULTS.max_pixels,
-                        help="pixel limit per frame (default: %(default)s)")
-    parser.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
-                        help="frames hashed per file (default: %(default)s)")
-    parser.add_argument("--max-file-bytes", type=_positive_int, default=_DEFAULTS.max_file_bytes,
-                        help="larger image files are digested but not decoded; each worker holds up to about "
-                             "twice this while decoding (default: %(default)s)")
-    parser.add_argument("--exif-orientation", action="store_true",
-                        help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)")
+    from .hashing import HashOptions
+
+    defaults = HashOptions()
+    parser.add_argument(
+        "--fast",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="decode JPEGs at reduced scale where the algorithms allow (default: off)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=defaults.max_pixels,
+        help="pixel limit per frame (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=defaults.max_frames,
+        help="frames hashed per file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=defaults.max_file_bytes,
+        help="larger image files are digested but not decoded; each worker holds up to about "
+        "twice this while decoding (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exif-orientation",
+        action="store_true",
+        help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)",
+    )
 
 
 def _hash_options(args: argparse.Namespace) -> HashOptions:
     """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
-    return HashOptions(max_pixels=args.max_pixels, max_frames=args.max_frames, fast=args.fast,
-                       apply_exif_orientation=args.exif_orientation, max_file_bytes=args.max_file_bytes)
+    from .hashing import HashOptions
+
+    return HashOptions(
+        max_pixels=args.max_pixels,
+        max_frames=args.max_frames,
+        fast=args.fast,
+        apply_exif_orientation=args.exif_orientation,
+        max_file_bytes=args.max_file_bytes,
+    )
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
+    from .algorithms import registry
+    from .formats.records import WRITERS
+    from .hashing import hash_paths
+
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     options = _hash_options(args)
     paths = [os.fsencode(p) for p in args.paths]
@@ -380,7 +554,7 @@ def _algorithm_distance(text: str) -> tuple[str, int]:
 
 
 def _add_scan_parser(sub: Any) -> None:
-    s = sub.add_parser(
+    sub.add_parser(
         "scan",
         help="match files and directories against a known-material index",
         description="Walk PATHs (symlinks inside them are never followed, FIFOs and devices never opened), "
@@ -388,44 +562,81 @@ def _add_scan_parser(sub: Any) -> None:
         "rotations and flips) against INDEX. One record per file, and per frame of animated images.",
         epilog=_SCAN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_add_scan_arguments,
     )
+
+
+def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
     s.add_argument("--index", required=True, metavar="INDEX", help="known-material index directory")
     s.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: every algorithm the index holds)")
     s.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="largest distance counted as a match for ALGO (repeatable; default: the algorithm's own)",
     )
-    s.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
-                   help="also match rotated and flipped copies (default: on)")
-    s.add_argument("--trim-borders", action=argparse.BooleanOptionalAction, default=True,
-                   help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)")
-    s.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
-                   help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
-                   "(caption banners; default: on)")
-    s.add_argument("--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl",
-                   help="report format (default: jsonl)")
+    s.add_argument(
+        "--rotations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also match rotated and flipped copies (default: on)",
+    )
+    s.add_argument(
+        "--trim-borders",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)",
+    )
+    s.add_argument(
+        "--regions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
+        "(caption banners; default: on)",
+    )
+    s.add_argument(
+        "--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl", help="report format (default: jsonl)"
+    )
     s.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: standard output)")
-    s.add_argument("--manifest", metavar="FILE",
-                   help="run manifest (default: FILE.manifest.json beside --output; none for standard output)")
+    s.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="run manifest (default: FILE.manifest.json beside --output; none for standard output)",
+    )
     s.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
-    s.add_argument("--engine", choices=["local", "dask"], default="local",
-                   help="where files are hashed: local worker processes, or the workers of a Dask cluster "
-                   "(needs dask[distributed]; the same report; default: local)")
-    s.add_argument("--scheduler", metavar="ADDRESS",
-                   help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers read "
-                   "the evidence and the index at the same paths (default: a local cluster of --workers processes "
-                   "on the loopback interface)")
+    s.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="where files are hashed: local worker processes, or the workers of a Dask cluster "
+        "(needs dask[distributed]; the same report; default: local)",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786, whose workers read "
+        "the evidence and the index at the same paths (default: a local cluster of --workers processes "
+        "on the loopback interface)",
+    )
     s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
     _add_decode_arguments(s)
-    s.add_argument("--case", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)")
+    s.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)",
+    )
     s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     s.set_defaults(handler=_cmd_scan)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from .algorithms import registry
     from .scan import ScanOptions, ScanProgress, run_scan
 
     distances: dict[str, int] = {}
@@ -455,11 +666,18 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     output = None if args.output in (None, "-") else args.output
     if output is None:
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+        _escape_unencodable_stdout()
     summary = run_scan(
-        [os.fsencode(p) for p in args.paths], args.index, options, output, args.format, args.resume,
-        manifest_path=args.manifest, stream=sys.stdout, progress=progress if show else None, count_first=show,
+        [os.fsencode(p) for p in args.paths],
+        args.index,
+        options,
+        output,
+        args.format,
+        args.resume,
+        manifest_path=args.manifest,
+        stream=sys.stdout,
+        progress=progress if show else None,
+        count_first=show,
         case=_case_fields(args.case),
     )
     if show:
@@ -508,7 +726,7 @@ exit codes:
 
 
 def _add_cluster_parser(sub: Any) -> None:
-    c = sub.add_parser(
+    sub.add_parser(
         "cluster",
         help="group the images of an evidence set into near-duplicate groups",
         description="Walk PATHs (symlinks inside them are never followed, FIFOs and devices never opened), read "
@@ -516,22 +734,46 @@ def _add_cluster_parser(sub: Any) -> None:
         "near-duplicates using the index search (never all pairs).",
         epilog=_CLUSTER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_add_cluster_arguments,
     )
+
+
+def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
+    from .hashing import DEFAULT_ALGORITHMS
+
     c.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
-    c.add_argument("--algorithms", "-a", default=",".join(DEFAULT_ALGORITHMS),
-                   help="comma-separated algorithms to link by (default: %(default)s)")
     c.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--algorithms",
+        "-a",
+        default=",".join(DEFAULT_ALGORITHMS),
+        help="comma-separated algorithms to link by (default: %(default)s)",
+    )
+    c.add_argument(
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="largest distance that links two images for ALGO (repeatable; default: the algorithm's own)",
     )
-    c.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=True,
-                   help="also link rotated and flipped copies (default: on)")
+    c.add_argument(
+        "--rotations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also link rotated and flipped copies (default: on)",
+    )
     c.add_argument("--format", "-f", choices=["jsonl", "csv"], default="jsonl", help="report format (default: jsonl)")
-    c.add_argument("--output", "-o", metavar="FILE",
-                   help="write the report here, once complete (default: standard output)")
-    c.add_argument("--min-size", type=_positive_int, default=1, metavar="N",
-                   help="report only groups of at least N images (default: 1, every image); "
-                   "errors and skipped files are always reported")
+    c.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report here, once complete (default: standard output)"
+    )
+    c.add_argument(
+        "--min-size",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="report only groups of at least N images (default: 1, every image); "
+        "errors and skipped files are always reported",
+    )
     c.add_argument("--workers", "-j", type=_positive_int, help="worker processes (default: the number of CPUs)")
     _add_decode_arguments(c)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
@@ -539,6 +781,7 @@ def _add_cluster_parser(sub: Any) -> None:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
+    from .algorithms import registry
     from .cluster import ClusterProgress, run_cluster
 
     show = not args.quiet and sys.stderr.isatty()
@@ -552,10 +795,13 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
     output = None if args.output in (None, "-") else args.output
     if output is None:
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+        _escape_unencodable_stdout()
     result = run_cluster(
-        [os.fsencode(p) for p in args.paths], output, args.format, min_size=args.min_size, stream=sys.stdout,
+        [os.fsencode(p) for p in args.paths],
+        output,
+        args.format,
+        min_size=args.min_size,
+        stream=sys.stdout,
         algorithms=args.algorithms,
         max_distances={registry.get(name).name: value for name, value in args.max_distance},
         rotations=args.rotations,
@@ -579,19 +825,27 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _add_compare_parser(sub: Any) -> None:
-    c = sub.add_parser(
+    sub.add_parser(
         "compare",
         help="distance between two images, or an image and a hash",
         description="Distances per algorithm and variant between A (known) and B (evidence), and whether each "
         "counts as a match. A and B are image files or hashes written HEX or ALGORITHM:HEX. Exit 1 when any "
         "comparison is a match, 0 when none is.",
+        populate=_add_compare_arguments,
     )
+
+
+def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("a", metavar="A")
     c.add_argument("b", metavar="B")
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     c.add_argument("--no-rotations", dest="rotations", action="store_false", help="compare B as it is only")
     c.add_argument(
-        "--max-distance", type=_algorithm_distance, action="append", default=[], metavar="ALGO=N",
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
         help="override a threshold",
     )
     c.add_argument("--json", action="store_true", help="print JSON")
@@ -600,6 +854,8 @@ def _add_compare_parser(sub: Any) -> None:
 
 def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
     """A path when it exists, else a hash written ``HEX`` or ``ALGORITHM:HEX``."""
+    from .algorithms import registry
+
     if os.path.exists(text):
         return text
     name, _, hex_text = text.rpartition(":")
@@ -611,6 +867,9 @@ def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from .algorithms import registry
+    from .compare import compare, comparisons_to_dict, format_table
+
     algorithms = [a.name for a in registry.resolve(args.algorithms)] if args.algorithms else None
     comparisons = compare(
         _compare_input(args.a, algorithms),

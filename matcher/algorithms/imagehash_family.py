@@ -19,13 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import imagehash
 import numpy as np
 from PIL import Image
 
 from ..hashes import Hash
+from ..lazy import lazy_function
 from .dihedral import undone_images
+
+if TYPE_CHECKING:
+    import imagehash
 
 __all__ = ["ImagehashAlgorithm", "PHASH", "DHASH", "AHASH", "WHASH", "from_imagehash"]
 
@@ -73,7 +77,9 @@ class ImagehashAlgorithm:
 # Draft sizes: pHash, dHash and aHash shrink the image to 32x32, 9x8 and 8x8 with a Lanczos filter,
 # so a decode at reduced scale that stays at least this large changes very little. wHash picks its
 # working scale from the image size, so it needs the full decode.
-PHASH = ImagehashAlgorithm("phash", "pHash", imagehash.phash, (256, 256), strong_max_distance=4)
-DHASH = ImagehashAlgorithm("dhash", "dHash", imagehash.dhash, (128, 128), strong_max_distance=4)
-AHASH = ImagehashAlgorithm("ahash", "aHash", imagehash.average_hash, (128, 128), strong_max_distance=2)
-WHASH = ImagehashAlgorithm("whash", "wHash", imagehash.whash, None, strong_max_distance=2)
+PHASH = ImagehashAlgorithm("phash", "pHash", lazy_function("imagehash", "phash"), (256, 256), strong_max_distance=4)
+DHASH = ImagehashAlgorithm("dhash", "dHash", lazy_function("imagehash", "dhash"), (128, 128), strong_max_distance=4)
+AHASH = ImagehashAlgorithm(
+    "ahash", "aHash", lazy_function("imagehash", "average_hash"), (128, 128), strong_max_distance=2
+)
+WHASH = ImagehashAlgorithm("whash", "wHash", lazy_function("imagehash", "whash"), None, strong_max_distance=2)

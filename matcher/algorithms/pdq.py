@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from importlib.util import find_spec
 from types import ModuleType
 
 import numpy as np
@@ -20,13 +21,13 @@ from PIL import Image
 
 from ..errors import UsageError
 from ..hashes import Hash
+from ..lazy import lazy_module
 from .dihedral import INVERSE, VARIANT_NAMES
 
-_native: ModuleType | None
-try:  # native kernels; the numpy code below gives the same bits, only slower
-    from . import _pdq_numba as _native
-except ImportError:  # pragma: no cover - numba is a dependency, but stay usable without it
-    _native = None
+# Native kernels, compiled by numba, imported on the first hash (not with this module: numba is slow to
+# import, and commands that only read facts or indexes never need it); the numpy code below gives
+# the same bits, only slower, and serves when numba is not installed.
+_native: ModuleType | None = lazy_module(f"{__package__}._pdq_numba") if find_spec("numba") is not None else None
 
 __all__ = [
     "PDQ",

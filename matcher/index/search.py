@@ -26,14 +26,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from ..errors import HashFormatError, UsageError
 from ..hashes import Hash
-from .mih import MIN_CODES, MultiIndex
+
+if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables
+    from .mih import MultiIndex
+
+#: Tables with this many searchable codes or more get the multi-index structure; equal to
+#: :data:`matcher.index.mih.MIN_CODES` (a test checks), kept here so that opening a small index
+#: (``matcher index info``) does not import numba.
+MIH_MIN_CODES = 20_000
 
 __all__ = ["AlgorithmTable", "empty_table", "knn_hits", "query_codes", "range_hits", "range_search", "searchable_mask"]
 
@@ -83,7 +90,9 @@ class AlgorithmTable:
             index = faiss.IndexBinaryFlat(bit_length)
             index.add(np.ascontiguousarray(searchable_codes))
         mih = None
-        if searchable_ids.shape[0] >= MIN_CODES and bit_length % 64 == 0:
+        if searchable_ids.shape[0] >= MIH_MIN_CODES and bit_length % 64 == 0:
+            from .mih import MultiIndex
+
             mih = MultiIndex.build(searchable_codes)
         for array in (ids, codes, quality, searchable_ids):
             array.flags.writeable = False
