@@ -79,10 +79,24 @@ from tests.fault_injection import kill_after_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-KINDS = ("scan_kill_delay", "scan_kill_hook", "index_kill_delay", "index_kill_checkpoint", "disk_full_scan",
-         "disk_full_index", "file_fault")
-CHECKPOINTS = ("temp-created", "database-written", "arrays-written", "generation-synced", "generation-renamed",
-               "manifest-temp-written", "manifest-replaced")
+KINDS = (
+    "scan_kill_delay",
+    "scan_kill_hook",
+    "index_kill_delay",
+    "index_kill_checkpoint",
+    "disk_full_scan",
+    "disk_full_index",
+    "file_fault",
+)
+CHECKPOINTS = (
+    "temp-created",
+    "database-written",
+    "arrays-written",
+    "generation-synced",
+    "generation-renamed",
+    "manifest-temp-written",
+    "manifest-replaced",
+)
 FILE_FAULTS = ("vanish", "rewritten", "fifo_swapped", "growing", "denied_file", "denied_dir", "denied_real")
 NOBODY = 65534
 _CHILD_TIMEOUT = 300
@@ -112,13 +126,24 @@ class Finished:
     lingering: bool = False  # processes of its group outlived it by 10 s (e.g. orphaned pool workers)
 
 
-def run_child(command: list[str], *, env: dict[str, str] | None = None, kill_after: float | None = None,
-              preexec: Callable[[], None] | None = None) -> Finished:
+def run_child(
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    kill_after: float | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> Finished:
     """Run a child in its own process group; with ``kill_after``, SIGKILL the whole group after that many
     seconds unless it finished. Leftover processes of the group (orphaned workers) are killed too."""
     started = time.monotonic()
-    child = subprocess.Popen(command, env=env or child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             start_new_session=True, preexec_fn=preexec)
+    child = subprocess.Popen(
+        command,
+        env=env or child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
     killed = False
     err = bytearray()
     reader = threading.Thread(target=lambda: err.extend(child.stderr.read()), daemon=True)  # type: ignore[union-attr]
@@ -218,8 +243,9 @@ def _write_images(directory: Path, seeds: range, size: tuple[int, int]) -> list[
     return out
 
 
-def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images: int = 6,
-                calibrate: bool = True) -> World:
+def build_world(
+    base: Path, *, files: int = 30, list_codes: int = 20000, images: int = 6, calibrate: bool = True
+) -> World:
     """Make the evidence tree, the index and the references. ``files``: about how many evidence files."""
     import numpy as np
 
@@ -245,8 +271,11 @@ def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images:
             for name in edits:
                 if count >= files * 0.6:
                     break
-                encoded = encode(edit(img, name), "JPEG" if name == "jpeg75" else "PNG", **(
-                    {"quality": 75} if name == "jpeg75" else {}))
+                encoded = encode(
+                    edit(img, name),
+                    "JPEG" if name == "jpeg75" else "PNG",
+                    **({"quality": 75} if name == "jpeg75" else {}),
+                )
                 (evidence / "edits" / f"o{i}_{name}.{'jpg' if name == 'jpeg75' else 'png'}").write_bytes(encoded)
                 count += 1
     for j in range(max(2, files - count - 4)):
@@ -259,8 +288,9 @@ def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images:
 
     index = base / "index"
     with KnownIndex.create(index, ["pdq"]) as writer:
-        writer.add([known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ["pdq"])],
-                   "agency", category=1)
+        writer.add(
+            [known_from_hash_record(r) for p in originals for r in matcher.hash_file(p, ["pdq"])], "agency", category=1
+        )
     before = base / "ref-before"
     shutil.copytree(index, before)
 
@@ -302,8 +332,23 @@ def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images:
     _write_images(file_tree / "sub", range(700, 703), (96, 72))
     (file_tree / "sub" / "readme.txt").write_text("plain text\n")
 
-    world = World(base, evidence, index, before, sources, after, states, queries, reference.read_bytes(), entries,
-                  {}, {}, file_tree, nobody_can_run(base), disk_full_method(base))
+    world = World(
+        base,
+        evidence,
+        index,
+        before,
+        sources,
+        after,
+        states,
+        queries,
+        reference.read_bytes(),
+        entries,
+        {},
+        {},
+        file_tree,
+        nobody_can_run(base),
+        disk_full_method(base),
+    )
     if calibrate:
         for workers in (1, 2):
             out = base / "calibrate" / f"w{workers}.jsonl"
@@ -315,8 +360,9 @@ def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images:
         for kind, source in sources.items():
             target = base / "calibrate" / f"index-{kind}"
             shutil.copytree(before, target)
-            done = run_child(matcher_command("index", "add", str(target), str(source), "--list", f"new-{kind}",
-                                             "--quiet"))
+            done = run_child(
+                matcher_command("index", "add", str(target), str(source), "--list", f"new-{kind}", "--quiet")
+            )
             world.add_seconds[kind] = done.seconds
             if index_state(target, queries) != states[f"after:{kind}"]:
                 raise RuntimeError(f"an uninterrupted CLI update ({kind}) differs from the reference")
@@ -324,8 +370,18 @@ def build_world(base: Path, *, files: int = 30, list_codes: int = 20000, images:
 
 
 def scan_command(world: World, output: Path, workers: int, *extra: str) -> list[str]:
-    return matcher_command("scan", str(world.evidence), "--index", str(world.index), "--output", str(output),
-                           "--workers", str(workers), "--quiet", *extra)
+    return matcher_command(
+        "scan",
+        str(world.evidence),
+        "--index",
+        str(world.index),
+        "--output",
+        str(output),
+        "--workers",
+        str(workers),
+        "--quiet",
+        *extra,
+    )
 
 
 def index_state(path: Path, queries: list[Any]) -> str:
@@ -341,8 +397,9 @@ def index_state(path: Path, queries: list[Any]) -> str:
             records.append([r.id, r.list_name, r.category, hashes, r.md5, r.sha1, r.sha256, r.name, r.size])
         answers = {}
         for view in (None, *index.views.get("pdq", ())):
-            answers[str(view)] = [[(m.record_id, m.distance) for m in result.matches]
-                                  for result in index.search(queries, 31, view=view)]
+            answers[str(view)] = [
+                [(m.record_id, m.distance) for m in result.matches] for result in index.search(queries, 31, view=view)
+            ]
         body = {"records": sorted(records), "lists": index.lists(), "answers": answers, "count": len(index)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -371,8 +428,7 @@ def small_disk(path: Path, size: int, method: str) -> Iterator[Callable[[], None
     if method != "tmpfs":
         yield lambda: None
         return
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True,
-                   capture_output=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True, capture_output=True)
     try:
         yield lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(path)], check=True, capture_output=True)
     finally:
@@ -393,6 +449,7 @@ def fsize_limit(limit: int) -> Callable[[], None]:
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -450,8 +507,10 @@ def compare_reports(outcome: Outcome, reference: bytes, report: bytes | None) ->
     outcome.duplicated_rows += sum((got - expected).values())
     outcome.report_identical = report == reference
     if not outcome.report_identical:
-        outcome.fail(f"report differs from the uninterrupted one ({sum((expected - got).values())} lost, "
-                     f"{sum((got - expected).values())} duplicated rows)")
+        outcome.fail(
+            f"report differs from the uninterrupted one ({sum((expected - got).values())} lost, "
+            f"{sum((got - expected).values())} duplicated rows)"
+        )
 
 
 def _clean_message(outcome: Outcome, finished: Finished, what: str) -> None:
@@ -466,8 +525,9 @@ def _clean_message(outcome: Outcome, finished: Finished, what: str) -> None:
 # Scans killed
 
 
-def scan_kill(world: World, work: Path, seed: int, *, mode: str, workers: int | None = None,
-              kills: int | None = None) -> Outcome:
+def scan_kill(
+    world: World, work: Path, seed: int, *, mode: str, workers: int | None = None, kills: int | None = None
+) -> Outcome:
     """``mode`` "delay" or "hook"; ``kills`` 1 or 2 (the resumed run killed again)."""
     rng = random.Random(seed)
     workers = workers or rng.choice((1, 2))
@@ -572,8 +632,10 @@ def _update_again(outcome: Outcome, world: World, path: Path, kind: str) -> None
             outcome.fail(f"the next update failed: {type(exc).__name__}: {exc}")
             return
     else:
-        finished = run_child(matcher_command("index", "add", str(path), str(world.sources[kind]), "--list",
-                                             f"new-{kind}", "--quiet"), kill_after=120)
+        finished = run_child(
+            matcher_command("index", "add", str(path), str(world.sources[kind]), "--list", f"new-{kind}", "--quiet"),
+            kill_after=120,
+        )
         if finished.killed:
             outcome.stale_lock = True
             outcome.fail("the next update hung (stale lock?)")
@@ -588,8 +650,9 @@ def _update_again(outcome: Outcome, world: World, path: Path, kind: str) -> None
         outcome.fail(f"debris left after the next update: {names}")
 
 
-def index_kill(world: World, work: Path, seed: int, *, mode: str, source: str | None = None,
-               step: str | None = None) -> Outcome:
+def index_kill(
+    world: World, work: Path, seed: int, *, mode: str, source: str | None = None, step: str | None = None
+) -> Outcome:
     """``mode`` "delay" or "checkpoint"."""
     rng = random.Random(seed)
     kind = source or rng.choice(("list", "images"))
@@ -643,8 +706,9 @@ def disk_full_scan(world: World, work: Path, seed: int) -> Outcome:
             free()
             finished = run_child(scan_command(world, output, workers, "--resume"))
         if finished.returncode != 1:
-            outcome.fail(f"the scan did not finish after space was freed ({finished.returncode}): "
-                         f"{finished.stderr[-500:]}")
+            outcome.fail(
+                f"the scan did not finish after space was freed ({finished.returncode}): {finished.stderr[-500:]}"
+            )
         if Path(str(output) + ".partial").exists():
             outcome.fail("the journal is still there after the finished scan")
         compare_reports(outcome, world.reference, output.read_bytes() if output.exists() else None)
@@ -659,8 +723,9 @@ def _pages(root: Path) -> int:
     return sum(-(-p.stat().st_size // 4096) * 4096 if p.is_file() else 4096 for p in root.rglob("*")) + 4096
 
 
-def disk_full_index(world: World, work: Path, seed: int, *, source: str | None = None,
-                    margin: int | None = None) -> Outcome:
+def disk_full_index(
+    world: World, work: Path, seed: int, *, source: str | None = None, margin: int | None = None
+) -> Outcome:
     """``margin``: free bytes beside the index copy (default: seeded, up to what an update needs)."""
     rng = random.Random(seed)
     kind = source or rng.choice(("list", "images"))
@@ -677,8 +742,10 @@ def disk_full_index(world: World, work: Path, seed: int, *, source: str | None =
         path = mount / "index"
         shutil.copytree(world.before, path)
         limit = fsize_limit(max(4096, margin)) if world.disk_full != "tmpfs" else None
-        finished = run_child(matcher_command("index", "add", str(path), str(world.sources[kind]), "--list",
-                                             f"new-{kind}", "--quiet"), preexec=limit)
+        finished = run_child(
+            matcher_command("index", "add", str(path), str(world.sources[kind]), "--list", f"new-{kind}", "--quiet"),
+            preexec=limit,
+        )
         outcome.disk_full_hit = finished.returncode != 0
         state = _check_index(outcome, world, path, kind)
         outcome.index_state = state
@@ -754,8 +821,11 @@ def file_fault(world: World, work: Path, seed: int, fault: str | None = None) ->
 
         with _patched(files_module, "walk", walk):
             got = _records_by_path(_scan_in_process(tree, world.index))
-        expect = {"vanish": ("error", "no such file"), "rewritten": (None, "size changed between listing"),
-                  "fifo_swapped": ("skipped", "not a regular file")}[fault]
+        expect = {
+            "vanish": ("error", "no such file"),
+            "rewritten": (None, "size changed between listing"),
+            "fifo_swapped": ("skipped", "not a regular file"),
+        }[fault]
     elif fault == "growing":
         original_read = os.read
         target_ino = os.stat(target).st_ino
@@ -819,8 +889,9 @@ def file_fault(world: World, work: Path, seed: int, fault: str | None = None) ->
         if text not in said or (status is not None and record["status"] != status):
             outcome.fail(f"{fault}: the record does not say so: {record}")
     if set(got) != expected_paths:
-        outcome.fail(f"{fault}: entries missing {sorted(expected_paths - set(got))} or extra "
-                     f"{sorted(set(got) - expected_paths)}")
+        outcome.fail(
+            f"{fault}: entries missing {sorted(expected_paths - set(got))} or extra {sorted(set(got) - expected_paths)}"
+        )
     for path, recs in got.items():
         if path != target and path in clean and recs != clean[path]:
             outcome.fail(f"{fault}: the record of an unaffected file changed: {path}")
@@ -841,7 +912,8 @@ def nobody_can_run(base: Path) -> bool:
 # Started as root (the interpreter and its standard library may live where uid 65534 cannot read), it
 # scans a warm-up tree once so that everything is imported and compiled, then drops to uid/gid 65534
 # with os.setuid and runs the command line given after its first three arguments.
-_NOBODY_CHILD = textwrap.dedent("""
+_NOBODY_CHILD = textwrap.dedent(
+    """
     import os, sys
     from matcher.cli import main
     from matcher.scan import ScanOptions, run_scan
@@ -852,11 +924,14 @@ _NOBODY_CHILD = textwrap.dedent("""
     os.setuid(%d)
     assert os.geteuid() == %d and os.getegid() == %d
     sys.exit(main(sys.argv[4:]))
-""" % (NOBODY, NOBODY, NOBODY, NOBODY))
+"""
+    % (NOBODY, NOBODY, NOBODY, NOBODY)
+)
 
 
-def _denied_for_real(outcome: Outcome, world: World, work: Path, tree: Path, clean: dict[str, Any],
-                     rng: random.Random) -> tuple[dict[str, Any], str, set[str], str]:
+def _denied_for_real(
+    outcome: Outcome, world: World, work: Path, tree: Path, clean: dict[str, Any], rng: random.Random
+) -> tuple[dict[str, Any], str, set[str], str]:
     """chmod 000 on a file (and on the ``sub`` directory) and scan as a user they deny: uid 65534
     when we are root (root ignores modes), else ourselves."""
     files_only = sorted(p for p in clean if os.path.dirname(p) == str(tree) and p.endswith(".png"))
@@ -879,13 +954,33 @@ def _denied_for_real(outcome: Outcome, world: World, work: Path, tree: Path, cle
             warm.mkdir(exist_ok=True)
             for name in ("readme.txt", "img_0700.png"):  # every kind of file of the tree: imports done
                 shutil.copy(world.file_tree / "sub" / name, warm / name)
-            finished = run_child([sys.executable, "-c", _NOBODY_CHILD, str(warm), str(world.index),
-                                  str(work / "warm.jsonl"), "scan", str(tree), "--index", str(world.index),
-                                  "--output", str(output), "--workers", "1", "--quiet"], env=env)
+            finished = run_child(
+                [
+                    sys.executable,
+                    "-c",
+                    _NOBODY_CHILD,
+                    str(warm),
+                    str(world.index),
+                    str(work / "warm.jsonl"),
+                    "scan",
+                    str(tree),
+                    "--index",
+                    str(world.index),
+                    "--output",
+                    str(output),
+                    "--workers",
+                    "1",
+                    "--quiet",
+                ],
+                env=env,
+            )
         else:
             how = "scan child as this user"
-            finished = run_child(matcher_command("scan", str(tree), "--index", str(world.index), "--output",
-                                                 str(output), "--workers", "1", "--quiet"))
+            finished = run_child(
+                matcher_command(
+                    "scan", str(tree), "--index", str(world.index), "--output", str(output), "--workers", "1", "--quiet"
+                )
+            )
         if finished.returncode not in (0, 1):
             raise RuntimeError(f"the scan failed ({finished.returncode}): {finished.stderr[-500:]}")
         got: dict[str, list[dict[str, Any]]] = {}
@@ -898,8 +993,11 @@ def _denied_for_real(outcome: Outcome, world: World, work: Path, tree: Path, cle
     # the denied directory gets its own record (its contents cannot be listed)
     expected = {p for p in clean if not p.startswith(denied_dir + os.sep)} | {denied_dir}
     sub_records = got.get(denied_dir, [])
-    if len(sub_records) != 1 or sub_records[0]["status"] != "error" \
-            or "permission denied" not in (sub_records[0].get("error") or ""):
+    if (
+        len(sub_records) != 1
+        or sub_records[0]["status"] != "error"
+        or "permission denied" not in (sub_records[0].get("error") or "")
+    ):
         outcome.fail(f"denied_real: the unreadable directory's record does not say so: {sub_records}")
     return got, target, expected, how
 
@@ -929,8 +1027,11 @@ def run_one(world: World, kind: str, work: Path, seed: int, counter: int) -> Out
 def _git_commit() -> tuple[str | None, bool | None]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip())
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
+        )
         return commit or None, dirty
     except OSError:
         return None, None
@@ -943,12 +1044,19 @@ def _machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"host": socket.gethostname(), "system": platform.platform(), "python": platform.python_version(),
-            "cpu": cpu, "cores": os.cpu_count(), "euid": os.geteuid()}
+    return {
+        "host": socket.gethostname(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "euid": os.geteuid(),
+    }
 
 
-def campaign(runs: int, seed: int, minutes: float, only: list[str] | None, keep: bool,
-             out_stem: Path, command: str) -> dict[str, Any]:
+def campaign(
+    runs: int, seed: int, minutes: float, only: list[str] | None, keep: bool, out_stem: Path, command: str
+) -> dict[str, Any]:
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     base = Path(tempfile.mkdtemp(prefix="matcher-fault-campaign-"))
@@ -958,8 +1066,12 @@ def campaign(runs: int, seed: int, minutes: float, only: list[str] | None, keep:
     try:
         print(f"building the world in {base} ...", file=sys.stderr, flush=True)
         world = build_world(base)
-        print(f"world: {world.entries} entries, scan {world.scan_seconds}, add {world.add_seconds}, "
-              f"disk full by {world.disk_full}, uid 65534 child: {world.nobody_ok}", file=sys.stderr, flush=True)
+        print(
+            f"world: {world.entries} entries, scan {world.scan_seconds}, add {world.add_seconds}, "
+            f"disk full by {world.disk_full}, uid 65534 child: {world.nobody_ok}",
+            file=sys.stderr,
+            flush=True,
+        )
         per_kind: collections.Counter[str] = collections.Counter()
         slot = 0
         while len(outcomes) < runs:
@@ -984,8 +1096,9 @@ def campaign(runs: int, seed: int, minutes: float, only: list[str] | None, keep:
                 per_kind[kind] += 1
                 outcomes.append(outcome)
                 status = "ok" if not outcome.failures else "FAIL " + "; ".join(outcome.failures)[:300]
-                print(f"[{n + 1}/{runs}] {kind} seed={run_seed} {outcome.detail}: {status}", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"[{n + 1}/{runs}] {kind} seed={run_seed} {outcome.detail}: {status}", file=sys.stderr, flush=True
+                )
                 if not keep and not outcome.failures:
                     shutil.rmtree(work, ignore_errors=True)
     finally:
@@ -994,8 +1107,9 @@ def campaign(runs: int, seed: int, minutes: float, only: list[str] | None, keep:
     return summarise(outcomes, seed, runs, time.monotonic() - started, started_at, command, world)
 
 
-def summarise(outcomes: list[Outcome], seed: int, runs: int, seconds: float, started_at: str, command: str,
-              world: World) -> dict[str, Any]:
+def summarise(
+    outcomes: list[Outcome], seed: int, runs: int, seconds: float, started_at: str, command: str, world: World
+) -> dict[str, Any]:
     commit, dirty = _git_commit()
     by_kind: dict[str, dict[str, Any]] = {}
     for o in outcomes:
@@ -1027,8 +1141,12 @@ def summarise(outcomes: list[Outcome], seed: int, runs: int, seconds: float, sta
         "machine": _machine(),
         "disk_full_method": world.disk_full,
         "permission_denied_real": "uid 65534 child" if world.nobody_ok else "chmod as this user",
-        "world": {"evidence_entries": world.entries, "reference_rows": len(_row_keys(world.reference)),
-                  "scan_seconds": world.scan_seconds, "update_seconds": world.add_seconds},
+        "world": {
+            "evidence_entries": world.entries,
+            "reference_rows": len(_row_keys(world.reference)),
+            "scan_seconds": world.scan_seconds,
+            "update_seconds": world.add_seconds,
+        },
         "faults_by_kind": by_kind,
         "sigkills": sum(o.kills for o in outcomes),
         "rows_compared": sum(o.rows_compared for o in outcomes),
@@ -1041,8 +1159,9 @@ def summarise(outcomes: list[Outcome], seed: int, runs: int, seconds: float, sta
         "half_applied_indexes": sum(o.half_applied for o in outcomes),
         "stale_locks": sum(o.stale_lock for o in outcomes),
         "killed_scans_with_lingering_processes": sum(o.lingering for o in outcomes),
-        "failures": [{"kind": o.kind, "seed": o.seed, "detail": o.detail, "failures": o.failures}
-                     for o in outcomes if o.failures],
+        "failures": [
+            {"kind": o.kind, "seed": o.seed, "detail": o.detail, "failures": o.failures} for o in outcomes if o.failures
+        ],
     }
 
 
@@ -1098,15 +1217,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=20.0, help="stop starting runs after this long")
     parser.add_argument("--only", action="append", choices=KINDS, help="only these kinds (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    parser.add_argument("--output", default=str(RESULTS / "fault_campaign"),
-                        help="results stem (.json and .md are written)")
+    parser.add_argument(
+        "--output", default=str(RESULTS / "fault_campaign"), help="results stem (.json and .md are written)"
+    )
     args = parser.parse_args(argv)
     command = "python -m benchmarks.fault_campaign " + " ".join(argv if argv is not None else sys.argv[1:])
     result = campaign(args.runs, args.seed, args.minutes, args.only, args.keep, Path(args.output), command)
     write_results(result, Path(args.output))
-    print(json.dumps({k: result[k] for k in ("runs", "sigkills", "rows_compared", "lost_rows", "duplicated_rows",
-                                             "corrupt_indexes", "half_applied_indexes", "stale_locks")}),
-          file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "runs",
+                    "sigkills",
+                    "rows_compared",
+                    "lost_rows",
+                    "duplicated_rows",
+                    "corrupt_indexes",
+                    "half_applied_indexes",
+                    "stale_locks",
+                )
+            }
+        ),
+        file=sys.stderr,
+    )
     print(f"{len(result['failures'])} failed runs; results in {args.output}.json/.md", file=sys.stderr)
     return 1 if result["failures"] else 0
 

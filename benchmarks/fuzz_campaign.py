@@ -171,12 +171,20 @@ def _sample_records(seed: int = 1, n: int = 4) -> list[Any]:
 
     out = []
     for i in range(n):
-        out.append(KnownRecord(
-            hashes={"pdq": Hash.from_hex("pdq", hexd(64), 90 - i), "phash": Hash.from_hex("phash", hexd(16))},
-            md5=hexd(32), sha1=hexd(40), sha256=hexd(64), category=i, series=f"series {i}",
-            comment="a, \"quoted\" comment" if i == 1 else None, name=f"file {i}.jpg", size=1000 + i,
-            extra={"MediaID": i + 1, "Tags": ["x", "y"]} if i % 2 else {},
-        ))
+        out.append(
+            KnownRecord(
+                hashes={"pdq": Hash.from_hex("pdq", hexd(64), 90 - i), "phash": Hash.from_hex("phash", hexd(16))},
+                md5=hexd(32),
+                sha1=hexd(40),
+                sha256=hexd(64),
+                category=i,
+                series=f"series {i}",
+                comment='a, "quoted" comment' if i == 1 else None,
+                name=f"file {i}.jpg",
+                size=1000 + i,
+                extra={"MediaID": i + 1, "Tags": ["x", "y"]} if i % 2 else {},
+            )
+        )
     return out
 
 
@@ -197,8 +205,18 @@ def _hashlist_seeds() -> list[bytes]:
         b"d41d8cd98f00b204e9800998ecf8427e  empty.txt\n# comment\nda39a3ee5e6b4b0d3255bfef95601890afd80709 *x\n",
         b"SHA256 (a b.jpg) = " + b"ab" * 32 + b"\n",
         b"pdq " + b"f" * 64 + b"\n" + b"0" * 64 + b",100,name.jpg\n",
-        json.dumps({"path": "a.jpg", "frame": None, "mime": "image/jpeg", "md5": "0" * 32,
-                    "pdq": "a" * 64, "pdq_quality": 80, "error": None}).encode() + b"\n",
+        json.dumps(
+            {
+                "path": "a.jpg",
+                "frame": None,
+                "mime": "image/jpeg",
+                "md5": "0" * 32,
+                "pdq": "a" * 64,
+                "pdq_quality": 80,
+                "error": None,
+            }
+        ).encode()
+        + b"\n",
     ]
     return seeds
 
@@ -208,14 +226,28 @@ def _vics_seeds() -> list[bytes]:
     v2 = _written("vics", records)
     cases = {
         "@odata.context": "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Cases",
-        "value": [{"CaseNumber": "c-1", "Media": [
-            {"MediaID": 1, "MD5": "A" * 32, "Category": "1", "MediaSize": 10,
-             "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "b" * 64}],
-             "MediaFiles": [{"FileName": "x.jpg"}], "IsPrecategorized": "true"},
-            {"MediaID": 2, "SHA1": "C" * 40, "PhotoDNA": "AAAA", "RelativeFilePath": "d/e/f.png"}]}],
+        "value": [
+            {
+                "CaseNumber": "c-1",
+                "Media": [
+                    {
+                        "MediaID": 1,
+                        "MD5": "A" * 32,
+                        "Category": "1",
+                        "MediaSize": 10,
+                        "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "b" * 64}],
+                        "MediaFiles": [{"FileName": "x.jpg"}],
+                        "IsPrecategorized": "true",
+                    },
+                    {"MediaID": 2, "SHA1": "C" * 40, "PhotoDNA": "AAAA", "RelativeFilePath": "d/e/f.png"},
+                ],
+            }
+        ],
     }
-    v1 = {"odata.metadata": "http://localhost/odata/$metadata#Media",
-          "value": [{"MediaID": 7, "MD5": "e" * 32, "Category": 2, "Series": "s", "Comments": "c"}]}
+    v1 = {
+        "odata.metadata": "http://localhost/odata/$metadata#Media",
+        "value": [{"MediaID": 7, "MD5": "e" * 32, "Category": 2, "Series": "s", "Comments": "c"}],
+    }
     return [v2, json.dumps(cases).encode(), json.dumps(v1, indent=1).encode()]
 
 
@@ -225,15 +257,19 @@ def _nsrl_seed() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "nsrl.db")
         conn = sqlite3.connect(path)
-        conn.execute("CREATE TABLE FILE_DATA (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, file_name TEXT, "
-                     "file_size INTEGER, package_id INTEGER)")
+        conn.execute(
+            "CREATE TABLE FILE_DATA (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, file_name TEXT, "
+            "file_size INTEGER, package_id INTEGER)"
+        )
         rnd = random.Random(3)
-        rows = [("".join(rnd.choice("0123456789ABCDEF") for _ in range(k)) for k in (64, 40, 32))
-                for _ in range(3)]
-        conn.executemany("INSERT INTO FILE_DATA VALUES (?, ?, ?, '0A0B0C0D', ?, ?, 1)",
-                         [(*r, f"lib{i}.dll", 100 * i) for i, r in enumerate(rows)])
-        conn.execute("CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id "
-                     "FROM FILE_DATA")
+        rows = [("".join(rnd.choice("0123456789ABCDEF") for _ in range(k)) for k in (64, 40, 32)) for _ in range(3)]
+        conn.executemany(
+            "INSERT INTO FILE_DATA VALUES (?, ?, ?, '0A0B0C0D', ?, ?, 1)",
+            [(*r, f"lib{i}.dll", 100 * i) for i, r in enumerate(rows)],
+        )
+        conn.execute(
+            "CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id FROM FILE_DATA"
+        )
         conn.commit()
         conn.execute("VACUUM")
         conn.close()
@@ -243,15 +279,62 @@ def _nsrl_seed() -> bytes:
 # --------------------------------------------------------------------------------------------------
 # Mutations (deterministic: a seed's bytes and a list of (op, a, b) integers give one input)
 
-_INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
-                0xFFFFFFFF, 65500, 30000, 1 << 20)
+_INTERESTING = (
+    0,
+    1,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+    65500,
+    30000,
+    1 << 20,
+)
 _JSON_VALUES: tuple[Any, ...] = (
-    None, True, False, 0, -1, 1 << 64, -(1 << 70), 1.5, 1e308, float("nan"), "", "x" * 300, "\u0000",
-    "../..", "/", "a/b", "ff" * 32, "0" * 31, [], {}, [[[[[[[[[[]]]]]]]]]], {"a": {"b": {"c": None}}},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1 << 64,
+    -(1 << 70),
+    1.5,
+    1e308,
+    float("nan"),
+    "",
+    "x" * 300,
+    "\u0000",
+    "../..",
+    "/",
+    "a/b",
+    "ff" * 32,
+    "0" * 31,
+    [],
+    {},
+    [[[[[[[[[[]]]]]]]]]],
+    {"a": {"b": {"c": None}}},
     "\ud800",
 )
-MUTATIONS = ("bitflip", "byte", "truncate", "delete", "insert", "duplicate", "splice", "int", "png_crc",
-             "json", "huge_dims")
+MUTATIONS = (
+    "bitflip",
+    "byte",
+    "truncate",
+    "delete",
+    "insert",
+    "duplicate",
+    "splice",
+    "int",
+    "png_crc",
+    "json",
+    "huge_dims",
+)
 
 
 def _json_mutate(data: bytes, rnd: random.Random) -> bytes:
@@ -311,11 +394,11 @@ def fix_png_crcs(data: bytes) -> bytes:
     out = bytearray(data)
     pos = 8
     while pos + 12 <= len(out):
-        length = struct.unpack(">I", out[pos:pos + 4])[0]
+        length = struct.unpack(">I", out[pos : pos + 4])[0]
         end = pos + 8 + length
         if end + 4 > len(out):
             break
-        out[end:end + 4] = struct.pack(">I", zlib.crc32(bytes(out[pos + 4:end])))
+        out[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(out[pos + 4 : end])))
         pos = end + 4
     return bytes(out)
 
@@ -325,22 +408,22 @@ def _huge_dims(data: bytes, rnd: random.Random) -> bytes:
     out = bytearray(data)
     big = rnd.choice((0, 1, 65535, 30000, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 16, 100000))
     if data.startswith(b"\x89PNG") and len(out) >= 24:
-        out[16 + 4 * rnd.randrange(2):][:4] = struct.pack(">I", big)
+        out[16 + 4 * rnd.randrange(2) :][:4] = struct.pack(">I", big)
         return fix_png_crcs(bytes(out))
     if data.startswith(b"GIF") and len(out) >= 10:
-        out[6 + 2 * rnd.randrange(2):][:2] = struct.pack("<H", big & 0xFFFF)
+        out[6 + 2 * rnd.randrange(2) :][:2] = struct.pack("<H", big & 0xFFFF)
     elif data.startswith(b"BM") and len(out) >= 26:
-        out[18 + 4 * rnd.randrange(2):][:4] = struct.pack("<I", big)
+        out[18 + 4 * rnd.randrange(2) :][:4] = struct.pack("<I", big)
     elif data.startswith(b"\xff\xd8"):
         sof = data.find(b"\xff\xc0")
         if sof < 0:
             sof = data.find(b"\xff\xc2")
         if sof >= 0 and sof + 9 <= len(out):
-            out[sof + 5 + 2 * rnd.randrange(2):][:2] = struct.pack(">H", big & 0xFFFF)
+            out[sof + 5 + 2 * rnd.randrange(2) :][:2] = struct.pack(">H", big & 0xFFFF)
     elif data.startswith((b"II*\x00", b"MM\x00*")):  # TIFF: patch a 16/32-bit value somewhere after the IFD start
         pos = rnd.randrange(8, max(9, len(out) - 4))
-        out[pos:pos + 4] = struct.pack("<I" if data[:1] == b"I" else ">I", big)
-    return bytes(out[:len(data)])
+        out[pos : pos + 4] = struct.pack("<I" if data[:1] == b"I" else ">I", big)
+    return bytes(out[: len(data)])
 
 
 def mutate(data: bytes, ops: list[tuple[int, int, int]], others: list[bytes]) -> bytes:
@@ -362,24 +445,24 @@ def mutate(data: bytes, ops: list[tuple[int, int, int]], others: list[bytes]) ->
             out = out[: a % (n + 1)]
         elif kind == "delete" and n:
             start = a % n
-            out = out[:start] + out[start + 1 + b % 64:]
+            out = out[:start] + out[start + 1 + b % 64 :]
         elif kind == "insert":
             start = a % (n + 1)
             out = out[:start] + rnd.randbytes(b % 48 + 1) + out[start:]
         elif kind == "duplicate" and n:
             start = a % n
-            piece = out[start:start + 1 + b % 256]
+            piece = out[start : start + 1 + b % 256]
             out = out[:start] + piece * (1 + b % 4) + out[start:]
         elif kind == "splice" and others:
             other = others[b % len(others)]
             cut = a % (n + 1)
-            out = out[:cut] + other[(b // 7) % (len(other) + 1):]
+            out = out[:cut] + other[(b // 7) % (len(other) + 1) :]
         elif kind == "int" and n:
             value = _INTERESTING[b % len(_INTERESTING)]
             fmt = ("<H", ">H", "<I", ">I", "B")[(b // 16) % 5]
             packed = struct.pack(fmt, value & ((1 << (8 * struct.calcsize(fmt))) - 1))
             start = a % n
-            out = out[:start] + packed + out[start + len(packed):]
+            out = out[:start] + packed + out[start + len(packed) :]
         elif kind == "png_crc":
             out = fix_png_crcs(out)
         elif kind == "json":
@@ -439,8 +522,9 @@ def run_image(data: bytes) -> None:
     with _property("open_image"):
         _info, image = imaging.open_image(data, decode)
         image.close()
-    exif = imaging.DecodeOptions(max_pixels=decode.max_pixels, max_frames=decode.max_frames,
-                                 apply_exif_orientation=True)
+    exif = imaging.DecodeOptions(
+        max_pixels=decode.max_pixels, max_frames=decode.max_frames, apply_exif_orientation=True
+    )
     with _property("iter_frames"):
         for _frame in imaging.iter_frames(data, exif, draft_size=(32, 32)):
             pass
@@ -670,10 +754,22 @@ def _state(root: Path) -> tuple[Any, ...]:
     from matcher.index import KnownIndex
 
     with KnownIndex.open(root) as index:
-        records = [(r.id, r.list_name, r.category, r.md5, r.sha1, r.sha256,
-                    tuple(sorted((k, v.hex()) for k, v in r.hashes.items()))) for r in index.iter_records()]
-        views = {i: {a: {v: h.hex() for v, h in named.items()} for a, named in by.items()}
-                 for i, by in index.record_views([r[0] for r in records]).items()}
+        records = [
+            (
+                r.id,
+                r.list_name,
+                r.category,
+                r.md5,
+                r.sha1,
+                r.sha256,
+                tuple(sorted((k, v.hex()) for k, v in r.hashes.items())),
+            )
+            for r in index.iter_records()
+        ]
+        views = {
+            i: {a: {v: h.hex() for v, h in named.items()} for a, named in by.items()}
+            for i, by in index.record_views([r[0] for r in records]).items()
+        }
         return ((root / "manifest.json").read_bytes(), index.generation, records, views, index.lists())
 
 
@@ -738,22 +834,48 @@ def _import_seeds() -> list[bytes]:
     return seeds
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("image", "open_image / iter_frames / sniff / hash_bytes", _image_seeds, run_image),
-    Target("hashlist", "detect_format + read_records, auto and every text format", _hashlist_seeds, run_hashlist,
-           "txt"),
-    Target("vics", "VICS JSON reader", _vics_seeds, run_vics, "json"),
-    Target("nsrl", "NSRL RDSv3 SQLite reader", lambda: [_nsrl_seed()], run_nsrl, "db"),
-    Target("manifest", "manifest.json (Manifest.from_json via read_manifest)", lambda: [b"\x00" + _manifest_seed()],
-           run_manifest, "json", _template_index),
-    Target("shards", "shards.json (_read_document, ShardedIndex.open)",
-           lambda: [b"\x00" + (_template_sharded() / "shards.json").read_bytes()], run_shards, "json",
-           _template_sharded),
-    Target("index", "KnownIndex.open on mutated manifest / SQLite / .npy files", _index_seeds, run_index,
-           prepare=_template_index),
-    Target("import", "import_sources / matcher index add into an index; refusal leaves it unchanged",
-           _import_seeds, run_import, "txt", _template_state),
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("image", "open_image / iter_frames / sniff / hash_bytes", _image_seeds, run_image),
+        Target(
+            "hashlist", "detect_format + read_records, auto and every text format", _hashlist_seeds, run_hashlist, "txt"
+        ),
+        Target("vics", "VICS JSON reader", _vics_seeds, run_vics, "json"),
+        Target("nsrl", "NSRL RDSv3 SQLite reader", lambda: [_nsrl_seed()], run_nsrl, "db"),
+        Target(
+            "manifest",
+            "manifest.json (Manifest.from_json via read_manifest)",
+            lambda: [b"\x00" + _manifest_seed()],
+            run_manifest,
+            "json",
+            _template_index,
+        ),
+        Target(
+            "shards",
+            "shards.json (_read_document, ShardedIndex.open)",
+            lambda: [b"\x00" + (_template_sharded() / "shards.json").read_bytes()],
+            run_shards,
+            "json",
+            _template_sharded,
+        ),
+        Target(
+            "index",
+            "KnownIndex.open on mutated manifest / SQLite / .npy files",
+            _index_seeds,
+            run_index,
+            prepare=_template_index,
+        ),
+        Target(
+            "import",
+            "import_sources / matcher index add into an index; refusal leaves it unchanged",
+            _import_seeds,
+            run_import,
+            "txt",
+            _template_state,
+        ),
+    )
+}
 
 
 #: Findings in code outside the parsers this fuzzing may change, reported to its owners and tolerated
@@ -784,6 +906,7 @@ def check(target: Target, data: bytes, time_bound: float = TIME_BOUND_S, *, allo
 
 def _check(target: Target, data: bytes, time_bound: float) -> None:
     target.prepare()
+
     def alarm(_signum: int, _frame: Any) -> None:
         raise _Alarm()
 
@@ -814,8 +937,11 @@ def regression_files() -> list[Path]:
     """The saved crashing inputs, sorted."""
     if not REGRESSIONS.is_dir():
         return []
-    return sorted(p for p in REGRESSIONS.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.name.split("-", 1)[0] in TARGETS)
+    return sorted(
+        p
+        for p in REGRESSIONS.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name.split("-", 1)[0] in TARGETS
+    )
 
 
 def save_regression(target: Target, data: bytes) -> Path:
@@ -879,8 +1005,9 @@ def _child_hypothesis(target: Target, stop_at: float, seed: int, report: Path, l
     while time.monotonic() < deadline:
         found: list[tuple[Finding, bytes]] = []
 
-        @settings(max_examples=2000, deadline=None, database=None, derandomize=False,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=2000, deadline=None, database=None, derandomize=False, suppress_health_check=list(HealthCheck)
+        )
         @given(strategy)
         def prop(data: bytes) -> None:
             if time.monotonic() > deadline:
@@ -914,8 +1041,9 @@ def _child_hypothesis(target: Target, stop_at: float, seed: int, report: Path, l
 
 def fuzz_inputs_strategy(seeds: list[bytes], st: Any, max_random: int = 4096) -> Any:
     """The hypothesis strategy of fuzz inputs: a seed with up to 6 mutations, or random bytes."""
-    ops = st.lists(st.tuples(st.integers(0, len(MUTATIONS) - 1), st.integers(0, 2**32 - 1),
-                             st.integers(0, 2**32 - 1)), max_size=6)
+    ops = st.lists(
+        st.tuples(st.integers(0, len(MUTATIONS) - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=6
+    )
     mutated = st.builds(lambda i, o: mutate(seeds[i], o, seeds), st.integers(0, len(seeds) - 1), ops)
     prefix = st.sampled_from([s[:1] for s in seeds])
     raw = st.builds(lambda p, b: p + b, prefix, st.binary(max_size=max_random))
@@ -929,15 +1057,22 @@ def _child_atheris(target: Target, stop_at: float, seed: int, report: Path, corp
     # matcher.algorithms is left out: numba cannot compile instrumented functions (and hashing parses nothing);
     # Pillow's plugins (the image parsers) only for the image target, where they are what is fuzzed
     include = ["matcher", "PIL"] if target.name == "image" else ["matcher"]
-    with atheris.instrument_imports(include=include, exclude=[
-            "matcher.algorithms", "matcher.algorithms.pdq", "matcher.algorithms._pdq_numba",
-            "matcher.algorithms.imagehash_family"]):
+    with atheris.instrument_imports(
+        include=include,
+        exclude=[
+            "matcher.algorithms",
+            "matcher.algorithms.pdq",
+            "matcher.algorithms._pdq_numba",
+            "matcher.algorithms.imagehash_family",
+        ],
+    ):
+        import PIL.Image
+
         import matcher.cli  # noqa: F401
         import matcher.formats.registry  # noqa: F401
         import matcher.hashing  # noqa: F401
         import matcher.index  # noqa: F401
         import matcher.index.importing  # noqa: F401
-        import PIL.Image
 
         PIL.Image.init()  # the plugins, imported (and instrumented) now
     seeds = _warm_up(target)
@@ -973,9 +1108,18 @@ def _child_atheris(target: Target, stop_at: float, seed: int, report: Path, corp
 
     max_len = max(len(s) for s in seeds) + 4096
     seconds = max(1, int(stop_at - time.time()))
-    argv = [sys.argv[0], str(corpus), f"-max_total_time={seconds}", f"-timeout={int(TIME_BOUND_S)}",
-            "-rss_limit_mb=0", f"-max_len={max_len}", f"-seed={rnd.getrandbits(31) + 1}",
-            f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-close_fd_mask=3"]
+    argv = [
+        sys.argv[0],
+        str(corpus),
+        f"-max_total_time={seconds}",
+        f"-timeout={int(TIME_BOUND_S)}",
+        "-rss_limit_mb=0",
+        f"-max_len={max_len}",
+        f"-seed={rnd.getrandbits(31) + 1}",
+        f"-artifact_prefix={artifacts}/",
+        "-print_final_stats=1",
+        "-close_fd_mask=3",
+    ]
     atheris.Setup(argv, one_input, custom_mutator=custom_mutator)
     import atexit
 
@@ -1008,8 +1152,12 @@ def _engine(requested: str | None) -> str:
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "matcher"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "matcher"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return out.stdout.strip() + (" (+ uncommitted changes under matcher/)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -1024,15 +1172,32 @@ def _machine() -> dict[str, Any]:
                 break
     import PIL
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "pillow": PIL.__version__,
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pillow": PIL.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def _campaign_target(target: Target, engine: str, seconds: float, seed: int, work: Path) -> dict[str, Any]:
     """Run one target for ``seconds``, restarting the child after each crash, hang or memory kill."""
-    totals: dict[str, Any] = {"target": target.name, "description": target.description, "inputs": 0,
-                              "crashes": 0, "unclear_errors": 0, "hangs": 0, "memory_violations": 0,
-                              "index_changed": 0, "known_open": 0, "harness_errors": 0, "child_restarts": 0, "findings": [], "seconds": 0.0}
+    totals: dict[str, Any] = {
+        "target": target.name,
+        "description": target.description,
+        "inputs": 0,
+        "crashes": 0,
+        "unclear_errors": 0,
+        "hangs": 0,
+        "memory_violations": 0,
+        "index_changed": 0,
+        "known_open": 0,
+        "harness_errors": 0,
+        "child_restarts": 0,
+        "findings": [],
+        "seconds": 0.0,
+    }
     corpus = work / "corpus" / target.name
     artifacts = work / "artifacts" / target.name
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -1040,9 +1205,26 @@ def _campaign_target(target: Target, engine: str, seconds: float, seed: int, wor
     run = 0
     while (left := seconds - (time.monotonic() - started)) > 5:
         report = work / f"{target.name}-{run}.json"
-        cmd = [sys.executable, "-m", "benchmarks.fuzz_campaign", "--child", "--target", target.name,
-               "--engine", engine, "--deadline", str(time.time() + left), "--seed", str(seed * 1000 + run),
-               "--report", str(report), "--corpus", str(corpus), "--artifacts", str(artifacts)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.fuzz_campaign",
+            "--child",
+            "--target",
+            target.name,
+            "--engine",
+            engine,
+            "--deadline",
+            str(time.time() + left),
+            "--seed",
+            str(seed * 1000 + run),
+            "--report",
+            str(report),
+            "--corpus",
+            str(corpus),
+            "--artifacts",
+            str(artifacts),
+        ]
         before = set(artifacts.iterdir())
         try:
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=left + 120)
@@ -1059,15 +1241,23 @@ def _campaign_target(target: Target, engine: str, seconds: float, seed: int, wor
             totals["known_open_detail"] = stats["known_open_detail"]
         for finding in stats["findings"]:
             totals["findings"].append(finding)
-            key = {"crash": "crashes", "unclear": "unclear_errors", "timeout": "hangs", "memory": "memory_violations",
-                   "changed": "index_changed"}.get(finding["kind"], "crashes")
+            key = {
+                "crash": "crashes",
+                "unclear": "unclear_errors",
+                "timeout": "hangs",
+                "memory": "memory_violations",
+                "changed": "index_changed",
+            }.get(finding["kind"], "crashes")
             totals[key] += 1
         for artifact in sorted(set(artifacts.iterdir()) - before):  # libFuzzer: timeouts, OOMs, native crashes
             data = artifact.read_bytes()
             if artifact.name.startswith("crash-") and any(f.get("file") for f in stats["findings"]):
                 continue  # a Python finding, saved already
-            kind = "hangs" if artifact.name.startswith("timeout-") else (
-                "memory_violations" if artifact.name.startswith("oom-") else "crashes")
+            kind = (
+                "hangs"
+                if artifact.name.startswith("timeout-")
+                else ("memory_violations" if artifact.name.startswith("oom-") else "crashes")
+            )
             totals[kind] += 1
             saved = save_regression(target, data)
             totals["findings"].append({"kind": kind, "detail": tail[-500:], "file": saved.name})
@@ -1102,9 +1292,13 @@ def campaign(minutes: float, seed: int, engine: str, targets: list[str], name: s
         for target_name in targets:
             print(f"fuzzing {target_name} for {per_target:.0f} s ({engine})", file=sys.stderr, flush=True)
             result = _campaign_target(TARGETS[target_name], engine, per_target, seed, Path(tmp))
-            print(f"  {result['inputs']} inputs, {result['crashes']} crashes, {result['hangs']} hangs, "
-                  f"{result['memory_violations']} memory, {result['unclear_errors']} unclear, "
-                  f"{result['index_changed']} index changed", file=sys.stderr, flush=True)
+            print(
+                f"  {result['inputs']} inputs, {result['crashes']} crashes, {result['hangs']} hangs, "
+                f"{result['memory_violations']} memory, {result['unclear_errors']} unclear, "
+                f"{result['index_changed']} index changed",
+                file=sys.stderr,
+                flush=True,
+            )
             results.append(result)
     summary = {
         "command": "python -m benchmarks.fuzz_campaign " + " ".join(sys.argv[1:]),
@@ -1114,11 +1308,25 @@ def campaign(minutes: float, seed: int, engine: str, targets: list[str], name: s
         "duration_s": round(time.monotonic() - started, 1),
         "matcher_commit": _git_commit(),
         "machine": _machine(),
-        "bounds": {"time_per_input_s": TIME_BOUND_S, "memory_per_input": "RLIMIT_AS = size after start-up + 1 GiB",
-                   "memory_bound_bytes": MEMORY_BOUND_BYTES, "image_decoding": FUZZ_HASH_OPTIONS},
-        "totals": {key: sum(r[key] for r in results) for key in
-                   ("inputs", "crashes", "unclear_errors", "hangs", "memory_violations", "index_changed",
-                    "known_open", "harness_errors")},
+        "bounds": {
+            "time_per_input_s": TIME_BOUND_S,
+            "memory_per_input": "RLIMIT_AS = size after start-up + 1 GiB",
+            "memory_bound_bytes": MEMORY_BOUND_BYTES,
+            "image_decoding": FUZZ_HASH_OPTIONS,
+        },
+        "totals": {
+            key: sum(r[key] for r in results)
+            for key in (
+                "inputs",
+                "crashes",
+                "unclear_errors",
+                "hangs",
+                "memory_violations",
+                "index_changed",
+                "known_open",
+                "harness_errors",
+            )
+        },
         "targets": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -1144,19 +1352,26 @@ def _markdown(summary: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary["targets"]:
-        lines.append(f"| {r['target']} | {r['description']} | {r['inputs']:,} | {r['crashes']} | "
-                     f"{r['unclear_errors']} | {r['hangs']} | {r['memory_violations']} | {r['index_changed']} | "
-                     f"{r['known_open']} |")
+        lines.append(
+            f"| {r['target']} | {r['description']} | {r['inputs']:,} | {r['crashes']} | "
+            f"{r['unclear_errors']} | {r['hangs']} | {r['memory_violations']} | {r['index_changed']} | "
+            f"{r['known_open']} |"
+        )
     t = summary["totals"]
-    lines.append(f"| **total** | | **{t['inputs']:,}** | {t['crashes']} | {t['unclear_errors']} | {t['hangs']} | "
-                 f"{t['memory_violations']} | {t['index_changed']} | {t['known_open']} |")
-    lines += ["", "Crashes: an exception other than a `MatcherError` escaped (or the process died); unclear errors: a "
-              "`MatcherError` carrying the library's safety-net text (\"unexpected ValueError ...\"); known open: "
-              "inputs that hit a bug already reported in code outside the fuzzed parsers (listed below), "
-              "counted but not saved again."]
+    lines.append(
+        f"| **total** | | **{t['inputs']:,}** | {t['crashes']} | {t['unclear_errors']} | {t['hangs']} | "
+        f"{t['memory_violations']} | {t['index_changed']} | {t['known_open']} |"
+    )
+    lines += [
+        "",
+        "Crashes: an exception other than a `MatcherError` escaped (or the process died); unclear errors: a "
+        '`MatcherError` carrying the library\'s safety-net text ("unexpected ValueError ..."); known open: '
+        "inputs that hit a bug already reported in code outside the fuzzed parsers (listed below), "
+        "counted but not saved again.",
+    ]
     if any(r["known_open"] for r in summary["targets"]):
         lines += ["", "## Known open", ""]
-        for _name, pattern, explanation in KNOWN_OPEN:
+        for _name, _pattern, explanation in KNOWN_OPEN:
             hits = sum(r["known_open"] for r in summary["targets"] if r["target"] == _name)
             lines.append(f"- {_name} ({hits} inputs): {explanation}")
     findings = [(r["target"], f) for r in summary["targets"] for f in r["findings"]]
@@ -1165,8 +1380,10 @@ def _markdown(summary: dict[str, Any]) -> str:
         lines.append("None.")
     for name, finding in findings:
         detail = finding["detail"].replace("\n", " ")[:300]
-        lines.append(f"- {name}: {finding['kind']}: {detail}" + (f" (`tests/fuzz_regressions/{finding['file']}`)"
-                                                                 if finding.get("file") else ""))
+        lines.append(
+            f"- {name}: {finding['kind']}: {detail}"
+            + (f" (`tests/fuzz_regressions/{finding['file']}`)" if finding.get("file") else "")
+        )
     return "\n".join(lines) + "\n"
 
 

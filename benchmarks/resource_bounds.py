@@ -192,8 +192,11 @@ def build_odd_names(root: Path) -> dict[str, Any]:
     os.symlink("..", loops / "up")
     os.symlink(".", loops / "here")
     made += [os.fsencode(loops / n) for n in ("self", "a", "b", "up", "here")]
-    return {"paths": made, "name_of_10000_bytes_refused_by_the_file_system": too_long_name_refused,
-            "longest_path_bytes": max(len(p) for p in made)}
+    return {
+        "paths": made,
+        "name_of_10000_bytes_refused_by_the_file_system": too_long_name_refused,
+        "longest_path_bytes": max(len(p) for p in made),
+    }
 
 
 def remove_tree(path: str | Path) -> None:
@@ -244,8 +247,11 @@ def make_index(index: Path, known: list[bytes], work: Path, python: str = sys.ex
         (folder / f"k{i}.{_extension(blob)}").write_bytes(blob)
     run = [python, "-m", "matcher", "index"]
     subprocess.run([*run, "create", str(index)], check=True, capture_output=True)
-    subprocess.run([*run, "add", str(index), str(folder), "--list", "synthetic", "--category", "1", "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run, "add", str(index), str(folder), "--list", "synthetic", "--category", "1", "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     shutil.rmtree(folder)
 
 
@@ -287,8 +293,9 @@ def _children(pid: int) -> dict[int, int]:
     return found
 
 
-def measure(argv: list[str], *, poll: float = 0.1, timeout: float = 1800.0, env: dict[str, str] | None = None
-            ) -> dict[str, Any]:
+def measure(
+    argv: list[str], *, poll: float = 0.1, timeout: float = 1800.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``argv``; wall time, exit code, and peak RSS (KiB) of the main process, of its workers
     (descendants two levels down: forkserver children) and helpers (one level down), and of the whole
     tree (``wait4``'s ``ru_maxrss``: the largest single process of the tree)."""
@@ -370,13 +377,24 @@ def count_report(path: Path) -> tuple[int, dict[str, int], set[bytes], int]:
 
 
 def scan_argv(paths: list[str], index: Path, output: Path, workers: int, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "matcher", "scan", *paths, "--index", str(index), "--output", str(output),
-            "--workers", str(workers), "--quiet"]
+    return [
+        python,
+        "-m",
+        "matcher",
+        "scan",
+        *paths,
+        "--index",
+        str(index),
+        "--output",
+        str(output),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
 
 
 def cluster_argv(paths: list[str], output: Path, workers: int, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "matcher", "cluster", *paths, "--output", str(output), "--workers", str(workers),
-            "--quiet"]
+    return [python, "-m", "matcher", "cluster", *paths, "--output", str(output), "--workers", str(workers), "--quiet"]
 
 
 def slope(points: list[tuple[int, float]]) -> float:
@@ -406,14 +424,17 @@ def zeros_sha256(size: int) -> str:
 def _case(name: str, bound: str, ok: bool, measured: dict[str, Any], **facts: Any) -> dict[str, Any]:
     result = {"case": name, "bound": bound, "pass": bool(ok), **facts, **measured}
     flag = "PASS" if ok else "FAIL"
-    print(f"[{flag}] {name}: {facts.get('entries')} entries, {facts.get('rows')} rows, {measured.get('seconds')} s, "
-          f"main {measured.get('peak_rss_main_mib')} MiB, workers {measured.get('peak_rss_workers_mib')} MiB",
-          flush=True)
+    print(
+        f"[{flag}] {name}: {facts.get('entries')} entries, {facts.get('rows')} rows, {measured.get('seconds')} s, "
+        f"main {measured.get('peak_rss_main_mib')} MiB, workers {measured.get('peak_rss_workers_mib')} MiB",
+        flush=True,
+    )
     return result
 
 
-def run_flat(work: Path, index: Path, sizes: list[int], blobs: list[bytes], workers: int, cluster: bool,
-             cluster_max: int) -> list[dict[str, Any]]:
+def run_flat(
+    work: Path, index: Path, sizes: list[int], blobs: list[bytes], workers: int, cluster: bool, cluster_max: int
+) -> list[dict[str, Any]]:
     cases = []
     scan_points_main: list[tuple[int, float]] = []
     scan_points_workers: list[tuple[int, float]] = []
@@ -426,9 +447,20 @@ def run_flat(work: Path, index: Path, sizes: list[int], blobs: list[bytes], work
         m = measure(scan_argv([str(tree)], index, out, workers))
         rows, by_status, paths, repeated = count_report(out)
         ok = m["exit_code"] in (0, 1) and len(paths) == n and repeated == 0
-        flat_cases.append(_case(f"flat-{n}", "every file one row; peak RSS slope < 0.1 KiB/file (see flat-slope)", ok, m,
-                                entries=n, rows=rows, distinct_paths=len(paths), by_status=by_status, kinds=kinds,
-                                workers=workers))
+        flat_cases.append(
+            _case(
+                f"flat-{n}",
+                "every file one row; peak RSS slope < 0.1 KiB/file (see flat-slope)",
+                ok,
+                m,
+                entries=n,
+                rows=rows,
+                distinct_paths=len(paths),
+                by_status=by_status,
+                kinds=kinds,
+                workers=workers,
+            )
+        )
         scan_points_main.append((n, m["peak_rss_main_mib"] * KIB))
         if m["peak_rss_workers_mib"] is not None:
             scan_points_workers.append((n, m["peak_rss_workers_mib"] * KIB))
@@ -441,8 +473,19 @@ def run_flat(work: Path, index: Path, sizes: list[int], blobs: list[bytes], work
             cm = measure(cluster_argv([str(tree)], cout, workers))
             crows, cstatus, cpaths, _ = count_report(cout)
             cok = cm["exit_code"] == 0 and len(cpaths) == n
-            cases.append(_case(f"cluster-{n}", "every file one row; per-file cost reported in cluster-slope", cok, cm,
-                               entries=n, rows=crows, distinct_paths=len(cpaths), by_status=cstatus, workers=workers))
+            cases.append(
+                _case(
+                    f"cluster-{n}",
+                    "every file one row; per-file cost reported in cluster-slope",
+                    cok,
+                    cm,
+                    entries=n,
+                    rows=crows,
+                    distinct_paths=len(cpaths),
+                    by_status=cstatus,
+                    workers=workers,
+                )
+            )
             cluster_points.append((n, cm["peak_rss_main_mib"] * KIB))
             cout.unlink()
         remove_tree(tree)
@@ -450,24 +493,30 @@ def run_flat(work: Path, index: Path, sizes: list[int], blobs: list[bytes], work
     s_main = slope(scan_points_main)
     s_workers = slope(scan_points_workers) if len(scan_points_workers) >= 2 else 0.0
     limit = 0.1
-    cases.append({
-        "case": "flat-slope", "bound": f"slope of peak RSS over file count < {limit} KiB per file (main and workers)",
-        "pass": s_main < limit and s_workers < limit and all(c["pass"] for c in flat_cases),
-        "slope_main_kib_per_file": round(s_main, 5), "slope_workers_kib_per_file": round(s_workers, 5),
-        "slope_main_mib_per_100k_files": round(s_main * 100_000 / KIB, 2),
-        "points_main_mib": [(n, round(v / KIB, 1)) for n, v in scan_points_main],
-        "points_workers_mib": [(n, round(v / KIB, 1)) for n, v in scan_points_workers],
-    })
+    cases.append(
+        {
+            "case": "flat-slope",
+            "bound": f"slope of peak RSS over file count < {limit} KiB per file (main and workers)",
+            "pass": s_main < limit and s_workers < limit and all(c["pass"] for c in flat_cases),
+            "slope_main_kib_per_file": round(s_main, 5),
+            "slope_workers_kib_per_file": round(s_workers, 5),
+            "slope_main_mib_per_100k_files": round(s_main * 100_000 / KIB, 2),
+            "points_main_mib": [(n, round(v / KIB, 1)) for n, v in scan_points_main],
+            "points_workers_mib": [(n, round(v / KIB, 1)) for n, v in scan_points_workers],
+        }
+    )
     print(f"flat-slope: main {s_main:.5f} KiB/file, workers {s_workers:.5f} KiB/file", flush=True)
     if cluster and len(cluster_points) >= 2:
         c_slope = slope(cluster_points)
-        cases.append({
-            "case": "cluster-slope", "bound": "matcher cluster holds every image's hashes and every record: "
-                                              "per-file cost < 16 KiB",
-            "pass": c_slope < 16 and all(c["pass"] for c in cases if c["case"].startswith("cluster-")),
-            "slope_main_kib_per_file": round(c_slope, 3),
-            "points_main_mib": [(n, round(v / KIB, 1)) for n, v in cluster_points],
-        })
+        cases.append(
+            {
+                "case": "cluster-slope",
+                "bound": "matcher cluster holds every image's hashes and every record: per-file cost < 16 KiB",
+                "pass": c_slope < 16 and all(c["pass"] for c in cases if c["case"].startswith("cluster-")),
+                "slope_main_kib_per_file": round(c_slope, 3),
+                "points_main_mib": [(n, round(v / KIB, 1)) for n, v in cluster_points],
+            }
+        )
         print(f"cluster-slope: {c_slope:.3f} KiB/file", flush=True)
     return cases
 
@@ -485,13 +534,30 @@ def run_million(work: Path, index: Path, count: int, workers: int) -> dict[str, 
     removed = time.perf_counter() - t0
     out.unlink()
     time_bound, mem_bound = 1800, 512
-    ok = (m["exit_code"] == 0 and rows == count and len(paths) == count and repeated == 0
-          and m["seconds"] < time_bound and m["peak_rss_main_mib"] < mem_bound
-          and (m["peak_rss_workers_mib"] or 0) < mem_bound)
-    return _case("million-empty", f"{count} rows (one per file, status error 'empty file'); < {time_bound} s; "
-                 f"peak RSS < {mem_bound} MiB per process (the walk holds one directory's listing: 100,000 entries)",
-                 ok, m, entries=count, rows=rows, distinct_paths=len(paths), by_status=by_status,
-                 directories=10, build_seconds=round(built, 1), remove_seconds=round(removed, 1), workers=workers)
+    ok = (
+        m["exit_code"] == 0
+        and rows == count
+        and len(paths) == count
+        and repeated == 0
+        and m["seconds"] < time_bound
+        and m["peak_rss_main_mib"] < mem_bound
+        and (m["peak_rss_workers_mib"] or 0) < mem_bound
+    )
+    return _case(
+        "million-empty",
+        f"{count} rows (one per file, status error 'empty file'); < {time_bound} s; "
+        f"peak RSS < {mem_bound} MiB per process (the walk holds one directory's listing: 100,000 entries)",
+        ok,
+        m,
+        entries=count,
+        rows=rows,
+        distinct_paths=len(paths),
+        by_status=by_status,
+        directories=10,
+        build_seconds=round(built, 1),
+        remove_seconds=round(removed, 1),
+        workers=workers,
+    )
 
 
 def run_deep(work: Path, index: Path, depth: int, name: bytes, label: str, workers: int) -> dict[str, Any]:
@@ -506,18 +572,36 @@ def run_deep(work: Path, index: Path, depth: int, name: bytes, label: str, worke
     expected = {os.fsencode(tree) + (b"/" + name) * level + b"/f" for level in range(depth + 1)}
     too_long = [r for r, p in zip(rows, paths) if len(p) >= 4096]
     read_ok = [r for r in rows if r["md5"] and not r.get("error")]
-    ok = (m["exit_code"] == 0 and set(paths) == expected and len(paths) == len(expected)
-          and len(read_ok) == len(rows) and m["seconds"] < 120 and m["peak_rss_main_mib"] < 512)
+    ok = (
+        m["exit_code"] == 0
+        and set(paths) == expected
+        and len(paths) == len(expected)
+        and len(read_ok) == len(rows)
+        and m["seconds"] < 120
+        and m["peak_rss_main_mib"] < 512
+    )
     out.unlink()
     remove_tree(tree)
-    return _case(label, "every level's file one row, digested (paths over PATH_MAX read through directory "
-                 "descriptors); < 120 s; peak RSS < 512 MiB", ok, m, entries=files, rows=len(rows), depth=depth,
-                 deepest_path_bytes=deepest, rows_digested=len(read_ok), rows_path_over_path_max=len(too_long),
-                 example_error=next((r["error"] for r in rows if r.get("error")), None), workers=workers)
+    return _case(
+        label,
+        "every level's file one row, digested (paths over PATH_MAX read through directory "
+        "descriptors); < 120 s; peak RSS < 512 MiB",
+        ok,
+        m,
+        entries=files,
+        rows=len(rows),
+        depth=depth,
+        deepest_path_bytes=deepest,
+        rows_digested=len(read_ok),
+        rows_path_over_path_max=len(too_long),
+        example_error=next((r["error"] for r in rows if r.get("error")), None),
+        workers=workers,
+    )
 
 
-def run_sparse(work: Path, index: Path, size: int, head: bytes, label: str, workers: int, check_digest: bool
-               ) -> dict[str, Any]:
+def run_sparse(
+    work: Path, index: Path, size: int, head: bytes, label: str, workers: int, check_digest: bool
+) -> dict[str, Any]:
     folder = work / label
     folder.mkdir()
     target = folder / ("big.jpg" if head else "big.bin")
@@ -532,18 +616,34 @@ def run_sparse(work: Path, index: Path, size: int, head: bytes, label: str, work
     # A file that looks like an image is kept in memory while it is within max_file_bytes (512 MiB by
     # default): read_file only learns it is over the limit on reaching it, so that much is held first.
     mem_bound = 256 + (512 if head else 0)
-    ok = (m["exit_code"] == 0 and len(rows) == 1 and row.get("size") == size and bool(row.get("sha256"))
-          and (expected is None or row.get("sha256") == expected)
-          and m["seconds"] < time_bound and max(m["peak_rss_main_mib"], m["peak_rss_workers_mib"] or 0) < mem_bound)
+    ok = (
+        m["exit_code"] == 0
+        and len(rows) == 1
+        and row.get("size") == size
+        and bool(row.get("sha256"))
+        and (expected is None or row.get("sha256") == expected)
+        and m["seconds"] < time_bound
+        and max(m["peak_rss_main_mib"], m["peak_rss_workers_mib"] or 0) < mem_bound
+    )
     out.unlink()
     remove_tree(folder)
-    return _case(label, f"one row with MD5/SHA-1/SHA-256 of all {size} bytes"
-                 + (" (SHA-256 checked)" if expected else "")
-                 + (", image not decoded (over max_file_bytes)" if head else "")
-                 + f"; < {time_bound:.0f} s (>= ~50 MiB/s); peak RSS < {mem_bound} MiB", ok, m,
-                 entries=1, rows=len(rows), size=size, status=row.get("status"), error=row.get("error"),
-                 sha256_checked=expected is not None, throughput_mib_s=round(size / MIB / m["seconds"], 1),
-                 workers=workers)
+    return _case(
+        label,
+        f"one row with MD5/SHA-1/SHA-256 of all {size} bytes"
+        + (" (SHA-256 checked)" if expected else "")
+        + (", image not decoded (over max_file_bytes)" if head else "")
+        + f"; < {time_bound:.0f} s (>= ~50 MiB/s); peak RSS < {mem_bound} MiB",
+        ok,
+        m,
+        entries=1,
+        rows=len(rows),
+        size=size,
+        status=row.get("status"),
+        error=row.get("error"),
+        sha256_checked=expected is not None,
+        throughput_mib_s=round(size / MIB / m["seconds"], 1),
+        workers=workers,
+    )
 
 
 def run_odd(work: Path, index: Path, workers: int) -> dict[str, Any]:
@@ -556,16 +656,28 @@ def run_odd(work: Path, index: Path, workers: int) -> dict[str, Any]:
     expected = set(made["paths"])
     by = dict(zip(paths, rows))
     loops_skipped = all(by.get(p, {}).get("status") == "skipped" for p in expected if b"/loops/" in p)
-    ok = (m["exit_code"] == 0 and set(paths) == expected and len(paths) == len(expected) and loops_skipped
-          and m["seconds"] < 60)
+    ok = (
+        m["exit_code"] == 0
+        and set(paths) == expected
+        and len(paths) == len(expected)
+        and loops_skipped
+        and m["seconds"] < 60
+    )
     out.unlink()
     remove_tree(tree)
-    return _case("odd-names", "every entry one row, the exact name kept (path_raw_hex for non-UTF-8); links "
-                 "(loops included) skipped, never followed; < 60 s", ok, m, entries=len(expected), rows=len(rows),
-                 longest_path_bytes=made["longest_path_bytes"],
-                 name_of_10000_bytes_refused_by_the_file_system=made["name_of_10000_bytes_refused_by_the_file_system"],
-                 by_status={s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}},
-                 workers=workers)
+    return _case(
+        "odd-names",
+        "every entry one row, the exact name kept (path_raw_hex for non-UTF-8); links "
+        "(loops included) skipped, never followed; < 60 s",
+        ok,
+        m,
+        entries=len(expected),
+        rows=len(rows),
+        longest_path_bytes=made["longest_path_bytes"],
+        name_of_10000_bytes_refused_by_the_file_system=made["name_of_10000_bytes_refused_by_the_file_system"],
+        by_status={s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}},
+        workers=workers,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -587,15 +699,26 @@ def machine() -> dict[str, Any]:
             mem = int(handle.readline().split()[1]) // KIB
     except (OSError, ValueError, IndexError):
         mem = None
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem,
-            "system": platform.platform(), "python": platform.python_version()}
+    return {
+        "host": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "system": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def git_commit() -> str | None:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
@@ -604,7 +727,7 @@ def git_commit() -> str | None:
 def _short(value: Any, keep: int = 160) -> Any:
     """A long text (a 9,000-byte path in an error) cut in its middle for the Markdown table."""
     if isinstance(value, str) and len(value) > keep:
-        return f"{value[:60]}...({len(value) - keep + 40} characters)...{value[-(keep - 100):]}"
+        return f"{value[:60]}...({len(value) - keep + 40} characters)...{value[-(keep - 100) :]}"
     return value
 
 
@@ -613,31 +736,54 @@ def write_results(cases: list[dict[str, Any]], meta: dict[str, Any], stem: str) 
     body = {**meta, "cases": cases, "all_pass": all(c["pass"] for c in cases)}
     (RESULTS / f"{stem}.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
     lines = [
-        "# Resource bounds of `matcher scan`", "",
+        "# Resource bounds of `matcher scan`",
+        "",
         f"Run `{meta['command']}` on {meta['date']} (git {meta['git_commit']}); {meta['machine']['cpu']}, "
         f"{meta['machine']['cores']} cores, {meta['machine']['memory_mib']} MiB, Python {meta['machine']['python']}; "
-        f"total {meta['total_seconds']} s. Synthetic data only.", "",
+        f"total {meta['total_seconds']} s. Synthetic data only.",
+        "",
         "| case | entries | rows | time (s) | peak RSS main (MiB) | peak RSS workers (MiB) | bound | result |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         if "entries" not in c:
             continue
-        lines.append(f"| {c['case']} | {c['entries']:,} | {c['rows']:,} | {c['seconds']} | {c['peak_rss_main_mib']} | "
-                     f"{c['peak_rss_workers_mib'] if c['peak_rss_workers_mib'] is not None else '-'} | {c['bound']} | "
-                     f"{'pass' if c['pass'] else 'FAIL'} |")
+        lines.append(
+            f"| {c['case']} | {c['entries']:,} | {c['rows']:,} | {c['seconds']} | {c['peak_rss_main_mib']} | "
+            f"{c['peak_rss_workers_mib'] if c['peak_rss_workers_mib'] is not None else '-'} | {c['bound']} | "
+            f"{'pass' if c['pass'] else 'FAIL'} |"
+        )
     lines.append("")
     for c in cases:
         if c["case"].endswith("-slope"):
-            lines.append(f"- **{c['case']}**: main {c['slope_main_kib_per_file']} KiB per file"
-                         + (f", workers {c['slope_workers_kib_per_file']} KiB per file" if "slope_workers_kib_per_file" in c else "")
-                         + f" (points, MiB: {c['points_main_mib']}"
-                         + (f"; workers {c['points_workers_mib']}" if c.get("points_workers_mib") else "")
-                         + f"); bound: {c['bound']}: {'pass' if c['pass'] else 'FAIL'}")
+            lines.append(
+                f"- **{c['case']}**: main {c['slope_main_kib_per_file']} KiB per file"
+                + (
+                    f", workers {c['slope_workers_kib_per_file']} KiB per file"
+                    if "slope_workers_kib_per_file" in c
+                    else ""
+                )
+                + f" (points, MiB: {c['points_main_mib']}"
+                + (f"; workers {c['points_workers_mib']}" if c.get("points_workers_mib") else "")
+                + f"); bound: {c['bound']}: {'pass' if c['pass'] else 'FAIL'}"
+            )
     for c in cases:
-        extra = {k: v for k, v in c.items() if k in ("error", "example_error", "status", "throughput_mib_s",
-                                                       "deepest_path_bytes", "rows_path_over_path_max", "by_status",
-                                                       "build_seconds", "longest_path_bytes")}
+        extra = {
+            k: v
+            for k, v in c.items()
+            if k
+            in (
+                "error",
+                "example_error",
+                "status",
+                "throughput_mib_s",
+                "deepest_path_bytes",
+                "rows_path_over_path_max",
+                "by_status",
+                "build_seconds",
+                "longest_path_bytes",
+            )
+        }
         if extra:
             lines.append(f"- {c['case']}: " + ", ".join(f"{k} = {_short(v)!r}" for k, v in extra.items()))
     lines.append("")
@@ -662,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.output_stem or ("resource_bounds_quick" if args.quick else "resource_bounds")
     command = "python -m benchmarks.resource_bounds " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     commit = git_commit()  # the code measured: taken at the start
     cases: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="matcher-resource-bounds-", dir=args.dir))
@@ -678,16 +824,33 @@ def main(argv: list[str] | None = None) -> int:
         if "odd" in families:
             cases.append(run_odd(work, index, args.workers))
         if "sparse" in families:
-            cases.append(run_sparse(work, index, sparse_size, b"", f"sparse-{sparse_size // GIB}g", args.workers,
-                                    check_digest=True))
-            cases.append(run_sparse(work, index, sparse_size, JPEG_HEAD, f"sparse-{sparse_size // GIB}g-jpeg",
-                                    args.workers, check_digest=False))
+            cases.append(
+                run_sparse(
+                    work, index, sparse_size, b"", f"sparse-{sparse_size // GIB}g", args.workers, check_digest=True
+                )
+            )
+            cases.append(
+                run_sparse(
+                    work,
+                    index,
+                    sparse_size,
+                    JPEG_HEAD,
+                    f"sparse-{sparse_size // GIB}g-jpeg",
+                    args.workers,
+                    check_digest=False,
+                )
+            )
         if args.million and "million" in families:
             cases.append(run_million(work, index, 20_000 if args.quick else 1_000_000, args.workers))
     finally:
         remove_tree(work)
-    meta = {"command": command, "date": date, "git_commit": commit, "machine": machine(),
-            "total_seconds": round(time.perf_counter() - started, 1)}
+    meta = {
+        "command": command,
+        "date": date,
+        "git_commit": commit,
+        "machine": machine(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
     write_results(cases, meta, stem)
     failed = [c["case"] for c in cases if not c["pass"]]
     print(f"{len(cases) - len(failed)}/{len(cases)} cases pass" + (f"; failed: {failed}" if failed else ""))

@@ -50,7 +50,7 @@ def realistic_pdq_codes(n: int, seed: int = 0, bases: int = 3000) -> np.ndarray:
         keys = rng.random((m, 256), dtype=np.float32)
         cut = np.sort(keys, axis=1)[np.arange(m), flips - 1]
         bits ^= (keys <= cut[:, None]).astype(np.uint8)  # exactly flips[row] distinct bits per row
-        codes[start:start + m] = np.packbits(bits, axis=1)
+        codes[start : start + m] = np.packbits(bits, axis=1)
     return codes
 
 

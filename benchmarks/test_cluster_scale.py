@@ -87,8 +87,11 @@ def synthetic(n: int, scenario: str, seed: int = 11) -> tuple[np.ndarray, np.nda
     present = np.ones((n, 8), dtype=bool)
     dense = DENSE if scenario == "dense" else 0
     groups = max(1, (n - dense) // 5)
-    bases = (realistic_pdq_codes(groups, seed=seed) if scenario == "realistic"
-             else rng.integers(0, 256, (groups, 32), dtype=np.uint8))
+    bases = (
+        realistic_pdq_codes(groups, seed=seed)
+        if scenario == "realistic"
+        else rng.integers(0, 256, (groups, 32), dtype=np.uint8)
+    )
     sizes = rng.integers(1, 7, groups)
     sizes[np.cumsum(sizes) > int((n - dense) * 0.7)] = 0  # about 70% in planted groups, the rest singletons
     owner = np.full(n, -1, dtype=np.int64)
@@ -106,8 +109,8 @@ def synthetic(n: int, scenario: str, seed: int = 11) -> tuple[np.ndarray, np.nda
     codes[duplicate] = codes[duplicate - 1]  # byte-identical copies
     if dense:
         base = rng.integers(0, 256, (1, 32), dtype=np.uint8)
-        codes[n - dense:, 0] = flip_bits(np.repeat(base, dense, axis=0), rng.integers(1, 11, dense), rng)
-        owner[n - dense:] = groups
+        codes[n - dense :, 0] = flip_bits(np.repeat(base, dense, axis=0), rng.integers(1, 11, dense), rng)
+        owner[n - dense :] = groups
     return codes, present, owner
 
 
@@ -137,7 +140,7 @@ def brute_force(codes: np.ndarray, present: np.ndarray) -> set[frozenset[int]]:
     rows, cols = np.nonzero(present)
     queries = codes[rows, cols].copy().view(np.uint64)
     for start in range(0, rows.shape[0], 2048):
-        q = queries[start:start + 2048]
+        q = queries[start : start + 2048]
         dist = np.bitwise_count(q[:, None, :] ^ orig[None, :, :]).sum(axis=2)
         for a, b in zip(*np.nonzero(dist <= MAX_DISTANCE)):
             i, j = int(rows[start + a]), int(b)
@@ -189,7 +192,7 @@ def scenario(name: str) -> dict[str, Any]:
         order = np.argsort(owner, kind="stable")
         bounds = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1], True])
         for k in range(bounds.shape[0] - 1):
-            rows = order[bounds[k]:bounds[k + 1]]
+            rows = order[bounds[k] : bounds[k + 1]]
             if owner[rows[0]] < 0:
                 assert all(len(found) == 1 for found in ({group_of[int(i)]} for i in rows))
                 continue
@@ -210,8 +213,12 @@ def scenario(name: str) -> dict[str, Any]:
     brute_s = time.perf_counter() - started
     subset = cluster_hashes(items_of(codes, present, rows))
     assert groups_of(subset) == expected
-    out["brute_force_subset"] = {"items": int(rows.shape[0]), "groups": len(expected), "equal": True,
-                                 "brute_force_s": round(brute_s, 1)}
+    out["brute_force_subset"] = {
+        "items": int(rows.shape[0]),
+        "groups": len(expected),
+        "equal": True,
+        "brute_force_s": round(brute_s, 1),
+    }
     return out
 
 
@@ -288,10 +295,13 @@ def test_cluster_hashing_throughput_against_scan(tree) -> None:
         result = cluster_paths([str(tree["evidence"])], workers=workers)
         seconds = time.perf_counter() - started
         assert result.hashed == FILES and result.errors == 0
-        runs[f"cluster_w{workers}"] = {"seconds": round(seconds, 2), "images_per_s": round(FILES / seconds, 1),
-                                       "hashing_s": round(result.hashing_seconds, 2),
-                                       "grouping_s": round(result.grouping_seconds, 2),
-                                       "groups_2_or_more": result.multi_groups}
+        runs[f"cluster_w{workers}"] = {
+            "seconds": round(seconds, 2),
+            "images_per_s": round(FILES / seconds, 1),
+            "hashing_s": round(result.hashing_seconds, 2),
+            "grouping_s": round(result.grouping_seconds, 2),
+            "groups_2_or_more": result.multi_groups,
+        }
         out = tree["base"] / f"scan_w{workers}.jsonl"
         started = time.perf_counter()
         summary = run_scan([str(tree["evidence"])], str(index_path), ScanOptions(workers=workers), str(out), "jsonl")
@@ -305,5 +315,15 @@ def test_cluster_hashing_throughput_against_scan(tree) -> None:
         import json
 
         previous = {k: v for k, v in json.loads(path.read_text()).items() if k != "machine"}
-    save("cluster_scale", {**previous, "hashing": {"files": FILES, "sizes": "320x240..640x480 JPEG q70-95",
-                                                   "options": "rotations on, default decoding", "runs": runs}})
+    save(
+        "cluster_scale",
+        {
+            **previous,
+            "hashing": {
+                "files": FILES,
+                "sizes": "320x240..640x480 JPEG q70-95",
+                "options": "rotations on, default decoding",
+                "runs": runs,
+            },
+        },
+    )

@@ -93,8 +93,13 @@ def candidates(data: bytes) -> dict:
     def imagehash_phash():
         return imagehash.phash(Image.open(BytesIO(data)))
 
-    return {"ours": ours, "ours_full_decode": ours_full, "floor": floor, "pdqhash": pdqhash_full,
-            "imagehash_phash": imagehash_phash}
+    return {
+        "ours": ours,
+        "ours_full_decode": ours_full,
+        "floor": floor,
+        "pdqhash": pdqhash_full,
+        "imagehash_phash": imagehash_phash,
+    }
 
 
 @pytest.mark.parametrize("case", list(SIZES))
@@ -115,8 +120,8 @@ def test_hash_speed(benchmark, case):
     # pytest-benchmark's own table: ours (fast) alone
     benchmark.pedantic(functions["ours"], rounds=3, iterations=1)
 
-    fast, = functions["ours"]()
-    full, = functions["ours_full_decode"]()
+    (fast,) = functions["ours"]()
+    (full,) = functions["ours_full_decode"]()
     assert fast.error is None and full.error is None
     fast_full = fast.hashes["pdq"].distance(full.hashes["pdq"])
     assert fast_full <= 10, f"fast decode moved PDQ by {fast_full} bits (quality {QUALITY})"

@@ -39,8 +39,11 @@ RECORDS = int(os.environ.get("MATCHER_INDEX_RECORDS", "1000000"))
 QUERIES = int(os.environ.get("MATCHER_INDEX_QUERIES", "10000"))
 BRUTE_SAMPLE = int(os.environ.get("MATCHER_INDEX_BRUTE_SAMPLE", "100"))
 #: ``index_scale.json`` at the default size, ``index_scale_<records>.json`` otherwise.
-RESULTS = Path(__file__).resolve().parent / "results" / (
-    "index_scale.json" if RECORDS == 1_000_000 else f"index_scale_{RECORDS}.json")
+RESULTS = (
+    Path(__file__).resolve().parent
+    / "results"
+    / ("index_scale.json" if RECORDS == 1_000_000 else f"index_scale_{RECORDS}.json")
+)
 MAX_DISTANCE = 31
 
 
@@ -68,7 +71,9 @@ def planted_queries(codes: np.ndarray, count: int, seed: int) -> tuple[np.ndarra
     return np.packbits(bits, axis=1), rows, distances
 
 
-def faiss_sorted(lims: np.ndarray, dist: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> list[list[tuple[int, int]]]:
+def faiss_sorted(
+    lims: np.ndarray, dist: np.ndarray, labels: np.ndarray, ids: np.ndarray
+) -> list[list[tuple[int, int]]]:
     out = []
     for i in range(lims.shape[0] - 1):
         a, b = int(lims[i]), int(lims[i + 1])
@@ -90,9 +95,16 @@ def dir_bytes(path: Path) -> int:
 
 def test_index_scale(benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     figures: dict = {
-        "records": RECORDS, "queries": QUERIES, "max_distance": MAX_DISTANCE,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "faiss": faiss.__version__,
-                    "numpy": np.__version__, "faiss_omp_threads": faiss.omp_get_max_threads()},
+        "records": RECORDS,
+        "queries": QUERIES,
+        "max_distance": MAX_DISTANCE,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "faiss": faiss.__version__,
+            "numpy": np.__version__,
+            "faiss_omp_threads": faiss.omp_get_max_threads(),
+        },
     }
     rng = np.random.default_rng(2024)
     codes = rng.integers(0, 256, (RECORDS, 32), dtype=np.uint8)

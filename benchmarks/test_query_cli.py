@@ -103,8 +103,13 @@ def setup(tmp_path_factory):
         facts = json.loads(stamp.read_text())
         codes = np.load(base / "codes.npy")
         queries = np.frombuffer(bytes.fromhex((base / "queries.txt").read_text().replace("\n", "")), dtype=np.uint8)
-        return {"base": base, "codes": codes, "queries": queries.reshape(-1, codes.shape[1]),
-                "codes_s": facts["codes_s"], "build_s": facts["build_s"]}
+        return {
+            "base": base,
+            "codes": codes,
+            "queries": queries.reshape(-1, codes.shape[1]),
+            "codes_s": facts["codes_s"],
+            "build_s": facts["build_s"],
+        }
     if kept:
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
@@ -159,8 +164,13 @@ def test_query_cli(setup, benchmark):
     index = str(base / "index")
     ours_cmd = [*matcher_command(), "index", "query", index, "--input", str(base / "queries.txt")]
     load_cmd = [*matcher_command(), "index", "query", index, "--input", str(base / "empty.txt")]
-    faiss_cmd = [sys.executable, str(base / "faiss_query.py"), str(base / "codes.npy"), str(base / "queries.txt"),
-                 str(MAX_DISTANCE + 1)]
+    faiss_cmd = [
+        sys.executable,
+        str(base / "faiss_query.py"),
+        str(base / "codes.npy"),
+        str(base / "queries.txt"),
+        str(MAX_DISTANCE + 1),
+    ]
 
     times: dict[str, list[float]] = {"ours": [], "faiss_flat_script": [], "ours_startup_and_open": []}
     for _ in range(RUNS):
@@ -197,7 +207,7 @@ def test_query_cli(setup, benchmark):
         "index_build_s": round(setup["build_s"], 1),
         "codes_generation_s": round(setup["codes_s"], 1),
         "ours_command": " ".join(Path(ours_cmd[0]).name if i == 0 else a for i, a in enumerate(ours_cmd[:3]))
-                        + " INDEX --input queries.txt",
+        + " INDEX --input queries.txt",
     }
     save("query_cli", {"query_cli": row})
     print(row)

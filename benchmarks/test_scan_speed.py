@@ -136,8 +136,15 @@ def tree(tmp_path_factory):
     index.close()
     build_s = time.perf_counter() - started
     (base / "reports").mkdir()
-    return {"base": base, "evidence": evidence, "index": base / "index", "generate_s": generate_s,
-            "build_s": build_s, "records": added, "paths": [j[1] for j in jobs]}
+    return {
+        "base": base,
+        "evidence": evidence,
+        "index": base / "index",
+        "generate_s": generate_s,
+        "build_s": build_s,
+        "records": added,
+        "paths": [j[1] for j in jobs],
+    }
 
 
 def scan_once(tree, workers: int, rotations: bool, tag: str, paths=None):
@@ -157,8 +164,9 @@ def test_scan_speed(tree, benchmark):
         tag = f"w{workers}-{'rot' if rotations else 'norot'}"
         if (workers, rotations) == (2, True):  # pytest-benchmark's own table: the default configuration
             holder = {}
-            benchmark.pedantic(lambda: holder.setdefault("r", scan_once(tree, workers, rotations, tag)),
-                               rounds=1, iterations=1)
+            benchmark.pedantic(
+                lambda: holder.setdefault("r", scan_once(tree, workers, rotations, tag)), rounds=1, iterations=1
+            )
             seconds, summary, out = holder["r"]
         else:
             seconds, summary, out = scan_once(tree, workers, rotations, tag)

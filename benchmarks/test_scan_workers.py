@@ -63,8 +63,14 @@ def tree(tmp_path_factory):
 def timed_scan(tree, workers: int, rotations: bool, tag: str) -> tuple[float, Path, int]:
     out = tree["base"] / f"report-{tag}.jsonl"
     started = time.perf_counter()
-    summary = run_scan([str(tree["evidence"])], str(tree["index"]), ScanOptions(workers=workers, rotations=rotations),
-                       str(out), "jsonl", False)
+    summary = run_scan(
+        [str(tree["evidence"])],
+        str(tree["index"]),
+        ScanOptions(workers=workers, rotations=rotations),
+        str(out),
+        "jsonl",
+        False,
+    )
     elapsed = time.perf_counter() - started
     assert summary.files == FILES
     return elapsed, out, summary.matched_files
@@ -89,8 +95,11 @@ def test_scan_workers(tree, benchmark):
                 elapsed, out, hits = timed_scan(tree, workers, rotations, tag)
             reports[(workers, rotations)] = out.read_bytes()
             matched[(workers, rotations)] = hits
-            figures[tag] = {"seconds": round(elapsed, 3), "images_per_second": round(FILES / elapsed, 2),
-                            "matched_files": hits}
+            figures[tag] = {
+                "seconds": round(elapsed, 3),
+                "images_per_second": round(FILES / elapsed, 2),
+                "matched_files": hits,
+            }
     for rotations in (True, False):
         assert reports[(1, rotations)] == reports[(2, rotations)]  # same report whatever the worker count
     assert matched[(1, True)] == tree["edited"]  # every edited copy found with rotations

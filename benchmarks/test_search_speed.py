@@ -155,14 +155,16 @@ def test_range_search(benchmark, case):
     bk_qps, bk_n = sample_rate(lambda q: tree.find(int.from_bytes(q.tobytes(), "big"), radius), queries, 15)
     bk_qps *= len(sample) / N  # a BK-tree of N items costs at least N/len(sample) times as much
 
-    row.update({
-        "faiss_multihash_qps": round(QUERIES / multi_s, 1),
-        "faiss_multihash_recall": round(multi_recall, 4),
-        "numpy_bitwise_count_qps": round(numpy_qps, 2),
-        "numpy_sampled_queries": numpy_n,
-        "pybktree_qps_upper_bound": round(bk_qps, 3),
-        "pybktree_sampled_queries": bk_n,
-    })
+    row.update(
+        {
+            "faiss_multihash_qps": round(QUERIES / multi_s, 1),
+            "faiss_multihash_recall": round(multi_recall, 4),
+            "numpy_bitwise_count_qps": round(numpy_qps, 2),
+            "numpy_sampled_queries": numpy_n,
+            "pybktree_qps_upper_bound": round(bk_qps, 3),
+            "pybktree_sampled_queries": bk_n,
+        }
+    )
     if bits == 64:
         import imagehash
 
@@ -186,7 +188,7 @@ def per_batch_ms(function, queries, size, budget_s=6.0):
     while done < 3 or (time.perf_counter() - start < budget_s and done < 2000):
         if offset + size > queries.shape[0]:
             offset = 0
-        function(queries[offset:offset + size])
+        function(queries[offset : offset + size])
         offset += size
         done += 1
     return round((time.perf_counter() - start) / done * 1000, 3)
@@ -205,8 +207,12 @@ def test_small_batches(case):
     flat = faiss.IndexBinaryFlat(bits)
     flat.add(codes)
     threads = faiss.omp_get_max_threads()
-    row: dict[str, object] = {"n": N, "radius": radius, "threads": threads,
-                              "matcher_chunks": [int(w) for w in table.mih.widths]}
+    row: dict[str, object] = {
+        "n": N,
+        "radius": radius,
+        "threads": threads,
+        "matcher_chunks": [int(w) for w in table.mih.widths],
+    }
     peers = {
         "matcher_ms": lambda q: range_search(table, q, radius),
         "mih_per_query_kernel_ms": lambda q: table.mih.range_search(q, radius, threads, batched=False),
@@ -214,15 +220,19 @@ def test_small_batches(case):
         "numba_flat_ms": lambda q: flat_range_search(codes, q, radius, threads),
     }
     for size in BATCHES:
-        timings = {name: per_batch_ms(f, queries, size, 2.0 if "flat" in name and N > 2_000_000 else 6.0)
-                   for name, f in peers.items()}
+        timings = {
+            name: per_batch_ms(f, queries, size, 2.0 if "flat" in name and N > 2_000_000 else 6.0)
+            for name, f in peers.items()
+        }
         # the same answers from every path
         a = flat.range_search(queries[:size], radius + 1)
         b = flat_range_search(codes, queries[:size], radius)
         owners, record_ids, _ = range_search(table, queries[:size], radius)
-        assert [set(a[2][a[0][i]:a[0][i + 1]].tolist()) for i in range(size)] \
-            == [set(b[1][b[0][i]:b[0][i + 1]].tolist()) for i in range(size)] \
+        assert (
+            [set(a[2][a[0][i] : a[0][i + 1]].tolist()) for i in range(size)]
+            == [set(b[1][b[0][i] : b[0][i + 1]].tolist()) for i in range(size)]
             == [set((record_ids[owners == i] - 1).tolist()) for i in range(size)]
+        )
         row[f"batch_{size}"] = timings
         print(case, N, size, timings)
     RESULTS[f"{case}-batches"] = row

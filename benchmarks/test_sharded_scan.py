@@ -37,12 +37,12 @@ import pytest
 import matcher
 from benchmarks.speed_common import env_int, save, uniform_codes
 from fixtures import edit, encode, scene
-from matcher.scan.engines import dask_engine
 from matcher.hashes import Hash
 from matcher.index import KnownIndex
 from matcher.index.shards import split_index
 from matcher.known import KnownRecord
 from matcher.scan import ScanOptions, run_scan
+from matcher.scan.engines import dask_engine
 
 distributed = pytest.importorskip("distributed")
 
@@ -71,8 +71,13 @@ def world(tmp_path_factory):
     if kept:
         base = Path(kept) / f"n{N}-s{SHARDS}-f{FILES}"
         if (base / "done.json").exists():
-            yield {"base": base, "evidence": base / "evidence", "single": base / "single",
-                   "sharded": base / "sharded", **json.loads((base / "done.json").read_text())}
+            yield {
+                "base": base,
+                "evidence": base / "evidence",
+                "single": base / "single",
+                "sharded": base / "sharded",
+                **json.loads((base / "done.json").read_text()),
+            }
             return
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
@@ -88,11 +93,14 @@ def world(tmp_path_factory):
         originals.append((img, record.hashes["pdq"]))
     single = base / "single"
     with KnownIndex.create(single, ["pdq"]) as index:
-        index.add([KnownRecord(hashes={"pdq": h}, name=f"original-{i}") for i, (_, h) in enumerate(originals)],
-                  "bench", category=1)
+        index.add(
+            [KnownRecord(hashes={"pdq": h}, name=f"original-{i}") for i, (_, h) in enumerate(originals)],
+            "bench",
+            category=1,
+        )
         codes = uniform_codes(N - ORIGINALS, 32, seed=7)
         for start in range(0, codes.shape[0], 200_000):
-            block = codes[start:start + 200_000]
+            block = codes[start : start + 200_000]
             index.add([KnownRecord(hashes={"pdq": Hash("pdq", bytes(row), 100)}) for row in block], "random")
     built = time.perf_counter() - started
     started = time.perf_counter()
@@ -105,8 +113,7 @@ def world(tmp_path_factory):
             img, _ = originals[(j // 5) % ORIGINALS]
             img = edit(img, EDITS[(j // 5) % len(EDITS)])
         else:
-            img = scene(81_000 + j, int(rng.integers(240, 480)), int(rng.integers(180, 360)),
-                        KINDS[j % len(KINDS)])
+            img = scene(81_000 + j, int(rng.integers(240, 480)), int(rng.integers(180, 360)), KINDS[j % len(KINDS)])
         (evidence / f"img_{j:05d}.jpg").write_bytes(encode(img.convert("RGB"), "JPEG", quality=85))
     timings = {"built_s": built, "split_s": split}
     if kept:
@@ -117,25 +124,36 @@ def world(tmp_path_factory):
 
 
 def _run(world, index: Path, name: str, evidence: Path | None = None) -> dict:
-    with distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
         before = client.run(_memory)
         out = world["base"] / f"{name}.jsonl"
         started = time.perf_counter()
-        summary = run_scan([str(evidence or world["evidence"])], str(index),
-                           ScanOptions(engine="dask", scheduler=cluster.scheduler_address), str(out))
+        summary = run_scan(
+            [str(evidence or world["evidence"])],
+            str(index),
+            ScanOptions(engine="dask", scheduler=cluster.scheduler_address),
+            str(out),
+        )
         elapsed = time.perf_counter() - started
         after = client.run(_memory)
         held = client.run(dask_engine._held_shards)
     workers = sorted(after)
     mib = 2**20
-    return {"report": out, "seconds": round(elapsed, 2), "images_per_s": round(summary.files / elapsed, 1),
-            "matched": summary.matched_files,
-            "worker_peak_rss_mib": [round(after[w]["VmHWM"] / mib) for w in workers],
-            "worker_rss_after_mib": [round(after[w]["VmRSS"] / mib) for w in workers],
-            "worker_idle_rss_mib": [round(before[w]["VmRSS"] / mib) for w in workers],
-            "worker_shards": [held[w] for w in workers]}
+    return {
+        "report": out,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(summary.files / elapsed, 1),
+        "matched": summary.matched_files,
+        "worker_peak_rss_mib": [round(after[w]["VmHWM"] / mib) for w in workers],
+        "worker_rss_after_mib": [round(after[w]["VmRSS"] / mib) for w in workers],
+        "worker_idle_rss_mib": [round(before[w]["VmRSS"] / mib) for w in workers],
+        "worker_shards": [held[w] for w in workers],
+    }
 
 
 def test_sharded_scan_memory_and_rate(world):
@@ -152,9 +170,15 @@ def test_sharded_scan_memory_and_rate(world):
         result.pop("report")
     index_bytes = sum(p.stat().st_size for p in world["single"].rglob("*") if p.is_file())
     data = {
-        "records": N, "shards": SHARDS, "files": FILES, "workers": WORKERS,
-        "index_bytes_on_disk": index_bytes, "build_s": round(world["built_s"], 1),
-        "split_s": round(world["split_s"], 1), "single": single, "sharded": sharded,
+        "records": N,
+        "shards": SHARDS,
+        "files": FILES,
+        "workers": WORKERS,
+        "index_bytes_on_disk": index_bytes,
+        "build_s": round(world["built_s"], 1),
+        "split_s": round(world["split_s"], 1),
+        "single": single,
+        "sharded": sharded,
     }
     save("sharded_scan", data)
     print(data)

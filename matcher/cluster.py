@@ -392,7 +392,8 @@ def _rule(algorithms: str | Sequence[str], max_distances: Mapping[str, int] | No
         algorithm = registry.get(name)
         if algorithm.name not in names:
             raise UsageError(
-                f"a max distance is given for {algorithm.name}, which is not used here ({', '.join(names)})")
+                f"a max distance is given for {algorithm.name}, which is not used here ({', '.join(names)})"
+            )
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UsageError(f"max distance of {algorithm.name} must be a non-negative integer, not {value!r}")
         if value > algorithm.bit_length:
@@ -420,20 +421,29 @@ class _Hasher:
         read = read_entry(entry, self.request, self.options)
         if read.skipped or not read.read:
             said = (read.note,) if read.note else ()
-            return [ClusterItem(path=read.name, size=read.size, error=read.error, notes=said,
-                                path_raw_hex=read.raw_hex)]
+            return [
+                ClusterItem(path=read.name, size=read.size, error=read.error, notes=said, path_raw_hex=read.raw_hex)
+            ]
         facts = read.file_facts()
         notes = tuple(n for n in (read.note, *read.notes) if n)
         items = [
-            ClusterItem(**{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
-                        hashes={name: dict(frame.variants[name]) if name in frame.variants else {"orig": value}
-                                for name, value in frame.hashes.items()},
-                        error=with_changed(None, read.changed), notes=tuple(read.notes))
+            ClusterItem(
+                **{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
+                hashes={
+                    name: dict(frame.variants[name]) if name in frame.variants else {"orig": value}
+                    for name, value in frame.hashes.items()
+                },
+                error=with_changed(None, read.changed),
+                notes=tuple(read.notes),
+            )
             for frame in read.frames
         ]
         if read.error is not None or not read.frames:  # as in the scan: the failure is a record of its own
-            items.append(ClusterItem(**{**facts, "frame": read.failed_frame}, error=with_changed(read.error, read.changed),
-                                     notes=notes))
+            items.append(
+                ClusterItem(
+                    **{**facts, "frame": read.failed_frame}, error=with_changed(read.error, read.changed), notes=notes
+                )
+            )
         return items
 
 
@@ -455,8 +465,9 @@ def _hash_chunk(entries: list[files.Entry]) -> list[list[ClusterItem]]:
     return [_WORKER.entry(entry) for entry in entries]
 
 
-def _hashed_entries(paths: Sequence[Any], rule: _Rule, options: HashOptions,
-                    workers: int) -> Iterator[list[ClusterItem]]:
+def _hashed_entries(
+    paths: Sequence[Any], rule: _Rule, options: HashOptions, workers: int
+) -> Iterator[list[ClusterItem]]:
     """The items of every walked entry, in walk order; parallel with ``workers > 1``."""
     entries = files.walk(list(paths))
     if workers == 1:
@@ -464,8 +475,12 @@ def _hashed_entries(paths: Sequence[Any], rule: _Rule, options: HashOptions,
         for entry in entries:
             yield hasher.entry(entry)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=batch.pool_context(["matcher.cluster"]), initializer=_init_worker,
-                               initargs=(rule.names, rule.rotations, options, os.getpid()))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=batch.pool_context(["matcher.cluster"]),
+        initializer=_init_worker,
+        initargs=(rule.names, rule.rotations, options, os.getpid()),
+    )
     pending: collections.deque[Future[list[list[ClusterItem]]]] = collections.deque()
     try:
         for chunk in batch.chunks(entries, _CHUNK):
@@ -536,7 +551,8 @@ class _Codes:
                 if value.algorithm != name or len(value.bits) != width:
                     raise HashFormatError(
                         f"{item.path}: {variant} hash given as {name} is a {value.bit_length}-bit "
-                        f"{value.algorithm} hash; {name} hashes have {width * 8} bits")
+                        f"{value.algorithm} hash; {name} hashes have {width * 8} bits"
+                    )
                 buf += value.bits
                 present.append(1)
             self._quality[name].append(-1 if orig is None or orig.quality is None else int(orig.quality))
@@ -598,8 +614,14 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: 
 
 
 @njit(cache=True, nogil=True)
-def _shortest_chains(indptr: np.ndarray, neighbours: np.ndarray, pair_of_edge: np.ndarray, pair_keys: np.ndarray,
-                     sources: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+def _shortest_chains(
+    indptr: np.ndarray,
+    neighbours: np.ndarray,
+    pair_of_edge: np.ndarray,
+    pair_keys: np.ndarray,
+    sources: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Breadth-first search from every source at once: each node's depth (-1: not reached) and the
     adjacency entry of its parent, the neighbour one level nearer with the smallest link key (then
     the smallest node)."""
@@ -675,8 +697,12 @@ class _Outcome:
     links: int
 
 
-def _links(rule: _Rule, arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], lead_item: np.ndarray,
-           node_eligible: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+def _links(
+    rule: _Rule,
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    lead_item: np.ndarray,
+    node_eligible: list[np.ndarray],
+) -> tuple[np.ndarray, ...]:
     """Every linked pair of nodes once, ``u < w``, with its nearest link: ``(u, w, distance,
     algorithm rank, variant)`` where the variant says how ``u`` is transformed relative to ``w``.
 
@@ -693,16 +719,21 @@ def _links(rule: _Rule, arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         holders = np.flatnonzero(node_eligible[rank])
         if holders.shape[0] == 0:
             continue
-        table = AlgorithmTable.build(algorithm.name, algorithm.bit_length, None, holders.astype(np.int64),
-                                     np.ascontiguousarray(node_variants[holders, 0]),
-                                     quality[lead_item][holders].copy())
+        table = AlgorithmTable.build(
+            algorithm.name,
+            algorithm.bit_length,
+            None,
+            holders.astype(np.int64),
+            np.ascontiguousarray(node_variants[holders, 0]),
+            quality[lead_item][holders].copy(),
+        )
         if table.mih is None and table.searchable >= _MIH_FROM and algorithm.bit_length % 64 == 0:
             # eight queries per code: multi-index hashing beats the flat scan from a few thousand codes
             table = replace(table, mih=MultiIndex.build(np.ascontiguousarray(table.codes)))
         query_nodes, query_variants = np.nonzero(node_present & node_eligible[rank][:, None])
         limit = rule.max_distances[algorithm.name]
         for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
-            qn, qv = query_nodes[start:start + MIH_QUERY_CHUNK], query_variants[start:start + MIH_QUERY_CHUNK]
+            qn, qv = query_nodes[start : start + MIH_QUERY_CHUNK], query_variants[start : start + MIH_QUERY_CHUNK]
             owners, hits, distances = range_search(table, node_variants[qn, qv], limit)
             queried, variant = qn[owners], qv[owners]
             keep = queried != hits
@@ -750,9 +781,12 @@ def _group(codes: _Codes) -> _Outcome:
 
     # Items with bit-identical hashes (every algorithm, every variant) are one node of the graph.
     signature = np.concatenate(
-        [np.concatenate([present.astype(np.uint8), ok[:, None].astype(np.uint8),
-                         variants.reshape(n, -1)], axis=1)
-         for (variants, present, _), ok in zip(arrays, eligible)], axis=1)
+        [
+            np.concatenate([present.astype(np.uint8), ok[:, None].astype(np.uint8), variants.reshape(n, -1)], axis=1)
+            for (variants, present, _), ok in zip(arrays, eligible)
+        ],
+        axis=1,
+    )
     signature = np.ascontiguousarray(signature)
     void = signature.view(np.dtype((np.void, signature.shape[1]))).ravel()
     _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
@@ -788,8 +822,10 @@ def _group(codes: _Codes) -> _Outcome:
     links += int((multiplicity * (multiplicity - 1) // 2)[any_eligible].sum())  # identical copies
 
     # Representative: most links, then most pixels, then first by path and frame.
-    neighbour_items = (np.bincount(pair_u, weights=multiplicity[pair_w], minlength=m)
-                       + np.bincount(pair_w, weights=multiplicity[pair_u], minlength=m)).astype(np.int64)
+    neighbour_items = (
+        np.bincount(pair_u, weights=multiplicity[pair_w], minlength=m)
+        + np.bincount(pair_w, weights=multiplicity[pair_u], minlength=m)
+    ).astype(np.int64)
     degree = np.where(shared, neighbour_items[node_of] + multiplicity[node_of] - 1, 0)
     pixels = np.array([(it.width or 0) * (it.height or 0) for it in items], dtype=np.int64)
     path_rank = np.empty(n, dtype=np.int64)
@@ -833,18 +869,38 @@ def _group(codes: _Codes) -> _Outcome:
     link_distance[chained] = pair_dist[pairs]
     link_algorithm[chained] = pair_alg[pairs]
     # the pair's variant is its first node's relative to its second: turned round from the other end
-    link_variant[chained] = np.where(pair_u[pairs] == own_node[chained], pair_var[pairs],
-                                     _INVERSE_INDEX[pair_var[pairs]])
+    link_variant[chained] = np.where(
+        pair_u[pairs] == own_node[chained], pair_var[pairs], _INVERSE_INDEX[pair_var[pairs]]
+    )
 
-    distance, distance_algorithm, distance_variant, scaled = _distances_to(arrays, eligible, rule, scale, node_of,
-                                                                           lead_item, representative)
-    return _Outcome(component, representative, hops, parent, link_distance, link_algorithm, link_variant,
-                    distance, distance_algorithm, distance_variant, scaled, links)
+    distance, distance_algorithm, distance_variant, scaled = _distances_to(
+        arrays, eligible, rule, scale, node_of, lead_item, representative
+    )
+    return _Outcome(
+        component,
+        representative,
+        hops,
+        parent,
+        link_distance,
+        link_algorithm,
+        link_variant,
+        distance,
+        distance_algorithm,
+        distance_variant,
+        scaled,
+        links,
+    )
 
 
-def _distances_to(arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], eligible: list[np.ndarray], rule: _Rule,
-                  scale: np.ndarray, node_of: np.ndarray, lead_item: np.ndarray,
-                  representative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _distances_to(
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    eligible: list[np.ndarray],
+    rule: _Rule,
+    scale: np.ndarray,
+    node_of: np.ndarray,
+    lead_item: np.ndarray,
+    representative: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each item's nearest comparison with its representative: both ways round, every algorithm and
     variant, a comparison that counts as a link first. Computed once per (node, representative node)."""
     pairs = np.stack([node_of, node_of[representative]], axis=1)
@@ -895,14 +951,19 @@ def _low_quality_notes(item: ClusterItem, rule: _Rule) -> tuple[str, ...]:
     notes = []
     for algorithm in rule.algorithms:
         value = item.orig(algorithm.name)
-        if (value is not None and algorithm.min_quality is not None and value.quality is not None
-                and value.quality < algorithm.min_quality):
+        if (
+            value is not None
+            and algorithm.min_quality is not None
+            and value.quality is not None
+            and value.quality < algorithm.min_quality
+        ):
             notes.append(f"{algorithm.name} not linked: quality {value.quality} below {algorithm.min_quality}")
     return tuple(notes)
 
 
-def _assemble(codes: _Codes, ungrouped_items: list[ClusterItem],
-              rule: _Rule) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
+def _assemble(
+    codes: _Codes, ungrouped_items: list[ClusterItem], rule: _Rule
+) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
     """The groups (numbered and ordered) and the ungrouped members."""
     items = codes.items
     names = rule.names
@@ -911,9 +972,20 @@ def _assemble(codes: _Codes, ungrouped_items: list[ClusterItem],
         return (), ungrouped, 0
     out = _group(codes)
     rep = out.representative.tolist()
-    lists = {name: getattr(out, name).tolist() for name in (
-        "hops", "parent", "link_distance", "link_algorithm", "link_variant", "distance", "distance_algorithm",
-        "distance_variant", "scaled_distance")}
+    lists = {
+        name: getattr(out, name).tolist()
+        for name in (
+            "hops",
+            "parent",
+            "link_distance",
+            "link_algorithm",
+            "link_variant",
+            "distance",
+            "distance_algorithm",
+            "distance_variant",
+            "scaled_distance",
+        )
+    }
     path_key = [(item.path or "", -1 if item.frame is None else item.frame) for item in items]
     scaled = lists["scaled_distance"]
 
@@ -996,8 +1068,17 @@ def cluster_hashes(
     codes = _Codes(rule, strip=False)
     ungrouped = [item for item in converted if not codes.add(item)]
     groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(groups, ungrouped_members, rule.names, dict(rule.max_distances), rule.rotations, links,
-                         None, 0.0, time.perf_counter() - started)
+    return ClusterResult(
+        groups,
+        ungrouped_members,
+        rule.names,
+        dict(rule.max_distances),
+        rule.rotations,
+        links,
+        None,
+        0.0,
+        time.perf_counter() - started,
+    )
 
 
 def cluster_paths(
@@ -1045,16 +1126,30 @@ def cluster_paths(
     if progress is not None:
         progress(ClusterProgress("grouping", entries, hashed - started))
     groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(groups, ungrouped_members, rule.names, dict(rule.max_distances), rule.rotations, links,
-                         entries, hashed - started, time.perf_counter() - hashed)
+    return ClusterResult(
+        groups,
+        ungrouped_members,
+        rule.names,
+        dict(rule.max_distances),
+        rule.rotations,
+        links,
+        entries,
+        hashed - started,
+        time.perf_counter() - hashed,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Reports
 
 
-def write_cluster_report(result: ClusterResult, stream: TextIO, format: str = "jsonl",  # noqa: A002
-                         *, min_size: int = 1) -> int:
+def write_cluster_report(
+    result: ClusterResult,
+    stream: TextIO,
+    format: str = "jsonl",  # noqa: A002
+    *,
+    min_size: int = 1,
+) -> int:
     """Write ``result`` to ``stream``: one record per member, group by group (see
     :meth:`ClusterMember.to_dict` for the columns), then the ungrouped items; returns the records written.
 
@@ -1137,8 +1232,15 @@ def run_cluster(
             raise UsageError(f"output {output_path!r}: folder {folder!r} does not exist")
         if not os.access(folder, os.W_OK):
             raise MatcherError(f"cannot write output {output_path!r}: folder {folder!r} is not writable")
-    result = cluster_paths(paths, algorithms=algorithms, max_distances=max_distances, rotations=rotations,
-                           workers=workers, hash_options=hash_options, progress=progress)
+    result = cluster_paths(
+        paths,
+        algorithms=algorithms,
+        max_distances=max_distances,
+        rotations=rotations,
+        workers=workers,
+        hash_options=hash_options,
+        progress=progress,
+    )
     if output_path is None:
         write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)
     else:

@@ -53,7 +53,21 @@ def test_jsonl_has_one_record_per_file_and_frame_and_leaves_evidence_untouched(e
     gif = [r for r in records if r["path"].endswith("animated.gif")]
     assert len(records) == len(files) + len(gif) - 1
     assert {r["path"] for r in records} == set(files)
-    required = {"path", "frame", "size", "mime", "width", "height", "md5", "sha1", "sha256", "pdq", "phash", "pdq_quality", "error"}
+    required = {
+        "path",
+        "frame",
+        "size",
+        "mime",
+        "width",
+        "height",
+        "md5",
+        "sha1",
+        "sha256",
+        "pdq",
+        "phash",
+        "pdq_quality",
+        "error",
+    }
     assert all(required <= set(r) for r in records)
     assert [r["frame"] for r in gif] == [0, 1, 2]
     errors = {Path(r["path"]).name: r["error"] for r in records if r["error"]}
@@ -156,8 +170,26 @@ def test_scan_vics_report_carries_case_fields(tmp_path, capsys):
     index = tmp_path / "idx"
     run(["index", "create", str(index)], capsys)
     report = tmp_path / "report.json"
-    code, _, err = run(["scan", str(evidence), "--index", str(index), "-f", "vics", "-o", str(report), "-j", "1",
-                        "--quiet", "--case", "CaseNumber=2026-17", "--case", "Examiner=J. Doe"], capsys)
+    code, _, err = run(
+        [
+            "scan",
+            str(evidence),
+            "--index",
+            str(index),
+            "-f",
+            "vics",
+            "-o",
+            str(report),
+            "-j",
+            "1",
+            "--quiet",
+            "--case",
+            "CaseNumber=2026-17",
+            "--case",
+            "Examiner=J. Doe",
+        ],
+        capsys,
+    )
     assert code == 0, err
     case = json.loads(report.read_text())["value"][0]
     assert case["CaseNumber"] == "2026-17" and case["Examiner"] == "J. Doe" and len(case["Media"]) == 1

@@ -83,8 +83,11 @@ def test_copies_group_with_their_original_with_the_right_variants(evidence, resu
         rep = members[str(original)]
         assert rep.representative and rep.hops == 0 and rep.distance == 0 and rep.variant == "orig"
         group = result.groups[rep.group - 1]
-        expected = {str(original), str(root / "c_duplicates" / f"orig_{i}_copy.png"),
-                    *(str(root / "b_copies" / f"o{i}_{name}.jpg") for name in EXPECTED_VARIANT)}
+        expected = {
+            str(original),
+            str(root / "c_duplicates" / f"orig_{i}_copy.png"),
+            *(str(root / "b_copies" / f"o{i}_{name}.jpg") for name in EXPECTED_VARIANT),
+        }
         assert {m.path for m in group.members} == expected
         assert group.representative.path == str(original)
         for name, variant in EXPECTED_VARIANT.items():
@@ -144,13 +147,14 @@ def pdq(code: np.ndarray, quality: int | None = 90) -> Hash:
 def test_a_chain_forms_one_group_and_the_far_member_is_flagged():
     rng = np.random.default_rng(3)
     a = rng.integers(0, 256, 32, dtype=np.uint8)
-    b = code_at(a, list(range(0, 25)))            # 25 from a
-    c = code_at(b, list(range(100, 125)))         # 25 from b, 50 from a
-    a1 = code_at(a, list(range(200, 210)))        # 10 from a, 35 from b: a has the most links
+    b = code_at(a, list(range(0, 25)))  # 25 from a
+    c = code_at(b, list(range(100, 125)))  # 25 from b, 50 from a
+    a1 = code_at(a, list(range(200, 210)))  # 10 from a, 35 from b: a has the most links
     a2 = code_at(a, list(range(210, 220)))
     far = rng.integers(0, 256, 32, dtype=np.uint8)
-    items = [(key, {"orig": pdq(code)}) for key, code in
-             [("a", a), ("a1", a1), ("a2", a2), ("b", b), ("c", c), ("far", far)]]
+    items = [
+        (key, {"orig": pdq(code)}) for key, code in [("a", a), ("a1", a1), ("a2", a2), ("b", b), ("c", c), ("far", far)]
+    ]
     result = cluster_hashes(items)
     members = by_path(result)
     group = result.groups[0]
@@ -186,8 +190,9 @@ def test_variant_links_are_named_relative_to_the_representative():
 def test_low_quality_hashes_are_not_linked_and_say_so():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, 32, dtype=np.uint8)
-    result = cluster_hashes([("good", {"orig": pdq(a, 90)}), ("poor", {"orig": pdq(a, 30)}),
-                             ("poor2", {"orig": pdq(a, 30)})])
+    result = cluster_hashes(
+        [("good", {"orig": pdq(a, 90)}), ("poor", {"orig": pdq(a, 30)}), ("poor2", {"orig": pdq(a, 30)})]
+    )
     members = by_path(result)
     assert all(m.status == "single" for m in members.values())
     assert members["poor"].notes == ("pdq not linked: quality 30 below 50",)
@@ -199,8 +204,10 @@ def test_any_chosen_algorithm_links():
     a, b = rng.integers(0, 256, (2, 32), dtype=np.uint8)  # PDQ far apart
     p = rng.integers(0, 256, 8, dtype=np.uint8)
     near = code_at(p, [0, 1, 2])  # pHash 3 apart
-    items = [ClusterItem(path="a", hashes={"pdq": {"orig": pdq(a)}, "phash": {"orig": Hash("phash", p.tobytes())}}),
-             ClusterItem(path="b", hashes={"pdq": {"orig": pdq(b)}, "phash": {"orig": Hash("phash", near.tobytes())}})]
+    items = [
+        ClusterItem(path="a", hashes={"pdq": {"orig": pdq(a)}, "phash": {"orig": Hash("phash", p.tobytes())}}),
+        ClusterItem(path="b", hashes={"pdq": {"orig": pdq(b)}, "phash": {"orig": Hash("phash", near.tobytes())}}),
+    ]
     result = cluster_hashes(items)
     assert set(result.algorithms) == {"pdq", "phash"} and result.multi_groups == 1
     member = by_path(result)["b"]
@@ -311,7 +318,7 @@ def test_larger_sets_use_multi_index_hashing_and_equal_the_flat_search(monkeypat
     rng = np.random.default_rng(8)
     bases = rng.integers(0, 256, (groups, 32), dtype=np.uint8)
     bits = np.unpackbits(bases, axis=1)
-    for k in range(15):
+    for _ in range(15):
         bits[np.arange(groups), rng.integers(0, 256, groups)] ^= 1
     copies = np.packbits(bits, axis=1)
     items = [(f"{i:06d}b", {"orig": pdq(code)}) for i, code in enumerate(bases)]
@@ -327,7 +334,8 @@ def test_larger_sets_use_multi_index_hashing_and_equal_the_flat_search(monkeypat
     monkeypatch.setattr(cluster_module, "_MIH_FROM", 10**9)  # the flat FAISS scan
     flat = cluster_hashes(items)
     assert [[m.to_dict() for m in g.members] for g in flat.groups] == [
-        [m.to_dict() for m in g.members] for g in result.groups]
+        [m.to_dict() for m in g.members] for g in result.groups
+    ]
 
 
 # --------------------------------------------------------------------------------------------------

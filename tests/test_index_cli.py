@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fixtures import edit, encode, scene
 from matcher.algorithms import pdq
 from matcher.cli import main
 from matcher.index import KnownIndex
-
-import numpy as np
 
 
 def run(argv, capsys):

@@ -40,7 +40,9 @@ def planted(rng, codes, count, max_flips):
     return np.vstack([queries, rng.integers(0, 256, (5, codes.shape[1]), dtype=np.uint8)])
 
 
-@pytest.mark.parametrize("bits, radius", [(256, 31), (256, 0), (256, 15), (256, 16), (256, 47), (64, 8), (64, 3), (128, 20)])
+@pytest.mark.parametrize(
+    "bits, radius", [(256, 31), (256, 0), (256, 15), (256, 16), (256, 47), (64, 8), (64, 3), (128, 20)]
+)
 @pytest.mark.parametrize("skewed", [False, True])
 def test_equals_brute_force(bits, radius, skewed):
     rng = np.random.default_rng(bits * 100 + radius + skewed)
@@ -62,14 +64,23 @@ def even(bits, chunks):
     return tuple(base + 1 if c < extra else base for c in range(chunks))
 
 
-@pytest.mark.parametrize("bits, chunks, radius", [
-    (256, 13, 31), (256, 13, 40), (256, 16, 31), (256, 32, 31), (64, 3, 8), (64, 5, 19), (128, 7, 20),
-])
+@pytest.mark.parametrize(
+    "bits, chunks, radius",
+    [
+        (256, 13, 31),
+        (256, 13, 40),
+        (256, 16, 31),
+        (256, 32, 31),
+        (64, 3, 8),
+        (64, 5, 19),
+        (128, 7, 20),
+    ],
+)
 def test_every_chunking_equals_brute_force(bits, chunks, radius):
     """Chunks of any width (crossing 64-bit word boundaries, of two widths) give the exact answer."""
     rng = np.random.default_rng(bits + chunks * 7 + radius)
     codes = rng.integers(0, 256, (2000, bits // 8), dtype=np.uint8)
-    codes[::2, :bits // 16] &= 0xF0  # skew: many codes share chunk values
+    codes[::2, : bits // 16] &= 0xF0  # skew: many codes share chunk values
     queries = planted(rng, codes, 50, radius + 3)
     expected = brute_force(codes, queries, radius)
     index = MultiIndex.build(codes, even(bits, chunks))
@@ -166,9 +177,12 @@ def test_structure_saved_and_memory_mapped_gives_the_same_answers(tmp_path):
     built = MultiIndex.build(codes)
     for name in ("codes", "order", "offsets"):
         np.save(tmp_path / f"{name}.npy", getattr(built, name))
-    mapped = MultiIndex.from_arrays(*(np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in ("codes",)),
-                                    built.widths.tolist(), np.load(tmp_path / "order.npy", mmap_mode="r"),
-                                    np.load(tmp_path / "offsets.npy", mmap_mode="r"))
+    mapped = MultiIndex.from_arrays(
+        *(np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in ("codes",)),
+        built.widths.tolist(),
+        np.load(tmp_path / "order.npy", mmap_mode="r"),
+        np.load(tmp_path / "offsets.npy", mmap_mode="r"),
+    )
     queries = planted(rng, codes, 30, 34)
     for batched in (False, True):
         assert as_dicts(*mapped.range_search(queries, 31, batched=batched)) == brute_force(codes, queries, 31)

@@ -52,7 +52,8 @@ def test_range_search_is_exact_and_sorted_on_both_paths(monkeypatch, use_mih):
     # the per-query lists are the same hits
     lists = range_hits(table, queries, 31)
     assert [(q, r, d) for q, hits in enumerate(lists) for r, d in hits] == sorted(
-        zip(owners.tolist(), record_ids.tolist(), distances.tolist()), key=lambda t: (t[0], t[2], t[1]))
+        zip(owners.tolist(), record_ids.tolist(), distances.tolist()), key=lambda t: (t[0], t[2], t[1])
+    )
 
 
 def test_quality_gate_and_small_tables_and_empty_input():

@@ -15,19 +15,32 @@ from .run import DEFAULT, QUICK, Config, run
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its results; prints the Markdown table."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.robustness",
-                                     description="Recall and false matches of matcher and its peers under image edits.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.robustness",
+        description="Recall and false matches of matcher and its peers under image edits.",
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK[0]} originals, {QUICK[1]} distractors")
     parser.add_argument("--originals", type=int, help=f"generated originals (default {DEFAULT[0]})")
     parser.add_argument("--distractors", type=int, help=f"generated distractors (default {DEFAULT[1]})")
     parser.add_argument("--workers", type=int, help="hashing processes (default 2)")
     parser.add_argument("--out", type=Path, help="results directory (default benchmarks/results)")
-    parser.add_argument("--replot", action="store_true",
-                        help="only rewrite the Markdown and the plots from the results JSON of these sizes")
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only rewrite the Markdown and the plots from the results JSON of these sizes",
+    )
     args = parser.parse_args(argv)
     config = Config.from_env(quick=args.quick or None)
-    changes = {k: v for k, v in (("originals", args.originals), ("distractors", args.distractors),
-                                 ("workers", args.workers), ("out_dir", args.out)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("originals", args.originals),
+            ("distractors", args.distractors),
+            ("workers", args.workers),
+            ("out_dir", args.out),
+        )
+        if v is not None
+    }
     if changes:
         config = dataclasses.replace(config, **changes)
         if (config.originals, config.distractors) != DEFAULT:

@@ -16,7 +16,12 @@ __all__ = ["KIND_SHARES", "LOW_TEXTURE_KINDS", "SIDES", "STORE_QUALITY", "ImageS
 #: photo-like scenes, then shapes and text cards, and a low-texture share (smooth gradients and
 #: almost flat colours, whose PDQ quality is usually below 50).
 KIND_SHARES: dict[str, float] = {
-    "landscape": 0.30, "plasma": 0.25, "shapes": 0.20, "text": 0.15, "gradient": 0.05, "lowtexture": 0.05,
+    "landscape": 0.30,
+    "plasma": 0.25,
+    "shapes": 0.20,
+    "text": 0.15,
+    "gradient": 0.05,
+    "lowtexture": 0.05,
 }
 LOW_TEXTURE_KINDS = ("gradient", "lowtexture")
 _ASPECTS = ((4, 3), (3, 2), (16, 9), (1, 1), (5, 4))

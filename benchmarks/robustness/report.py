@@ -21,8 +21,7 @@ _BLOCK_HEADERS = {
     "edited-wrong original": "edited copy vs wrong original",
 }
 # the methods the recall chart shows (the others are in the tables)
-_CHART = ("ref_pdq", "ref_pdq_dihedral", "ref_phash", "pdq_rotations", "pdq_views", "phash_rotations",
-          "phash_views")
+_CHART = ("ref_pdq", "ref_pdq_dihedral", "ref_phash", "pdq_rotations", "pdq_views", "phash_rotations", "phash_views")
 
 
 def _fmt(x: float | None) -> str:
@@ -56,9 +55,11 @@ def _examples(methods: list[dict[str, Any]], limit: int = 10) -> list[str]:
         for e in m["false_match_details"]["examples"][:limit]:
             q, k = e["query"], e["known"]
             what = f"{e['transform']} copy of original" if e["transform"] else "distractor"
-            lines.append(f"- {what} {q['seed']} ({q['kind']}, {q['width']}x{q['height']}) vs "
-                         f"{'original' if e['block'] != 'distractor-distractor' else 'distractor'} {k['seed']} "
-                         f"({k['kind']}, {k['width']}x{k['height']}): distance {e['distance']}")
+            lines.append(
+                f"- {what} {q['seed']} ({q['kind']}, {q['width']}x{q['height']}) vs "
+                f"{'original' if e['block'] != 'distractor-distractor' else 'distractor'} {k['seed']} "
+                f"({k['kind']}, {k['width']}x{k['height']}): distance {e['distance']}"
+            )
     return lines
 
 
@@ -95,13 +96,21 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for t in transforms:
         out.append(_row([_name(t), _fmt(t["target"])] + [_fmt(m["recall"][t["name"]]) for m in methods]))
-    out.append(_row([f"**false matches** (of {fp['total']:,} false pairs)", "0"]
-                    + [f"{m['false_matches']['total']:,}" for m in methods]))
+    out.append(
+        _row(
+            [f"**false matches** (of {fp['total']:,} false pairs)", "0"]
+            + [f"{m['false_matches']['total']:,}" for m in methods]
+        )
+    )
     met = [targets_met(m, transforms) for m in methods]
     met_tex = [targets_met(m, transforms, "recall_textured") for m in methods]
     out.append(_row(["**targets met**", ""] + [f"{a}/{b}" for a, b in met]))
-    out.append(_row([f"**targets met**, PDQ quality >= 50 originals ({org['count'] - org['pdq_quality_below_50']})", ""]
-                    + [f"{a}/{b}" for a, b in met_tex]))
+    out.append(
+        _row(
+            [f"**targets met**, PDQ quality >= 50 originals ({org['count'] - org['pdq_quality_below_50']})", ""]
+            + [f"{a}/{b}" for a, b in met_tex]
+        )
+    )
     out += [
         "",
         "Off-grid transforms use fractions and angles between the ones matcher's region views are built "
@@ -112,8 +121,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _row(["transform", "target"] + [m["label"] for m in methods]),
         _row(["---", "---:"] + ["---:"] * len(methods)),
-        *[_row([_name(t), _fmt(t["target"])] + [_fmt(m["recall_textured"][t["name"]]) for m in methods])
-          for t in transforms if t["target"] is not None],
+        *[
+            _row([_name(t), _fmt(t["target"])] + [_fmt(m["recall_textured"][t["name"]]) for m in methods])
+            for t in transforms
+            if t["target"] is not None
+        ],
         "",
         "## False matches at the default thresholds",
         "",
@@ -122,20 +134,34 @@ def markdown(results: dict[str, Any]) -> str:
         f"({fp['distractor-distractor']:,} ordered pairs), and every edited copy against every original "
         f"but its own ({fp['edited-wrong original']:,} pairs).",
         "",
-        _row(["method"] + list(_BLOCK_HEADERS.values()) + ["total", "of which both low-texture",
-                                                           "total without the quality rule",
-                                                           "views per query / known image"]),
+        _row(
+            ["method"]
+            + list(_BLOCK_HEADERS.values())
+            + ["total", "of which both low-texture", "total without the quality rule", "views per query / known image"]
+        ),
         _row(["---"] + ["---:"] * (len(_BLOCK_HEADERS) + 4)),
     ]
     for m in methods:
         fm = m["false_matches"]
         without = m.get("false_matches_without_quality_rule")
         views = f"{m['mean_query_views']:g} / {m['mean_known_views']:g}" if "mean_query_views" in m else "–"
-        out.append(_row([m["label"]] + [f"{fm[b]:,}" for b in _BLOCK_HEADERS] + [
-            f"{fm['total']:,}", f"{m['false_match_details']['both_low_texture']:,}",
-            f"{without['total']:,}" if without else "–", views]))
-    out += ["", "Low-texture: both images are gradients or almost flat colours (the generator's "
-            "`gradient` and `lowtexture` kinds)."]
+        out.append(
+            _row(
+                [m["label"]]
+                + [f"{fm[b]:,}" for b in _BLOCK_HEADERS]
+                + [
+                    f"{fm['total']:,}",
+                    f"{m['false_match_details']['both_low_texture']:,}",
+                    f"{without['total']:,}" if without else "–",
+                    views,
+                ]
+            )
+        )
+    out += [
+        "",
+        "Low-texture: both images are gradients or almost flat colours (the generator's "
+        "`gradient` and `lowtexture` kinds).",
+    ]
     out += _examples(methods)
     allowed = int(np.floor(results["false_match_rate"] * fp["total"]))
     single = [m for m in methods if m.get("fmr_threshold") is not None]
@@ -166,16 +192,35 @@ def markdown(results: dict[str, Any]) -> str:
         f"so do {dis['pdq_quality_below_50']} of {dis['count']} distractors. Their PDQ hashes never match. "
         "Refused copies: edited copies that would match their original without the rule.",
         "",
-        _row(["method", f"refused copies (of {n_copies:,})", "mean recall", "mean recall, quality >= 50 originals",
-              "mean recall without the rule", "false matches", "false matches without the rule"]),
+        _row(
+            [
+                "method",
+                f"refused copies (of {n_copies:,})",
+                "mean recall",
+                "mean recall, quality >= 50 originals",
+                "mean recall without the rule",
+                "false matches",
+                "false matches without the rule",
+            ]
+        ),
         _row(["---"] + ["---:"] * 6),
     ]
     for m in pdq_methods:
         names = [t["name"] for t in transforms]
         mean = lambda key: float(np.mean([m[key][n] for n in names]))  # noqa: E731
-        out.append(_row([m["label"], f"{sum(m['refused_by_quality_rule'].values()):,}", _fmt(mean("recall")),
-                         _fmt(mean("recall_textured")), _fmt(mean("recall_without_quality_rule")),
-                         f"{m['false_matches']['total']:,}", f"{m['false_matches_without_quality_rule']['total']:,}"]))
+        out.append(
+            _row(
+                [
+                    m["label"],
+                    f"{sum(m['refused_by_quality_rule'].values()):,}",
+                    _fmt(mean("recall")),
+                    _fmt(mean("recall_textured")),
+                    _fmt(mean("recall_without_quality_rule")),
+                    f"{m['false_matches']['total']:,}",
+                    f"{m['false_matches_without_quality_rule']['total']:,}",
+                ]
+            )
+        )
     c = results["consistency"]
     out += [
         "",
@@ -202,20 +247,33 @@ def plot_recall(results: dict[str, Any], path: Path) -> None:
     for ax, part in zip(axes, (transforms[:half], transforms[half:])):
         x = np.arange(len(part))
         for i, m in enumerate(methods):
-            ax.bar(x - 0.4 + (i + 0.5) * width, [m["recall"][t["name"]] for t in part], width,
-                   label=m["label"], color=colours[i % len(colours)])
+            ax.bar(
+                x - 0.4 + (i + 0.5) * width,
+                [m["recall"][t["name"]] for t in part],
+                width,
+                label=m["label"],
+                color=colours[i % len(colours)],
+            )
         for j, t in enumerate(part):
             if t["target"] is not None:
-                ax.hlines(t["target"], j - 0.45, j + 0.45, colors="black", linewidth=1.5,
-                          label="target" if j == 0 or "target" not in ax.get_legend_handles_labels()[1] else None)
+                ax.hlines(
+                    t["target"],
+                    j - 0.45,
+                    j + 0.45,
+                    colors="black",
+                    linewidth=1.5,
+                    label="target" if j == 0 or "target" not in ax.get_legend_handles_labels()[1] else None,
+                )
         ax.set_xticks(x, [t["name"] + ("*" if t["group"] == "off-grid" else "") for t in part], rotation=20)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("recall")
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     seen = dict(zip(labels, handles))
-    fig.suptitle(f"Recall at the default thresholds, {results['originals']['count']} generated originals "
-                 "(black lines: targets; *: off-grid, no target)")
+    fig.suptitle(
+        f"Recall at the default thresholds, {results['originals']['count']} generated originals "
+        "(black lines: targets; *: off-grid, no target)"
+    )
     fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=len(seen))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -223,8 +281,10 @@ def plot_recall(results: dict[str, Any], path: Path) -> None:
 
 def plot_distances(results: dict[str, Any], path: Path) -> None:
     """Histograms of true-pair (all transforms) and false-pair distances, PDQ and pHash, per mode."""
-    rows = [("pdq", ("pdq_global", "pdq_rotations", "pdq_views")),
-            ("phash", ("phash_global", "phash_rotations", "phash_views"))]
+    rows = [
+        ("pdq", ("pdq_global", "pdq_rotations", "pdq_views")),
+        ("phash", ("phash_global", "phash_rotations", "phash_views")),
+    ]
     by_key = {m["key"]: m for m in results["methods"]}
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), constrained_layout=True, squeeze=False)
     for r, (_, keys) in enumerate(rows):
@@ -243,7 +303,9 @@ def plot_distances(results: dict[str, Any], path: Path) -> None:
                 total = hist.sum()
                 if total:
                     binned = np.add.reduceat(hist, edges[:-1]) / total
-                    ax.stairs(binned, edges - 0.5, label=f"{label} ({int(total):,})", color=colour, fill=True, alpha=0.45)
+                    ax.stairs(
+                        binned, edges - 0.5, label=f"{label} ({int(total):,})", color=colour, fill=True, alpha=0.45
+                    )
             ax.axvline(m["threshold"] + 0.5, color="black", linestyle="--", label=f"threshold {m['threshold']}")
             last = max(np.flatnonzero(true + false)[-1] if (true + false).any() else 0, m["threshold"])
             ax.set_xlim(-1, min(true.size, last + 2 * width))
@@ -252,8 +314,10 @@ def plot_distances(results: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("set distance (bits)")
             ax.set_ylabel(f"fraction of pairs per {width} bits")
             ax.legend(fontsize=8)
-    fig.suptitle("Set distances of true pairs (edited copy vs its original, all transforms) and false pairs "
-                 "(pairs refused by the PDQ quality rule left out)")
+    fig.suptitle(
+        "Set distances of true pairs (edited copy vs its original, all transforms) and false pairs "
+        "(pairs refused by the PDQ quality rule left out)"
+    )
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -274,8 +338,12 @@ def to_json(value: Any, indent: int = 0) -> str:
 def write_all(results: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     """Write ``<stem>.json``, ``<stem>.md``, ``<stem>_recall.png`` and ``<stem>_distances.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md", out_dir / f"{stem}_recall.png",
-             out_dir / f"{stem}_distances.png"]
+    paths = [
+        out_dir / f"{stem}.json",
+        out_dir / f"{stem}.md",
+        out_dir / f"{stem}_recall.png",
+        out_dir / f"{stem}_distances.png",
+    ]
     paths[0].write_text(to_json(results) + "\n")
     text = markdown(results).replace("robustness_recall.png", paths[2].name)
     paths[1].write_text(text.replace("robustness_distances.png", paths[3].name))

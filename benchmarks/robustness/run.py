@@ -119,6 +119,7 @@ def hash_all(config: Config) -> Hashed:
 
 # ------------------------------------------------------------------------------------ matching
 
+
 @dataclass(slots=True)
 class Distances:
     """One method's distances: true pairs per transform, false-pair histograms and matches per block."""
@@ -193,6 +194,7 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
 
 # ------------------------------------------------------------------------------------- scoring
 
+
 def _ratio(matched: int, total: int) -> float:
     return matched / total if total else float("nan")
 
@@ -221,8 +223,9 @@ class PairNames:
         q, k = divmod(int(pair_id), n if block == BLOCKS[0] else m)
         return "", self.distractors[q], (self.originals if block == BLOCKS[0] else self.distractors)[k]
 
-    def details(self, ids: dict[str, np.ndarray], distances: dict[str, np.ndarray] | None,
-                examples: int = 20) -> dict[str, Any]:
+    def details(
+        self, ids: dict[str, np.ndarray], distances: dict[str, np.ndarray] | None, examples: int = 20
+    ) -> dict[str, Any]:
         """False matches between two low-texture images, counts by kind pair, and a few examples."""
         low, by_kind, listed = 0, Counter[str](), []
         for block in BLOCKS:
@@ -231,19 +234,34 @@ class PairNames:
                 low += query.kind in LOW_TEXTURE_KINDS and known.kind in LOW_TEXTURE_KINDS
                 by_kind[f"{query.kind} vs {known.kind}"] += 1
                 if i < examples:
-                    listed.append({"block": block, "transform": transform or None,
-                                   "query": asdict(query), "known": asdict(known),
-                                   "distance": None if distances is None else int(distances[block][i])})
+                    listed.append(
+                        {
+                            "block": block,
+                            "transform": transform or None,
+                            "query": asdict(query),
+                            "known": asdict(known),
+                            "distance": None if distances is None else int(distances[block][i]),
+                        }
+                    )
         return {"both_low_texture": low, "by_kind": dict(by_kind.most_common()), "examples": listed}
 
 
 def _by_kind(true: dict[str, np.ndarray], threshold: int, kinds: np.ndarray) -> dict[str, dict[str, float]]:
-    return {kind: {t: float((v[kinds == kind] <= threshold).mean()) for t, v in true.items()}
-            for kind in dict.fromkeys(kinds.tolist())}
+    return {
+        kind: {t: float((v[kinds == kind] <= threshold).mean()) for t, v in true.items()}
+        for kind in dict.fromkeys(kinds.tolist())
+    }
 
 
-def score(method: Method, d: Distances, textured: np.ndarray, kinds: np.ndarray, false_pairs: dict[str, int],
-          rate: float, names: PairNames) -> dict[str, Any]:
+def score(
+    method: Method,
+    d: Distances,
+    textured: np.ndarray,
+    kinds: np.ndarray,
+    false_pairs: dict[str, int],
+    rate: float,
+    names: PairNames,
+) -> dict[str, Any]:
     """The JSON record of one method."""
     thr, bits = method.threshold, method.bit_length
     total_pairs = sum(false_pairs.values())
@@ -256,16 +274,24 @@ def score(method: Method, d: Distances, textured: np.ndarray, kinds: np.ndarray,
     fm = {b: int(d.false_hist_ruled[b][: thr + 1].sum()) for b in BLOCKS}
     fm_unruled = {b: int(d.false_hist_unruled[b][: thr + 1].sum()) for b in BLOCKS}
     return {
-        "key": method.key, "label": method.label, "algorithm": method.algorithm, "mode": method.mode,
-        "peer": method.peer, "threshold": thr, "quality_rule": method.min_quality,
-        "mean_query_views": round(d.query_views, 2), "mean_known_views": round(d.known_views, 2),
+        "key": method.key,
+        "label": method.label,
+        "algorithm": method.algorithm,
+        "mode": method.mode,
+        "peer": method.peer,
+        "threshold": thr,
+        "quality_rule": method.min_quality,
+        "mean_query_views": round(d.query_views, 2),
+        "mean_known_views": round(d.known_views, 2),
         "recall": {t: _ratio(int((v <= thr).sum()), v.size) for t, v in d.true_ruled.items()},
-        "recall_textured": {t: _ratio(int((v[textured] <= thr).sum()), int(textured.sum()))
-                            for t, v in d.true_ruled.items()},
+        "recall_textured": {
+            t: _ratio(int((v[textured] <= thr).sum()), int(textured.sum())) for t, v in d.true_ruled.items()
+        },
         "recall_by_kind": _by_kind(d.true_ruled, thr, kinds),
         "recall_without_quality_rule": {t: _ratio(int((v <= thr).sum()), v.size) for t, v in d.true_unruled.items()},
-        "refused_by_quality_rule": {t: int(((d.true_unruled[t] <= thr) & (d.true_ruled[t] > thr)).sum())
-                                    for t in d.true_ruled},
+        "refused_by_quality_rule": {
+            t: int(((d.true_unruled[t] <= thr) & (d.true_ruled[t] > thr)).sum()) for t in d.true_ruled
+        },
         "false_matches": {**fm, "total": sum(fm.values())},
         "false_matches_without_quality_rule": {**fm_unruled, "total": sum(fm_unruled.values())},
         "false_match_details": names.details(d.false_matches, d.false_match_distances),
@@ -273,26 +299,36 @@ def score(method: Method, d: Distances, textured: np.ndarray, kinds: np.ndarray,
         "fmr_threshold": fmr_thr,
         "recall_at_fmr": {t: _ratio(int((v <= fmr_thr).sum()), v.size) for t, v in d.true_ruled.items()},
         "zero_false_match_threshold": zero_thr,
-        "recall_at_zero_false_matches": {t: _ratio(int((v <= zero_thr).sum()), v.size) for t, v in d.true_ruled.items()},
+        "recall_at_zero_false_matches": {
+            t: _ratio(int((v <= zero_thr).sum()), v.size) for t, v in d.true_ruled.items()
+        },
         "true_distance_hist": np.bincount(pooled_true, minlength=no_match(bits) + 1).tolist(),
-        "true_distance_hist_by_transform": {t: np.bincount(v, minlength=no_match(bits) + 1).tolist()
-                                            for t, v in d.true_ruled.items()},
+        "true_distance_hist_by_transform": {
+            t: np.bincount(v, minlength=no_match(bits) + 1).tolist() for t, v in d.true_ruled.items()
+        },
         "false_distance_hist": pooled_false.tolist(),
         "false_distance_hist_without_quality_rule": pooled_false_unruled.tolist(),
     }
 
 
-def score_any(label: str, parts: Sequence[tuple[Method, Distances]], textured: np.ndarray,
-              names: PairNames) -> dict[str, Any]:
+def score_any(
+    label: str, parts: Sequence[tuple[Method, Distances]], textured: np.ndarray, names: PairNames
+) -> dict[str, Any]:
     """A method that matches when any of ``parts`` matches (no single threshold, so no FMR figures)."""
     hit = {t.name: np.logical_or.reduce([d.true_ruled[t.name] <= m.threshold for m, d in parts]) for t in TRANSFORMS}
-    hit_unruled = {t.name: np.logical_or.reduce([d.true_unruled[t.name] <= m.threshold for m, d in parts])
-                   for t in TRANSFORMS}
+    hit_unruled = {
+        t.name: np.logical_or.reduce([d.true_unruled[t.name] <= m.threshold for m, d in parts]) for t in TRANSFORMS
+    }
     union = {b: np.unique(np.concatenate([d.false_matches[b] for _, d in parts])) for b in BLOCKS}
     fm = {b: int(ids.size) for b, ids in union.items()}
     return {
-        "key": "any_" + "_".join(m.key for m, _ in parts), "label": label, "algorithm": "+".join(m.algorithm for m, _ in parts),
-        "mode": parts[0][0].mode, "peer": False, "threshold": None, "parts": [m.key for m, _ in parts],
+        "key": "any_" + "_".join(m.key for m, _ in parts),
+        "label": label,
+        "algorithm": "+".join(m.algorithm for m, _ in parts),
+        "mode": parts[0][0].mode,
+        "peer": False,
+        "threshold": None,
+        "parts": [m.key for m, _ in parts],
         "recall": {t: float(v.mean()) for t, v in hit.items()},
         "recall_textured": {t: float(v[textured].mean()) for t, v in hit.items()},
         "recall_without_quality_rule": {t: float(v.mean()) for t, v in hit_unruled.items()},
@@ -313,9 +349,12 @@ def _main_quality(sets: Sequence[Sets]) -> np.ndarray:
 def run(config: Config) -> dict[str, Any]:
     """Hash, match and score everything; the JSON-ready results."""
     t0 = time.perf_counter()
-    print(f"robustness: {config.originals} originals x {len(TRANSFORMS)} transforms, {config.distractors} "
-          f"distractors, {config.workers} workers, matcher.views {'found' if views_available() else 'absent'}",
-          file=sys.stderr, flush=True)
+    print(
+        f"robustness: {config.originals} originals x {len(TRANSFORMS)} transforms, {config.distractors} "
+        f"distractors, {config.workers} workers, matcher.views {'found' if views_available() else 'absent'}",
+        file=sys.stderr,
+        flush=True,
+    )
     hashed = hash_all(config)
     t1 = time.perf_counter()
     n, m = config.originals, config.distractors
@@ -327,17 +366,27 @@ def run(config: Config) -> dict[str, Any]:
     distances: dict[str, Distances] = {}
     for hash_set in dict.fromkeys(m.hash_set for m in run_methods):
         group = [m for m in run_methods if m.hash_set == hash_set]
-        print(f"  matching {', '.join(m.label for m in group)} ({time.perf_counter() - t1:.0f} s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"  matching {', '.join(m.label for m in group)} ({time.perf_counter() - t1:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
         distances.update(zip((m.key for m in group), match_methods(group, hashed)))
     kinds = np.array([s.kind for s in hashed.original_specs])
     names = PairNames(hashed.original_specs, hashed.distractor_specs)
-    records = [score(m, distances[m.key], textured, kinds, false_pairs, config.false_match_rate, names)
-               for m in run_methods]
+    records = [
+        score(m, distances[m.key], textured, kinds, false_pairs, config.false_match_rate, names) for m in run_methods
+    ]
     best = "views" if views_available() else "rotations"
     by_key = {m.key: m for m in run_methods}
-    records.append(score_any(f"pdq or phash {'+views' if best == 'views' else '+rot'}",
-                             [(by_key[k], distances[k]) for k in (f"pdq_{best}", f"phash_{best}")], textured, names))
+    records.append(
+        score_any(
+            f"pdq or phash {'+views' if best == 'views' else '+rot'}",
+            [(by_key[k], distances[k]) for k in (f"pdq_{best}", f"phash_{best}")],
+            textured,
+            names,
+        )
+    )
     t2 = time.perf_counter()
     all_query = [s for sets in hashed.edited_query.values() for s in sets] + hashed.distractor_query
     consistency = {
@@ -346,21 +395,36 @@ def run(config: Config) -> dict[str, Any]:
         "phash_global_differs_from_imagehash": sum(s["phash"]["orig"][0] != s["imagehash"][None][0] for s in all_query),
     }
     return {
-        "config": {**{k: v for k, v in asdict(config).items() if k != "out_dir"}, "long_side": list(SIDES),
-                   "kind_shares": KIND_SHARES, "jpeg_quality": STORE_QUALITY,
-                   "seeds": {"originals": ORIGINAL_SEED, "distractors": DISTRACTOR_SEED}},
-        "environment": {"python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "numpy": np.__version__},
+        "config": {
+            **{k: v for k, v in asdict(config).items() if k != "out_dir"},
+            "long_side": list(SIDES),
+            "kind_shares": KIND_SHARES,
+            "jpeg_quality": STORE_QUALITY,
+            "seeds": {"originals": ORIGINAL_SEED, "distractors": DISTRACTOR_SEED},
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "numpy": np.__version__,
+        },
         "views_module": views_available(),
         "runtime_s": {"hashing": round(t1 - t0, 1), "matching": round(t2 - t1, 1), "total": round(t2 - t0, 1)},
-        "transforms": [{"name": t.name, "target": t.target, "group": t.group, "description": t.description}
-                       for t in TRANSFORMS],
-        "originals": {"count": n, "by_kind": _kinds(hashed.original_specs),
-                      "pdq_quality_below_50": int((~textured).sum()),
-                      "pdq_quality_below_50_by_kind": _kinds([s for s, ok in zip(hashed.original_specs, textured) if not ok]),
-                      "low_texture_kinds": list(LOW_TEXTURE_KINDS)},
-        "distractors": {"count": m, "by_kind": _kinds(hashed.distractor_specs),
-                        "pdq_quality_below_50": int((d_quality < 50).sum())},
+        "transforms": [
+            {"name": t.name, "target": t.target, "group": t.group, "description": t.description} for t in TRANSFORMS
+        ],
+        "originals": {
+            "count": n,
+            "by_kind": _kinds(hashed.original_specs),
+            "pdq_quality_below_50": int((~textured).sum()),
+            "pdq_quality_below_50_by_kind": _kinds([s for s, ok in zip(hashed.original_specs, textured) if not ok]),
+            "low_texture_kinds": list(LOW_TEXTURE_KINDS),
+        },
+        "distractors": {
+            "count": m,
+            "by_kind": _kinds(hashed.distractor_specs),
+            "pdq_quality_below_50": int((d_quality < 50).sum()),
+        },
         "false_pairs": {**false_pairs, "total": sum(false_pairs.values())},
         "false_match_rate": config.false_match_rate,
         "consistency": consistency,

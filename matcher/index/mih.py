@@ -182,13 +182,20 @@ def _prefetch_codegen(context, builder, sig, args):  # type: ignore[no-untyped-d
     array = context.make_array(array_type)(context, builder, args[0])
     indices = [builder.sext(i, ir.IntType(64)) if i.type.width < 64 else i for i in args[1:]]
     pointer = cgutils.get_item_pointer2(
-        context, builder, data=array.data, shape=cgutils.unpack_tuple(builder, array.shape),
-        strides=cgutils.unpack_tuple(builder, array.strides), layout=array_type.layout, inds=indices,
-        wraparound=False)
+        context,
+        builder,
+        data=array.data,
+        shape=cgutils.unpack_tuple(builder, array.shape),
+        strides=cgutils.unpack_tuple(builder, array.strides),
+        layout=array_type.layout,
+        inds=indices,
+        wraparound=False,
+    )
     byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
     i32 = ir.IntType(32)
     function = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0"
+    )
     builder.call(function, [byte_pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
     return context.get_dummy_value()
 
@@ -222,8 +229,16 @@ def _chunk(words: np.ndarray, row: int, start: int, width: int) -> np.int64:  # 
 
 
 @njit(cache=True, nogil=True)
-def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray, bases: np.ndarray,
-           order: np.ndarray, offsets: np.ndarray, chunk_start: int, chunk_step: int) -> None:  # pragma: no cover - compiled
+def _build(
+    words: np.ndarray,
+    starts: np.ndarray,
+    widths: np.ndarray,
+    bases: np.ndarray,
+    order: np.ndarray,
+    offsets: np.ndarray,
+    chunk_start: int,
+    chunk_step: int,
+) -> None:  # pragma: no cover - compiled
     """Counting sort of the rows by the value of chunks ``chunk_start, chunk_start + chunk_step, ...``
     into ``order[chunk, n]`` and ``offsets`` (zeroed on entry), the offsets of chunk ``c`` at
     ``bases[c] .. bases[c] + 2**widths[c]``."""
@@ -236,7 +251,7 @@ def _build(words: np.ndarray, starts: np.ndarray, widths: np.ndarray, bases: np.
             offsets[base + _chunk(words, row, starts[c], widths[c]) + 1] += 1
         for v in range(size):
             offsets[base + v + 1] += offsets[base + v]
-        fill = offsets[base:base + size].copy()
+        fill = offsets[base : base + size].copy()
         for row in range(n):
             value = _chunk(words, row, starts[c], widths[c])
             order[c, fill[value]] = row
@@ -315,7 +330,7 @@ def _search_kernel(
         probes = 0
         for c in range(chunk_start, chunks, chunk_step):
             count = narrow_masks if widths[c] == narrow else n_masks
-            for p in range(count):
+            for _ in range(count):
                 bucket = low[probes]
                 low[probes] = offsets[bucket]
                 high[probes] = offsets[bucket + 1]
@@ -414,7 +429,7 @@ def _batch_kernel(
         size = np.int64(1) << widths[c]
         base = bases[c]
         count = narrow_masks if widths[c] == narrow else n_masks
-        counts[:size + 1] = 0
+        counts[: size + 1] = 0
         for i in range(n):
             for p in range(count):
                 counts[(qvalue[i, c] ^ masks[p]) + 1] += 1
@@ -460,8 +475,16 @@ def _batch_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _flat_kernel(words: np.ndarray, query_columns: np.ndarray, radius: int, first_row: int, last_row: int,
-                 hit_query: np.ndarray, hit_row: np.ndarray, hit_dist: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+def _flat_kernel(
+    words: np.ndarray,
+    query_columns: np.ndarray,
+    radius: int,
+    first_row: int,
+    last_row: int,
+    hit_query: np.ndarray,
+    hit_row: np.ndarray,
+    hit_dist: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
     """Flat scan of rows ``first_row .. last_row - 1`` against every query in one pass over the codes:
     each row is read once and compared with all the queries (e.g. a hash's 8 dihedral variants) in
     loops over the queries that the compiler turns into vector instructions (``query_columns`` holds
@@ -499,12 +522,19 @@ _FLAT_BLOCK = 1024
 
 
 @njit(cache=True, nogil=True)
-def _flat_rows_kernel(words: np.ndarray, query_words: np.ndarray, radius: int, first_row: int, last_row: int,
-                 hit_query: np.ndarray, hit_row: np.ndarray,
-                      hit_dist: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+def _flat_rows_kernel(
+    words: np.ndarray,
+    query_words: np.ndarray,
+    radius: int,
+    first_row: int,
+    last_row: int,
+    hit_query: np.ndarray,
+    hit_row: np.ndarray,
+    hit_dist: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
     """Flat scan for a few queries (fewer than :data:`FLAT_LANES`): the rows are read a block at a
-    time and each query is compared with the whole block in a loop over the rows. Returns ``(next row, hits written)``; stops early, at
-    a block boundary, when the buffers could fill."""
+    time and each query is compared with the whole block in a loop over the rows. Returns ``(next row,
+    hits written)``; stops early, at a block boundary, when the buffers could fill."""
     n_words = words.shape[1]
     n_queries = query_words.shape[0]
     capacity = hit_row.shape[0]
@@ -596,8 +626,12 @@ class MultiIndex:
             raise ValueError(f"MIH holds fewer than 2**31 codes, not {codes.shape[0]}")
         bit_length = codes.shape[1] * 8
         widths = tuple(widths) if widths is not None else chunk_widths(codes.shape[0], bit_length)
-        if sum(widths) != bit_length or not all(1 <= w <= MAX_CHUNK_BITS for w in widths) \
-                or max(widths) - min(widths) > 1 or list(widths) != sorted(widths, reverse=True):
+        if (
+            sum(widths) != bit_length
+            or not all(1 <= w <= MAX_CHUNK_BITS for w in widths)
+            or max(widths) - min(widths) > 1
+            or list(widths) != sorted(widths, reverse=True)
+        ):
             raise ValueError(f"chunk widths {widths} do not cut {bit_length} bits in near-equal parts, wider first")
         width_array = np.array(widths, dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(width_array)[:-1]]).astype(np.int64)
@@ -618,8 +652,9 @@ class MultiIndex:
         return cls(codes, words, starts, width_array, bases, order, offsets)
 
     @classmethod
-    def from_arrays(cls, codes: np.ndarray, widths: Sequence[int], order: np.ndarray,
-                    offsets: np.ndarray) -> MultiIndex:
+    def from_arrays(
+        cls, codes: np.ndarray, widths: Sequence[int], order: np.ndarray, offsets: np.ndarray
+    ) -> MultiIndex:
         """The structure from arrays a previous :meth:`build` made (``widths``, ``order``, ``offsets``),
         e.g. saved beside the codes and loaded with ``np.load(..., mmap_mode="r")`` so that worker
         processes share one copy through the page cache instead of each building its own."""
@@ -628,8 +663,13 @@ class MultiIndex:
         if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[1] % 8 or not codes.flags.c_contiguous:
             raise ValueError(f"codes must be C-contiguous uint8 rows of a multiple of 64 bits, got {codes.shape}")
         sizes = (np.int64(1) << width_array) + 1
-        if int(width_array.sum()) != codes.shape[1] * 8 or order.shape != (width_array.shape[0], codes.shape[0]) \
-                or order.dtype != np.int32 or offsets.dtype != np.int32 or offsets.shape != (int(sizes.sum()),):
+        if (
+            int(width_array.sum()) != codes.shape[1] * 8
+            or order.shape != (width_array.shape[0], codes.shape[0])
+            or order.dtype != np.int32
+            or offsets.dtype != np.int32
+            or offsets.shape != (int(sizes.sum()),)
+        ):
             raise ValueError("MIH arrays do not match the codes and chunk widths")
         starts = np.concatenate([[0], np.cumsum(width_array)[:-1]]).astype(np.int64)
         bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -654,8 +694,14 @@ class MultiIndex:
         """Memory of the structure beyond the codes themselves."""
         return int(self.order.nbytes + self.offsets.nbytes)
 
-    def range_search(self, queries: np.ndarray, max_distance: int, threads: int | None = None,
-                     memory: int = SEARCH_MEMORY, batched: bool | None = None) -> Result:
+    def range_search(
+        self,
+        queries: np.ndarray,
+        max_distance: int,
+        threads: int | None = None,
+        memory: int = SEARCH_MEMORY,
+        batched: bool | None = None,
+    ) -> Result:
         """Every row within ``max_distance`` (``<=``) of each query row: ``(lims, rows, distances)``,
         in the layout of FAISS's ``range_search`` (rows of query ``i`` are ``rows[lims[i]:lims[i+1]]``).
 
@@ -686,7 +732,9 @@ class MultiIndex:
         threads = max(1, min(threads or os.cpu_count() or 1, int(work // THREAD_WORK)))
         if batched is None:  # batch mode when a bucket is probed by about one query of the batch or more
             buckets = sum(1 << w for w in widths)
-            batched = wide <= BATCH_MAX_BITS and n * expected_cost(self.count, widths, radius)[0] >= BATCH_SHARING * buckets
+            batched = (
+                wide <= BATCH_MAX_BITS and n * expected_cost(self.count, widths, radius)[0] >= BATCH_SHARING * buckets
+            )
         elif batched and wide > BATCH_MAX_BITS:
             raise ValueError(f"batch mode needs chunks of at most {BATCH_MAX_BITS} bits, these have {wide}")
         if batched:
@@ -716,9 +764,29 @@ class MultiIndex:
             while first < last:
                 if batched:
                     stop = min(last, first + size)
-                    found = _batch_kernel(self.words, self.starts, self.widths, self.bases, self.order, self.offsets,
-                                          query_words, masks, narrow_masks, narrow, within, radius, first, stop,
-                                          chunk_start, chunk_step, probe_query, counts, hit_query, hit_row, hit_dist)
+                    found = _batch_kernel(
+                        self.words,
+                        self.starts,
+                        self.widths,
+                        self.bases,
+                        self.order,
+                        self.offsets,
+                        query_words,
+                        masks,
+                        narrow_masks,
+                        narrow,
+                        within,
+                        radius,
+                        first,
+                        stop,
+                        chunk_start,
+                        chunk_step,
+                        probe_query,
+                        counts,
+                        hit_query,
+                        hit_row,
+                        hit_dist,
+                    )
                     if found < 0:  # too many hits for the buffers: fewer queries, or (one query) more room
                         if stop - first > 1:
                             size = max(1, (stop - first) // 2)
@@ -728,10 +796,27 @@ class MultiIndex:
                         continue
                     nxt = stop
                 else:
-                    nxt, found = _search_kernel(self.words, self.starts, self.widths, self.bases, self.order,
-                                                self.offsets, query_words, masks, narrow_masks, narrow, within,
-                                                radius, first, last, chunk_start, chunk_step,
-                                                hit_query, hit_row, hit_dist)
+                    nxt, found = _search_kernel(
+                        self.words,
+                        self.starts,
+                        self.widths,
+                        self.bases,
+                        self.order,
+                        self.offsets,
+                        query_words,
+                        masks,
+                        narrow_masks,
+                        narrow,
+                        within,
+                        radius,
+                        first,
+                        last,
+                        chunk_start,
+                        chunk_step,
+                        hit_query,
+                        hit_row,
+                        hit_dist,
+                    )
                     if nxt == first:  # one query's answer alone is larger than the buffers: grow them
                         capacity *= 2
                         hit_query, hit_row, hit_dist = _buffers(capacity)
@@ -744,16 +829,24 @@ class MultiIndex:
         return _grouped(parts, n)
 
 
-def flat_range_search(codes: np.ndarray, queries: np.ndarray, max_distance: int, threads: int | None = None,
-                      memory: int = SEARCH_MEMORY) -> Result:
+def flat_range_search(
+    codes: np.ndarray, queries: np.ndarray, max_distance: int, threads: int | None = None, memory: int = SEARCH_MEMORY
+) -> Result:
     """Every row of ``codes`` within ``max_distance`` of each query, by one pass over the codes that
     compares each row with all the queries (a numba kernel; ``codes`` may be a read-only memory map).
     Same layout as :meth:`MultiIndex.range_search`; rows of a query in ascending order."""
     codes = np.asarray(codes)
     queries = np.ascontiguousarray(queries, dtype=np.uint8)
-    if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[1] % 8 or queries.ndim != 2 \
-            or queries.shape[1] != codes.shape[1]:
-        raise ValueError(f"codes {codes.shape} and queries {queries.shape} must be uint8 rows of one multiple of 64 bits")
+    if (
+        codes.ndim != 2
+        or codes.dtype != np.uint8
+        or codes.shape[1] % 8
+        or queries.ndim != 2
+        or queries.shape[1] != codes.shape[1]
+    ):
+        raise ValueError(
+            f"codes {codes.shape} and queries {queries.shape} must be uint8 rows of one multiple of 64 bits"
+        )
     n = queries.shape[0]
     radius = int(max_distance)
     if n == 0 or radius < 0 or codes.shape[0] == 0:
@@ -772,17 +865,17 @@ def flat_range_search(codes: np.ndarray, queries: np.ndarray, max_distance: int,
         hit_query, hit_row, hit_dist = _buffers(per_thread)
         out: list[Result] = []
         for q0 in range(0, n, group):
-            part = queries[q0:q0 + group]
+            part = queries[q0 : q0 + group]
             columns = np.ascontiguousarray(part.view(np.uint64).T)
             row = first
             while row < last:
                 if n < FLAT_LANES:
-                    row, found = _flat_rows_kernel(words, part.view(np.uint64), radius, row, last,
-                                                   hit_query, hit_row, hit_dist)
+                    row, found = _flat_rows_kernel(
+                        words, part.view(np.uint64), radius, row, last, hit_query, hit_row, hit_dist
+                    )
                 else:
                     row, found = _flat_kernel(words, columns, radius, row, last, hit_query, hit_row, hit_dist)
-                out.append(((hit_query[:found] + q0).astype(np.int32), hit_row[:found].copy(),
-                            hit_dist[:found].copy()))
+                out.append(((hit_query[:found] + q0).astype(np.int32), hit_row[:found].copy(), hit_dist[:found].copy()))
         return out
 
     jobs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]

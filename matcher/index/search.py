@@ -77,8 +77,15 @@ class AlgorithmTable:
     mih: MultiIndex | None = None  # multi-index hashing over the searchable codes, for large tables
 
     @classmethod
-    def build(cls, name: str, bit_length: int, min_quality: int | None, ids: np.ndarray,
-              codes: np.ndarray, quality: np.ndarray) -> AlgorithmTable:
+    def build(
+        cls,
+        name: str,
+        bit_length: int,
+        min_quality: int | None,
+        ids: np.ndarray,
+        codes: np.ndarray,
+        quality: np.ndarray,
+    ) -> AlgorithmTable:
         """Make the table and its FAISS index from the three arrays."""
         mask = searchable_mask(quality, min_quality)
         if mask.all():
@@ -112,8 +119,12 @@ class AlgorithmTable:
 def empty_table(name: str, bit_length: int, min_quality: int | None) -> AlgorithmTable:
     """A table with no records."""
     return AlgorithmTable.build(
-        name, bit_length, min_quality,
-        np.zeros(0, dtype=np.int64), np.zeros((0, bit_length // 8), dtype=np.uint8), np.zeros(0, dtype=np.int16),
+        name,
+        bit_length,
+        min_quality,
+        np.zeros(0, dtype=np.int64),
+        np.zeros((0, bit_length // 8), dtype=np.uint8),
+        np.zeros(0, dtype=np.int16),
     )
 
 
@@ -130,8 +141,9 @@ def query_codes(table: AlgorithmTable, queries: Sequence[Hash]) -> np.ndarray:
     return np.frombuffer(b"".join(q.bits for q in queries), dtype=np.uint8).reshape(len(queries), width)
 
 
-def range_search(table: AlgorithmTable, codes: np.ndarray,
-                 max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def range_search(
+    table: AlgorithmTable, codes: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every hit with distance ``<= max_distance`` of the query rows ``codes``, as three int64 arrays
     ``(query row, record id, distance)`` sorted by query row, then distance, then record id.
 
@@ -149,10 +161,11 @@ def range_search(table: AlgorithmTable, codes: np.ndarray,
     step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n, step):
-        part = np.ascontiguousarray(codes[start:start + step])
+        part = np.ascontiguousarray(codes[start : start + step])
         if table.mih is not None and use_mih:
-            lims, positions, distances = table.mih.range_search(part, int(max_distance),
-                                                                threads=faiss.omp_get_max_threads())
+            lims, positions, distances = table.mih.range_search(
+                part, int(max_distance), threads=faiss.omp_get_max_threads()
+            )
         else:
             lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
         counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)
@@ -163,8 +176,11 @@ def range_search(table: AlgorithmTable, codes: np.ndarray,
         parts.append((owners[order], record_ids[order], dist[order]))
     if len(parts) == 1:
         return parts[0]
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> list[list[tuple[int, int]]]:
@@ -173,7 +189,7 @@ def range_hits(table: AlgorithmTable, codes: np.ndarray, max_distance: int) -> l
     n = codes.shape[0]
     out: list[list[tuple[int, int]]] = []
     for start in range(0, n, MIH_QUERY_CHUNK):  # bounds the arrays held besides the lists
-        part = codes[start:start + MIH_QUERY_CHUNK]
+        part = codes[start : start + MIH_QUERY_CHUNK]
         owners, record_ids, dist = range_search(table, part, max_distance)
         bounds = np.searchsorted(owners, np.arange(part.shape[0] + 1)).tolist()
         ids_list, dist_list = record_ids.tolist(), dist.tolist()
@@ -191,7 +207,7 @@ def knn_hits(table: AlgorithmTable, codes: np.ndarray, k: int) -> list[list[tupl
     kk = min(int(k), table.searchable)
     out: list[list[tuple[int, int]]] = []
     for start in range(0, n, QUERY_CHUNK):
-        part = np.ascontiguousarray(codes[start:start + QUERY_CHUNK])
+        part = np.ascontiguousarray(codes[start : start + QUERY_CHUNK])
         distances, _ = table.index.search(part, kk)
         kth = distances[:, kk - 1].astype(np.int64)
         chunk_out: list[list[tuple[int, int]]] = [[] for _ in range(part.shape[0])]
