@@ -6,9 +6,11 @@
   drives the batch is gone, even when it was killed with ``SIGKILL`` and could not shut its pool down.
 * :func:`chunks` — cut an iterable into lists of a fixed size (the last one shorter).
 * :func:`single_threaded_faiss` — FAISS single-threaded while an in-process batch runs.
-* :func:`atomic_text` — a text output written to a temporary name beside its path, fsynced and
-  renamed over it, so that a reader never sees a partial report;
-  :func:`remove_stale_temporaries` removes the temporaries that killed runs left behind.
+* :func:`atomic_file` / :func:`atomic_text` — an output written to a temporary name beside its path,
+  fsynced and renamed over it, so that a reader sees the old file or the new one, never part of one
+  (reports, run manifests, the index's ``manifest.json`` and ``shards.json``);
+  :func:`remove_stale_temporaries` removes the temporaries that killed runs left behind;
+  :func:`fsync_dir` flushes a directory's entries.
 
 Nothing here starts a process by itself: callers decide whether a pool is wanted.
 """
@@ -16,17 +18,18 @@ Nothing here starts a process by itself: callers decide whether a pool is wanted
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import multiprocessing
 import multiprocessing.context
 import os
+import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TextIO, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO, TextIO, TypeVar
 
 from .errors import MatcherError
-from .index.manifest import fsync_dir
 
 __all__ = [
     "pool_context",
@@ -36,7 +39,9 @@ __all__ = [
     "single_threaded_faiss",
     "temporary_name",
     "remove_stale_temporaries",
+    "atomic_file",
     "atomic_text",
+    "fsync_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,9 +113,26 @@ def single_threaded_faiss() -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries (renames, new files) to stable storage, where the OS allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        log.debug("fsync of directory %s not supported", path)
+    finally:
+        os.close(fd)
+
+
 def temporary_name(path: str, pid: int) -> str:
-    """The temporary file :func:`atomic_text` writes ``path`` to, in process ``pid``."""
-    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{pid}")
+    """A temporary file :func:`atomic_file` writes ``path`` to, in process ``pid``: beside it, hidden,
+    named with the process id (so that :func:`remove_stale_temporaries` knows whose it is) and a random
+    part (so that two writers in one process never share one)."""
+    name = f".{os.path.basename(path)}.tmp-{pid}-{secrets.token_hex(4)}"
+    return os.path.join(os.path.dirname(os.path.abspath(path)), name)
 
 
 def remove_stale_temporaries(path: str) -> None:
@@ -139,27 +161,42 @@ def remove_stale_temporaries(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_text(path: str) -> Iterator[TextIO]:
-    """A text file written to a temporary name beside ``path`` and renamed over it once complete.
+def atomic_file(path: str | os.PathLike[str], before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
+    """A binary file written to a temporary name beside ``path`` and renamed over it once complete.
 
-    The file is fsynced before the rename and the directory after it; on any failure the temporary
-    is removed and ``path`` is left as it was. :class:`~matcher.errors.MatcherError` when the
-    temporary cannot be created.
+    The file is fsynced before the rename and the directory after it; ``before_replace`` (when given)
+    runs between the two (crash tests use it). On any failure the temporary is removed and ``path``
+    is left as it was. :class:`~matcher.errors.MatcherError` when the temporary cannot be created.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = temporary_name(path, os.getpid())
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    tmp = temporary_name(target, os.getpid())
     try:
-        stream = open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="")
+        stream = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
     except OSError as exc:
-        raise MatcherError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+        raise MatcherError(f"cannot write {target!r}: {exc.strerror or exc}") from None
     try:
         with stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(tmp, path)
-        fsync_dir(directory)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_text(path: str) -> Iterator[TextIO]:
+    """:func:`atomic_file` as UTF-8 text (undecodable characters as ``\\x`` escapes, newlines as written)."""
+    with atomic_file(path) as raw:
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")
+        try:
+            yield stream
+            stream.flush()
+        finally:
+            stream.detach()

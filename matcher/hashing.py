@@ -215,18 +215,7 @@ def hash_image(
     request = _request(algorithms, options)
     fmt = (image.format or "").upper()
     mime = Image.MIME.get(fmt) if fmt else None
-    decoded = decode(image, request, options)
-    entry = EntryFeatures(
-        None,
-        None,
-        None,
-        width=decoded.width,
-        height=decoded.height,
-        frame_count=decoded.frame_count,
-        frames=decoded.frames,
-        error=decoded.error,
-        failed_frame=decoded.failed_frame,
-    )
+    entry = EntryFeatures(None, None, None).with_decoded(decode(image, request, options))
     return [replace(r, mime=mime) for r in records_of(entry)]
 
 

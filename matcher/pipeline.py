@@ -262,6 +262,18 @@ class EntryFeatures:
     notes: tuple[str, ...] = ()
     noatime: bool | None = None
 
+    def with_decoded(self, decoded: Decoded) -> EntryFeatures:
+        """This entry with what decoding its content gave (header facts, frames, the failure)."""
+        return replace(
+            self,
+            width=decoded.width,
+            height=decoded.height,
+            frame_count=decoded.frame_count,
+            frames=decoded.frames,
+            error=decoded.error,
+            failed_frame=decoded.failed_frame,
+        )
+
     @property
     def read(self) -> bool:
         """Whether the entry's content was read (its digests are known)."""
@@ -470,16 +482,7 @@ def _from_read(
     error, note = not_decoded(result, media, options.max_file_bytes)
     if error is not None or note is not None or result.data is None:
         return replace(entry, error=error, note=note)
-    decoded = decode(result.data, request, options)
-    return replace(
-        entry,
-        width=decoded.width,
-        height=decoded.height,
-        frame_count=decoded.frame_count,
-        frames=decoded.frames,
-        error=decoded.error,
-        failed_frame=decoded.failed_frame,
-    )
+    return entry.with_decoded(decode(result.data, request, options))
 
 
 def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions) -> EntryFeatures:

@@ -355,7 +355,7 @@ def test_index_directory_sync_failing_after_the_commit_is_not_reported_as_unchan
     from matcher.errors import IndexStoreError
     from matcher.hashes import Hash
     from matcher.index import KnownIndex
-    from matcher.index import manifest as manifest_module
+    from matcher import batch
     from matcher.known import KnownRecord
 
     def records(seed: int, n: int) -> list[KnownRecord]:
@@ -370,7 +370,7 @@ def test_index_directory_sync_failing_after_the_commit_is_not_reported_as_unchan
     def failing_sync(path):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(manifest_module, "fsync_dir", failing_sync)
+    monkeypatch.setattr(batch, "fsync_dir", failing_sync)  # the directory sync after the manifest's rename
     with pytest.raises(IndexStoreError, match="was committed"):
         index.add(records(2, 5), "second")
     monkeypatch.undo()

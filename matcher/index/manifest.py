@@ -18,13 +18,13 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..algorithms import registry
+from ..batch import atomic_file, fsync_dir
 from ..errors import IndexStoreError, UnknownAlgorithmError
 
 __all__ = [
@@ -316,27 +316,14 @@ def write_manifest(root: Path, manifest: Manifest, checkpoint: Any = None) -> No
 
 
 def write_atomically(root: Path, name: str, data: bytes, checkpoint: Any = None) -> None:
-    """Replace ``root/name`` with ``data`` atomically: a temp file beside it, fsync, rename over it,
-    fsync the directory; a reader sees the old file or the new one, never part of one.
+    """Replace ``root/name`` with ``data`` atomically (:func:`matcher.batch.atomic_file`): a reader
+    sees the old file or the new one, never part of one.
 
     ``checkpoint("manifest-temp-written")``, when given, is called between writing and renaming.
     """
-    tmp = root / f".{name}.tmp-{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if checkpoint is not None:
-            checkpoint("manifest-temp-written")
-        os.replace(tmp, root / name)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(root)
+    step = None if checkpoint is None else (lambda: checkpoint("manifest-temp-written"))
+    with atomic_file(root / name, before_replace=step) as handle:
+        handle.write(data)
 
 
 def sha256_file(path: Path) -> FileEntry:
@@ -358,19 +345,5 @@ def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Flush a directory's entries (renames, new files) to stable storage, where the OS allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # pragma: no cover - platforms that cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        log.debug("fsync of directory %s not supported", path)
     finally:
         os.close(fd)

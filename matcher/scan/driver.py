@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from .. import batch, files
 from ..errors import IndexStoreError, MatcherError, UsageError
 from ..index import KnownIndex
-from ..index.manifest import MANIFEST_NAME, fsync_dir
+from ..index.manifest import MANIFEST_NAME
 from ..index.shards import SHARDS_NAME, ShardCatalog, ShardedIndex, is_sharded
 from ..scan_records import STATUSES, ScanRecord
 from ..version import __version__
@@ -406,7 +406,7 @@ def _drive(
     except OSError as exc:  # e.g. disk full: the complete journal stays, so --resume renders it again
         raise resumable_error(f"cannot write the report {output_path!r} or its manifest", exc) from None
     os.unlink(journal)
-    fsync_dir(os.path.dirname(os.path.abspath(journal)))
+    batch.fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return summary
 
 

@@ -30,9 +30,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import files
+from .. import batch, files
 from ..errors import MatcherError, UsageError
-from ..index.manifest import fsync_dir
 from ..scan_records import ScanRecord
 from ..version import __version__
 from .options import FileResult
@@ -256,7 +255,7 @@ def prepare_journal(
         with contextlib.suppress(OSError):
             os.unlink(journal)
         raise MatcherError(f"cannot write journal {journal!r}: {exc.strerror or exc}") from None
-    fsync_dir(os.path.dirname(os.path.abspath(journal)))
+    batch.fsync_dir(os.path.dirname(os.path.abspath(journal)))
     return JournalState(header, 0, None, len(line), None, (started_at,)), [started_at], started_at
 
 
