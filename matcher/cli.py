@@ -570,20 +570,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
     s.add_argument("--index", required=True, metavar="INDEX", help="known-material index directory")
     s.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: every algorithm the index holds)")
-    s.add_argument(
-        "--max-distance",
-        type=_algorithm_distance,
-        action="append",
-        default=[],
-        metavar="ALGO=N",
-        help="largest distance counted as a match for ALGO (repeatable; default: the algorithm's own)",
-    )
-    s.add_argument(
-        "--rotations",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also match rotated and flipped copies (default: on)",
-    )
+    _add_distance_arguments(s, "counted as a match", "match")
     s.add_argument(
         "--trim-borders",
         action=argparse.BooleanOptionalAction,
@@ -738,6 +725,24 @@ def _add_cluster_parser(sub: Any) -> None:
     )
 
 
+def _add_distance_arguments(parser: argparse.ArgumentParser, counted: str, verb: str) -> None:
+    """``--max-distance ALGO=N`` and ``--rotations``, as scan and cluster share them."""
+    parser.add_argument(
+        "--max-distance",
+        type=_algorithm_distance,
+        action="append",
+        default=[],
+        metavar="ALGO=N",
+        help=f"largest distance {counted} for ALGO (repeatable; default: the algorithm's own)",
+    )
+    parser.add_argument(
+        "--rotations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also {verb} rotated and flipped copies (default: on)",
+    )
+
+
 def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
     from .hashing import DEFAULT_ALGORITHMS
 
@@ -748,20 +753,7 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
         default=",".join(DEFAULT_ALGORITHMS),
         help="comma-separated algorithms to link by (default: %(default)s)",
     )
-    c.add_argument(
-        "--max-distance",
-        type=_algorithm_distance,
-        action="append",
-        default=[],
-        metavar="ALGO=N",
-        help="largest distance that links two images for ALGO (repeatable; default: the algorithm's own)",
-    )
-    c.add_argument(
-        "--rotations",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also link rotated and flipped copies (default: on)",
-    )
+    _add_distance_arguments(c, "that links two images", "link")
     c.add_argument("--format", "-f", choices=["jsonl", "csv"], default="jsonl", help="report format (default: jsonl)")
     c.add_argument(
         "--output", "-o", metavar="FILE", help="write the report here, once complete (default: standard output)"
