@@ -16,7 +16,7 @@ For a generated landscape JPEG (quality 90) of each size, held in memory, it tim
   and SHA-256 of the bytes, type sniffing, decoding (JPEG draft mode at reduced scale) and the PDQ
   and pHash hashes; and the same with ``fast=False`` (full decode) for reference;
 - floor: a bare Pillow decode at the scale matcher's fast mode chooses (``Image.draft("RGB", size)``
-  with ``size = matcher.hashing.draft_size(...)``, ``load()``, ``convert("RGB")``) plus hashlib
+  with ``size = matcher.pipeline.draft_size(...)``, ``load()``, ``convert("RGB")``) plus hashlib
   MD5/SHA-1/SHA-256 of the same bytes: what the work costs before any hashing;
 - peers: ``pdqhash.compute`` on a full Pillow decode converted to an RGB array, and
   ``imagehash.phash`` on a (full-decode) Pillow image.
@@ -46,7 +46,7 @@ import matcher
 from benchmarks.speed_common import env_int, save
 from fixtures import encode, scene
 from matcher.hashes import Hash
-from matcher.hashing import draft_size
+from matcher.pipeline import draft_size
 
 REPEATS = env_int("MATCHER_BENCH_HASH_REPEATS", 7)
 QUALITY = 90
@@ -69,7 +69,7 @@ SIZES = {
 
 def candidates(data: bytes) -> dict:
     """The timed functions, each doing one file's work from its bytes."""
-    size = draft_size(matcher.registry.resolve(ALGORITHMS), FAST)
+    size = draft_size(matcher.registry.resolve(ALGORITHMS), FAST.fast)
     assert size is not None
 
     def ours():
@@ -137,7 +137,7 @@ def test_hash_speed(benchmark, case):
         "jpeg_quality": QUALITY,
         "file_bytes": len(data),
         "rounds": rounds,
-        "draft_size": list(draft_size(matcher.registry.resolve(ALGORITHMS), FAST)),
+        "draft_size": list(draft_size(matcher.registry.resolve(ALGORITHMS), FAST.fast)),
         "decoded_size_fast": list(functions["floor"]().size),
         "ms_per_file": ms,
         "pdqhash_over_ours": round(best["pdqhash"] / best["ours"], 2),
