@@ -352,10 +352,10 @@ def test_pool_worker_exits_once_its_driver_is_gone():
 def test_index_directory_sync_failing_after_the_commit_is_not_reported_as_unchanged(tmp_path, monkeypatch):
     """Bug: when the manifest had been replaced (the commit point) and only the directory sync after it
     failed, the update said "write failed, index unchanged" although the index answered as after it."""
+    from matcher import batch
     from matcher.errors import IndexStoreError
     from matcher.hashes import Hash
     from matcher.index import KnownIndex
-    from matcher import batch
     from matcher.known import KnownRecord
 
     def records(seed: int, n: int) -> list[KnownRecord]:
