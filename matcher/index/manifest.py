@@ -10,6 +10,13 @@ hashes of fixed regions of known images (``pdq@top88``, ``pdq@crop10`` ...; see
 :mod:`matcher.views`), listed under ``views`` as ``{algorithm: {view: {"count": n, "searchable": m}}}``
 with their files in ``files`` like the main tables. Version 1 manifests are read as having no views;
 this code writes version 2. A manifest naming a view this matcher does not know is refused.
+
+Saved search structures (no version change): ``structures`` lists, with the same size and SHA-256
+as ``files``, the arrays of the multi-index search structures of the large tables
+(``pdq.mih.order.npy`` ...; see :mod:`matcher.index.store`), which readers memory-map instead of
+building the structure in each process. The key is optional both ways: an index without it (written
+before it existed) builds its structures on open, and a matcher that predates it ignores it (the
+manifest checksum covers it all the same) and writes generations without it.
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ class Manifest:
     ``{"records": n, "algorithms": {name: n}}``. ``files`` maps file names inside ``directory`` to
     their :class:`FileEntry`. ``views`` maps an indexed algorithm to its view tables, each
     ``{"count": n, "searchable": m}`` (empty for indexes without views, and for format version 1).
+    ``structures`` maps the files of saved search structures to their :class:`FileEntry` (empty
+    when none are saved; see the module documentation).
     """
 
     format_version: int
@@ -122,6 +131,7 @@ class Manifest:
     files: Mapping[str, FileEntry]
     extra: Mapping[str, Any] = field(default_factory=dict)
     views: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    structures: Mapping[str, FileEntry] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, without its self-checksum."""
@@ -140,6 +150,8 @@ class Manifest:
         }
         if self.format_version >= 2:
             body["views"] = {k: {view: dict(v) for view, v in views.items()} for k, views in self.views.items()}
+        if self.structures:  # absent when empty: such a manifest reads exactly as before the key existed
+            body["structures"] = {k: {"size": v.size, "sha256": v.sha256} for k, v in self.structures.items()}
         return body
 
     def to_json(self) -> str:
@@ -172,12 +184,8 @@ class Manifest:
         if claimed != body_digest(document):
             raise IndexStoreError(f"{where}: manifest checksum mismatch (manifest damaged or edited)")
         try:
-            files = {
-                text_field(name, "file name"): FileEntry(
-                    count_field(entry["size"], f"size of {name}"), text_field(entry["sha256"], f"sha256 of {name}")
-                )
-                for name, entry in mapping_field(document["files"], "files").items()
-            }
+            files = _file_entries(document["files"], "files")
+            structures = _file_entries(document.get("structures") or {}, "structures")
             views = mapping_field(document.get("views") or {}, "views") if version >= 2 else {}
             manifest = cls(
                 format_version=version,
@@ -202,14 +210,17 @@ class Manifest:
                     }
                     for k, named in views.items()
                 },
+                structures=structures,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None
         if "/" in manifest.directory or manifest.directory in ("", ".", ".."):
             raise IndexStoreError(f"{where}: manifest names an invalid generation directory")
-        for name in manifest.files:
+        for name in [*manifest.files, *manifest.structures]:
             if "/" in name or name in ("", ".", ".."):
                 raise IndexStoreError(f"{where}: manifest names an invalid file {name!r}")
+        if set(manifest.files) & set(manifest.structures):
+            raise IndexStoreError(f"{where}: manifest lists a file both as a table and as a search structure")
         manifest.check_algorithms(where)
         manifest.check_views(where)
         return manifest
@@ -280,6 +291,15 @@ def mapping_field(value: Any, field: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"{field} must be an object, not {type(value).__name__}")
     return value
+
+
+def _file_entries(value: Any, field: str) -> dict[str, FileEntry]:
+    return {
+        text_field(name, "file name"): FileEntry(
+            count_field(entry["size"], f"size of {name}"), text_field(entry["sha256"], f"sha256 of {name}")
+        )
+        for name, entry in mapping_field(value, field).items()
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -3,15 +3,16 @@
 For each algorithm a generation stores three ``.npy`` arrays (read with ``allow_pickle=False``):
 ``<alg>.ids.npy`` (int64 record ids, strictly ascending), ``<alg>.codes.npy`` (uint8, one row of
 ``bit_length / 8`` bytes per record: the :attr:`Hash.bits`) and ``<alg>.quality.npy`` (int16, ``-1``
-when the record's hash has no known quality). On load the searchable rows are copied into a
-``faiss.IndexBinaryFlat`` (exhaustive, exact); FAISS positions map back to record ids through
-``searchable_ids``. A view table (``<alg>@<view>.*.npy``: hashes of a fixed region of the known
+when the record's hash has no known quality). The searchable rows go into a
+``faiss.IndexBinaryFlat`` (exhaustive, exact) when a search first needs it; positions map back to
+record ids through ``searchable_ids``. A view table (``<alg>@<view>.*.npy``: hashes of a fixed region of the known
 images, see :mod:`matcher.views`) is the same kind of table, built and searched by the same code.
 
 Large tables (:data:`~matcher.index.mih.MIN_CODES` codes or more, bit length a multiple of 64)
 also get a multi-index hashing structure (:mod:`matcher.index.mih`, chunks of about ``log2(N)``
-bits), used for range searches whenever its rule says it beats the flat scan; FAISS stays the store
-of the codes, the path for small tables, and the ``nearest`` search. Both paths give identical,
+bits), used for range searches whenever its rule says it beats the flat scan (its arrays may be memory
+maps of the saved structure, shared by every process that opens the index); FAISS is the path for
+small tables, for radii where the flat scan wins, and for the ``nearest`` search. Both paths give identical,
 exact answers. :func:`range_search` is the one range search (the index's and ``matcher cluster``'s);
 :func:`range_hits` is it as per-query lists.
 
@@ -24,8 +25,9 @@ resolved by record id rather than by FAISS's heap order.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faiss
@@ -58,12 +60,43 @@ def searchable_mask(quality: np.ndarray, min_quality: int | None) -> np.ndarray:
     return (quality < 0) | (quality >= min_quality)
 
 
+class _Flat:
+    """The FAISS flat index over a table's searchable codes, made on first use (thread-safe).
+
+    Large tables are range-searched by their multi-index structure, so most processes never need
+    this private copy of the codes; small tables, ``nearest`` and radii where the flat scan wins do.
+    """
+
+    __slots__ = ("_bit_length", "_codes", "_index", "_lock")
+
+    def __init__(self, bit_length: int, codes: np.ndarray) -> None:
+        self._bit_length = bit_length
+        self._codes = codes
+        self._index: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._index is not None
+
+    def get(self) -> Any:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    index = faiss.IndexBinaryFlat(self._bit_length)
+                    index.add(np.ascontiguousarray(self._codes))
+                    self._index = index
+        return self._index
+
+
 @dataclass(frozen=True, slots=True)
 class AlgorithmTable:
-    """The stored hashes of one algorithm in one generation, and the FAISS index over the searchable ones.
+    """The stored hashes of one algorithm in one generation, and the search structures over the searchable ones.
 
     ``ids``, ``codes`` and ``quality`` hold every record with a hash of this algorithm (sorted by id);
-    ``searchable_ids`` the ids of the rows in ``index``, in FAISS position order.
+    ``searchable_ids`` and ``searchable_codes`` the rows a search may return (the same arrays when
+    every row may be returned), in the position order of :attr:`index` and :attr:`mih`. Any of the
+    arrays may be read-only memory maps of the generation's files (see :mod:`matcher.index.store`).
     """
 
     name: str
@@ -73,8 +106,9 @@ class AlgorithmTable:
     codes: np.ndarray
     quality: np.ndarray
     searchable_ids: np.ndarray
-    index: Any  # faiss.IndexBinaryFlat, or None when nothing is searchable
+    searchable_codes: np.ndarray
     mih: MultiIndex | None = None  # multi-index hashing over the searchable codes, for large tables
+    flat: _Flat | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -85,25 +119,45 @@ class AlgorithmTable:
         ids: np.ndarray,
         codes: np.ndarray,
         quality: np.ndarray,
+        *,
+        searchable: tuple[np.ndarray, np.ndarray] | None = None,
+        mih: MultiIndex | None = None,
     ) -> AlgorithmTable:
-        """Make the table and its FAISS index from the three arrays."""
-        mask = searchable_mask(quality, min_quality)
-        if mask.all():
-            searchable_ids, searchable_codes = ids, codes
+        """Make the table from the three arrays, and its multi-index structure when it is large.
+
+        ``searchable``: the ``(ids, codes)`` of the searchable rows when they were saved (else taken
+        from the arrays through the quality gate: a copy when it drops rows). ``mih``: a structure
+        loaded over those codes (:meth:`~matcher.index.mih.MultiIndex.from_arrays`) instead of
+        building one. The FAISS flat index is made on first use (:attr:`index`).
+        """
+        if searchable is not None:
+            searchable_ids, searchable_codes = searchable
         else:
-            searchable_ids, searchable_codes = ids[mask], codes[mask]
-        index = None
-        if searchable_ids.shape[0]:
-            index = faiss.IndexBinaryFlat(bit_length)
-            index.add(np.ascontiguousarray(searchable_codes))
-        mih = None
-        if searchable_ids.shape[0] >= MIH_MIN_CODES and bit_length % 64 == 0:
+            mask = searchable_mask(quality, min_quality)
+            if mask.all():
+                searchable_ids, searchable_codes = ids, codes
+            else:
+                searchable_ids, searchable_codes = ids[mask], np.ascontiguousarray(codes[mask])
+        if mih is None and searchable_ids.shape[0] >= MIH_MIN_CODES and bit_length % 64 == 0:
             from .mih import MultiIndex
 
             mih = MultiIndex.build(searchable_codes)
-        for array in (ids, codes, quality, searchable_ids):
+        for array in (ids, codes, quality, searchable_ids, searchable_codes):
             array.flags.writeable = False
-        return cls(name, bit_length, min_quality, ids, codes, quality, searchable_ids, index, mih)
+        flat = _Flat(bit_length, searchable_codes) if searchable_ids.shape[0] else None
+        return cls(name, bit_length, min_quality, ids, codes, quality, searchable_ids, searchable_codes, mih, flat)
+
+    @property
+    def index(self) -> Any:
+        """The ``faiss.IndexBinaryFlat`` over the searchable codes, made on first use (a private copy
+        of them); ``None`` when nothing is searchable."""
+        return None if self.flat is None else self.flat.get()
+
+    @property
+    def flat_built(self) -> bool:
+        """Whether :attr:`index` has been made (range searches a large table's multi-index answers
+        never make it)."""
+        return self.flat is not None and self.flat.built
 
     @property
     def count(self) -> int:
@@ -155,7 +209,7 @@ def range_search(
     """
     n = codes.shape[0]
     empty = np.zeros(0, dtype=np.int64)
-    if table.index is None or n == 0 or max_distance < 0:
+    if table.searchable == 0 or n == 0 or max_distance < 0:
         return empty, empty, empty
     use_mih = table.mih is not None and table.mih.beats_flat(int(max_distance))
     step = MIH_QUERY_CHUNK if use_mih else QUERY_CHUNK
@@ -202,7 +256,7 @@ def knn_hits(table: AlgorithmTable, codes: np.ndarray, k: int) -> list[list[tupl
     n = codes.shape[0]
     if k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
-    if table.index is None or n == 0:
+    if table.searchable == 0 or n == 0:
         return [[] for _ in range(n)]
     kk = min(int(k), table.searchable)
     out: list[list[tuple[int, int]]] = []

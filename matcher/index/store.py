@@ -15,6 +15,10 @@ On-disk layout (one directory)::
         pdq@top88.ids.npy .. the same three arrays for each view table (format 2): hashes of a fixed
                              region of the known images (see :mod:`matcher.views`), only for records
                              that carry that view; listed under ``views`` in the manifest
+        pdq.mih.order.npy    the saved multi-index structure of a large table (``mih.widths``,
+        pdq.mih.offsets.npy  ``mih.order``, ``mih.offsets``; plus ``searchable.ids`` and
+                             ``searchable.codes`` when the quality gate drops rows), listed with
+                             checksums under ``structures`` in the manifest
 
 View tables let a search find edited copies (crops, letterbox borders, caption banners) whose
 full-frame hash is far from the original's: :meth:`KnownIndex.search` with ``view="top88"`` searches
@@ -36,15 +40,26 @@ Cost: each write copies the SQLite file and rewrites the code arrays of the algo
 so a write costs I/O in proportion to the index size. Add big batches in one call (one generation
 per call, not per record).
 
+Shared memory: every table of :data:`~matcher.index.search.MIH_MIN_CODES` searchable codes or more
+gets a multi-index structure (:mod:`matcher.index.mih`). It is built at commit and saved beside the
+arrays; opening maps it and every array of :data:`MMAP_MIN_BYTES` or more read-only
+(``np.load(..., mmap_mode="r")``, after the checksum pass), so processes that open the same index
+(scan workers, Dask workers, shards) share one copy of the codes and the structure through the page
+cache instead of each loading and building its own. The FAISS flat index, a private copy of the
+codes, is made only when a search needs it (small tables, ``nearest``). An index written before
+structures were saved builds them on open, as before, and saves them at its next write.
+
 Opening verifies the manifest's own checksum, the format version, the algorithm parameters against
 the registry, every file's size and SHA-256, the arrays' dtypes, shapes and counts, and the SQLite
 schema; anything wrong raises :class:`~matcher.errors.IndexStoreError` naming the problem. Hashing
 runs at about 1 GB/s on the development machine (SHA-256 with CPU support): an index of a million
-PDQ records (191 MB: 149 MB SQLite, 42 MB arrays) opens in 0.29 s with verification and 0.06 s
-without. ``verify=False`` skips the hashing (sizes, shapes and counts are still checked).
+PDQ records (259 MB: 149 MB SQLite, 42 MB arrays, 68 MB saved search structure) opens in 0.18 s
+with verification and 0.014 s without, numba imported beforehand (0.38 s and 0.25 s when the
+structure was built on open). ``verify=False`` skips the hashing (sizes, shapes and counts are still
+checked, and a saved structure's row numbers and bucket offsets are checked to stay inside its arrays).
 
 Threads: searches, look-ups and exports may run from many threads on one :class:`KnownIndex`. Each
-committed generation is an immutable snapshot (FAISS indexes in memory plus one read-only SQLite
+committed generation is an immutable snapshot (code tables and search structures plus one read-only SQLite
 connection shared under a lock); a write or :meth:`KnownIndex.reload` swaps in the new snapshot,
 searches already running finish on the old one, and the old one's connection is closed when the last
 of them ends (each read leases its snapshot). Writes are serialised by a thread lock and, across
@@ -69,7 +84,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -93,8 +108,11 @@ from .manifest import (
     table_stem,
     write_manifest,
 )
-from .search import AlgorithmTable, empty_table, knn_hits, query_codes, range_hits
+from .search import AlgorithmTable, empty_table, knn_hits, query_codes, range_hits, searchable_mask
 from .types import AddResult, IndexedRecord, Match, QueryResult
+
+if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables
+    from .mih import MultiIndex
 
 try:  # POSIX advisory locks; elsewhere writers are serialised within the process only
     import fcntl
@@ -116,6 +134,21 @@ _ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
     "codes": np.dtype(np.uint8),
     "quality": np.dtype(np.int16),
 }
+#: The saved multi-index structure of a large table (``<stem>.mih.order.npy`` ...), and the
+#: searchable rows when the quality gate drops some (so that they need not be copied on open).
+_MIH_SUFFIXES = ("mih.widths", "mih.order", "mih.offsets")
+_SEARCHABLE_SUFFIXES = ("searchable.ids", "searchable.codes")
+_STRUCTURE_DTYPES: dict[str, np.dtype[Any]] = {
+    "mih.widths": np.dtype(np.int64),
+    "mih.order": np.dtype(np.int32),
+    "mih.offsets": np.dtype(np.int32),
+    "searchable.ids": np.dtype(np.int64),
+    "searchable.codes": np.dtype(np.uint8),
+}
+#: Arrays of at least this many bytes are opened as read-only memory maps (shared through the page
+#: cache by every process that opens the index); smaller ones are read into memory, so that a memory
+#: map's file descriptor is spent only where it saves memory.
+MMAP_MIN_BYTES = 256 << 10
 
 
 def _checkpoint(step: str) -> None:
@@ -132,6 +165,27 @@ def _now() -> str:
 
 def _array_name(algorithm: str, suffix: str) -> str:
     return f"{algorithm}.{suffix}.npy"
+
+
+def _structure_files(stem: str, count: int, searchable: int) -> list[str]:
+    """The files of a table's saved search structure."""
+    suffixes = _MIH_SUFFIXES + (_SEARCHABLE_SUFFIXES if searchable != count else ())
+    return [_array_name(stem, suffix) for suffix in suffixes]
+
+
+def _expected_structures(manifest: Manifest) -> list[str]:
+    """The structure files a manifest must list: the whole set of each table it saves one for."""
+    tables = [(name, counts) for name, counts in manifest.algorithms.items()]
+    tables += [
+        (table_stem(algorithm, view), counts)
+        for algorithm, named in manifest.views.items()
+        for view, counts in named.items()
+    ]
+    names = []
+    for stem, counts in tables:
+        if _array_name(stem, _MIH_SUFFIXES[1]) in manifest.structures:
+            names.extend(_structure_files(stem, int(counts["count"]), int(counts["searchable"])))
+    return names
 
 
 def _expected_files(algorithms: Iterable[str], views: Mapping[str, Iterable[str]] | None = None) -> list[str]:
@@ -287,7 +341,20 @@ class _Vanished(Exception):
 
 
 def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
+    """One ``.npy`` array of a generation, its size and (``verify``) SHA-256 checked against ``entry``:
+    a read-only memory map from :data:`MMAP_MIN_BYTES`, else read into memory."""
     try:
+        if entry.size >= MMAP_MIN_BYTES:
+            if verify:
+                actual = sha256_file(path)  # streamed: the pages stay in the shared page cache
+                if actual.size != entry.size:
+                    raise IndexStoreError(
+                        f"{path}: {actual.size} bytes, the manifest says {entry.size} (truncated or altered)"
+                    )
+                if actual.sha256 != entry.sha256:
+                    raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
+            mapped: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+            return mapped
         if verify:
             data = path.read_bytes()
             if len(data) != entry.size:
@@ -318,15 +385,22 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
         raise IndexStoreError(
             f"{root / MANIFEST_NAME}: manifest lists files {sorted(listed)}, expected {sorted(expected)}"
         )
-    for name in expected:
+    structures = _expected_structures(manifest)
+    if set(structures) != set(manifest.structures):
+        raise IndexStoreError(
+            f"{root / MANIFEST_NAME}: manifest lists search structures {sorted(manifest.structures)}, "
+            f"expected {sorted(structures)}"
+        )
+    entries = {**manifest.files, **manifest.structures}
+    for name in expected + structures:
         path = gen_dir / name
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             raise _Vanished(str(path)) from None
-        if size != manifest.files[name].size:
+        if size != entries[name].size:
             raise IndexStoreError(
-                f"{path}: {size} bytes, the manifest says {manifest.files[name].size} (truncated or altered)"
+                f"{path}: {size} bytes, the manifest says {entries[name].size} (truncated or altered)"
             )
     db_path = gen_dir / db.DB_NAME
     if verify:
@@ -393,10 +467,72 @@ def _load_table(
         )
     if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
         raise IndexStoreError(f"{gen_dir / _array_name(stem, 'ids')}: record ids are not ascending")
-    table = AlgorithmTable.build(algorithm, int(params["bit_length"]), params["min_quality"], ids, codes, quality)
-    if table.searchable != int(counts.get("searchable", -1)):
+    bit_length, min_quality = int(params["bit_length"]), params["min_quality"]
+    searchable = int(counts.get("searchable", -1))
+    mask = searchable_mask(quality, min_quality)
+    if int(np.count_nonzero(mask)) != searchable:
         raise IndexStoreError(f"{gen_dir}: {stem} searchable count differs from the manifest")
-    return table
+    if _array_name(stem, _MIH_SUFFIXES[1]) not in manifest.structures:  # none saved: built here, as before
+        return AlgorithmTable.build(algorithm, bit_length, min_quality, ids, codes, quality)
+    saved = {}
+    for suffix in _MIH_SUFFIXES + (_SEARCHABLE_SUFFIXES if searchable != n else ()):
+        name = _array_name(stem, suffix)
+        array = _load_array(gen_dir / name, manifest.structures[name], verify)
+        if array.dtype != _STRUCTURE_DTYPES[suffix]:
+            raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_STRUCTURE_DTYPES[suffix]}")
+        saved[suffix] = array
+    if searchable == n:
+        searchable_ids, searchable_codes = ids, codes
+    else:
+        searchable_ids, searchable_codes = saved["searchable.ids"], saved["searchable.codes"]
+        if searchable_ids.shape != (searchable,) or searchable_codes.shape != (searchable, width):
+            raise IndexStoreError(
+                f"{gen_dir}: {stem} searchable rows have shapes {searchable_ids.shape}, {searchable_codes.shape}; "
+                f"the manifest says {searchable} of {width} bytes"
+            )
+        if not np.array_equal(searchable_ids, ids[mask]):
+            raise IndexStoreError(f"{gen_dir / _array_name(stem, 'searchable.ids')}: not the searchable record ids")
+    from .mih import MultiIndex  # numba: only for tables large enough to have a saved structure
+
+    widths, order, offsets = saved["mih.widths"], saved["mih.order"], saved["mih.offsets"]
+    try:
+        if widths.ndim != 1:
+            raise ValueError(f"chunk widths of shape {widths.shape}")
+        mih = MultiIndex.from_arrays(searchable_codes, widths.tolist(), order, offsets)
+    except ValueError as exc:
+        raise IndexStoreError(f"{gen_dir}: {stem} saved search structure does not fit its codes ({exc})") from None
+    if not verify:  # unverified arrays must at least keep the search inside them
+        _check_mih_bounds(gen_dir, stem, mih)
+    return AlgorithmTable.build(
+        algorithm, bit_length, min_quality, ids, codes, quality, searchable=(searchable_ids, searchable_codes), mih=mih
+    )
+
+
+def _check_mih_bounds(gen_dir: Path, stem: str, mih: MultiIndex) -> None:
+    """Refuse a saved structure whose rows or bucket offsets point outside its arrays (its kernels
+    do not check bounds); checksums make this unnecessary when they are verified."""
+    from .mih import MAX_CHUNK_BITS
+
+    rows = mih.count
+    widths = [int(w) for w in mih.widths]
+    bad = ""
+    if (
+        not all(1 <= w <= MAX_CHUNK_BITS for w in widths)
+        or max(widths) - min(widths) > 1
+        or widths != sorted(widths, reverse=True)
+    ):
+        bad = "chunk widths out of range"
+    elif mih.order.size and (int(mih.order.min()) < 0 or int(mih.order.max()) >= rows):
+        bad = "row numbers out of range"
+    else:
+        for chunk in range(mih.chunks):
+            base, size = int(mih.bases[chunk]), (1 << int(mih.widths[chunk])) + 1
+            offsets = mih.offsets[base : base + size]
+            if int(offsets[0]) != 0 or int(offsets[-1]) != rows or bool(np.any(offsets[1:] < offsets[:-1])):
+                bad = f"bucket offsets of chunk {chunk} out of order"
+                break
+    if bad:
+        raise IndexStoreError(f"{gen_dir / _array_name(stem, 'mih.order')}: saved search structure damaged ({bad})")
 
 
 def _load_snapshot(root: Path, verify: bool) -> _Snapshot:
@@ -419,6 +555,30 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _save_structure(tmp: Path, stem: str, table: AlgorithmTable, previous: _Snapshot | None) -> list[str]:
+    """Write (or, for a table unchanged since ``previous``, link) the saved search structure of a
+    table that has one into the staging directory ``tmp``; the names of its files.
+
+    A table of an index written before structures were saved gets them at its next write."""
+    if table.mih is None:
+        return []
+    names = _structure_files(stem, table.count, table.searchable)
+    if previous is not None and all(name in previous.manifest.structures for name in names):
+        for name in names:
+            _link_or_copy(previous.gen_dir / name, tmp / name)
+        return names
+    arrays = {
+        "mih.widths": table.mih.widths,
+        "mih.order": table.mih.order,
+        "mih.offsets": table.mih.offsets,
+        "searchable.ids": table.searchable_ids,
+        "searchable.codes": table.mih.codes,
+    }
+    for name, suffix in zip(names, _MIH_SUFFIXES + _SEARCHABLE_SUFFIXES):
+        _save_array(tmp / name, arrays[suffix].astype(_STRUCTURE_DTYPES[suffix], copy=False))
+    return names
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -641,7 +801,8 @@ class KnownIndex:
         """Format version, generation, counts per algorithm and per list, category schemes, sizes.
 
         ``views`` holds the view tables' counts: ``{algorithm: {view: {"count": n, "searchable": m}}}``
-        (``{}`` for an index without views).
+        (``{}`` for an index without views). ``files`` and ``structures`` give the sizes of the
+        generation's files and of its saved search structures (``{}`` when none are saved).
         """
         snapshot = self._snap()
         manifest = snapshot.manifest
@@ -674,7 +835,9 @@ class KnownIndex:
             "category_schemes": sorted(snapshot.labels),
             "default_category_scheme": snapshot.default_scheme,
             "files": {name: entry.size for name, entry in manifest.files.items()},
-            "size_on_disk": sum(entry.size for entry in manifest.files.values()) + manifest_bytes,
+            "structures": {name: entry.size for name, entry in manifest.structures.items()},
+            "size_on_disk": sum(entry.size for entry in [*manifest.files.values(), *manifest.structures.values()])
+            + manifest_bytes,
             "directory_bytes": directory_bytes,
         }
 
@@ -1253,18 +1416,21 @@ def _write_generation(
             return result, None, None
         _checkpoint("database-written")
         tables: dict[str, AlgorithmTable] = {}
+        structures: list[str] = []
         for name, p in params.items():
             if name in staged.arrays:
                 ids, codes, quality = staged.arrays[name]
                 for suffix, array in zip(_ARRAY_SUFFIXES, (ids, codes, quality)):
                     _save_array(tmp / _array_name(name, suffix), array.astype(_ARRAY_DTYPES[suffix], copy=False))
                 tables[name] = AlgorithmTable.build(name, p["bit_length"], p["min_quality"], ids, codes, quality)
+                structures += _save_structure(tmp, name, tables[name], None)
             else:
                 if previous is None:
                     raise IndexStoreError(f"{root}: internal error: no arrays staged for {name}")
                 for suffix in _ARRAY_SUFFIXES:
                     _link_or_copy(previous.gen_dir / _array_name(name, suffix), tmp / _array_name(name, suffix))
                 tables[name] = previous.tables[name]
+                structures += _save_structure(tmp, name, tables[name], previous)
         views: ViewTables = {}
         view_keys = {
             (algorithm, view) for algorithm, named in (previous.views if previous else {}).items() for view in named
@@ -1280,16 +1446,19 @@ def _write_generation(
                 for suffix, array in zip(_ARRAY_SUFFIXES, (ids, codes, quality)):
                     _save_array(tmp / _array_name(stem, suffix), array.astype(_ARRAY_DTYPES[suffix], copy=False))
                 table = AlgorithmTable.build(algorithm, p["bit_length"], p["min_quality"], ids, codes, quality)
+                structures += _save_structure(tmp, stem, table, None)
             else:
                 if previous is None:  # pragma: no cover - the key came from previous
                     raise IndexStoreError(f"{root}: internal error: no arrays staged for {stem}")
                 for suffix in _ARRAY_SUFFIXES:
                     _link_or_copy(previous.gen_dir / _array_name(stem, suffix), tmp / _array_name(stem, suffix))
                 table = previous.views[algorithm][view]
+                structures += _save_structure(tmp, stem, table, previous)
             views.setdefault(algorithm, {})[view] = table
         _checkpoint("arrays-written")
         fsync_file(tmp / db.DB_NAME)
         files = {name: sha256_file(tmp / name) for name in _expected_files(params, views)}
+        saved = {name: sha256_file(tmp / name) for name in structures}
         fsync_dir(tmp)
         _checkpoint("generation-synced")
         if final.exists():  # debris of a crash between rename and manifest switch
@@ -1315,6 +1484,7 @@ def _write_generation(
             lists=lists,
             files=files,
             views=view_counts,
+            structures=saved,
         )
         try:
             write_manifest(root, manifest, _checkpoint)
