@@ -320,9 +320,10 @@ def draft_size(algorithms: Sequence[Algorithm], fast: bool) -> tuple[int, int] |
     if not fast:
         return None
     sizes = [a.draft_size for a in algorithms]
-    if any(size is None for size in sizes):
+    known = [size for size in sizes if size is not None]
+    if not known or len(known) < len(sizes):
         return None
-    return (max(s[0] for s in sizes), max(s[1] for s in sizes))  # type: ignore[index]
+    return (max(width for width, _ in known), max(height for _, height in known))
 
 
 def draft_check(algorithms: Sequence[Algorithm], fast: bool) -> imaging.DraftCheck | None:
