@@ -249,9 +249,5 @@ def hash_paths(
     """
     options = options or HashOptions()
     request = _request(algorithms, options)
-    for entry in files.walk(paths):
-        if entry.kind == "file":
-            yield from records_of(read_entry(entry, request, options))
-        else:  # never opened: a hash record has no status, its error says what the entry is
-            name, raw_hex = files.display_path(entry.path)
-            yield HashRecord(path=name, path_raw_hex=raw_hex, size=entry.size, error=entry.not_read()[1])
+    for entry in files.walk(paths):  # the pipeline answers links, FIFOs and unlistable directories too
+        yield from records_of(read_entry(entry, request, options))

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -422,6 +422,19 @@ def frame_features(
     return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp)
 
 
+def _frames(
+    source: bytes | Image.Image, algorithms: Sequence[Algorithm], options: HashOptions
+) -> Generator[imaging.Frame, None, None]:
+    """The decoder's frames of ``source`` under ``options`` (limits, EXIF orientation, ``fast`` with
+    its draft size and check for ``algorithms``)."""
+    return imaging.iter_frames(
+        source,
+        options.decode_options(),
+        draft_size=draft_size(algorithms, options.fast),
+        draft_check=draft_check(algorithms, options.fast),
+    )
+
+
 def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOptions) -> Decoded:
     """Decode ``source`` (a file's bytes, or a Pillow image) and compute every frame's features.
 
@@ -439,12 +452,7 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
             info, image = imaging.open_image(source, decode_options)
             image.close()
             width, height, frame_count = info.width, info.height, info.frame_count
-        frames_iter = imaging.iter_frames(
-            source,
-            decode_options,
-            draft_size=draft_size(algorithms, options.fast),
-            draft_check=draft_check(algorithms, options.fast),
-        )
+        frames_iter = _frames(source, algorithms, options)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
         log.debug("cannot decode: %s", exc)
         return Decoded(width, height, frame_count, (), describe_error(exc), None)
@@ -562,12 +570,7 @@ def first_frame(
             raise ImageTooLargeError(f"{name}: {error}")
         source = result.data
     algorithms = request.resolved()
-    frames = imaging.iter_frames(
-        source,
-        options.decode_options(),
-        draft_size=draft_size(algorithms, options.fast),
-        draft_check=draft_check(algorithms, options.fast),
-    )
+    frames = _frames(source, algorithms, options)
     try:
         frame = next(frames)
     except StopIteration:

@@ -96,7 +96,6 @@ class Scanner:
         entry is done without matching (never read, unreadable), else the :class:`HashedEntry` that
         :meth:`finish` matches. Never raises for a problem of the entry itself."""
         read = read_entry(entry, self.request, self.config.hash_options)
-        facts = read.file_facts()
         if read.skipped:
             record = ScanRecord(
                 path=read.name, status="skipped", size=read.size, notes=(read.note or "",), path_raw_hex=read.raw_hex
@@ -107,7 +106,7 @@ class Scanner:
                 path=read.name, status="error", size=read.size, error=read.error, path_raw_hex=read.raw_hex
             )
             return FileResult(entry.path, (record,), None)
-        return HashedEntry(entry.path, ScanRecord(status="no_match", **facts), read)
+        return HashedEntry(entry.path, ScanRecord(status="no_match", **read.file_facts()), read)
 
     def finish(self, hashed: HashedEntry, index: IndexReader) -> FileResult:
         """The second half of :meth:`scan_entry`: match a hashed entry against ``index`` (anything with
