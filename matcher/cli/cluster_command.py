@@ -1,0 +1,121 @@
+"""``matcher cluster``: group the near-duplicates of an evidence set."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .common import (
+    EXIT_OK,
+    add_decode_arguments,
+    add_distance_arguments,
+    escape_unencodable_stdout,
+    hash_options,
+    positive_int,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+_CLUSTER_EPILOG = """\
+Two images are linked when, for any chosen algorithm, one of them (or one of its rotations and flips)
+is within the max distance of the other; a group is everything linked, directly or through a chain.
+Each group's representative is its member with the most links, then the most pixels, then the first
+path. One record per member (largest group first): its distance, algorithm and variant to the
+representative, "hops" and "chain" (true: linked to the representative only through other members,
+named in "linked_via"). Files that cannot be read or decoded (status "error") and files that are not
+images (status "skipped") are reported after the groups, whatever --min-size.
+
+exit codes:
+  0  the run completed (whether or not any group was found; per-file errors are in the report)
+  2  bad usage or a fatal error (output not writable or inside an evidence path)"""
+
+
+def add_cluster_parser(sub: Any) -> None:
+    """Add ``matcher cluster`` to the command's subparsers."""
+    sub.add_parser(
+        "cluster",
+        help="group the images of an evidence set into near-duplicate groups",
+        description="Walk PATHs (symlinks inside them are never followed, FIFOs and devices never opened), read "
+        "every file once read-only, hash every image (and frame) with its rotations and flips, and group "
+        "near-duplicates using the index search (never all pairs).",
+        epilog=_CLUSTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_add_cluster_arguments,
+    )
+
+
+def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
+    from ..hashing import DEFAULT_ALGORITHMS
+
+    c.add_argument("paths", nargs="+", metavar="PATH", help="evidence files or directories (never written)")
+    c.add_argument(
+        "--algorithms",
+        "-a",
+        default=",".join(DEFAULT_ALGORITHMS),
+        help="comma-separated algorithms to link by (default: %(default)s)",
+    )
+    add_distance_arguments(c, "that links two images", "link")
+    c.add_argument("--format", "-f", choices=["jsonl", "csv"], default="jsonl", help="report format (default: jsonl)")
+    c.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report here, once complete (default: standard output)"
+    )
+    c.add_argument(
+        "--min-size",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="report only groups of at least N images (default: 1, every image); "
+        "errors and skipped files are always reported",
+    )
+    c.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+    add_decode_arguments(c)
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    c.set_defaults(handler=_cmd_cluster)
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from ..algorithms import registry
+    from ..cluster import ClusterProgress, run_cluster
+
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(p: ClusterProgress) -> None:
+        if p.stage == "grouping":
+            print(f"\rhashed {p.done} files in {p.elapsed:.0f}s; grouping...   ", end="", file=sys.stderr, flush=True)
+            return
+        rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
+        print(f"\rhashed {p.done} files, {rate:.1f}/s   ", end="", file=sys.stderr, flush=True)
+
+    output = None if args.output in (None, "-") else args.output
+    if output is None:
+        escape_unencodable_stdout()
+    result = run_cluster(
+        [os.fsencode(p) for p in args.paths],
+        output,
+        args.format,
+        min_size=args.min_size,
+        stream=sys.stdout,
+        algorithms=args.algorithms,
+        max_distances={registry.get(name).name: value for name, value in args.max_distance},
+        rotations=args.rotations,
+        workers=args.workers,
+        hash_options=hash_options(args),
+        progress=progress if show else None,
+    )
+    if show:
+        print(file=sys.stderr)
+    if not args.quiet:
+        hidden = sum(g.size for g in result.groups if g.size < args.min_size)
+        print(
+            f"matcher cluster: {result.entries} files, {result.hashed} images hashed in {result.hashing_seconds:.1f}s, "
+            f"grouped in {result.grouping_seconds:.1f}s: {result.multi_groups} groups of 2 or more holding "
+            f"{result.hashed - result.singles} images (largest {result.largest if result.multi_groups else 0}), "
+            f"{result.singles} single, {result.errors} errors, {result.skipped} skipped"
+            + (f"; {hidden} images in groups under --min-size {args.min_size} not reported" if hidden else ""),
+            file=sys.stderr,
+        )
+    return EXIT_OK

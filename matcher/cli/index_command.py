@@ -1,0 +1,292 @@
+"""``matcher index``: create, add to, remove from, inspect, query, export and split indexes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import HashFormatError, UsageError
+from .common import EXIT_MATCH, EXIT_OK, open_output, positive_int
+
+if TYPE_CHECKING:
+    from ..hashes import Hash
+
+
+def add_index_parser(sub: Any) -> None:
+    """Add ``matcher index`` and its actions to the command's subparsers."""
+    sub.add_parser(
+        "index",
+        help="build and query a known-material index",
+        description="Known-material indexes.",
+        populate=_add_index_actions,
+    )
+
+
+def _add_index_actions(ix: argparse.ArgumentParser) -> None:
+    isub = ix.add_subparsers(dest="index_command", metavar="ACTION")
+    isub.required = True
+    isub.add_parser("create", help="create an empty index directory", populate=_add_index_create_arguments)
+    isub.add_parser(
+        "add",
+        help="add hash lists, images or image folders",
+        description="Add SOURCEs under one list in one atomic commit. A SOURCE is a hash-list file "
+        "(format detected from its content) or an image file or folder (hashed with the index's algorithms).",
+        populate=_add_index_add_arguments,
+    )
+    isub.add_parser("remove", help="remove a list or records", populate=_add_index_remove_arguments)
+    isub.add_parser(
+        "info", help="counts per algorithm and list, format version, size on disk", populate=_add_index_info_arguments
+    )
+    isub.add_parser(
+        "query",
+        help="look up hashes given as hex",
+        description="One JSON line per query hash: its matches nearest first. Exit 1 when any query matched.",
+        populate=_add_index_query_arguments,
+    )
+    isub.add_parser("export", help="write the records as a hash list", populate=_add_index_export_arguments)
+    isub.add_parser(
+        "split",
+        help="split an index by record into N shard indexes (for sets beyond one machine's memory)",
+        description="Write TARGET/shard-000 ... (each a normal index holding a contiguous range of INDEX's "
+        "records, with their hashes, digests, metadata and view codes) and TARGET/shards.json. TARGET "
+        "can then be given wherever an index is read (matcher scan --index TARGET); answers are exactly "
+        "those of INDEX, with the same record ids. INDEX is only read.",
+        populate=_add_index_split_arguments,
+    )
+
+
+def _add_index_create_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("index", metavar="INDEX")
+    c.add_argument("--algorithms", "-a", default="pdq", help="algorithms to index (default: %(default)s)")
+    c.set_defaults(handler=_cmd_index_create)
+
+
+def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
+    from ..formats.registry import format_names
+
+    a.add_argument("index", metavar="INDEX")
+    a.add_argument("sources", nargs="+", metavar="SOURCE")
+    a.add_argument("--list", dest="list_name", help="list (source set) name (default: the first SOURCE's file name)")
+    a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
+    a.add_argument(
+        "--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)"
+    )
+    a.add_argument("--strict", action="store_true", help="refuse the whole import at the first malformed entry")
+    a.add_argument(
+        "--views",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
+        "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
+    )
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
+    a.set_defaults(handler=_cmd_index_add)
+
+
+def _add_index_remove_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("index", metavar="INDEX")
+    r.add_argument("--list", dest="list_name", help="remove every record of this list")
+    r.add_argument("--id", dest="ids", type=int, nargs="+", metavar="ID", help="remove these record ids")
+    r.set_defaults(handler=_cmd_index_remove)
+
+
+def _add_index_info_arguments(i: argparse.ArgumentParser) -> None:
+    i.add_argument("index", metavar="INDEX")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(handler=_cmd_index_info)
+
+
+def _add_index_query_arguments(q: argparse.ArgumentParser) -> None:
+    q.add_argument("index", metavar="INDEX")
+    q.add_argument("hashes", nargs="*", metavar="HEX")
+    q.add_argument("--input", "-i", metavar="FILE", help="read hashes from FILE, one per line ('-': stdin)")
+    q.add_argument("--algorithm", default="pdq", help="algorithm of the hashes (default: %(default)s)")
+    q.add_argument("--max-distance", type=int, help="largest distance counted (default: the algorithm's)")
+    q.add_argument("--nearest", type=positive_int, metavar="K", help="the K nearest records instead")
+    q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    q.set_defaults(handler=_cmd_index_query)
+
+
+def _add_index_export_arguments(e: argparse.ArgumentParser) -> None:
+    from ..formats.registry import formats
+
+    e.add_argument("index", metavar="INDEX")
+    writable = [f.name for f in formats() if f.can_write]
+    e.add_argument("--format", default="matcher-jsonl", choices=writable, help="(default: %(default)s)")
+    e.add_argument("--list", dest="list_name", help="only this list")
+    e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    e.set_defaults(handler=_cmd_index_export)
+
+
+def _add_index_split_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="INDEX")
+    p.add_argument("target", metavar="TARGET", help="new or empty directory for the shards")
+    p.add_argument("--shards", "-n", type=positive_int, required=True, help="number of shards")
+    p.set_defaults(handler=_cmd_index_split)
+
+
+def _cmd_index_create(args: argparse.Namespace) -> int:
+    from ..algorithms import registry
+    from ..index import KnownIndex
+
+    algorithms = [a.name for a in registry.resolve(args.algorithms)]
+    with KnownIndex.create(args.index, algorithms) as index:
+        print(f"created {index.path} ({', '.join(index.algorithms)})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_add(args: argparse.Namespace) -> int:
+    from ..index import KnownIndex
+    from ..index.importing import import_sources
+    from ..known import ImportProblem
+
+    list_name = args.list_name or os.path.basename(os.path.normpath(args.sources[0]))
+    tty = sys.stderr.isatty() and not args.quiet
+
+    def problem(p: ImportProblem) -> None:
+        if not args.quiet:
+            print(f"matcher: skipped {p}", file=sys.stderr)
+
+    def progress(n: int) -> None:
+        if tty:
+            print(f"\rread {n} records", end="", file=sys.stderr, flush=True)
+
+    with KnownIndex.open(args.index, writable=True) as index:
+        summary = import_sources(
+            index,
+            args.sources,
+            list_name=list_name,
+            category=args.category,
+            format=args.format,
+            strict=args.strict,
+            views=args.views,
+            on_problem=problem,
+            progress=progress,
+        )
+    if tty:
+        print(file=sys.stderr)
+    print(
+        f"list {list_name!r}: added {summary.added}, duplicates {summary.duplicates}, "
+        f"empty {summary.empty}, problems skipped {summary.problems}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_index_remove(args: argparse.Namespace) -> int:
+    if not args.list_name and not args.ids:
+        raise UsageError("name --list NAME or --id ID... to remove")
+    from ..index import KnownIndex
+
+    with KnownIndex.open(args.index, writable=True) as index:
+        removed = index.remove_list(args.list_name) if args.list_name else 0
+        removed += index.remove_records(args.ids) if args.ids else 0
+    print(f"removed {removed} records", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_info(args: argparse.Namespace) -> int:
+    from ..index import KnownIndex
+
+    with KnownIndex.open(args.index) as index:
+        info = index.info()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(
+        f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
+        f"{info['records']} records, {info['size_on_disk']} bytes on disk"
+    )
+    for name, algo in info["algorithms"].items():
+        print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
+        for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
+            print(f"    view {view}: {counts['count']} hashes ({counts['searchable']} searchable)")
+    for name, lst in info["lists"].items():
+        print(f"  list {name!r}: {lst['records']} records")
+    return EXIT_OK
+
+
+def _query_hashes(args: argparse.Namespace) -> Iterator[tuple[str, Hash | None, str | None]]:
+    """(text, hash or None, error) for every query given, in order; malformed ones keep their place.
+
+    A query is ``HEX``, ``HEX,QUALITY[,...]`` (the reference hasher's CSV) or ``ALGORITHM HEX``.
+    """
+    from ..algorithms import registry
+
+    texts: Iterable[str] = args.hashes
+    if args.input:
+        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig", errors="replace")
+        texts = [*texts, *(line.strip() for line in stream)]
+    for text in texts:
+        if not text or text.startswith("#"):
+            continue
+        words = text.split(",")
+        hex_text = words[0].split()[-1] if words[0].strip() else ""
+        quality = int(words[1]) if len(words) > 1 and words[1].strip().isdigit() else None
+        try:
+            yield text, registry.hash_from_hex(args.algorithm, hex_text, quality), None
+        except HashFormatError as exc:
+            yield text, None, str(exc)
+
+
+def _cmd_index_query(args: argparse.Namespace) -> int:
+    if not args.hashes and not args.input:
+        raise UsageError("give hashes as arguments or --input FILE")
+    from ..algorithms import registry
+    from ..index import KnownIndex
+
+    registry.get(args.algorithm)
+    matched = False
+    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
+        batch: list[tuple[str, Hash | None, str | None]] = []
+
+        def flush() -> None:
+            nonlocal matched
+            good = [h for _, h, _ in batch if h is not None]
+            if args.nearest:
+                results = iter(index.nearest(good, args.nearest))
+            else:
+                results = iter(index.search(good, args.max_distance))
+            for text, h, error in batch:
+                if h is None:
+                    out.write(
+                        json.dumps(
+                            {"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}
+                        )
+                        + "\n"
+                    )
+                    continue
+                result = next(results).to_dict()
+                matched = matched or bool(result["matches"])
+                out.write(json.dumps({**result, "error": None}) + "\n")
+            batch.clear()
+
+        for item in _query_hashes(args):
+            batch.append(item)
+            if len(batch) >= 10_000:
+                flush()
+        flush()
+    return EXIT_MATCH if matched else EXIT_OK
+
+
+def _cmd_index_split(args: argparse.Namespace) -> int:
+    from ..index.shards import split_index
+
+    shards = split_index(args.index, args.target, args.shards)
+    print(f"split {args.index} into {len(shards)} shards under {args.target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_index_export(args: argparse.Namespace) -> int:
+    from ..formats.registry import write_records
+    from ..index import KnownIndex
+
+    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
+        records = (r.to_known() for r in index.iter_records(args.list_name))
+        count = write_records(records, out, args.format)
+    print(f"exported {count} records", file=sys.stderr)
+    return EXIT_OK
