@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -47,3 +48,38 @@ def smooth_rgb(seed: int, height: int, width: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (max(2, height // 16), max(2, width // 16), 3), dtype=np.uint8)
     return np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC))
+
+
+def matcher_command() -> str:
+    """The installed ``matcher`` console script of the running interpreter's environment (the
+    command a user types). Missing fails the test: the package must be installed (``pip install -e``)."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "matcher"
+    found = str(beside) if beside.is_file() else shutil.which("matcher")
+    if found is None:
+        pytest.fail("the `matcher` command is not installed in this environment (pip install -e '.[dev]')")
+    return found
+
+
+def run_matcher(
+    *args: str | os.PathLike[str],
+    input: bytes | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed ``matcher`` command with ``args`` as a user would (a subprocess; the project
+    root first on ``PYTHONPATH`` so that a checkout's code is what runs); stdout and stderr captured."""
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [matcher_command(), *map(str, args)],
+        input=input,
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        env=environment,
+        check=False,
+    )
