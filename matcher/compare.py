@@ -344,8 +344,9 @@ def _gate_notes(side: Side, what: str) -> list[str]:
             algorithm = registry.get(name)
             if passes_gate(algorithm, value):
                 continue
-            where = what if len(side.frames) == 1 else f"{what} ({'record' if what == 'known' else 'frame'} "
-            where += "" if len(side.frames) == 1 else f"{frame.record if what == 'known' else frame.frame})"
+            where = what
+            if len(side.frames) > 1:
+                where += f" (record {frame.record})" if what == "known" else f" (frame {frame.frame})"
             consequence = (
                 "an index never returns it, nor its views"
                 if what == "known"
