@@ -11,6 +11,7 @@ import, which then leaves the index exactly as it was.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,8 @@ from .store import KnownIndex
 __all__ = ["ImportSummary", "import_sources", "known_from_hash_record"]
 
 ProblemHandler = Callable[[ImportProblem], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,8 @@ def import_sources(
     list, and ``list_name`` takes only the others (see :meth:`KnownIndex.add`).
     ``category`` (when given) overrides the sources' own categories. A digest of zero-length
     content (:data:`~matcher.known.EMPTY_CONTENT_DIGESTS`) is never imported: each is reported to
-    ``on_warning`` and counted in ``empty_digests`` (a record left with nothing is ``empty``).
+    ``on_warning`` (else logged as a warning) and counted in ``empty_digests`` (a record left with
+    nothing is ``empty``).
     ``format`` names the hash-list format or ``"auto"``; images are hashed with the index's
     algorithms and, with ``views`` (the default; it overrides ``hash_options.views``), their
     known-side view hashes, which let scans find cropped, bordered and captioned copies (hash lists carry
@@ -168,6 +172,8 @@ def import_sources(
         empty_digests += 1
         if on_warning is not None:
             on_warning(problem)
+        else:
+            log.warning("%s", problem)
 
     def list_of(record: KnownRecord) -> str:  # as KnownIndex.add chooses it
         own = record.list_name
