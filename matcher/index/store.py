@@ -1190,10 +1190,8 @@ class KnownIndex:
                 )
                 if not isinstance(record, KnownRecord):
                     raise UsageError(f"{where}: expected a KnownRecord, got {type(record).__name__}")
-                if record.empty_content_digests():
-                    log.warning(
-                        "%s: %s of zero-length content not stored", where, ", ".join(record.empty_content_digests())
-                    )
+                if kinds := record.empty_content_digests():
+                    log.warning("%s: %s of zero-length content not stored", where, ", ".join(kinds))
                     record = record.without_empty_content_digests()
                 if record.is_empty():
                     empty += 1
