@@ -233,6 +233,16 @@ def test_a_hash_list_of_an_empty_file_imports_no_empty_digest(tmp_path: Path) ->
         assert kept.sha256 == hashlib.sha256(b"not an image").hexdigest()
 
 
+def test_hash_jsonl_columns_that_are_not_algorithms_are_not_read_as_hashes(tmp_path: Path) -> None:
+    listing = tmp_path / "hashes.jsonl"
+    row = {"path": "a.txt", "mime": "text/plain", "md5": "c" * 32, "pdq": None, "error": None}
+    listing.write_text(json.dumps({**row, "note": "not an image; digests only", "a_future_column": "text"}) + "\n")
+    problems: list[object] = []
+    [record] = list(read_records(listing, on_problem=problems.append))
+    assert not problems and record.md5 == "c" * 32 and record.hashes == {}
+    assert record.extra["note"] == "not an image; digests only"
+
+
 def test_empty_content_digests_are_stripped_by_import_and_by_add(tmp_path: Path) -> None:
     from matcher.known import EMPTY_CONTENT_DIGESTS
 

@@ -1,14 +1,14 @@
 """matcher's own formats: the ``matcher hash`` JSON Lines, and the KnownRecord exports.
 
 ``matcher-hash-jsonl`` reads what ``matcher hash`` writes (see
-:meth:`matcher.hashing.HashRecord.to_dict`): every algorithm column that is present and not null
-becomes a hash, with its quality from the algorithm's quality column (its registered
-``quality_field``, PDQ's ``pdq_quality``; else a ``<algorithm>_quality`` column),
-``md5``/``sha1``/``sha256`` the digests,
-``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``, ``mime``,
-``path_raw_hex``, ``error`` and ``note`` go to ``extra`` when set. A line with an ``error`` and no hash or
-digest is reported as a problem and skipped (the file could not be hashed). No writer here:
-:mod:`matcher.formats.records` writes this format.
+:meth:`matcher.hashing.HashRecord.to_dict`): every registered algorithm's column that is present and
+not null becomes a hash (columns it does not know are ignored, never read as hashes), with its
+quality from the algorithm's quality column (its registered ``quality_field``, PDQ's
+``pdq_quality``; else a ``<algorithm>_quality`` column), ``md5``/``sha1``/``sha256`` the digests,
+``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``,
+``mime``, ``path_raw_hex``, ``error`` and ``note`` go to ``extra`` when set. A line with an
+``error`` and no hash or digest is reported as a problem and skipped (the file could not be hashed).
+No writer here: :mod:`matcher.formats.records` writes this format.
 
 ``matcher-jsonl`` and ``matcher-csv`` export :class:`~matcher.known.KnownRecord` values whole, and
 read them back exactly (``read(write(records)) == records`` apart from ``source``). Columns:
@@ -156,9 +156,12 @@ class MatcherHashJsonlFormat(Format):
         for algorithm in algorithm_registry.with_quality():
             if algorithm.quality_field in row:
                 qualities[algorithm.name] = row[algorithm.quality_field]
+        algorithms = set(algorithm_registry.names())
         for key, value in row.items():
             if key in _HASH_JSONL_FIELDS or key.endswith(_QUALITY) or key in quality_fields or value is None:
                 continue
+            if key not in algorithms:
+                continue  # a column of a newer 'matcher hash' (or another tool's): not a hash
             hashes[key] = parse_hash(key, value, parse_quality(qualities.get(key)))
         extra = {key: row[key] for key in _HASH_JSONL_EXTRA if row.get(key) is not None}
         path = row.get("path")
