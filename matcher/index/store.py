@@ -1306,8 +1306,8 @@ class KnownIndex:
                     f" and {len(missing) - 20} more" if len(missing) > 20 else ""
                 )
                 raise UsageError(
-                    f"{self._root}: no record with id {shown} (nothing removed; "
-                    f"'matcher index export' lists the records with their ids)"
+                    f"{self._root}: no record with id {shown} (nothing removed; record ids are those "
+                    "that 'matcher index query' and scan reports give)"
                 )
             if not present:
                 return 0, _Staged(False, {})
@@ -1414,7 +1414,7 @@ def sharded_index_refusal(root: Path, action: str) -> str:
     return (
         f"{root}: a sharded index (made by 'matcher index split') is read-only and cannot be {action}: "
         "add to, remove from or split the single index it was split from, then split that again "
-        "(its path is the 'source' that 'matcher index info --json' shows for the sharded index)"
+        "('matcher index info' on the sharded index names it)"
     )
 
 
