@@ -11,7 +11,8 @@ The public API, re-exported from the modules that hold it (each imported when fi
   known-material index, its imports and the hash-list formats.
 - :func:`matcher.scan.scan` (the module keeps its name), :func:`run_scan`, :class:`ScanOptions`,
   :class:`ScanRecord`, :class:`ScanMatch`: the batch scan of evidence paths.
-- :func:`matcher.compare.compare`, :class:`Comparison`: distances between two images or hashes.
+- :func:`matcher.compare.compare`, :class:`Comparison`: the scan's decision for one known image (or hash) and one
+  evidence image, explained (every pair searched, the best, and why it matched or not).
 - :func:`cluster_paths`, :func:`cluster_hashes`, :class:`ClusterResult` (with :class:`ClusterGroup`,
   :class:`ClusterMember`, :class:`ClusterItem`): near-duplicate groups of an evidence set.
 - :mod:`matcher.views` and :mod:`matcher.borders`: the region views (trimmed borders, caption bands,
