@@ -51,12 +51,25 @@ T = TypeVar("T")
 
 def pool_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
     """The context worker pools are made from: ``forkserver`` (with ``preload`` modules imported once
-    in the server, so that each worker starts warm), else ``spawn``."""
+    in the server, so that each worker starts warm), else ``spawn``.
+
+    Called from the main thread, it starts the forkserver with SIGINT ignored, which its workers
+    inherit from their first instruction: Ctrl-C stops the driver (which shuts its pool down), and
+    no worker prints a traceback."""
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         if preload:
             ctx.set_forkserver_preload(list(preload))
+        if threading.current_thread() is threading.main_thread():
+            import signal
+            from multiprocessing import forkserver
+
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                forkserver.ensure_running()
+            finally:
+                signal.signal(signal.SIGINT, previous)
         return ctx
     return multiprocessing.get_context("spawn")
 

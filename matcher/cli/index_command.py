@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HashFormatError, UsageError
-from .common import EXIT_MATCH, EXIT_OK, open_output, positive_int
+from .common import EXIT_MATCH, EXIT_OK, add_force_argument, open_output, positive_int
 
 if TYPE_CHECKING:
     from ..hashes import Hash
@@ -108,6 +108,7 @@ def _add_index_query_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--max-distance", type=int, help="largest distance counted (default: the algorithm's)")
     q.add_argument("--nearest", type=positive_int, metavar="K", help="the K nearest records instead")
     q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_force_argument(q)
     q.set_defaults(handler=_cmd_index_query)
 
 
@@ -119,6 +120,7 @@ def _add_index_export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--format", default="matcher-jsonl", choices=writable, help="(default: %(default)s)")
     e.add_argument("--list", dest="list_name", help="only this list")
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_force_argument(e)
     e.set_defaults(handler=_cmd_index_export)
 
 
@@ -241,7 +243,7 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
 
     registry.get(args.algorithm)
     matched = False
-    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
+    with KnownIndex.open(args.index) as index, open_output(args.output, [], force=args.force) as out:
         batch: list[tuple[str, Hash | None, str | None]] = []
 
         def flush() -> None:
@@ -285,7 +287,7 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
     from ..formats.registry import write_records
     from ..index import KnownIndex
 
-    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
+    with KnownIndex.open(args.index) as index, open_output(args.output, [], force=args.force) as out:
         records = (r.to_known() for r in index.iter_records(args.list_name))
         count = write_records(records, out, args.format)
     print(f"exported {count} records", file=sys.stderr)
