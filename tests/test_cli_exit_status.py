@@ -310,6 +310,29 @@ def test_ctrl_c_ends_a_scan_with_130_and_the_resume_command_which_completes_it(c
     assert not journal.exists()
 
 
+def test_ctrl_c_of_a_dask_scan_is_130_and_no_worker_prints_a_traceback(case, tmp_path):
+    """The local Dask cluster's worker processes get the terminal's SIGINT too; the scan stops them."""
+    evidence = tmp_path / "evidence"
+    many_files(evidence, 80)
+    report = tmp_path / "report.jsonl"
+    journal = Path(str(report) + ".partial")
+    args = ["scan", str(evidence), "--index", str(case["index"]), "--output", str(report)]
+    args += ["--engine", "dask", "--workers", "2"]
+    process = subprocess.Popen(
+        [matcher_command(), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+        start_new_session=True,
+    )
+    wait_for(lambda: journal.exists() and journal.read_bytes().count(b"\n") >= 3, "two journaled entries")
+    out, err = interrupt(process)
+    text = err.decode()
+    assert process.returncode == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert text.strip().splitlines()[-1].endswith(f"to continue: {shlex.join(['matcher', *args, '--resume'])}")
+
+
 def test_ctrl_c_of_a_scan_to_standard_output_says_nothing_is_kept(case, tmp_path):
     evidence = tmp_path / "evidence"
     many_files(evidence, 80)
