@@ -131,9 +131,9 @@ def run_into_closed_pipe(*args: str | os.PathLike[str]) -> subprocess.CompletedP
 @pytest.mark.parametrize("command", ["scan", "hash", "cluster", "index query", "index export"])
 def test_a_closed_standard_output_is_141_never_0_and_no_traceback(case, command):
     args = {
-        "scan": ["scan", case["evidence"], "--index", case["index"]],
+        "scan": ["scan", case["evidence"], "--index", case["index"], "-j", "1"],
         "hash": ["hash", case["evidence"]],
-        "cluster": ["cluster", case["evidence"]],
+        "cluster": ["cluster", case["evidence"], "-j", "1"],
         "index query": ["index", "query", case["index"], query_hex(case)],
         "index export": ["index", "export", case["index"]],
     }[command]
@@ -153,7 +153,9 @@ def test_a_scan_cut_short_by_head_never_exits_0(case, tmp_path):
     shutil.copytree(case["evidence"], evidence)
     for i in range(200):  # more records than a pipe holds
         shutil.copy(case["evidence"] / "copy1.jpg", evidence / f"n{i:03d}.jpg")
-    script = f"{shlex.join([matcher_command(), 'scan', str(evidence), '--index', str(case['index'])])} | head -3"
+    script = (
+        f"{shlex.join([matcher_command(), 'scan', str(evidence), '--index', str(case['index']), '-j', '1'])} | head -3"
+    )
     script += '; echo "status ${PIPESTATUS[0]}" >&2'
     done = subprocess.run(["bash", "-c", script], capture_output=True, env=environment(), timeout=120, check=False)
     assert len(done.stdout.splitlines()) == 3
@@ -180,8 +182,8 @@ def intermixed_commands(case: dict[str, Path], tmp_path: Path) -> dict[str, tupl
     copy = tmp_path / "copy"
     return {
         "hash": (["hash", known / "k1.png", "-a", "pdq", "-v", known / "k2.png", "--quiet"], 0),
-        "scan": (["scan", ev / "copy1.jpg", "--index", ix, "-v", ev / "other.png", "--quiet"], 1),
-        "cluster": (["cluster", ev / "copy1.jpg", "--min-size", "1", ev / "copy2.jpg", "-v", "--quiet"], 0),
+        "scan": (["scan", ev / "copy1.jpg", "--index", ix, "-v", ev / "other.png", "--quiet", "-j", "1"], 1),
+        "cluster": (["cluster", ev / "copy1.jpg", "--min-size", "1", ev / "copy2.jpg", "-v", "-q", "-j", "1"], 0),
         "compare": (["compare", known / "k1.png", "--json", ev / "copy1.jpg", "-v", "--quiet"], 1),
         "index create": (["index", "create", "-a", "pdq", tmp_path / "new", "-v", "--quiet"], 0),
         "index add": (["index", "add", copy, "--list", "x", known, "--no-views", "-v", "--quiet"], 0),
@@ -219,9 +221,9 @@ def test_options_go_anywhere_in_every_command(case, tmp_path, command):
 
 
 def test_verbose_and_quiet_before_the_subcommand_count_too(case):
-    quiet = run_matcher("--quiet", "scan", case["evidence"], "--index", case["index"])
+    quiet = run_matcher("--quiet", "scan", case["evidence"], "--index", case["index"], "-j", "1")
     assert quiet.returncode == 1 and quiet.stderr == b"", quiet.stderr
-    verbose = run_matcher("-v", "scan", case["evidence"], "--index", case["index"], "-q")
+    verbose = run_matcher("-v", "scan", case["evidence"], "--index", case["index"], "-q", "-j", "1")
     assert verbose.returncode == 1 and b"opened index" in verbose.stderr
 
 
@@ -383,7 +385,7 @@ def test_ctrl_c_of_other_commands_is_130_and_one_plain_line(tmp_path, command):
 
 def test_resume_without_a_journal_says_so_and_scans(case, tmp_path):
     report = tmp_path / "report.jsonl"
-    done = run_matcher("scan", case["evidence"], "--index", case["index"], "--output", report, "--resume")
+    done = run_matcher("scan", case["evidence"], "--index", case["index"], "-o", report, "--resume", "-j", "1")
     assert done.returncode == 1, done.stderr
     assert f"matcher: no journal at {report}.partial; starting a new scan" in stderr_lines(done)
     assert len(report.read_text().splitlines()) == 3
@@ -391,7 +393,7 @@ def test_resume_without_a_journal_says_so_and_scans(case, tmp_path):
 
 def test_an_existing_scan_report_or_manifest_is_refused_without_force(case, tmp_path):
     report = tmp_path / "report.jsonl"
-    scan = ["scan", case["evidence"], "--index", case["index"], "--output", report]
+    scan = ["scan", case["evidence"], "--index", case["index"], "--output", report, "-j", "1"]
     assert run_matcher(*scan).returncode == 1
     first = report.read_bytes()
     manifest = Path(f"{report}.manifest.json")
@@ -420,7 +422,7 @@ def test_an_existing_output_is_refused_without_force(case, tmp_path, command):
     output.write_text("the only copy\n")
     args = {
         "hash": ["hash", case["known"]],
-        "cluster": ["cluster", case["known"]],
+        "cluster": ["cluster", case["known"], "-j", "1"],
         "index query": ["index", "query", case["index"], query_hex(case)],
         "index export": ["index", "export", case["index"]],
     }[command]
@@ -445,20 +447,20 @@ def test_a_device_output_is_written_without_force(case):
 
 
 def test_the_summary_ends_with_what_the_exit_status_means(case, tmp_path):
-    matched = run_matcher("scan", case["evidence"], "--index", case["index"], "--output", tmp_path / "a.jsonl")
+    matched = run_matcher("scan", case["evidence"], "--index", case["index"], "-o", tmp_path / "a.jsonl", "-j", "1")
     assert matched.returncode == 1
     assert stderr_lines(matched)[-1] == "exit 1: 2 files matched"
-    clean = run_matcher("scan", case["clean"], "--index", case["index"], "--output", tmp_path / "b.jsonl")
+    clean = run_matcher("scan", case["clean"], "--index", case["index"], "-o", tmp_path / "b.jsonl", "-j", "1")
     assert clean.returncode == 0
     assert stderr_lines(clean)[-1] == "exit 0: nothing matched"
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "cut.png").write_bytes(encode(scene(5, 64, 48), "PNG")[:200])
-    broken = run_matcher("scan", tmp_path / "broken", "--index", case["index"])
+    broken = run_matcher("scan", tmp_path / "broken", "--index", case["index"], "-j", "1")
     assert broken.returncode == 0
     assert stderr_lines(broken)[-1] == (
         "exit 0: nothing matched (1 file could not be read or decoded: status error in the report)"
     )
-    grouped = run_matcher("cluster", case["evidence"])
+    grouped = run_matcher("cluster", case["evidence"], "-j", "1")
     assert grouped.returncode == 0
     assert stderr_lines(grouped)[-1] == "exit 0: grouping completed (near-duplicate groups are not matches)"
 
