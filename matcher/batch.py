@@ -33,6 +33,7 @@ from .errors import MatcherError
 
 __all__ = [
     "pool_context",
+    "interrupts_ignored",
     "start_watching_driver",
     "watch_driver",
     "chunks",
@@ -51,14 +52,39 @@ T = TypeVar("T")
 
 def pool_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
     """The context worker pools are made from: ``forkserver`` (with ``preload`` modules imported once
-    in the server, so that each worker starts warm), else ``spawn``."""
+    in the server, so that each worker starts warm), else ``spawn``.
+
+    It starts the forkserver with SIGINT ignored (:func:`interrupts_ignored`), which its workers
+    inherit: Ctrl-C stops the driver (which shuts its pool down), and no worker prints a traceback."""
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         if preload:
             ctx.set_forkserver_preload(list(preload))
+        from multiprocessing import forkserver
+
+        with interrupts_ignored():
+            forkserver.ensure_running()
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored meanwhile (in the main thread; elsewhere nothing changes): the processes started
+    then (a forkserver, Dask's nannies) keep ignoring it from their first instruction, so that a Ctrl-C
+    reaches the driver alone, which stops them in order; none prints a traceback. A Ctrl-C meanwhile
+    is lost: keep it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def start_watching_driver(driver: int | None) -> None:

@@ -11,9 +11,13 @@ from .common import (
     EXIT_OK,
     add_decode_arguments,
     add_distance_arguments,
+    add_force_argument,
+    check_evidence_paths,
     escape_unencodable_stdout,
+    exit_line,
     hash_options,
     positive_int,
+    refuse_existing,
 )
 
 if TYPE_CHECKING:
@@ -29,9 +33,12 @@ representative, "hops" and "chain" (true: linked to the representative only thro
 named in "linked_via"). Files that cannot be read or decoded (status "error") and files that are not
 images (status "skipped") are reported after the groups, whatever --min-size.
 
-exit codes:
-  0  the run completed (whether or not any group was found; per-file errors are in the report)
-  2  bad usage or a fatal error (output not writable or inside an evidence path)"""
+exit codes (the summary's last line says which):
+  0    the run completed (whether or not any group was found; per-file errors are in the report)
+  2    bad usage or a fatal error (a PATH that does not exist or cannot be read, an --output that
+       exists without --force, output not writable or inside an evidence path)
+  130  interrupted (Ctrl-C); nothing is written
+  141  standard output closed before the report was written (broken pipe): the report is incomplete"""
 
 
 def add_cluster_parser(sub: Any) -> None:
@@ -63,6 +70,7 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--output", "-o", metavar="FILE", help="write the report here, once complete (default: standard output)"
     )
+    add_force_argument(c)
     c.add_argument(
         "--min-size",
         type=positive_int,
@@ -78,6 +86,7 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
+    check_evidence_paths(args.paths)
     from ..algorithms import registry
     from ..cluster import ClusterProgress, run_cluster
 
@@ -93,6 +102,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     output = None if args.output in (None, "-") else args.output
     if output is None:
         escape_unencodable_stdout()
+    refuse_existing(output, force=args.force)
     result = run_cluster(
         [os.fsencode(p) for p in args.paths],
         output,
@@ -118,4 +128,10 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             + (f"; {hidden} images in groups under --min-size {args.min_size} not reported" if hidden else ""),
             file=sys.stderr,
         )
+        what = "grouping completed (near-duplicate groups are not matches)"
+        if result.errors:
+            what += (
+                f" ({result.errors} file{'s' if result.errors != 1 else ''} could not be read or decoded: status error)"
+            )
+        print(exit_line(EXIT_OK, what), file=sys.stderr)
     return EXIT_OK

@@ -1,16 +1,17 @@
 """What the ``matcher`` subcommands share: the lazily populated parser, exit codes, argument types,
-the decoding and distance flags, and the output stream."""
+the decoding and distance flags, the evidence paths' check, and the output stream."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from ..errors import MatcherError
+from ..errors import MatcherError, UsageError
 
 if TYPE_CHECKING:
     from ..hashing import HashOptions
@@ -18,30 +19,53 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_MATCH = 1
 EXIT_USAGE = 2
+#: Interrupted (SIGINT, Ctrl-C): 128 + SIGINT, as shells report a process that SIGINT ended.
+EXIT_INTERRUPTED = 130
+#: Standard output closed before everything was written (``matcher scan ... | head``): 128 + SIGPIPE,
+#: as shells report a process that SIGPIPE ended. Never 0: the output is incomplete.
+EXIT_BROKEN_PIPE = 141
 
 
 class Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; keep its messages, prefixed with the program name.
 
     ``populate``: called once with the parser before its first parse or help, to add its arguments
-    (a subcommand's arguments are added only when that subcommand is used).
+    (a subcommand's arguments are added only when that subcommand is used). A populated parser
+    without subcommands of its own (``scan``, ``index query``, ...) also gets the options every
+    command takes after its name (:func:`add_common_options`), and parses its arguments intermixed:
+    options and positionals in any order (``index query I --nearest 2 HEX``).
     """
 
     def __init__(self, *args: Any, populate: Callable[[Parser], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._populate = populate
+        self._has_subcommands = False
+        self._intermixing = False
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self._has_subcommands = True
+        return super().add_subparsers(**kwargs)
 
     def populated(self) -> Parser:
         """This parser with its arguments added."""
         populate, self._populate = self._populate, None
         if populate is not None:
             populate(self)
+            if not self._has_subcommands:
+                add_common_options(self, after_command=True)
         return self
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        return super(Parser, self.populated()).parse_known_args(args, namespace)
+        parser = self.populated()
+        if self._has_subcommands or self._intermixing:  # argparse cannot intermix around subcommands
+            return super(Parser, parser).parse_known_args(args, namespace)
+        self._intermixing = True  # the intermixed parse calls this method again, for its two passes
+        try:
+            return super(Parser, parser).parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
     def format_usage(self) -> str:
         return super(Parser, self.populated()).format_usage()
@@ -75,6 +99,68 @@ class Version(argparse.Action):
         parser.exit()
 
 
+def add_common_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """``-v``/``--verbose`` and ``-q``/``--quiet``, before the subcommand (``matcher -v scan``) or,
+    with ``after_command``, after it (``matcher scan ... -v``; a subcommand's own ``--quiet`` is kept).
+
+    Each place counts apart (before: ``verbose`` and ``quiet_before``; after: ``verbose_after`` and
+    ``quiet``); ``main`` adds them up into ``verbose`` and ``quiet``.
+    """
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose_after" if after_command else "verbose",
+        action="count",
+        default=0,
+        help="log progress and per-file problems to stderr",
+    )
+    with contextlib.suppress(argparse.ArgumentError):  # the subcommand has its own --quiet
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            dest="quiet" if after_command else "quiet_before",
+            action="store_true",
+            help="no progress and no summary on stderr (errors and warnings still are)",
+        )
+
+
+def check_evidence_paths(paths: Sequence[str]) -> None:
+    """Refuse (:class:`~matcher.errors.UsageError`) a PATH that does not exist or cannot be read,
+    before any work: a run over a mistyped PATH must never end as a run that found nothing.
+
+    A PATH that is a link is followed (the user named it). Nothing is opened for writing, and no
+    file is read here.
+    """
+    for path in paths:
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise UsageError(f"PATH {path!r} does not exist") from None
+        except OSError as exc:
+            raise UsageError(f"PATH {path!r} cannot be read: {exc.strerror or exc}") from None
+        if not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+            raise UsageError(f"PATH {path!r} cannot be read: permission denied")
+
+
+def refuse_existing(path: str | None, what: str = "output", *, force: bool) -> None:
+    """Refuse (:class:`~matcher.errors.UsageError`) to replace an existing regular file ``path``
+    unless ``force``: a report may be the only copy. Devices and FIFOs (``/dev/null``) are written."""
+    if path is None or path == "-" or force:
+        return
+    if os.path.isfile(path):
+        raise UsageError(f"{what} {path!r} exists; matcher does not replace it: use --force to replace it")
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    """``--force``: replace an existing ``--output`` (refused without it)."""
+    parser.add_argument("--force", action="store_true", help="replace an --output file that exists (default: refused)")
+
+
+def exit_line(code: int, what: str) -> str:
+    """The last line of a command's summary: what its exit status means (``exit 1: 33 files matched``)."""
+    return f"exit {code}: {what}"
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number above zero."""
     try:
@@ -94,8 +180,9 @@ def escape_unencodable_stdout() -> None:
 
 
 @contextlib.contextmanager
-def open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
-    """The output stream: standard output for ``None``/``-``, else ``path`` (refused inside an evidence path)."""
+def open_output(path: str | None, evidence: Sequence[str], *, force: bool) -> Iterator[TextIO]:
+    """The output stream: standard output for ``None``/``-``, else ``path`` (refused inside an evidence
+    path, and when it exists unless ``force``: see :func:`refuse_existing`)."""
     if path is None or path == "-":
         escape_unencodable_stdout()
         yield sys.stdout
@@ -105,6 +192,7 @@ def open_output(path: str | None, evidence: Sequence[str]) -> Iterator[TextIO]:
     root = path_inside(path, evidence)
     if root is not None:
         raise MatcherError(f"output {path!r} is inside the evidence path {root!r}; matcher never writes there")
+    refuse_existing(path, force=force)
     try:
         stream = open(path, "w", encoding="utf-8", errors="backslashreplace", newline="")
     except OSError as exc:

@@ -6,10 +6,19 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_OK, hash_options, open_output, positive_int
+from .common import EXIT_OK, add_force_argument, check_evidence_paths, hash_options, open_output, positive_int
 
 if TYPE_CHECKING:
     pass
+
+
+_HASH_EPILOG = """\
+exit codes:
+  0    the run completed (files that cannot be read or decoded are in the output with their error)
+  2    bad usage or a fatal error (a PATH that does not exist or cannot be read, an --output that
+       exists without --force, output not writable or inside an evidence path)
+  130  interrupted (Ctrl-C)
+  141  standard output closed before everything was written (broken pipe): the output is incomplete"""
 
 
 def add_hash_parser(sub: Any) -> None:
@@ -19,6 +28,8 @@ def add_hash_parser(sub: Any) -> None:
         help="hash image files and directories",
         description="Hash files and directories (walked recursively; symlinks inside them are not followed). "
         "One record per file, and per frame of animated or multi-page images.",
+        epilog=_HASH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         populate=_add_hash_arguments,
     )
 
@@ -38,6 +49,7 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     )
     h.add_argument("--format", "-f", choices=sorted(WRITERS), default="jsonl", help="output format (default: jsonl)")
     h.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_force_argument(h)
     h.add_argument("--fast", action="store_true", help="decode JPEGs at reduced scale where the algorithms allow")
     h.add_argument(
         "--max-pixels",
@@ -64,6 +76,7 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
+    check_evidence_paths(args.paths)
     from ..algorithms import registry
     from ..formats.records import WRITERS
     from ..hashing import hash_paths
@@ -71,7 +84,7 @@ def _cmd_hash(args: argparse.Namespace) -> int:
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     options = hash_options(args)
     paths = [os.fsencode(p) for p in args.paths]
-    with open_output(args.output, args.paths) as stream:
+    with open_output(args.output, args.paths, force=args.force) as stream:
         writer = WRITERS[args.format](stream, algorithms)
         writer.write_all(hash_paths(paths, algorithms, options=options))
         writer.close()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HashFormatError, UsageError
-from .common import EXIT_MATCH, EXIT_OK, open_output, positive_int
+from .common import EXIT_MATCH, EXIT_OK, add_force_argument, open_output, positive_int
 
 #: Warnings of one kind printed by ``index add`` before the rest are only counted.
 _WARNINGS_SHOWN = 10
@@ -122,6 +122,7 @@ def _add_index_query_arguments(q: argparse.ArgumentParser) -> None:
         "count as matches for the exit status)",
     )
     q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_force_argument(q)
     q.set_defaults(handler=_cmd_index_query)
 
 
@@ -133,6 +134,7 @@ def _add_index_export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--format", default="matcher-jsonl", choices=writable, help="(default: %(default)s)")
     e.add_argument("--list", dest="list_name", help="only this list")
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_force_argument(e)
     e.set_defaults(handler=_cmd_index_export)
 
 
@@ -283,7 +285,7 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
 
     limit = registry.get(args.algorithm).default_max_distance if args.max_distance is None else args.max_distance
     matched = False
-    with open_any(args.index) as index, open_output(args.output, []) as out:
+    with open_any(args.index) as index, open_output(args.output, [], force=args.force) as out:
         batch: list[tuple[str, Hash | None, str | None]] = []
 
         def flush() -> None:
@@ -327,7 +329,7 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
 
     with open_any(args.index) as index:
         records = (r.to_known() for r in index.iter_records(args.list_name))  # an unknown list fails here
-        with open_output(args.output, []) as out:
+        with open_output(args.output, [], force=args.force) as out:
             count = write_records(records, out, args.format)
     print(f"exported {count} records", file=sys.stderr)
     return EXIT_OK

@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from .common import add_decode_arguments, add_distance_arguments, escape_unencodable_stdout, hash_options, positive_int
+from .common import (
+    EXIT_INTERRUPTED,
+    add_decode_arguments,
+    add_distance_arguments,
+    add_force_argument,
+    check_evidence_paths,
+    escape_unencodable_stdout,
+    exit_line,
+    hash_options,
+    positive_int,
+    refuse_existing,
+)
 
 if TYPE_CHECKING:
     pass
 
 
 _SCAN_EPILOG = """\
-exit codes:
-  0  the scan completed and nothing matched
-  1  the scan completed and at least one record has status "match"
-  2  bad usage or a fatal error (index unreadable, output not writable or inside an evidence path,
-     an interrupted scan's journal present without --resume, --resume with different parameters)
+exit codes (the summary's last line says which, and why):
+  0    the scan completed and nothing matched
+  1    the scan completed and at least one record has status "match"
+  2    bad usage or a fatal error (a PATH that does not exist or cannot be read, index unreadable,
+       output not writable or inside an evidence path, an output or manifest that exists without
+       --force, an interrupted scan's journal present without --resume, --resume with different
+       parameters)
+  130  interrupted (Ctrl-C): one line says how many files the journal keeps and the --resume command
+  141  standard output closed before the report was written (broken pipe): the report is incomplete
 Files that cannot be read or decoded are in the report with status "error" and do not change the code.
 
 An interrupted scan (even killed) continues with --resume and the same arguments; the report is
@@ -83,6 +99,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
         "on the loopback interface)",
     )
     s.add_argument("--resume", action="store_true", help="continue an interrupted scan with the same --output")
+    add_force_argument(s)
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
     add_decode_arguments(s)
     s.add_argument(
@@ -97,8 +114,10 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    check_evidence_paths(args.paths)
     from ..algorithms import registry
     from ..scan import ScanOptions, ScanProgress, run_scan
+    from ..scan.driver import ScanInterrupted
 
     distances: dict[str, int] = {}
     for name, value in args.max_distance:
@@ -128,19 +147,26 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     output = None if args.output in (None, "-") else args.output
     if output is None:
         escape_unencodable_stdout()
-    summary = run_scan(
-        [os.fsencode(p) for p in args.paths],
-        args.index,
-        options,
-        output,
-        args.format,
-        args.resume,
-        manifest_path=args.manifest,
-        stream=sys.stdout,
-        progress=progress if show else None,
-        count_first=show,
-        case=_case_fields(args.case),
-    )
+    _refuse_existing_outputs(args, output)
+    try:
+        summary = run_scan(
+            [os.fsencode(p) for p in args.paths],
+            args.index,
+            options,
+            output,
+            args.format,
+            args.resume,
+            manifest_path=args.manifest,
+            stream=sys.stdout,
+            progress=progress if show else None,
+            count_first=show,
+            case=_case_fields(args.case),
+        )
+    except ScanInterrupted as stop:
+        if show:
+            print(file=sys.stderr)
+        print(_interrupted_line(args, stop.files_done, stop.journal), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if show:
         print(file=sys.stderr)
     if not args.quiet:
@@ -159,7 +185,43 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             print(f"  category {name}: {count} files matched", file=sys.stderr)
         if summary.manifest:
             print(f"  manifest: {summary.manifest}", file=sys.stderr)
+        print(_exit_line(summary.exit_code, summary.matched_files, summary.errors), file=sys.stderr)
     return summary.exit_code
+
+
+def _exit_line(code: int, matched: int, errors: int) -> str:
+    """The summary's last line: what the exit status means."""
+    what = f"{matched} file{'s' if matched != 1 else ''} matched" if matched else "nothing matched"
+    if errors:
+        what += f" ({errors} file{'s' if errors != 1 else ''} could not be read or decoded: status error in the report)"
+    return exit_line(code, what)
+
+
+def _refuse_existing_outputs(args: argparse.Namespace, output: str | None) -> None:
+    """An existing report or manifest is replaced only with --force, or by --resume of its journal."""
+    from ..scan.options import JOURNAL_SUFFIX, MANIFEST_SUFFIX
+
+    resuming = args.resume and output is not None and os.path.lexists(output + JOURNAL_SUFFIX)
+    manifest = args.manifest or (None if output is None else output + MANIFEST_SUFFIX)
+    for what, path in (("output", output), ("manifest", manifest)):
+        if not resuming:
+            refuse_existing(path, what, force=args.force)
+
+
+def _interrupted_line(args: argparse.Namespace, done: int, journal: str | None) -> str:
+    """The one line an interrupted scan ends with: what was done, where the journal is, how to go on."""
+    files = f"{done} file{'s' if done != 1 else ''}"
+    if journal is None:
+        if args.output in (None, "-"):
+            why = "a scan to standard output keeps no journal: its output is incomplete"
+        else:
+            why = "there is no journal to resume: run the same command again"
+        return f"matcher scan: interrupted after {files} (exit {EXIT_INTERRUPTED}); {why}"
+    again = [*args.argv] if "--resume" in args.argv else [*args.argv, "--resume"]
+    return (
+        f"matcher scan: interrupted after {files} (exit {EXIT_INTERRUPTED}); the journal {journal} keeps them; "
+        f"to continue: {shlex.join(['matcher', *again])}"
+    )
 
 
 def _case_fields(pairs: list[str]) -> dict[str, str]:

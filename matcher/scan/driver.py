@@ -33,6 +33,7 @@ from .journal import (
     group_line,
     iter_journal,
     prepare_journal,
+    read_journal,
     resumable_error,
     run_line,
     skip_journaled,
@@ -49,9 +50,34 @@ from .options import (
     resolve_config,
 )
 
-__all__ = ["Tally", "run_scan", "scan", "sha256_of", "utc_now", "versions", "write_manifest", "writer_class"]
+__all__ = [
+    "ScanInterrupted",
+    "Tally",
+    "run_scan",
+    "scan",
+    "sha256_of",
+    "utc_now",
+    "versions",
+    "write_manifest",
+    "writer_class",
+]
 
 log = logging.getLogger(__name__)
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """:func:`run_scan` was interrupted (SIGINT, Ctrl-C): how far it got, and its journal.
+
+    A :class:`KeyboardInterrupt`, so that code that stops on Ctrl-C still does. ``files_done``:
+    walked entries whose records are in the journal (for a scan to a stream: written to it);
+    ``journal``: the journal that keeps them, valid up to its last complete line, to continue with
+    ``resume`` (``None`` when the scan keeps none, or had not created it yet).
+    """
+
+    def __init__(self, files_done: int, journal: str | None) -> None:
+        super().__init__(files_done, journal)
+        self.files_done = files_done
+        self.journal = journal
 
 
 class Tally:
@@ -233,7 +259,8 @@ def run_scan(
     Raises :class:`~matcher.errors.UsageError` for bad arguments, an output inside an evidence path,
     an existing journal without ``resume`` or a resume with different parameters;
     :class:`~matcher.errors.IndexStoreError` for an unusable index; :class:`~matcher.errors.MatcherError`
-    when the output cannot be written.
+    when the output cannot be written. Interrupted (``KeyboardInterrupt``) once the index is open, it
+    raises :class:`ScanInterrupted`; the journal is then complete up to its last line.
     """
     options = options or ScanOptions()
     clock = time.perf_counter()
@@ -279,27 +306,50 @@ def run_scan(
             "paths": [os.fsencode(p).hex() for p in paths],
             "index_manifest_sha256": index_checksum,
         }
-        return _drive(
-            paths,
-            config,
-            index,
-            engine,
-            options,
-            parameters,
-            output_path,
-            journal,
-            manifest_path,
-            format,
-            make_writer,
-            resume,
-            stream,
-            progress,
-            count_first,
-            clock,
-            started_at,
-        )
+        done = [0]  # entries done, as last reported
+
+        def counted(p: ScanProgress) -> None:
+            done[0] = p.done
+            if progress is not None:
+                progress(p)
+
+        try:
+            return _drive(
+                paths,
+                config,
+                index,
+                engine,
+                options,
+                parameters,
+                output_path,
+                journal,
+                manifest_path,
+                format,
+                make_writer,
+                resume,
+                stream,
+                counted,
+                count_first,
+                clock,
+                started_at,
+            )
+        except KeyboardInterrupt:
+            raise _interrupted(journal, done[0]) from None
     finally:
         index.close()
+
+
+def _interrupted(journal: str | None, reported: int) -> ScanInterrupted:
+    """The :class:`ScanInterrupted` of a scan stopped after ``reported`` entries: for a journaled
+    scan, the entries its journal holds on disk (every line was written whole; a torn one is not
+    counted, and is dropped on resume)."""
+    if journal is None or not os.path.lexists(journal):
+        return ScanInterrupted(reported, None)
+    try:
+        state = read_journal(journal)
+    except (OSError, MatcherError):
+        return ScanInterrupted(reported, journal)
+    return ScanInterrupted(0 if state is None else state.entries, journal)
 
 
 def _drive(

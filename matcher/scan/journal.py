@@ -206,8 +206,9 @@ def resumable_error(what: str, exc: OSError) -> MatcherError:
 def prepare_journal(
     journal: str, parameters: dict[str, Any], resume: bool, started_at: str
 ) -> tuple[JournalState, list[str], str]:
-    """Open an existing journal for resuming (checked) or create a new one; returns its state,
-    the start times of the runs that wrote it, and the first run's start time."""
+    """Open an existing journal for resuming (checked) or create a new one (with ``resume``, after a
+    warning that there was none); returns its state, the start times of the runs that wrote it, and
+    the first run's start time."""
     if os.path.lexists(journal):
         if not resume:
             raise UsageError(
@@ -234,6 +235,8 @@ def prepare_journal(
         runs = [*state.runs, started_at]
         log.info("resuming %s after %d entries", journal, state.entries)
         return state, runs, str(state.header.get("started_at", started_at))
+    if resume:  # nothing to resume: say so (a warning: the command line prints it), and start afresh
+        log.warning("no journal at %s; starting a new scan", journal)
     header = {
         "matcher_scan_journal": JOURNAL_VERSION,
         "matcher_version": __version__,

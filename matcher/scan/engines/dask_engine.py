@@ -513,8 +513,9 @@ def _session(options: ScanOptions) -> Iterator[_Session]:
             "distributed.scheduler.http.routes": [],  # no dashboard, no info pages
         }
         try:
-            with dask.config.set(local):
-                # the scheduler's HTTP server cannot be turned off: a free loopback port, serving nothing
+            # the scheduler's HTTP server cannot be turned off: a free loopback port, serving nothing;
+            # its worker processes ignore Ctrl-C (the scan stops and closes them)
+            with dask.config.set(local), batch.interrupts_ignored():
                 cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,

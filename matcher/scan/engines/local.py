@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -68,9 +69,12 @@ def _init_worker(config: ScanConfig, driver: int | None = None) -> None:
 
     Never raises (a failing initializer would make some pools restart workers forever); a failure is
     kept and raised by the first task instead. ``driver``: the scanning process's id, watched so that
-    this worker exits when the driver is killed (see :func:`matcher.batch.watch_driver`).
+    this worker exits when the driver is killed (see :func:`matcher.batch.watch_driver`). SIGINT is
+    ignored: Ctrl-C reaches the whole process group, and the driver alone handles it (it shuts the
+    pool down; no worker prints a traceback).
     """
     global _WORKER, _WORKER_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     batch.start_watching_driver(driver)
     try:
         _WORKER = open_scanner(config)
