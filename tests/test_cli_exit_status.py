@@ -187,7 +187,7 @@ def intermixed_commands(case: dict[str, Path], tmp_path: Path) -> dict[str, tupl
         "compare": (["compare", known / "k1.png", "--json", ev / "copy1.jpg", "-v", "--quiet"], 1),
         "index create": (["index", "create", "-a", "pdq", tmp_path / "new", "-v", "--quiet"], 0),
         "index add": (["index", "add", copy, "--list", "x", known, "--no-views", "-v", "--quiet"], 0),
-        "index remove": (["index", "remove", copy, "-v", "--list", "x", "--quiet"], 0),
+        "index remove": (["index", "remove", copy, "-v", "--list", "demo", "--quiet"], 0),
         "index info": (["index", "info", "--json", ix, "-v", "--quiet"], 0),
         "index query": (["index", "query", ix, "--max-distance", "31", query_hex(case), "-v", "--quiet"], 1),
         "index export": (["index", "export", "--list", "demo", ix, "-v", "--quiet"], 0),
