@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fixtures import edit, encode, scene
 from matcher import files
@@ -26,6 +27,7 @@ from matcher.scan.matching import explanation_rank
 from matcher.scan.options import resolve_config
 from matcher.scan.scanner import HashedEntry, Scanner
 from matcher.scan_records import EMPTY_CONTENT_DIGESTS, ScanRecord
+from matcher.views import describe_match
 
 KINDS = ("landscape", "plasma", "shapes")
 WHOLE_IMAGE_EDITS = ("blur2", "gamma0.7", "resize0.5", "jpeg75")
@@ -152,3 +154,57 @@ def test_a_chunk_is_matched_with_one_search_per_table_and_the_same_records(world
     assert [r.records for r in together] == [r.records for r in one_by_one]
     assert [r.known_good for r in together] == [r.known_good for r in one_by_one]
     assert [r.path for r in together] == [e.path for e in entries]
+
+
+# -- what the evidence differs by, in words ----------------------------------------------------------
+
+WORDS = {
+    (None, None): "identical file",
+    ("orig", None): "as is",
+    ("rot90", None): "rotated 90° counter-clockwise",
+    ("rot270", None): "rotated 90° clockwise",
+    ("flipy", None): "mirrored",
+    ("flipx", None): "flipped upside down",
+    ("orig", "crop10"): "cropped 10% centred",
+    ("orig", "crop5tl"): "cropped 5% at top and left",
+    ("rot90", "crop10br"): "cropped 10% at bottom and right, rotated 90° counter-clockwise",
+    ("orig", "rotl4"): "rotated 4° counter-clockwise",
+    ("trim", None): "borders added",
+    ("trim+flipy", None): "mirrored, borders added",
+    ("orig", "trim"): "borders trimmed",
+    ("top88", "top88"): "caption band cut at bottom",
+    ("bottom88", "bottom88"): "caption band cut at top",
+}
+
+
+def test_describe_match_names_what_the_evidence_differs_by():
+    assert {codes: describe_match(*codes) for codes in WORDS} == WORDS
+    assert describe_match("future", "view9") == "variant future, view view9"  # unknown codes shown, no error
+
+
+def test_the_words_say_what_was_done_to_the_known_image(world):
+    """Each fixture edit, scanned, is described as the edit it is: the words follow the pixels."""
+    known = Image.open(world["known"] / "o2.png").convert("RGB")  # shapes: a top band moves its own hash far
+    expected = {
+        "rotate90": "rotated 90° counter-clockwise",  # Pillow's ROTATE_90
+        "rotate270": "rotated 90° clockwise",
+        "mirror": "mirrored",
+        "flip": "flipped upside down",
+        "crop10": "cropped 10% centred",
+        "caption": "caption band cut at bottom",  # the fixture's banner covers the bottom 12%
+        "pad20_black": "borders added",
+        "blur2": "as is",
+    }
+    folder = world["evidence"].parent / "words"
+    folder.mkdir(exist_ok=True)
+    for name in expected:
+        (folder / f"{name}.png").write_bytes(encode(edit(known, name), "PNG"))
+    top_caption = edit(edit(edit(known, "flip"), "caption"), "flip")  # the caption band over the *top* 12%
+    (folder / "top_caption.png").write_bytes(encode(top_caption, "PNG"))
+    expected["top_caption"] = "caption band cut at top"
+    got = {}
+    for record in scan([str(folder)], str(world["index"])):
+        (match,) = record.matches
+        got[Path(record.path).stem] = match.explanation
+        assert match.to_dict()["explanation"] == match.explanation
+    assert got == expected
