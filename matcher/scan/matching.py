@@ -2,9 +2,13 @@
 
 :class:`Matcher` takes an entry's digests and its frames' query views (from the scanner), asks the
 index (anything implementing :class:`~matcher.index.IndexReader`) for digest and perceptual matches,
-and builds the entry's records: each matched known record once per frame, the best explanation kept
-(:meth:`Matcher.order`), known-good records apart, and the record's status by precedence. The rules
-are the ones :mod:`matcher.scan` documents.
+and builds the entry's records: each matched known record once per frame, by the plainest
+explanation within the maximum distance (:meth:`Matcher.preference`: the image as it is, then
+rotated or mirrored, then with borders trimmed, then a view or region; distance second), the
+matches nearest first (:meth:`Matcher.order`), known-good records apart, and the record's status by
+precedence. The rules are the ones :mod:`matcher.scan` documents. :meth:`Matcher.match_many` matches
+a batch of entries with one index call per digest kind and per algorithm and table; the digests of
+zero-length content (:data:`~matcher.scan_records.EMPTY_CONTENT_DIGESTS`) are never looked up.
 
 A failure of the index itself (an exception from its ``lookup_digest``, ``search`` or ``records``:
 a FAISS error, out of memory in a search, an I/O error on its files) is not a problem of the entry
