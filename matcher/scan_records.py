@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from .algorithms import registry
 from .hashes import Hash
 from .hashing import file_columns
+from .views import describe_match
 
-__all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS"]
+__all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS", "EMPTY_CONTENT_DIGESTS"]
 
 #: What a scan record's ``status`` can be, in order of precedence when several apply.
 STATUSES = ("match", "known_good", "error", "skipped", "no_match")
 #: Digest "algorithms" of exact matches (distance 0, no variant).
 DIGEST_ALGORITHMS = ("md5", "sha1", "sha256")
+#: The digests of zero-length content, per digest kind: never a match in a scan (an empty file, or
+#: one that could not be read, is not known material, whatever a hash list holds).
+EMPTY_CONTENT_DIGESTS: Mapping[str, str] = MappingProxyType(
+    {
+        "md5": "d41d8cd98f00b204e9800998ecf8427e",
+        "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +42,8 @@ class ScanMatch:
     ``top88``/``bottom88`` (the evidence's top / bottom 88 %); ``None`` for digest matches.
     ``view`` names the known record's view the evidence matched (``crop10``, ``trim``, ``top88``,
     ... see :data:`matcher.views.KNOWN_VIEWS`); ``None`` for its main (full-frame) hash and for
-    digest matches. ``record`` is the index record id.
+    digest matches. ``record`` is the index record id. :attr:`explanation` says in words what the
+    evidence differs by (:func:`matcher.views.describe_match` of ``variant`` and ``view``).
     """
 
     algorithm: str
@@ -42,13 +55,22 @@ class ScanMatch:
     series: str | None = None
     view: str | None = None
 
+    @property
+    def explanation(self) -> str:
+        """What the evidence differs by from the known image, in a reviewer's words ("as is",
+        "mirrored", "cropped 10% centred", "caption band cut at top", "identical file" for a digest
+        match; see :func:`matcher.views.describe_match`)."""
+        return describe_match(self.variant, self.view)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the report's keys."""
+        """JSON-ready dict with the report's keys (``explanation``: :attr:`explanation`, derived from
+        ``variant`` and ``view``, which keep the short codes)."""
         return {
             "algorithm": self.algorithm,
             "distance": self.distance,
             "variant": self.variant,
             "view": self.view,
+            "explanation": self.explanation,
             "record": self.record,
             "list": self.list,
             "category": self.category,
@@ -57,7 +79,7 @@ class ScanMatch:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanMatch:
-        """The inverse of :meth:`to_dict`."""
+        """The inverse of :meth:`to_dict` (``explanation`` is derived, not read)."""
         return cls(
             algorithm=data["algorithm"],
             distance=int(data["distance"]),

@@ -47,10 +47,12 @@ from .hashes import Hash
 from .variants import VARIANT_NAMES, variant_hashes
 
 __all__ = [
+    "DIHEDRAL_WORDS",
     "KNOWN_VIEWS",
     "MIN_VIEW_SIZE",
     "REGION_VIEWS",
     "TRIM_VIEW",
+    "describe_match",
     "known_view_hashes",
     "known_views_for",
     "query_view_hashes",
@@ -110,6 +112,89 @@ def known_views_for(query_view: str) -> tuple[str | None, ...]:
     if query_view in REGION_VIEWS:
         return (query_view,)
     raise UsageError(f"no query view {query_view!r}")
+
+
+#: How the evidence differs from the known image for each dihedral query view, in a reviewer's words
+#: (the transform that makes the evidence from the known image; see :mod:`matcher.variants`).
+DIHEDRAL_WORDS: dict[str, str] = {
+    "orig": "as is",
+    "rot90": "rotated 90° counter-clockwise",
+    "rot180": "rotated 180°",
+    "rot270": "rotated 90° clockwise",
+    "flipx": "flipped upside down",
+    "flipy": "mirrored",
+    "flipp": "rotated 90° clockwise and mirrored",
+    "flipm": "rotated 90° counter-clockwise and mirrored",
+}
+_SIDES = {
+    "centre": "centred",
+    "tl": "at top and left",
+    "tr": "at top and right",
+    "bl": "at bottom and left",
+    "br": "at bottom and right",
+}
+# A region query view meets the known view of the same name: the band outside it differs (a caption).
+_REGION_WORDS = {"top88": "caption band cut at bottom", "bottom88": "caption band cut at top"}
+
+
+def _known_view_words(view: str) -> str | None:
+    if view in _CROPS:
+        fraction, where = _CROPS[view]
+        return f"cropped {round(fraction * 100)}% {_SIDES[where]}"
+    if view in _ROTATIONS:
+        degrees = _ROTATIONS[view]
+        return f"rotated {abs(degrees):g}° {'counter-clockwise' if degrees > 0 else 'clockwise'}"
+    return None
+
+
+def describe_match(variant: str | None, view: str | None) -> str:
+    """What the evidence differs by from the known image, in words a reviewer reads, for a match's
+    short codes: ``variant`` (the evidence's query view, ``None`` for a digest match) and ``view``
+    (the known image's view, ``None`` for its own hash).
+
+    The parts, joined by ``", "`` in the order the edits were made to the known image: the known
+    view (``crop10`` "cropped 10% centred", ``crop5tl`` "cropped 5% at top and left", ``rotl4``
+    "rotated 4° counter-clockwise"), the rotation or flip (``rot270`` "rotated 90° clockwise",
+    ``flipy`` "mirrored", :data:`DIHEDRAL_WORDS`), then borders (a ``trim`` query view: "borders
+    added"; the known image's ``trim`` view: "borders trimmed"; both: "borders changed") or a caption
+    band (``top88`` "caption band cut at bottom", ``bottom88`` "caption band cut at top": the
+    evidence's top / bottom 88% matched, the band outside it differs). The evidence as it is against
+    the known image's own hash is ``"as is"``, a digest match ``"identical file"``. Codes this
+    version does not know are shown as they are (``"variant X, view Y"``), never an error, so old
+    reports stay readable.
+    """
+    if variant is None and view is None:
+        return "identical file"
+    query = variant or "orig"
+    trimmed_query = query == TRIM_VIEW or query.startswith(TRIM_VIEW + "+")
+    turned = query[len(TRIM_VIEW) + 1 :] if query.startswith(TRIM_VIEW + "+") else "orig" if trimmed_query else query
+    parts: list[str] = []
+    if query in REGION_VIEWS:
+        if view != query:
+            return _unknown(variant, view)
+        return _REGION_WORDS[query]
+    if turned not in DIHEDRAL_WORDS:
+        return _unknown(variant, view)
+    if view is not None and view != TRIM_VIEW:
+        words = _known_view_words(view)
+        if words is None or trimmed_query:
+            return _unknown(variant, view)
+        parts.append(words)
+    if turned != "orig":
+        parts.append(DIHEDRAL_WORDS[turned])
+    if trimmed_query or view == TRIM_VIEW:
+        parts.append(
+            "borders changed"
+            if trimmed_query and view == TRIM_VIEW
+            else "borders added"
+            if trimmed_query
+            else "borders trimmed"
+        )
+    return ", ".join(parts) or DIHEDRAL_WORDS["orig"]
+
+
+def _unknown(variant: str | None, view: str | None) -> str:
+    return f"variant {variant}, view {view}"
 
 
 def region_box(view: str, size: tuple[int, int]) -> tuple[int, int, int, int]:

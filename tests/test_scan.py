@@ -206,6 +206,7 @@ def test_digest_matches_and_known_good(world, reference):
         "distance": 0,
         "variant": None,
         "view": None,
+        "explanation": "identical file",
         "record": ids[str(world["originals"][0])],
         "list": "agency",
         "category": 1,

@@ -150,7 +150,8 @@ def test_a_failing_index_search_stops_the_scan_which_then_resumes(world, tmp_pat
         assert calls and "the index pdq search failed" in err and "--resume" in err
         assert ("out of memory" if isinstance(fault, MemoryError) else "faiss") in err
         assert journal.exists() and not output.exists()
-        assert len(journal.read_bytes().splitlines()) == 1 + 4  # the files before the first image
+        # at most the files before the first image (entries are matched in batches: a batch is journaled whole)
+        assert len(journal.read_bytes().splitlines()) <= 1 + 4
         # the library says the same, with no journal
         with pytest.raises(IndexStoreError, match="search failed"):
             list(scan([str(world["evidence"])], str(world["index"])))

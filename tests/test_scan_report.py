@@ -379,11 +379,12 @@ def test_view_in_jsonl_csv_and_vics() -> None:
 
     text = write("csv", [original, record()])
     header = next(csv.reader(io.StringIO(text)))
-    assert header[-1] == "match_view" and header[:-1] == csv_columns(ALGOS)[:-1]
-    assert header[-2] == "path_raw_hex"  # the columns of earlier versions keep their places
+    assert header[-2:] == ["match_view", "match_explanation"] and header == csv_columns(ALGOS)
+    assert header[-3] == "path_raw_hex"  # the columns of earlier versions keep their places
     viewed, plain = read_csv(text)
     assert viewed["match_variant"] == "trim+flipy" and viewed["match_view"] == "crop10"
     assert plain["match_variant"] == "rot90" and plain["match_view"] == ""
+    assert plain["match_explanation"] == "rotated 90° counter-clockwise"
 
     media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
     assert "pdq distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]

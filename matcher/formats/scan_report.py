@@ -13,10 +13,13 @@ most ``max_frames`` records).
 **csv**: a header row, then one row per record with the columns of ``to_dict`` except ``matches``,
 which is replaced, where it stands, by the nearest match (``match_algorithm``, ``match_distance``,
 ``match_variant``, ``match_record``, ``match_list``, ``match_category``, ``match_series``; empty
-without a match) and ``match_count``; the last column, ``match_view``, is the known record's view
-the nearest match was found in (empty for its main hash; appended last so that the columns before
-it stay where they were). ``notes`` are joined with ``"; "``, booleans are written
-``true``/``false`` and ``None`` as an empty cell. Every text cell goes through
+without a match) and ``match_count``; then ``match_view``, the known record's view the nearest
+match was found in (empty for its main hash), and last ``match_explanation``, what the evidence
+differs by in words (:attr:`~matcher.scan_records.ScanMatch.explanation`: "as is", "mirrored",
+"cropped 10% centred", "caption band cut at top"...; the short codes stay in ``match_variant`` and
+``match_view``). Both are appended last so that the columns before them stay where they were.
+``notes`` are joined with ``"; "``, booleans are written ``true``/``false`` and ``None`` as an
+empty cell. Every text cell goes through
 :func:`~matcher.formats.records.csv_safe`, so a file called ``=HYPERLINK(...)`` stays text in a
 spreadsheet.
 
@@ -80,6 +83,7 @@ __all__ = [
     "SCAN_WRITERS",
     "MATCH_COLUMNS",
     "MATCH_VIEW_COLUMN",
+    "MATCH_EXPLANATION_COLUMN",
     "VICS_CASES_CONTEXT",
     "csv_columns",
 ]
@@ -95,8 +99,12 @@ MATCH_COLUMNS: tuple[str, ...] = (
     "match_series",
     "match_count",
 )
-#: The CSV report's last column: the known record's view the nearest match was found in.
+#: The CSV report's column after :data:`MATCH_COLUMNS`' group: the known record's view the nearest
+#: match was found in.
 MATCH_VIEW_COLUMN = "match_view"
+#: The CSV report's last column: what the evidence differs by, in words (the nearest match's
+#: :attr:`~matcher.scan_records.ScanMatch.explanation`).
+MATCH_EXPLANATION_COLUMN = "match_explanation"
 
 #: The ``@odata.context`` of the VICS 2.0 ``#Cases`` document the VICS writer produces.
 VICS_CASES_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"
@@ -149,14 +157,14 @@ class JsonlScanWriter(ScanWriter):
 
 def csv_columns(algorithms: Sequence[str]) -> list[str]:
     """The CSV report's header for these hash columns (``matches`` replaced by :data:`MATCH_COLUMNS`,
-    :data:`MATCH_VIEW_COLUMN` last)."""
+    then :data:`MATCH_VIEW_COLUMN` and :data:`MATCH_EXPLANATION_COLUMN` last)."""
     columns: list[str] = []
     for key in ScanRecord(path=None, status="no_match").to_dict(list(algorithms)):
         if key == "matches":
             columns.extend(MATCH_COLUMNS)
         else:
             columns.append(key)
-    columns.append(MATCH_VIEW_COLUMN)
+    columns.extend((MATCH_VIEW_COLUMN, MATCH_EXPLANATION_COLUMN))
     return columns
 
 
@@ -192,6 +200,7 @@ class CsvScanWriter(ScanWriter):
             match_series=best.series if best else None,
             match_count=len(record.matches),
             match_view=best.view if best else None,
+            match_explanation=best.explanation if best else None,
             notes="; ".join(record.notes) if record.notes else None,
         )
         self._writer.writerow([_csv_cell(row.get(column)) for column in self._columns])

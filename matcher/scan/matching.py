@@ -2,9 +2,13 @@
 
 :class:`Matcher` takes an entry's digests and its frames' query views (from the scanner), asks the
 index (anything implementing :class:`~matcher.index.IndexReader`) for digest and perceptual matches,
-and builds the entry's records: each matched known record once per frame, the best explanation kept
-(:meth:`Matcher.order`), known-good records apart, and the record's status by precedence. The rules
-are the ones :mod:`matcher.scan` documents.
+and builds the entry's records: each matched known record once per frame, by the plainest
+explanation within the maximum distance (:meth:`Matcher.preference`: the image as it is, then
+rotated or mirrored, then with borders trimmed, then a view or region; distance second), the
+matches nearest first (:meth:`Matcher.order`), known-good records apart, and the record's status by
+precedence. The rules are the ones :mod:`matcher.scan` documents. :meth:`Matcher.match_many` matches
+a batch of entries with one index call per digest kind and per algorithm and table; the digests of
+zero-length content (:data:`~matcher.scan_records.EMPTY_CONTENT_DIGESTS`) are never looked up.
 
 A failure of the index itself (an exception from its ``lookup_digest``, ``search`` or ``records``:
 a FAISS error, out of memory in a search, an I/O error on its files) is not a problem of the entry
@@ -25,7 +29,7 @@ from ..hashes import Hash
 from ..index.reader import IndexReader
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
-from ..scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
+from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, ScanRecord
 from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
@@ -33,6 +37,7 @@ from .options import ScanConfig
 __all__ = [
     "DIGEST_PREFERENCE",
     "Matcher",
+    "explanation_rank",
     "gate_note",
     "index_failure",
     "is_known_good",
@@ -66,13 +71,38 @@ class Matcher:
     ) -> tuple[list[ScanRecord], frozenset[int]]:
         """The records of one read entry (``base``: its record before matching; ``entry``: what the
         pipeline read, each frame's query views in ``variants``), matched against ``index``, and the
-        ids of the known-good records among their matches (kept apart in the counts)."""
+        ids of the known-good records among their matches (kept apart in the counts).
+
+        The same as :meth:`match_many` of that one entry."""
+        return self.match_many(index, [(base, entry)])[0]
+
+    def match_many(
+        self, index: IndexReader, entries: Sequence[tuple[ScanRecord, EntryFeatures]]
+    ) -> list[tuple[list[ScanRecord], frozenset[int]]]:
+        """:meth:`match` of each ``(base, entry)`` pair, in order, with the index asked once for all of
+        them: one digest look-up per digest kind, one search per algorithm and known-side table (every
+        frame's query views of every entry together) and one record fetch. Each entry's records are
+        exactly those :meth:`match` gives it alone."""
+        digest_matches, known_good = self._digest_matches(index, [base for base, _entry in entries])
+        per_entry = self._perceptual_matches(index, [entry.frames for _base, entry in entries])
+        perceptual_ids = {m.record for found, _notes in per_entry for per_frame in found for m in per_frame.values()}
+        known_good |= self._known_good(index, perceptual_ids - known_good)
+        return [
+            self._records(base, entry, digests, found, notes, known_good)
+            for (base, entry), digests, (found, notes) in zip(entries, digest_matches, per_entry)
+        ]
+
+    def _records(
+        self,
+        base: ScanRecord,
+        entry: EntryFeatures,
+        digest_matches: dict[int, ScanMatch],
+        per_frame: list[dict[int, ScanMatch]],
+        frame_notes: list[list[str]],
+        known_good: set[int],
+    ) -> tuple[list[ScanRecord], frozenset[int]]:
         frames, error, failed_frame = entry.frames, entry.error, entry.failed_frame
         note, changed, file_notes = entry.note, entry.changed, entry.notes
-        digest_matches, known_good = self._digest_matches(index, base)
-        per_frame, frame_notes = self._perceptual_matches(index, frames)
-        perceptual_ids = {m.record for found in per_frame for m in found.values()}
-        known_good |= self._known_good(index, perceptual_ids - known_good)
         shells: list[tuple[ScanRecord, dict[int, ScanMatch], list[str]]] = []
         for frame, found, notes in zip(frames, per_frame, frame_notes):
             record = replace(
@@ -130,8 +160,9 @@ class Matcher:
         return replace(record, status=status, matches=tuple(kept), notes=tuple(notes))
 
     def order(self, match: ScanMatch) -> tuple[Any, ...]:
-        """Sort key: digest matches first, then by distance as a fraction of the hash length, then
-        main hashes before views, the scan's algorithm order, and the query view's rank."""
+        """Sort key of a record's matches (one per known record): digest matches first, then by
+        distance as a fraction of the hash length, then main hashes before views, the scan's algorithm
+        order, and the query view's rank."""
         if match.algorithm in DIGEST_ALGORITHMS:
             return (0, 0.0, 0, DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
         bits = registry.get(match.algorithm).bit_length
@@ -144,19 +175,37 @@ class Matcher:
             match.record,
         )
 
-    def _digest_matches(self, index: IndexReader, base: ScanRecord) -> tuple[dict[int, ScanMatch], set[int]]:
-        found: dict[int, ScanMatch] = {}
+    def preference(self, match: ScanMatch) -> tuple[Any, ...]:
+        """Which of one known record's perceptual matches within the maximum distance explains the
+        evidence (the smallest key wins): the plainest explanation first (:func:`explanation_rank`:
+        the image as it is, then rotated or mirrored, then with borders trimmed, then a view or
+        region), and only then the smaller distance (then :meth:`order`'s ties). A blurred copy that
+        is 2 bits from the known image is reported as it is, not as a region matched at distance 0."""
+        return (explanation_rank(match.variant, match.view), *self.order(match))
+
+    def _digest_matches(
+        self, index: IndexReader, bases: Sequence[ScanRecord]
+    ) -> tuple[list[dict[int, ScanMatch]], set[int]]:
+        found: list[dict[int, ScanMatch]] = [{} for _ in bases]
         known_good: set[int] = set()
         for kind in DIGEST_PREFERENCE:
-            value = getattr(base, kind)
-            if not value:
+            # the digest of zero-length content is never a match, whatever a list holds
+            values = [
+                value if value and value.strip().lower() != EMPTY_CONTENT_DIGESTS[kind] else None
+                for value in (getattr(base, kind) for base in bases)
+            ]
+            wanted = list(dict.fromkeys(value for value in values if value is not None))
+            if not wanted:
                 continue
-            answer = self._ask("digest lookup", index.lookup_digest, kind, [value])
-            for rec in answer.get(value, []):
-                if rec.id not in found:
-                    found[rec.id] = ScanMatch(kind, 0, None, rec.id, rec.list_name, rec.category, rec.series)
-                if is_known_good(rec):
-                    known_good.add(rec.id)
+            answer = self._ask("digest lookup", index.lookup_digest, kind, wanted)
+            for held, value in zip(found, values):
+                if value is None:
+                    continue
+                for rec in answer.get(value, []):
+                    if rec.id not in held:
+                        held[rec.id] = ScanMatch(kind, 0, None, rec.id, rec.list_name, rec.category, rec.series)
+                    if is_known_good(rec):
+                        known_good.add(rec.id)
         return found, known_good
 
     def _known_good(self, index: IndexReader, ids: set[int]) -> set[int]:
@@ -166,37 +215,43 @@ class Matcher:
         return {rec.id for rec in found if is_known_good(rec)}
 
     def _perceptual_matches(
-        self, index: IndexReader, frames: Sequence[FrameFeatures]
-    ) -> tuple[list[dict[int, ScanMatch]], list[list[str]]]:
-        found: list[dict[int, ScanMatch]] = [{} for _ in frames]
-        notes: list[list[str]] = [[] for _ in frames]
+        self, index: IndexReader, entries: Sequence[Sequence[FrameFeatures]]
+    ) -> list[tuple[list[dict[int, ScanMatch]], list[list[str]]]]:
+        """Per entry (its frames), each frame's best match per known record and its notes."""
+        out: list[tuple[list[dict[int, ScanMatch]], list[list[str]]]] = [
+            ([{} for _ in frames], [[] for _ in frames]) for frames in entries
+        ]
         for algorithm in self.algorithms:
             available = self._views[algorithm.name]
             # known-side table (None: the main hashes) -> the queries searched there and their owners
-            targets: dict[str | None, tuple[list[Hash], list[tuple[int, str]]]] = {}
-            for position, frame in enumerate(frames):
-                variants = frame.variants.get(algorithm.name)
-                if not variants:
-                    continue
-                searched = []
-                for variant, value in variants.items():
-                    # each query view is gated on its own quality (a flat region of a good frame is not searched)
-                    if not passes_gate(algorithm, value):
+            # (entry, frame, query view)
+            targets: dict[str | None, tuple[list[Hash], list[tuple[int, int, str]]]] = {}
+            for number, frames in enumerate(entries):
+                notes = out[number][1]
+                for position, frame in enumerate(frames):
+                    variants = frame.variants.get(algorithm.name)
+                    if not variants:
                         continue
-                    wanted = [t for t in known_views_for(variant) if t is None or t in available]
-                    if wanted:
-                        searched.append(variant)
-                    for target in wanted:
-                        queries, owners = targets.setdefault(target, ([], []))
-                        queries.append(value)
-                        owners.append((position, variant))
-                frame_note = gate_note(algorithm, variants, searched)
-                if frame_note is not None:
-                    notes[position].append(frame_note)
+                    searched = []
+                    for variant, value in variants.items():
+                        # each query view is gated on its own quality (a flat region of a good frame is not searched)
+                        if not passes_gate(algorithm, value):
+                            continue
+                        wanted = [t for t in known_views_for(variant) if t is None or t in available]
+                        if wanted:
+                            searched.append(variant)
+                        for target in wanted:
+                            queries, owners = targets.setdefault(target, ([], []))
+                            queries.append(value)
+                            owners.append((number, position, variant))
+                    frame_note = gate_note(algorithm, variants, searched)
+                    if frame_note is not None:
+                        notes[position].append(frame_note)
+            radius = self.config.max_distances[algorithm.name]
             for target, (queries, owners) in targets.items():
-                radius = self.config.max_distances[algorithm.name]
                 results = self._ask(f"{algorithm.name} search", index.search, queries, radius, view=target)
-                for (position, variant), result in zip(owners, results):
+                for (number, position, variant), result in zip(owners, results):
+                    found = out[number][0][position]
                     for m in result.matches:
                         candidate = ScanMatch(
                             algorithm.name,
@@ -208,10 +263,10 @@ class Matcher:
                             m.series,
                             view=target,
                         )
-                        held = found[position].get(m.record_id)
-                        if held is None or self.order(candidate) < self.order(held):
-                            found[position][m.record_id] = candidate
-        return found, notes
+                        held = found.get(m.record_id)
+                        if held is None or self.preference(candidate) < self.preference(held):
+                            found[m.record_id] = candidate
+        return out
 
     def _ask(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)``: one call of the index; any failure but a :class:`MatcherError`
@@ -257,6 +312,22 @@ def gate_note(algorithm: Algorithm, variants: Mapping[str, Hash], searched: Sequ
 def is_known_good(record: IndexedRecord) -> bool:
     """Whether an index record is on a known-good list (``extra["known_good"]`` true, e.g. NSRL)."""
     return bool(record.extra.get("known_good"))
+
+
+def explanation_rank(variant: str | None, view: str | None) -> tuple[int, int, int]:
+    """How plain an explanation of the evidence a perceptual match is (smaller: plainer), as
+    ``(changed region, borders trimmed, rotated or mirrored)``, each 0 or 1: the evidence as it is
+    against the known image's main hash ``(0, 0, 0)``; rotated or mirrored (a dihedral
+    ``variant`` other than ``orig``) ``(0, 0, 1)``; with borders trimmed on either side (a ``trim``
+    query view, or the known image's ``trim`` view) ``(0, 1, 0)``, and also turned ``(0, 1, 1)``; a
+    region, crop or small rotation (``top88``/``bottom88``, ``crop10``, ``rotl4``... on either side)
+    ``(1, ..)``. :meth:`Matcher.preference` ranks one known record's matches by this first, by
+    distance second."""
+    query = variant or "orig"
+    trimmed = query == TRIM_VIEW or query.startswith(TRIM_VIEW + "+") or view == TRIM_VIEW
+    turned = query.split("+", 1)[-1] if query.startswith(TRIM_VIEW + "+") else query
+    region = query in REGION_VIEWS or (view is not None and view != TRIM_VIEW)
+    return (int(region), int(trimmed), int(turned in _VARIANT_ORDER and turned != "orig"))
 
 
 def view_rank(view: str | None) -> int:

@@ -2,7 +2,9 @@
 
 :meth:`Scanner.scan_entry` is :meth:`Scanner.hash_entry` (read and hash, no index) followed by
 :meth:`Scanner.finish` (match against an index with :class:`~matcher.scan.matching.Matcher`); the
-Dask engine runs the two halves on different workers for sharded indexes. Nothing about one entry
+Dask engine runs the two halves on different workers for sharded indexes. :meth:`Scanner.scan_entries`
+does the same for a batch of entries, matched together (one search per algorithm and table for the
+whole batch, far cheaper per query than one search per entry on a large index). Nothing about one entry
 makes these raise: a problem of the entry becomes its record's ``error``. Only a failure of the index
 itself (a :class:`~matcher.errors.MatcherError`) propagates, and stops the scan.
 """
@@ -10,6 +12,7 @@ itself (a :class:`~matcher.errors.MatcherError`) propagates, and stops the scan.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -91,6 +94,20 @@ class Scanner:
             raise MatcherError("internal error: a hash-only scanner (shard catalogue) cannot match entries")
         return self.finish(hashed, self.index)
 
+    def scan_entries(self, entries: Sequence[files.Entry]) -> list[FileResult]:
+        """:meth:`scan_entry` of each entry, in order, every entry read and hashed first and then all of
+        them matched together (:meth:`finish_many`: one search per algorithm and table for the whole
+        batch). The records are the same as :meth:`scan_entry` gives; never raises for a problem of an
+        entry itself."""
+        hashed = [self.hash_entry(entry) for entry in entries]
+        waiting = [item for item in hashed if isinstance(item, HashedEntry)]
+        if not waiting:
+            return [item for item in hashed if isinstance(item, FileResult)]
+        if isinstance(self.index, ShardCatalog):
+            raise MatcherError("internal error: a hash-only scanner (shard catalogue) cannot match entries")
+        finished = iter(self.finish_many(waiting, self.index))
+        return [next(finished) if isinstance(item, HashedEntry) else item for item in hashed]
+
     def hash_entry(self, entry: files.Entry) -> FileResult | HashedEntry:
         """The first half of :meth:`scan_entry`: read and hash, no index. A :class:`FileResult` when the
         entry is done without matching (never read, unreadable), else the :class:`HashedEntry` that
@@ -130,6 +147,25 @@ class Scanner:
             )
             return FileResult(hashed.path, (record,), None)
         return FileResult(hashed.path, tuple(records), hashed.noatime, known_good)
+
+    def finish_many(self, hashed: Sequence[HashedEntry], index: IndexReader) -> list[FileResult]:
+        """:meth:`finish` of each hashed entry, in order, the index asked once for all of them
+        (:meth:`~matcher.scan.matching.Matcher.match_many`). Should matching the batch fail for a
+        reason other than the index, each entry is finished on its own, so that only the entry at
+        fault gets an ``error`` record; a failure of the index raises as in :meth:`finish`."""
+        if len(hashed) == 1:
+            return [self.finish(hashed[0], index)]
+        try:
+            matched = self.matcher.match_many(index, [(item.base, item.entry) for item in hashed])
+        except MatcherError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one entry's problem: find it entry by entry
+            log.debug("matching a batch of %d entries failed (%s); matching them one by one", len(hashed), exc)
+            return [self.finish(item, index) for item in hashed]
+        return [
+            FileResult(item.path, tuple(records), item.noatime, known_good)
+            for item, (records, known_good) in zip(hashed, matched)
+        ]
 
 
 def open_scanner(config: ScanConfig) -> Scanner:

@@ -249,7 +249,7 @@ def _each(step: Callable[[files.Entry], Any], entries: list[files.Entry]) -> lis
 
 def _scan_task(config: ScanConfig, entries: list[files.Entry]) -> list[FileResult]:
     """A Dask task: the results of a chunk of entries, in order (pure: the same input, the same output)."""
-    return _each(_scanner_for(config).scan_entry, entries)
+    return _scanner_for(config).scan_entries(entries)
 
 
 # -- sharded indexes: shards placed on workers ------------------------------------------------------
@@ -277,8 +277,9 @@ def _hash_task(config: ScanConfig, entries: list[files.Entry]) -> list[Any]:
 
 
 class _Recording:
-    """One shard's answers to the index calls the scan's matching made for one entry, in call order,
-    and the records it fetched (global ids). Filled on the shard's worker by :class:`_Recorder`."""
+    """One shard's answers to the index calls the scan's matching made for the hashed entries of one
+    chunk (matched together), in call order, and the records it fetched (global ids). Filled on the
+    shard's worker by :class:`_Recorder`."""
 
     __slots__ = ("calls", "records")
 
@@ -319,7 +320,7 @@ class _Proxy:
 
 
 class _Recorder(_Proxy):
-    """Stands in for the index while a shard's worker runs the scan's matching of one entry: answers
+    """Stands in for the index while a shard's worker runs the scan's matching of a chunk: answers
     from the shard alone and keeps every answer in a :class:`_Recording`."""
 
     def __init__(self, catalog: ShardCatalog, shard: OpenShard) -> None:
@@ -351,7 +352,7 @@ class _Recorder(_Proxy):
 
 
 class _Replay(_Proxy):
-    """Stands in for the whole sharded index while the scan's matching of one entry runs again on the
+    """Stands in for the whole sharded index while the scan's matching of a chunk runs again on the
     merged answers: each call is answered by merging every shard's recorded answer to the same call,
     exactly as :class:`~matcher.index.shards.ShardedIndex` merges live answers."""
 
@@ -390,20 +391,17 @@ class _Replay(_Proxy):
         return [held[i] for i in wanted]
 
 
-def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> list[_Recording | None]:
-    """A Dask task, run on the worker that holds ``shard``: that shard's answers for every hashed
-    entry of a chunk (``None`` for entries already finished). The shard is opened once per process."""
+def _shard_task(config: ScanConfig, shard: Any, hashed: list[Any]) -> _Recording | None:
+    """A Dask task, run on the worker that holds ``shard``: that shard's answers for the hashed entries
+    of a chunk, matched together (``None`` when every entry is finished already). The shard is opened
+    once per process."""
+    waiting = [item for item in hashed if isinstance(item, HashedEntry)]
+    if not waiting:
+        return None
     scanner = _hasher_for(config)
-    opened = _open_shard(shard)
-    out: list[_Recording | None] = []
-    for item in hashed:
-        if not isinstance(item, HashedEntry):
-            out.append(None)
-            continue
-        recorder = _Recorder(_catalog(scanner), opened)
-        scanner.finish(item, recorder)
-        out.append(recorder.recording)
-    return out
+    recorder = _Recorder(_catalog(scanner), _open_shard(shard))
+    scanner.finish_many(waiting, recorder)
+    return recorder.recording
 
 
 def _open_shard(shard: Any) -> Any:
@@ -458,18 +456,15 @@ def probe_workers(client: Any, config: ScanConfig, shards_by_worker: dict[str, l
         ) from None
 
 
-def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[list[_Recording | None]]) -> list[FileResult]:
+def _finish_task(config: ScanConfig, hashed: list[Any], per_shard: list[_Recording | None]) -> list[FileResult]:
     """A Dask task: every entry's result from its hashes and all shards' answers, merged exactly."""
-
+    waiting = [item for item in hashed if isinstance(item, HashedEntry)]
+    if not waiting:
+        return list(hashed)
     scanner = _hasher_for(config)
-    out = []
-    for position, item in enumerate(hashed):
-        if not isinstance(item, HashedEntry):
-            out.append(item)
-            continue
-        recordings = [answers[position] for answers in per_shard]
-        out.append(scanner.finish(item, _Replay(_catalog(scanner), [r for r in recordings if r is not None])))
-    return out
+    replay = _Replay(_catalog(scanner), [r for r in per_shard if r is not None])
+    finished = iter(scanner.finish_many(waiting, replay))
+    return [next(finished) if isinstance(item, HashedEntry) else item for item in hashed]
 
 
 def _held_shards() -> list[str]:

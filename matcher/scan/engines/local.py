@@ -26,7 +26,12 @@ from ...pipeline import describe_error
 from ..options import FileResult, ScanConfig, ScanOptions
 from ..scanner import Scanner, open_scanner
 
-__all__ = ["PARENT_SCANS_WHILE_STARTING", "LocalEngine", "local_results"]
+__all__ = ["IN_PROCESS_BATCH", "PARENT_SCANS_WHILE_STARTING", "LocalEngine", "local_results"]
+
+#: Entries read and hashed before they are matched together in the calling process (one search per
+#: algorithm and table for all of them), when the scan runs in process; a pool's workers match each
+#: chunk of ``ScanOptions.chunk_size`` entries together.
+IN_PROCESS_BATCH = 16
 
 #: Whether the calling process scans the first entries while the pool starts (tests turn it off to
 #: have the pool do everything).
@@ -86,7 +91,7 @@ def _scan_chunk(entries: list[files.Entry]) -> list[FileResult]:
     """Pool task: the results of a chunk of entries, in order."""
     if _WORKER is None:
         raise _WORKER_ERROR or IndexStoreError("scan worker was not initialised")
-    return [_WORKER.scan_entry(entry) for entry in entries]
+    return _WORKER.scan_entries(entries)
 
 
 def _warm_up() -> bool:
@@ -112,8 +117,8 @@ def local_results(
     if workers == 1:
         scanner = Scanner(index if index is not None else open_any(config.index_path), config)
         with batch.single_threaded_faiss():
-            for entry in entries:
-                yield scanner.scan_entry(entry)
+            for chunk in batch.chunks(entries, max(options.chunk_size, IN_PROCESS_BATCH)):
+                yield from scanner.scan_entries(chunk)
         return
     window = max(2, 2 * workers)
     pool = ProcessPoolExecutor(
