@@ -8,12 +8,24 @@ them. :class:`DigestAccumulator` is fed chunk by chunk (see :mod:`matcher.files`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from .errors import UsageError
 
-__all__ = ["DigestAccumulator", "Digests", "digest_bytes"]
+__all__ = ["EMPTY_CONTENT_DIGESTS", "DigestAccumulator", "Digests", "digest_bytes"]
 
+#: The digests of zero-length content, by kind. They are never a match: a hash list that holds one
+#: would make every empty file (and every file that could not be read) "match" it, so imports skip
+#: them (:meth:`matcher.known.KnownRecord.without_empty_content_digests`) and scans never look them up.
+EMPTY_CONTENT_DIGESTS: Mapping[str, str] = MappingProxyType(
+    {
+        "md5": "d41d8cd98f00b204e9800998ecf8427e",
+        "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+)
 _HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _HEX_DIGITS = frozenset("0123456789abcdef")
 

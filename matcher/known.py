@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
+from .digests import EMPTY_CONTENT_DIGESTS
 from .hashes import Hash
 
 __all__ = ["EMPTY_CONTENT_DIGESTS", "KnownRecord", "ImportProblem"]
-
-#: The digests of zero-length content, by kind. A hash list that holds one would make every empty
-#: file (and every file that could not be read) "match" it, so imports skip them
-#: (:meth:`KnownRecord.without_empty_content_digests`).
-EMPTY_CONTENT_DIGESTS: Mapping[str, str] = MappingProxyType(
-    {
-        "md5": "d41d8cd98f00b204e9800998ecf8427e",
-        "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
-        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
 from typing import Any
 
 from .algorithms import registry
+from .digests import EMPTY_CONTENT_DIGESTS
 from .hashes import Hash
 from .hashing import file_columns
 from .views import describe_match
@@ -18,15 +17,6 @@ __all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS", "EMPTY_CO
 STATUSES = ("match", "known_good", "error", "skipped", "no_match")
 #: Digest "algorithms" of exact matches (distance 0, no variant).
 DIGEST_ALGORITHMS = ("md5", "sha1", "sha256")
-#: The digests of zero-length content, per digest kind: never a match in a scan (an empty file, or
-#: one that could not be read, is not known material, whatever a hash list holds).
-EMPTY_CONTENT_DIGESTS: Mapping[str, str] = MappingProxyType(
-    {
-        "md5": "d41d8cd98f00b204e9800998ecf8427e",
-        "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
-        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
