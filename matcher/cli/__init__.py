@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from ..errors import MatcherError
+from ..progress import configure_logging
 from .cluster_command import add_cluster_parser
 from .common import EXIT_MATCH, EXIT_OK, EXIT_USAGE, Parser, Version
 from .compare_command import add_compare_parser
@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``matcher`` command (a subcommand's arguments are added when it is used)."""
     parser = Parser(prog="matcher", description="Perceptual image-hash matching.")
     parser.add_argument("--version", action=Version)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and per-file problems to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log matcher's info and debug lines to stderr; -vv: other libraries' too",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -51,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="matcher: %(message)s")
+    configure_logging(args.verbose)
     try:
         return int(args.handler(args))
     except MatcherError as exc:

@@ -60,19 +60,42 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
+    h.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+    h.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     h.set_defaults(handler=_cmd_hash)
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
     from ..algorithms import registry
     from ..formats.records import WRITERS
-    from ..hashing import hash_paths
+    from ..hashing import HashProgress, hash_paths
+    from ..progress import ProgressReporter
 
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     options = hash_options(args)
     paths = [os.fsencode(p) for p in args.paths]
-    with open_output(args.output, args.paths) as stream:
+    last = HashProgress(0, 0, 0, 0, 0.0)
+
+    def progress(p: HashProgress) -> None:
+        nonlocal last
+        last = p
+        reporter.update(
+            files=p.files,
+            total_files=p.total,
+            bytes_done=p.bytes_done,
+            total_bytes=p.total_bytes,
+            records=p.records,
+            errors=p.errors,
+        )
+
+    with open_output(args.output, args.paths) as stream, ProgressReporter("hash", quiet=args.quiet) as reporter:
         writer = WRITERS[args.format](stream, algorithms)
-        writer.write_all(hash_paths(paths, algorithms, options=options))
+        records = hash_paths(
+            paths, algorithms, options=options, workers=args.workers, progress=progress, count_first=True
+        )
+        writer.write_all(records)
         writer.close()
+    reporter.summary(
+        f"matcher hash: {last.files} files, {last.records} records, {last.errors} errors in {reporter.elapsed():.1f}s"
+    )
     return EXIT_OK

@@ -19,7 +19,7 @@ from .. import imaging
 from ..errors import HashListError
 from ..files import display_path
 from ..formats.registry import read_records
-from ..hashing import HashOptions, HashRecord, hash_paths
+from ..hashing import HashOptions, HashProgress, HashRecord, hash_paths
 from ..known import ImportProblem, KnownRecord
 from .store import KnownIndex
 
@@ -64,9 +64,16 @@ def _is_image_file(path: bytes) -> bool:
 
 
 def _image_records(
-    paths: Sequence[bytes], algorithms: Sequence[str], options: HashOptions, report: ProblemHandler, strict: bool
+    paths: Sequence[bytes],
+    algorithms: Sequence[str],
+    options: HashOptions,
+    report: ProblemHandler,
+    strict: bool,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> Iterator[KnownRecord]:
-    for record in hash_paths(paths, algorithms, options=options):
+    hashed = hash_paths(paths, algorithms, options=options, workers=workers, progress=hash_progress, count_first=True)
+    for record in hashed:
         if record.error is not None or not record.hashes:
             problem = ImportProblem(record.path or "?", None, record.error or "no hash computed")
             if strict:
@@ -83,12 +90,20 @@ def _records(
     strict: bool,
     report: ProblemHandler,
     options: HashOptions,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> Iterator[KnownRecord]:
+    images: list[bytes] = []  # consecutive image sources are hashed together (one pool)
     for source in sources:
         if os.path.isdir(source) or (format_name == "auto" and _is_image_file(source)):
-            yield from _image_records([source], algorithms, options, report, strict)
-        else:
-            yield from read_records(os.fsdecode(source), format_name, on_problem=report, strict=strict)
+            images.append(source)
+            continue
+        if images:
+            yield from _image_records(images, algorithms, options, report, strict, workers, hash_progress)
+            images = []
+        yield from read_records(os.fsdecode(source), format_name, on_problem=report, strict=strict)
+    if images:
+        yield from _image_records(images, algorithms, options, report, strict, workers, hash_progress)
 
 
 def import_sources(
@@ -103,6 +118,8 @@ def import_sources(
     progress: Callable[[int], None] | None = None,
     hash_options: HashOptions | None = None,
     views: bool = True,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> ImportSummary:
     """Add every record of ``sources`` to ``index`` under ``list_name`` in one atomic commit.
 
@@ -112,6 +129,11 @@ def import_sources(
     cropped, bordered and captioned copies (hash lists carry no views). Without ``strict`` each
     problem goes to ``on_problem`` and is skipped; with ``strict`` the first one raises
     :class:`~matcher.errors.HashListError` and nothing is added.
+
+    ``workers``: processes hashing the images (``1``, the default: in this process; ``None``: the CPU
+    count; see :func:`~matcher.hashing.hash_paths`), the records in the same order whatever the
+    number. ``hash_progress`` is :func:`~matcher.hashing.hash_paths`'s ``progress`` while images are
+    hashed (once per run of consecutive image sources); ``progress(n)`` counts records read.
     """
     problems: list[ImportProblem] = []
 
@@ -125,6 +147,6 @@ def import_sources(
         if not os.path.exists(path):
             raise HashListError(f"{display_path(path)[0]}: no such file or directory")
     options = replace(hash_options or HashOptions(), views=bool(views))
-    records = _records(paths, index.algorithms, format, strict, report, options)
+    records = _records(paths, index.algorithms, format, strict, report, options, workers, hash_progress)
     result = index.add(records, list_name, category=category, progress=progress)
     return ImportSummary(result.added, result.duplicates, result.empty, len(problems))
