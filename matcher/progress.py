@@ -61,6 +61,8 @@ WARMUP_FRACTION = 0.05
 WARMUP_SECONDS = 10.0
 #: The rate (and so the ETA) is measured over this many recent seconds.
 RATE_WINDOW = 60.0
+# Seconds between the samples the rate is measured on.
+_SAMPLE_SPACING = 0.5
 
 #: The logger whose info and debug lines ``-v`` shows; other libraries' stay at WARNING until ``-vv``.
 _MATCHER_LOGGER = "matcher"
@@ -142,8 +144,8 @@ class EtaEstimator:
         if self._baseline is None:
             self._baseline = (elapsed, done_bytes)
         samples = self._samples
-        if samples and samples[-1][0] == elapsed:
-            samples[-1] = (elapsed, done_bytes)
+        if len(samples) >= 2 and samples[-1][0] - samples[-2][0] < _SAMPLE_SPACING:
+            samples[-1] = (elapsed, done_bytes)  # a fast run: keep a sample every half second, not per file
         else:
             samples.append((elapsed, done_bytes))
         while len(samples) > 2 and samples[1][0] <= elapsed - self.window:
