@@ -366,3 +366,57 @@ def test_index_add_workers_option_gives_the_same_index(evidence, tmp_path):
         assert added.returncode == 0, added.stderr
         orders.append(_records(path))
     assert orders[0] == orders[1] and len(orders[0]) == 12
+
+
+# --------------------------------------------------------------------------------------------------
+# What the library's progress values carry
+
+
+def test_scan_progress_counts_bytes_matches_and_errors_and_resumes_with_its_bytes(evidence, index, tmp_path):
+    from matcher.scan import ScanOptions, run_scan
+
+    sizes = [p.stat().st_size for p in sorted(evidence.iterdir())]
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(p):
+        seen.append(p)
+        if p.done == 5:
+            raise Stop
+
+    out = str(tmp_path / "r.jsonl")
+    options = ScanOptions(workers=1)
+    with pytest.raises(Stop):
+        run_scan([str(evidence)], str(index), options, out, progress=interrupt, count_first=True)
+    assert seen[0].total == 13 and seen[0].total_bytes == sum(sizes) and seen[0].bytes_done == 0
+    assert seen[-1].bytes_done == sum(sizes[:5]) and seen[-1].matched == 5
+    resumed = []
+    run_scan([str(evidence)], str(index), options, out, resume=True, progress=resumed.append, count_first=True)
+    first, last = resumed[0], resumed[-1]
+    assert first.resumed == 5 and first.resumed_bytes == sum(sizes[:5]) and first.bytes_done == sum(sizes[:5])
+    assert (last.done, last.bytes_done, last.total_bytes) == (13, sum(sizes), sum(sizes))
+    assert last.matched == 7 and last.errors == 0  # this run's: the five before were the interrupted run's
+
+
+def test_cluster_progress_counts_bytes_and_totals(evidence):
+    from matcher.cluster import cluster_paths
+
+    seen = []
+    cluster_paths([str(evidence)], progress=seen.append, count_first=True)
+    total = sum(p.stat().st_size for p in evidence.iterdir())
+    assert seen[0].stage == "hashing" and (seen[0].done, seen[0].total, seen[0].total_bytes) == (0, 13, total)
+    assert seen[-1].stage == "grouping" and seen[-1].bytes_done == total and seen[-1].errors == 0
+
+
+def test_hash_paths_progress_counts_files_records_and_errors(tmp_path):
+    from matcher.hashing import hash_paths
+
+    (tmp_path / "a.png").write_bytes(encode(scene(1, 64, 48), "PNG"))
+    (tmp_path / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    seen = []
+    records = list(hash_paths([tmp_path], ["pdq"], progress=seen.append, count_first=True))
+    assert len(records) == 2 and seen[0].files == 0 and seen[0].total == 2
+    assert (seen[-1].files, seen[-1].records, seen[-1].errors) == (2, 2, 1)
+    assert seen[-1].bytes_done == seen[-1].total_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
