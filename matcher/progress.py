@@ -227,6 +227,8 @@ def progress_line(state: ProgressState, warming_up: bool = False) -> str:
     return ", ".join(parts)
 
 
+# What the line says until the run's first news (while the files are counted, say).
+_STARTING = "starting"
 _FIELDS = frozenset(f.name for f in fields(ProgressState)) - {"elapsed", "rate", "eta"}
 
 
@@ -255,7 +257,7 @@ class ProgressReporter:
         self.quiet = quiet
         self.interval = interval if interval is not None else interval_from_environment()
         self._live = False if quiet else (_is_terminal(self.stream) if live is None else live)
-        self._state = ProgressState()
+        self._state = ProgressState(stage=_STARTING)
         self._estimator: EtaEstimator | None = None
         self._lock = threading.RLock()
         self._clock = time.monotonic()
@@ -315,6 +317,8 @@ class ProgressReporter:
         if unknown:
             raise UsageError(f"unknown progress field(s): {', '.join(sorted(unknown))}")
         with self._lock:
+            if "stage" not in changes and self._state.stage == _STARTING:
+                changes["stage"] = None  # the first news from the run: it has started
             state = replace(self._state, **changes)
             if self._estimator is None or self._estimator.total_bytes != state.total_bytes:
                 self._estimator = EtaEstimator(state.total_bytes) if state.total_bytes else None
@@ -388,7 +392,7 @@ class ProgressReporter:
         self._bar = bar
         # While the bar is drawn, whatever else goes to the same stream (log lines, warnings) is
         # printed above it rather than through it.
-        writer = _ConsoleWriter(console)
+        writer = _ConsoleWriter(console, self.stream)
         if sys.stderr is self.stream:
             self._restore.append((sys, "stderr", sys.stderr))
             sys.stderr = writer
@@ -406,10 +410,14 @@ class ProgressReporter:
 class _ConsoleWriter(io.TextIOBase):
     """A text stream whose complete lines a ``rich`` console prints above its live display."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, stream: TextIO) -> None:
         super().__init__()
         self._console = console
+        self._stream = stream
         self._pending = ""
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
     def write(self, text: str) -> int:
         lines = (self._pending + text).split("\n")

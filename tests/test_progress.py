@@ -131,6 +131,13 @@ def test_the_eta_comes_from_bytes_not_files(monkeypatch):
     assert stream.getvalue() == ""  # nothing printed before the first interval, so no last line either
 
 
+def test_the_line_says_starting_until_the_run_reports(monkeypatch):
+    reporter = ProgressReporter("scan", stream=io.StringIO(), interval=3600, live=False)
+    assert "starting" in progress_line(reporter.state())  # e.g. while the files are counted
+    reporter.update(files=0, total_files=10, total_bytes=100)
+    assert "starting" not in progress_line(reporter.state())
+
+
 def test_progress_line_says_everything_a_log_reader_needs():
     state = ProgressState(
         files=120, total_files=500, bytes_done=1_200_000_000, total_bytes=4_800_000_000, matches=3, errors=1
@@ -173,7 +180,7 @@ def test_live_reporter_draws_a_bar_with_rich():
         reporter.update(files=2, total_files=4, bytes_done=50, total_bytes=100, errors=0)
         reporter.note("matcher: skipped something")
     out = stream.getvalue()
-    assert "\x1b[" in out and "━" in out  # drawn with terminal controls, not printed line by line
+    assert "\x1b[?25l" in out  # a live display (cursor hidden while drawing), not lines
     assert "matcher cluster" in out and "2/4 files" in out and "matcher: skipped something" in out
 
 
@@ -272,7 +279,7 @@ def test_a_terminal_gets_a_live_bar(evidence, tmp_path):
         process.wait(timeout=60)
     assert process.returncode == 0, drawn
     text = drawn.decode(errors="replace")
-    assert "\x1b[" in text and "━" in text, text  # a drawn bar, not plain lines
+    assert "\x1b[?25l" in text, text  # a live display (cursor hidden while drawing), not plain lines
     assert "matcher hash" in text and "13/13 files" in text
     assert "matcher hash: 13 files, 13 records" in text  # and the summary
 
