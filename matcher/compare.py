@@ -1,111 +1,251 @@
-"""Compare two images, an image and a hash, or two hashes: distances per algorithm and variant.
+"""Compare a known image (or hash) with an evidence file (or hash), and explain what a scan decides.
 
-``a`` is taken as the known image and ``b`` as the evidence. A :class:`Comparison`'s ``variant``
-always says how ``b`` is transformed relative to ``a``, with the names of
-:func:`matcher.algorithms.pdq.variant_hashes` and :class:`~matcher.scan_records.ScanMatch`:
-``orig`` (as is), ``rot90``/``rot180``/``rot270`` (``b`` is ``a`` rotated that far
-counter-clockwise, Pillow's ``ROTATE_90`` etc.), ``flipx`` (top-bottom), ``flipy`` (mirrored),
-``flipp``/``flipm`` (transposed about the main/anti-diagonal).
+``compare(known, evidence)`` answers the examiner's question "would ``matcher scan`` match this file
+against this known image, and why (not)?" by running the scan itself, not a copy of its rules:
 
-* **Two images**: for each algorithm, ``a``'s hash against the hash of ``b`` transformed back by each
-  variant (PDQ: :func:`~matcher.algorithms.pdq.variant_hashes` on ``b``'s pixels, ``exact=True``;
-  the other algorithms: ``b`` transposed back with Pillow and hashed). One :class:`Comparison` per
-  algorithm and variant; only ``orig`` with ``rotations=False``.
-* **A hash and an image** (either way round): only the hash's algorithm is compared; the variants
-  are computed on the image side. When the image is ``a``, ``a`` is transformed instead of ``b`` and
-  the variant is named as the transform of ``b`` relative to ``a`` (``rot90`` and ``rot270`` swap).
-* **Two hashes**: one comparison, variant ``orig`` (``rotations`` makes no difference).
+1. **The known side as an index stores it.** ``known`` is hashed as ``matcher index add`` hashes an
+   image (:func:`matcher.pipeline.read_entry` with the known-side views, every frame a record,
+   :func:`matcher.index.importing.known_from_hash_record`) and added to a temporary
+   :class:`~matcher.index.KnownIndex` (in a temporary directory, removed afterwards; nothing is
+   written anywhere else). A known *hash* is a record with that hash only: like a hash list, it has
+   no views (no trimmed borders, crops, caption regions or small rotations), and the result says so.
+2. **The evidence side as a scan reads it.** The evidence file is read by the scan's
+   :class:`~matcher.scan.Scanner` (its query views: rotations and flips, trimmed borders, the top
+   and bottom 88 %, as the options ask) and matched by the scan's
+   :class:`~matcher.scan.matching.Matcher` against that index, under the same configuration a scan
+   resolves (:func:`matcher.scan.options.resolve_config`); like the scan's scanner, it sets FAISS to
+   one thread in this process. The scan's records of the evidence are
+   :attr:`Comparison.records`; :attr:`Comparison.match` is the scan's decision. An evidence *hash*
+   is searched as it is (no views: a hash has no pixels).
+3. **The explanation.** Every pair the scan can compare (each evidence query view against each known
+   view it is searched against, :func:`matcher.views.known_views_for`) with its distance, as
+   :class:`Pair`: for each algorithm, evidence frame, query view and known record the nearest known
+   view, and whether the scan searches that pair at all (the quality gates of both sides,
+   :func:`matcher.scan.matching.passes_gate`). :attr:`Comparison.reason` says in words why it
+   matched (the pair the scan chose, or equal digests) or not (the nearest pair and the threshold,
+   or a quality gate).
 
-``algorithms`` defaults to PDQ; when a hash is given, it defaults to the hash's algorithm, and a
-hash whose algorithm is not among ``algorithms`` given explicitly is refused.
+Variant names (the evidence's query view) are the scan's: ``orig``, ``rot90``/``rot180``/``rot270``
+(the evidence rotated that far counter-clockwise), ``flipx`` (upside-down), ``flipy`` (mirrored),
+``flipp``/``flipm`` (transposed), ``trim`` and ``trim+<variant>`` (inside uniform borders),
+``top88``/``bottom88``; known views are :data:`matcher.views.KNOWN_VIEWS` (``None``: the known
+image's own hash).
 
-Images are decoded as :func:`matcher.hash_file` decodes them (same :class:`~matcher.HashOptions`:
-pixel limit, EXIF orientation, ``fast``), so the distances are those a scan computes. A multi-frame
-image (animated GIF/WebP/PNG, multi-page TIFF) is compared by its **first frame** only.
-
-A comparison is a match when ``distance <= max_distance`` (the algorithm's default, or
-``max_distances[algorithm]``) and, for an algorithm with a quality rule (PDQ: 50), neither side's
-quality is below it; otherwise ``note`` says why not. A hash read from hex carries no quality, so no
-quality rule applies to it.
-
-Unreadable files raise :class:`~matcher.errors.FileReadError`/:class:`~matcher.errors.NotAFileError`,
-undecodable ones a :class:`~matcher.errors.DecodeError` subclass, each naming the file.
+Inputs are image paths, Pillow images or :class:`~matcher.hashes.Hash` values. A file that cannot be
+used raises, naming it: :class:`~matcher.errors.FileReadError` (cannot be read),
+:class:`~matcher.errors.NotAFileError` (a directory, FIFO, ...),
+:class:`~matcher.errors.UnsupportedFormatError` (empty, or not an image: compare compares images)
+and :class:`~matcher.errors.DecodeError` (cannot be decoded).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from PIL import Image
 
 from . import files
-from .algorithms import Algorithm, registry
-from .errors import MatcherError, UsageError
+from .algorithms import registry
+from .errors import DecodeError, FileReadError, MatcherError, NotAFileError, UnsupportedFormatError, UsageError
 from .hashes import Hash
+from .hashing import HashOptions, records_of
+from .index.importing import known_from_hash_record
+from .index.store import KnownIndex
+from .index.types import IndexedRecord
+from .known import KnownRecord
 from .pipeline import (
     DEFAULT_ALGORITHMS,
+    EntryFeatures,
     FeatureRequest,
     FrameFeatures,
-    HashOptions,
-    first_frame,
+    decode,
+    read_entry,
 )
-from .variants import INVERSE, VARIANT_NAMES
+from .scan.matching import passes_gate
+from .scan.options import ScanOptions, resolve_config
+from .scan.scanner import HashedEntry, Scanner
+from .scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
+from .views import KNOWN_VIEWS, known_views_for
 
-__all__ = ["Comparison", "CompareInput", "VARIANTS", "compare", "comparisons_to_dict", "format_table"]
+__all__ = ["CompareInput", "Comparison", "Pair", "Side", "SideFrame", "compare", "format_table"]
 
 #: What :func:`compare` accepts on each side: an image path, a Pillow image, or a :class:`Hash`.
 CompareInput = Union[str, "os.PathLike[str]", Image.Image, Hash]
 
-#: Variant names, in the order ties are broken.
-VARIANTS: tuple[str, ...] = VARIANT_NAMES
+#: The list name of the known record(s) in the temporary index.
+_KNOWN_LIST = "known"
 
 
 @dataclass(frozen=True, slots=True)
-class Comparison:
-    """One distance between ``a`` and ``b``: for ``algorithm``, with ``b`` seen as ``variant`` of ``a``.
+class Pair:
+    """One evidence query view against one known record's view: what a scan compares.
 
-    ``is_match`` is ``distance <= max_distance`` and the quality rule held; ``note`` (else ``None``)
-    says why a comparison is not a match although near enough, e.g. low PDQ quality.
+    ``variant`` is the evidence's query view (``orig``, ``rot90``, ``trim+flipy``, ``top88``, ...),
+    ``view`` the known record's view (``None``: its own hash), ``evidence_frame``/``known_frame`` the
+    frames (``None`` for a still image or a hash), ``known_record`` the record id in the temporary
+    index. ``searched``: whether a scan searches this pair at all; when not, ``note`` says why (a
+    quality gate). ``within``: searched and ``distance <= max_distance``.
     """
 
     algorithm: str
     variant: str
+    view: str | None
     distance: int
     max_distance: int
-    is_match: bool
+    evidence_frame: int | None = None
+    known_record: int = 1
+    known_frame: int | None = None
+    searched: bool = True
     note: str | None = None
 
+    @property
+    def within(self) -> bool:
+        """Searched and within the maximum distance."""
+        return self.searched and self.distance <= self.max_distance
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the fields as keys."""
+        """JSON-ready dict with the fields (and ``within``) as keys."""
         return {
             "algorithm": self.algorithm,
-            "variant": self.variant,
             "distance": self.distance,
             "max_distance": self.max_distance,
-            "is_match": self.is_match,
+            "within": self.within,
+            "variant": self.variant,
+            "view": self.view,
+            "evidence_frame": self.evidence_frame,
+            "known_record": self.known_record,
+            "known_frame": self.known_frame,
+            "searched": self.searched,
             "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SideFrame:
+    """One frame of a side: the known side's index record (``record`` its id), or an evidence frame.
+
+    ``hashes``: each algorithm's own hash (with its quality); ``views``: per algorithm, the view names
+    hashed (known side: the views the index stores; evidence side: the query views searched).
+    """
+
+    frame: int | None
+    hashes: Mapping[str, Hash]
+    views: Mapping[str, tuple[str, ...]]
+    record: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``frame``, ``record`` (known side), ``hashes`` (hex), ``quality`` and ``views``."""
+        out: dict[str, Any] = {"frame": self.frame}
+        if self.record is not None:
+            out["record"] = self.record
+        out["hashes"] = {name: str(value) for name, value in self.hashes.items()}
+        out["quality"] = {name: value.quality for name, value in self.hashes.items()}
+        out["views"] = {name: list(views) for name, views in self.views.items()}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """What one side is: ``name`` (the path as text, ``"image"`` or the hash), ``kind`` (``"image"`` or
+    ``"hash"``), its frames and notes (e.g. that a hash has no views)."""
+
+    name: str
+    kind: str
+    frames: tuple[SideFrame, ...]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields."""
+        return {
+            "input": self.name,
+            "kind": self.kind,
+            "frames": [frame.to_dict() for frame in self.frames],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What :func:`compare` found: the scan's decision (``match``), why (``reason``), and the detail.
+
+    ``records``: the scan's records of the evidence (one per frame, record ids those of the temporary
+    index, list ``"known"``); ``pairs``: every pair compared (see :class:`Pair`), ordered by algorithm,
+    evidence frame, known record and distance; ``notes``: the scan records' notes and the known side's
+    gate notes.
+    """
+
+    match: bool
+    reason: str
+    known: Side
+    evidence: Side
+    algorithms: tuple[str, ...]
+    max_distances: Mapping[str, int]
+    rotations: bool
+    trim_borders: bool
+    regions: bool
+    records: tuple[ScanRecord, ...]
+    pairs: tuple[Pair, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def best(self) -> dict[str, Pair]:
+        """Per algorithm, the pair that decides: the one the scan matched on when it matched with that
+        algorithm, else the nearest pair (searched pairs before those a quality gate keeps out)."""
+        out: dict[str, Pair] = {}
+        for record in self.records:
+            for m in record.matches:
+                if m.algorithm in self.algorithms and m.algorithm not in out:
+                    out[m.algorithm] = self._pair_of(record, m)
+        for pair in sorted(self.pairs, key=lambda p: (not p.searched, p.distance)):
+            out.setdefault(pair.algorithm, pair)
+        return {name: out[name] for name in self.algorithms if name in out}
+
+    def digests_equal(self) -> tuple[str, ...]:
+        """The digests the scan found equal (``sha256``, ``sha1``, ``md5``): the files are identical."""
+        return tuple(
+            dict.fromkeys(m.algorithm for r in self.records for m in r.matches if m.algorithm in DIGEST_ALGORITHMS)
+        )
+
+    def _pair_of(self, record: ScanRecord, m: ScanMatch) -> Pair:
+        known_frame = next((f.frame for f in self.known.frames if f.record == m.record), None)
+        return Pair(
+            m.algorithm,
+            m.variant or "orig",
+            m.view,
+            m.distance,
+            self.max_distances[m.algorithm],
+            record.frame,
+            m.record,
+            known_frame,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document ``matcher compare --json`` prints (keys documented in the README)."""
+        return {
+            "match": self.match,
+            "reason": self.reason,
+            "digests_equal": list(self.digests_equal()),
+            "best": {name: pair.to_dict() for name, pair in self.best().items()},
+            "known": self.known.to_dict(),
+            "evidence": self.evidence.to_dict(),
+            "settings": {
+                "algorithms": list(self.algorithms),
+                "max_distances": dict(self.max_distances),
+                "rotations": self.rotations,
+                "trim_borders": self.trim_borders,
+                "regions": self.regions,
+            },
+            "notes": list(self.notes),
+            "scan": [record.to_dict(list(self.algorithms)) for record in self.records],
+            "pairs": [pair.to_dict() for pair in self.pairs],
         }
 
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
-
-
-def _name_of(value: Any, label: str) -> str:
-    if isinstance(value, (str, os.PathLike)):
-        return files.display_path(os.fsencode(value))[0]
-    return f"image {label}"
-
-
-def _load(
-    value: Any, label: str, algorithms: Sequence[Algorithm], options: HashOptions, rotations: bool
-) -> FrameFeatures:
-    """The first frame of a path or Pillow image, with its variants as asked; errors name the input."""
-    request = FeatureRequest(tuple(a.name for a in algorithms), variants=rotations)
-    return first_frame(value, _name_of(value, label), request, options)
 
 
 def _check_input(value: Any, label: str) -> None:
@@ -117,162 +257,419 @@ def _check_input(value: Any, label: str) -> None:
     )
 
 
+def _name_of(value: Any, label: str) -> str:
+    if isinstance(value, Hash):
+        return f"{value.algorithm}:{value}"
+    if isinstance(value, (str, os.PathLike)):
+        return files.display_path(os.fsencode(value))[0]
+    return f"image {label}"
+
+
+def _named(name: str, message: str) -> str:
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
+def _refuse(entry: EntryFeatures, name: str) -> None:
+    """Raise when a read entry cannot be compared (the module notes); an entry with frames passes."""
+    if entry.skipped:
+        raise NotAFileError(_named(name, entry.note or "not a regular file"))
+    if not entry.read and entry.path is not None:
+        raise FileReadError(_named(name, entry.error or "could not be read"))
+    if entry.frames:
+        return
+    if entry.error == "empty file (0 bytes)":
+        raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
+    if entry.note is not None:
+        raise UnsupportedFormatError(f"{name}: {entry.note.split(';')[0]}: compare compares images")
+    raise DecodeError(_named(name, entry.error or "no frame could be decoded"))
+
+
+def _entry_of(
+    value: str | os.PathLike[str] | Image.Image, name: str, request: FeatureRequest, options: HashOptions
+) -> EntryFeatures:
+    """``value`` read once by the pipeline as ``request`` asks, refused (raising) when it cannot be compared."""
+    if isinstance(value, Image.Image):
+        entry = EntryFeatures(None, name, None).with_decoded(decode(value, request, options))
+    else:
+        if os.path.isdir(value):
+            raise NotAFileError(f"{name}: is a directory, not an image file")
+        entry = read_entry(next(iter(files.walk([value]))), request, options)
+    _refuse(entry, name)
+    return entry
+
+
+def _frame_notes(entry: EntryFeatures, name: str) -> tuple[str, ...]:
+    if entry.error is None:
+        return ()
+    return (f"{name}: frame {entry.failed_frame}: {entry.error} (the frames before it are compared)",)
+
+
 # --------------------------------------------------------------------------------------------------
-# Hashing
+# The known side: a temporary index holding it as `matcher index add` stores it
 
 
-def _variant_hashes(side: FrameFeatures, algorithm: Algorithm) -> Mapping[str, Hash]:
-    """The hashes of ``side`` transformed back by each variant (only ``orig`` without rotations)."""
-    return side.variants.get(algorithm.name) or {"orig": side.hashes[algorithm.name]}
+def _known_records(
+    value: CompareInput, name: str, algorithms: tuple[str, ...], options: HashOptions
+) -> tuple[list[KnownRecord], str, tuple[str, ...]]:
+    """The known records of ``value`` (kind, notes)."""
+    if isinstance(value, Hash):
+        note = "the known side is a hash: it has no views (trimmed borders, crops, caption regions, small rotations)"
+        return [KnownRecord(hashes={value.algorithm: value})], "hash", (note,)
+    request = FeatureRequest(algorithms, known_views=True)  # what `matcher index add` asks of an image
+    entry = _entry_of(value, name, request, options)
+    hashed = [r for r in records_of(entry) if r.hashes]
+    return [known_from_hash_record(r) for r in hashed], "image", _frame_notes(entry, name)
 
 
-def _max_distance(name: str, max_distances: dict[str, int] | None) -> int:
-    if max_distances and name in max_distances:
-        return max_distances[name]
-    return registry.get(name).default_max_distance
+def _known_side(index: KnownIndex, name: str, kind: str, notes: tuple[str, ...]) -> tuple[Side, list[IndexedRecord]]:
+    stored = list(index.iter_records())
+    views = index.record_views([r.id for r in stored])
+    frames = tuple(
+        SideFrame(
+            r.extra.get("frame"),
+            {a: h for a, h in r.hashes.items() if a in index.algorithms},
+            {a: tuple(v for v in KNOWN_VIEWS if v in views.get(r.id, {}).get(a, {})) for a in index.algorithms},
+            r.id,
+        )
+        for r in stored
+    )
+    return Side(name, kind, frames, notes), stored
 
 
-def _quality_note(algorithm: str, first: Hash, second: Hash) -> str | None:
-    """Why the quality rule refuses a match (``None`` when it does not, or there is no rule)."""
-    try:
-        minimum = registry.get(algorithm).min_quality
-    except MatcherError:
-        return None
-    if minimum is None:
-        return None
-    low = [
-        f"{which} {value.quality}"
-        for which, value in (("a", first), ("b", second))
-        if value.quality is not None and value.quality < minimum
-    ]
-    if not low:
-        return None
-    return f"{algorithm} quality of {' and '.join(low)} below {minimum}: not matched"
+def _gate_notes(side: Side, what: str) -> list[str]:
+    """Why a side's own hashes are kept out of a scan's searches (their quality), one note each."""
+    out = []
+    for frame in side.frames:
+        for name, value in frame.hashes.items():
+            algorithm = registry.get(name)
+            if passes_gate(algorithm, value):
+                continue
+            where = what
+            if len(side.frames) > 1:
+                where += f" (record {frame.record})" if what == "known" else f" (frame {frame.frame})"
+            consequence = (
+                "an index never returns it, nor its views"
+                if what == "known"
+                else "a scan does not search it (only views of sufficient quality of their own)"
+            )
+            out.append(f"{where}: {name} quality {value.quality} below {algorithm.min_quality}: {consequence}")
+    return out
 
 
-def _comparison(algorithm: str, variant: str, known: Hash, evidence: Hash, limit: int) -> Comparison:
-    distance = known.distance(evidence)
-    note = _quality_note(algorithm, known, evidence)
-    return Comparison(algorithm, variant, distance, limit, distance <= limit and note is None, note)
+# --------------------------------------------------------------------------------------------------
+# The evidence side: the scan's own scanner and matcher
+
+
+def _hash_entry(value: Hash, name: str) -> HashedEntry:
+    frame = FrameFeatures(None, 0, 0, {value.algorithm: value}, {value.algorithm: {"orig": value}})
+    entry = EntryFeatures(None, name, None, frames=(frame,))
+    return HashedEntry(b"", ScanRecord(path=name, status="no_match"), entry)
+
+
+def _evidence_entry(value: CompareInput, name: str, scanner: Scanner) -> tuple[HashedEntry, tuple[str, ...]]:
+    if isinstance(value, Hash):
+        note = "the evidence is a hash: no rotations, trimmed borders or regions (a hash has no pixels)"
+        return _hash_entry(value, name), (note,)
+    options = scanner.config.hash_options
+    if isinstance(value, Image.Image):
+        entry = _entry_of(value, name, scanner.request, options)
+        return HashedEntry(b"", ScanRecord(status="no_match", **entry.file_facts()), entry), _frame_notes(entry, name)
+    if os.path.isdir(value):
+        raise NotAFileError(f"{name}: is a directory, not an image file")
+    hashed = scanner.hash_entry(next(iter(files.walk([value]))))  # read exactly as a scan reads it
+    if not isinstance(hashed, HashedEntry):
+        record = hashed.records[0]
+        if record.status == "skipped":
+            raise NotAFileError(_named(name, record.notes[0] if record.notes else "not a regular file"))
+        raise FileReadError(_named(name, record.error or "could not be read"))
+    _refuse(hashed.entry, name)
+    return hashed, _frame_notes(hashed.entry, name)
+
+
+def _evidence_side(name: str, kind: str, entry: EntryFeatures, notes: tuple[str, ...]) -> Side:
+    frames = tuple(
+        SideFrame(f.index, dict(f.hashes), {a: tuple(v) for a, v in f.variants.items()}) for f in entry.frames
+    )
+    return Side(name, kind, frames, notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairs and reasons
+
+
+def _pairs(
+    known: list[IndexedRecord],
+    known_views: Mapping[int, Mapping[str, Mapping[str, Hash]]],
+    evidence: EntryFeatures,
+    algorithms: tuple[str, ...],
+    max_distances: Mapping[str, int],
+    frame_of: Mapping[int, int | None],
+) -> list[Pair]:
+    """For each algorithm, evidence frame, query view and known record: the nearest known view it meets."""
+    out: list[Pair] = []
+    for name in algorithms:
+        algorithm = registry.get(name)
+        limit = max_distances[name]
+        for frame in evidence.frames:
+            for record in known:
+                main = record.hashes.get(name)
+                stored: dict[str | None, Hash] = {None: main} if main is not None else {}
+                stored.update(known_views.get(record.id, {}).get(name, {}))
+                rows = []
+                for variant, query in frame.variants.get(name, {}).items():
+                    candidates = []
+                    for target in known_views_for(variant):
+                        value = stored.get(target)
+                        if value is None:
+                            continue
+                        note = None
+                        if not passes_gate(algorithm, query):
+                            note = f"evidence {variant} {name} quality {query.quality} below {algorithm.min_quality}"
+                        elif not passes_gate(algorithm, value):
+                            what = "image" if target is None else target
+                            note = f"known {what} {name} quality {value.quality} below {algorithm.min_quality}"
+                        pair = Pair(
+                            name,
+                            variant,
+                            target,
+                            query.distance(value),
+                            limit,
+                            frame.index,
+                            record.id,
+                            frame_of.get(record.id),
+                            note is None,
+                            note,
+                        )
+                        candidates.append(pair)
+                    if candidates:  # the nearest searched pair; else the nearest at all (stable: plainest first)
+                        rows.append(min(candidates, key=lambda p: (not p.searched, p.distance)))
+                rows.sort(key=lambda p: p.distance)
+                out.extend(rows)
+    return out
+
+
+def _where(pair: Pair, frames: bool) -> str:
+    evidence = (
+        pair.variant if pair.evidence_frame is None or not frames else f"{pair.variant} (frame {pair.evidence_frame})"
+    )
+    known = "own hash" if pair.view is None else f"{pair.view} view"
+    if pair.known_frame is not None and frames:
+        known += f" (frame {pair.known_frame})"
+    return f"evidence {evidence} against the known image's {known}"
+
+
+def _reason(comparison: Comparison) -> str:
+    """The decision in words: the pair the scan matched on (or equal digests), else per algorithm the
+    nearest pair and the threshold, or the quality gate that kept the sides apart."""
+    digests = comparison.digests_equal()
+    if digests:
+        return f"match: the files are identical ({', '.join(digests)} equal)"
+    several = len(comparison.known.frames) > 1 or len(comparison.evidence.frames) > 1
+    best = comparison.best()
+    parts = []
+    for name in comparison.algorithms:
+        pair = best.get(name)
+        if pair is None:
+            parts.append(f"{name}: nothing to compare")
+        elif pair.within:
+            parts.append(f"{name} distance {pair.distance} <= {pair.max_distance}: {_where(pair, several)}")
+        elif comparison.match:
+            continue  # another algorithm matched
+        elif pair.searched:
+            parts.append(f"{name}: nearest distance {pair.distance} > {pair.max_distance}: {_where(pair, several)}")
+        else:
+            gates = [
+                note
+                for note in (*_gate_notes(comparison.evidence, "evidence"), *_gate_notes(comparison.known, "known"))
+                if f": {name} quality" in note
+            ]
+            parts.append(
+                f"{name}: quality gate: {'; '.join(gates) or pair.note} "
+                f"(nearest distance {pair.distance}, not counted: {_where(pair, several)})"
+            )
+    return ("match: " if comparison.match else "no match: ") + "; ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------
 # The entry point
 
 
-def _check_max_distances(max_distances: dict[str, int] | None) -> None:
+def _check_max_distances(max_distances: Mapping[str, int] | None) -> None:
     if max_distances is None:
         return
-    if not isinstance(max_distances, dict):
+    if not isinstance(max_distances, Mapping):
         raise UsageError(f"max_distances must be a dict of algorithm name to int, not {type(max_distances).__name__}")
     for name, value in max_distances.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise UsageError(f"max distance for {name!r} must be a non-negative integer, not {value!r}")
 
 
-def _hash_algorithm(value: Hash, chosen: tuple[Algorithm, ...] | None, label: str) -> str:
-    if chosen is not None and value.algorithm not in {a.name for a in chosen}:
-        names = ", ".join(a.name for a in chosen)
-        raise UsageError(f"compare: {label} is a {value.algorithm} hash, but the algorithms compared are {names}")
-    return value.algorithm
+def _algorithms(known: CompareInput, evidence: CompareInput, algorithms: str | Sequence[str] | None) -> tuple[str, ...]:
+    chosen = None if algorithms is None else tuple(a.name for a in registry.resolve(algorithms))
+    hashes = [(label, v) for label, v in (("known", known), ("evidence", evidence)) if isinstance(v, Hash)]
+    for label, value in hashes:
+        if chosen is not None and value.algorithm not in chosen:
+            raise UsageError(
+                f"compare: the {label} is a {value.algorithm} hash, but the algorithms compared are {', '.join(chosen)}"
+            )
+    if len(hashes) == 2 and hashes[0][1].algorithm != hashes[1][1].algorithm:
+        raise UsageError(
+            f"compare: cannot compare a {hashes[0][1].algorithm} hash with a {hashes[1][1].algorithm} hash"
+        )
+    if hashes:
+        return (hashes[0][1].algorithm,)
+    return chosen if chosen is not None else DEFAULT_ALGORITHMS
 
 
 def compare(
-    a: CompareInput,
-    b: CompareInput,
+    known: CompareInput,
+    evidence: CompareInput,
     algorithms: str | Sequence[str] | None = None,
     *,
     rotations: bool = True,
-    max_distances: dict[str, int] | None = None,
+    trim_borders: bool = True,
+    regions: bool = True,
+    max_distances: Mapping[str, int] | None = None,
     options: HashOptions | None = None,
-) -> list[Comparison]:
-    """Distances between ``a`` (the known) and ``b`` (the evidence); see the module notes.
+) -> Comparison:
+    """What ``matcher scan`` decides for ``evidence`` against an index holding ``known``, and why (see
+    the module notes).
 
     ``algorithms``: names or a comma-separated string; ``None`` means ``pdq`` for two images and the
-    hash's algorithm when a hash is given. ``max_distances`` overrides the algorithms' default match
-    distances. Comparisons are sorted by algorithm (in the order of ``algorithms``), then distance,
-    then variant (``orig`` first on ties).
+    hash's algorithm when a hash is given (only that algorithm is compared then). ``rotations``,
+    ``trim_borders``, ``regions`` and ``max_distances`` are the scan's options of those names;
+    ``options`` its decoding options (the evidence is decoded with them; the known image as
+    ``matcher index add`` decodes it, with the default options).
 
-    Raises :class:`~matcher.errors.UsageError` for bad arguments (an input of another type, a hash
-    of an algorithm not compared, two hashes of different algorithms),
+    Raises :class:`~matcher.errors.UsageError` for bad arguments (an input of another type, a hash of
+    an algorithm not compared, two hashes of different algorithms),
     :class:`~matcher.errors.UnknownAlgorithmError` for an unknown name, and the read and decode
-    errors of the module notes for an image that cannot be used.
+    errors of the module notes for a file that cannot be compared.
     """
-    _check_input(a, "a")
-    _check_input(b, "b")
+    _check_input(known, "known")
+    _check_input(evidence, "evidence")
     _check_max_distances(max_distances)
-    if not isinstance(rotations, bool):
-        raise UsageError(f"rotations must be a bool, not {rotations!r}")
+    for label, flag in (("rotations", rotations), ("trim_borders", trim_borders), ("regions", regions)):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{label} must be a bool, not {flag!r}")
     options = options or HashOptions()
     if not isinstance(options, HashOptions):
         raise UsageError(f"options must be HashOptions, not {type(options).__name__}")
-    chosen = None if algorithms is None else registry.resolve(algorithms)
+    chosen = _algorithms(known, evidence, algorithms)
+    known_name, evidence_name = _name_of(known, "known"), _name_of(evidence, "evidence")
+    records, known_kind, known_notes = _known_records(known, known_name, chosen, HashOptions())
+    scan_options = ScanOptions(
+        algorithms=chosen,
+        max_distances=dict(max_distances or {}),
+        rotations=rotations,
+        trim_borders=trim_borders,
+        regions=regions,
+        hash_options=options,
+    )
+    import faiss
 
-    if isinstance(a, Hash) and isinstance(b, Hash):
-        name = _hash_algorithm(a, chosen, "a")
-        _hash_algorithm(b, chosen, "b")
-        if a.algorithm != b.algorithm:
-            raise UsageError(f"compare: cannot compare a {a.algorithm} hash with a {b.algorithm} hash")
-        return [_comparison(name, "orig", a, b, _max_distance(name, max_distances))]
-
-    if isinstance(a, Hash) or isinstance(b, Hash):
-        known_is_hash = isinstance(a, Hash)
-        value: Hash = a if known_is_hash else b  # type: ignore[assignment]
-        name = _hash_algorithm(value, chosen, "a" if known_is_hash else "b")
-        algorithm = registry.get(name)
-        side = _load(b if known_is_hash else a, "b" if known_is_hash else "a", (algorithm,), options, rotations)
-        limit = _max_distance(name, max_distances)
-        out = []
-        for variant, computed in _variant_hashes(side, algorithm).items():
-            if known_is_hash:
-                out.append(_comparison(name, variant, value, computed, limit))
-            else:  # the known image was transformed: name the evidence's transform relative to it
-                out.append(_comparison(name, INVERSE.get(variant, variant), computed, value, limit))
-        return _sorted(out, [name])
-
-    algos = chosen if chosen is not None else registry.resolve(DEFAULT_ALGORITHMS)
-    known = _load(a, "a", algos, options, False)
-    evidence = _load(b, "b", algos, options, rotations)
-    out = []
-    for algorithm in algos:
-        limit = _max_distance(algorithm.name, max_distances)
-        known_hash = known.hashes[algorithm.name]
-        for variant, computed in _variant_hashes(evidence, algorithm).items():
-            out.append(_comparison(algorithm.name, variant, known_hash, computed, limit))
-    return _sorted(out, [a.name for a in algos])
-
-
-def _sorted(comparisons: list[Comparison], order: list[str]) -> list[Comparison]:
-    return sorted(comparisons, key=lambda c: (order.index(c.algorithm), c.distance, VARIANTS.index(c.variant)))
+    faiss.omp_set_num_threads(1)  # as a scan's scanner does (open_scanner): a tiny index, threads only cost
+    with tempfile.TemporaryDirectory(prefix="matcher-compare-") as folder:
+        index_path = os.path.join(folder, "index")
+        index = KnownIndex.create(index_path, chosen)
+        try:
+            index.add(records, _KNOWN_LIST)
+            config = resolve_config(index, index_path, scan_options)
+            scanner = Scanner(index, config)
+            hashed, evidence_notes = _evidence_entry(evidence, evidence_name, scanner)
+            result = scanner.finish(hashed, index)
+            known_side, stored = _known_side(index, known_name, known_kind, known_notes)
+            stored_views = index.record_views([r.id for r in stored])
+        finally:
+            index.close()
+    if hashed.entry.frames and not any(r.hashes for r in result.records):  # the matcher failed on it
+        raise MatcherError(f"compare: {evidence_name}: {result.records[0].error}")
+    evidence_kind = "hash" if isinstance(evidence, Hash) else "image"
+    evidence_side = _evidence_side(evidence_name, evidence_kind, hashed.entry, evidence_notes)
+    frame_of = {frame.record: frame.frame for frame in known_side.frames if frame.record is not None}
+    pairs = _pairs(stored, stored_views, hashed.entry, chosen, config.max_distances, frame_of)
+    notes = tuple(dict.fromkeys((*(n for r in result.records for n in r.notes), *_gate_notes(known_side, "known"))))
+    matched = any(r.status == "match" for r in result.records)
+    comparison = Comparison(
+        match=matched,
+        reason="",
+        known=known_side,
+        evidence=evidence_side,
+        algorithms=chosen,
+        max_distances=dict(config.max_distances),
+        rotations=rotations,
+        trim_borders=trim_borders,
+        regions=regions,
+        records=result.records,
+        pairs=tuple(pairs),
+        notes=notes,
+    )
+    return replace(comparison, reason=_reason(comparison))
 
 
 # --------------------------------------------------------------------------------------------------
 # Output
 
 
-def comparisons_to_dict(comparisons: Sequence[Comparison]) -> dict[str, Any]:
-    """A JSON-ready summary: ``match`` (any comparison matched), ``best`` (per algorithm, its first,
-    i.e. nearest, comparison) and every comparison in order."""
-    best: dict[str, dict[str, Any]] = {}
-    for comparison in comparisons:
-        best.setdefault(comparison.algorithm, comparison.to_dict())
-    return {
-        "match": any(c.is_match for c in comparisons),
-        "best": best,
-        "comparisons": [c.to_dict() for c in comparisons],
-    }
+def _side_lines(side: Side, label: str) -> list[str]:
+    """A side in a few lines: what it is, then per frame (record) and algorithm its hash, quality and views."""
+    count = len(side.frames)
+    unit = ("record" if label == "known" else "frame") + ("" if count == 1 else "s")
+    lines = [f"{label:<10}{side.name} ({side.kind}, {count} {unit})"]
+    for frame in side.frames:
+        where = ""
+        if count > 1 or frame.frame is not None:
+            where = f"record {frame.record}, " if frame.record is not None and count > 1 else ""
+            where += f"frame {frame.frame}, " if frame.frame is not None else ""
+        for name, value in frame.hashes.items():
+            quality = "" if value.quality is None else f", quality {value.quality}"
+            views = frame.views.get(name, ())
+            kind = "views" if label == "known" else "query views"
+            lines.append(f"{'':<10}{where}{name} {value}{quality}")
+            lines.append(f"{'':<10}  {kind}: {', '.join(views) if views else 'none'}")
+    return lines
 
 
-def format_table(comparisons: Sequence[Comparison]) -> str:
-    """A plain-text table (one line per comparison, header first, no trailing newline)."""
-    header = ("algorithm", "variant", "distance", "max", "match", "note")
+def format_table(comparison: Comparison) -> str:
+    """The text ``matcher compare`` prints: the decision and its reason, both sides, the notes, then
+    one line per pair (no trailing newline)."""
+    lines = [
+        f"decision  {'MATCH' if comparison.match else 'no match'}",
+        f"reason    {comparison.reason}",
+        *_side_lines(comparison.known, "known"),
+        *_side_lines(comparison.evidence, "evidence"),
+        "settings  "
+        + ", ".join(f"{name} max distance {limit}" for name, limit in comparison.max_distances.items())
+        + "; "
+        + ", ".join(
+            f"{label} {'on' if flag else 'off'}"
+            for label, flag in (
+                ("rotations", comparison.rotations),
+                ("trim borders", comparison.trim_borders),
+                ("regions", comparison.regions),
+            )
+        ),
+    ]
+    for note in (*comparison.known.notes, *comparison.evidence.notes, *comparison.notes):
+        lines.append(f"note      {note}")
+    header = ("algorithm", "frame", "variant", "record", "view", "distance", "max", "within", "note")
     rows = [
-        (c.algorithm, c.variant, str(c.distance), str(c.max_distance), "yes" if c.is_match else "no", c.note or "")
-        for c in comparisons
+        (
+            p.algorithm,
+            "-" if p.evidence_frame is None else str(p.evidence_frame),
+            p.variant,
+            str(p.known_record) if p.known_frame is None else f"{p.known_record} (frame {p.known_frame})",
+            "(own hash)" if p.view is None else p.view,
+            str(p.distance),
+            str(p.max_distance),
+            "yes" if p.within else "no",
+            p.note or "",
+        )
+        for p in comparison.pairs
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    lines = []
+    lines.append("")
     for row in [header, *rows]:
-        cells = [row[i].rjust(widths[i]) if i in (2, 3) else row[i].ljust(widths[i]) for i in range(len(widths))]
+        cells = [row[i].rjust(widths[i]) if i in (5, 6) else row[i].ljust(widths[i]) for i in range(len(widths))]
         lines.append(("  ".join(cells) + "  " + row[-1]).rstrip())
     return "\n".join(lines)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from .hashes import Hash
 
-__all__ = ["KnownRecord", "ImportProblem"]
+__all__ = ["EMPTY_CONTENT_DIGESTS", "KnownRecord", "ImportProblem"]
+
+#: The digests of zero-length content, by kind. A hash list that holds one would make every empty
+#: file (and every file that could not be read) "match" it, so imports skip them
+#: (:meth:`KnownRecord.without_empty_content_digests`).
+EMPTY_CONTENT_DIGESTS: Mapping[str, str] = MappingProxyType(
+    {
+        "md5": "d41d8cd98f00b204e9800998ecf8427e",
+        "sha1": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,10 @@ class KnownRecord:
     them to find edited copies (crops, borders, captions). Records read from hash lists have none;
     images hashed for an index get them. They take no part in duplicate detection, and hash-list
     exports do not write them.
+
+    ``list_name`` is the list the record belonged to where the source says so (matcher's own
+    exports carry it); an import keeps it when no list is named (see
+    :func:`matcher.index.importing.import_sources`), and ``None`` otherwise.
     """
 
     hashes: dict[str, Hash] = field(default_factory=dict)
@@ -41,10 +58,36 @@ class KnownRecord:
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
+    list_name: str | None = None
 
     def is_empty(self) -> bool:
         """True when the record carries neither a hash nor a digest (nothing to match on)."""
         return not (self.hashes or self.md5 or self.sha1 or self.sha256 or self.photodna)
+
+    def empty_content_digests(self) -> tuple[str, ...]:
+        """The kinds (``"md5"``, ``"sha1"``, ``"sha256"``) of this record's digests that are the digest
+        of zero-length content (:data:`EMPTY_CONTENT_DIGESTS`; case and surrounding space ignored)."""
+        return tuple(
+            kind
+            for kind, empty in EMPTY_CONTENT_DIGESTS.items()
+            if isinstance(value := getattr(self, kind), str) and value.strip().lower() == empty
+        )
+
+    def without_empty_content_digests(self) -> KnownRecord:
+        """This record without its digests of zero-length content (itself when it has none).
+
+        Such a digest says nothing about the material (every empty file has it), so it is never
+        imported; the record's other hashes and digests are kept.
+        """
+        kinds = self.empty_content_digests()
+        if not kinds:
+            return self
+        return replace(
+            self,
+            md5=None if "md5" in kinds else self.md5,
+            sha1=None if "sha1" in kinds else self.sha1,
+            sha256=None if "sha256" in kinds else self.sha256,
+        )
 
 
 @dataclass(frozen=True, slots=True)

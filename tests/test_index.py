@@ -442,11 +442,17 @@ def test_remove_list_and_records(base: tuple[Path, np.ndarray]) -> None:
     q_base, q_extra = Hash("pdq", codes[4].tobytes()), Hash("pdq", extra[0].tobytes())
     assert pairs(index.search([q_extra])[0]) == [(301, 0)]
     assert index.remove_list("extra") == 10
-    assert index.remove_list("extra") == 0
+    with pytest.raises(UsageError, match=r"no list 'extra' in the index \(its lists: 'base'\)"):
+        index.remove_list("extra")
     assert index.search([q_extra])[0].matches == ()
     assert index.lists() == {"base": 300}
-    assert index.remove_records([5, 6, 12345]) == 2
-    assert index.remove_records([5]) == 0
+    generation = index.generation
+    with pytest.raises(UsageError, match="no record with id 12345 "):  # all or nothing
+        index.remove_records([5, 6, 12345])
+    assert len(index) == 300 and index.generation == generation
+    assert index.remove_records([5, 6]) == 2
+    with pytest.raises(UsageError, match="no record with id 5 "):
+        index.remove_records([5])
     assert index.search([q_base])[0].matches == ()
     assert len(index) == 298
     index.add(pdq_records(extra[:1]), "again")

@@ -88,7 +88,7 @@ def test_every_command_hashes_a_frame_the_same(tree):
     assert scanned.frames[0].hashes["pdq"] == hashed == clustered.frames[0].hashes["pdq"]
     assert scanned.frames[0].variants["pdq"]["orig"] == hashed
     assert set(clustered.frames[0].variants["pdq"]) == set(matcher.variants.VARIANT_NAMES)
-    [exact] = [c for c in compare(path, path) if c.variant == "orig"]
+    [exact] = [p for p in compare(path, path).pairs if p.variant == "orig"]
     assert exact.distance == 0
     record = by_name(scan([str(path)], tree["index"], ScanOptions()))["a.png"]
     assert record.hashes["pdq"] == hashed and record.status == "match"

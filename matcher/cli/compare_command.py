@@ -1,4 +1,4 @@
-"""``matcher compare``: explain the distances between two images or hashes."""
+"""``matcher compare``: what a scan decides for one evidence file against one known image, and why."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HashFormatError, UsageError
-from .common import EXIT_MATCH, EXIT_OK, algorithm_distance
+from .common import EXIT_MATCH, EXIT_OK, add_decode_arguments, add_distance_arguments, hash_options
 
 if TYPE_CHECKING:
     from ..hashes import Hash
@@ -18,28 +18,35 @@ def add_compare_parser(sub: Any) -> None:
     """Add ``matcher compare`` to the command's subparsers."""
     sub.add_parser(
         "compare",
-        help="distance between two images, or an image and a hash",
-        description="Distances per algorithm and variant between A (known) and B (evidence), and whether each "
-        "counts as a match. A and B are image files or hashes written HEX or ALGORITHM:HEX. Exit 1 when any "
-        "comparison is a match, 0 when none is.",
+        help="would a scan match EVIDENCE against KNOWN, and why (not)",
+        description="Runs the scan's own matching of EVIDENCE against an index holding only KNOWN (hashed as "
+        "`matcher index add` hashes it, views included; a temporary index, removed afterwards) and explains the "
+        "decision: the scan's result, the best pair of views and its distance, and why it matched or not. "
+        "KNOWN and EVIDENCE are image files or hashes written HEX or ALGORITHM:HEX (a hash has no views). "
+        "Exit 1 when the scan would match, 0 when not, 2 on an error.",
         populate=_add_compare_arguments,
     )
 
 
 def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
-    c.add_argument("a", metavar="A")
-    c.add_argument("b", metavar="B")
+    c.add_argument("known", metavar="KNOWN", help="the known image file, or its hash")
+    c.add_argument("evidence", metavar="EVIDENCE", help="the evidence file (never written), or its hash")
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
-    c.add_argument("--no-rotations", dest="rotations", action="store_false", help="compare B as it is only")
+    add_distance_arguments(c, "counted as a match", "match")
     c.add_argument(
-        "--max-distance",
-        type=algorithm_distance,
-        action="append",
-        default=[],
-        metavar="ALGO=N",
-        help="override a threshold",
+        "--trim-borders",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also try the evidence with uniform borders trimmed, as scan does (default: on)",
     )
-    c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument(
+        "--regions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also try the top and bottom 88%% of the evidence, as scan does (default: on)",
+    )
+    add_decode_arguments(c)
+    c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
     c.set_defaults(handler=_cmd_compare)
 
 
@@ -59,18 +66,21 @@ def _compare_input(text: str, algorithms: list[str] | None) -> str | Hash:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..algorithms import registry
-    from ..compare import compare, comparisons_to_dict, format_table
+    from ..compare import compare, format_table
 
     algorithms = [a.name for a in registry.resolve(args.algorithms)] if args.algorithms else None
-    comparisons = compare(
-        _compare_input(args.a, algorithms),
-        _compare_input(args.b, algorithms),
+    comparison = compare(
+        _compare_input(args.known, algorithms),
+        _compare_input(args.evidence, algorithms),
         algorithms,
         rotations=args.rotations,
+        trim_borders=args.trim_borders,
+        regions=args.regions,
         max_distances={registry.get(name).name: value for name, value in args.max_distance} or None,
+        options=hash_options(args),
     )
     if args.json:
-        print(json.dumps(comparisons_to_dict(comparisons), indent=2))
+        print(json.dumps(comparison.to_dict(), indent=2))
     else:
-        print(format_table(comparisons))
-    return EXIT_MATCH if any(c.is_match for c in comparisons) else EXIT_OK
+        print(format_table(comparison))
+    return EXIT_MATCH if comparison.match else EXIT_OK

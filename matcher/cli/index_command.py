@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import HashFormatError, UsageError
 from .common import EXIT_MATCH, EXIT_OK, open_output, positive_int
 
+#: Warnings of one kind printed by ``index add`` before the rest are only counted.
+_WARNINGS_SHOWN = 10
+
 if TYPE_CHECKING:
     from ..hashes import Hash
 
@@ -70,7 +73,12 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
 
     a.add_argument("index", metavar="INDEX")
     a.add_argument("sources", nargs="+", metavar="SOURCE")
-    a.add_argument("--list", dest="list_name", help="list (source set) name (default: the first SOURCE's file name)")
+    a.add_argument(
+        "--list",
+        dest="list_name",
+        help="list (source set) name for every record (default: the list each record names in a matcher "
+        "export, else the first SOURCE's file name)",
+    )
     a.add_argument("--category", type=int, help="category for every record (overrides the sources' own)")
     a.add_argument(
         "--format", default="auto", choices=["auto", *format_names()], help="hash-list format (default: auto)"
@@ -106,8 +114,14 @@ def _add_index_query_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("hashes", nargs="*", metavar="HEX")
     q.add_argument("--input", "-i", metavar="FILE", help="read hashes from FILE, one per line ('-': stdin)")
     q.add_argument("--algorithm", default="pdq", help="algorithm of the hashes (default: %(default)s)")
-    q.add_argument("--max-distance", type=int, help="largest distance counted (default: the algorithm's)")
-    q.add_argument("--nearest", type=positive_int, metavar="K", help="the K nearest records instead")
+    q.add_argument("--max-distance", type=int, help="largest distance counted as a match (default: the algorithm's)")
+    q.add_argument(
+        "--nearest",
+        type=positive_int,
+        metavar="K",
+        help="the K nearest records instead, each marked within_max_distance or not (only those within "
+        "count as matches for the exit status)",
+    )
     q.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     q.set_defaults(handler=_cmd_index_query)
 
@@ -150,10 +164,17 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
     list_name = args.list_name or os.path.basename(os.path.normpath(args.sources[0]))
     reporter = ProgressReporter("index add", quiet=args.quiet)
     before, current = [0, 0, 0], [0, 0, 0]  # files, bytes, errors of the runs of image sources hashed
+    warnings = 0
 
     def problem(p: ImportProblem) -> None:
         if not args.quiet:
             reporter.note(f"matcher: skipped {p}")
+
+    def warning(p: ImportProblem) -> None:
+        nonlocal warnings
+        warnings += 1
+        if not args.quiet and warnings <= _WARNINGS_SHOWN:
+            reporter.note(f"matcher: warning: {p}")
 
     def progress(n: int) -> None:
         reporter.update(records=n)
@@ -180,13 +201,19 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
             strict=args.strict,
             views=args.views,
             on_problem=problem,
+            on_warning=warning,
+            record_lists=not args.list_name,
             progress=progress,
             workers=args.workers,
             hash_progress=hash_progress,
         )
+    if warnings > _WARNINGS_SHOWN and not args.quiet:
+        print(f"matcher: warning: {warnings - _WARNINGS_SHOWN} more like these", file=sys.stderr)
+    lists = ", ".join(repr(name) for name in summary.lists or (list_name,))
     print(
-        f"list {list_name!r}: added {summary.added}, duplicates {summary.duplicates}, "
-        f"empty {summary.empty}, problems skipped {summary.problems}; "
+        f"list{'s' if len(summary.lists) > 1 else ''} {lists}: added {summary.added}, "
+        f"duplicates {summary.duplicates}, empty {summary.empty}, "
+        f"zero-length content digests skipped {summary.empty_digests}, problems skipped {summary.problems}; "
         f"{before[0] + current[0]} files hashed in {reporter.elapsed():.1f}s",
         file=sys.stderr,
     )
@@ -197,32 +224,47 @@ def _cmd_index_remove(args: argparse.Namespace) -> int:
     if not args.list_name and not args.ids:
         raise UsageError("name --list NAME or --id ID... to remove")
     from ..index import KnownIndex
+    from ..index.store import unknown_list_message
 
     with KnownIndex.open(args.index, writable=True) as index:
-        removed = index.remove_list(args.list_name) if args.list_name else 0
-        removed += index.remove_records(args.ids) if args.ids else 0
+        if args.list_name:  # checked before anything is removed, as remove_records checks its ids
+            lists = index.lists()
+            if args.list_name not in lists:
+                raise UsageError(unknown_list_message(index.path, args.list_name, lists))
+        removed = index.remove_records(args.ids) if args.ids else 0
+        removed += index.remove_list(args.list_name) if args.list_name else 0
     print(f"removed {removed} records", file=sys.stderr)
     return EXIT_OK
 
 
 def _cmd_index_info(args: argparse.Namespace) -> int:
-    from ..index import KnownIndex
+    from ..index import open_any
 
-    with KnownIndex.open(args.index) as index:
+    with open_any(args.index) as index:
         info = index.info()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return EXIT_OK
-    print(
-        f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
-        f"{info['records']} records, {info['size_on_disk']} bytes on disk"
-    )
+    if info.get("sharded"):
+        source = info.get("source", {})
+        print(
+            f"sharded index {args.index}: format {info['format_version']}, {len(info['shards'])} shards, "
+            f"{info['records']} records, {info['size_on_disk']} bytes on disk; split from "
+            f"{source.get('path')} generation {source.get('generation')} (read-only)"
+        )
+    else:
+        print(
+            f"index {args.index}: format {info['format_version']}, generation {info['generation']}, "
+            f"{info['records']} records, {info['size_on_disk']} bytes on disk"
+        )
     for name, algo in info["algorithms"].items():
         print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
         for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
             print(f"    view {view}: {counts['count']} hashes ({counts['searchable']} searchable)")
     for name, lst in info["lists"].items():
         print(f"  list {name!r}: {lst['records']} records")
+    for shard in info.get("shards", ()):
+        print(f"  shard {shard['name']}: {shard['records']} records (ids {shard['first_id']}-{shard['last_id']})")
     return EXIT_OK
 
 
@@ -253,11 +295,11 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
     if not args.hashes and not args.input:
         raise UsageError("give hashes as arguments or --input FILE")
     from ..algorithms import registry
-    from ..index import KnownIndex
+    from ..index import open_any
 
-    registry.get(args.algorithm)
+    limit = registry.get(args.algorithm).default_max_distance if args.max_distance is None else args.max_distance
     matched = False
-    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
+    with open_any(args.index) as index, open_output(args.output, []) as out:
         batch: list[tuple[str, Hash | None, str | None]] = []
 
         def flush() -> None:
@@ -266,19 +308,17 @@ def _cmd_index_query(args: argparse.Namespace) -> int:
             if args.nearest:
                 results = iter(index.nearest(good, args.nearest))
             else:
-                results = iter(index.search(good, args.max_distance))
+                results = iter(index.search(good, limit))
             for text, h, error in batch:
                 if h is None:
-                    out.write(
-                        json.dumps(
-                            {"query": text, "algorithm": args.algorithm, "matches": [], "skipped": None, "error": error}
-                        )
-                        + "\n"
-                    )
+                    line = {"query": text, "algorithm": args.algorithm, "max_distance": limit, "matches": []}
+                    out.write(json.dumps({**line, "skipped": None, "error": error}) + "\n")
                     continue
                 result = next(results).to_dict()
-                matched = matched or bool(result["matches"])
-                out.write(json.dumps({**result, "error": None}) + "\n")
+                for match in result["matches"]:
+                    match["within_max_distance"] = match["distance"] <= limit
+                    matched = matched or match["within_max_distance"]
+                out.write(json.dumps({**result, "max_distance": limit, "error": None}) + "\n")
             batch.clear()
 
         for item in _query_hashes(args):
@@ -299,10 +339,11 @@ def _cmd_index_split(args: argparse.Namespace) -> int:
 
 def _cmd_index_export(args: argparse.Namespace) -> int:
     from ..formats.registry import write_records
-    from ..index import KnownIndex
+    from ..index import open_any
 
-    with KnownIndex.open(args.index) as index, open_output(args.output, []) as out:
-        records = (r.to_known() for r in index.iter_records(args.list_name))
-        count = write_records(records, out, args.format)
+    with open_any(args.index) as index:
+        records = (r.to_known() for r in index.iter_records(args.list_name))  # an unknown list fails here
+        with open_output(args.output, []) as out:
+            count = write_records(records, out, args.format)
     print(f"exported {count} records", file=sys.stderr)
     return EXIT_OK

@@ -1,19 +1,21 @@
 """matcher's own formats: the ``matcher hash`` JSON Lines, and the KnownRecord exports.
 
 ``matcher-hash-jsonl`` reads what ``matcher hash`` writes (see
-:meth:`matcher.hashing.HashRecord.to_dict`): every algorithm column that is present and not null
-becomes a hash, with its quality from the algorithm's quality column (its registered
-``quality_field``, PDQ's ``pdq_quality``; else a ``<algorithm>_quality`` column),
-``md5``/``sha1``/``sha256`` the digests,
-``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``, ``mime``,
-``path_raw_hex`` and ``error`` go to ``extra`` when set. A line with an ``error`` and no hash or
-digest is reported as a problem and skipped (the file could not be hashed). No writer here:
-:mod:`matcher.formats.records` writes this format.
+:meth:`matcher.hashing.HashRecord.to_dict`): every registered algorithm's column that is present and
+not null becomes a hash (columns it does not know are ignored, never read as hashes), with its
+quality from the algorithm's quality column (its registered ``quality_field``, PDQ's
+``pdq_quality``; else a ``<algorithm>_quality`` column), ``md5``/``sha1``/``sha256`` the digests,
+``path`` the name and ``size`` the size; ``frame``, ``frame_count``, ``width``, ``height``,
+``mime``, ``path_raw_hex``, ``error`` and ``note`` go to ``extra`` when set. A line with an
+``error`` and no hash or digest is reported as a problem and skipped (the file could not be hashed).
+No writer here: :mod:`matcher.formats.records` writes this format.
 
 ``matcher-jsonl`` and ``matcher-csv`` export :class:`~matcher.known.KnownRecord` values whole, and
 read them back exactly (``read(write(records)) == records`` apart from ``source``). Columns:
-``name, size, md5, sha1, sha256, photodna, category, series, comment``, then one column per hash
-algorithm (hex), then ``<algorithm>_quality``, then ``extra`` (a JSON object; in CSV a JSON text).
+``name, size, md5, sha1, sha256, photodna, category, series, comment``, then ``list`` (the list
+the record belongs to, :attr:`~matcher.known.KnownRecord.list_name`; exports written before it
+existed lack it and read as ``None``), then one column per hash algorithm (hex), then
+``<algorithm>_quality``, then ``extra`` (a JSON object; in CSV a JSON text).
 
 * JSON Lines: every field is written (null when absent); hash and quality keys only for the hashes
   a record has, so any algorithm, registered or not, round-trips, and so does every quality.
@@ -53,13 +55,15 @@ from .base import (
     text_writer,
 )
 
-__all__ = ["MatcherHashJsonlFormat", "MatcherJsonlFormat", "MatcherCsvFormat", "RECORD_FIELDS"]
+__all__ = ["MatcherHashJsonlFormat", "MatcherJsonlFormat", "MatcherCsvFormat", "RECORD_FIELDS", "LIST_FIELD"]
 
 logger = logging.getLogger(__name__)
 
 #: The scalar KnownRecord fields, in column order.
 RECORD_FIELDS = ("name", "size", "md5", "sha1", "sha256", "photodna", "category", "series", "comment")
-_RESERVED = frozenset(RECORD_FIELDS) | {"extra", "source", "hashes"}
+#: The column of the record's list (after :data:`RECORD_FIELDS`; optional when read).
+LIST_FIELD = "list"
+_RESERVED = frozenset(RECORD_FIELDS) | {LIST_FIELD, "extra", "source", "hashes"}
 _QUALITY = "_quality"
 
 _HASH_JSONL_FIELDS = frozenset(
@@ -76,10 +80,11 @@ _HASH_JSONL_FIELDS = frozenset(
         "sha1",
         "sha256",
         "error",
+        "note",
         "path_raw_hex",
     }
 )
-_HASH_JSONL_EXTRA = ("frame", "frame_count", "width", "height", "mime", "path_raw_hex", "error")
+_HASH_JSONL_EXTRA = ("frame", "frame_count", "width", "height", "mime", "path_raw_hex", "error", "note")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
@@ -151,9 +156,12 @@ class MatcherHashJsonlFormat(Format):
         for algorithm in algorithm_registry.with_quality():
             if algorithm.quality_field in row:
                 qualities[algorithm.name] = row[algorithm.quality_field]
+        algorithms = set(algorithm_registry.names())
         for key, value in row.items():
             if key in _HASH_JSONL_FIELDS or key.endswith(_QUALITY) or key in quality_fields or value is None:
                 continue
+            if key not in algorithms:
+                continue  # a column of a newer 'matcher hash' (or another tool's): not a hash
             hashes[key] = parse_hash(key, value, parse_quality(qualities.get(key)))
         extra = {key: row[key] for key in _HASH_JSONL_EXTRA if row.get(key) is not None}
         path = row.get("path")
@@ -197,6 +205,7 @@ def _record_from_fields(
         size=parse_size(fields.get("size")),
         source=where,
         extra=extra,
+        list_name=optional_text(fields.get(LIST_FIELD), LIST_FIELD),
     )
 
 
@@ -205,7 +214,7 @@ def _split_row(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dic
     hashes: dict[str, Any] = {}
     qualities: dict[str, Any] = {}
     for key, value in row.items():
-        if key in RECORD_FIELDS:
+        if key in RECORD_FIELDS or key == LIST_FIELD:
             fields[key] = value
         elif key == "extra":
             continue
@@ -245,6 +254,7 @@ class MatcherJsonlFormat(Format):
         try:
             for record in records:
                 row: dict[str, Any] = {field: getattr(record, field) for field in RECORD_FIELDS}
+                row[LIST_FIELD] = record.list_name
                 for algorithm, value in record.hashes.items():
                     _check_algorithm(algorithm)
                     row[algorithm] = value.hex()
@@ -339,7 +349,7 @@ class MatcherCsvFormat(Format):
         qualities = [
             a for a in columns_algorithms if a in algorithm_registry.names() and algorithm_registry.get(a).has_quality
         ]
-        header = [*RECORD_FIELDS, *columns_algorithms, *(a + _QUALITY for a in qualities), "extra"]
+        header = [*RECORD_FIELDS, LIST_FIELD, *columns_algorithms, *(a + _QUALITY for a in qualities), "extra"]
         out, finish = text_writer(stream)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -352,7 +362,7 @@ class MatcherCsvFormat(Format):
                         f"record {record.source or record.name!r} has hashes of {', '.join(sorted(unknown))}, "
                         f"not among the CSV columns ({', '.join(columns_algorithms)})"
                     )
-                cells = [_csv_cell(getattr(record, field)) for field in RECORD_FIELDS]
+                cells = [_csv_cell(getattr(record, field)) for field in (*RECORD_FIELDS, "list_name")]
                 cells += [_csv_cell(record.hashes[a].hex() if a in record.hashes else None) for a in columns_algorithms]
                 cells += [_csv_cell(record.hashes[a].quality if a in record.hashes else None) for a in qualities]
                 cells.append(json.dumps(record.extra, ensure_ascii=False, sort_keys=False))

@@ -11,6 +11,7 @@ import, which then leaves the index exactly as it was.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -20,22 +21,54 @@ from ..errors import HashListError
 from ..files import display_path
 from ..formats.registry import read_records
 from ..hashing import HashOptions, HashProgress, HashRecord, hash_paths
-from ..known import ImportProblem, KnownRecord
+from ..known import EMPTY_CONTENT_DIGESTS, ImportProblem, KnownRecord
 from .store import KnownIndex
 
 __all__ = ["ImportSummary", "import_sources", "known_from_hash_record"]
 
 ProblemHandler = Callable[[ImportProblem], None]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ImportSummary:
-    """What an import did: records added, duplicates kept once, empty records and problems skipped."""
+    """What an import did: records added, duplicates kept once, empty records and problems skipped.
+
+    ``empty_digests``: digests of zero-length content left out (one per digest; see
+    :data:`~matcher.known.EMPTY_CONTENT_DIGESTS`). ``lists``: the lists records went to.
+    """
 
     added: int
     duplicates: int
     empty: int
     problems: int
+    empty_digests: int = 0
+    lists: tuple[str, ...] = ()
+
+
+def _without_empty_digests(
+    records: Iterable[KnownRecord], warn: ProblemHandler, list_of: Callable[[KnownRecord], str], lists: dict[str, None]
+) -> Iterator[KnownRecord]:
+    """The records with their digests of zero-length content taken out, each one reported to ``warn``;
+    the list of each record left with something to match on is added to ``lists``."""
+    for record in records:
+        kinds = record.empty_content_digests()
+        if kinds:
+            where = record.source or record.name or "?"
+            for kind in kinds:
+                warn(
+                    ImportProblem(
+                        where,
+                        None,
+                        f"{kind} {EMPTY_CONTENT_DIGESTS[kind]} is the digest of zero-length content; not imported "
+                        "(every empty or unreadable file has it)",
+                    )
+                )
+            record = record.without_empty_content_digests()
+        if not record.is_empty():
+            lists[list_of(record)] = None
+        yield record
 
 
 def known_from_hash_record(record: HashRecord) -> KnownRecord:
@@ -115,6 +148,8 @@ def import_sources(
     format: str = "auto",  # noqa: A002 - the CLI's word
     strict: bool = False,
     on_problem: ProblemHandler | None = None,
+    on_warning: ProblemHandler | None = None,
+    record_lists: bool = False,
     progress: Callable[[int], None] | None = None,
     hash_options: HashOptions | None = None,
     views: bool = True,
@@ -123,12 +158,17 @@ def import_sources(
 ) -> ImportSummary:
     """Add every record of ``sources`` to ``index`` under ``list_name`` in one atomic commit.
 
-    ``category`` (when given) overrides the sources' own categories. ``format`` names the hash-list
-    format or ``"auto"``; images are hashed with the index's algorithms and, with ``views`` (the
-    default; it overrides ``hash_options.views``), their known-side view hashes, which let scans find
-    cropped, bordered and captioned copies (hash lists carry no views). Without ``strict`` each
-    problem goes to ``on_problem`` and is skipped; with ``strict`` the first one raises
-    :class:`~matcher.errors.HashListError` and nothing is added.
+    ``record_lists``: a record whose source names its list (matcher's own exports do) goes to that
+    list, and ``list_name`` takes only the others (see :meth:`KnownIndex.add`).
+    ``category`` (when given) overrides the sources' own categories. A digest of zero-length
+    content (:data:`~matcher.known.EMPTY_CONTENT_DIGESTS`) is never imported: each is reported to
+    ``on_warning`` (else logged as a warning) and counted in ``empty_digests`` (a record left with
+    nothing is ``empty``).
+    ``format`` names the hash-list format or ``"auto"``; images are hashed with the index's
+    algorithms and, with ``views`` (the default; it overrides ``hash_options.views``), their
+    known-side view hashes, which let scans find cropped, bordered and captioned copies (hash lists carry
+    no views). Without ``strict`` each problem goes to ``on_problem`` and is skipped; with
+    ``strict`` the first one raises :class:`~matcher.errors.HashListError` and nothing is added.
 
     ``workers``: processes hashing the images (``1``, the default: in this process; ``None``: the CPU
     count; see :func:`~matcher.hashing.hash_paths`), the records in the same order whatever the
@@ -147,6 +187,27 @@ def import_sources(
         if not os.path.exists(path):
             raise HashListError(f"{display_path(path)[0]}: no such file or directory")
     options = replace(hash_options or HashOptions(), views=bool(views))
+    empty_digests = 0
+
+    def warn(problem: ImportProblem) -> None:
+        nonlocal empty_digests
+        empty_digests += 1
+        if on_warning is not None:
+            on_warning(problem)
+        else:
+            log.warning("%s", problem)
+
+    def list_of(record: KnownRecord) -> str:  # as KnownIndex.add chooses it
+        own = record.list_name
+        return own if record_lists and own and own.strip() else list_name
+
+    lists: dict[str, None] = {}
     records = _records(paths, index.algorithms, format, strict, report, options, workers, hash_progress)
-    result = index.add(records, list_name, category=category, progress=progress)
-    return ImportSummary(result.added, result.duplicates, result.empty, len(problems))
+    result = index.add(
+        _without_empty_digests(records, warn, list_of, lists),
+        list_name,
+        category=category,
+        progress=progress,
+        record_lists=record_lists,
+    )
+    return ImportSummary(result.added, result.duplicates, result.empty, len(problems), empty_digests, tuple(lists))

@@ -71,7 +71,7 @@ from .manifest import (
     text_field,
     write_atomically,
 )
-from .store import KnownIndex
+from .store import SHARDS_NAME, KnownIndex, sharded_index_refusal, unknown_list_message
 from .types import IndexedRecord, Match, QueryResult
 
 __all__ = [
@@ -97,8 +97,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Name of the sharded index's manifest at the top of its directory.
-SHARDS_NAME = "shards.json"
 #: Identifies a sharded index manifest.
 SHARDS_FORMAT = "matcher-sharded-index"
 #: Version of the ``shards.json`` format this code writes and reads.
@@ -708,10 +706,18 @@ class ShardedIndex:
         return [found[i] for i in wanted if i in found]
 
     def iter_records(self, list_name: str | None = None, batch_size: int = 1000) -> Iterator[IndexedRecord]:
-        """Every record (or every record of one list) in global id order, read in batches."""
+        """Every record (or every record of one list) in global id order, read in batches.
+
+        A ``list_name`` no shard holds raises :class:`UsageError` (naming the lists the index has).
+        """
         shards = self._open()
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, not {batch_size}")
+        if list_name is not None:
+            lists = self.lists()
+            if list_name not in lists:
+                raise UsageError(unknown_list_message(self.path, list_name, lists))
+            shards = tuple(shard for shard in shards if list_name in shard.index.lists())
 
         def generate() -> Iterator[IndexedRecord]:
             for shard in shards:
@@ -856,12 +862,15 @@ def split_index(
     empty when there are fewer records than shards), each shard's ``global-ids.npy`` and, last, the
     ``shards.json`` that makes ``target_dir`` one sharded index (open it with
     :meth:`ShardedIndex.open`). ``target_dir`` must be absent or empty; the source is only read.
-    Returns the shard directories. On failure everything written is removed again.
+    Returns the shard directories. On failure everything written is removed again. The source
+    must be a single index: a sharded one raises :class:`UsageError` (split its source instead).
     """
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise UsageError(f"shards must be a positive integer, not {shards!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if is_sharded(source_path):
+        raise UsageError(sharded_index_refusal(Path(source_path), "split"))
     target = Path(target_dir)
     made_target = not target.exists()
     if not made_target:

@@ -119,12 +119,14 @@ try:  # POSIX advisory locks; elsewhere writers are serialised within the proces
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["KnownIndex", "LOCK_NAME"]
+__all__ = ["KnownIndex", "LOCK_NAME", "SHARDS_NAME", "sharded_index_refusal", "unknown_list_message"]
 
 log = logging.getLogger(__name__)
 
 #: Name of the writers' lock file at the top of an index directory.
 LOCK_NAME = "write.lock"
+#: Name of the sharded index's manifest at the top of its directory (see :mod:`matcher.index.shards`).
+SHARDS_NAME = "shards.json"
 _GEN_PREFIX = "gen-"
 _TMP_PREFIX = "tmp-"
 _ADD_CHUNK = 5000
@@ -674,6 +676,13 @@ class KnownIndex:
         root = Path(path)
         if not root.is_dir():
             raise IndexStoreError(f"{root}: no such index directory")
+        if (root / SHARDS_NAME).is_file() and not (root / MANIFEST_NAME).exists():
+            if writable:
+                raise IndexStoreError(sharded_index_refusal(root, "changed"))
+            raise IndexStoreError(
+                f"{root}: a sharded index (made by 'matcher index split'), not a single index: "
+                "open it with matcher.index.ShardedIndex.open or matcher.index.open_any"
+            )
         started = time.perf_counter()
         snapshot = _load_snapshot(root, verify)
         log.info(
@@ -855,6 +864,8 @@ class KnownIndex:
     def iter_records(self, list_name: str | None = None, batch_size: int = 1000) -> Iterator[IndexedRecord]:
         """Every record (or every record of one list) in id order, read in batches (for export).
 
+        A ``list_name`` the index does not hold raises :class:`UsageError` (naming the lists it has).
+
         The iteration reads the generation current when it was called, even if a write commits or
         :meth:`reload` switches generations meanwhile: that generation's database stays open until
         the iteration ends (exhausted, closed, or the iterator dropped).
@@ -862,6 +873,8 @@ class KnownIndex:
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, not {batch_size}")
         with self._reading() as snapshot:
+            if list_name is not None and list_name not in snapshot.manifest.lists:
+                raise UsageError(unknown_list_message(self._root, list_name, snapshot.manifest.lists))
             snapshot.lease.acquire()  # one more reader, held by the iterator (cannot fail: leased here)
 
         def generate() -> Iterator[IndexedRecord]:
@@ -1105,12 +1118,19 @@ class KnownIndex:
         list_name: str,
         category: int | None = None,
         progress: Callable[[int], None] | None = None,
+        *,
+        record_lists: bool = False,
     ) -> AddResult:
         """Add records under ``list_name`` in one atomic write (one new generation).
 
+        ``record_lists``: a record that names its own list (:attr:`KnownRecord.list_name`, as
+        matcher's exports carry it) goes to that list, and ``list_name`` is the list of the records
+        that name none; without it (the default) every record goes to ``list_name``.
         ``category``, when given, replaces every record's own category. A record with the same
-        hashes and digests as one already in the list (or earlier in the batch) is counted as a
+        hashes and digests as one already in its list (or earlier in the batch) is counted as a
         duplicate and not stored again; records with nothing to match on are counted as ``empty``.
+        Digests of zero-length content (:data:`~matcher.known.EMPTY_CONTENT_DIGESTS`) are never
+        stored: every empty or unreadable file has them (a record left with nothing is ``empty``).
         ``progress(n)`` is called with the number of records read so far, every few thousand.
         If ``records`` raises, or a record is malformed (:class:`HashFormatError`,
         :class:`UsageError`), nothing is stored.
@@ -1121,7 +1141,7 @@ class KnownIndex:
             raise UsageError(f"category must be an integer or None, not {category!r}")
 
         def mutate(conn: sqlite3.Connection, snapshot: _Snapshot) -> tuple[AddResult, _Staged]:
-            return self._add_rows(conn, snapshot, records, list_name, category, progress)
+            return self._add_rows(conn, snapshot, records, list_name, category, progress, record_lists)
 
         result: AddResult = self._commit(mutate)
         return result
@@ -1134,18 +1154,26 @@ class KnownIndex:
         list_name: str,
         category: int | None,
         progress: Callable[[int], None] | None,
+        record_lists: bool = False,
     ) -> tuple[AddResult, _Staged]:
         tables = snapshot.tables
         widths = {name: table.bit_length // 8 for name, table in tables.items()}
         added_at = _now()
-        row = conn.execute("SELECT id FROM lists WHERE name = ?", (list_name,)).fetchone()
-        if row is None:
-            list_id = int(
-                conn.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)", (list_name, added_at)).lastrowid or 0
-            )
-            list_is_new = True
-        else:
-            list_id, list_is_new = int(row[0]), False
+        list_ids: dict[str, int] = {}  # the lists records went to, in the order first met
+        new_lists: list[str] = []
+
+        def list_id_of(name: str, where: str) -> int:
+            if name in list_ids:
+                return list_ids[name]
+            if not isinstance(name, str) or not name.strip():
+                raise UsageError(f"{where}: list name must be non-empty text, not {name!r}")
+            row = conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                row = (conn.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)", (name, added_at)).lastrowid,)
+                new_lists.append(name)
+            list_ids[name] = int(row[0] or 0)
+            return list_ids[name]
+
         next_id = int(db.get_meta(conn, "next_record_id") or "1")
         new: dict[str, tuple[list[int], list[bytes], list[int]]] = {name: ([], [], []) for name in tables}
         new_views: dict[tuple[str, str], tuple[list[int], list[bytes], list[int]]] = {}
@@ -1153,7 +1181,7 @@ class KnownIndex:
 
         def flush(batch: list[KnownRecord]) -> None:
             nonlocal added, duplicates, empty, next_id
-            pending: list[tuple[bytes, KnownRecord, str]] = []
+            pending: list[tuple[bytes, KnownRecord, str, int]] = []
             for index, record in enumerate(batch):
                 where = (
                     record.source
@@ -1162,21 +1190,31 @@ class KnownIndex:
                 )
                 if not isinstance(record, KnownRecord):
                     raise UsageError(f"{where}: expected a KnownRecord, got {type(record).__name__}")
+                if kinds := record.empty_content_digests():
+                    log.warning("%s: %s of zero-length content not stored", where, ", ".join(kinds))
+                    record = record.without_empty_content_digests()
                 if record.is_empty():
                     empty += 1
                     continue
+                own_list = list_name
+                if record_lists and record.list_name and record.list_name.strip():
+                    own_list = record.list_name
+                list_id = list_id_of(own_list, where)
                 for name, value in record.hashes.items():
                     _check_hash(name, value, widths.get(name), where)
                 if record.views:
                     _check_views(record, widths, where)
-                pending.append((db.fingerprint(record), record, where))
-            existing = db.existing_fingerprints(conn, list_id, [fp for fp, _r, _w in pending])
+                pending.append((db.fingerprint(record), record, where, list_id))
+            groups: dict[int, list[bytes]] = {}
+            for fp, _record, _where, list_id in pending:
+                groups.setdefault(list_id, []).append(fp)
+            existing = {list_id: db.existing_fingerprints(conn, list_id, fps) for list_id, fps in groups.items()}
             record_rows, hash_rows = [], []
-            for fp, record, where in pending:
-                if fp in existing:
+            for fp, record, where, list_id in pending:
+                if fp in existing[list_id]:
                     duplicates += 1
                     continue
-                existing.add(fp)
+                existing[list_id].add(fp)
                 own = record.category if category is None else category
                 if own is not None and (isinstance(own, bool) or not isinstance(own, int)):
                     raise UsageError(f"{where}: category must be an integer or None, not {own!r}")
@@ -1237,9 +1275,10 @@ class KnownIndex:
                 np.concatenate([table.quality, np.asarray(quality, dtype=np.int16)]),
             )
         log.debug(
-            "add to %s list %r: %d added, %d duplicates, %d empty",
+            "add to %s lists %s (new: %s): %d added, %d duplicates, %d empty",
             self._root,
-            list_name + (" (new)" if list_is_new else ""),
+            list(list_ids),
+            new_lists,
             added,
             duplicates,
             empty,
@@ -1247,7 +1286,11 @@ class KnownIndex:
         return replace(result, generation=snapshot.manifest.generation + 1), _Staged(True, arrays)
 
     def remove_records(self, ids: Iterable[int]) -> int:
-        """Remove the records with these ids; returns how many existed. Commits a new generation if any did."""
+        """Remove the records with these ids, all or none; returns how many were removed.
+
+        Every id must name a stored record: an id that does not (never stored, or removed already)
+        raises :class:`UsageError` naming it, and nothing is removed. Commits a new generation.
+        """
         wanted = sorted({int(i) for i in ids})
 
         def mutate(conn: sqlite3.Connection, snapshot: _Snapshot) -> tuple[int, _Staged]:
@@ -1256,6 +1299,15 @@ class KnownIndex:
                 marks = ",".join("?" * len(part))
                 present.extend(
                     int(r[0]) for r in conn.execute(f"SELECT id FROM records WHERE id IN ({marks})", tuple(part))
+                )
+            missing = sorted(set(wanted) - set(present))
+            if missing:
+                shown = ", ".join(map(str, missing[:20])) + (
+                    f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+                )
+                raise UsageError(
+                    f"{self._root}: no record with id {shown} (nothing removed; record ids are those "
+                    "that 'matcher index query' and scan reports give)"
                 )
             if not present:
                 return 0, _Staged(False, {})
@@ -1269,12 +1321,15 @@ class KnownIndex:
         return removed
 
     def remove_list(self, name: str) -> int:
-        """Remove a list and all its records; returns the number of records removed (0: no such list)."""
+        """Remove a list and all its records; returns the number of records removed.
+
+        A list the index does not hold raises :class:`UsageError` naming the lists it has.
+        """
 
         def mutate(conn: sqlite3.Connection, snapshot: _Snapshot) -> tuple[int, _Staged]:
             row = conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()
             if row is None:
-                return 0, _Staged(False, {})
+                raise UsageError(unknown_list_message(self._root, name, snapshot.manifest.lists))
             list_id = int(row[0])
             gone = np.fromiter(
                 (r[0] for r in conn.execute("SELECT id FROM records WHERE list_id = ?", (list_id,))), dtype=np.int64
@@ -1340,6 +1395,27 @@ class KnownIndex:
             )
             _cleanup(self._root, keep=manifest.directory)
             return result
+
+
+def unknown_list_message(root: Path, name: str, lists: Iterable[str]) -> str:
+    """The message for a list name that the index at ``root`` does not hold, naming those it holds."""
+    held = sorted(lists)
+    known = ", ".join(repr(n) for n in held) if held else "none: the index is empty"
+    return f"{root}: no list {name!r} in the index (its lists: {known})"
+
+
+def sharded_index_refusal(root: Path, action: str) -> str:
+    """Why the sharded index at ``root`` cannot be ``action`` (``"changed"``, ``"split"``) and what to do.
+
+    A sharded index is written once by :func:`matcher.index.split_index` from a single index; its
+    shards hold contiguous ranges of that index's record ids, so records are added to or removed
+    from the source index, which is then split again.
+    """
+    return (
+        f"{root}: a sharded index (made by 'matcher index split') is read-only and cannot be {action}: "
+        "add to, remove from or split the single index it was split from, then split that again "
+        "('matcher index info' on the sharded index names it)"
+    )
 
 
 def _check_hash(name: str, value: Hash, width: int | None, where: str) -> None:

@@ -55,7 +55,7 @@ class IndexedRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_known(self) -> KnownRecord:
-        """The record as a :class:`~matcher.known.KnownRecord` (for export to a hash list)."""
+        """The record as a :class:`~matcher.known.KnownRecord` (for export to a hash list), with its list."""
         return KnownRecord(
             hashes=dict(self.hashes),
             md5=self.md5,
@@ -69,6 +69,7 @@ class IndexedRecord:
             size=self.size,
             source=self.source,
             extra=dict(self.extra),
+            list_name=self.list_name,
         )
 
 
