@@ -5,6 +5,7 @@
 * :func:`start_watching_driver` — run in a pool worker: the worker exits once the process that
   drives the batch is gone, even when it was killed with ``SIGKILL`` and could not shut its pool down.
 * :func:`chunks` — cut an iterable into lists of a fixed size (the last one shorter).
+* :func:`pool_map` — a chunked task over a pool of worker processes, results in order.
 * :func:`single_threaded_faiss` — FAISS single-threaded while an in-process batch runs.
 * :func:`atomic_file` / :func:`atomic_text` — an output written to a temporary name beside its path,
   fsynced and renamed over it, so that a reader sees the old file or the new one, never part of one
@@ -17,6 +18,7 @@ Nothing here starts a process by itself: callers decide whether a pool is wanted
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import logging
@@ -26,8 +28,10 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import BinaryIO, TextIO, TypeVar
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 from .errors import MatcherError
 
@@ -37,6 +41,7 @@ __all__ = [
     "start_watching_driver",
     "watch_driver",
     "chunks",
+    "pool_map",
     "single_threaded_faiss",
     "temporary_name",
     "remove_stale_temporaries",
@@ -48,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def pool_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
@@ -226,3 +232,94 @@ def atomic_text(path: str) -> Iterator[TextIO]:
             stream.flush()
         finally:
             stream.detach()
+
+
+def pool_map(
+    task: Callable[[list[T]], list[R]],
+    items: Iterable[T],
+    workers: int,
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    preload: Sequence[str] = (),
+    chunk_size: int = 4,
+    window_per_worker: int = 2,
+    warm_up: Callable[[], Any] | None = None,
+    in_parent: Callable[[T], R] | None = None,
+    what: str = "worker",
+) -> Generator[R, None, None]:
+    """``task`` run on ``items`` in a pool of ``workers`` processes, its results in the order of ``items``.
+
+    ``items`` go out in :func:`chunks` of ``chunk_size`` (``task`` takes a chunk and returns one
+    result per item), with at most ``window_per_worker * workers`` chunks in flight. The pool is made
+    from :func:`pool_context` (``preload`` imported once in the server); each worker runs
+    ``initializer(*initargs)`` (a module-level function) and exits once this process is gone
+    (:func:`start_watching_driver`). With ``in_parent``, this process handles the first items itself
+    (``in_parent(item)``) while the workers start, each until it has run ``warm_up`` (a module-level
+    function, e.g. one that loads compiled kernels), so that a small batch never waits for a pool.
+    The pool is shut down when the iterator is exhausted or closed; a worker that dies or cannot start
+    raises :class:`~matcher.errors.MatcherError` (``what`` names the workers).
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=pool_context(preload),
+        initializer=_start_pool_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )
+    pending: collections.deque[Future[list[R]]] = collections.deque()
+    probes: list[Future[Any]] = []
+    failures: list[BaseException] = []
+
+    def start_workers() -> None:  # starting a process blocks until it runs: let that happen aside
+        try:
+            for _ in range(workers):
+                probes.append(pool.submit(warm_up if warm_up is not None else _ready))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failures.append(exc)
+
+    starter = threading.Thread(target=start_workers, name=f"matcher-start-{what}s".replace(" ", "-"), daemon=True)
+    starter.start()
+    try:
+        items = iter(items)
+        if in_parent is not None:
+            while starter.is_alive() or not all(probe.done() for probe in probes):
+                first = next(items, _END)
+                if first is _END:
+                    break
+                yield in_parent(first)  # type: ignore[arg-type]
+        starter.join()
+        if failures:
+            raise MatcherError(f"{what} processes could not be started: {failures[0]}")
+        for probe in probes:
+            _pool_result(probe, what)
+        for chunk in chunks(items, chunk_size):
+            pending.append(pool.submit(task, chunk))
+            if len(pending) >= max(1, window_per_worker * workers):
+                yield from _pool_result(pending.popleft(), what)
+        while pending:
+            yield from _pool_result(pending.popleft(), what)
+    finally:
+        starter.join()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_END = object()
+
+
+def _ready() -> bool:
+    return True
+
+
+def _start_pool_worker(driver: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    start_watching_driver(driver)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _pool_result(future: Future[Any], what: str) -> Any:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise MatcherError(f"a {what} process died unexpectedly ({exc})") from None

@@ -362,11 +362,17 @@ class ClusterResult:
 @dataclass(frozen=True, slots=True)
 class ClusterProgress:
     """Progress of :func:`cluster_paths`: ``stage`` (``"hashing"`` or ``"grouping"``), ``done``
-    entries walked and hashed so far, ``elapsed`` seconds since the start."""
+    entries walked and hashed so far, ``elapsed`` seconds since the start; ``bytes_done`` the sizes
+    of the files done; ``total`` / ``total_bytes`` the entries and bytes of the walk (``None`` unless
+    counted first); ``errors`` entries that could not be read, decoded or hashed."""
 
     stage: str
     done: int
     elapsed: float
+    bytes_done: int = 0
+    total: int | None = None
+    total_bytes: int | None = None
+    errors: int = 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1090,15 +1096,17 @@ def cluster_paths(
     workers: int | None = 1,
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
+    count_first: bool = False,
 ) -> ClusterResult:
     """Walk ``paths``, hash every image and frame, and group them (see the module documentation).
 
     Files are walked, read (once, read-only) and decoded exactly as :func:`matcher.scan.scan` does.
     ``workers``: processes hashing in parallel (``None``: the CPU count; ``1``, the default: in this process, no
     process is started); a pool is shut down before this returns. ``hash_options``: decoding
-    options. ``progress`` is called after each walked entry while hashing, and once when grouping
-    starts. Raises :class:`~matcher.errors.UsageError` for bad arguments; problems of single files
-    are in the result, never raised.
+    options. ``progress`` is called once before the first entry, after each walked entry while
+    hashing, and once when grouping starts; ``count_first`` walks the paths once beforehand so that
+    it has totals (files and bytes). Raises :class:`~matcher.errors.UsageError` for bad arguments;
+    problems of single files are in the result, never raised.
     """
     started = time.perf_counter()
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -1113,18 +1121,30 @@ def cluster_paths(
     rule = _rule(algorithms, max_distances, rotations)
     codes = _Codes(rule, strip=True)  # the variant hashes live on in arrays only
     ungrouped: list[ClusterItem] = []
-    entries = 0
+    entries = done_bytes = errors = 0
+    total = total_bytes = None
+    if count_first:
+        total = total_bytes = 0
+        for entry in files.walk(list(paths)):
+            total, total_bytes = total + 1, total_bytes + (entry.size or 0)
+    if progress is not None:
+        progress(ClusterProgress("hashing", 0, time.perf_counter() - started, 0, total, total_bytes))
     count = workers if workers is not None else (os.cpu_count() or 1)
     for found in _hashed_entries(paths, rule, options, count):
         entries += 1
+        done_bytes += max((item.size or 0 for item in found), default=0)
+        failed = False
         for item in found:
             if not codes.add(item):
                 ungrouped.append(item)
+                failed = failed or item.error is not None
+        errors += failed
         if progress is not None:
-            progress(ClusterProgress("hashing", entries, time.perf_counter() - started))
+            elapsed = time.perf_counter() - started
+            progress(ClusterProgress("hashing", entries, elapsed, done_bytes, total, total_bytes, errors))
     hashed = time.perf_counter()
     if progress is not None:
-        progress(ClusterProgress("grouping", entries, hashed - started))
+        progress(ClusterProgress("grouping", entries, hashed - started, done_bytes, total, total_bytes, errors))
     groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
     return ClusterResult(
         groups,
@@ -1204,6 +1224,7 @@ def run_cluster(
     workers: int | None = 1,
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
+    count_first: bool = False,
 ) -> ClusterResult:
     """The driver behind ``matcher cluster``: :func:`cluster_paths`, then :func:`write_cluster_report`.
 
@@ -1240,6 +1261,7 @@ def run_cluster(
         workers=workers,
         hash_options=hash_options,
         progress=progress,
+        count_first=count_first,
     )
     if output_path is None:
         write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)

@@ -10,17 +10,19 @@ unknown algorithm, a bad option) raise.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from . import files
+from . import batch, files
 from .algorithms import registry
 from .errors import UsageError
 from .hashes import Hash
@@ -45,6 +47,7 @@ __all__ = [
     "hash_image",
     "hash_array",
     "hash_paths",
+    "HashProgress",
     "records_of",
     "file_columns",
     "DEFAULT_ALGORITHMS",
@@ -235,19 +238,127 @@ def hash_array(array: np.ndarray, algorithms: AlgorithmNames | None = None) -> H
     return HashRecord(path=None, width=pixels.shape[1], height=pixels.shape[0], hashes=hashes, pdq_quality=quality)
 
 
+@dataclass(frozen=True, slots=True)
+class HashProgress:
+    """Progress of :func:`hash_paths`: ``files`` walked entries done, ``bytes_done`` their sizes
+    (regular files), ``records`` yielded, ``errors`` entries with an ``error`` record, ``elapsed``
+    seconds; ``total`` / ``total_bytes`` the entries and bytes of the walk (``None`` unless counted
+    first)."""
+
+    files: int
+    bytes_done: int
+    records: int
+    errors: int
+    elapsed: float
+    total: int | None = None
+    total_bytes: int | None = None
+
+
+# Entries sent to a hashing worker at a time, and the fewest entries (once counted) per worker
+# started: a pool takes a second or two to start, the time to hash a few dozen images.
+_CHUNK = 4
+_ENTRIES_PER_WORKER = 32
+_JOB: tuple[FeatureRequest, HashOptions] | None = None
+
+
+def _init_worker(request: FeatureRequest, options: HashOptions) -> None:
+    """Pool initializer: what every entry of this run is hashed with."""
+    global _JOB
+    _JOB = (request, options)
+
+
+def _warm_up() -> bool:
+    """Pool task: returns once this worker has hashed a tiny blank image (compiled kernels loaded)."""
+    if _JOB is None:  # pragma: no cover - the initializer always sets it
+        raise UsageError("hashing worker was not initialised")
+    decode(Image.new("RGB", (32, 32)), *_JOB)
+    return True
+
+
+def _hash_chunk(entries: list[files.Entry]) -> list[list[HashRecord]]:
+    """Pool task: the records of each entry of a chunk, in order."""
+    if _JOB is None:  # pragma: no cover - the initializer always sets it
+        raise UsageError("hashing worker was not initialised")
+    request, options = _JOB
+    return [records_of(read_entry(entry, request, options)) for entry in entries]
+
+
 def hash_paths(
     paths: Iterable[str | bytes | os.PathLike[str] | os.PathLike[bytes]],
     algorithms: AlgorithmNames | None = None,
     *,
     options: HashOptions | None = None,
+    workers: int | None = 1,
+    progress: Callable[[HashProgress], None] | None = None,
+    count_first: bool = False,
 ) -> Iterator[HashRecord]:
     """Walk files and directories (recursively, in sorted order) and yield every file's records.
 
     Symbolic links met inside a directory are not followed, FIFOs, sockets and devices are never
     opened; each of them, and every directory that cannot be listed, still gets a record whose
     ``error`` says what it was.
+
+    ``workers``: processes hashing in parallel (``1``, the default: in this process, no process is
+    started; ``None``: the CPU count); the records come in the same order whatever the number, and
+    the pool is shut down when the iterator is exhausted or closed. ``progress`` is called once
+    before the first entry and after each entry's records with a :class:`HashProgress`;
+    ``count_first`` walks the paths once beforehand so that it has totals (and then starts at most
+    one worker per 32 entries). While the workers start, this process hashes the first entries
+    itself. Bad arguments raise
+    :class:`~matcher.errors.UsageError` here, before anything is read.
     """
     options = options or HashOptions()
     request = _request(algorithms, options)
-    for entry in files.walk(paths):  # the pipeline answers links, FIFOs and unlistable directories too
-        yield from records_of(read_entry(entry, request, options))
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UsageError(f"workers must be a positive integer or None, not {workers!r}")
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise UsageError("hash_paths() takes an iterable of paths; wrap a single path in a list")
+    return _hash_paths(list(paths), request, options, workers or os.cpu_count() or 1, progress, count_first)
+
+
+def _hash_paths(
+    paths: list[str | bytes | os.PathLike[str] | os.PathLike[bytes]],
+    request: FeatureRequest,
+    options: HashOptions,
+    workers: int,
+    progress: Callable[[HashProgress], None] | None,
+    count_first: bool,
+) -> Iterator[HashRecord]:
+    started = time.perf_counter()
+    total = total_bytes = None
+    if count_first:
+        total = total_bytes = 0
+        for entry in files.walk(paths):
+            total, total_bytes = total + 1, total_bytes + (entry.size or 0)
+        workers = max(1, min(workers, -(-total // _ENTRIES_PER_WORKER)))
+    done = done_bytes = records = errors = 0
+    if progress is not None:
+        progress(HashProgress(0, 0, 0, 0, time.perf_counter() - started, total, total_bytes))
+    entries = files.walk(paths)  # the pipeline answers links, FIFOs and unlistable directories too
+    if workers == 1:
+        found: Generator[list[HashRecord], None, None] = (
+            records_of(read_entry(entry, request, options)) for entry in entries
+        )
+    else:
+        found = batch.pool_map(
+            _hash_chunk,
+            entries,
+            workers,
+            initializer=_init_worker,
+            initargs=(request, options),
+            preload=["matcher.hashing"],
+            chunk_size=_CHUNK,
+            warm_up=_warm_up,
+            in_parent=lambda entry: records_of(read_entry(entry, request, options)),
+            what="hashing worker",
+        )
+    with contextlib.closing(found):
+        for entry_records in found:
+            done += 1
+            done_bytes += max((r.size or 0 for r in entry_records), default=0)
+            records += len(entry_records)
+            errors += any(r.error is not None for r in entry_records)
+            yield from entry_records
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                progress(HashProgress(done, done_bytes, records, errors, elapsed, total, total_bytes))

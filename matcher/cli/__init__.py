@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from ..errors import MatcherError
+from ..progress import configure_logging
 from .cluster_command import add_cluster_parser
 from .common import (
     EXIT_BROKEN_PIPE,
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.verbose += args.verbose_after
         args.quiet = args.quiet_before or args.quiet
         args.argv = arguments  # what the user typed, for the line that says how to resume
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="matcher: %(message)s")
+        configure_logging(args.verbose)
         code = int(args.handler(args))
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

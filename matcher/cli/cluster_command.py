@@ -89,35 +89,39 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     check_evidence_paths(args.paths)
     from ..algorithms import registry
     from ..cluster import ClusterProgress, run_cluster
+    from ..progress import ProgressReporter
 
-    show = not args.quiet and sys.stderr.isatty()
+    reporter = ProgressReporter("cluster", quiet=args.quiet)
 
     def progress(p: ClusterProgress) -> None:
-        if p.stage == "grouping":
-            print(f"\rhashed {p.done} files in {p.elapsed:.0f}s; grouping...   ", end="", file=sys.stderr, flush=True)
-            return
-        rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
-        print(f"\rhashed {p.done} files, {rate:.1f}/s   ", end="", file=sys.stderr, flush=True)
+        reporter.update(
+            files=p.done,
+            total_files=p.total,
+            bytes_done=p.bytes_done,
+            total_bytes=p.total_bytes,
+            errors=p.errors,
+            stage="grouping" if p.stage == "grouping" else None,
+        )
 
     output = None if args.output in (None, "-") else args.output
     if output is None:
         escape_unencodable_stdout()
     refuse_existing(output, force=args.force)
-    result = run_cluster(
-        [os.fsencode(p) for p in args.paths],
-        output,
-        args.format,
-        min_size=args.min_size,
-        stream=sys.stdout,
-        algorithms=args.algorithms,
-        max_distances={registry.get(name).name: value for name, value in args.max_distance},
-        rotations=args.rotations,
-        workers=args.workers,
-        hash_options=hash_options(args),
-        progress=progress if show else None,
-    )
-    if show:
-        print(file=sys.stderr)
+    with reporter:
+        result = run_cluster(
+            [os.fsencode(p) for p in args.paths],
+            output,
+            args.format,
+            min_size=args.min_size,
+            stream=sys.stdout,
+            algorithms=args.algorithms,
+            max_distances={registry.get(name).name: value for name, value in args.max_distance},
+            rotations=args.rotations,
+            workers=args.workers,
+            hash_options=hash_options(args),
+            progress=None if args.quiet else progress,
+            count_first=not args.quiet,
+        )
     if not args.quiet:
         hidden = sum(g.size for g in result.groups if g.size < args.min_size)
         print(

@@ -112,7 +112,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, after_command: bool =
         dest="verbose_after" if after_command else "verbose",
         action="count",
         default=0,
-        help="log progress and per-file problems to stderr",
+        help="log matcher's info and debug lines to stderr; -vv: other libraries' too",
     )
     with contextlib.suppress(argparse.ArgumentError):  # the subcommand has its own --quiet
         parser.add_argument(

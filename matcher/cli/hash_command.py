@@ -6,7 +6,15 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_OK, add_force_argument, check_evidence_paths, hash_options, open_output, positive_int
+from .common import (
+    EXIT_OK,
+    add_force_argument,
+    check_evidence_paths,
+    exit_line,
+    hash_options,
+    open_output,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     pass
@@ -72,6 +80,8 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     h.add_argument(
         "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
     )
+    h.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+    h.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
     h.set_defaults(handler=_cmd_hash)
 
 
@@ -79,13 +89,40 @@ def _cmd_hash(args: argparse.Namespace) -> int:
     check_evidence_paths(args.paths)
     from ..algorithms import registry
     from ..formats.records import WRITERS
-    from ..hashing import hash_paths
+    from ..hashing import HashProgress, hash_paths
+    from ..progress import ProgressReporter
 
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     options = hash_options(args)
     paths = [os.fsencode(p) for p in args.paths]
-    with open_output(args.output, args.paths, force=args.force) as stream:
+    last = HashProgress(0, 0, 0, 0, 0.0)
+
+    def progress(p: HashProgress) -> None:
+        nonlocal last
+        last = p
+        reporter.update(
+            files=p.files,
+            total_files=p.total,
+            bytes_done=p.bytes_done,
+            total_bytes=p.total_bytes,
+            records=p.records,
+            errors=p.errors,
+        )
+
+    output = open_output(args.output, args.paths, force=args.force)
+    with output as stream, ProgressReporter("hash", quiet=args.quiet) as reporter:
         writer = WRITERS[args.format](stream, algorithms)
-        writer.write_all(hash_paths(paths, algorithms, options=options))
+        records = hash_paths(
+            paths, algorithms, options=options, workers=args.workers, progress=progress, count_first=True
+        )
+        writer.write_all(records)
         writer.close()
+    what = "hashing completed"
+    if last.errors:
+        what += f" ({last.errors} record{'s' if last.errors != 1 else ''} with an error in the output)"
+    reporter.summary(
+        f"matcher hash: {last.files} files, {last.records} records, {last.errors} errors in {reporter.elapsed():.1f}s"
+        + "\n"
+        + exit_line(EXIT_OK, what)
+    )
     return EXIT_OK

@@ -92,6 +92,7 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
         "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
     )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
+    a.add_argument("--workers", "-j", type=positive_int, help="processes hashing images (default: the number of CPUs)")
     a.set_defaults(handler=_cmd_index_add)
 
 
@@ -156,29 +157,43 @@ def _cmd_index_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_add(args: argparse.Namespace) -> int:
+    from ..hashing import HashProgress
     from ..index import KnownIndex
     from ..index.importing import import_sources
     from ..known import ImportProblem
+    from ..progress import ProgressReporter
 
     list_name = args.list_name or os.path.basename(os.path.normpath(args.sources[0]))
-    tty = sys.stderr.isatty() and not args.quiet
+    reporter = ProgressReporter("index add", quiet=args.quiet)
+    before, current = [0, 0, 0], [0, 0, 0]  # files, bytes, errors of the runs of image sources hashed
     warnings = 0
 
     def problem(p: ImportProblem) -> None:
         if not args.quiet:
-            print(f"matcher: skipped {p}", file=sys.stderr)
+            reporter.note(f"matcher: skipped {p}")
 
     def warning(p: ImportProblem) -> None:
         nonlocal warnings
         warnings += 1
         if not args.quiet and warnings <= _WARNINGS_SHOWN:
-            print(f"matcher: warning: {p}", file=sys.stderr)
+            reporter.note(f"matcher: warning: {p}")
 
     def progress(n: int) -> None:
-        if tty:
-            print(f"\rread {n} records", end="", file=sys.stderr, flush=True)
+        reporter.update(records=n)
 
-    with KnownIndex.open(args.index, writable=True) as index:
+    def hash_progress(p: HashProgress) -> None:
+        if p.files == 0:  # a new run of image sources: what the earlier ones hashed stays counted
+            before[:] = [b + c for b, c in zip(before, current, strict=True)]
+        current[:] = [p.files, p.bytes_done, p.errors]
+        reporter.update(
+            files=before[0] + p.files,
+            bytes_done=before[1] + p.bytes_done,
+            total_files=None if p.total is None else before[0] + p.total,
+            total_bytes=None if p.total_bytes is None else before[1] + p.total_bytes,
+            errors=before[2] + p.errors,
+        )
+
+    with KnownIndex.open(args.index, writable=True) as index, reporter:
         summary = import_sources(
             index,
             args.sources,
@@ -191,16 +206,17 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
             on_warning=warning,
             record_lists=not args.list_name,
             progress=progress,
+            workers=args.workers,
+            hash_progress=hash_progress,
         )
-    if tty:
-        print(file=sys.stderr)
     if warnings > _WARNINGS_SHOWN and not args.quiet:
         print(f"matcher: warning: {warnings - _WARNINGS_SHOWN} more like these", file=sys.stderr)
     lists = ", ".join(repr(name) for name in summary.lists or (list_name,))
     print(
         f"list{'s' if len(summary.lists) > 1 else ''} {lists}: added {summary.added}, "
         f"duplicates {summary.duplicates}, empty {summary.empty}, "
-        f"zero-length content digests skipped {summary.empty_digests}, problems skipped {summary.problems}",
+        f"zero-length content digests skipped {summary.empty_digests}, problems skipped {summary.problems}; "
+        f"{before[0] + current[0]} files hashed in {reporter.elapsed():.1f}s",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -116,6 +116,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
 def _cmd_scan(args: argparse.Namespace) -> int:
     check_evidence_paths(args.paths)
     from ..algorithms import registry
+    from ..progress import ProgressReporter
     from ..scan import ScanOptions, ScanProgress, run_scan
     from ..scan.driver import ScanInterrupted
 
@@ -134,41 +135,40 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         hash_options=hash_options(args),
     )
-    show = not args.quiet and sys.stderr.isatty()
+    reporter = ProgressReporter("scan", quiet=args.quiet)
 
     def progress(p: ScanProgress) -> None:
-        fresh = p.done - p.resumed
-        rate = fresh / p.elapsed if p.elapsed > 0 else 0.0
-        text = f"\rscanned {p.done}" + (f"/{p.total}" if p.total is not None else "") + f" files, {rate:.1f}/s"
-        if p.total is not None and rate > 0:
-            text += f", about {max(0.0, (p.total - p.done) / rate):.0f}s left"
-        print(text + "   ", end="", file=sys.stderr, flush=True)
+        reporter.update(
+            files=p.done,
+            total_files=p.total,
+            bytes_done=p.bytes_done,
+            total_bytes=p.total_bytes,
+            matches=p.matched,
+            errors=p.errors,
+        )
 
     output = None if args.output in (None, "-") else args.output
     if output is None:
         escape_unencodable_stdout()
     _refuse_existing_outputs(args, output)
     try:
-        summary = run_scan(
-            [os.fsencode(p) for p in args.paths],
-            args.index,
-            options,
-            output,
-            args.format,
-            args.resume,
-            manifest_path=args.manifest,
-            stream=sys.stdout,
-            progress=progress if show else None,
-            count_first=show,
-            case=_case_fields(args.case),
-        )
+        with reporter:
+            summary = run_scan(
+                [os.fsencode(p) for p in args.paths],
+                args.index,
+                options,
+                output,
+                args.format,
+                args.resume,
+                manifest_path=args.manifest,
+                stream=sys.stdout,
+                progress=None if args.quiet else progress,
+                count_first=not args.quiet,
+                case=_case_fields(args.case),
+            )
     except ScanInterrupted as stop:
-        if show:
-            print(file=sys.stderr)
         print(_interrupted_line(args, stop.files_done, stop.journal), file=sys.stderr)
         return EXIT_INTERRUPTED
-    if show:
-        print(file=sys.stderr)
     if not args.quiet:
         by_status = summary.files_by_status
         print(

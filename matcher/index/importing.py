@@ -20,7 +20,7 @@ from .. import imaging
 from ..errors import HashListError
 from ..files import display_path
 from ..formats.registry import read_records
-from ..hashing import HashOptions, HashRecord, hash_paths
+from ..hashing import HashOptions, HashProgress, HashRecord, hash_paths
 from ..known import EMPTY_CONTENT_DIGESTS, ImportProblem, KnownRecord
 from .store import KnownIndex
 
@@ -97,9 +97,16 @@ def _is_image_file(path: bytes) -> bool:
 
 
 def _image_records(
-    paths: Sequence[bytes], algorithms: Sequence[str], options: HashOptions, report: ProblemHandler, strict: bool
+    paths: Sequence[bytes],
+    algorithms: Sequence[str],
+    options: HashOptions,
+    report: ProblemHandler,
+    strict: bool,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> Iterator[KnownRecord]:
-    for record in hash_paths(paths, algorithms, options=options):
+    hashed = hash_paths(paths, algorithms, options=options, workers=workers, progress=hash_progress, count_first=True)
+    for record in hashed:
         if record.error is not None or not record.hashes:
             problem = ImportProblem(record.path or "?", None, record.error or "no hash computed")
             if strict:
@@ -116,12 +123,20 @@ def _records(
     strict: bool,
     report: ProblemHandler,
     options: HashOptions,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> Iterator[KnownRecord]:
+    images: list[bytes] = []  # consecutive image sources are hashed together (one pool)
     for source in sources:
         if os.path.isdir(source) or (format_name == "auto" and _is_image_file(source)):
-            yield from _image_records([source], algorithms, options, report, strict)
-        else:
-            yield from read_records(os.fsdecode(source), format_name, on_problem=report, strict=strict)
+            images.append(source)
+            continue
+        if images:
+            yield from _image_records(images, algorithms, options, report, strict, workers, hash_progress)
+            images = []
+        yield from read_records(os.fsdecode(source), format_name, on_problem=report, strict=strict)
+    if images:
+        yield from _image_records(images, algorithms, options, report, strict, workers, hash_progress)
 
 
 def import_sources(
@@ -138,6 +153,8 @@ def import_sources(
     progress: Callable[[int], None] | None = None,
     hash_options: HashOptions | None = None,
     views: bool = True,
+    workers: int | None = 1,
+    hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> ImportSummary:
     """Add every record of ``sources`` to ``index`` under ``list_name`` in one atomic commit.
 
@@ -152,6 +169,11 @@ def import_sources(
     known-side view hashes, which let scans find cropped, bordered and captioned copies (hash lists carry
     no views). Without ``strict`` each problem goes to ``on_problem`` and is skipped; with
     ``strict`` the first one raises :class:`~matcher.errors.HashListError` and nothing is added.
+
+    ``workers``: processes hashing the images (``1``, the default: in this process; ``None``: the CPU
+    count; see :func:`~matcher.hashing.hash_paths`), the records in the same order whatever the
+    number. ``hash_progress`` is :func:`~matcher.hashing.hash_paths`'s ``progress`` while images are
+    hashed (once per run of consecutive image sources); ``progress(n)`` counts records read.
     """
     problems: list[ImportProblem] = []
 
@@ -180,7 +202,7 @@ def import_sources(
         return own if record_lists and own and own.strip() else list_name
 
     lists: dict[str, None] = {}
-    records = _records(paths, index.algorithms, format, strict, report, options)
+    records = _records(paths, index.algorithms, format, strict, report, options, workers, hash_progress)
     result = index.add(
         _without_empty_digests(records, warn, list_of, lists),
         list_name,

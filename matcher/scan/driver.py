@@ -16,6 +16,7 @@ import platform
 import socket
 import sys
 import time
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -43,6 +44,7 @@ from .options import (
     JOURNAL_SUFFIX,
     MANIFEST_SUFFIX,
     FileResult,
+    ProgressCounter,
     ScanConfig,
     ScanOptions,
     ScanProgress,
@@ -255,7 +257,7 @@ def run_scan(
     documentation); the manifest goes to ``manifest_path`` or ``<output>.manifest.json``.
 
     ``progress`` is called after every entry (and once before the first) with a
-    :class:`ScanProgress`; ``count_first`` walks the tree once beforehand so that it has a total.
+    :class:`ScanProgress`; ``count_first`` walks the tree once beforehand so that it has totals (files and bytes).
     Raises :class:`~matcher.errors.UsageError` for bad arguments, an output inside an evidence path,
     an existing journal without ``resume`` or a resume with different parameters;
     :class:`~matcher.errors.IndexStoreError` for an unusable index; :class:`~matcher.errors.MatcherError`
@@ -371,13 +373,13 @@ def _drive(
     clock: float,
     started_at: str,
 ) -> ScanSummary:
-    total = sum(1 for _ in _walk(paths)) if count_first else None
+    counter = ProgressCounter(array("q", (e.size or 0 for e in _walk(paths))) if count_first else None, clock)
     algorithms = list(config.algorithms)
     in_process = index  # scans everything with one worker, else the first entries while the pool starts
 
     def report(done: int, resumed: int) -> None:
         if progress is not None:
-            progress(ScanProgress(done, total, resumed, time.perf_counter() - clock))
+            progress(counter.progress(done, resumed))
 
     if journal is None:  # standard output: stream straight through the writer
         out = stream if stream is not None else sys.stdout
@@ -389,6 +391,7 @@ def _drive(
             for record in shown:
                 writer.write(record)
             tally.add(result, len(shown))
+            counter.add(result)
             report(tally.files, 0)
         writer.close()
         summary = tally.summary(0, started_at, utc_now(), time.perf_counter() - clock, None, manifest_path)
@@ -401,6 +404,7 @@ def _drive(
     walk = WalkDigest()
     if resumed.entries:
         entries, walk = skip_journaled(entries, resumed, journal)
+    counter.resume(resumed.entries)
     report(resumed.entries, resumed.entries)
     seq = resumed.entries
     try:
@@ -424,6 +428,7 @@ def _drive(
             except OSError as exc:
                 raise resumable_error(f"cannot write journal {journal!r}", exc) from None
             seq += 1
+            counter.add(result)
             report(seq, resumed.entries)
         try:
             os.fsync(handle.fileno())

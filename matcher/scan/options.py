@@ -9,14 +9,15 @@ one walked entry's records as the engines hand them back.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..algorithms import registry
 from ..errors import UsageError
 from ..hashing import HashOptions
-from ..scan_records import ScanRecord
+from ..scan_records import STATUSES, ScanRecord
 
 __all__ = [
     "ENGINES",
@@ -26,6 +27,7 @@ __all__ = [
     "JOURNAL_SUFFIX",
     "MANIFEST_SUFFIX",
     "FileResult",
+    "ProgressCounter",
     "IndexFacts",
     "ScanConfig",
     "ScanOptions",
@@ -122,12 +124,69 @@ class ScanOptions:
 @dataclass(frozen=True, slots=True)
 class ScanProgress:
     """Progress of :func:`run_scan`: ``done`` entries of ``total`` (``None`` when not counted),
-    ``resumed`` of them taken from the journal, ``elapsed`` seconds of this run."""
+    ``resumed`` of them taken from the journal, ``elapsed`` seconds of this run.
+
+    ``bytes_done``: the sizes of the regular files done, the resumed ones included, of
+    ``total_bytes`` (``None`` when not counted); ``resumed_bytes`` of them taken from the journal
+    (known only when counted). ``matched`` / ``errors``: entries of this run with status ``match`` /
+    ``error`` so far.
+    """
 
     done: int
     total: int | None
     resumed: int
     elapsed: float
+    bytes_done: int = 0
+    total_bytes: int | None = None
+    resumed_bytes: int = 0
+    matched: int = 0
+    errors: int = 0
+
+
+class ProgressCounter:
+    """Builds the :class:`ScanProgress` of a run as its entries come in.
+
+    ``sizes``: the size of every entry of the walk in order (``0`` for what is not a regular file),
+    when counted beforehand, else ``None``; ``clock``: the run's start (:func:`time.perf_counter`).
+    """
+
+    def __init__(self, sizes: Sequence[int] | None, clock: float) -> None:
+        self.sizes = sizes
+        self.total = None if sizes is None else len(sizes)
+        self.total_bytes = None if sizes is None else sum(sizes)
+        self.clock = clock
+        self.bytes_done = 0
+        self.matched = 0
+        self.errors = 0
+        self.resumed_bytes = 0
+
+    def resume(self, entries: int) -> None:
+        """The first ``entries`` of the walk were taken from the journal."""
+        if self.sizes is not None:
+            self.resumed_bytes = sum(self.sizes[:entries])
+            self.bytes_done += self.resumed_bytes
+
+    def add(self, result: FileResult) -> None:
+        """Count one entry done in this run."""
+        records = result.records
+        status = min((r.status for r in records), key=STATUSES.index) if records else "error"
+        self.bytes_done += max((r.size or 0 for r in records), default=0)
+        self.matched += status == "match"
+        self.errors += status == "error"
+
+    def progress(self, done: int, resumed: int) -> ScanProgress:
+        """The run's progress after ``done`` entries (``resumed`` of them from the journal)."""
+        return ScanProgress(
+            done,
+            self.total,
+            resumed,
+            time.perf_counter() - self.clock,
+            bytes_done=self.bytes_done,
+            total_bytes=self.total_bytes,
+            resumed_bytes=self.resumed_bytes,
+            matched=self.matched,
+            errors=self.errors,
+        )
 
 
 @dataclass(frozen=True, slots=True)
