@@ -199,8 +199,9 @@ def test_hash_prints_progress_lines_and_a_summary(evidence, tmp_path):
     lines = progress_lines(done.stderr)
     assert lines, done.stderr
     assert lines[-1].startswith("matcher hash: 13/13 files, ") and "13 records" in lines[-1]
-    last = done.stderr.decode().splitlines()[-1]
-    assert re.fullmatch(r"matcher hash: 13 files, 13 records, \d+ errors in \d+\.\ds", last), last
+    summary, last = done.stderr.decode().splitlines()[-2:]
+    assert re.fullmatch(r"matcher hash: 13 files, 13 records, \d+ errors in \d+\.\ds", summary), summary
+    assert last.startswith("exit 0: hashing completed"), last  # the last line says what the status means
 
 
 def test_scan_prints_progress_lines_with_matches_and_a_summary(evidence, index, tmp_path):
