@@ -57,6 +57,9 @@ PDQ records (259 MB: 149 MB SQLite, 42 MB arrays, 68 MB saved search structure) 
 with verification and 0.014 s without, numba imported beforehand (0.38 s and 0.25 s when the
 structure was built on open). ``verify=False`` skips the hashing (sizes, shapes and counts are still
 checked, and a saved structure's row numbers and bucket offsets are checked to stay inside its arrays).
+``verified=`` (another open's :attr:`KnownIndex.verified_files`) skips the hashing of the files that
+open verified and that are unchanged since (same device, inode, size and file times): a scan's
+workers open the index its parent verified without hashing it again.
 
 Threads: searches, look-ups and exports may run from many threads on one :class:`KnownIndex`. Each
 committed generation is an immutable snapshot (code tables and search structures plus one read-only SQLite
@@ -98,6 +101,7 @@ from .manifest import (
     MANIFEST_NAME,
     VIEW_SEPARATOR,
     FileEntry,
+    FileStamp,
     Manifest,
     algorithm_params,
     fsync_dir,
@@ -306,6 +310,7 @@ class _Snapshot:
     labels: dict[str, dict[int, str]]
     default_scheme: str | None
     lease: _Lease
+    stamps: tuple[FileStamp, ...] = ()
 
     @classmethod
     def build(
@@ -318,10 +323,14 @@ class _Snapshot:
         conn: sqlite3.Connection,
         labels: dict[str, dict[int, str]],
         default_scheme: str | None,
+        stamps: tuple[FileStamp, ...] = (),
     ) -> _Snapshot:
-        """A snapshot owning ``conn`` (closed when the snapshot is retired and unused)."""
+        """A snapshot owning ``conn`` (closed when the snapshot is retired and unused); ``stamps``: the
+        settled stamps of its verified files (see :attr:`KnownIndex.verified_files`)."""
         lock = threading.Lock()
-        return cls(root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock))
+        return cls(
+            root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock), stamps
+        )
 
     def query(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a database helper on the shared read-only connection under its lock.
@@ -375,7 +384,7 @@ def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
         raise IndexStoreError(f"{path}: cannot read array ({type(exc).__name__}: {exc})") from None
 
 
-def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
+def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: frozenset[FileStamp]) -> _Snapshot:
     gen_dir = root / manifest.directory
     if not gen_dir.is_dir():
         raise _Vanished(str(gen_dir))
@@ -392,18 +401,24 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
             f"expected {sorted(structures)}"
         )
     entries = {**manifest.files, **manifest.structures}
+    now = time.time_ns()
+    stamps: dict[str, FileStamp] = {}
     for name in expected + structures:
         path = gen_dir / name
         try:
-            size = path.stat().st_size
+            status = path.stat()  # stamped before it is hashed: a change while hashing changes the stamp
         except FileNotFoundError:
             raise _Vanished(str(path)) from None
-        if size != entries[name].size:
+        if status.st_size != entries[name].size:
             raise IndexStoreError(
-                f"{path}: {size} bytes, the manifest says {entries[name].size} (truncated or altered)"
+                f"{path}: {status.st_size} bytes, the manifest says {entries[name].size} (truncated or altered)"
             )
+        if verify:
+            stamps[name] = FileStamp.of(path, status)
+    # hashed here: every file, unless verification is off or another process verified it unchanged since
+    to_hash = frozenset(name for name, stamp in stamps.items() if stamp not in verified)
     db_path = gen_dir / db.DB_NAME
-    if verify:
+    if db.DB_NAME in to_hash:
         try:
             actual = sha256_file(db_path)
         except FileNotFoundError:
@@ -412,12 +427,12 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
             raise IndexStoreError(f"{db_path}: SHA-256 checksum mismatch (file corrupt or altered)")
     tables: dict[str, AlgorithmTable] = {}
     for algorithm, params in manifest.algorithms.items():
-        tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, verify)
+        tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, to_hash, verify)
     views: ViewTables = {}
     for algorithm, view_counts in manifest.views.items():
         for view, counts in sorted(view_counts.items()):
             views.setdefault(algorithm, {})[view] = _load_table(
-                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify
+                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, to_hash, verify
             )
     if not db_path.exists():
         raise _Vanished(str(db_path))
@@ -436,7 +451,8 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
+    handed = tuple(stamp for stamp in stamps.values() if stamp.settled(now))
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed)
 
 
 def _load_table(
@@ -446,14 +462,18 @@ def _load_table(
     view: str | None,
     params: Mapping[str, Any],
     counts: Mapping[str, Any],
+    to_hash: frozenset[str],
     verify: bool,
 ) -> AlgorithmTable:
-    """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table)."""
+    """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table).
+
+    ``to_hash``: the file names whose SHA-256 is checked here; ``verify``: whether every file's is
+    (here or, unchanged since, by another process), else a saved structure's bounds are checked."""
     stem = table_stem(algorithm, view)
     arrays = {}
     for suffix in _ARRAY_SUFFIXES:
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.files[name], verify)
+        array = _load_array(gen_dir / name, manifest.files[name], name in to_hash)
         if array.dtype != _ARRAY_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_ARRAY_DTYPES[suffix]}")
         arrays[suffix] = array
@@ -477,7 +497,7 @@ def _load_table(
     saved = {}
     for suffix in _MIH_SUFFIXES + (_SEARCHABLE_SUFFIXES if searchable != n else ()):
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.structures[name], verify)
+        array = _load_array(gen_dir / name, manifest.structures[name], name in to_hash)
         if array.dtype != _STRUCTURE_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_STRUCTURE_DTYPES[suffix]}")
         saved[suffix] = array
@@ -535,12 +555,13 @@ def _check_mih_bounds(gen_dir: Path, stem: str, mih: MultiIndex) -> None:
         raise IndexStoreError(f"{gen_dir / _array_name(stem, 'mih.order')}: saved search structure damaged ({bad})")
 
 
-def _load_snapshot(root: Path, verify: bool) -> _Snapshot:
+def _load_snapshot(root: Path, verify: bool, verified: Iterable[FileStamp] = ()) -> _Snapshot:
     last: str = ""
+    trusted = frozenset(verified)
     for _attempt in range(5):
         manifest = read_manifest(root)
         try:
-            return _load_generation(root, manifest, verify)
+            return _load_generation(root, manifest, verify, trusted)
         except _Vanished as exc:
             last = str(exc)
             again = read_manifest(root)
@@ -664,18 +685,28 @@ class KnownIndex:
         return cls(root, snapshot, writable=True)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, writable: bool = False, verify: bool = True) -> KnownIndex:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        writable: bool = False,
+        verify: bool = True,
+        verified: Iterable[FileStamp] = (),
+    ) -> KnownIndex:
         """Open an existing index; :class:`IndexStoreError` when it is missing, damaged or incompatible.
 
         ``writable``: allow :meth:`add` and the other writes (read-only indexes raise
         :class:`UsageError` on them). ``verify``: check every file's SHA-256 (default; see the module
         documentation for the cost). Sizes, shapes, counts and algorithm parameters are always checked.
+        ``verified``: :attr:`verified_files` of another open of this index (the scan's parent process,
+        say); a file found with the same stamp was verified there and is unchanged since, and is not
+        hashed again (any other file is). This is how a scan verifies its index once, not per worker.
         """
         root = Path(path)
         if not root.is_dir():
             raise IndexStoreError(f"{root}: no such index directory")
         started = time.perf_counter()
-        snapshot = _load_snapshot(root, verify)
+        snapshot = _load_snapshot(root, verify, verified)
         log.info(
             "opened index %s generation %d (%d records) in %.2fs",
             root,
@@ -753,6 +784,15 @@ class KnownIndex:
     def path(self) -> Path:
         """The index directory."""
         return self._root
+
+    @property
+    def verified_files(self) -> tuple[FileStamp, ...]:
+        """The stamps of the current generation's files as this object verified them when it opened
+        (hashed, or found unchanged since another process did), for :meth:`open`'s ``verified`` in
+        another process; empty when opened without verification or after this object's own write.
+        Files changed within :data:`~matcher.index.manifest.STAMP_SETTLED_NS` of the open are left
+        out (their times cannot show a change made in the same clock tick): other processes hash them."""
+        return self._snap().stamps
 
     @property
     def algorithms(self) -> tuple[str, ...]:
