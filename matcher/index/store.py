@@ -73,8 +73,6 @@ creator got there first.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import logging
 import os
 import secrets
@@ -349,39 +347,35 @@ class _Vanished(Exception):
     """A file named by the manifest disappeared (possibly replaced by a concurrent writer)."""
 
 
-def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
-    """One ``.npy`` array of a generation, its size and (``verify``) SHA-256 checked against ``entry``:
-    a read-only memory map from :data:`MMAP_MIN_BYTES`, else read into memory."""
+def _load_array(path: Path) -> np.ndarray:
+    """One ``.npy`` array of a generation: a read-only memory map from :data:`MMAP_MIN_BYTES`, else read
+    into memory (its size and checksum are checked by :func:`_load_generation`)."""
     try:
-        if entry.size >= MMAP_MIN_BYTES:
-            if verify:
-                actual = sha256_file(path)  # streamed: the pages stay in the shared page cache
-                if actual.size != entry.size:
-                    raise IndexStoreError(
-                        f"{path}: {actual.size} bytes, the manifest says {entry.size} (truncated or altered)"
-                    )
-                if actual.sha256 != entry.sha256:
-                    raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
+        if path.stat().st_size >= MMAP_MIN_BYTES:
             mapped: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
             return mapped
-        if verify:
-            data = path.read_bytes()
-            if len(data) != entry.size:
-                raise IndexStoreError(
-                    f"{path}: {len(data)} bytes, the manifest says {entry.size} (truncated or altered)"
-                )
-            if hashlib.sha256(data).hexdigest() != entry.sha256:
-                raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
-            array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            array = np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
         return array
     except FileNotFoundError:
         raise _Vanished(str(path)) from None
-    except IndexStoreError:
-        raise
     except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
         raise IndexStoreError(f"{path}: cannot read array ({type(exc).__name__}: {exc})") from None
+
+
+def _hash_files(gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> str | None:
+    """Hash the files ``names`` of ``gen_dir`` in turn; the first that differs from its manifest
+    ``entries`` (its error message), or ``None``. Raises :class:`_Vanished` for a missing file."""
+    for name in names:
+        path = gen_dir / name
+        try:
+            actual = sha256_file(path)  # streamed: the pages stay in the shared page cache
+        except FileNotFoundError:
+            raise _Vanished(str(path)) from None
+        if actual.size != entries[name].size:
+            return f"{path}: {actual.size} bytes, the manifest says {entries[name].size} (truncated or altered)"
+        if actual.sha256 != entries[name].sha256:
+            return f"{path}: SHA-256 checksum mismatch (file corrupt or altered)"
+    return None
 
 
 def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: frozenset[FileStamp]) -> _Snapshot:
@@ -415,24 +409,74 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: fro
             )
         if verify:
             stamps[name] = FileStamp.of(path, status)
-    # hashed here: every file, unless verification is off or another process verified it unchanged since
-    to_hash = frozenset(name for name, stamp in stamps.items() if stamp not in verified)
-    db_path = gen_dir / db.DB_NAME
-    if db.DB_NAME in to_hash:
+    # hashed here: every file, unless verification is off or another process verified it unchanged since;
+    # in a thread, while this one loads and checks the arrays and the database (numpy, SHA-256 and SQLite
+    # release the interpreter lock), so that the hashing costs little more than the loading. Nothing of
+    # the generation is returned before every checksum has matched; a mismatch is reported in
+    # preference to whatever a damaged file made the loading fail with.
+    to_hash = [name for name in stamps if stamps[name] not in verified]
+    hashing = _HashingThread(gen_dir, to_hash, entries)
+    try:
+        loaded = _load_checked(root, manifest, gen_dir, verify)
+    except BaseException:
+        hashing.raise_mismatch()
+        raise
+    try:
+        hashing.raise_mismatch()
+    except BaseException:
+        loaded[-1].close()
+        raise
+    tables, views, labels, default_scheme, conn = loaded
+    handed = tuple(stamp for stamp in stamps.values() if stamp.settled(now))
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed)
+
+
+class _HashingThread:
+    """:func:`_hash_files` run in a daemon thread from construction; :meth:`raise_mismatch` waits."""
+
+    def __init__(self, gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> None:
+        self._outcome: list[str | None | BaseException] = []
+        self._thread: threading.Thread | None = None
+        if names:
+            self._thread = threading.Thread(
+                target=self._run, args=(gen_dir, names, entries), name="matcher-index-verify", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> None:
         try:
-            actual = sha256_file(db_path)
-        except FileNotFoundError:
-            raise _Vanished(str(db_path)) from None
-        if actual != manifest.files[db.DB_NAME]:
-            raise IndexStoreError(f"{db_path}: SHA-256 checksum mismatch (file corrupt or altered)")
+            self._outcome.append(_hash_files(gen_dir, names, entries))
+        except BaseException as exc:  # noqa: BLE001 - handed to the opening thread
+            self._outcome.append(exc)
+
+    def raise_mismatch(self) -> None:
+        """Wait for the hashing; raise :class:`IndexStoreError` for a file that differs from the
+        manifest (:class:`_Vanished` for one that disappeared)."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is not None:
+            raise IndexStoreError(outcome)
+
+
+def _load_checked(
+    root: Path, manifest: Manifest, gen_dir: Path, verify: bool
+) -> tuple[dict[str, AlgorithmTable], ViewTables, dict[str, dict[int, str]], str | None, sqlite3.Connection]:
+    """The tables, views, labels, default scheme and open database of a generation, checked for
+    everything but the checksums (``verify``: the checksums are checked meanwhile, else a saved
+    structure's bounds are checked here)."""
+    db_path = gen_dir / db.DB_NAME
     tables: dict[str, AlgorithmTable] = {}
     for algorithm, params in manifest.algorithms.items():
-        tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, to_hash, verify)
+        tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, verify)
     views: ViewTables = {}
     for algorithm, view_counts in manifest.views.items():
         for view, counts in sorted(view_counts.items()):
             views.setdefault(algorithm, {})[view] = _load_table(
-                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, to_hash, verify
+                gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify
             )
     if not db_path.exists():
         raise _Vanished(str(db_path))
@@ -451,8 +495,7 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: fro
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    handed = tuple(stamp for stamp in stamps.values() if stamp.settled(now))
-    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed)
+    return tables, views, labels, default_scheme, conn
 
 
 def _load_table(
@@ -462,18 +505,17 @@ def _load_table(
     view: str | None,
     params: Mapping[str, Any],
     counts: Mapping[str, Any],
-    to_hash: frozenset[str],
     verify: bool,
 ) -> AlgorithmTable:
     """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table).
 
-    ``to_hash``: the file names whose SHA-256 is checked here; ``verify``: whether every file's is
-    (here or, unchanged since, by another process), else a saved structure's bounds are checked."""
+    ``verify``: whether every file's SHA-256 is checked (by the open, or, unchanged since, by another
+    process), else a saved structure's bounds are checked here."""
     stem = table_stem(algorithm, view)
     arrays = {}
     for suffix in _ARRAY_SUFFIXES:
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.files[name], name in to_hash)
+        array = _load_array(gen_dir / name)
         if array.dtype != _ARRAY_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_ARRAY_DTYPES[suffix]}")
         arrays[suffix] = array
@@ -497,7 +539,7 @@ def _load_table(
     saved = {}
     for suffix in _MIH_SUFFIXES + (_SEARCHABLE_SUFFIXES if searchable != n else ()):
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.structures[name], name in to_hash)
+        array = _load_array(gen_dir / name)
         if array.dtype != _STRUCTURE_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_STRUCTURE_DTYPES[suffix]}")
         saved[suffix] = array
