@@ -39,7 +39,9 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "FileEntry",
+    "FileStamp",
     "Manifest",
+    "STAMP_SETTLED_NS",
     "algorithm_params",
     "known_view_names",
     "table_stem",
@@ -104,6 +106,47 @@ class FileEntry:
 
     size: int
     sha256: str
+
+
+#: A file whose status changed less than this long (nanoseconds) before it was stamped gets no
+#: :class:`FileStamp`: file times tick coarsely (a few milliseconds on Linux), so a change made in the
+#: same tick as the file's last write could leave its times as they were.
+STAMP_SETTLED_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """What ``stat`` said of one file of a generation just before a process verified its SHA-256.
+
+    Another process that finds the file with the same stamp (same device, inode, size, modification
+    and status-change times) opens it as verified without hashing it again: any write, truncation,
+    replacement or rename since changes at least the status-change time, which no program can set.
+    A copy of the index on another machine, or a file altered since, differs and is hashed.
+    """
+
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path, status: os.stat_result) -> FileStamp:
+        """The stamp of ``path`` (made absolute) from its ``status``."""
+        return cls(
+            os.path.abspath(path),
+            status.st_dev,
+            status.st_ino,
+            status.st_size,
+            status.st_mtime_ns,
+            status.st_ctime_ns,
+        )
+
+    def settled(self, now_ns: int) -> bool:
+        """Whether the file's status last changed at least :data:`STAMP_SETTLED_NS` before ``now_ns``
+        (only a settled file's stamp is worth handing on)."""
+        return self.ctime_ns <= now_ns - STAMP_SETTLED_NS
 
 
 @dataclass(frozen=True, slots=True)

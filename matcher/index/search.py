@@ -25,32 +25,59 @@ resolved by record id rather than by FAISS's heap order.
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
 from ..errors import HashFormatError, UsageError
 from ..hashes import Hash
 
-if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables
-    from .mih import MultiIndex
+if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables, FAISS
+    from .mih import MultiIndex  # for small ones, ``nearest`` and wide radii
 
 #: Tables with this many searchable codes or more get the multi-index structure; equal to
 #: :data:`matcher.index.mih.MIN_CODES` (a test checks), kept here so that opening a small index
 #: (``matcher index info``) does not import numba.
 MIH_MIN_CODES = 20_000
 
-__all__ = ["AlgorithmTable", "empty_table", "knn_hits", "query_codes", "range_hits", "range_search", "searchable_mask"]
+__all__ = [
+    "AlgorithmTable",
+    "empty_table",
+    "knn_hits",
+    "query_codes",
+    "range_hits",
+    "range_search",
+    "search_threads",
+    "searchable_mask",
+]
 
 #: Queries per FAISS call; bounds the memory of one range-search result.
 QUERY_CHUNK = 4096
 #: Queries per multi-index call (its working memory is bounded on its own, see
 #: :data:`~matcher.index.mih.SEARCH_MEMORY`; this bounds the arrays of one batch's hits).
 MIH_QUERY_CHUNK = 65536
+
+
+def search_threads() -> int:
+    """The threads one search may use: FAISS's OpenMP setting once FAISS is loaded (scan workers set it
+    to 1, see :func:`matcher.batch.single_threaded_faiss`), else the number OpenMP starts with
+    (``OMP_NUM_THREADS``, else the processors this process may run on), without loading FAISS: a
+    search the multi-index answers need not pay for importing it."""
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        return max(1, int(faiss.omp_get_max_threads()))
+    setting = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def searchable_mask(quality: np.ndarray, min_quality: int | None) -> np.ndarray:
@@ -83,6 +110,8 @@ class _Flat:
         if self._index is None:
             with self._lock:
                 if self._index is None:
+                    import faiss
+
                     index = faiss.IndexBinaryFlat(self._bit_length)
                     index.add(np.ascontiguousarray(self._codes))
                     self._index = index
@@ -217,9 +246,7 @@ def range_search(
     for start in range(0, n, step):
         part = np.ascontiguousarray(codes[start : start + step])
         if table.mih is not None and use_mih:
-            lims, positions, distances = table.mih.range_search(
-                part, int(max_distance), threads=faiss.omp_get_max_threads()
-            )
+            lims, positions, distances = table.mih.range_search(part, int(max_distance), threads=search_threads())
         else:
             lims, distances, positions = table.index.range_search(part, int(max_distance) + 1)
         counts = np.diff(np.asarray(lims, dtype=np.int64)).astype(np.int64)

@@ -63,6 +63,7 @@ from ..hashes import Hash
 from ..known import KnownRecord
 from .manifest import (
     MANIFEST_NAME,
+    FileStamp,
     Manifest,
     body_digest,
     count_field,
@@ -362,11 +363,12 @@ def _shard_manifest(info: ShardInfo) -> Manifest:
         raise IndexStoreError(f"{manifest_path}: shard {info.name}: manifest unreadable ({exc})") from None
 
 
-def _open_shard(info: ShardInfo, verify: bool) -> OpenShard:
-    """Open one shard and check it against its ``shards.json`` entry."""
+def _open_shard(info: ShardInfo, verify: bool, verified: Iterable[FileStamp] = ()) -> OpenShard:
+    """Open one shard and check it against its ``shards.json`` entry (``verified``: as
+    :meth:`KnownIndex.open`)."""
     generation = _shard_manifest(info).generation
     try:
-        index = KnownIndex.open(info.path, verify=verify)
+        index = KnownIndex.open(info.path, verify=verify, verified=verified)
     except IndexStoreError as exc:
         raise IndexStoreError(f"shard {info.name}: {exc}") from None
     try:
@@ -432,6 +434,11 @@ class ShardCatalog:
 
     def close(self) -> None:
         """Nothing to release (the catalog holds no open file)."""
+
+    @property
+    def verified_files(self) -> tuple[FileStamp, ...]:
+        """Always empty: nothing is verified until the workers holding the shards open them."""
+        return ()
 
 
 # -- per-shard functions for distributed engines --------------------------------------------------
@@ -577,12 +584,16 @@ class ShardedIndex:
         self._views = {algorithm: tuple(sorted(named)) for algorithm, named in views.items()}
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, verify: bool = True) -> ShardedIndex:
+    def open(
+        cls, path: str | os.PathLike[str], *, verify: bool = True, verified: Iterable[FileStamp] = ()
+    ) -> ShardedIndex:
         """Open a sharded index; :class:`IndexStoreError` when it or any shard is missing, damaged or edited.
 
         ``verify``: check every shard file's SHA-256 (as :meth:`KnownIndex.open`); ``shards.json``,
-        the shards' manifests and their ``global-ids.npy`` are always checked.
+        the shards' manifests and their ``global-ids.npy`` are always checked. ``verified``: another
+        open's :attr:`verified_files`, as :meth:`KnownIndex.open` takes them.
         """
+        verified = tuple(verified)
         root = Path(path)
         if not root.is_dir():
             raise IndexStoreError(f"{root}: no such sharded index directory")
@@ -590,7 +601,7 @@ class ShardedIndex:
         opened: list[OpenShard] = []
         try:
             for info in document.shards:
-                shard = _open_shard(info, verify)
+                shard = _open_shard(info, verify, verified)
                 opened.append(shard)
                 if shard.index.algorithms != document.algorithms:
                     raise IndexStoreError(
@@ -636,6 +647,11 @@ class ShardedIndex:
     def path(self) -> Path:
         """The sharded index directory (the one holding ``shards.json``)."""
         return self._document.root
+
+    @property
+    def verified_files(self) -> tuple[FileStamp, ...]:
+        """Every shard's :attr:`KnownIndex.verified_files`, for another process's :meth:`open`."""
+        return tuple(stamp for shard in self._open() for stamp in shard.index.verified_files)
 
     @property
     def shards(self) -> tuple[ShardInfo, ...]:
@@ -938,8 +954,11 @@ def is_sharded(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / SHARDS_NAME).is_file()
 
 
-def open_any(path: str | os.PathLike[str], *, verify: bool = True) -> KnownIndex | ShardedIndex:
-    """Open, read-only, whatever index is at ``path``: a :class:`ShardedIndex` or a :class:`KnownIndex`."""
+def open_any(
+    path: str | os.PathLike[str], *, verify: bool = True, verified: Iterable[FileStamp] = ()
+) -> KnownIndex | ShardedIndex:
+    """Open, read-only, whatever index is at ``path``: a :class:`ShardedIndex` or a :class:`KnownIndex`
+    (``verify``, ``verified``: as :meth:`KnownIndex.open`)."""
     if is_sharded(path):
-        return ShardedIndex.open(path, verify=verify)
-    return KnownIndex.open(path, verify=verify)
+        return ShardedIndex.open(path, verify=verify, verified=verified)
+    return KnownIndex.open(path, verify=verify, verified=verified)

@@ -57,6 +57,9 @@ PDQ records (259 MB: 149 MB SQLite, 42 MB arrays, 68 MB saved search structure) 
 with verification and 0.014 s without, numba imported beforehand (0.38 s and 0.25 s when the
 structure was built on open). ``verify=False`` skips the hashing (sizes, shapes and counts are still
 checked, and a saved structure's row numbers and bucket offsets are checked to stay inside its arrays).
+``verified=`` (another open's :attr:`KnownIndex.verified_files`) skips the hashing of the files that
+open verified and that are unchanged since (same device, inode, size and file times): a scan's
+workers open the index its parent verified without hashing it again.
 
 Threads: searches, look-ups and exports may run from many threads on one :class:`KnownIndex`. Each
 committed generation is an immutable snapshot (code tables and search structures plus one read-only SQLite
@@ -70,8 +73,6 @@ creator got there first.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import logging
 import os
 import secrets
@@ -98,6 +99,7 @@ from .manifest import (
     MANIFEST_NAME,
     VIEW_SEPARATOR,
     FileEntry,
+    FileStamp,
     Manifest,
     algorithm_params,
     fsync_dir,
@@ -308,6 +310,7 @@ class _Snapshot:
     labels: dict[str, dict[int, str]]
     default_scheme: str | None
     lease: _Lease
+    stamps: tuple[FileStamp, ...] = ()
 
     @classmethod
     def build(
@@ -320,10 +323,14 @@ class _Snapshot:
         conn: sqlite3.Connection,
         labels: dict[str, dict[int, str]],
         default_scheme: str | None,
+        stamps: tuple[FileStamp, ...] = (),
     ) -> _Snapshot:
-        """A snapshot owning ``conn`` (closed when the snapshot is retired and unused)."""
+        """A snapshot owning ``conn`` (closed when the snapshot is retired and unused); ``stamps``: the
+        settled stamps of its verified files (see :attr:`KnownIndex.verified_files`)."""
         lock = threading.Lock()
-        return cls(root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock))
+        return cls(
+            root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock), stamps
+        )
 
     def query(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a database helper on the shared read-only connection under its lock.
@@ -342,42 +349,38 @@ class _Vanished(Exception):
     """A file named by the manifest disappeared (possibly replaced by a concurrent writer)."""
 
 
-def _load_array(path: Path, entry: FileEntry, verify: bool) -> np.ndarray:
-    """One ``.npy`` array of a generation, its size and (``verify``) SHA-256 checked against ``entry``:
-    a read-only memory map from :data:`MMAP_MIN_BYTES`, else read into memory."""
+def _load_array(path: Path) -> np.ndarray:
+    """One ``.npy`` array of a generation: a read-only memory map from :data:`MMAP_MIN_BYTES`, else read
+    into memory (its size and checksum are checked by :func:`_load_generation`)."""
     try:
-        if entry.size >= MMAP_MIN_BYTES:
-            if verify:
-                actual = sha256_file(path)  # streamed: the pages stay in the shared page cache
-                if actual.size != entry.size:
-                    raise IndexStoreError(
-                        f"{path}: {actual.size} bytes, the manifest says {entry.size} (truncated or altered)"
-                    )
-                if actual.sha256 != entry.sha256:
-                    raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
+        if path.stat().st_size >= MMAP_MIN_BYTES:
             mapped: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
             return mapped
-        if verify:
-            data = path.read_bytes()
-            if len(data) != entry.size:
-                raise IndexStoreError(
-                    f"{path}: {len(data)} bytes, the manifest says {entry.size} (truncated or altered)"
-                )
-            if hashlib.sha256(data).hexdigest() != entry.sha256:
-                raise IndexStoreError(f"{path}: SHA-256 checksum mismatch (file corrupt or altered)")
-            array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            array = np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
         return array
     except FileNotFoundError:
         raise _Vanished(str(path)) from None
-    except IndexStoreError:
-        raise
     except Exception as exc:  # noqa: BLE001 - numpy lets a broken header's tokenizer errors out, not only ValueError
         raise IndexStoreError(f"{path}: cannot read array ({type(exc).__name__}: {exc})") from None
 
 
-def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
+def _hash_files(gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> str | None:
+    """Hash the files ``names`` of ``gen_dir`` in turn; the first that differs from its manifest
+    ``entries`` (its error message), or ``None``. Raises :class:`_Vanished` for a missing file."""
+    for name in names:
+        path = gen_dir / name
+        try:
+            actual = sha256_file(path)  # streamed: the pages stay in the shared page cache
+        except FileNotFoundError:
+            raise _Vanished(str(path)) from None
+        if actual.size != entries[name].size:
+            return f"{path}: {actual.size} bytes, the manifest says {entries[name].size} (truncated or altered)"
+        if actual.sha256 != entries[name].sha256:
+            return f"{path}: SHA-256 checksum mismatch (file corrupt or altered)"
+    return None
+
+
+def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: frozenset[FileStamp]) -> _Snapshot:
     gen_dir = root / manifest.directory
     if not gen_dir.is_dir():
         raise _Vanished(str(gen_dir))
@@ -394,24 +397,80 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
             f"expected {sorted(structures)}"
         )
     entries = {**manifest.files, **manifest.structures}
+    now = time.time_ns()
+    stamps: dict[str, FileStamp] = {}
     for name in expected + structures:
         path = gen_dir / name
         try:
-            size = path.stat().st_size
+            status = path.stat()  # stamped before it is hashed: a change while hashing changes the stamp
         except FileNotFoundError:
             raise _Vanished(str(path)) from None
-        if size != entries[name].size:
+        if status.st_size != entries[name].size:
             raise IndexStoreError(
-                f"{path}: {size} bytes, the manifest says {entries[name].size} (truncated or altered)"
+                f"{path}: {status.st_size} bytes, the manifest says {entries[name].size} (truncated or altered)"
             )
-    db_path = gen_dir / db.DB_NAME
-    if verify:
+        if verify:
+            stamps[name] = FileStamp.of(path, status)
+    # hashed here: every file, unless verification is off or another process verified it unchanged since;
+    # in a thread, while this one loads and checks the arrays and the database (numpy, SHA-256 and SQLite
+    # release the interpreter lock), so that the hashing costs little more than the loading. Nothing of
+    # the generation is returned before every checksum has matched; a mismatch is reported in
+    # preference to whatever a damaged file made the loading fail with.
+    to_hash = [name for name in stamps if stamps[name] not in verified]
+    hashing = _HashingThread(gen_dir, to_hash, entries)
+    try:
+        loaded = _load_checked(root, manifest, gen_dir, verify)
+    except BaseException:
+        hashing.raise_mismatch()
+        raise
+    try:
+        hashing.raise_mismatch()
+    except BaseException:
+        loaded[-1].close()
+        raise
+    tables, views, labels, default_scheme, conn = loaded
+    handed = tuple(stamp for stamp in stamps.values() if stamp.settled(now))
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed)
+
+
+class _HashingThread:
+    """:func:`_hash_files` run in a daemon thread from construction; :meth:`raise_mismatch` waits."""
+
+    def __init__(self, gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> None:
+        self._outcome: list[str | None | BaseException] = []
+        self._thread: threading.Thread | None = None
+        if names:
+            self._thread = threading.Thread(
+                target=self._run, args=(gen_dir, names, entries), name="matcher-index-verify", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, gen_dir: Path, names: Sequence[str], entries: Mapping[str, FileEntry]) -> None:
         try:
-            actual = sha256_file(db_path)
-        except FileNotFoundError:
-            raise _Vanished(str(db_path)) from None
-        if actual != manifest.files[db.DB_NAME]:
-            raise IndexStoreError(f"{db_path}: SHA-256 checksum mismatch (file corrupt or altered)")
+            self._outcome.append(_hash_files(gen_dir, names, entries))
+        except BaseException as exc:  # noqa: BLE001 - handed to the opening thread
+            self._outcome.append(exc)
+
+    def raise_mismatch(self) -> None:
+        """Wait for the hashing; raise :class:`IndexStoreError` for a file that differs from the
+        manifest (:class:`_Vanished` for one that disappeared)."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is not None:
+            raise IndexStoreError(outcome)
+
+
+def _load_checked(
+    root: Path, manifest: Manifest, gen_dir: Path, verify: bool
+) -> tuple[dict[str, AlgorithmTable], ViewTables, dict[str, dict[int, str]], str | None, sqlite3.Connection]:
+    """The tables, views, labels, default scheme and open database of a generation, checked for
+    everything but the checksums (``verify``: the checksums are checked meanwhile, else a saved
+    structure's bounds are checked here)."""
+    db_path = gen_dir / db.DB_NAME
     tables: dict[str, AlgorithmTable] = {}
     for algorithm, params in manifest.algorithms.items():
         tables[algorithm] = _load_table(gen_dir, manifest, algorithm, None, params, params, verify)
@@ -438,7 +497,7 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool) -> _Snapshot:
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
+    return tables, views, labels, default_scheme, conn
 
 
 def _load_table(
@@ -450,12 +509,15 @@ def _load_table(
     counts: Mapping[str, Any],
     verify: bool,
 ) -> AlgorithmTable:
-    """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table)."""
+    """Load and check the three arrays of one table (``view`` ``None``: the algorithm's main table).
+
+    ``verify``: whether every file's SHA-256 is checked (by the open, or, unchanged since, by another
+    process), else a saved structure's bounds are checked here."""
     stem = table_stem(algorithm, view)
     arrays = {}
     for suffix in _ARRAY_SUFFIXES:
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.files[name], verify)
+        array = _load_array(gen_dir / name)
         if array.dtype != _ARRAY_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_ARRAY_DTYPES[suffix]}")
         arrays[suffix] = array
@@ -479,7 +541,7 @@ def _load_table(
     saved = {}
     for suffix in _MIH_SUFFIXES + (_SEARCHABLE_SUFFIXES if searchable != n else ()):
         name = _array_name(stem, suffix)
-        array = _load_array(gen_dir / name, manifest.structures[name], verify)
+        array = _load_array(gen_dir / name)
         if array.dtype != _STRUCTURE_DTYPES[suffix]:
             raise IndexStoreError(f"{gen_dir / name}: dtype {array.dtype}, expected {_STRUCTURE_DTYPES[suffix]}")
         saved[suffix] = array
@@ -537,12 +599,13 @@ def _check_mih_bounds(gen_dir: Path, stem: str, mih: MultiIndex) -> None:
         raise IndexStoreError(f"{gen_dir / _array_name(stem, 'mih.order')}: saved search structure damaged ({bad})")
 
 
-def _load_snapshot(root: Path, verify: bool) -> _Snapshot:
+def _load_snapshot(root: Path, verify: bool, verified: Iterable[FileStamp] = ()) -> _Snapshot:
     last: str = ""
+    trusted = frozenset(verified)
     for _attempt in range(5):
         manifest = read_manifest(root)
         try:
-            return _load_generation(root, manifest, verify)
+            return _load_generation(root, manifest, verify, trusted)
         except _Vanished as exc:
             last = str(exc)
             again = read_manifest(root)
@@ -666,12 +729,22 @@ class KnownIndex:
         return cls(root, snapshot, writable=True)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, writable: bool = False, verify: bool = True) -> KnownIndex:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        writable: bool = False,
+        verify: bool = True,
+        verified: Iterable[FileStamp] = (),
+    ) -> KnownIndex:
         """Open an existing index; :class:`IndexStoreError` when it is missing, damaged or incompatible.
 
         ``writable``: allow :meth:`add` and the other writes (read-only indexes raise
         :class:`UsageError` on them). ``verify``: check every file's SHA-256 (default; see the module
         documentation for the cost). Sizes, shapes, counts and algorithm parameters are always checked.
+        ``verified``: :attr:`verified_files` of another open of this index (the scan's parent process,
+        say); a file found with the same stamp was verified there and is unchanged since, and is not
+        hashed again (any other file is). This is how a scan verifies its index once, not per worker.
         """
         root = Path(path)
         if not root.is_dir():
@@ -684,7 +757,7 @@ class KnownIndex:
                 "open it with matcher.index.ShardedIndex.open or matcher.index.open_any"
             )
         started = time.perf_counter()
-        snapshot = _load_snapshot(root, verify)
+        snapshot = _load_snapshot(root, verify, verified)
         log.info(
             "opened index %s generation %d (%d records) in %.2fs",
             root,
@@ -762,6 +835,15 @@ class KnownIndex:
     def path(self) -> Path:
         """The index directory."""
         return self._root
+
+    @property
+    def verified_files(self) -> tuple[FileStamp, ...]:
+        """The stamps of the current generation's files as this object verified them when it opened
+        (hashed, or found unchanged since another process did), for :meth:`open`'s ``verified`` in
+        another process; empty when opened without verification or after this object's own write.
+        Files changed within :data:`~matcher.index.manifest.STAMP_SETTLED_NS` of the open are left
+        out (their times cannot show a change made in the same clock tick): other processes hash them."""
+        return self._snap().stamps
 
     @property
     def algorithms(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ..algorithms import registry
 from ..errors import UsageError
 from ..hashing import HashOptions
+from ..index.manifest import FileStamp
 from ..scan_records import STATUSES, ScanRecord
 
 __all__ = [
@@ -271,6 +272,9 @@ class IndexFacts(Protocol):
     @property
     def generation(self) -> int: ...
 
+    @property
+    def verified_files(self) -> tuple[FileStamp, ...]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
@@ -284,6 +288,8 @@ class ScanConfig:
     hash_options: HashOptions
     trim_borders: bool = True
     regions: bool = True
+    #: the stamps of the index files the parent verified: workers do not hash those again
+    index_verified: tuple[FileStamp, ...] = ()
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that decide the report's content (journal header and run manifest)."""
@@ -349,4 +355,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         hash_options=options.hash_options,
         trim_borders=bool(options.trim_borders),
         regions=bool(options.regions),
+        index_verified=index.verified_files,
     )

@@ -170,12 +170,17 @@ class Scanner:
 
 def open_scanner(config: ScanConfig) -> Scanner:
     """A worker process's scanner: the index opened read-only (the generation the scan started
-    with), FAISS single-threaded for the process. Raises only :class:`MatcherError`."""
+    with), FAISS single-threaded for the process. Raises only :class:`MatcherError`.
+
+    The index is verified once per scan, by the parent's open: the files it verified and that are
+    unchanged since (``config.index_verified``, compared by ``stat``) are not hashed again here;
+    any other file (changed since, or another machine's copy) is. Sizes, shapes and counts are
+    checked as always, and the generation must be the one the parent opened."""
     try:
         import faiss
 
         faiss.omp_set_num_threads(1)
-        index = open_any(config.index_path)
+        index = open_any(config.index_path, verified=config.index_verified)
         if index.generation != config.index_generation:
             generation = index.generation
             index.close()
