@@ -23,17 +23,23 @@ The steps
 
 The match rule (:class:`MatchRule`, defaults measured by ``benchmarks/local_features_probe.py``)
 ---------------------------------------------------------------------------------------------
-A known image is found in a frame when the transform fitted to the matched points
+A known image is found in a frame when the transform fitted to the matched points (by default an
+affine transform fitted with OpenCV's MAGSAC++)
 
-* has at least ``min_inliers`` inliers;
+* has at least ``min_inliers`` inliers (15 by default);
 * is a sane view: its scale (frame pixels per known pixel) lies in ``[min_scale, max_scale]`` and,
   for an affine or homography model, its anisotropy (ratio of the two axis scales) is at most
   ``max_anisotropy``;
 * puts the known image where the frame can show it (the projected known image overlaps the frame);
 * is spread over the known image: of the cells of a 4 x 4 grid over the known image that hold
   known keypoints and fall inside the frame under the transform, at least ``min_coverage`` hold an
-  inlier. A logo, a watermark, a caption band or an interface that two unrelated images share gives
-  inliers in a few cells only: **shared regions are not matches**.
+  inlier, and the inliers' convex hull covers at least ``min_spread`` of the part of the known image
+  the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`).
+
+**Shared regions are not matches**: against known images (:data:`KNOWN_PARAMS`, a coarser scale
+than the frame's), no logo, watermark, caption band or interface shared by unrelated images reached
+15 inliers in the probe; between two frames extracted alike a shared logo or caption band matches
+point for point, but its inliers form a thin hull, which :data:`EVIDENCE_PAIR_RULE` refuses.
 
 The result (:class:`LocalMatch`) says how many inliers, the 3 x 3 transform (known image pixels to
 frame pixels) and the region of the frame where the known image lies.
@@ -59,6 +65,7 @@ __all__ = [
     "KNOWN_PARAMS",
     "QUERY_PARAMS",
     "DEFAULT_RULE",
+    "EVIDENCE_PAIR_RULE",
     "MODELS",
     "METHODS",
     "ExtractParams",
@@ -331,8 +338,8 @@ class MatchRule:
       ``method``: ``"ransac"`` or ``"magsac"`` (OpenCV's USAC MAGSAC++; not for similarity).
     - ``reprojection``: RANSAC's inlier distance in frame pixels, per 640 pixels of the frame's
       long side.
-    - ``min_inliers``, ``min_scale``/``max_scale``, ``max_anisotropy``, ``min_coverage``: the match
-      rule proper.
+    - ``min_inliers``, ``min_scale``/``max_scale``, ``max_anisotropy``, ``min_coverage``,
+      ``min_spread``: the match rule proper.
     - ``vote_distance``/``min_votes``: a known image is a candidate when at least ``min_votes``
       frame descriptors have one of its descriptors within ``vote_distance`` bits among their
       nearest.
@@ -340,14 +347,15 @@ class MatchRule:
 
     ratio: float = 0.8
     max_distance: int = 64
-    model: str = "similarity"
-    method: str = "ransac"
+    model: str = "affine"
+    method: str = "magsac"
     reprojection: float = 4.0
-    min_inliers: int = 10
+    min_inliers: int = 15
     min_scale: float = 0.1
     max_scale: float = 10.0
     max_anisotropy: float = 1.5
-    min_coverage: float = 0.4
+    min_coverage: float = 0.0
+    min_spread: float = 0.0
     vote_distance: int = 64
     min_votes: int = 6
 
@@ -368,10 +376,19 @@ class MatchRule:
             raise UsageError(f"max_anisotropy must be at least 1, not {self.max_anisotropy!r}")
         if not 0.0 <= self.min_coverage <= 1.0:
             raise UsageError(f"min_coverage must be in [0, 1], not {self.min_coverage!r}")
+        if not 0.0 <= self.min_spread <= 1.0:
+            raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
 
 
-#: The match rule used unless another is given (chosen by the probe's measurements).
+#: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
+#: and :data:`KNOWN_PARAMS`), chosen by the probe's measurements: affine, MAGSAC++, 15 inliers. At
+#: those two scales no shared logo, watermark, caption band or interface verified, with or without
+#: the coverage and spread conditions, which cost collage tiles recall; so they are off here.
 DEFAULT_RULE = MatchRule()
+#: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
+#: a shared logo or caption band then matches point for point, so the inliers' hull must cover
+#: 10 % of the part of the image both show.
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +401,7 @@ class LocalMatch:
       frame, unclipped; ``region``: their bounding box clipped to the frame, ``(left, top, right,
       bottom)`` in frame pixels: where the known image lies.
     - ``scale`` (frame pixels per known pixel), ``rotation`` (degrees, counter-clockwise as seen),
-      ``anisotropy`` and ``coverage`` (see :class:`MatchRule`).
+      ``anisotropy``, ``coverage`` and ``spread`` (see :class:`MatchRule`).
     """
 
     inliers: int
@@ -396,6 +413,7 @@ class LocalMatch:
     rotation: float
     anisotropy: float
     coverage: float
+    spread: float
 
 
 def _match_points(query: LocalFeatures, known: LocalFeatures, rule: MatchRule) -> tuple[np.ndarray, np.ndarray]:
@@ -515,6 +533,9 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
     coverage = _coverage(known, src[mask], matrix, (query.width, query.height))
     if coverage < rule.min_coverage:
         return None
+    spread = _spread_of(known, src[mask], matrix, (query.width, query.height))
+    if spread < rule.min_spread:
+        return None
     rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
     return LocalMatch(
         inliers=inliers,
@@ -526,7 +547,30 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
         rotation=rotation,
         anisotropy=anisotropy,
         coverage=coverage,
+        spread=spread,
     )
+
+
+def _spread_of(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:
+    """Area of the inliers' convex hull over the area of the part of the known image the frame
+    shows (both in known-image pixels): small for a logo, a caption band or any one small region."""
+    cv2 = _cv2()
+    try:
+        inverse = np.linalg.inv(matrix)
+    except np.linalg.LinAlgError:
+        return 0.0
+    w, h = frame
+    seen = _project(inverse, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)).astype(np.float32)
+    image = np.array([[0, 0], [known.width, 0], [known.width, known.height], [0, known.height]], np.float32)
+    if not _convex(seen.astype(np.float64)):
+        return 0.0
+    if cv2.contourArea(seen, oriented=True) < 0:
+        seen = seen[::-1].copy()
+    visible, _ = cv2.intersectConvexConvex(image, np.ascontiguousarray(seen))
+    if visible <= 0 or len(inlier_xy) < 3:
+        return 0.0
+    hull = cv2.convexHull(np.ascontiguousarray(inlier_xy, np.float32))
+    return float(min(1.0, cv2.contourArea(hull) / visible))
 
 
 def _convex(corners: np.ndarray) -> bool:

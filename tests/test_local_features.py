@@ -153,6 +153,18 @@ def test_a_shared_region_alone_is_not_a_match(overlay):
         assert lf.verify(lf.extract(a.crop((40, 0, 640, 480)), lf.QUERY_PARAMS), lf.extract(a)) is not None
 
 
+@pytest.mark.parametrize("overlay", [with_logo, with_caption], ids=["logo", "caption"])
+def test_between_two_evidence_frames_a_shared_region_is_not_a_match(overlay):
+    """Frames extracted alike (evidence against evidence) match a shared logo or caption point for
+    point; the evidence-pair rule refuses it (the inliers' hull is thin) yet links a real crop."""
+    first, second = overlay(scene(41, *SIZE, "landscape")), overlay(scene(42, *SIZE, "shapes"))
+    for a, b in ((first, second), (second, first)):
+        fa, fb = lf.extract(a, lf.QUERY_PARAMS), lf.extract(b, lf.QUERY_PARAMS)
+        assert lf.verify(fb, fa, lf.EVIDENCE_PAIR_RULE) is None
+        cropped = lf.extract(a.crop((40, 30, 600, 450)), lf.QUERY_PARAMS)
+        assert lf.verify(cropped, fa, lf.EVIDENCE_PAIR_RULE) is not None
+
+
 def test_a_flat_image_has_no_features_and_is_no_error(known):
     flat = lf.extract(Image.new("RGB", SIZE, (120, 130, 140)))
     assert len(flat) == 0 and flat.descriptors.shape == (0, lf.DESCRIPTOR_BYTES)
