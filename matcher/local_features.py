@@ -300,7 +300,7 @@ def extract(image: Image.Image | np.ndarray, params: ExtractParams = KNOWN_PARAM
 
 def features_from_keypoints(
     keypoints: Sequence[Any],
-    descriptors: np.ndarray,
+    descriptors: np.ndarray | None,
     frame: tuple[int, int],
     work: tuple[int, int],
     params: ExtractParams,
