@@ -1,0 +1,671 @@
+"""Local features: keypoints with binary descriptors, candidate voting and geometric verification.
+
+Global hashes see an image as a whole; a crop, a turn, a screenshot or a collage tile changes that
+whole. Local features find the known image *inside* the evidence frame: keypoints with 256-bit
+binary descriptors (ORB, the shape matcher's binary index serves), a vote over known images, and a
+geometric check that the matched points agree on one transform.
+
+The steps
+---------
+1. **Extract** (:func:`extract`): the frame, in grey and scaled to at most
+   :attr:`ExtractParams.max_side` pixels on its long side, gives ORB keypoints; they are spread over
+   a grid (each cell keeps its strongest first) and capped at :attr:`ExtractParams.max_keypoints`.
+   Known images keep few, found at a coarse scale (:data:`KNOWN_PARAMS`: 200 at 320 pixels, 7.2 KB
+   a known image); evidence frames, which are never stored, keep more (:data:`QUERY_PARAMS`). A
+   flat image has no keypoints: an empty set, not an error.
+2. **Vote** (:func:`vote`): each descriptor of the frame asks a :class:`DescriptorSearch` for its
+   nearest known descriptors; each known image within :attr:`MatchRule.vote_distance` bits gets one
+   vote per frame descriptor. :class:`BruteForceSearch` is the groundwork search; the index's binary
+   search plugs in through the same protocol.
+3. **Verify** (:func:`verify`): the frame's descriptors are matched with the candidate's (Hamming,
+   ratio test, one frame point per known point); a robust estimator (RANSAC) fits one transform
+   taking the known image into the frame.
+
+The match rule (:class:`MatchRule`, defaults measured by ``benchmarks/local_features_probe.py``)
+---------------------------------------------------------------------------------------------
+A known image is found in a frame when the transform fitted to the matched points (by default an
+affine transform fitted with OpenCV's MAGSAC++)
+
+* has at least ``min_inliers`` inliers (15 by default);
+* is a sane view: its scale (frame pixels per known pixel) lies in ``[min_scale, max_scale]`` and,
+  for an affine or homography model, its anisotropy (ratio of the two axis scales) is at most
+  ``max_anisotropy``;
+* puts the known image where the frame can show it (the projected known image overlaps the frame);
+* is spread over the known image: of the cells of a 4 x 4 grid over the known image that hold
+  known keypoints and fall inside the frame under the transform, at least ``min_coverage`` hold an
+  inlier, and the inliers' convex hull covers at least ``min_spread`` of the part of the known image
+  the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`).
+
+**Shared regions are not matches**: against known images (:data:`KNOWN_PARAMS`, a coarser scale
+than the frame's), no logo, watermark, caption band or interface shared by unrelated images reached
+15 inliers in the probe; between two frames extracted alike a shared logo or caption band matches
+point for point, but its inliers form a thin hull, which :data:`EVIDENCE_PAIR_RULE` refuses.
+
+The result (:class:`LocalMatch`) says how many inliers, the 3 x 3 transform (known image pixels to
+frame pixels) and the region of the frame where the known image lies.
+
+OpenCV (``opencv-python-headless``, the optional extra ``local``) is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from .errors import MatcherError, UsageError
+
+__all__ = [
+    "DESCRIPTOR_BYTES",
+    "KNOWN_PARAMS",
+    "QUERY_PARAMS",
+    "DEFAULT_RULE",
+    "EVIDENCE_PAIR_RULE",
+    "MODELS",
+    "METHODS",
+    "ExtractParams",
+    "LocalFeatures",
+    "MatchRule",
+    "LocalMatch",
+    "DescriptorSearch",
+    "BruteForceSearch",
+    "LocalFeaturesUnavailableError",
+    "extract",
+    "spread_keypoints",
+    "features_from_keypoints",
+    "vote",
+    "verify",
+    "find",
+]
+
+#: Bytes of one binary descriptor (256 bits).
+DESCRIPTOR_BYTES = 32
+#: Transform models :func:`verify` can fit.
+MODELS: tuple[str, ...] = ("similarity", "affine", "homography")
+#: Robust estimators: OpenCV's RANSAC, or its USAC MAGSAC++ (affine and homography only).
+METHODS: tuple[str, ...] = ("ransac", "magsac")
+#: Fixed-point unit of stored keypoint coordinates: a coordinate is its fraction of the frame side.
+_COORD_SCALE = 65535.0
+_MAGIC = b"LF01"  # the stored form's header: magic, then width, height, keypoints, descriptor bytes (uint32)
+_GRID = 4  # coverage grid over the known image, cells per side
+
+
+class LocalFeaturesUnavailableError(MatcherError, ImportError):
+    """OpenCV is not installed: ``pip install 'perceptual-matcher[local]'``."""
+
+
+def _cv2() -> Any:
+    """OpenCV, imported on first use (matcher's start-up does not pay for it; later calls find it
+    in ``sys.modules``)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise LocalFeaturesUnavailableError(
+            "local features need OpenCV: pip install 'perceptual-matcher[local]' (opencv-python-headless)"
+        ) from exc
+    return cv2
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractParams:
+    """How keypoints are detected and described.
+
+    - ``max_keypoints``: keypoints kept per frame (36 bytes each when stored).
+    - ``max_side``: the frame is scaled down (never up) to this long side before detection.
+    - ``detect_factor``: ORB detects ``detect_factor * max_keypoints`` before the grid spreads them.
+    - ``scale_factor``/``levels``: ORB's pyramid (ratio between levels, number of levels).
+    - ``fast_threshold``: ORB's FAST corner threshold (lower finds corners in softer texture).
+    - ``grid``: cells per side of the grid the kept keypoints are spread over.
+    - ``response_floor``: keypoints weaker than this fraction of the ``max_keypoints``-th strongest
+      response are dropped before spreading (the grid does not fill flat areas with grain).
+    """
+
+    max_keypoints: int = 200
+    max_side: int = 320
+    detect_factor: int = 4
+    scale_factor: float = 1.2
+    levels: int = 8
+    fast_threshold: int = 8
+    grid: int = 8
+    response_floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_keypoints", "max_side", "detect_factor", "levels", "fast_threshold", "grid"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, not {value!r}")
+        if not 1.0 < self.scale_factor <= 2.0:
+            raise UsageError(f"scale_factor must be in (1, 2], not {self.scale_factor!r}")
+        if self.max_keypoints > 65535:
+            raise UsageError(f"max_keypoints must be at most 65535, not {self.max_keypoints}")
+
+
+#: What images added to an index keep: 200 keypoints found at 320 pixels on the long side (coarse
+#: structure, which survives the downscaling of collages and screenshots), 7,200 bytes of arrays.
+KNOWN_PARAMS = ExtractParams(max_keypoints=200, max_side=320)
+#: What evidence frames keep (never stored): more keypoints at 640 pixels, so a known image shown
+#: small (a collage tile, a screenshot) still has enough of its own.
+QUERY_PARAMS = ExtractParams(max_keypoints=1500, max_side=640, detect_factor=2)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LocalFeatures:
+    """One frame's local features.
+
+    ``width``/``height`` are the frame's size in pixels; ``points`` the keypoints' coordinates as
+    ``uint16`` fractions of that size (``x / width * 65535``; :meth:`xy` gives pixels);
+    ``descriptors`` the keypoints' binary descriptors, ``uint8`` of shape ``(n, 32)`` for ORB's
+    256-bit codes (other binary descriptors have other widths).
+    Keypoint scale and angle are not kept: the verification needs only positions.
+    Equal when size, points and descriptors are equal. Pickles; :meth:`to_bytes` is the compact
+    form an index stores (20 bytes, then 36 bytes an ORB keypoint).
+    """
+
+    width: int
+    height: int
+    points: np.ndarray
+    descriptors: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise UsageError(f"local features need a positive frame size, not {self.width}x{self.height}")
+        points = np.ascontiguousarray(self.points, dtype=np.uint16).reshape(-1, 2)
+        descriptors = np.ascontiguousarray(self.descriptors, dtype=np.uint8)
+        if descriptors.ndim != 2 or descriptors.shape[1] < 1:
+            raise UsageError(f"descriptors must be a 2-D uint8 array (n, bytes), not of shape {descriptors.shape}")
+        if len(points) != len(descriptors):
+            raise UsageError(f"{len(points)} keypoints but {len(descriptors)} descriptors")
+        points.flags.writeable = False
+        descriptors.flags.writeable = False
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "descriptors", descriptors)
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocalFeatures):
+            return NotImplemented
+        return (
+            (self.width, self.height) == (other.width, other.height)
+            and np.array_equal(self.points, other.points)
+            and np.array_equal(self.descriptors, other.descriptors)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __setstate__(self, state: Any) -> None:  # pickled arrays come back writeable: make them read-only
+        names = ("width", "height", "points", "descriptors")
+        values = state if isinstance(state, (tuple, list)) else [state[name] for name in names]
+        for name, value in zip(names, values):
+            object.__setattr__(self, name, value)
+        self.points.flags.writeable = False
+        self.descriptors.flags.writeable = False
+
+    def __getstate__(self) -> tuple[int, int, np.ndarray, np.ndarray]:
+        return (self.width, self.height, self.points, self.descriptors)
+
+    def xy(self) -> np.ndarray:
+        """Keypoint coordinates in frame pixels, ``float32`` of shape ``(n, 2)``."""
+        size = np.array([self.width, self.height], np.float32)
+        return self.points.astype(np.float32) * (size / _COORD_SCALE)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the keypoint arrays (what the features cost in an index, headers aside)."""
+        return int(self.points.nbytes + self.descriptors.nbytes)
+
+    def to_bytes(self) -> bytes:
+        """The compact stored form: a 20-byte header, then the points and the descriptors."""
+        header = _MAGIC + struct.pack("<IIII", self.width, self.height, len(self), self.descriptors.shape[1])
+        return header + self.points.tobytes() + self.descriptors.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LocalFeatures:
+        """Read back :meth:`to_bytes`; :class:`UsageError` for bytes that are not that form."""
+        if len(data) < 20 or data[:4] != _MAGIC:
+            raise UsageError("not a local-feature record (bad header)")
+        width, height, count, size = struct.unpack_from("<IIII", data, 4)
+        if size < 1 or len(data) != 20 + count * (4 + size):
+            raise UsageError(f"local-feature record of {len(data)} bytes does not hold {count} keypoints")
+        points = np.frombuffer(data, np.uint16, count * 2, 20).reshape(count, 2)
+        descriptors = np.frombuffer(data, np.uint8, count * size, 20 + count * 4)
+        return cls(width, height, points, descriptors.reshape(count, size))
+
+
+def _grey(image: Image.Image | np.ndarray) -> np.ndarray:
+    """``image`` as a 2-D ``uint8`` array (RGB and other modes through Pillow's luma)."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image if image.mode == "L" else image.convert("L"))
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return np.asarray(Image.fromarray(array[..., :3].astype(np.uint8)).convert("L"))
+    if array.ndim != 2:
+        raise UsageError(f"an image array must be (h, w) or (h, w, 3), not {array.shape}")
+    return array.astype(np.uint8, copy=False)
+
+
+def spread_keypoints(xy: np.ndarray, response: np.ndarray, size: tuple[int, int], cells: int, cap: int) -> np.ndarray:
+    """Indices (ascending) of at most ``cap`` keypoints spread over a ``cells`` x ``cells`` grid
+    on an image of ``size`` = (width, height): every cell's strongest (highest ``response``) first,
+    then every cell's second strongest, and so on."""
+    if len(xy) <= cap:
+        return np.arange(len(xy))
+    w, h = size
+    col = np.minimum((xy[:, 0] * cells / w).astype(np.int64), cells - 1)
+    row = np.minimum((xy[:, 1] * cells / h).astype(np.int64), cells - 1)
+    cell = row * cells + col
+    order = np.lexsort((-response, cell))  # by cell, strongest first within a cell
+    sorted_cells = cell[order]
+    starts = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.arange(len(order)) - starts  # rank within its cell
+    pick = np.lexsort((-response[order], rank))[:cap]
+    return np.sort(order[pick])
+
+
+def extract(image: Image.Image | np.ndarray, params: ExtractParams = KNOWN_PARAMS) -> LocalFeatures:
+    """The local features of one frame (a Pillow image or an ``(h, w)``/``(h, w, 3)`` array).
+
+    Coordinates are in the frame's own pixels whatever the working scale. A frame without corners
+    (flat, or smaller than ORB's border) gives an empty set.
+    """
+    cv2 = _cv2()
+    grey = _grey(image)
+    height, width = grey.shape
+    if width < 1 or height < 1:
+        raise UsageError(f"cannot extract local features from an empty {width}x{height} image")
+    factor = min(1.0, params.max_side / max(width, height))
+    work = grey
+    if factor < 1.0:
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        work = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BILINEAR))
+    orb = cv2.ORB_create(
+        nfeatures=params.max_keypoints * params.detect_factor,
+        scaleFactor=params.scale_factor,
+        nlevels=params.levels,
+        fastThreshold=params.fast_threshold,
+    )
+    keypoints, descriptors = orb.detectAndCompute(work, None)
+    return features_from_keypoints(keypoints, descriptors, (width, height), (work.shape[1], work.shape[0]), params)
+
+
+def features_from_keypoints(
+    keypoints: Sequence[Any],
+    descriptors: np.ndarray | None,
+    frame: tuple[int, int],
+    work: tuple[int, int],
+    params: ExtractParams,
+) -> LocalFeatures:
+    """Local features from any OpenCV detector's ``keypoints`` and binary ``descriptors`` found on
+    a working image of size ``work`` standing for a frame of size ``frame`` (both (width, height)):
+    spread over the grid and capped as ``params`` say."""
+    width, height = frame
+    if descriptors is None or not keypoints:
+        return LocalFeatures(width, height, np.zeros((0, 2), np.uint16), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+    xy = np.array([kp.pt for kp in keypoints], np.float64)
+    response = np.array([kp.response for kp in keypoints], np.float64)
+    if params.response_floor > 0 and len(response) > params.max_keypoints:
+        reference = np.partition(response, len(response) - params.max_keypoints)[len(response) - params.max_keypoints]
+        strong = np.flatnonzero(response >= params.response_floor * reference)
+        xy, response, descriptors = xy[strong], response[strong], descriptors[strong]
+    keep = spread_keypoints(xy, response, work, params.grid, params.max_keypoints)
+    scale = np.array([width / work[0], height / work[1]])
+    fraction = (xy[keep] + 0.5) * scale / np.array([width, height])  # pixel centres, as fractions
+    points = np.clip(np.rint(fraction * _COORD_SCALE), 0, _COORD_SCALE).astype(np.uint16)
+    return LocalFeatures(width, height, points, descriptors[keep])
+
+
+# --------------------------------------------------------------------------------------------------
+# Verification
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRule:
+    """When a known image counts as found in a frame (see the module's description).
+
+    - ``ratio``: a frame descriptor matches its nearest known descriptor when that is closer than
+      ``ratio`` times the second nearest (Lowe's ratio test), and within ``max_distance`` bits.
+    - ``model``: ``"similarity"`` (scale, turn, shift), ``"affine"`` or ``"homography"``;
+      ``method``: ``"ransac"`` or ``"magsac"`` (OpenCV's USAC MAGSAC++; not for similarity).
+    - ``reprojection``: RANSAC's inlier distance in frame pixels, per 640 pixels of the frame's
+      long side.
+    - ``min_inliers``, ``min_scale``/``max_scale``, ``max_anisotropy``, ``min_coverage``,
+      ``min_spread``: the match rule proper.
+    - ``vote_distance``/``min_votes``: a known image is a candidate when at least ``min_votes``
+      frame descriptors have one of its descriptors within ``vote_distance`` bits among their
+      nearest.
+    """
+
+    ratio: float = 0.8
+    max_distance: int = 64
+    model: str = "affine"
+    method: str = "magsac"
+    reprojection: float = 4.0
+    min_inliers: int = 15
+    min_scale: float = 0.1
+    max_scale: float = 10.0
+    max_anisotropy: float = 1.5
+    min_coverage: float = 0.0
+    min_spread: float = 0.0
+    vote_distance: int = 64
+    min_votes: int = 6
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS or (self.method == "magsac" and self.model == "similarity"):
+            raise UsageError(
+                f"method must be one of {', '.join(METHODS)} (magsac not with similarity), not {self.method!r}"
+            )
+        if self.model not in MODELS:
+            raise UsageError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if not 0.0 < self.ratio <= 1.0:
+            raise UsageError(f"ratio must be in (0, 1], not {self.ratio!r}")
+        if self.min_inliers < 3:
+            raise UsageError(f"min_inliers must be at least 3, not {self.min_inliers!r}")
+        if not 0.0 < self.min_scale < self.max_scale:
+            raise UsageError(f"need 0 < min_scale < max_scale, not {self.min_scale!r}, {self.max_scale!r}")
+        if self.max_anisotropy < 1.0:
+            raise UsageError(f"max_anisotropy must be at least 1, not {self.max_anisotropy!r}")
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise UsageError(f"min_coverage must be in [0, 1], not {self.min_coverage!r}")
+        if not 0.0 <= self.min_spread <= 1.0:
+            raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
+
+
+#: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
+#: and :data:`KNOWN_PARAMS`), chosen by the probe's measurements: affine, MAGSAC++, 15 inliers. At
+#: those two scales no shared logo, watermark, caption band or interface verified, with or without
+#: the coverage and spread conditions, which cost collage tiles recall; so they are off here.
+DEFAULT_RULE = MatchRule()
+#: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
+#: a shared logo or caption band then matches point for point, so the inliers' hull must cover
+#: 10 % of the part of the image both show.
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMatch:
+    """A known image found in a frame.
+
+    - ``inliers``: matched points the transform explains; ``matches``: matched points tried.
+    - ``transform``: the 3 x 3 matrix (row-major) taking known-image pixels to frame pixels.
+    - ``corners``: the known image's corners (top-left, top-right, bottom-right, bottom-left) in the
+      frame, unclipped; ``region``: their bounding box clipped to the frame, ``(left, top, right,
+      bottom)`` in frame pixels: where the known image lies.
+    - ``scale`` (frame pixels per known pixel), ``rotation`` (degrees, counter-clockwise as seen),
+      ``anisotropy``, ``coverage`` and ``spread`` (see :class:`MatchRule`).
+    """
+
+    inliers: int
+    matches: int
+    transform: tuple[float, ...]
+    corners: tuple[tuple[float, float], ...]
+    region: tuple[int, int, int, int]
+    scale: float
+    rotation: float
+    anisotropy: float
+    coverage: float
+    spread: float
+
+
+def _match_points(query: LocalFeatures, known: LocalFeatures, rule: MatchRule) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(query_rows, known_rows)`` of the tentative matches: ratio test, distance bound,
+    one frame point per known point (the closest)."""
+    cv2 = _cv2()
+    if len(query) < 2 or len(known) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(np.asarray(query.descriptors), np.asarray(known.descriptors), k=2)
+    best: dict[int, tuple[float, int]] = {}
+    for pair in pairs:
+        if len(pair) < 2:
+            continue
+        first, second = pair
+        if first.distance > rule.max_distance or first.distance >= rule.ratio * second.distance:
+            continue
+        held = best.get(first.trainIdx)
+        if held is None or first.distance < held[0]:
+            best[first.trainIdx] = (first.distance, first.queryIdx)
+    known_rows = np.fromiter(best.keys(), np.int64, len(best))
+    query_rows = np.fromiter((q for _, q in best.values()), np.int64, len(best))
+    return query_rows, known_rows
+
+
+def _fit(src: np.ndarray, dst: np.ndarray, rule: MatchRule, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model fitted robustly: ``(3 x 3 matrix, inlier mask)``, or ``None``."""
+    cv2 = _cv2()
+    method = cv2.USAC_MAGSAC if rule.method == "magsac" else cv2.RANSAC
+    if rule.model == "homography":
+        if len(src) < 4:
+            return None
+        matrix, mask = cv2.findHomography(src, dst, method, threshold, maxIters=2000, confidence=0.995)
+    else:
+        estimate = cv2.estimateAffinePartial2D if rule.model == "similarity" else cv2.estimateAffine2D
+        matrix, mask = estimate(
+            src, dst, method=method, ransacReprojThreshold=threshold, maxIters=2000, confidence=0.995
+        )
+        if matrix is not None:
+            matrix = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    if matrix is None or mask is None or not np.all(np.isfinite(matrix)):
+        return None
+    return matrix.astype(np.float64), mask.ravel().astype(bool)
+
+
+def _project(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Points ``xy`` (n, 2) through the 3 x 3 ``matrix``."""
+    ones = np.ones((len(xy), 1))
+    out = np.hstack([xy, ones]) @ matrix.T
+    w = out[:, 2:3]
+    w = np.where(np.abs(w) < 1e-12, 1e-12, w)
+    return np.asarray(out[:, :2] / w)
+
+
+def _coverage(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:
+    """Share of the known image's grid cells that hold keypoints and fall inside the frame which
+    also hold an inlier (1.0 when no such cell: nothing to judge by)."""
+    w, h = known.width, known.height
+    xy = known.xy()
+
+    def cells(points: np.ndarray) -> np.ndarray:
+        col = np.clip((points[:, 0] * _GRID / w).astype(np.int64), 0, _GRID - 1)
+        row = np.clip((points[:, 1] * _GRID / h).astype(np.int64), 0, _GRID - 1)
+        return np.asarray(row * _GRID + col)
+
+    populated = np.zeros(_GRID * _GRID, bool)
+    populated[cells(xy)] = True
+    centres = np.array([((c % _GRID + 0.5) * w / _GRID, (c // _GRID + 0.5) * h / _GRID) for c in range(_GRID**2)])
+    seen = _project(matrix, centres)
+    inside = (seen[:, 0] >= 0) & (seen[:, 0] < frame[0]) & (seen[:, 1] >= 0) & (seen[:, 1] < frame[1])
+    judged = populated & inside
+    if not judged.any():
+        return 1.0
+    covered = np.zeros(_GRID * _GRID, bool)
+    covered[cells(inlier_xy)] = True
+    return float((covered & judged).sum() / judged.sum())
+
+
+def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT_RULE) -> LocalMatch | None:
+    """Whether ``known`` is seen in the frame ``query``: the :class:`LocalMatch` when the match rule
+    holds, else ``None``."""
+    query_rows, known_rows = _match_points(query, known, rule)
+    if len(query_rows) < rule.min_inliers:
+        return None
+    src = known.xy()[known_rows].astype(np.float32)
+    dst = query.xy()[query_rows].astype(np.float32)
+    threshold = rule.reprojection * max(query.width, query.height) / 640.0
+    fitted = _fit(src, dst, rule, threshold)
+    if fitted is None:
+        return None
+    matrix, mask = fitted
+    inliers = int(mask.sum())
+    if inliers < rule.min_inliers:
+        return None
+    linear = matrix[:2, :2] / (matrix[2, 2] if abs(matrix[2, 2]) > 1e-12 else 1.0)
+    singular = np.linalg.svd(linear, compute_uv=False)
+    if np.linalg.det(linear) <= 0 or singular[1] <= 0:
+        return None  # a mirror or a collapse is not a view of the image
+    scale = float(math.sqrt(singular[0] * singular[1]))
+    anisotropy = float(singular[0] / singular[1])
+    if not rule.min_scale <= scale <= rule.max_scale or anisotropy > rule.max_anisotropy:
+        return None
+    corners_known = np.array([[0, 0], [known.width, 0], [known.width, known.height], [0, known.height]], np.float64)
+    corners = _project(matrix, corners_known)
+    if rule.model == "homography" and not _convex(corners):
+        return None
+    left, top = np.floor(corners.min(axis=0))
+    right, bottom = np.ceil(corners.max(axis=0))
+    region = (
+        int(max(0, left)),
+        int(max(0, top)),
+        int(min(query.width, right)),
+        int(min(query.height, bottom)),
+    )
+    if region[0] >= region[2] or region[1] >= region[3]:
+        return None
+    coverage = _coverage(known, src[mask], matrix, (query.width, query.height))
+    if coverage < rule.min_coverage:
+        return None
+    spread = _spread_of(known, src[mask], matrix, (query.width, query.height))
+    if spread < rule.min_spread:
+        return None
+    rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
+    return LocalMatch(
+        inliers=inliers,
+        matches=len(query_rows),
+        transform=tuple(float(v) for v in matrix.ravel()),
+        corners=tuple((float(x), float(y)) for x, y in corners),
+        region=region,
+        scale=scale,
+        rotation=rotation,
+        anisotropy=anisotropy,
+        coverage=coverage,
+        spread=spread,
+    )
+
+
+def _spread_of(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:
+    """Area of the inliers' convex hull over the area of the part of the known image the frame
+    shows (both in known-image pixels): small for a logo, a caption band or any one small region."""
+    cv2 = _cv2()
+    try:
+        inverse = np.linalg.inv(matrix)
+    except np.linalg.LinAlgError:
+        return 0.0
+    w, h = frame
+    seen = _project(inverse, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)).astype(np.float32)
+    image = np.array([[0, 0], [known.width, 0], [known.width, known.height], [0, known.height]], np.float32)
+    if not _convex(seen.astype(np.float64)):
+        return 0.0
+    if cv2.contourArea(seen, oriented=True) < 0:
+        seen = seen[::-1].copy()
+    visible, _ = cv2.intersectConvexConvex(image, np.ascontiguousarray(seen))
+    if visible <= 0 or len(inlier_xy) < 3:
+        return 0.0
+    hull = cv2.convexHull(np.ascontiguousarray(inlier_xy, np.float32))
+    return float(min(1.0, cv2.contourArea(hull) / visible))
+
+
+def _convex(corners: np.ndarray) -> bool:
+    """Whether the quadrilateral keeps its corners' order and is convex (a sane view of a plane)."""
+    turns = []
+    for i in range(4):
+        a, b, c = corners[i], corners[(i + 1) % 4], corners[(i + 2) % 4]
+        turns.append((b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]))
+    return all(t > 0 for t in turns) or all(t < 0 for t in turns)
+
+
+# --------------------------------------------------------------------------------------------------
+# Candidates
+
+
+class DescriptorSearch(Protocol):
+    """Finds the nearest known descriptors of a frame's descriptors.
+
+    ``search(descriptors, k)`` takes ``uint8`` descriptors of shape ``(n, 32)`` and returns
+    ``(distances, owners)``, both of shape ``(n, k)``: the Hamming distances of each descriptor's
+    ``k`` nearest known descriptors and the known images (positions in the known set) they belong
+    to; ``-1`` owners where fewer than ``k`` exist. The index's binary search implements this.
+    """
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each descriptor's ``k`` nearest known descriptors: ``(distances, owners)``."""
+        ...
+
+
+class BruteForceSearch:
+    """Exact nearest known descriptors by brute force (OpenCV's Hamming matcher) over the
+    descriptors of ``known`` held in one array: fine for thousands of known images, not for the
+    100,000s the index serves."""
+
+    __slots__ = ("descriptors", "owners")
+
+    def __init__(self, known: Sequence[LocalFeatures]) -> None:
+        counts = [len(item) for item in known]
+        self.descriptors: np.ndarray = (
+            np.concatenate([np.asarray(item.descriptors) for item in known])
+            if known
+            else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        )
+        self.owners: np.ndarray = np.repeat(np.arange(len(known), dtype=np.int64), counts)
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each descriptor's ``k`` nearest known descriptors: ``(distances, owners)``."""
+        cv2 = _cv2()
+        n = len(descriptors)
+        distances = np.full((n, k), np.iinfo(np.int32).max, np.int32)
+        owners = np.full((n, k), -1, np.int64)
+        if n == 0 or len(self.descriptors) == 0:
+            return distances, owners
+        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        for row, found in enumerate(matcher.knnMatch(np.asarray(descriptors), self.descriptors, k=k)):
+            for col, match in enumerate(found):
+                distances[row, col] = int(match.distance)
+                owners[row, col] = self.owners[match.trainIdx]
+        return distances, owners
+
+
+def vote(
+    query: LocalFeatures, search: DescriptorSearch, rule: MatchRule = DEFAULT_RULE, k: int = 4
+) -> list[tuple[int, int]]:
+    """Candidate known images for the frame ``query``: ``(known position, votes)``, most votes
+    first, those with at least ``rule.min_votes``. Each frame descriptor gives one vote to each
+    known image among its ``k`` nearest known descriptors within ``rule.vote_distance`` bits."""
+    if len(query) == 0:
+        return []
+    distances, owners = search.search(np.asarray(query.descriptors), k)
+    ok = (owners >= 0) & (distances <= rule.vote_distance)
+    rows, _ = np.nonzero(ok)
+    pairs = np.unique(np.stack([rows, owners[ok]], axis=1), axis=0) if len(rows) else np.zeros((0, 2), np.int64)
+    ids, counts = np.unique(pairs[:, 1], return_counts=True)
+    ranked = sorted(
+        ((int(i), int(c)) for i, c in zip(ids, counts) if c >= rule.min_votes), key=lambda item: (-item[1], item[0])
+    )
+    return ranked
+
+
+def find(
+    query: LocalFeatures,
+    known: Sequence[LocalFeatures],
+    search: DescriptorSearch | None = None,
+    rule: MatchRule = DEFAULT_RULE,
+    max_candidates: int = 10,
+) -> list[tuple[int, LocalMatch]]:
+    """The known images seen in the frame ``query``: ``(known position, match)``, most inliers
+    first. ``search`` finds the candidates (a :class:`BruteForceSearch` over ``known`` when not
+    given); the ``max_candidates`` with most votes are verified."""
+    finder = BruteForceSearch(known) if search is None else search
+    found = []
+    for position, _ in vote(query, finder, rule)[:max_candidates]:
+        match = verify(query, known[position], rule)
+        if match is not None:
+            found.append((position, match))
+    found.sort(key=lambda item: (-item[1].inliers, item[0]))
+    return found

@@ -1,0 +1,219 @@
+"""Local features find a known image inside a crop, a turn, a screenshot or a collage, and say where.
+
+What a user relies on: the known image is found in the edited frame and the region reported is
+where it lies (within a few pixels); images that share only a logo, a watermark or a caption band
+are not matched; a flat image has no features and is no error; the value pickles and stays within
+its size cap; OpenCV is imported only when local features are used.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fixtures.generate import scene
+from matcher import local_features as lf
+from matcher.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (640, 480)
+
+
+@pytest.fixture(scope="module")
+def known_image() -> Image.Image:
+    return scene(11, *SIZE, "landscape")
+
+
+@pytest.fixture(scope="module")
+def known(known_image: Image.Image) -> lf.LocalFeatures:
+    return lf.extract(known_image)
+
+
+def true_corners(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    points = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], float) @ matrix.T
+    return points[:, :2] / points[:, 2:3]
+
+
+def assert_found(
+    frame: Image.Image, known: lf.LocalFeatures, matrix: np.ndarray, tolerance: float = 4.0
+) -> lf.LocalMatch:
+    """``known`` is verified in ``frame`` and its corners land within ``tolerance`` px of the truth."""
+    match = lf.verify(lf.extract(frame, lf.QUERY_PARAMS), known)
+    assert match is not None, "known image not found"
+    assert match.inliers >= lf.DEFAULT_RULE.min_inliers
+    truth = true_corners(matrix, (known.width, known.height))
+    error = np.abs(np.array(match.corners) - truth).max()
+    assert error <= tolerance, f"corners off by {error:.1f} px: {match.corners} vs {truth.tolist()}"
+    lo, hi = np.clip(truth.min(axis=0), 0, frame.size), np.clip(truth.max(axis=0), 0, frame.size)
+    assert np.abs(np.array(match.region) - [*lo, *hi]).max() <= tolerance + 1
+    return match
+
+
+def shift(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], float)
+
+
+def test_found_in_a_20_percent_crop(known_image, known):
+    frame = known_image.crop((64, 48, 576, 432))  # 20 % off each dimension, centred
+    match = assert_found(frame, known, shift(-64, -48))
+    assert match.region == (0, 0, 512, 384)  # the whole frame is the known image
+    assert match.scale == pytest.approx(1.0, abs=0.02)
+
+
+def test_found_turned_10_degrees(known_image, known):
+    frame = known_image.rotate(10, Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    a = math.radians(10)
+    turn = np.array([[math.cos(a), math.sin(a), 0], [-math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    matrix = shift(frame.size[0] / 2, frame.size[1] / 2) @ turn @ shift(-SIZE[0] / 2, -SIZE[1] / 2)
+    match = assert_found(frame, known, matrix)
+    assert match.rotation == pytest.approx(10, abs=1)
+
+
+def chat_canvas(size: tuple[int, int]) -> Image.Image:
+    """An interface-like canvas: header bar, avatars and lines of text, an input bar."""
+    canvas = Image.new("RGB", size, (236, 238, 242))
+    draw = ImageDraw.Draw(canvas)
+    w, h = size
+    draw.rectangle((0, 0, w, 70), fill=(40, 90, 160))
+    draw.text((30, 20), "Group chat  12 members", fill=(255, 255, 255), font_size=28)
+    for i in range(10):
+        draw.ellipse((20, 100 + 110 * i, 60, 140 + 110 * i), fill=(90 + 10 * i, 120, 160))
+        draw.text((80, 105 + 110 * i), f"someone {i}: see this one", fill=(30, 30, 30), font_size=22)
+    draw.rectangle((0, h - 90, w, h), fill=(250, 250, 250))
+    draw.text((30, h - 60), "Type a message", fill=(120, 120, 120), font_size=26)
+    return canvas
+
+
+def test_found_in_a_screenshot(known_image, known):
+    canvas = chat_canvas((720, 1280))
+    box = (110, 400, 110 + 512, 400 + 384)  # the image at 71 % of the canvas width
+    canvas.paste(known_image.resize((512, 384), Image.Resampling.BICUBIC), box[:2])
+    match = assert_found(canvas, known, shift(110, 400) @ np.diag([0.8, 0.8, 1]), tolerance=6)
+    assert match.region == pytest.approx(box, abs=6)
+
+
+def test_found_in_a_2x2_collage_tile(known_image, known):
+    others = [scene(seed, *SIZE, kind) for seed, kind in ((21, "shapes"), (22, "text"), (23, "landscape"))]
+    canvas = Image.new("RGB", SIZE)
+    tiles = [others[0], others[1], known_image, others[2]]  # the known image bottom-left
+    for k, tile in enumerate(tiles):
+        canvas.paste(tile.resize((320, 240), Image.Resampling.BICUBIC), ((k % 2) * 320, (k // 2) * 240))
+    match = assert_found(canvas, known, shift(0, 240) @ np.diag([0.5, 0.5, 1]))
+    assert match.region == pytest.approx((0, 240, 320, 480), abs=4)
+
+
+def test_found_among_many_known_images(known_image, known):
+    """The vote over a known set puts the right image first; unrelated known images are not found."""
+    others = [lf.extract(scene(seed, *SIZE, kind)) for seed, kind in ((31, "landscape"), (32, "shapes"), (33, "text"))]
+    catalogue = [*others[:2], known, others[2]]
+    frame = lf.extract(known_image.crop((0, 0, 560, 480)), lf.QUERY_PARAMS)  # 12.5 % cut from the right
+    found = lf.find(frame, catalogue)
+    assert [position for position, _ in found] == [2]
+
+
+def with_logo(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    mark = scene(4242, 140, 70, "shapes")
+    ImageDraw.Draw(mark).text((10, 22), "BRAND", fill=(255, 255, 255), font_size=26)
+    out.paste(mark, (out.size[0] - 150, out.size[1] - 80))
+    return out
+
+
+def with_watermark(img: Image.Image) -> Image.Image:
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for k in range(3):
+        draw.text((40, 120 + 100 * k), "example-watermark.com (c) 2024", fill=(255, 255, 255, 120), font_size=34)
+    return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
+
+
+def with_caption(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, 400, 640, 480), fill=(24, 24, 32))
+    draw.text((24, 418), "SHARED CAPTION  same text 2024", fill=(250, 250, 250), font_size=40)
+    return out
+
+
+@pytest.mark.parametrize("overlay", [with_logo, with_watermark, with_caption], ids=["logo", "watermark", "caption"])
+def test_a_shared_region_alone_is_not_a_match(overlay):
+    """Two unrelated scenes carrying the same logo, watermark or caption band are not linked, in
+    either direction, while each is still found in its own edited copy."""
+    first, second = overlay(scene(41, *SIZE, "landscape")), overlay(scene(42, *SIZE, "shapes"))
+    for a, b in ((first, second), (second, first)):
+        assert lf.verify(lf.extract(b, lf.QUERY_PARAMS), lf.extract(a)) is None
+        assert lf.verify(lf.extract(a.crop((40, 0, 640, 480)), lf.QUERY_PARAMS), lf.extract(a)) is not None
+
+
+@pytest.mark.parametrize("overlay", [with_logo, with_caption], ids=["logo", "caption"])
+def test_between_two_evidence_frames_a_shared_region_is_not_a_match(overlay):
+    """Frames extracted alike (evidence against evidence) match a shared logo or caption point for
+    point; the evidence-pair rule refuses it (the inliers' hull is thin) yet links a real crop."""
+    first, second = overlay(scene(41, *SIZE, "landscape")), overlay(scene(42, *SIZE, "shapes"))
+    for a, b in ((first, second), (second, first)):
+        fa, fb = lf.extract(a, lf.QUERY_PARAMS), lf.extract(b, lf.QUERY_PARAMS)
+        assert lf.verify(fb, fa, lf.EVIDENCE_PAIR_RULE) is None
+        cropped = lf.extract(a.crop((40, 30, 600, 450)), lf.QUERY_PARAMS)
+        assert lf.verify(cropped, fa, lf.EVIDENCE_PAIR_RULE) is not None
+
+
+def test_a_flat_image_has_no_features_and_is_no_error(known):
+    flat = lf.extract(Image.new("RGB", SIZE, (120, 130, 140)))
+    assert len(flat) == 0 and flat.descriptors.shape == (0, lf.DESCRIPTOR_BYTES)
+    assert (flat.width, flat.height) == SIZE
+    assert (
+        lf.verify(flat, known) is None and lf.verify(lf.extract(Image.new("L", (8, 8)), lf.QUERY_PARAMS), known) is None
+    )
+    assert lf.find(flat, [known]) == []
+
+
+def test_the_value_pickles_and_round_trips_its_stored_form(known):
+    again = pickle.loads(pickle.dumps(known))
+    assert again == known and not again.descriptors.flags.writeable
+    assert lf.LocalFeatures.from_bytes(known.to_bytes()) == known
+    assert np.allclose(again.xy(), known.xy())
+    with pytest.raises(UsageError):
+        lf.LocalFeatures.from_bytes(known.to_bytes()[:-1])
+
+
+def test_the_size_cap_holds():
+    """A busy known image keeps at most its cap of keypoints: at most 8 KB stored."""
+    busy = scene(51, 1600, 1200, "shapes")
+    features = lf.extract(busy)
+    assert 50 <= len(features) <= lf.KNOWN_PARAMS.max_keypoints
+    assert len(lf.extract(busy, lf.ExtractParams(max_keypoints=60, max_side=640))) == 60
+    assert features.descriptors.shape[1] == lf.DESCRIPTOR_BYTES and features.descriptors.dtype == np.uint8
+    assert len(features.to_bytes()) <= 8192
+    assert len(lf.extract(busy, lf.QUERY_PARAMS)) <= lf.QUERY_PARAMS.max_keypoints
+    assert (features.width, features.height) == (1600, 1200)  # coordinates in the frame's pixels
+
+
+def test_bad_rules_and_parameters_are_usage_errors():
+    with pytest.raises(UsageError):
+        lf.MatchRule(model="projective")
+    with pytest.raises(UsageError):
+        lf.MatchRule(model="similarity", method="magsac")
+    with pytest.raises(UsageError):
+        lf.ExtractParams(max_keypoints=0)
+
+
+def test_opencv_is_imported_only_when_used():
+    code = "import sys, matcher, matcher.local_features; print('cv2' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_without_opencv_the_error_says_how_to_install(monkeypatch, known):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    with pytest.raises(lf.LocalFeaturesUnavailableError, match="perceptual-matcher\\[local\\]"):
+        lf.extract(Image.new("RGB", SIZE))
+    with pytest.raises(lf.LocalFeaturesUnavailableError):
+        lf.verify(known, known)
