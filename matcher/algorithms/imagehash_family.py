@@ -58,8 +58,8 @@ class ImagehashAlgorithm:
 
     @property
     def vics_name(self) -> str:
-        """VICS ``HashName``: the registry name (what matcher has always written)."""
-        return self.name
+        """VICS ``HashName``: the display name (``pHash``), as PDQ's is ``PDQ``."""
+        return self.display_name
 
     def hash_image(self, image: Image.Image, full_size: tuple[int, int] | None = None) -> Hash:
         """The imagehash function's hash of a Pillow image (``full_size`` makes no difference)."""
