@@ -25,6 +25,7 @@ from matcher.index import KnownIndex
 from matcher.index.manifest import body_digest
 from matcher.known import KnownRecord
 from tests.conftest import run_matcher
+from tests.test_vics_output import text_card
 
 FAMILY = ("phash", "dhash", "ahash", "whash")
 FUNCTIONS = {
@@ -57,16 +58,29 @@ def test_bits_stay_imagehash_and_the_hash_carries_the_quality(name: str) -> None
         assert value.quality == detail_quality(image)
 
 
-def test_detail_quality_separates_flat_and_smooth_images_from_detailed_ones() -> None:
+def test_detail_quality_separates_low_detail_images_from_detailed_ones() -> None:
     assert detail_quality(Image.new("RGB", (300, 200), (120, 130, 140))) == 0
     for seed in range(3):
         assert detail_quality(flat(seed)) < 10
         assert detail_quality(scene(seed, 320, 240, "gradient")) < MIN_QUALITY
-        for kind in ("landscape", "plasma", "shapes", "text"):
+        assert detail_quality(text_card(seed)) < MIN_QUALITY  # its detail is finer than the hashes see
+        for kind in ("landscape", "plasma", "shapes"):
             assert detail_quality(scene(seed, 320, 240, kind)) >= 75, kind
-    # a JPEG copy keeps its score (the score counts coefficients clear of the noise such edits make)
+    # a resized copy keeps its score (the score counts coefficients clear of the noise such edits make)
     image = scene(5, 400, 300, "landscape")
     assert abs(detail_quality(image) - detail_quality(image.resize((200, 150)))) <= 5
+
+
+def test_text_cards_of_one_layout_are_not_matched_on() -> None:
+    # other words in the same place: the family's hashes are within the match distance (dHash even
+    # equal for some), which is why their quality is below the gate; PDQ tells them apart
+    for name in FAMILY:
+        algorithm = registry.get(name)
+        hashes = [algorithm.hash_image(text_card(seed)) for seed in (2, 10)]
+        assert all(value.quality is not None and value.quality < algorithm.min_quality for value in hashes)
+    phash, pdq = registry.get("phash"), registry.get("pdq")
+    assert phash.hash_image(text_card(2)) - phash.hash_image(text_card(10)) <= phash.default_max_distance
+    assert pdq.hash_image(text_card(2)) - pdq.hash_image(text_card(10)) > pdq.default_max_distance
 
 
 def test_unrelated_flat_images_are_not_matched(tmp_path: Path) -> None:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import random
+from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
+from fixtures import EDITS, scene
 from matcher.algorithms import registry
 from matcher.formats.registry import read_records, write_records
 from matcher.formats.scan_report import SCAN_WRITERS
@@ -20,6 +24,7 @@ from matcher.formats.vics import precategorizes, review_note
 from matcher.hashes import Hash
 from matcher.known import KnownRecord
 from matcher.scan_records import ScanMatch, ScanRecord
+from tests.conftest import run_matcher
 
 DISPLAY = {"pdq": "PDQ", "phash": "pHash", "dhash": "dHash", "ahash": "aHash", "whash": "wHash"}
 
@@ -131,3 +136,52 @@ def test_precategorizes_follows_the_algorithm_facts() -> None:
         assert review_note(algorithm.name, algorithm.strong_max_distance, 1) is None
     assert not precategorizes("photodna", 0)  # an algorithm matcher does not know is never strong
     assert review_note("photodna", 3, None) == "weak photodna match (distance 3): for review, not precategorized"
+
+
+def text_card(seed: int) -> Image.Image:
+    """A white card with five lines of random words in the same place (different words per seed)."""
+    rng = random.Random(seed)
+    words = ["case", "notes", "meeting", "report", "draft", "alpha", "lorem", "ipsum", "review", "agenda"]
+    card = Image.new("RGB", (640, 480), (255, 255, 255))
+    draw = ImageDraw.Draw(card)
+    font = ImageFont.load_default(14)
+    for line in range(5):
+        draw.text((20, 20 + line * 24), " ".join(rng.choice(words) for _ in range(6)), fill=(0, 0, 0), font=font)
+    return card
+
+
+def test_scan_vics_precategorizes_only_strong_matches(tmp_path: Path) -> None:
+    known, evidence = tmp_path / "known", tmp_path / "evidence"
+    known.mkdir()
+    evidence.mkdir()
+    photo = scene(0, 320, 240, "landscape")
+    photo.save(known / "photo.png")
+    text_card(2).save(known / "card.png")
+    EDITS["crop5"](photo).convert("RGB").save(evidence / "photo-crop.png")
+    text_card(2).save(evidence / "card-copy.jpg", quality=90)
+    text_card(10).save(evidence / "other-card.png")  # other words in the same place
+    phash = registry.get("phash")
+    crop_distance = phash.hash_image(photo) - phash.hash_image(Image.open(evidence / "photo-crop.png"))
+    assert phash.strong_max_distance < crop_distance <= phash.default_max_distance  # a weak pHash match
+    assert phash.hash_image(text_card(2)) - phash.hash_image(text_card(10)) <= phash.default_max_distance
+
+    index = tmp_path / "index"
+    assert run_matcher("index", "create", index, "-a", "pdq,phash").returncode == 0
+    add = ("--list", "known", "--category", "1", "--no-views", "-q")  # the crop meets the photo itself
+    assert run_matcher("index", "add", index, known, *add).returncode == 0
+    report = tmp_path / "report.json"
+    options = ("--no-regions", "--no-trim-borders", "--format", "vics", "--output", report, "-q")
+    result = run_matcher("scan", evidence, "--index", index, *options)
+    assert result.returncode == 1, result.stderr.decode()
+    media = {m["MediaFiles"][0]["FileName"]: m for m in json.loads(report.read_text())["value"][0]["Media"]}
+
+    crop = media["photo-crop.png"]
+    assert crop["IsPrecategorized"] is False and crop["Category"] is None
+    assert f"weak pHash match (distance {crop_distance}, strong <= 4): for review" in crop["Comments"]
+    copy = media["card-copy.jpg"]  # PDQ tells the card apart and finds its copy
+    assert copy["IsPrecategorized"] is True and copy["Category"] == 1
+    other = media["other-card.png"]  # pHash cannot tell such cards apart: its hash is not matched on
+    assert other["IsPrecategorized"] is False and other["Category"] is None
+    assert "matcher scan: no_match" in other["Comments"] and "phash not matched: quality" in other["Comments"]
+    for one in media.values():
+        assert [entry["HashName"] for entry in one["AlternativeHashes"]] == ["PDQ", "pHash"]

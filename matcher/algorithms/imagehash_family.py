@@ -18,17 +18,16 @@ how many of the 683,865 pairs of different images lie within 1 / 2 / 4 bits: pHa
 wHash 1 (aHash and wHash put different landscapes and text cards of the same layout within a few
 bits of each other: their matches are mostly for review).
 
-**Quality gate.** An image with little detail at the scale these hashes see (a flat background, a
-smooth gradient) has hash bits set by noise and by what such images share, so unrelated ones
-match: on the robustness benchmark's distractors, nearly flat images matched one another at pHash
-distance <= 8 by the thousand. Every hash of the family therefore carries a quality score (0-100,
-:func:`detail_quality`): the share of the 63 lowest-frequency DCT coefficients of the image's
-32 x 32 grey reduction (pHash's own input) that stand more than :data:`DETAIL_MARGIN` from the
-median pHash thresholds them at, i.e. the share of pHash's bits that JPEG and resizing noise cannot
-flip. One score for the family, since it measures the image, not the hash. Hashes scored below
-:data:`MIN_QUALITY` (50, as PDQ's) are not matched on (the scan's and the index's quality gate).
-Measured (``benchmarks/robustness``, see the README's "Algorithms and thresholds"): flat images
-score 0-2, gradients about 15-30, text cards 80-100, photo-like scenes 90-100.
+**Quality gate.** An image with little detail at the scale these hashes see has hash bits set by
+noise and by what such images share, so unrelated ones match: nearly flat images and gradients
+matched one another at pHash distance <= 8 by the thousand on the robustness benchmark, and text
+cards with other words in the same place come within 2-6 bits (their glyphs average out to the
+same grey block), while PDQ keeps them 40 bits or more apart. Every hash of the family therefore
+carries a quality score (0-100, :func:`detail_quality`: how many of pHash's bits are settled
+beyond edit noise, scaled down when the 32 x 32 reduction keeps less than :data:`SEEN_SHARE` of
+the image's detail). One score for the family, since it measures the image, not the hash. Hashes
+scored below :data:`MIN_QUALITY` (50, as PDQ's) are not matched on (the scan's and the index's
+quality gate). Measured figures are in the README's "Algorithms and thresholds".
 """
 
 from __future__ import annotations
@@ -56,18 +55,25 @@ __all__ = [
     "from_imagehash",
     "detail_quality",
     "DETAIL_MARGIN",
+    "SEEN_SHARE",
     "MIN_QUALITY",
 ]
 
-#: How far (in pHash's DCT units: imagehash's unnormalised DCT-II of the 32 x 32 grey pixels) a
+#: How far (in pHash's DCT units: imagehash's unnormalised DCT-II of 32 x 32 grey pixels) a
 #: coefficient must stand from pHash's median for its bit to count as settled: about the 95th
 #: percentile of how far JPEG 75, halving and a radius-2 blur move a coefficient (measured on the
 #: benchmark's originals: median 26, 90th percentile 72).
 DETAIL_MARGIN = 128.0
+#: The share of an image's detail (the variance of its 128 x 128 grey reduction) that the 32 x 32
+#: reduction the family hashes must keep for the image to count as fully seen. Measured on the
+#: benchmark's generated images: photo-like scenes and shapes keep 0.8-1, text cards 0.34-0.45 (their
+#: glyphs average out to a grey block, the same for any words in the same place), flat colours 0.
+SEEN_SHARE = 0.8
 #: The family's quality gate: hashes scored below it are not matched on (as PDQ's 50).
 MIN_QUALITY = 50
 
 _SIDE = 32  # pHash's working size (hash size 8 x high-frequency factor 4)
+_FINE = 128  # the finer reduction the seen share is measured against
 _LOW = 8  # the low-frequency block pHash keeps
 
 
@@ -82,13 +88,26 @@ _DCT = _dct_rows()
 
 
 def detail_quality(image: Image.Image) -> int:
-    """The family's quality score (0-100) of an image: the share of the 63 low-frequency AC
-    coefficients of its 32 x 32 grey reduction (pHash's input, Lanczos as imagehash) that stand more
-    than :data:`DETAIL_MARGIN` from the median of the 64 (pHash's threshold). 0 for a flat image."""
-    grey = np.asarray(image.convert("L").resize((_SIDE, _SIDE), Image.Resampling.LANCZOS), dtype=np.float64)
+    """The family's quality score (0-100) of an image: ``100 * settled * min(1, seen / SEEN_SHARE)``.
+
+    Both come from the image's grey reductions (Lanczos, as imagehash) to 128 x 128 and from that to
+    32 x 32 (pHash's working size). *settled* is the share of the 63 low-frequency AC coefficients of
+    the 32 x 32 reduction's DCT that stand more than :data:`DETAIL_MARGIN` from the median of the 64
+    (the bits of pHash that JPEG and resizing noise cannot flip: 0 for a flat image). *seen* is the
+    share of the 128 x 128 reduction's variance that the 32 x 32 one keeps (low for text, whose
+    detail is finer than the hashes see). 0 for a flat image.
+    """
+    fine = image.convert("L").resize((_FINE, _FINE), Image.Resampling.LANCZOS)
+    coarse = fine.resize((_SIDE, _SIDE), Image.Resampling.LANCZOS)
+    grey = np.asarray(coarse, dtype=np.float64)
     coefficients = _DCT @ grey @ _DCT.T
     margins = np.abs(coefficients - np.median(coefficients)).flatten()[1:]  # the DC term is not detail
-    return int(round(100 * int(np.count_nonzero(margins > DETAIL_MARGIN)) / margins.size))
+    settled = np.count_nonzero(margins > DETAIL_MARGIN) / margins.size
+    back = np.asarray(coarse.resize((_FINE, _FINE), Image.Resampling.BILINEAR), dtype=np.float64)
+    hidden = float(np.mean((np.asarray(fine, dtype=np.float64) - back) ** 2))
+    kept = float(np.var(grey))
+    seen = kept / (kept + hidden) if kept + hidden > 0 else 0.0
+    return int(round(100 * settled * min(1.0, seen / SEEN_SHARE)))
 
 
 def from_imagehash(name: str, value: imagehash.ImageHash, quality: int | None = None) -> Hash:
