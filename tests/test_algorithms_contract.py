@@ -118,7 +118,7 @@ def test_registry_refuses_clashing_names() -> None:
     with pytest.raises(ValueError):
         fresh.register(pdq)
     assert fresh.names() == registry.names() and "pdq" in fresh and "nope" not in fresh
-    assert fresh.quality_fields() == ("pdq_quality",)
+    assert fresh.quality_fields() == ("phash_quality", "dhash_quality", "ahash_quality", "whash_quality", "pdq_quality")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,12 +129,16 @@ def test_quality_columns_follow_the_facts() -> None:
     with_quality = [a for a in registry if a.has_quality]
     assert registry.quality_fields() == tuple(a.quality_field for a in with_quality)
     value = Hash("pdq", bytes(32), 77)
-    assert registry.quality_columns({"pdq": value}) == {"pdq_quality": 77}
-    assert registry.quality_columns({}) == {"pdq_quality": None}
+    assert registry.quality_columns({"pdq": value})["pdq_quality"] == 77
+    assert set(registry.quality_columns({}).values()) == {None}
     row = ScanRecord("a.png", "no_match", hashes={"pdq": value}, pdq_quality=77).to_dict(["pdq"])
     assert row["pdq_quality"] == 77
     back = ScanRecord.from_dict(json.loads(json.dumps(row)), ["pdq"])
     assert back.hashes["pdq"].quality == 77 and back.quality("pdq") == 77 and back.quality("phash") is None
+    flat = Hash("phash", bytes(8), 3)
+    row = ScanRecord("b.png", "no_match", hashes={"phash": flat}).to_dict(["phash"])
+    assert row["phash_quality"] == 3 and row["pdq_quality"] is None
+    assert ScanRecord.from_dict(json.loads(json.dumps(row)), ["phash"]).hashes["phash"].quality == 3
 
 
 def test_vics_names_come_from_the_algorithms(algorithm: Algorithm, known: Image.Image) -> None:

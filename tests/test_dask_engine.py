@@ -137,9 +137,10 @@ def test_reference_scan_is_a_useful_one(world):
     """The tree has matches, non-matches, an error, a non-image and a multi-frame file."""
     statuses = [r["status"] for r in records(world["reference"])]
     assert {"match", "no_match", "error"} <= set(statuses)
-    assert world["summary"].files == len(KINDS) * len(EDITS) + 3 + 3 and world["summary"].matched_files == len(
-        KINDS
-    ) * len(EDITS)
+    # every edited copy matches but the halved 240 x 180 text card: its PDQ moves past 31, and a text
+    # card's pHash is not matched on (quality below 50)
+    copies = len(KINDS) * len(EDITS) - 1
+    assert world["summary"].files == len(KINDS) * len(EDITS) + 3 + 3 and world["summary"].matched_files == copies
 
 
 def test_cli_dask_engine_on_a_local_cluster_gives_the_local_report(world, capsys):

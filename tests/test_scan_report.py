@@ -217,8 +217,8 @@ def test_vics_media_fields() -> None:
     assert media["MediaFiles"] == [{"FileName": "a.jpg", "FilePath": "evidence/sub dir"}]
     assert "RelativeFilePath" not in media
     assert {"HashName": "PDQ", "HashValue": str(rec.hashes["pdq"])} in media["AlternativeHashes"]
-    assert {"HashName": "phash", "HashValue": str(rec.hashes["phash"])} in media["AlternativeHashes"]
-    assert "pdq distance 12 as rot90 to record 7 of list 'known-list'" in media["Comments"]
+    assert {"HashName": "pHash", "HashValue": str(rec.hashes["phash"])} in media["AlternativeHashes"]
+    assert "PDQ distance 12 as rot90 to record 7 of list 'known-list'" in media["Comments"]
     assert "2 matches" in media["Comments"]
 
 
@@ -233,7 +233,7 @@ def test_vics_category_zero_kept() -> None:
     rec = record(matches=(ScanMatch("sha1", 0, None, 3, "list", 0, None),))
     (media,) = vics([rec])["value"][0]["Media"]
     assert media["Category"] == 0 and media["IsPrecategorized"] is True
-    assert "sha1 (exact)" in media["Comments"]
+    assert "SHA1 (exact)" in media["Comments"]
 
 
 def test_vics_multi_frame_one_media_with_best_match() -> None:
@@ -387,7 +387,7 @@ def test_view_in_jsonl_csv_and_vics() -> None:
     assert plain["match_explanation"] == "rotated 90° counter-clockwise"
 
     media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
-    assert "pdq distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]
+    assert "PDQ distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]
 
 
 # --------------------------------------------------------------------------------------------------

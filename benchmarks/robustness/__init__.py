@@ -28,9 +28,11 @@ seeds, same kind mix, same storage).
 a query set for searched images (edited copies, distractors) and a known set for indexed images
 (originals, distractors). The *distance* of a pair is the minimum Hamming distance over the allowed
 (query view, known view) combinations; the pair *matches* when that is <= the algorithm's default
-threshold (``matcher.registry.get(name).default_max_distance``: PDQ 31, pHash 8). PDQ hashes with
-quality < 50 are never matched, on either side (the "quality rule"); every figure is also computed
-without the rule, to show what it costs and what it prevents.
+threshold (``matcher.registry.get(name).default_max_distance``: PDQ 31, pHash 8). Hashes with a
+quality below their algorithm's ``min_quality`` (PDQ's quality and matcher's pHash detail quality:
+50) are never matched, on either side (the "quality rule"; the reference ``imagehash.phash`` has no
+quality); every figure is also computed without the rule, to show what it costs and what it
+prevents.
 
 Definitions
 -----------

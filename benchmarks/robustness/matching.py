@@ -36,7 +36,7 @@ class HashTable:
     views: tuple[View, ...]
     words: np.ndarray  # (len(views), n, words per hash) uint64, view-major for contiguous slices
     present: np.ndarray  # (len(views), n) bool: the image has this view
-    usable: np.ndarray  # (len(views), n) bool: present, and quality >= the minimum (if any)
+    usable: np.ndarray  # (len(views), n) bool: present, and quality >= the minimum (if any; unknown passes)
     bit_length: int
 
     @classmethod
@@ -54,7 +54,7 @@ class HashTable:
                 j = views[view]
                 words[j, i] = np.frombuffer(bits, np.uint64)
                 present[j, i] = True
-                usable[j, i] = min_quality is None or (quality is not None and quality >= min_quality)
+                usable[j, i] = min_quality is None or quality is None or quality >= min_quality
         return cls(tuple(views), words, present, usable, bit_length)
 
     def __len__(self) -> int:

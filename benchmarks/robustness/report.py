@@ -80,7 +80,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"kind and size mix). Every image is a JPEG file (quality {cfg['jpeg_quality']}) decoded again. "
         "Default thresholds: "
         + ", ".join(f"{a} <= {t}" for a, t in thresholds)
-        + "; PDQ hashes with quality < 50 never match (both sides). "
+        + "; hashes below their algorithm's minimum quality (PDQ 50; matcher's pHash 50, its detail "
+        + "quality) never match (both sides; imagehash.phash has no quality). "
         f"matcher.views: {'present' if results['views_module'] else 'absent (no +trim/+regions/+views modes)'}.",
         "",
         "Columns: `pdqhash` and `imagehash.phash` are the reference libraries (one global hash), "
@@ -316,7 +317,7 @@ def plot_distances(results: dict[str, Any], path: Path) -> None:
             ax.legend(fontsize=8)
     fig.suptitle(
         "Set distances of true pairs (edited copy vs its original, all transforms) and false pairs "
-        "(pairs refused by the PDQ quality rule left out)"
+        "(pairs refused by the quality rule left out)"
     )
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -33,8 +33,10 @@ class Algorithm(Protocol):
       lowercase.
     - :attr:`display_name`: how people write it, in report texts (``PDQ``, ``pHash``).
     - :attr:`vics_name`: the ``HashName`` of its VICS ``AlternativeHashes`` entries as matcher
-      writes them (``PDQ``; the imagehash family keep their registry name). VICS readers match
-      ``HashName`` case-insensitively against the registry name and this name.
+      writes them; for the built-ins the display name (``PDQ``, ``pHash``), so people and VICS
+      documents read one spelling, machine columns (records, CSV headers, ``--algorithms``) the
+      registry name. VICS readers match ``HashName`` case-insensitively against the registry
+      name and this name (so older documents with ``phash`` read as before).
 
     Bits and distances (Hamming, ``<=``):
 
@@ -42,8 +44,9 @@ class Algorithm(Protocol):
     - :attr:`default_max_distance`: the largest distance counted as a match by default.
     - :attr:`strong_max_distance`: at most :attr:`default_max_distance`; a match this near is what
       re-encodes and resizes of the same picture give, with a wide margin to unrelated pictures:
-      a strong match, which reports and reviews may rank first. Matching itself uses
-      :attr:`default_max_distance`.
+      a strong match. Matching itself uses :attr:`default_max_distance`; only a strong match (or a
+      digest match) may precategorize a file in a VICS report, a weaker one goes to review
+      (:func:`matcher.formats.vics.precategorizes`).
 
     Quality (scores in :data:`QUALITY_RANGE`):
 

@@ -33,11 +33,17 @@ frame that matched (else of the first frame). Media fields, as
 :mod:`matcher.formats.vics` reads and writes them:
 
 * ``MediaID``: 1, 2, ... in the order written;
-* ``Category``: the raw integer category of the nearest match's list entry; ``null`` without a
-  match or when the entry has none (always written, as in matcher's ``#Media`` output);
-* ``IsPrecategorized``: ``true`` when the category came from a known list (a match with a category),
-  else ``false``;
-* ``Series``: the nearest match's series, when it has one;
+* ``Category``: the raw integer category of the list entry of the nearest match that precategorizes
+  (see ``IsPrecategorized``); ``null`` without one or when the entry has none (always written, as
+  in matcher's ``#Media`` output);
+* ``IsPrecategorized``: ``true`` when the category came from a known list through a digest match or
+  a strong perceptual match (within the algorithm's ``strong_max_distance``;
+  :func:`~matcher.formats.vics.precategorizes`), else ``false``; ``Category`` and ``Series`` come
+  from the nearest such match. A file with only weaker matches (within the match distance, beyond
+  the strong one) goes to review: ``Category`` ``null``, no ``Series``, and ``Comments`` says so
+  with the known entry's category (``weak pHash match (distance 8, strong <= 4): for review, not
+  precategorized (known category 1)``);
+* ``Series``: the series of the match that precategorizes, when it has one;
 * ``MD5``, ``SHA1``, ``SHA256``: the file's digests, upper-case (``SHA256`` as matcher's ``#Media``
   writer writes it; not every VICS consumer knows that field);
 * ``MediaSize``: the file size in bytes;
@@ -45,9 +51,10 @@ frame that matched (else of the first frame). Media fields, as
   file's location as scanned. ``RelativeFilePath`` is *not* written: in VICS it names a copy of the
   media exported next to the document, and a scan report exports no copies;
 * ``AlternativeHashes``: ``{"HashName": <the algorithm's vics_name>, "HashValue": <hex>}`` for each
-  hash (``PDQ`` for PDQ, the registry name for the imagehash family; see
+  hash (its display name: ``PDQ``, ``pHash``, ...; see
   :attr:`~matcher.algorithms.base.Algorithm.vics_name`);
-* ``Comments``: one line for the examiner: the status, the nearest match (algorithm, distance,
+* ``Comments``: one line for the examiner: the status, the review note of a weak match, the nearest
+  match (algorithm by its display name, or the digest in capitals, distance,
   variant, the known image's view when not its full frame, list, record id), how many matches, the
   frame it was found in, the quality score of each algorithm with one (``PDQ quality 93``: the
   algorithm's ``display_name``), notes, any error, and the raw path bytes (hex) when the path is
@@ -73,7 +80,7 @@ from ..algorithms import registry
 from ..errors import UsageError
 from ..scan_records import DIGEST_ALGORITHMS, STATUSES, ScanMatch, ScanRecord
 from .records import RecordWriter, csv_safe
-from .vics import vics_hash_name
+from .vics import precategorizes, review_note, vics_hash_name
 
 __all__ = [
     "ScanWriter",
@@ -231,11 +238,18 @@ def _best_frame(records: Sequence[ScanRecord]) -> tuple[ScanRecord, ScanMatch | 
     return best
 
 
+def _precategorizing(records: Sequence[ScanRecord]) -> ScanMatch | None:
+    """The nearest of a file's matches (over its frames) that may precategorize it: a digest match
+    or a strong perceptual one (:func:`~matcher.formats.vics.precategorizes`); ``None`` if none may."""
+    allowed = [m for r in records for m in r.matches if precategorizes(m.algorithm, m.distance)]
+    return min(allowed, key=_match_rank, default=None)
+
+
 def _match_text(match: ScanMatch) -> str:
     if match.algorithm in DIGEST_ALGORITHMS:
-        how = f"{match.algorithm} (exact)"
+        how = f"{match.algorithm.upper()} (exact)"
     else:
-        how = f"{match.algorithm} distance {match.distance}"
+        how = f"{vics_hash_name(match.algorithm)} distance {match.distance}"
         if match.variant and match.variant != "orig":
             how += f" as {match.variant}"
         if match.view:
@@ -252,6 +266,9 @@ def _match_text(match: ScanMatch) -> str:
 def _comments(records: Sequence[ScanRecord], chosen: ScanRecord, best: ScanMatch | None, status: str) -> str:
     parts = [f"matcher scan: {status}"]
     if best is not None:
+        note = review_note(best.algorithm, best.distance, best.category)
+        if note is not None and _precategorizing(records) is None:
+            parts.append(note)
         parts.append("nearest match " + _match_text(best))
         count = sum(len(r.matches) for r in records)
         if count > 1:
@@ -282,14 +299,15 @@ def _media_object(records: Sequence[ScanRecord], media_id: int) -> dict[str, Any
     status = _status_of(records)
     chosen, best = _best_frame(records)
     first = records[0]
-    category = best.category if best is not None else None
+    applied = _precategorizing(records)
+    category = applied.category if applied is not None else None
     media: dict[str, Any] = {
         "MediaID": media_id,
         "Category": category,
         "IsPrecategorized": category is not None,
     }
-    if best is not None and best.series is not None:
-        media["Series"] = best.series
+    if applied is not None and applied.series is not None:
+        media["Series"] = applied.series
     for key, value in (("MD5", first.md5), ("SHA1", first.sha1), ("SHA256", first.sha256)):
         if value:
             media[key] = value.upper()

@@ -37,8 +37,8 @@ JSON that is broken or cut short ends the read with one problem at the line wher
 **Writing** gives VICS 2.0 ``#Media``: digests upper-case (as Project VIC distributes them;
 SHA-256 as a ``SHA256`` field, which not every VICS consumer may know),
 ``Category`` always written (``null`` when absent), ``PhotoDNA`` as a field, perceptual hashes as
-``AlternativeHashes`` entries (``HashName``: the algorithm's ``vics_name``, ``PDQ`` for PDQ, the
-registry name for the others; :func:`vics_hash_name`), the name as
+``AlternativeHashes`` entries (``HashName``: the algorithm's ``vics_name``, its display name:
+``PDQ``, ``pHash``, ``dHash``, ``aHash``, ``wHash``; :func:`vics_hash_name`), the name as
 ``MediaFiles: [{"FileName": name}]``, and the ``extra`` fields as Media fields. Reading it back gives
 the same records (apart from ``source`` and hash quality, which VICS has no field for).
 """
@@ -55,6 +55,7 @@ from typing import IO, Any, BinaryIO
 from ..algorithms import registry as algorithm_registry
 from ..hashes import Hash
 from ..known import KnownRecord
+from ..scan_records import DIGEST_ALGORITHMS
 from .base import (
     Format,
     ProblemReporter,
@@ -68,7 +69,7 @@ from .base import (
     text_writer,
 )
 
-__all__ = ["VicsFormat", "VICS_2_CONTEXT", "vics_hash_name", "media_record"]
+__all__ = ["VicsFormat", "VICS_2_CONTEXT", "vics_hash_name", "media_record", "precategorizes", "review_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +245,31 @@ def vics_hash_name(algorithm: str) -> str:
     :attr:`~matcher.algorithms.base.Algorithm.vics_name`, else the name as it is."""
     found = algorithm_registry.get(algorithm) if algorithm in algorithm_registry else None
     return algorithm if found is None else found.vics_name
+
+
+def precategorizes(algorithm: str, distance: int) -> bool:
+    """Whether a match may precategorize a file in a VICS report (``IsPrecategorized`` and the known
+    entry's ``Category``): a digest match (``md5``, ``sha1``, ``sha256``), or a perceptual match
+    within its algorithm's :attr:`~matcher.algorithms.base.Algorithm.strong_max_distance`. A weaker
+    perceptual match (within the match distance, beyond the strong one) is for review; so is a match
+    of an algorithm matcher does not know."""
+    if algorithm in DIGEST_ALGORITHMS:
+        return True
+    found = algorithm_registry.find(algorithm)
+    return found is not None and found.name == algorithm and distance <= found.strong_max_distance
+
+
+def review_note(algorithm: str, distance: int, category: int | None) -> str | None:
+    """The VICS ``Comments`` text of a match that does not precategorize (``None`` for one that
+    does): ``"weak pHash match (distance 8, strong <= 4): for review, not precategorized (known
+    category 1)"``."""
+    if precategorizes(algorithm, distance):
+        return None
+    found = algorithm_registry.find(algorithm)
+    name = algorithm if found is None else found.display_name
+    strong = "" if found is None else f", strong <= {found.strong_max_distance}"
+    known = "" if category is None else f" (known category {category})"
+    return f"weak {name} match (distance {distance}{strong}): for review, not precategorized{known}"
 
 
 def media_record(media: dict[str, Any], where: str) -> KnownRecord:

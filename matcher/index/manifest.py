@@ -70,6 +70,9 @@ MANIFEST_NAME = "manifest.json"
 
 #: The algorithm parameters recorded in the manifest and compared with the registry on open.
 PARAM_KEYS = ("bit_length", "code_bytes", "default_max_distance", "has_quality", "min_quality")
+#: The parameters an index built before its algorithm had a quality may differ in: such an index
+#: stores no qualities (every hash searchable), and the next write records the current parameters.
+QUALITY_KEYS = ("has_quality", "min_quality")
 
 _CHUNK = 4 << 20
 
@@ -280,6 +283,8 @@ class Manifest:
                     f"{where}: index was built with algorithm {name!r}, which this matcher does not know"
                 ) from None
             for key in PARAM_KEYS:
+                if key in QUALITY_KEYS and recorded.get("has_quality") is False and recorded.get("min_quality") is None:
+                    continue  # built before the algorithm had a quality: its qualities are unknown (-1, searchable)
                 if recorded.get(key) != current[key]:
                     raise IndexStoreError(
                         f"{where}: index was built with {name} {key}={recorded.get(key)!r}, "
