@@ -218,7 +218,10 @@ def test_vics_media_fields() -> None:
     assert "RelativeFilePath" not in media
     assert {"HashName": "PDQ", "HashValue": str(rec.hashes["pdq"])} in media["AlternativeHashes"]
     assert {"HashName": "pHash", "HashValue": str(rec.hashes["phash"])} in media["AlternativeHashes"]
-    assert "PDQ distance 12 as rot90 to record 7 of list 'known-list'" in media["Comments"]
+    assert (
+        "PDQ distance 12 to record 7 of list 'known-list' (category 1, series 'Series A'): "
+        "rotated 90° counter-clockwise (variant rot90)" in media["Comments"]
+    )
     assert "2 matches" in media["Comments"]
 
 
@@ -387,7 +390,8 @@ def test_view_in_jsonl_csv_and_vics() -> None:
     assert plain["match_explanation"] == "rotated 90° counter-clockwise"
 
     media = json.loads(write("vics", [original]))["value"][0]["Media"][0]
-    assert "PDQ distance 9 as trim+flipy against the known image's crop10 view to record 3" in media["Comments"]
+    assert "PDQ distance 9 to record 3" in media["Comments"]
+    assert "variant trim+flipy, view crop10" in media["Comments"]  # codes the words do not cover, as they are
 
 
 # --------------------------------------------------------------------------------------------------

@@ -250,17 +250,19 @@ def _match_text(match: ScanMatch) -> str:
         how = f"{match.algorithm.upper()} (exact)"
     else:
         how = f"{vics_hash_name(match.algorithm)} distance {match.distance}"
-        if match.variant and match.variant != "orig":
-            how += f" as {match.variant}"
-        if match.view:
-            how += f" against the known image's {match.view} view"
     extra = []
     if match.category is not None:
         extra.append(f"category {match.category}")
     if match.series is not None:
         extra.append(f"series {match.series!r}")
     tail = f" ({', '.join(extra)})" if extra else ""
-    return f"{how} to record {match.record} of list {match.list!r}{tail}"
+    # then what the evidence differs by, in words a reviewer reads, with the short codes
+    codes = [f"variant {match.variant}"] if match.variant and match.variant != "orig" else []
+    codes += [f"known view {match.view}"] if match.view else []
+    words = match.explanation
+    if codes and not words.startswith("variant "):  # (codes describe_match does not know are shown as codes)
+        words += f" ({', '.join(codes)})"
+    return f"{how} to record {match.record} of list {match.list!r}{tail}: {words}"
 
 
 def _comments(records: Sequence[ScanRecord], chosen: ScanRecord, best: ScanMatch | None, status: str) -> str:
