@@ -956,6 +956,30 @@ def _low_quality_notes(item: ClusterItem, rule: _Rule) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _grouped(
+    codes: _Codes,
+    ungrouped: list[ClusterItem],
+    rule: _Rule,
+    entries: int | None,
+    hashing_seconds: float,
+    grouping_started: float,
+) -> ClusterResult:
+    """Group ``codes`` and give the result: ``entries`` walked (``None`` without a walk), the seconds
+    spent hashing, and the grouping's seconds counted from ``grouping_started`` (``perf_counter``)."""
+    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
+    return ClusterResult(
+        groups,
+        ungrouped_members,
+        rule.names,
+        dict(rule.max_distances),
+        rule.rotations,
+        links,
+        entries,
+        hashing_seconds,
+        time.perf_counter() - grouping_started,
+    )
+
+
 def _assemble(
     codes: _Codes, ungrouped_items: list[ClusterItem], rule: _Rule
 ) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
@@ -1062,18 +1086,7 @@ def cluster_hashes(
     rule = _rule(algorithms, max_distances, rotations)
     codes = _Codes(rule, strip=False)
     ungrouped = [item for item in converted if not codes.add(item)]
-    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(
-        groups,
-        ungrouped_members,
-        rule.names,
-        dict(rule.max_distances),
-        rule.rotations,
-        links,
-        None,
-        0.0,
-        time.perf_counter() - started,
-    )
+    return _grouped(codes, ungrouped, rule, None, 0.0, started)
 
 
 def cluster_paths(
@@ -1134,18 +1147,7 @@ def cluster_paths(
     hashed = time.perf_counter()
     if progress is not None:
         progress(ClusterProgress("grouping", entries, hashed - started, done_bytes, total, total_bytes, errors))
-    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(
-        groups,
-        ungrouped_members,
-        rule.names,
-        dict(rule.max_distances),
-        rule.rotations,
-        links,
-        entries,
-        hashed - started,
-        time.perf_counter() - hashed,
-    )
+    return _grouped(codes, ungrouped, rule, entries, hashed - started, hashed)
 
 
 # --------------------------------------------------------------------------------------------------
