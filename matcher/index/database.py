@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,15 @@ from ..hashes import Hash
 from ..known import KnownRecord
 from .types import IndexedRecord
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "DIGEST_LENGTHS", "create_schema", "open_readonly", "open_writable"]
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "DIGEST_LENGTHS",
+    "create_schema",
+    "open_readonly",
+    "open_writable",
+    "closed_on_failure",
+]
 
 #: File name of the SQLite database inside a generation directory.
 DB_NAME = "records.sqlite"
@@ -358,6 +367,20 @@ def category_labels(conn: sqlite3.Connection) -> dict[str, dict[int, str]]:
     ):
         out.setdefault(str(scheme), {})[int(category)] = str(label)
     return out
+
+
+@contextmanager
+def closed_on_failure(conn: sqlite3.Connection, where: str) -> Iterator[sqlite3.Connection]:
+    """Reading ``conn`` inside this block: when the block fails the connection is closed, and an
+    :class:`sqlite3.DatabaseError` becomes :class:`IndexStoreError` (``records database unreadable``)."""
+    try:
+        yield conn
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise IndexStoreError(f"{where}: records database unreadable ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
 
 
 def check_integrity_light(conn: sqlite3.Connection, where: str) -> None:
