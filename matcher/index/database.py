@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from ..errors import HashFormatError, IndexStoreError, UsageError
 from ..hashes import Hash
-from ..known import KnownRecord
+from ..known import KNOWN_SCALAR_FIELDS, KnownRecord
 from .types import IndexedRecord
 
 __all__ = [
@@ -85,10 +85,7 @@ CREATE TABLE category_labels (
 ) WITHOUT ROWID;
 """
 
-_RECORD_COLUMNS = (
-    "r.id, l.name, r.md5, r.sha1, r.sha256, r.photodna, r.category, r.series, r.comment, r.name, "
-    "r.size, r.source, r.added_at, r.extra"
-)
+_RECORD_COLUMNS = ", ".join(["r.id", "l.name", *(f"r.{name}" for name in KNOWN_SCALAR_FIELDS), "r.added_at", "r.extra"])
 
 
 def create_schema(conn: sqlite3.Connection, algorithms: Sequence[str], created_at: str) -> None:
@@ -269,37 +266,13 @@ def _hashes_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, dict[s
 
 def _build(rows: Iterable[Sequence[Any]], hashes: dict[int, dict[str, Hash]]) -> list[IndexedRecord]:
     out = []
-    for (
-        record_id,
-        list_name,
-        md5,
-        sha1,
-        sha256,
-        photodna,
-        category,
-        series,
-        comment,
-        name,
-        size,
-        source,
-        added_at,
-        extra,
-    ) in rows:
+    for record_id, list_name, *scalars, added_at, extra in rows:  # the columns of _RECORD_COLUMNS
         out.append(
             IndexedRecord(
                 id=int(record_id),
                 list_name=str(list_name),
                 hashes=hashes.get(int(record_id), {}),
-                md5=md5,
-                sha1=sha1,
-                sha256=sha256,
-                photodna=photodna,
-                category=category,
-                series=series,
-                comment=comment,
-                name=name,
-                size=size,
-                source=source,
+                **dict(zip(KNOWN_SCALAR_FIELDS, scalars, strict=True)),
                 added_at=str(added_at),
                 extra=json.loads(extra) if extra else {},
             )
