@@ -79,6 +79,7 @@ from numba import njit
 from . import batch, files
 from .algorithms import Algorithm, registry
 from .errors import HashFormatError, MatcherError, UsageError
+from .file_facts import FileFacts
 from .formats.records import csv_safe
 from .hashes import Hash
 from .hashing import DEFAULT_ALGORITHMS
@@ -126,7 +127,7 @@ _MIH_FROM = 2_000
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterItem:
+class ClusterItem(FileFacts):
     """One image, or one frame of a multi-frame image, to be grouped, and what is known of its file.
 
     ``path`` is the file's path as text (or, for :func:`cluster_hashes`, any key naming the item);
@@ -135,24 +136,12 @@ class ClusterItem:
     flip undone (an item without ``orig`` for an algorithm is not grouped by it). An item with no
     ``orig`` hash of any chosen algorithm is not grouped: it is reported with ``status`` ``error``
     when ``error`` is set, else ``skipped`` (``notes`` say why). The file fields are those of
-    :class:`~matcher.hashing.HashRecord` (``None`` where unknown).
+    :class:`~matcher.file_facts.FileFacts`, as in :class:`~matcher.hashing.HashRecord` (``None`` where
+    unknown; only ``path`` positional).
     """
 
-    path: str | None
     hashes: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
-    frame: int | None = None
-    frame_count: int | None = None
-    size: int | None = None
-    mime: str | None = None
-    extension_mismatch: bool | None = None
-    width: int | None = None
-    height: int | None = None
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
-    error: str | None = None
     notes: tuple[str, ...] = ()
-    path_raw_hex: str | None = None
 
     def orig(self, algorithm: str) -> Hash | None:
         """The item's own (``orig``) hash of ``algorithm``, if it has one."""
@@ -967,6 +956,30 @@ def _low_quality_notes(item: ClusterItem, rule: _Rule) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _grouped(
+    codes: _Codes,
+    ungrouped: list[ClusterItem],
+    rule: _Rule,
+    entries: int | None,
+    hashing_seconds: float,
+    grouping_started: float,
+) -> ClusterResult:
+    """Group ``codes`` and give the result: ``entries`` walked (``None`` without a walk), the seconds
+    spent hashing, and the grouping's seconds counted from ``grouping_started`` (``perf_counter``)."""
+    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
+    return ClusterResult(
+        groups,
+        ungrouped_members,
+        rule.names,
+        dict(rule.max_distances),
+        rule.rotations,
+        links,
+        entries,
+        hashing_seconds,
+        time.perf_counter() - grouping_started,
+    )
+
+
 def _assemble(
     codes: _Codes, ungrouped_items: list[ClusterItem], rule: _Rule
 ) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
@@ -1073,18 +1086,7 @@ def cluster_hashes(
     rule = _rule(algorithms, max_distances, rotations)
     codes = _Codes(rule, strip=False)
     ungrouped = [item for item in converted if not codes.add(item)]
-    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(
-        groups,
-        ungrouped_members,
-        rule.names,
-        dict(rule.max_distances),
-        rule.rotations,
-        links,
-        None,
-        0.0,
-        time.perf_counter() - started,
-    )
+    return _grouped(codes, ungrouped, rule, None, 0.0, started)
 
 
 def cluster_paths(
@@ -1145,18 +1147,7 @@ def cluster_paths(
     hashed = time.perf_counter()
     if progress is not None:
         progress(ClusterProgress("grouping", entries, hashed - started, done_bytes, total, total_bytes, errors))
-    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
-    return ClusterResult(
-        groups,
-        ungrouped_members,
-        rule.names,
-        dict(rule.max_distances),
-        rule.rotations,
-        links,
-        entries,
-        hashed - started,
-        time.perf_counter() - hashed,
-    )
+    return _grouped(codes, ungrouped, rule, entries, hashed - started, hashed)
 
 
 # --------------------------------------------------------------------------------------------------

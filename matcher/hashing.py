@@ -25,6 +25,7 @@ from PIL import Image
 from . import batch, files
 from .algorithms import registry
 from .errors import UsageError
+from .file_facts import FileFacts, file_columns
 from .hashes import Hash
 from .pipeline import (
     CHANGED_WHILE_READ,
@@ -60,34 +61,20 @@ AlgorithmNames = str | Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
-class HashRecord:
+class HashRecord(FileFacts):
     """What matcher knows of one file, or of one frame of a multi-frame file.
 
-    ``path`` is the path as text (bytes that are not UTF-8 shown as ``\\xNN``), ``path_raw_hex`` the
-    raw bytes in hex when the path is not valid UTF-8 (else ``None``). ``frame`` is ``None`` for a
-    still image, else the 0-based frame index; ``frame_count`` the frames in the file. ``hashes`` maps
-    algorithm names to :class:`~matcher.hashes.Hash`. ``error`` is ``None`` or a message naming what was
-    wrong; ``note`` says why a file that is not an error has no hash (not an image: digests only;
-    see :mod:`matcher.pipeline`); fields that could not be learnt are ``None``. ``views`` (only with
+    The file fields of :class:`~matcher.file_facts.FileFacts` (``path``, ``frame``, digests, ``error``,
+    ...; only ``path`` positional), plus: ``hashes`` maps algorithm names to
+    :class:`~matcher.hashes.Hash`; ``note`` says why a file that is not an error has no hash (not an
+    image: digests only; see :mod:`matcher.pipeline`); fields that could not be learnt are ``None``.
+    ``views`` (only with
     :attr:`HashOptions.views`) maps algorithm names to ``{view name: Hash}`` of the frame's
     known-side views (views that do not apply are absent); :meth:`to_dict` does not include them.
     """
 
-    path: str | None
-    frame: int | None = None
-    frame_count: int | None = None
-    size: int | None = None
-    mime: str | None = None
-    extension_mismatch: bool | None = None
-    width: int | None = None
-    height: int | None = None
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
     hashes: dict[str, Hash] = field(default_factory=dict)
     pdq_quality: int | None = None
-    error: str | None = None
-    path_raw_hex: str | None = None
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
     note: str | None = None
 
@@ -103,31 +90,6 @@ class HashRecord:
         out["note"] = self.note
         out["path_raw_hex"] = self.path_raw_hex
         return out
-
-
-_FILE_FIELDS = (
-    "path",
-    "frame",
-    "frame_count",
-    "size",
-    "mime",
-    "extension_mismatch",
-    "width",
-    "height",
-    "md5",
-    "sha1",
-    "sha256",
-)
-
-
-def file_columns(record: Any, algorithms: Iterable[str] = ()) -> dict[str, Any]:
-    """The leading report columns shared by hash and scan records: the file fields in a fixed order,
-    then one hex column per algorithm (``None`` where the record has no such hash)."""
-    out: dict[str, Any] = {name: getattr(record, name) for name in _FILE_FIELDS}
-    for name in dict.fromkeys([*algorithms, *record.hashes]):
-        value = record.hashes.get(name)
-        out[name] = None if value is None else str(value)
-    return out
 
 
 def _request(names: AlgorithmNames | None, options: HashOptions) -> FeatureRequest:

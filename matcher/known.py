@@ -8,11 +8,38 @@ from typing import Any
 from .digests import EMPTY_CONTENT_DIGESTS
 from .hashes import Hash
 
-__all__ = ["EMPTY_CONTENT_DIGESTS", "KnownRecord", "ImportProblem"]
+__all__ = ["EMPTY_CONTENT_DIGESTS", "KnownFacts", "KNOWN_SCALAR_FIELDS", "KnownRecord", "ImportProblem"]
+
+
+#: The scalar fields of :class:`KnownFacts` (a known record's facts other than its hashes and extra).
+KNOWN_SCALAR_FIELDS = ("md5", "sha1", "sha256", "photodna", "category", "series", "comment", "name", "size", "source")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownFacts:
+    """What a hash list says of one known image: the fields :class:`KnownRecord` and the index's
+    :class:`~matcher.index.types.IndexedRecord` share (all keyword-only; see :class:`KnownRecord`)."""
+
+    hashes: dict[str, Hash] = field(default_factory=dict)
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    photodna: str | None = None
+    category: int | None = None
+    series: str | None = None
+    comment: str | None = None
+    name: str | None = None
+    size: int | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def scalar_facts(self) -> dict[str, Any]:
+        """The :data:`KNOWN_SCALAR_FIELDS` of this record, as keyword arguments."""
+        return {name: getattr(self, name) for name in KNOWN_SCALAR_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
-class KnownRecord:
+class KnownRecord(KnownFacts):
     """One entry of a known-material (or known-good) set, as read from a hash list or image.
 
     ``hashes`` maps algorithm names (``pdq``, ``phash``, ...) to hashes (PDQ's carries its quality
@@ -33,18 +60,6 @@ class KnownRecord:
     :func:`matcher.index.importing.import_sources`), and ``None`` otherwise.
     """
 
-    hashes: dict[str, Hash] = field(default_factory=dict)
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
-    photodna: str | None = None
-    category: int | None = None
-    series: str | None = None
-    comment: str | None = None
-    name: str | None = None
-    size: int | None = None
-    source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
     list_name: str | None = None
 

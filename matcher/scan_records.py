@@ -7,8 +7,8 @@ from typing import Any
 
 from .algorithms import registry
 from .digests import EMPTY_CONTENT_DIGESTS
+from .file_facts import FILE_FIELDS, FileFacts, file_columns
 from .hashes import Hash
-from .hashing import file_columns
 from .views import describe_match
 
 __all__ = ["ScanMatch", "ScanRecord", "STATUSES", "DIGEST_ALGORITHMS", "EMPTY_CONTENT_DIGESTS"]
@@ -83,10 +83,11 @@ class ScanMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanRecord:
+class ScanRecord(FileFacts):
     """What a scan found for one file, or one frame of a multi-frame image.
 
-    The fields of :class:`~matcher.hashing.HashRecord`, plus ``status`` (one of :data:`STATUSES`),
+    The file fields of :class:`~matcher.file_facts.FileFacts` (as in :class:`~matcher.hashing.HashRecord`),
+    plus ``status`` (one of :data:`STATUSES`),
     ``matches`` (nearest first: digest matches, then by distance) and ``notes`` (things the examiner
     should know that are not errors, e.g. "pdq not matched: quality 32 below 50").
 
@@ -96,24 +97,11 @@ class ScanRecord:
     compatibility; the hashes carry their scores as well.
     """
 
-    path: str | None
     status: str
-    frame: int | None = None
-    frame_count: int | None = None
-    size: int | None = None
-    mime: str | None = None
-    extension_mismatch: bool | None = None
-    width: int | None = None
-    height: int | None = None
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
     hashes: dict[str, Hash] = field(default_factory=dict)
     pdq_quality: int | None = None
     matches: tuple[ScanMatch, ...] = ()
-    error: str | None = None
     notes: tuple[str, ...] = ()
-    path_raw_hex: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -160,18 +148,8 @@ class ScanRecord:
                 hashes[name] = registry.hash_from_hex(name, text, quality)
         qualities = {key: data.get(key) for key in registry.quality_fields() if key in _FIELD_NAMES}
         return cls(
-            path=data.get("path"),
+            **{name: data.get(name) for name in FILE_FIELDS},
             status=data["status"],
-            frame=data.get("frame"),
-            frame_count=data.get("frame_count"),
-            size=data.get("size"),
-            mime=data.get("mime"),
-            extension_mismatch=data.get("extension_mismatch"),
-            width=data.get("width"),
-            height=data.get("height"),
-            md5=data.get("md5"),
-            sha1=data.get("sha1"),
-            sha256=data.get("sha256"),
             hashes=hashes,
             matches=tuple(ScanMatch.from_dict(m) for m in data.get("matches") or ()),
             error=data.get("error"),

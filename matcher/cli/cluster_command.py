@@ -12,12 +12,15 @@ from .common import (
     add_decode_arguments,
     add_distance_arguments,
     add_force_argument,
+    add_quiet_argument,
+    add_workers_argument,
     check_evidence_paths,
-    escape_unencodable_stdout,
     exit_line,
     hash_options,
+    max_distances,
     positive_int,
     refuse_existing,
+    report_output,
 )
 
 if TYPE_CHECKING:
@@ -79,15 +82,14 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
         help="report only groups of at least N images (default: 1, every image); "
         "errors and skipped files are always reported",
     )
-    c.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+    add_workers_argument(c)
     add_decode_arguments(c)
-    c.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    add_quiet_argument(c)
     c.set_defaults(handler=_cmd_cluster)
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
     check_evidence_paths(args.paths)
-    from ..algorithms import registry
     from ..cluster import ClusterProgress, run_cluster
     from ..progress import ProgressReporter
 
@@ -103,9 +105,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             stage="grouping" if p.stage == "grouping" else None,
         )
 
-    output = None if args.output in (None, "-") else args.output
-    if output is None:
-        escape_unencodable_stdout()
+    output = report_output(args)
     refuse_existing(output, force=args.force)
     with reporter:
         result = run_cluster(
@@ -115,7 +115,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             min_size=args.min_size,
             stream=sys.stdout,
             algorithms=args.algorithms,
-            max_distances={registry.get(name).name: value for name, value in args.max_distance},
+            max_distances=max_distances(args),
             rotations=args.rotations,
             workers=args.workers,
             hash_options=hash_options(args),

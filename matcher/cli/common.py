@@ -202,7 +202,7 @@ def open_output(path: str | None, evidence: Sequence[str], *, force: bool) -> It
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
-    """The decoding flags of the commands that walk evidence (``scan``, ``cluster``)."""
+    """The decoding flags of the commands that read evidence (``hash``, ``scan``, ``cluster``, ``compare``)."""
     from ..hashing import HashOptions
 
     defaults = HashOptions()
@@ -236,6 +236,52 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)",
     )
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--workers``/``-j``: worker processes (``hash``, ``scan``, ``cluster``)."""
+    parser.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``/``-q`` of a command with progress and a summary (``hash``, ``scan``, ``cluster``)."""
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+
+
+def add_view_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--trim-borders`` and ``--regions`` (both on by default), as scan and compare share them;
+    ``what`` names what is tried in the help (``each frame``, ``the evidence``)."""
+    parser.add_argument(
+        "--trim-borders",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also try {what} with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)",
+    )
+    parser.add_argument(
+        "--regions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also try the top and bottom 88%% of {what}, matched against the index's region views "
+        "(caption banners; default: on)",
+    )
+
+
+def max_distances(args: argparse.Namespace) -> dict[str, int]:
+    """The ``--max-distance ALGO=N`` flags as ``{algorithm name: N}`` (names as the registry spells
+    them; an unknown name raises :class:`~matcher.errors.UnknownAlgorithmError`)."""
+    from ..algorithms import registry
+
+    return {registry.get(name).name: value for name, value in args.max_distance}
+
+
+def report_output(args: argparse.Namespace) -> str | None:
+    """The report's path, ``None`` for standard output (no ``--output``, or ``-``); standard output
+    then writes the characters it cannot encode escaped (:func:`escape_unencodable_stdout`)."""
+    if args.output in (None, "-"):
+        escape_unencodable_stdout()
+        return None
+    path: str = args.output
+    return path
 
 
 def hash_options(args: argparse.Namespace) -> HashOptions:

@@ -8,7 +8,15 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HashFormatError, UsageError
-from .common import EXIT_MATCH, EXIT_OK, add_decode_arguments, add_distance_arguments, hash_options
+from .common import (
+    EXIT_MATCH,
+    EXIT_OK,
+    add_decode_arguments,
+    add_distance_arguments,
+    add_view_arguments,
+    hash_options,
+    max_distances,
+)
 
 if TYPE_CHECKING:
     from ..hashes import Hash
@@ -33,18 +41,7 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("evidence", metavar="EVIDENCE", help="the evidence file (never written), or its hash")
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     add_distance_arguments(c, "counted as a match", "match")
-    c.add_argument(
-        "--trim-borders",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also try the evidence with uniform borders trimmed, as scan does (default: on)",
-    )
-    c.add_argument(
-        "--regions",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also try the top and bottom 88%% of the evidence, as scan does (default: on)",
-    )
+    add_view_arguments(c, "the evidence")
     add_decode_arguments(c)
     c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
     c.set_defaults(handler=_cmd_compare)
@@ -76,7 +73,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rotations=args.rotations,
         trim_borders=args.trim_borders,
         regions=args.regions,
-        max_distances={registry.get(name).name: value for name, value in args.max_distance} or None,
+        max_distances=max_distances(args) or None,
         options=hash_options(args),
     )
     if args.json:

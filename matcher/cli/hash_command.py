@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from .common import (
     EXIT_OK,
+    add_decode_arguments,
     add_force_argument,
+    add_quiet_argument,
+    add_workers_argument,
     check_evidence_paths,
     exit_line,
     hash_options,
     open_output,
-    positive_int,
 )
 
 if TYPE_CHECKING:
@@ -45,9 +47,8 @@ def add_hash_parser(sub: Any) -> None:
 def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     from ..algorithms import registry
     from ..formats.records import WRITERS
-    from ..hashing import DEFAULT_ALGORITHMS, HashOptions
+    from ..hashing import DEFAULT_ALGORITHMS
 
-    defaults = HashOptions()
     h.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     h.add_argument(
         "--algorithms",
@@ -58,30 +59,9 @@ def _add_hash_arguments(h: argparse.ArgumentParser) -> None:
     h.add_argument("--format", "-f", choices=sorted(WRITERS), default="jsonl", help="output format (default: jsonl)")
     h.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     add_force_argument(h)
-    h.add_argument("--fast", action="store_true", help="decode JPEGs at reduced scale where the algorithms allow")
-    h.add_argument(
-        "--max-pixels",
-        type=positive_int,
-        default=defaults.max_pixels,
-        help="pixel limit per frame (default: %(default)s)",
-    )
-    h.add_argument(
-        "--max-frames",
-        type=positive_int,
-        default=defaults.max_frames,
-        help="frames hashed per file (default: %(default)s)",
-    )
-    h.add_argument(
-        "--max-file-bytes",
-        type=positive_int,
-        default=defaults.max_file_bytes,
-        help="larger image files are digested but not decoded (default: %(default)s)",
-    )
-    h.add_argument(
-        "--exif-orientation", action="store_true", help="apply EXIF orientation before hashing (default: stored pixels)"
-    )
-    h.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
-    h.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    add_decode_arguments(h)
+    add_workers_argument(h)
+    add_quiet_argument(h)
     h.set_defaults(handler=_cmd_hash)
 
 

@@ -14,12 +14,15 @@ from .common import (
     add_decode_arguments,
     add_distance_arguments,
     add_force_argument,
+    add_quiet_argument,
+    add_view_arguments,
+    add_workers_argument,
     check_evidence_paths,
-    escape_unencodable_stdout,
     exit_line,
     hash_options,
-    positive_int,
+    max_distances,
     refuse_existing,
+    report_output,
 )
 
 if TYPE_CHECKING:
@@ -61,19 +64,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--index", required=True, metavar="INDEX", help="known-material index directory")
     s.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: every algorithm the index holds)")
     add_distance_arguments(s, "counted as a match", "match")
-    s.add_argument(
-        "--trim-borders",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also hash each frame with uniform borders (letterbox, pillarbox, padding) trimmed (default: on)",
-    )
-    s.add_argument(
-        "--regions",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also hash the top and bottom 88%% of each frame, matched against the index's region views "
-        "(caption banners; default: on)",
-    )
+    add_view_arguments(s, "each frame")
     s.add_argument(
         "--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl", help="report format (default: jsonl)"
     )
@@ -83,7 +74,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="run manifest (default: FILE.manifest.json beside --output; none for standard output)",
     )
-    s.add_argument("--workers", "-j", type=positive_int, help="worker processes (default: the number of CPUs)")
+    add_workers_argument(s)
     s.add_argument(
         "--engine",
         choices=["local", "dask"],
@@ -109,23 +100,19 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
         metavar="FIELD=VALUE",
         help="a case-level field of a VICS report, e.g. CaseNumber=2026-17 (repeatable; --format vics)",
     )
-    s.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary on stderr")
+    add_quiet_argument(s)
     s.set_defaults(handler=_cmd_scan)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     check_evidence_paths(args.paths)
-    from ..algorithms import registry
     from ..progress import ProgressReporter
     from ..scan import ScanOptions, ScanProgress, run_scan
     from ..scan.driver import ScanInterrupted
 
-    distances: dict[str, int] = {}
-    for name, value in args.max_distance:
-        distances[registry.get(name).name] = value
     options = ScanOptions(
         algorithms=args.algorithms,
-        max_distances=distances,
+        max_distances=max_distances(args),
         rotations=args.rotations,
         trim_borders=args.trim_borders,
         regions=args.regions,
@@ -147,9 +134,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             errors=p.errors,
         )
 
-    output = None if args.output in (None, "-") else args.output
-    if output is None:
-        escape_unencodable_stdout()
+    output = report_output(args)
     _refuse_existing_outputs(args, output)
     try:
         with reporter:

@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from ..algorithms import registry as algorithm_registry
 from ..errors import UsageError
+from ..file_facts import FILE_FIELDS
 from ..hashes import Hash
 from ..known import KnownRecord
 from .base import (
@@ -66,24 +67,7 @@ LIST_FIELD = "list"
 _RESERVED = frozenset(RECORD_FIELDS) | {LIST_FIELD, "extra", "source", "hashes"}
 _QUALITY = "_quality"
 
-_HASH_JSONL_FIELDS = frozenset(
-    {
-        "path",
-        "frame",
-        "frame_count",
-        "size",
-        "mime",
-        "extension_mismatch",
-        "width",
-        "height",
-        "md5",
-        "sha1",
-        "sha256",
-        "error",
-        "note",
-        "path_raw_hex",
-    }
-)
+_HASH_JSONL_FIELDS = frozenset({*FILE_FIELDS, "error", "note", "path_raw_hex"})
 _HASH_JSONL_EXTRA = ("frame", "frame_count", "width", "height", "mime", "path_raw_hex", "error", "note")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 

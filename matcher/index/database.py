@@ -12,16 +12,25 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import HashFormatError, IndexStoreError, UsageError
 from ..hashes import Hash
-from ..known import KnownRecord
+from ..known import KNOWN_SCALAR_FIELDS, KnownRecord
 from .types import IndexedRecord
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "DIGEST_LENGTHS", "create_schema", "open_readonly", "open_writable"]
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "DIGEST_LENGTHS",
+    "create_schema",
+    "open_readonly",
+    "open_writable",
+    "closed_on_failure",
+]
 
 #: File name of the SQLite database inside a generation directory.
 DB_NAME = "records.sqlite"
@@ -76,10 +85,7 @@ CREATE TABLE category_labels (
 ) WITHOUT ROWID;
 """
 
-_RECORD_COLUMNS = (
-    "r.id, l.name, r.md5, r.sha1, r.sha256, r.photodna, r.category, r.series, r.comment, r.name, "
-    "r.size, r.source, r.added_at, r.extra"
-)
+_RECORD_COLUMNS = ", ".join(["r.id", "l.name", *(f"r.{name}" for name in KNOWN_SCALAR_FIELDS), "r.added_at", "r.extra"])
 
 
 def create_schema(conn: sqlite3.Connection, algorithms: Sequence[str], created_at: str) -> None:
@@ -260,37 +266,13 @@ def _hashes_of(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, dict[s
 
 def _build(rows: Iterable[Sequence[Any]], hashes: dict[int, dict[str, Hash]]) -> list[IndexedRecord]:
     out = []
-    for (
-        record_id,
-        list_name,
-        md5,
-        sha1,
-        sha256,
-        photodna,
-        category,
-        series,
-        comment,
-        name,
-        size,
-        source,
-        added_at,
-        extra,
-    ) in rows:
+    for record_id, list_name, *scalars, added_at, extra in rows:  # the columns of _RECORD_COLUMNS
         out.append(
             IndexedRecord(
                 id=int(record_id),
                 list_name=str(list_name),
                 hashes=hashes.get(int(record_id), {}),
-                md5=md5,
-                sha1=sha1,
-                sha256=sha256,
-                photodna=photodna,
-                category=category,
-                series=series,
-                comment=comment,
-                name=name,
-                size=size,
-                source=source,
+                **dict(zip(KNOWN_SCALAR_FIELDS, scalars, strict=True)),
                 added_at=str(added_at),
                 extra=json.loads(extra) if extra else {},
             )
@@ -358,6 +340,20 @@ def category_labels(conn: sqlite3.Connection) -> dict[str, dict[int, str]]:
     ):
         out.setdefault(str(scheme), {})[int(category)] = str(label)
     return out
+
+
+@contextmanager
+def closed_on_failure(conn: sqlite3.Connection, where: str) -> Iterator[sqlite3.Connection]:
+    """Reading ``conn`` inside this block: when the block fails the connection is closed, and an
+    :class:`sqlite3.DatabaseError` becomes :class:`IndexStoreError` (``records database unreadable``)."""
+    try:
+        yield conn
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise IndexStoreError(f"{where}: records database unreadable ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
 
 
 def check_integrity_light(conn: sqlite3.Connection, where: str) -> None:

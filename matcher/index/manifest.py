@@ -25,7 +25,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "known_view_names",
     "table_stem",
     "read_manifest",
+    "index_file_errors",
     "write_manifest",
     "write_atomically",
     "body_digest",
@@ -363,15 +365,23 @@ def body_digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+@contextmanager
+def index_file_errors(missing: str, unreadable: str) -> Iterator[None]:
+    """Reading an index's file inside this block: a missing file raises :class:`IndexStoreError`
+    ``missing``, another error of reading or decoding it ``unreadable`` followed by ``(the error)``."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise IndexStoreError(missing) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexStoreError(f"{unreadable} ({exc})") from None
+
+
 def read_manifest(root: Path) -> Manifest:
     """Read and check ``root/manifest.json``; :class:`IndexStoreError` when absent or unusable."""
     path = root / MANIFEST_NAME
-    try:
+    with index_file_errors(f"{root}: not a matcher index (no {MANIFEST_NAME})", f"{path}: cannot read manifest"):
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IndexStoreError(f"{root}: not a matcher index (no {MANIFEST_NAME})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexStoreError(f"{path}: cannot read manifest ({exc})") from None
     return Manifest.from_json(text, str(path))
 
 

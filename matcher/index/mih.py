@@ -228,6 +228,40 @@ def _chunk(words: np.ndarray, row: int, start: int, width: int) -> np.int64:  # 
     return np.int64(value & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _probes_of(widths: np.ndarray, c: int, narrow: int, narrow_masks: int, n_masks: int) -> int:  # pragma: no cover
+    """The buckets probed in chunk ``c``: the first ``narrow_masks`` masks in a narrow chunk, else all."""
+    return narrow_masks if widths[c] == narrow else n_masks
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_distance(words: np.ndarray, row: int, query_words: np.ndarray, q: int) -> np.int64:  # pragma: no cover
+    """The Hamming distance between row ``row`` of ``words`` and row ``q`` of ``query_words``."""
+    distance = np.int64(0)
+    for w in range(words.shape[1]):
+        distance += _popcount64(words[row, w] ^ query_words[q, w])
+    return distance
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _seen_before(
+    words: np.ndarray,
+    row: int,
+    starts: np.ndarray,
+    widths: np.ndarray,
+    qvalue: np.ndarray,
+    i: int,
+    chunk: int,
+    within: int,
+) -> bool:  # pragma: no cover - compiled
+    """Whether a chunk before ``chunk`` finds ``row`` for the query whose chunk values are
+    ``qvalue[i]`` (then that chunk reported it already)."""
+    for e in range(chunk):
+        if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[i, e])) <= within:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True)
 def _build(
     words: np.ndarray,
@@ -304,10 +338,9 @@ def _search_kernel(
     ``first .. next - 1``, grouped by query.
     """
     chunks = widths.shape[0]
-    n_words = words.shape[1]
     n_masks = masks.shape[0]
     capacity = hit_row.shape[0]
-    qvalue = np.empty(chunks, dtype=np.int64)
+    qvalue = np.empty((1, chunks), dtype=np.int64)
     low = np.empty(chunks * n_masks, dtype=np.int64)
     high = np.empty(chunks * n_masks, dtype=np.int64)
     cand_row = np.empty(_BLOCK, dtype=np.int64)
@@ -316,21 +349,19 @@ def _search_kernel(
     for q in range(first, last):
         mark = found
         for c in range(chunks):
-            qvalue[c] = _chunk(query_words, q, starts[c], widths[c])
+            qvalue[0, c] = _chunk(query_words, q, starts[c], widths[c])
         # pass 1: the bounds of every probed bucket (their reads started first, then made)
         probes = 0
         for c in range(chunk_start, chunks, chunk_step):
             base = bases[c]
-            count = narrow_masks if widths[c] == narrow else n_masks
-            for p in range(count):
-                bucket = base + (qvalue[c] ^ masks[p])
+            for p in range(_probes_of(widths, c, narrow, narrow_masks, n_masks)):
+                bucket = base + (qvalue[0, c] ^ masks[p])
                 _prefetch1(offsets, bucket)  # type: ignore[call-arg]
                 low[probes] = bucket
                 probes += 1
         probes = 0
         for c in range(chunk_start, chunks, chunk_step):
-            count = narrow_masks if widths[c] == narrow else n_masks
-            for _ in range(count):
+            for _ in range(_probes_of(widths, c, narrow, narrow_masks, n_masks)):
                 bucket = low[probes]
                 low[probes] = offsets[bucket]
                 high[probes] = offsets[bucket + 1]
@@ -340,7 +371,7 @@ def _search_kernel(
         # pass 2 and 3, block by block: candidate rows, then their distances
         probe, k = 0, np.int64(0)
         c = chunk_start
-        per_chunk = narrow_masks if widths[c] == narrow else n_masks
+        per_chunk = _probes_of(widths, c, narrow, narrow_masks, n_masks)
         in_chunk = 0
         if probes > 0:
             k = low[0]
@@ -360,22 +391,13 @@ def _search_kernel(
                     in_chunk = 0
                     c += chunk_step
                     if c < chunks:
-                        per_chunk = narrow_masks if widths[c] == narrow else n_masks
+                        per_chunk = _probes_of(widths, c, narrow, narrow_masks, n_masks)
                 if probe < probes:
                     k = low[probe]
             for i in range(n_cand):
                 row = cand_row[i]
-                distance = np.int64(0)
-                for w in range(n_words):
-                    distance += _popcount64(words[row, w] ^ query_words[q, w])
-                if distance > radius:
-                    continue
-                seen = False
-                for e in range(cand_chunk[i]):  # found by an earlier chunk already?
-                    if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[e])) <= within:
-                        seen = True
-                        break
-                if seen:
+                distance = _row_distance(words, row, query_words, q)
+                if distance > radius or _seen_before(words, row, starts, widths, qvalue, 0, cand_chunk[i], within):
                     continue
                 if found == capacity:  # full: drop this query's hits, resume from it
                     return q, mark
@@ -416,7 +438,6 @@ def _batch_kernel(
     queries (large batches, chunks of up to 20 bits). Returns the hits written, ``-1`` if the buffers
     filled (the caller retries with fewer queries); hits are not grouped by query."""
     chunks = widths.shape[0]
-    n_words = words.shape[1]
     n_masks = masks.shape[0]
     capacity = hit_row.shape[0]
     n = last - first
@@ -428,7 +449,7 @@ def _batch_kernel(
     for c in range(chunk_start, chunks, chunk_step):
         size = np.int64(1) << widths[c]
         base = bases[c]
-        count = narrow_masks if widths[c] == narrow else n_masks
+        count = _probes_of(widths, c, narrow, narrow_masks, n_masks)
         counts[: size + 1] = 0
         for i in range(n):
             for p in range(count):
@@ -453,17 +474,8 @@ def _batch_kernel(
                 q = first + i
                 for k in range(start, stop):
                     row = order[c, k]
-                    distance = np.int64(0)
-                    for w in range(n_words):
-                        distance += _popcount64(words[row, w] ^ query_words[q, w])
-                    if distance > radius:
-                        continue
-                    seen = False
-                    for e in range(c):  # found by an earlier chunk already?
-                        if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[i, e])) <= within:
-                            seen = True
-                            break
-                    if seen:
+                    distance = _row_distance(words, row, query_words, q)
+                    if distance > radius or _seen_before(words, row, starts, widths, qvalue, i, c, within):
                         continue
                     if found == capacity:
                         return -1

@@ -68,6 +68,7 @@ from .manifest import (
     body_digest,
     count_field,
     fsync_dir,
+    index_file_errors,
     mapping_field,
     text_field,
     write_atomically,
@@ -233,12 +234,8 @@ def _optional_int(value: Any) -> int | None:
 def _read_document(root: Path) -> _Document:
     """Read and check ``root/shards.json``; :class:`IndexStoreError` when absent, damaged or edited."""
     path = root / SHARDS_NAME
-    try:
+    with index_file_errors(f"{root}: not a sharded index (no {SHARDS_NAME})", f"{path}: cannot read"):
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IndexStoreError(f"{root}: not a sharded index (no {SHARDS_NAME})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexStoreError(f"{path}: cannot read ({exc})") from None
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -316,12 +313,10 @@ def _write_document(root: Path, body: dict[str, Any]) -> None:
 
 def _load_global_ids(info: ShardInfo, count: int) -> np.ndarray:
     path = info.path / GLOBAL_IDS_NAME
-    try:
+    with index_file_errors(
+        f"{path}: shard {info.name} has no {GLOBAL_IDS_NAME}", f"{path}: shard {info.name}: cannot read"
+    ):
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise IndexStoreError(f"{path}: shard {info.name} has no {GLOBAL_IDS_NAME}") from None
-    except OSError as exc:
-        raise IndexStoreError(f"{path}: shard {info.name}: cannot read ({exc})") from None
     if _sha256(data) != info.global_ids_sha256:
         raise IndexStoreError(f"{path}: shard {info.name}: SHA-256 checksum mismatch (file corrupt or altered)")
     try:
@@ -346,12 +341,11 @@ def _shard_manifest(info: ShardInfo) -> Manifest:
     if not info.path.is_dir():
         raise IndexStoreError(f"{info.path}: shard {info.name} is missing")
     manifest_path = info.path / MANIFEST_NAME
-    try:
+    with index_file_errors(
+        f"{info.path}: shard {info.name} is not an index (no {MANIFEST_NAME})",
+        f"{manifest_path}: shard {info.name}: cannot read",
+    ):
         data = manifest_path.read_bytes()
-    except FileNotFoundError:
-        raise IndexStoreError(f"{info.path}: shard {info.name} is not an index (no {MANIFEST_NAME})") from None
-    except OSError as exc:
-        raise IndexStoreError(f"{manifest_path}: shard {info.name}: cannot read ({exc})") from None
     if _sha256(data) != info.manifest_sha256:
         raise IndexStoreError(
             f"{manifest_path}: shard {info.name} differs from {SHARDS_NAME} "

@@ -482,18 +482,11 @@ def _load_checked(
             )
     if not db_path.exists():
         raise _Vanished(str(db_path))
-    conn = db.open_readonly(db_path)
-    try:
+    with db.closed_on_failure(db.open_readonly(db_path), str(db_path)) as conn:
         db.check_integrity_light(conn, str(db_path))
         labels = db.category_labels(conn)
         default_scheme = db.get_meta(conn, "default_category_scheme")
         total = conn.execute("SELECT count(*) FROM records").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise IndexStoreError(f"{db_path}: records database unreadable ({exc})") from None
-    except BaseException:
-        conn.close()
-        raise
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
@@ -1694,16 +1687,9 @@ def _snapshot_after_write(
         raise IndexStoreError(f"{root}: internal error: no generation was written")
     tables, views = loaded
     gen_dir = root / manifest.directory
-    conn = db.open_readonly(gen_dir / db.DB_NAME)
-    try:
+    with db.closed_on_failure(db.open_readonly(gen_dir / db.DB_NAME), str(gen_dir / db.DB_NAME)) as conn:
         labels = db.category_labels(conn)
         default_scheme = db.get_meta(conn, "default_category_scheme")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise IndexStoreError(f"{gen_dir / db.DB_NAME}: records database unreadable ({exc})") from None
-    except BaseException:
-        conn.close()
-        raise
     return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..hashes import Hash
-from ..known import KnownRecord
+from ..known import KnownFacts, KnownRecord
 
 __all__ = ["AddResult", "IndexedRecord", "Match", "QueryResult"]
 
@@ -29,8 +29,9 @@ class AddResult:
 
 
 @dataclass(frozen=True, slots=True)
-class IndexedRecord:
-    """One record as stored in the index, with its record id and the list it belongs to.
+class IndexedRecord(KnownFacts):
+    """One record as stored in the index, with its record id and the list it belongs to: the fields of
+    :class:`~matcher.known.KnownFacts` (keyword-only), plus ``id``, ``list_name`` and ``added_at``.
 
     ``category`` is the raw integer the list gave (``None`` when none was given; ``0`` is a category
     like any other). ``added_at`` is the UTC time of the :meth:`KnownIndex.add` call that stored it,
@@ -40,36 +41,12 @@ class IndexedRecord:
 
     id: int
     list_name: str
-    hashes: dict[str, Hash] = field(default_factory=dict)
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
-    photodna: str | None = None
-    category: int | None = None
-    series: str | None = None
-    comment: str | None = None
-    name: str | None = None
-    size: int | None = None
-    source: str | None = None
     added_at: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_known(self) -> KnownRecord:
         """The record as a :class:`~matcher.known.KnownRecord` (for export to a hash list), with its list."""
         return KnownRecord(
-            hashes=dict(self.hashes),
-            md5=self.md5,
-            sha1=self.sha1,
-            sha256=self.sha256,
-            photodna=self.photodna,
-            category=self.category,
-            series=self.series,
-            comment=self.comment,
-            name=self.name,
-            size=self.size,
-            source=self.source,
-            extra=dict(self.extra),
-            list_name=self.list_name,
+            hashes=dict(self.hashes), **self.scalar_facts(), extra=dict(self.extra), list_name=self.list_name
         )
 
 
