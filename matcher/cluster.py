@@ -449,6 +449,7 @@ def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOpti
     """Pool initializer: one hasher per worker process, which exits once ``driver`` (the clustering
     process) is gone, as the scan's workers do."""
     global _WORKER
+    batch.tune_allocator()
     batch.start_watching_driver(driver)
     _WORKER = _Hasher(algorithms, rotations, options)
 

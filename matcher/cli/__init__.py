@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.quiet = args.quiet_before or args.quiet
         args.argv = arguments  # what the user typed, for the line that says how to resume
         configure_logging(args.verbose)
+        from ..batch import tune_allocator
+
+        tune_allocator()  # fixed allocator thresholds for this process (see its documentation)
         code = int(args.handler(args))
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

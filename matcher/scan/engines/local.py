@@ -80,6 +80,7 @@ def _init_worker(config: ScanConfig, driver: int | None = None) -> None:
     """
     global _WORKER, _WORKER_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    batch.tune_allocator()
     batch.start_watching_driver(driver)
     try:
         _WORKER = open_scanner(config)
