@@ -308,3 +308,28 @@ def test_matcher_exports_carry_the_list_in_the_library(tmp_path: Path) -> None:
     old.write_text(json.dumps({**row, "category": 1, "series": None, "comment": None, "extra": {}}) + "\n")
     [record] = list(read_records(old))
     assert record.list_name is None and record.category == 1
+
+
+def test_quiet_silences_the_one_line_messages_of_every_index_command(tmp_path):
+    """`--quiet` (before or after the subcommand) leaves stderr empty for create, export, remove and
+    split, as for scan, hash and cluster; the work is still done."""
+    from conftest import run_matcher
+
+    from fixtures import encode, scene
+
+    image = tmp_path / "k.png"
+    image.write_bytes(encode(scene(5, 160, 120, "landscape"), "PNG"))
+    index = tmp_path / "index"
+    steps = [
+        ["index", "create", index, "--quiet"],
+        ["--quiet", "index", "add", index, image, "--list", "demo"],
+        ["index", "export", index, "-q", "--output", tmp_path / "out.jsonl"],
+        ["index", "split", index, tmp_path / "shards", "--shards", "1", "--quiet"],
+        ["index", "remove", index, "--list", "demo", "--quiet"],
+    ]
+    for step in steps:
+        done = run_matcher(*step)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == b"", (step, done.stderr)
+    assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "shards" / "shards.json").is_file()

@@ -91,7 +91,7 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
         help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
         "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
     )
-    a.add_argument("--quiet", "-q", action="store_true", help="no progress or problem lines on stderr")
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress, problem lines or summary on stderr")
     a.add_argument("--workers", "-j", type=positive_int, help="processes hashing images (default: the number of CPUs)")
     a.set_defaults(handler=_cmd_index_add)
 
@@ -152,7 +152,8 @@ def _cmd_index_create(args: argparse.Namespace) -> int:
 
     algorithms = [a.name for a in registry.resolve(args.algorithms)]
     with KnownIndex.create(args.index, algorithms) as index:
-        print(f"created {index.path} ({', '.join(index.algorithms)})", file=sys.stderr)
+        if not args.quiet:
+            print(f"created {index.path} ({', '.join(index.algorithms)})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -212,12 +213,11 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
     if warnings > _WARNINGS_SHOWN and not args.quiet:
         print(f"matcher: warning: {warnings - _WARNINGS_SHOWN} more like these", file=sys.stderr)
     lists = ", ".join(repr(name) for name in summary.lists or (list_name,))
-    print(
+    reporter.summary(
         f"list{'s' if len(summary.lists) > 1 else ''} {lists}: added {summary.added}, "
         f"duplicates {summary.duplicates}, empty {summary.empty}, "
         f"zero-length content digests skipped {summary.empty_digests}, problems skipped {summary.problems}; "
-        f"{before[0] + current[0]} files hashed in {reporter.elapsed():.1f}s",
-        file=sys.stderr,
+        f"{before[0] + current[0]} files hashed in {reporter.elapsed():.1f}s"
     )
     return EXIT_OK
 
@@ -235,7 +235,8 @@ def _cmd_index_remove(args: argparse.Namespace) -> int:
                 raise UsageError(unknown_list_message(index.path, args.list_name, lists))
         removed = index.remove_records(args.ids) if args.ids else 0
         removed += index.remove_list(args.list_name) if args.list_name else 0
-    print(f"removed {removed} records", file=sys.stderr)
+    if not args.quiet:
+        print(f"removed {removed} records", file=sys.stderr)
     return EXIT_OK
 
 
@@ -335,7 +336,8 @@ def _cmd_index_split(args: argparse.Namespace) -> int:
     from ..index.shards import split_index
 
     shards = split_index(args.index, args.target, args.shards)
-    print(f"split {args.index} into {len(shards)} shards under {args.target}", file=sys.stderr)
+    if not args.quiet:
+        print(f"split {args.index} into {len(shards)} shards under {args.target}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -347,5 +349,6 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
         records = (r.to_known() for r in index.iter_records(args.list_name))  # an unknown list fails here
         with open_output(args.output, [], force=args.force) as out:
             count = write_records(records, out, args.format)
-    print(f"exported {count} records", file=sys.stderr)
+    if not args.quiet:
+        print(f"exported {count} records", file=sys.stderr)
     return EXIT_OK
