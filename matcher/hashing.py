@@ -265,8 +265,8 @@ def hash_paths(
     the pool is shut down when the iterator is exhausted or closed. ``progress`` is called once
     before the first entry and after each entry's records with a :class:`HashProgress`;
     ``count_first`` walks the paths once beforehand so that it has totals (and then starts at most
-    one worker per 32 entries). While the workers start, this process hashes the first entries
-    itself. Bad arguments raise
+    one worker per 32 entries); with one worker and no ``progress`` there is nothing to count for.
+    While the workers start, this process hashes the first entries itself. Bad arguments raise
     :class:`~matcher.errors.UsageError` here, before anything is read.
     """
     options = options or HashOptions()
@@ -288,7 +288,7 @@ def _hash_paths(
 ) -> Iterator[HashRecord]:
     started = time.perf_counter()
     total = total_bytes = None
-    if count_first:
+    if count_first and (progress is not None or workers > 1):  # totals serve the progress and the pool's size
         total = total_bytes = 0
         for entry in files.walk(paths):
             total, total_bytes = total + 1, total_bytes + (entry.size or 0)

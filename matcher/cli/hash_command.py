@@ -93,7 +93,12 @@ def _cmd_hash(args: argparse.Namespace) -> int:
     with output as stream, ProgressReporter("hash", quiet=args.quiet) as reporter:
         writer = WRITERS[args.format](stream, algorithms)
         records = hash_paths(
-            paths, algorithms, options=options, workers=args.workers, progress=progress, count_first=True
+            paths,
+            algorithms,
+            options=options,
+            workers=args.workers,
+            progress=None if args.quiet else progress,
+            count_first=True,
         )
         writer.write_all(records)
         writer.close()
