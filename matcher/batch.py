@@ -33,10 +33,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, BinaryIO, TextIO, TypeVar
 
+from . import allocator
 from .errors import MatcherError
 
 __all__ = [
-    "tune_allocator",
     "pool_context",
     "interrupts_ignored",
     "start_watching_driver",
@@ -92,42 +92,6 @@ def interrupts_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-#: glibc's ``mallopt`` parameters (``<malloc.h>``): the size from which blocks are mapped
-#: (``M_MMAP_THRESHOLD``) and the free memory kept before it is returned (``M_TRIM_THRESHOLD``).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-#: Blocks up to this size come from the heap and are reused; larger ones (a big frame) are mapped.
-ALLOCATOR_MMAP_THRESHOLD = 32 * 1024 * 1024
-#: Free heap memory kept for reuse before it is returned to the system.
-ALLOCATOR_TRIM_THRESHOLD = 64 * 1024 * 1024
-
-
-def tune_allocator() -> bool:
-    """Fix glibc's allocator thresholds for this process (a hashing worker, or the command line);
-    ``True`` if set (glibc only; elsewhere nothing happens).
-
-    Hashing a frame allocates and frees arrays of a few MB many times. glibc adjusts its mapping
-    threshold from what was freed before, so after some allocation patterns (opening an index is one)
-    every such array became a fresh mapping, zero-filled page by page: measured 9.7 -> 13.4 ms of
-    CPU per 640x480 entry in a scan worker, which made two workers no faster than one process. Fixed
-    thresholds keep those arrays on the reused heap. Process-wide, so only the command line and the
-    pool workers matcher starts call it; the library never does on import.
-    """
-    if os.name != "posix":
-        return False
-    try:  # a tuning, never a failure: anything unexpected leaves the allocator as it is
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
-        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        mallopt.restype = ctypes.c_int
-        return bool(mallopt(_M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD)) and bool(
-            mallopt(_M_TRIM_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD)
-        )
-    except Exception:  # noqa: BLE001 - not glibc (musl, macOS), or ctypes unavailable
-        return False
 
 
 def start_watching_driver(driver: int | None) -> None:
@@ -350,7 +314,7 @@ def _ready() -> bool:
 
 
 def _start_pool_worker(driver: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
-    tune_allocator()
+    allocator.tune_allocator()
     start_watching_driver(driver)
     if initializer is not None:
         initializer(*initargs)

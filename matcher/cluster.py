@@ -76,7 +76,7 @@ from typing import Any, TextIO
 import numpy as np
 from numba import njit
 
-from . import batch, files
+from . import allocator, batch, files
 from .algorithms import Algorithm, registry
 from .errors import HashFormatError, MatcherError, UsageError
 from .file_facts import FileFacts
@@ -449,7 +449,7 @@ def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOpti
     """Pool initializer: one hasher per worker process, which exits once ``driver`` (the clustering
     process) is gone, as the scan's workers do."""
     global _WORKER
-    batch.tune_allocator()
+    allocator.tune_allocator()
     batch.start_watching_driver(driver)
     _WORKER = _Hasher(algorithms, rotations, options)
 

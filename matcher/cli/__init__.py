@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.quiet = args.quiet_before or args.quiet
         args.argv = arguments  # what the user typed, for the line that says how to resume
         configure_logging(args.verbose)
-        from ..batch import tune_allocator
+        from ..allocator import tune_allocator
 
         tune_allocator()  # fixed allocator thresholds for this process (see its documentation)
         code = int(args.handler(args))

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ... import batch, files
+from ... import allocator, batch, files
 from ...errors import IndexStoreError, MatcherError
 from ...index import KnownIndex
 from ...index.shards import ShardCatalog, ShardedIndex, open_any
@@ -80,7 +80,7 @@ def _init_worker(config: ScanConfig, driver: int | None = None) -> None:
     """
     global _WORKER, _WORKER_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    batch.tune_allocator()
+    allocator.tune_allocator()
     batch.start_watching_driver(driver)
     try:
         _WORKER = open_scanner(config)
