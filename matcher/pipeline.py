@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from . import files, imaging
+from . import files, imaging, local_features
 from .algorithms import Algorithm, registry
 from .digests import Digests
 from .errors import (
@@ -168,12 +168,16 @@ class FeatureRequest:
       to an index need.
     - ``query_views``: each frame's query-side views (``FrameFeatures.variants``), as a scan needs;
       takes the place of ``variants``.
+    - ``local``: each frame's local features (``FrameFeatures.descriptors``), extracted with these
+      parameters (:data:`matcher.local_features.KNOWN_PARAMS` for images added to an index,
+      :data:`~matcher.local_features.QUERY_PARAMS` for evidence); ``None``: none.
     """
 
     algorithms: tuple[str, ...]
     variants: bool = False
     known_views: bool = False
     query_views: QueryViews | None = None
+    local: local_features.ExtractParams | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.algorithms, str) or not self.algorithms:
@@ -205,7 +209,7 @@ class FrameFeatures:
     variants: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
     known_views: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
     timestamp: float | None = None
-    descriptors: Any = None
+    descriptors: local_features.LocalFeatures | None = None
 
     def quality(self, algorithm: str) -> int | None:
         """The quality of the frame's ``algorithm`` hash (``None`` when it has none)."""
@@ -419,7 +423,8 @@ def frame_features(
             hashes[name] = algorithm.hash_image(image, full_size=size)
         if request.known_views:
             known[name] = known_view_hashes(algorithm, image, size, main=hashes[name])
-    return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp)
+    descriptors = None if request.local is None else local_features.extract(image, request.local)
+    return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors)
 
 
 def _frames(

@@ -8,6 +8,7 @@ its size cap; OpenCV is imported only when local features are used.
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import subprocess
@@ -217,3 +218,17 @@ def test_without_opencv_the_error_says_how_to_install(monkeypatch, known):
         lf.extract(Image.new("RGB", SIZE))
     with pytest.raises(lf.LocalFeaturesUnavailableError):
         lf.verify(known, known)
+
+
+def test_the_pipeline_extracts_local_features_when_asked(known_image, known):
+    from matcher import pipeline
+
+    buffer = io.BytesIO()
+    known_image.save(buffer, "PNG")
+    asked = pipeline.FeatureRequest(("pdq",), local=lf.KNOWN_PARAMS)
+    decoded = pipeline.decode(buffer.getvalue(), asked, pipeline.HashOptions())
+    (frame,) = decoded.frames
+    assert frame.descriptors is not None
+    assert np.array_equal(frame.descriptors.descriptors, known.descriptors)
+    plain = pipeline.decode(buffer.getvalue(), pipeline.FeatureRequest(("pdq",)), pipeline.HashOptions())
+    assert plain.frames[0].descriptors is None
