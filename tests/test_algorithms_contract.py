@@ -59,6 +59,7 @@ def test_facts_are_present_and_consistent(algorithm: Algorithm) -> None:
     assert registry.find(algorithm.vics_name) is algorithm and registry.find(algorithm.display_name) is algorithm
     assert algorithm.bit_length > 0 and algorithm.bit_length % 8 == 0
     assert 0 <= algorithm.strong_max_distance <= algorithm.default_max_distance < algorithm.bit_length // 2
+    assert 0 <= algorithm.view_max_distance <= algorithm.default_max_distance
     if algorithm.has_quality:
         assert algorithm.quality_field and algorithm.quality_field not in file_columns(ScanRecord(None, "no_match"))
         low, high = QUALITY_RANGE

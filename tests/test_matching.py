@@ -19,11 +19,12 @@ from PIL import Image
 
 from fixtures import edit, encode, scene
 from matcher import files
+from matcher.algorithms import registry
 from matcher.index import KnownIndex
 from matcher.index.importing import import_sources
 from matcher.known import KnownRecord
 from matcher.scan import ScanOptions, scan
-from matcher.scan.matching import explanation_rank
+from matcher.scan.matching import explanation_rank, is_view_match, view_radius
 from matcher.scan.options import resolve_config
 from matcher.scan.scanner import HashedEntry, Scanner
 from matcher.scan_records import EMPTY_CONTENT_DIGESTS, ScanRecord
@@ -208,3 +209,38 @@ def test_the_words_say_what_was_done_to_the_known_image(world):
         got[Path(record.path).stem] = match.explanation
         assert match.to_dict()["explanation"] == match.explanation
     assert got == expected
+
+
+def test_a_match_through_a_view_is_held_to_the_view_distance(tmp_path, world, monkeypatch):
+    """Views multiply the comparisons of a pair of images: a 64-bit pHash match through a view at 8
+    bits joined unrelated text cards and landscapes on the robustness benchmark (10 pairs), so a view
+    match must be within ``view_max_distance`` (7), while the image itself and its exact turns keep 8."""
+    phash = registry.get("phash")
+    assert phash.view_max_distance == phash.default_max_distance - 1
+    assert view_radius(phash, 10) == 9 and view_radius(registry.get("pdq"), 40) == 40
+    index_path = tmp_path / "phash-index"
+    with KnownIndex.create(index_path, ("phash",)) as index:
+        import_sources(index, [str(p) for p in sorted(world["known"].iterdir())], list_name="agency", views=True)
+    options = ScanOptions(algorithms=("phash",))
+
+    def matches() -> list:
+        records = scan([str(world["evidence"])], str(index_path), options)
+        return [m for r in records for m in r.matches if m.algorithm == "phash"]
+
+    assert any(is_view_match(m.variant, m.view) for m in matches())  # views explain some edits
+    real = KnownIndex.search
+
+    def every_match_at_the_limit(self, queries, max_distance=None, *, view=None):
+        results = real(self, queries, max_distance, view=view)
+        return [replace(r, matches=[replace(m, distance=max_distance) for m in r.matches]) for r in results]
+
+    monkeypatch.setattr(KnownIndex, "search", every_match_at_the_limit)
+    at_the_limit = matches()
+    assert at_the_limit and {m.distance for m in at_the_limit} == {8}
+    assert not any(is_view_match(m.variant, m.view) for m in at_the_limit)
+
+
+def test_is_view_match_is_every_explanation_but_the_image_and_its_exact_turns():
+    assert not is_view_match("orig", None) and not is_view_match("rot90", None)
+    assert is_view_match("trim", None) and is_view_match("orig", "trim") and is_view_match("orig", "crop10")
+    assert is_view_match("top88", "top88") and is_view_match("trim+flipy", None)

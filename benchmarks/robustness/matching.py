@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from matcher.scan.matching import is_view_match
+
 from .methods import View, ViewHashes
 
 __all__ = ["HashTable", "Rule", "pair_distances", "no_match"]
@@ -76,10 +78,13 @@ def pair_distances(
     *,
     skip_diagonal: bool = False,
     chunk: int = 256,
+    view_penalty: int = 0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per rule, ``(with_quality_rule, without_it)``: (len(query), len(known)) int16 set distances.
 
     ``skip_diagonal``: query i and known i are the same image; those pairs get :func:`no_match`.
+    ``view_penalty``: bits added to a distance through a view (``matcher.scan.matching.is_view_match``),
+    the scan's tighter bound on view matches.
     """
     big = no_match(query.bit_length)
     nq, nk = len(query), len(known)
@@ -102,6 +107,8 @@ def pair_distances(
             if not q_present.any():
                 continue
             d = _hamming(query.words[qi, start:stop], known.words[ki])
+            if view_penalty and is_view_match(query.views[qi], known.views[ki]):
+                d += view_penalty
             d[~q_present] = big
             d[:, k_absent] = big
             for r in users:

@@ -131,6 +131,13 @@ class Method:
         return registry.get(self.algorithm).bit_length
 
     @property
+    def view_penalty(self) -> int:
+        """Bits added to a distance through a view, so that the threshold holds views to the
+        algorithm's ``view_max_distance`` as the scan does (pHash family: 1; PDQ: 0; peers use no views)."""
+        algorithm = registry.get(self.algorithm)
+        return 0 if self.peer else algorithm.default_max_distance - algorithm.view_max_distance
+
+    @property
     def min_quality(self) -> int | None:
         """Hashes below this quality are never matched (PDQ: 50)."""
         return registry.get(self.algorithm).min_quality

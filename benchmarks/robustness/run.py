@@ -153,6 +153,7 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
     first = group[0]
     n, bits = len(hashed.original_specs), first.bit_length
     rules = [m.rule for m in group]
+    penalty = first.view_penalty  # one algorithm per group
     out = [Distances() for _ in group]
     known = _table(hashed.original_known, first)
     d_query = _table(hashed.distractor_query, first)
@@ -163,7 +164,7 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
     for t_index, transform in enumerate(TRANSFORMS):
         edited = _table(hashed.edited_query[transform.name], first)
         edited_tables.append(edited)
-        for j, (ruled, unruled) in enumerate(pair_distances(edited, known, rules)):
+        for j, (ruled, unruled) in enumerate(pair_distances(edited, known, rules, view_penalty=penalty)):
             out[j].true_ruled[transform.name] = np.diagonal(ruled).copy()
             out[j].true_unruled[transform.name] = np.diagonal(unruled).copy()
             flat = np.flatnonzero((ruled <= group[j].threshold) & off)
@@ -175,7 +176,9 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
         out[j].false_match_distances[BLOCKS[2]] = np.concatenate([p[3] for p in parts])
     for block, target, diagonal in ((BLOCKS[0], known, False), (BLOCKS[1], d_known, True)):
         keep = ~np.eye(len(d_query), dtype=bool) if diagonal else np.ones((len(d_query), len(target)), bool)
-        for j, (ruled, unruled) in enumerate(pair_distances(d_query, target, rules, skip_diagonal=diagonal)):
+        for j, (ruled, unruled) in enumerate(
+            pair_distances(d_query, target, rules, skip_diagonal=diagonal, view_penalty=penalty)
+        ):
             out[j].false_hist_ruled[block] = _hist(ruled[keep], bits)
             out[j].false_hist_unruled[block] = _hist(unruled[keep], bits)
             flat = np.flatnonzero(ruled <= group[j].threshold)

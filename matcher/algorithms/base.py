@@ -47,6 +47,11 @@ class Algorithm(Protocol):
       a strong match. Matching itself uses :attr:`default_max_distance`; only a strong match (or a
       digest match) may precategorize a file in a VICS report, a weaker one goes to review
       (:func:`matcher.formats.vics.precategorizes`).
+    - :attr:`view_max_distance`: at most :attr:`default_max_distance`; the largest distance of a
+      match *through a view* (a region, crop, small turn or trimmed border of either image) at the
+      default distance. Each view multiplies the comparisons of an image pair (about 170 with every
+      view on), so where a hash is short the bound is tighter; a run with its own distance keeps the
+      same margin (``distance - (default_max_distance - view_max_distance)``).
 
     Quality (scores in :data:`QUALITY_RANGE`):
 
@@ -95,6 +100,11 @@ class Algorithm(Protocol):
     @property
     def strong_max_distance(self) -> int:
         """Largest Hamming distance of a strong match (``<=``; at most the default distance)."""
+        ...
+
+    @property
+    def view_max_distance(self) -> int:
+        """Largest Hamming distance of a match through a view at the default distance (``<=``)."""
         ...
 
     @property

@@ -394,6 +394,8 @@ class PDQ:
     bit_length: int = 256
     default_max_distance: int = 31
     strong_max_distance: int = STRONG_MAX_DISTANCE
+    #: no pair of different images comes within 69 bits, views included: views match at 31 as well
+    view_max_distance: int = 31
     has_quality: bool = True
     quality_field: str | None = "pdq_quality"
     min_quality: int | None = MIN_QUALITY

@@ -248,11 +248,14 @@ class Matcher:
                     if frame_note is not None:
                         notes[position].append(frame_note)
             radius = self.config.max_distances[algorithm.name]
+            through_view = view_radius(algorithm, radius)
             for target, (queries, owners) in targets.items():
                 results = self._ask(f"{algorithm.name} search", index.search, queries, radius, view=target)
                 for (number, position, variant), result in zip(owners, results):
                     found = out[number][0][position]
                     for m in result.matches:
+                        if m.distance > through_view and is_view_match(variant, target):
+                            continue
                         candidate = ScanMatch(
                             algorithm.name,
                             m.distance,
@@ -328,6 +331,20 @@ def explanation_rank(variant: str | None, view: str | None) -> tuple[int, int, i
     turned = query.split("+", 1)[-1] if query.startswith(TRIM_VIEW + "+") else query
     region = query in REGION_VIEWS or (view is not None and view != TRIM_VIEW)
     return (int(region), int(trimmed), int(turned in _VARIANT_ORDER and turned != "orig"))
+
+
+def view_radius(algorithm: Algorithm, radius: int) -> int:
+    """The largest distance of a match through a view when plain matches reach ``radius``: the
+    algorithm's :attr:`~matcher.algorithms.base.Algorithm.view_max_distance` margin below it."""
+    return radius - (int(algorithm.default_max_distance) - int(algorithm.view_max_distance))
+
+
+def is_view_match(variant: str | None, view: str | None) -> bool:
+    """Whether a match of query ``variant`` against known table ``view`` goes through a view (a
+    trimmed border, a region, a crop or a small turn on either side), not the image itself or one
+    of its exact rotations and flips."""
+    changed_region, trimmed, _ = explanation_rank(variant, view)
+    return bool(changed_region or trimmed)
 
 
 def view_rank(view: str | None) -> int:
