@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ALLOCATOR_MMAP_THRESHOLD", "ALLOCATOR_TRIM_THRESHOLD", "tune_allocator"]
+__all__ = ["ALLOCATOR_MMAP_THRESHOLD", "ALLOCATOR_TRIM_THRESHOLD", "tune_allocator", "allocator_tuned"]
 
 #: glibc's ``mallopt`` parameters (``<malloc.h>``): the size from which blocks are mapped
 #: (``M_MMAP_THRESHOLD``) and the free memory kept before it is returned (``M_TRIM_THRESHOLD``).
@@ -19,6 +19,13 @@ ALLOCATOR_MMAP_THRESHOLD = 32 * 1024 * 1024
 #: Free heap memory kept for reuse before it is returned to the system.
 ALLOCATOR_TRIM_THRESHOLD = 64 * 1024 * 1024
 
+_tuned = False  # whether tune_allocator set the thresholds in this process
+
+
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` has set this process's allocator thresholds."""
+    return _tuned
+
 
 def tune_allocator() -> bool:
     """Fix glibc's allocator thresholds for this process (a hashing worker, or the command line);
@@ -28,8 +35,9 @@ def tune_allocator() -> bool:
     threshold from what was freed before, so after some allocation patterns (opening an index is one)
     every such array became a fresh mapping, zero-filled page by page: measured 9.7 -> 13.4 ms of
     CPU per 640x480 entry in a scan worker, which made two workers no faster than one process. Fixed
-    thresholds keep those arrays on the reused heap. Process-wide, so only the command line and the
-    pool workers matcher starts call it; the library never does on import.
+    thresholds keep those arrays on the reused heap. Process-wide, so only the command line, the
+    pool workers matcher starts and a Dask worker at its first scan task call it; the library never
+    does on import.
     """
     if os.name != "posix":
         return False
@@ -39,8 +47,11 @@ def tune_allocator() -> bool:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
         mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         mallopt.restype = ctypes.c_int
-        return bool(mallopt(_M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD)) and bool(
+        done = bool(mallopt(_M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD)) and bool(
             mallopt(_M_TRIM_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD)
         )
     except Exception:  # noqa: BLE001 - not glibc (musl, macOS), or ctypes unavailable
         return False
+    global _tuned
+    _tuned = _tuned or done
+    return done

@@ -20,6 +20,7 @@ dask = pytest.importorskip("dask")
 
 import matcher  # noqa: E402
 from fixtures import animated_gif, edit, encode, scene  # noqa: E402
+from matcher import allocator  # noqa: E402
 from matcher.cli import main  # noqa: E402
 from matcher.errors import MatcherError, UsageError  # noqa: E402
 from matcher.hashing import HashOptions  # noqa: E402
@@ -238,6 +239,9 @@ def test_scheduler_address_library_scan_and_index_opened_once_per_worker(world, 
     # one task per file, but each worker opened the index at most once
     opened = client.run(dask_engine._opened_indexes)
     assert sum(opened.values()) >= 1 and all(n <= 1 for n in opened.values()), opened
+    # a worker that scanned tuned its allocator as matcher's own pool workers do
+    tuned = client.run(allocator.allocator_tuned)
+    assert any(tuned[worker] for worker, n in opened.items() if n), tuned
 
     options = ScanOptions(engine="dask", scheduler=cluster["address"], chunk_size=3)
     got = [r.to_dict(ALGORITHMS) for r in scan([str(world["evidence"])], world["index"], options)]

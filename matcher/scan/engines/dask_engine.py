@@ -84,7 +84,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ... import batch, files
+from ... import allocator, batch, files
 from ...errors import IndexStoreError, MatcherError, UsageError
 from ...hashes import Hash
 from ...index import KnownIndex
@@ -217,6 +217,7 @@ def _scanner_for(config: ScanConfig) -> Scanner:
     def open_index(config: ScanConfig) -> Scanner:
         global _OPENED
         _OPENED += 1
+        allocator.tune_allocator()  # a worker that hashes frames (see its documentation)
         return open_scanner(config)
 
     return _kept(_SCANNERS, config, open_index)
@@ -260,7 +261,12 @@ _HASHERS: list[tuple[ScanConfig, Scanner]] = []  # scanners without an index (ha
 def _hasher_for(config: ScanConfig) -> Scanner:
     """This worker process's hash-only scanner for ``config`` (its sharded index described by a
     :class:`~matcher.index.shards.ShardCatalog`, no shard opened), made at the first task."""
-    return _kept(_HASHERS, config, lambda config: Scanner(ShardCatalog.read(config.index_path), config))
+
+    def hasher(config: ScanConfig) -> Scanner:
+        allocator.tune_allocator()  # a worker that hashes frames (see its documentation)
+        return Scanner(ShardCatalog.read(config.index_path), config)
+
+    return _kept(_HASHERS, config, hasher)
 
 
 def _catalog(scanner: Scanner) -> ShardCatalog:
