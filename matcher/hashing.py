@@ -79,13 +79,22 @@ class HashRecord(FileFacts):
     note: str | None = None
 
     def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
-        """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views).
+        """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views),
+        ``pdq_quality`` and the quality column of each other algorithm with a quality
+        (``phash_quality``...), so that a hash list made from it keeps the quality gate.
 
         ``algorithms`` names the hash columns to include even when this record has no such hash
         (their value is then ``None``), so every record of a report has the same keys.
         """
-        out = file_columns(self, algorithms)
+        names = tuple(algorithms)
+        out = file_columns(self, names)
         out["pdq_quality"] = self.pdq_quality
+        for name in dict.fromkeys((*names, *self.hashes)):
+            algorithm = registry.find(name)
+            column = None if algorithm is None else algorithm.quality_field
+            if column is not None and column not in out:
+                value = self.hashes.get(name)
+                out[column] = None if value is None else value.quality
         out["error"] = self.error
         out["note"] = self.note
         out["path_raw_hex"] = self.path_raw_hex

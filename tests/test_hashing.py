@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
 import threading
@@ -287,3 +288,18 @@ def test_view_hashes_only_when_asked_and_not_in_the_record_dict(tmp_path):
     assert known.views == viewed.views and known.hashes == viewed.hashes
     with pytest.raises(matcher.errors.UsageError, match="views must be True or False"):
         HashOptions(views="yes")  # type: ignore[arg-type]
+
+
+def test_a_hash_record_carries_every_algorithms_quality_so_an_imported_list_keeps_the_gate(tmp_path):
+    """``matcher hash`` wrote only ``pdq_quality``: a list made from its output lost the pHash
+    family's detail quality, and a flat image's pHash was searched as if it had detail."""
+    from matcher.formats.exports import MatcherHashJsonlFormat
+
+    flat = encode(Image.new("RGB", (200, 150), (90, 90, 90)), "PNG")
+    textured = encode(scene(7, 200, 150, "landscape"), "PNG")
+    rows = [hash_bytes(data, algorithms=("pdq", "phash"))[0].to_dict(("pdq", "phash")) for data in (flat, textured)]
+    assert [row["phash_quality"] for row in rows][0] < registry.get("phash").min_quality <= rows[1]["phash_quality"]
+    path = tmp_path / "list.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    known = list(MatcherHashJsonlFormat().read(str(path), strict=True))
+    assert [k.hashes["phash"].quality for k in known] == [row["phash_quality"] for row in rows]
