@@ -62,8 +62,8 @@
   var api = {
     summary: function (data) {
       S = data;
-      document.title = data.title;
-      $('title').textContent = data.title;
+      document.title = visible(data.title);
+      $('title').textContent = visible(data.title);
       $('loading').textContent = data.chunks.rows ? 'Loading the table…' : '';
       renderSummary();
       renderCharts();
