@@ -7,6 +7,8 @@ disk (``file://``) in Debian's headless Chromium, driven by Playwright (one brow
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -89,17 +91,23 @@ def open_page(browser: Any, folder: Path, html: str = "index.html") -> tuple[Any
     return page, watch
 
 
+def matcher_in_process(*args: str | os.PathLike[str], cwd: Path) -> int:
+    """``matcher ARGS`` run in this process (the command's own ``main``: no interpreter start-up),
+    in ``cwd``; its exit status."""
+    from matcher.cli import main
+
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(io.StringIO()):
+        return main([os.fspath(a) for a in args])
+
+
 def scan_example(root: Path, *, list_name: str = "demo", count: int = 4) -> Path:
-    """The README's quick start in ``root``: example set, index, ``matcher scan`` (one worker);
-    returns the JSON Lines report (its manifest beside it)."""
+    """The README's quick start in ``root``: example set, index (in-process), ``matcher scan`` (the
+    installed command, one worker); returns the JSON Lines report (its manifest beside it)."""
     example_set(root / "example", count=count, seed=0)
     index = root / "example" / "index"
-    for args in (
-        ("index", "create", index, "-q"),
-        ("index", "add", index, root / "example" / "known", "--list", list_name, "--category", "1", "-q"),
-    ):
-        done = run_matcher(*args, cwd=root)
-        assert done.returncode == 0, done.stderr.decode()
+    assert matcher_in_process("index", "create", index, "-q", cwd=root) == 0
+    add = ("index", "add", index, "example/known", "--list", list_name, "--category", "1", "-q")
+    assert matcher_in_process(*add, cwd=root) == 0
     done = run_matcher(
         "scan", "example/evidence", "--index", index, "--output", "example/report.jsonl", "-j", "1", "-q", cwd=root
     )

@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 
 from fixtures.generate import example_set
-from tests.conftest import run_matcher
-from tests.test_report_html import launch_chromium, open_page
+from tests.test_report_html import launch_chromium, matcher_in_process, open_page
 
 PAYLOADS = [
     "<script>alert(1);window.__pwned=1</script>",
@@ -91,11 +90,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     long_dir.mkdir()
     shutil.copyfile(known, long_dir / LONG_TAIL)
     index = root / "index"
-    assert run_matcher("index", "create", index, "-q").returncode == 0
-    done = run_matcher("index", "add", index, known.parent, "--list", LIST_NAME, "--category", "1", "-q")
-    assert done.returncode == 0, done.stderr.decode()
-    done = run_matcher("scan", "evidence", "--index", index, "--output", "report.jsonl", "-j", "1", "-q", cwd=root)
-    assert done.returncode == 1, done.stderr.decode()
+    assert matcher_in_process("index", "create", index, "-q", cwd=root) == 0
+    assert matcher_in_process("index", "add", index, known.parent, "--list", LIST_NAME, "-q", cwd=root) == 0
+    scan = ("scan", "evidence", "--index", index, "--output", "report.jsonl", "-j", "1", "-q")
+    assert matcher_in_process(*scan, cwd=root) == 1  # the command's own code, in this process
     report = root / "report.jsonl"
     scanned = [json.loads(line) for line in report.read_text(encoding="utf-8").split("\n") if line]
     assert len(scanned) == written + 2 and all(r["status"] == "match" for r in scanned)
@@ -123,8 +121,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     manifest["host"] = PAYLOADS[1]
     manifest["parameters"][PAYLOADS[0]] = PAYLOADS[2]
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
-    done = run_matcher("report", "report.jsonl", "--html", "page", "--thumbnails", "--title", TITLE, cwd=root)
-    assert done.returncode == 0, done.stderr.decode()
+    assert (
+        matcher_in_process("report", "report.jsonl", "--html", "page", "--thumbnails", "--title", TITLE, cwd=root) == 0
+    )
     page = root / "page"
     # the same page without its policy: the escaping alone must hold
     html = (page / "index.html").read_text(encoding="utf-8")
