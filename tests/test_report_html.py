@@ -342,6 +342,10 @@ def test_refusals(tmp_path: Path, scanned: Path) -> None:
         write_html_report(lone, tmp_path / "p2", ReportOptions(thumbnails="matches"))
     summary = write_html_report(lone, tmp_path / "p3")
     assert not summary.manifest_found and summary.records == len(lone.read_text().splitlines())
+    # without a manifest, the folders of the records' files stand for the evidence paths
+    with pytest.raises(UsageError, match="inside the evidence path"):
+        write_html_report(lone, scanned / "example" / "evidence" / "p4", ReportOptions(base_dir=str(scanned)))
+    assert not (scanned / "example" / "evidence" / "p4").exists()
     # an existing OUT_DIR on the command line: exit 2 and the reason
     done = run_matcher("report", report, "--html", existing)
     assert done.returncode == 2 and b"use --force" in done.stderr

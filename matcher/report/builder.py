@@ -421,6 +421,20 @@ def evidence_roots(manifest: dict[str, Any] | None, base_dir: str) -> list[str]:
     return [os.path.join(base_dir, p) for p in paths if isinstance(p, str) and p]
 
 
+def _record_folders(report: str, base_dir: str) -> list[str]:
+    """Without a manifest, the evidence paths are not known: the folders of the records' files stand
+    for them (one pass over the report, before anything is written)."""
+    folders: set[str] = set()
+    for _, raw in _read_lines(report):
+        try:
+            path = json.loads(raw).get("path")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(path, str) and path:
+            folders.add(os.path.dirname(path) or os.curdir)
+    return [os.path.join(base_dir, folder) for folder in sorted(folders)]
+
+
 def _check_out_dir(out_dir: str, force: bool) -> None:
     """Refuse an existing ``out_dir`` without ``force``; with it, replace only an earlier review page
     or an empty directory, never anything else."""
@@ -459,7 +473,7 @@ def write_html_report(
     if options.manifest_path is not None and manifest is None:
         raise UsageError(problem or f"run manifest {manifest_path!r} cannot be read")
     roots = evidence_roots(manifest, base_dir)
-    root = path_inside(out, roots)
+    root = path_inside(out, roots if manifest is not None else _record_folders(report, base_dir))
     if root is not None:
         raise UsageError(f"output {out!r} is inside the evidence path {root!r}; matcher never writes there")
     if options.thumbnails is not None and manifest is None:
