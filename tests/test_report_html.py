@@ -239,6 +239,8 @@ def test_detail_shows_digests_hashes_and_every_match(
     page.click(f"#table tbody tr[data-record='{bad}'] button.open")
     page.wait_for_selector("#detail .error")
     assert records[bad]["error"] in page.text_content("#detail .error")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#detail")
     watch.assert_quiet()
     page.context.close()
 

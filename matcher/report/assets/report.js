@@ -95,6 +95,10 @@
   Object.freeze(api);
   Object.defineProperty(window, 'matcherReport', { value: api, writable: false, configurable: false });
 
+  document.addEventListener('keydown', function (event) {
+    if (event.key === 'Escape' && !$('detail').hidden) { $('detail').hidden = true; state.selected = -1; }
+  });
+
   function requestNextChunk() {
     if (nextChunk >= S.chunks.rows || nextChunk > chunksLoaded) return;
     loadScript('data/rows-' + nextChunk + '.js', 'part ' + (nextChunk + 1) + ' of the table');
