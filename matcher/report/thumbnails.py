@@ -1,9 +1,9 @@
 """Thumbnails of the review page, read from the evidence read-only, only when asked.
 
-Each file is read with :func:`matcher.files.read_entry` below the evidence path the run manifest
-names (read-only, ``O_NOATIME`` where permitted, no symbolic link followed below that path, no FIFO
-or device opened) and decoded by :mod:`matcher.imaging` under the scan's limits (pixels, frames,
-file size, EXIF orientation as the scan had it): no second reader, no second decoder. A file whose
+Each file is read and decoded by the pipeline (:func:`matcher.pipeline.read_frame_image`: read-only,
+``O_NOATIME`` where permitted, no symbolic link followed below the evidence path the run manifest
+names, no FIFO or device opened) under the scan's limits (pixels, frames, file size, EXIF
+orientation as the scan had it): no second reader, no second decoder. A file whose
 SHA-256 differs from the report's is not shown (it is not what was scanned). Two JPEGs per image,
 named by the record's number, never by the file's name: ``thumbs/N.jpg`` and ``thumbs/N-b.jpg``,
 the same picture in greyscale and blurred, which the page shows until the examiner reveals it.
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MatcherError
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .builder import ReportOptions
 
 __all__ = ["THUMBNAIL_MODES", "Thumbnailer", "BLUR_RADIUS", "JPEG_QUALITY"]
@@ -40,7 +42,6 @@ class Thumbnailer:
     def __init__(
         self, folder: str, roots: list[str], base_dir: str, manifest: dict[str, Any], options: ReportOptions
     ) -> None:
-        from .. import imaging
         from ..pipeline import HashOptions
 
         defaults = HashOptions()
@@ -55,13 +56,13 @@ class Thumbnailer:
         self.base_dir = base_dir
         self.mode = options.thumbnails
         self.size = options.thumbnail_size
-        self.max_file_bytes = limit("max_file_bytes", defaults.max_file_bytes)
-        self.max_pixels = limit("max_pixels", defaults.max_pixels)
-        self.max_frames = limit("max_frames", defaults.max_frames)
-        self.exif = parameters.get("exif_orientation") is True
-        self.decode_options = imaging.DecodeOptions
+        self.hash_options = HashOptions(
+            max_pixels=limit("max_pixels", defaults.max_pixels),
+            max_frames=limit("max_frames", defaults.max_frames),
+            apply_exif_orientation=parameters.get("exif_orientation") is True,
+            max_file_bytes=limit("max_file_bytes", defaults.max_file_bytes),
+        )
         self.roots = [os.fsencode(os.path.normpath(os.path.join(base_dir, root))) for root in roots]
-        self.last: tuple[bytes, bytes] | None = None  # (path, content) of the file read last
 
     def wanted(self, record: dict[str, Any]) -> bool:
         """Whether this record gets a thumbnail: a match (``matches``), or any decoded image (``all``)."""
@@ -73,10 +74,18 @@ class Thumbnailer:
     def make(self, index: int, record: dict[str, Any]) -> int | str:
         """Write record ``index``'s two thumbnails; ``1``, or why none was made (never raises for a
         problem of the file)."""
+        from .. import files
+        from ..pipeline import read_frame_image
+
+        frame = record.get("frame")
+        wanted = frame if isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0 else None
         try:
-            path = self.locate(record)
-            content = self.read(path, record)
-            self.write(index, content, record.get("frame"))
+            root, path = self.locate(record)
+            read = read_frame_image(files.Entry(path, "file", root=root), wanted, self.hash_options)
+            expected = record.get("sha256")
+            if isinstance(expected, str) and expected.lower() != read.digests.sha256:
+                raise MatcherError("the file's SHA-256 differs from the report's: it changed since the scan")
+            self.write(index, read.frame.image)
         except MatcherError as exc:
             return f"no thumbnail: {exc}"
         except Exception as exc:  # noqa: BLE001 - a decoder's surprise is this file's problem, not the page's
@@ -104,42 +113,10 @@ class Thumbnailer:
                 return root, path
         raise MatcherError("the file is not below an evidence path of the run manifest: not read")
 
-    def read(self, where: tuple[bytes, bytes], record: dict[str, Any]) -> bytes:
-        """The file's content, read once read-only (the last file's is reused for its other frames)."""
-        from .. import files
-
-        root, path = where
-        if self.last is not None and self.last[0] == path:
-            return self.last[1]
-        self.last = None
-        result = files.read_entry(files.Entry(path, "file", root=root), keep=True, max_keep_bytes=self.max_file_bytes)
-        if result.data is None:
-            raise MatcherError(f"larger than the scan's limit of {self.max_file_bytes} bytes")
-        expected = record.get("sha256")
-        if isinstance(expected, str) and expected.lower() != result.digests.sha256:
-            raise MatcherError("the file's SHA-256 differs from the report's: it changed since the scan")
-        self.last = (path, result.data)
-        return result.data
-
-    def write(self, index: int, content: bytes, frame: Any) -> None:
-        """Decode the frame and write its clear and its greyscale, blurred thumbnail."""
+    def write(self, index: int, image: Image.Image) -> None:
+        """Write the frame's clear and its greyscale, blurred thumbnail."""
         from PIL import ImageFilter
 
-        from .. import imaging
-
-        wanted = frame if isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0 else None
-        options = self.decode_options(
-            max_pixels=self.max_pixels,
-            max_frames=min(self.max_frames, (wanted or 0) + 1),
-            apply_exif_orientation=self.exif,
-        )
-        image = None
-        for decoded in imaging.iter_frames(content, options):
-            if decoded.index == wanted or wanted is None:
-                image = decoded.image
-                break
-        if image is None:
-            raise MatcherError(f"frame {frame} could not be decoded")
         image.thumbnail((self.size, self.size))
         clear = os.path.join(self.folder, f"{index}.jpg")
         hidden = os.path.join(self.folder, f"{index}-b.jpg")
