@@ -390,3 +390,31 @@ def test_paging_over_chunks(browser: Any, tmp_path: Path, scanned: Path, records
     assert page.text_content("#detail-path") == records[last]["path"]
     watch.assert_quiet()
     page.context.close()
+
+
+def test_a_thumbnail_shows_the_frame_that_matched(tmp_path: Path) -> None:
+    """A multi-frame file's records are frames: each thumbnail is that frame, decoded by the pipeline."""
+    import hashlib
+
+    from PIL import Image
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [Image.new("RGB", (96, 64), colour) for colour in colours]
+    frames[0].save(evidence / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    digest = hashlib.sha256((evidence / "anim.gif").read_bytes()).hexdigest()
+    match = {"algorithm": "pdq", "distance": 3, "variant": "orig", "view": None, "record": 1, "list": "demo"}
+    report = tmp_path / "report.jsonl"
+    with open(report, "w", encoding="utf-8") as out:
+        for k in (2, 0):  # frames 2 and 0 matched
+            record = {"path": "evidence/anim.gif", "frame": k, "frame_count": 3, "sha256": digest, "width": 96}
+            out.write(json.dumps({**record, "status": "match", "matches": [match], "notes": []}) + "\n")
+    (tmp_path / "report.jsonl.manifest.json").write_text(json.dumps({"evidence_paths": ["evidence"]}))
+    summary = write_html_report(report, tmp_path / "page", ReportOptions(thumbnails="matches", base_dir=str(tmp_path)))
+    assert summary.thumbnails == 2 and summary.files == 1 and summary.matched_files == 1
+    for index, colour in ((0, colours[2]), (1, colours[0])):
+        with Image.open(tmp_path / "page" / "thumbs" / f"{index}.jpg") as thumb:
+            assert thumb.size == (96, 64)
+            pixel = thumb.convert("RGB").getpixel((48, 32))
+            assert all(abs(a - b) < 40 for a, b in zip(pixel, colour, strict=True)), (pixel, colour)

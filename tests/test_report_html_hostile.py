@@ -125,6 +125,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         matcher_in_process("report", "report.jsonl", "--html", "page", "--thumbnails", "--title", TITLE, cwd=root) == 0
     )
     page = root / "page"
+    # every real file got its thumbnail, whatever its name (named by number, never by the file's name)
+    assert len(list((page / "thumbs").iterdir())) == 2 * len(scanned)
     # the same page without its policy: the escaping alone must hold
     html = (page / "index.html").read_text(encoding="utf-8")
     start = html.index('<meta http-equiv="Content-Security-Policy"')
