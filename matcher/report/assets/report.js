@@ -81,8 +81,8 @@
       lower = null;
       var done = chunksLoaded === S.chunks.rows;
       $('loading').textContent = done ? '' : 'Loading the table: ' + fmt(P.length) + ' of ' + fmt(S.report.records) + ' records…';
-      if (chunksLoaded === 1 || done) applyView(chunksLoaded === 1);
-      else renderPager();
+      if (chunksLoaded === 1 || done) applyView(true); // the page the examiner is on stays
+      else renderTable();
       if (!done) window.setTimeout(requestNextChunk, 0);
     },
     details: function (n, records) {
