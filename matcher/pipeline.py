@@ -83,6 +83,8 @@ __all__ = [
     "read_source",
     "first_frame",
     "region_views_searchable",
+    "FrameImage",
+    "read_frame_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -589,3 +591,51 @@ def first_frame(
     finally:
         frames.close()
     return frame_features(frame.image, request, (frame.width, frame.height), frame.index, algorithms=algorithms)
+
+
+# --------------------------------------------------------------------------------------------------
+# A frame to show (the review page's thumbnails)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameImage:
+    """One decoded frame of a file read for showing it: the content's ``digests`` (to check it is
+    still the file a report describes) and the decoder's ``frame`` (RGB, full scale)."""
+
+    digests: Digests
+    frame: imaging.Frame
+
+
+def read_frame_image(entry: files.Entry, frame: int | None, options: HashOptions) -> FrameImage:
+    """Read the file a walk entry names once, read-only and following no link below its root
+    (:func:`matcher.files.read_entry`), and decode its frame ``frame`` (``None``: a still image's
+    only frame, else the first) under ``options``' limits, as every command reads and decodes.
+
+    Raises, naming the file: :class:`~matcher.errors.FileReadError`/:class:`~matcher.errors.NotAFileError`
+    for a file that cannot be read (or a link), :class:`~matcher.errors.UnsupportedFormatError` for
+    an empty file or one that is not an image, :class:`~matcher.errors.ImageTooLargeError` beyond
+    ``max_file_bytes``, and a :class:`~matcher.errors.DecodeError` for a frame that cannot be decoded.
+    """
+    name = files.display_path(entry.path)[0]
+    result = files.read_entry(entry, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
+    error, note = not_decoded(result, imaging.sniff(result.head), options.max_file_bytes)
+    if result.size == 0:
+        raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
+    if note is not None:
+        raise UnsupportedFormatError(f"{name}: {note.split(';')[0]}")
+    if error is not None or result.data is None:
+        raise ImageTooLargeError(f"{name}: {error}")
+    wanted = 0 if frame is None else frame
+    decode_options = replace(options.decode_options(), max_frames=max(1, min(options.max_frames, wanted + 1)))
+    frames = imaging.iter_frames(result.data, decode_options)
+    try:
+        for decoded in frames:
+            if frame is None or decoded.index == frame:
+                return FrameImage(result.digests, decoded)
+    except MatcherError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else the decoder raises is a decode failure
+        raise DecodeError(f"{name}: cannot decode: {type(exc).__name__}: {exc}") from exc
+    finally:
+        frames.close()
+    raise DecodeError(f"{name}: frame {frame} could not be decoded")
