@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -161,6 +162,17 @@ def exit_line(code: int, what: str) -> str:
     return f"exit {code}: {what}"
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number above zero."""
     try:
@@ -236,6 +248,25 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)",
     )
+    video = parser.add_argument_group("videos (vPDQ)")
+    video.add_argument(
+        "--video-fps",
+        type=positive_float,
+        default=defaults.video.fps,
+        help="video frames sampled per second, as vPDQ samples them (default: %(default)s)",
+    )
+    video.add_argument(
+        "--max-video-seconds",
+        type=positive_float,
+        default=defaults.video.max_seconds,
+        help="seconds of each video sampled; a longer video gets an error saying it was cut (default: %(default)s)",
+    )
+    video.add_argument(
+        "--video-decode-seconds",
+        type=positive_float,
+        default=defaults.video.decode_seconds,
+        help="decoding time budget per video, wall clock; over it the video gets an error (default: %(default)s)",
+    )
 
 
 def add_workers_argument(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +318,7 @@ def report_output(args: argparse.Namespace) -> str | None:
 def hash_options(args: argparse.Namespace) -> HashOptions:
     """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
     from ..hashing import HashOptions
+    from ..video import VideoOptions
 
     return HashOptions(
         max_pixels=args.max_pixels,
@@ -294,6 +326,9 @@ def hash_options(args: argparse.Namespace) -> HashOptions:
         fast=args.fast,
         apply_exif_orientation=args.exif_orientation,
         max_file_bytes=args.max_file_bytes,
+        video=VideoOptions(
+            fps=args.video_fps, max_seconds=args.max_video_seconds, decode_seconds=args.video_decode_seconds
+        ),
     )
 
 
