@@ -499,7 +499,13 @@ def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> 
     A container without a video stream raises :class:`matcher.video.NoVideoStreamError` (the
     caller makes it a digests-only note); every other failure is the result's ``error``, after
     the frames sampled before it (``failed_frame`` is then the last sampled frame's number + 1).
+    Video frames are not tried rotated or mirrored (a scan's or cluster's ``rotations``): a turned video is a
+    display flag of its container, and eight hashes a sampled frame would cost more than decoding.
     """
+    if request.query_views is not None and request.query_views.rotations:
+        request = replace(request, query_views=replace(request.query_views, rotations=False))
+    if request.variants:
+        request = replace(request, variants=False)
     algorithms = request.resolved()
     try:
         info = video.open_video(data, options.max_pixels)

@@ -170,6 +170,8 @@ class _Session:
                 raise NoVideoStreamError("no video stream")
             self.stream = videos[0]
             context = self.stream.codec_context
+            if context is None:  # a codec FFmpeg has no decoder for (or a mangled codec id)
+                raise DecodeError("no decoder for the video stream's codec")
             width, height = int(context.width or 0), int(context.height or 0)
             rate = _stream_rate(self.stream)
             if width <= 0 or height <= 0:

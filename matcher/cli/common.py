@@ -16,6 +16,7 @@ from ..errors import MatcherError, UsageError
 
 if TYPE_CHECKING:
     from ..hashing import HashOptions
+    from ..video_hash import VideoThresholds
 
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -266,6 +267,50 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=defaults.video.decode_seconds,
         help="decoding time budget per video, wall clock; over it the video gets an error (default: %(default)s)",
+    )
+
+
+def add_video_match_arguments(parser: argparse.ArgumentParser) -> None:
+    """When a video matches a known video (``scan``, ``compare``, ``cluster``): vPDQ's thresholds."""
+    from ..video_hash import VideoThresholds
+
+    defaults = VideoThresholds()
+    group = parser.add_argument_group("video matching (vPDQ)")
+    group.add_argument(
+        "--video-distance",
+        type=int,
+        default=defaults.distance,
+        help="largest PDQ distance at which two video frames match (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-quality",
+        type=int,
+        default=defaults.quality,
+        help="video frames of lower PDQ quality are left out of the comparison (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-query-percent",
+        type=float,
+        default=defaults.query_percent,
+        help="share of the evidence video's frames that must match the known video (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-compared-percent",
+        type=float,
+        default=defaults.compared_percent,
+        help="share of the known video's frames that must match the evidence video (default: %(default)s)",
+    )
+
+
+def video_thresholds(args: argparse.Namespace) -> VideoThresholds:
+    """The ``--video-*`` match thresholds as a :class:`~matcher.video_hash.VideoThresholds`."""
+    from ..video_hash import VideoThresholds
+
+    return VideoThresholds(
+        distance=args.video_distance,
+        quality=args.video_quality,
+        query_percent=args.video_query_percent,
+        compared_percent=args.video_compared_percent,
     )
 
 
