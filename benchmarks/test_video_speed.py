@@ -8,7 +8,8 @@ Run (a few minutes on 2 loaded cores)::
 Not part of the normal test run. Generated 720p H.264 (MP4, 25 fps, x264 ``veryfast`` CRF 23)
 videos of ``MATCHER_BENCH_VIDEO_SECONDS`` (default 20) seconds, ``MATCHER_BENCH_VIDEO_COUNT``
 (default 3) per GOP setting: x264's default (keyframes at shot changes, every 2.5 s in these
-videos, at most every 10 s) and a fixed 2 s GOP, as streamed video has. Each is hashed at 1 frame
+videos, at most every 10 s), a fixed 2 s GOP, as streamed video has, and a 1 s GOP, as phones
+record (every sampled frame is then a keyframe). Each is hashed at 1 frame
 per second by:
 
 - ours: :func:`matcher.pipeline.decode_video` (PDQ of the frames vPDQ chooses) on the bytes in
@@ -38,7 +39,7 @@ vpdq = pytest.importorskip("vpdq")
 SECONDS = env_int("MATCHER_BENCH_VIDEO_SECONDS", 20)
 COUNT = env_int("MATCHER_BENCH_VIDEO_COUNT", 3)
 REPEATS = env_int("MATCHER_BENCH_VIDEO_REPEATS", 3)
-GOPS = {"x264 default": None, "2 s GOP": 50}
+GOPS = {"x264 default": None, "2 s GOP": 50, "1 s GOP": 25}
 
 
 def _ours(data: bytes) -> list[tuple[int, str]]:

@@ -112,8 +112,13 @@ def test_index_add_stores_a_video_as_one_known_video(clip, tmp_path, capsys):
     hashes = tmp_path / "h.jsonl"
     assert main(["hash", "-q", str(clip), "-o", str(hashes)]) == 0
     assert main(["index", "add", str(index), str(hashes), "--list", "from-hash"]) == 0
+    assert main(["index", "add", str(index), str(tmp_path / "h.jsonl"), "--list", "again", "--quiet"]) == 0
+    hashes.write_text('{"path": "image.png", "frame": null, "pdq": "' + HEX_A + '", "pdq_quality": 90}\n')
+    assert main(["index", "add", str(index), str(hashes), "--list", "images", "--quiet"]) == 0
     with KnownIndex.open(index) as known:
-        records = list(known.iter_records())
+        records = [r for r in known.iter_records() if r.list_name != "images"]
+        assert [r.id for r in known.video_records()] == [r.id for r in records]  # the image is not one
+    records = records[:2]
     assert len(records) == 2
     assert video_features(records[0]) == video_features(records[1])
     assert [f.frame for f in video_features(records[0]) or ()] == [0, 25, 50]

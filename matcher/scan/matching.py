@@ -99,7 +99,8 @@ class Matcher:
         """The known videos of ``index``, read on the first video met (then kept)."""
         held = self._catalogs.get(id(index))
         if held is None or held[0] is not index:
-            records = getattr(index, "iter_records", None)
+            # an index that keeps its known videos apart answers at once; any other is read through
+            records = getattr(index, "video_records", None) or getattr(index, "iter_records", None)
             catalog = (
                 VideoCatalog([])
                 if records is None
