@@ -191,6 +191,19 @@ def _sample_records(seed: int = 1, n: int = 4) -> list[Any]:
     return out
 
 
+def _sample_video(seed: int = 3, frames: int = 3) -> Any:
+    """A known video record (vPDQ frames), as the ``vpdq`` and ``vpdq-json`` writers need."""
+    from matcher.hashes import Hash
+    from matcher.video_hash import VpdqFeature, known_video
+
+    rnd = random.Random(seed)
+    features = [
+        VpdqFeature(25 * i, Hash("pdq", bytes(rnd.randrange(256) for _ in range(32)), 100 - i), float(i))
+        for i in range(frames)
+    ]
+    return known_video(features, name="clip.mp4", md5="".join(rnd.choice("0123456789abcdef") for _ in range(32)))
+
+
 def _written(fmt: str, records: list[Any]) -> bytes:
     from matcher.formats.registry import write_records
 
@@ -202,7 +215,7 @@ def _written(fmt: str, records: list[Any]) -> bytes:
 def _hashlist_seeds() -> list[bytes]:
     from matcher.formats.registry import formats
 
-    records = _sample_records()
+    records = [*_sample_records(), _sample_video()]
     seeds = [_written(f.name, records) for f in formats() if f.can_write and f.name != "vics"]
     seeds += [
         b"d41d8cd98f00b204e9800998ecf8427e  empty.txt\n# comment\nda39a3ee5e6b4b0d3255bfef95601890afd80709 *x\n",
