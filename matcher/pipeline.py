@@ -8,11 +8,12 @@ The steps
 ---------
 1. **Read** (:func:`read_entry` for walked entries, :func:`read_source` for a path, stream or bytes):
    the file is opened read-only, never through a link, and read once; the same bytes give MD5,
-   SHA-1 and SHA-256 and, for images (type from magic bytes, :func:`matcher.imaging.sniff`), feed
-   the decoder.
-2. **Decode** (:func:`decode`): images and animations today (:func:`matcher.imaging.iter_frames`,
-   with the pixel and frame limits and JPEG draft decoding of :class:`HashOptions`);
-   video frames sampled in time are one more decoder of frames.
+   SHA-1 and SHA-256 and, for images and videos (type from magic bytes,
+   :func:`matcher.imaging.sniff`), feed the decoder.
+2. **Decode** (:func:`decode`): images and animations (:func:`matcher.imaging.iter_frames`,
+   with the pixel and frame limits and JPEG draft decoding of :class:`HashOptions`), and videos
+   (:func:`decode_video`: frames sampled in time as vPDQ samples them, :mod:`matcher.video`), one
+   more decoder of frames, each with its frame number and timestamp.
 3. **Frame features** (:func:`frame_features`): per frame and algorithm, the global hash, and as
    asked its dihedral variants, its known-side views (what images added to an index store) or its
    query-side views (what a scan searches). :class:`FrameFeatures` has room for a descriptor set with
@@ -22,12 +23,14 @@ One rule for what is not decoded, in every command
 --------------------------------------------------
 * An empty file is an **error** (``"empty file (0 bytes)"``): there is nothing to digest-match
   either.
-* A file whose content is not an image (whatever its name says; ``extension_mismatch`` flags a
-  misleading name) is **not an error**: it gets its digests, no perceptual hash, and the note
-  ``"not an image (<type>); digests only"``. ``matcher hash`` writes it in the ``note`` column,
-  ``matcher scan`` gives it status ``no_match`` (or ``match``/``known_good`` on a digest match) with
-  that note, ``matcher cluster`` lists it as ``skipped`` (there is nothing to group it by) with that
-  note, and ``matcher compare`` refuses it (it compares images) with a message saying so.
+* A file whose content is neither an image nor a video (whatever its name says;
+  ``extension_mismatch`` flags a misleading name), or a video container without a video stream
+  (note ``"no video stream (<type>); digests only"``), is **not an error**: it gets its digests,
+  no perceptual hash, and the note ``"not an image (<type>); digests only"``. ``matcher hash``
+  writes it in the ``note`` column, ``matcher scan`` gives it status ``no_match`` (or
+  ``match``/``known_good`` on a digest match) with that note, ``matcher cluster`` lists it as
+  ``skipped`` (there is nothing to group it by) with that note, and ``matcher compare`` refuses it
+  (it compares images and videos) with a message saying so.
 * An image over ``max_file_bytes`` is digested, not decoded: an **error** saying so.
 * An image that cannot be decoded is an **error** with the decoder's reason; the frames decoded
   before a failure are kept, and the failure is an extra record naming the frame.
@@ -450,8 +453,11 @@ def _frames(
 def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOptions) -> Decoded:
     """Decode ``source`` (a file's bytes, or a Pillow image) and compute every frame's features.
 
-    ``options``: pixel and frame limits, EXIF orientation, ``fast``. Never raises for what is wrong
-    with the content: a failure is the result's ``error`` (after the frames decoded before it).
+    ``options``: pixel and frame limits, EXIF orientation, ``fast``, video sampling. Videos (by
+    magic bytes) go to :func:`decode_video`. Never raises for what is wrong with the content: a
+    failure is the result's ``error`` (after the frames decoded before it), but for a video
+    container without a video stream (:class:`matcher.video.NoVideoStreamError`, a note for the
+    caller).
     """
     if not isinstance(source, Image.Image):
         media = imaging.sniff(source[:512])
