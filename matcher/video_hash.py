@@ -206,9 +206,10 @@ def distances(left: Sequence[Hash], right: Sequence[Hash]) -> np.ndarray:
     """The matrix of Hamming distances between two lists of PDQ hashes (len(left) x len(right))."""
     a, b = _codes(left), _codes(right)
     out = np.zeros((len(a), len(b)), dtype=np.uint16)
-    for start in range(0, len(a), 256):  # bounded memory: 256 x len(b) x 32 bytes at a time
-        block = a[start : start + 256, None, :] ^ b[None, :, :]
-        out[start : start + 256] = _POPCOUNT[block].sum(axis=2)
+    rows = max(1, (16 << 20) // max(1, 32 * len(b)))  # bounded memory: about 16 MiB of XORs at a time
+    for start in range(0, len(a), rows):
+        block = a[start : start + rows, None, :] ^ b[None, :, :]
+        out[start : start + rows] = _POPCOUNT[block].sum(axis=2)
     return out
 
 

@@ -31,7 +31,7 @@ from ..hashes import Hash
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures
 from ..scan_records import ScanMatch, ScanRecord
-from ..video_hash import VideoThresholds, VpdqFeature, compare, distances, video_features
+from ..video_hash import VideoThresholds, VpdqFeature, compare, video_features
 from ..views import TRIM_VIEW
 
 __all__ = ["VIDEO_ALGORITHM", "KnownVideo", "VideoCatalog", "is_video", "video_shells", "query_features"]
@@ -62,8 +62,13 @@ class VideoCatalog:
             for feature in video.features:
                 hashes.append(feature.hash)
                 owners.append(video.record.id)
-        self._hashes = hashes
         self._owners = np.asarray(owners, dtype=np.int64)
+        self._codes = (
+            np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
+            if hashes
+            else np.zeros((0, 32), dtype=np.uint8)
+        )
+        self._search: Any = None  # FAISS's exact binary index over every frame, made on first use
 
     @classmethod
     def from_records(cls, records: Iterable[IndexedRecord]) -> VideoCatalog:
@@ -85,11 +90,18 @@ class VideoCatalog:
         return len(self.videos)
 
     def candidates(self, hashes: Sequence[Hash], distance: int) -> list[int]:
-        """The known videos with a frame within ``distance`` of any of ``hashes``, by record id."""
+        """The known videos with a frame within ``distance`` of any of ``hashes``, by record id (an
+        exact range search of FAISS's flat binary index over every known frame)."""
         if not self.videos or not hashes:
             return []
-        near = distances(hashes, self._hashes) <= distance
-        return sorted({int(owner) for owner in np.unique(self._owners[near.any(axis=0)])})
+        if self._search is None:
+            import faiss
+
+            self._search = faiss.IndexBinaryFlat(256)
+            self._search.add(self._codes)
+        queries = np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
+        _limits, _distances, rows = self._search.range_search(queries, distance + 1)  # FAISS: strictly below
+        return sorted({int(owner) for owner in np.unique(self._owners[rows])})
 
 
 def is_video(entry: EntryFeatures) -> bool:
