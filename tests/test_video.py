@@ -31,6 +31,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "vp9.webm": video(5, seconds=2, fps=24, size=SIZE, container="webm", codec="libvpx-vp9"),
         "mpeg4.avi": video(6, seconds=2, fps=25, size=SIZE, container="avi", codec="mpeg4"),
         "hevc.mp4": video(7, seconds=2, fps=25, size=SIZE, codec="libx265"),
+        "av1.mkv": video(9, seconds=2, fps=24, size=SIZE, container="matroska", codec="libsvtav1"),
     }
     for name, data in made.items():
         (base / name).write_bytes(data)
@@ -45,7 +46,7 @@ def sampled(path: Path, options: VideoOptions | None = None) -> list[tuple[int, 
     return out
 
 
-@pytest.mark.parametrize("name", ["h264.mp4", "h264_30fps.mkv", "vp9.webm", "mpeg4.avi", "hevc.mp4"])
+@pytest.mark.parametrize("name", ["h264.mp4", "h264_30fps.mkv", "vp9.webm", "mpeg4.avi", "hevc.mp4", "av1.mkv"])
 @pytest.mark.parametrize("fps", [1.0, 2.0])
 def test_frames_and_hashes_are_vpdqs(clips, name, fps):
     vpdq = oracle("vpdq")
