@@ -129,3 +129,17 @@ def test_cluster_links_videos_that_share_frames(tree):
     groups_of_original = [names for names in together.values() if "original.mp4" in names]
     assert groups_of_original and all("copy_low_bitrate.mp4" in names for names in groups_of_original)
     assert not any("unrelated.mp4" in names and "original.mp4" in names for names in together.values())
+
+
+def test_a_still_of_a_known_video_matches_it_with_the_known_frame(tree, tmp_path):
+    base, index, ids = tree
+    with av.open(str(base / "known" / "original.mp4")) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number == 50:  # a sampled frame (2 s), saved smaller as a JPEG
+                frame.to_image().resize((200, 150)).save(tmp_path / "still.jpg", quality=80)
+                break
+    (record,) = scan([tmp_path / "still.jpg"], index)
+    assert record.status == "match"
+    (match,) = record.matches
+    assert (match.algorithm, match.record) == ("pdq", ids["original.mp4"])
+    assert match.video == {"known_frame": 50, "known_timestamp": 2.0}

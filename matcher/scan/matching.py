@@ -33,7 +33,7 @@ from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, 
 from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
-from .video_matching import VIDEO_ALGORITHM, VideoCatalog, is_video, video_shells
+from .video_matching import VIDEO_ALGORITHM, VideoCatalog, add_known_video_frames, is_video, video_shells
 
 __all__ = [
     "DIGEST_PREFERENCE",
@@ -89,7 +89,20 @@ class Matcher:
         per_entry = self._perceptual_matches(index, [entry.frames for _base, entry in entries])
         perceptual_ids = {m.record for found, _notes in per_entry for per_frame in found for m in per_frame.values()}
         known_good |= self._known_good(index, perceptual_ids - known_good)
-        catalog = self._video_catalog(index) if any(is_video(entry) for _base, entry in entries) else None
+        videos = any(is_video(entry) for _base, entry in entries)
+        # known videos: read when a video is met, or at once from an index that keeps them apart
+        catalog = self._video_catalog(index) if videos or hasattr(index, "video_records") else None
+        if catalog is not None and len(catalog) and "pdq" in self.config.max_distances:
+            for (_base, entry), (found, _notes) in zip(entries, per_entry):
+                if not is_video(entry):  # an image may be a still of a known video
+                    add_known_video_frames(
+                        entry.frames,
+                        found,
+                        catalog,
+                        self.config.max_distances["pdq"],
+                        registry.get("pdq").min_quality,
+                        self.preference,
+                    )
         return [
             self._records(base, entry, digests, found, notes, known_good, catalog)
             for (base, entry), digests, (found, notes) in zip(entries, digest_matches, per_entry)

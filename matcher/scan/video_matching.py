@@ -13,8 +13,11 @@ A video is one record (plus one for its error, if any). Its matches:
   algorithm ``vpdq`` whose distance is the nearest frame pair's and whose ``video`` gives
   ``query_percent``, ``compared_percent`` and the ``timestamps`` of the query's matching frames.
 
-The record's ``video`` holds the frame-level detail (the frames that matched something). Known videos
-are read from the index once per scanner (:class:`VideoCatalog`), the first time a video is met.
+The record's ``video`` holds the frame-level detail (the frames that matched something). An image
+(or an image's frame) matches a known video when one of its PDQ query views is within the PDQ
+distance of one of the known video's frames (:func:`add_known_video_frames`: a still of the video).
+Known videos are read from the index once per scanner (:class:`VideoCatalog`): at once from an
+index that keeps them apart (``video_records``), else the first time a video is met.
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from ..scan_records import ScanMatch, ScanRecord
 from ..video_hash import VideoThresholds, VpdqFeature, compare, video_features
 from ..views import TRIM_VIEW
 
-__all__ = ["VIDEO_ALGORITHM", "KnownVideo", "VideoCatalog", "is_video", "video_shells", "query_features"]
+__all__ = [
+    "VIDEO_ALGORITHM",
+    "KnownVideo",
+    "VideoCatalog",
+    "add_known_video_frames",
+    "is_video",
+    "video_shells",
+    "query_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +69,12 @@ class VideoCatalog:
         self.videos = {video.record.id: video for video in videos}
         hashes: list[Hash] = []
         owners: list[int] = []
+        self._features: list[VpdqFeature] = []
         for video in videos:
             for feature in video.features:
                 hashes.append(feature.hash)
                 owners.append(video.record.id)
+                self._features.append(feature)
         self._owners = np.asarray(owners, dtype=np.int64)
         self._codes = (
             np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
@@ -94,14 +107,68 @@ class VideoCatalog:
         exact range search of FAISS's flat binary index over every known frame)."""
         if not self.videos or not hashes:
             return []
+        _limits, _distances, rows = self._range(hashes, distance)
+        return sorted({int(owner) for owner in np.unique(self._owners[rows])})
+
+    def _range(self, hashes: Sequence[Hash], distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._search is None:
             import faiss
 
             self._search = faiss.IndexBinaryFlat(256)
             self._search.add(self._codes)
         queries = np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
-        _limits, _distances, rows = self._search.range_search(queries, distance + 1)  # FAISS: strictly below
-        return sorted({int(owner) for owner in np.unique(self._owners[rows])})
+        limits, found, rows = self._search.range_search(queries, distance + 1)  # FAISS: strictly below
+        return limits, found, rows
+
+    def frame_matches(self, hashes: Sequence[Hash], distance: int) -> list[list[tuple[int, int, VpdqFeature]]]:
+        """For each of ``hashes``: every known-video frame within ``distance``, as ``(record id,
+        distance, frame)``."""
+        if not self.videos or not hashes:
+            return [[] for _ in hashes]
+        limits, found, rows = self._range(hashes, distance)
+        return [
+            [
+                (int(self._owners[row]), int(found[k]), self._features[int(row)])
+                for k, row in zip(range(limits[i], limits[i + 1]), rows[limits[i] : limits[i + 1]])
+            ]
+            for i in range(len(hashes))
+        ]
+
+
+def add_known_video_frames(
+    frames: Sequence[FrameFeatures],
+    per_frame: Sequence[dict[int, ScanMatch]],
+    catalog: VideoCatalog,
+    distance: int,
+    min_quality: int | None,
+    preference: Callable[[ScanMatch], Any],
+) -> None:
+    """Add to each image frame's matches (``per_frame``, known record id -> match) the known videos
+    one of whose frames its PDQ query views are within ``distance`` of (a still of a known video):
+    a ``pdq`` match whose ``video`` names the known frame and its timestamp."""
+    for frame, found in zip(frames, per_frame):
+        views = frame.variants.get("pdq") or ({"orig": frame.hashes["pdq"]} if "pdq" in frame.hashes else {})
+        kept = [
+            (name, value) for name, value in views.items() if min_quality is None or (value.quality or 0) >= min_quality
+        ]
+        if not kept:
+            continue
+        for (variant, _value), near in zip(kept, catalog.frame_matches([v for _n, v in kept], distance)):
+            for record_id, gap, feature in near:
+                rec = catalog.videos[record_id].record
+                candidate = ScanMatch(
+                    "pdq",
+                    gap,
+                    variant,
+                    rec.id,
+                    rec.list_name,
+                    rec.category,
+                    rec.series,
+                    video={"known_frame": feature.frame, "known_timestamp": round(feature.timestamp, 3)},
+                )
+                held = found.get(record_id)
+                if held is None or preference(candidate) < preference(held):
+                    found[record_id] = candidate
 
 
 def is_video(entry: EntryFeatures) -> bool:
