@@ -7,6 +7,9 @@ Targets (each a function of one input's bytes, see :data:`TARGETS`):
   :func:`matcher.hashing.hash_bytes` on the bytes; seeds: JPEG, PNG (RGB, palette with
   transparency, 16-bit, grey+alpha, animated), GIF (animated), WebP (still, animated), TIFF
   (multi-page, CMYK), BMP, all made by :mod:`fixtures`.
+* ``video``: :func:`matcher.video.iter_video_frames` and :func:`matcher.hashing.hash_bytes` on the
+  bytes (limits: 30 s of video sampled, a 4 s decode budget); seeds: H.264 in MP4, VP9 in WebM,
+  MPEG-4 in AVI, HEVC in Matroska, made by :mod:`fixtures.video`.
 * ``hashlist``, ``vics``, ``nsrl``: :func:`matcher.formats.registry.detect_format` and
   :func:`~matcher.formats.registry.read_records` with ``auto`` and every registered format, strict and
   not; seeds: lists written by the project's own writers (and an NSRL RDSv3-shaped SQLite file).
@@ -188,6 +191,19 @@ def _sample_records(seed: int = 1, n: int = 4) -> list[Any]:
     return out
 
 
+def _sample_video(seed: int = 3, frames: int = 3) -> Any:
+    """A known video record (vPDQ frames), as the ``vpdq`` and ``vpdq-json`` writers need."""
+    from matcher.hashes import Hash
+    from matcher.video_hash import VpdqFeature, known_video
+
+    rnd = random.Random(seed)
+    features = [
+        VpdqFeature(25 * i, Hash("pdq", bytes(rnd.randrange(256) for _ in range(32)), 100 - i), float(i))
+        for i in range(frames)
+    ]
+    return known_video(features, name="clip.mp4", md5="".join(rnd.choice("0123456789abcdef") for _ in range(32)))
+
+
 def _written(fmt: str, records: list[Any]) -> bytes:
     from matcher.formats.registry import write_records
 
@@ -199,7 +215,7 @@ def _written(fmt: str, records: list[Any]) -> bytes:
 def _hashlist_seeds() -> list[bytes]:
     from matcher.formats.registry import formats
 
-    records = _sample_records()
+    records = [*_sample_records(), _sample_video()]
     seeds = [_written(f.name, records) for f in formats() if f.can_write and f.name != "vics"]
     seeds += [
         b"d41d8cd98f00b204e9800998ecf8427e  empty.txt\n# comment\nda39a3ee5e6b4b0d3255bfef95601890afd80709 *x\n",
@@ -536,6 +552,38 @@ def run_image(data: bytes) -> None:
             raise Finding(kind, f"hash_bytes record error: {record.error}")
 
 
+def _video_seeds() -> list[bytes]:
+    from fixtures.video import video
+
+    small = (64, 48)
+    return [
+        video(31, seconds=2, fps=10, size=small),
+        video(32, seconds=2, fps=10, size=small, container="webm", codec="libvpx-vp9"),
+        video(33, seconds=2, fps=10, size=small, container="avi", codec="mpeg4"),
+        video(34, seconds=1, fps=10, size=small, container="matroska", codec="libx265"),
+    ]
+
+
+def run_video(data: bytes) -> None:
+    """The video path: the sampler on the bytes, and :func:`hash_bytes`, whose records must carry
+    clear errors only."""
+    from matcher.hashing import HashOptions, hash_bytes
+    from matcher.video import VideoOptions, iter_video_frames
+
+    limits = VideoOptions(max_seconds=30, decode_seconds=4)
+    with _property("iter_video_frames"):
+        for _frame in iter_video_frames(data, limits, max_pixels=4_000_000):
+            pass
+    with _property("hash_bytes"):
+        records = hash_bytes(data, "pdq", name="evidence.mp4", options=HashOptions(max_pixels=4_000_000, video=limits))
+    if not records:
+        raise Finding("crash", "hash_bytes gave no record for a video")
+    for record in records:
+        if record.error is not None and _SAFETY_NET.search(record.error):
+            kind = "memory" if "memory" in record.error else "unclear"
+            raise Finding(kind, f"hash_bytes record error: {record.error}")
+
+
 def _read_list(path: str, fmt: str, strict: bool) -> None:
     from matcher.formats.registry import read_records
 
@@ -838,6 +886,7 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("image", "open_image / iter_frames / sniff / hash_bytes", _image_seeds, run_image),
+        Target("video", "iter_video_frames / hash_bytes on videos", _video_seeds, run_video, "mp4"),
         Target(
             "hashlist", "detect_format + read_records, auto and every text format", _hashlist_seeds, run_hashlist, "txt"
         ),

@@ -68,7 +68,9 @@ from .pipeline import (
 from .scan.matching import passes_gate
 from .scan.options import ScanOptions, resolve_config
 from .scan.scanner import HashedEntry, Scanner
+from .scan.video_matching import VIDEO_ALGORITHM
 from .scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
+from .video_hash import VideoThresholds
 from .views import KNOWN_VIEWS, known_views_for
 
 __all__ = ["CompareInput", "Comparison", "Pair", "Side", "SideFrame", "compare", "format_table"]
@@ -318,7 +320,8 @@ def _known_records(
     request = FeatureRequest(algorithms, known_views=True)  # what `matcher index add` asks of an image
     entry = _entry_of(value, name, request, options)
     hashed = [r for r in records_of(entry) if r.hashes]
-    return [known_from_hash_record(r) for r in hashed], "image", _frame_notes(entry, name)
+    kind = "video" if entry.media is not None and entry.media.is_video else "image"
+    return [known_from_hash_record(r) for r in hashed], kind, _frame_notes(entry, name)
 
 
 def _known_side(index: KnownIndex, name: str, kind: str, notes: tuple[str, ...]) -> tuple[Side, list[IndexedRecord]]:
@@ -464,6 +467,13 @@ def _reason(comparison: Comparison) -> str:
     digests = comparison.digests_equal()
     if digests:
         return f"match: the files are identical ({', '.join(digests)} equal)"
+    for record in comparison.records:  # a video matched as a known video (vPDQ)
+        for m in record.matches:
+            if m.algorithm == VIDEO_ALGORITHM and m.video is not None:
+                return (
+                    f"match: vPDQ: {m.video['query_percent']:g}% of the evidence video's sampled frames and "
+                    f"{m.video['compared_percent']:g}% of the known video's match (nearest frame distance {m.distance})"
+                )
     several = len(comparison.known.frames) > 1 or len(comparison.evidence.frames) > 1
     best = comparison.best()
     parts = []
@@ -531,6 +541,7 @@ def compare(
     regions: bool = True,
     max_distances: Mapping[str, int] | None = None,
     options: HashOptions | None = None,
+    video: VideoThresholds | None = None,
 ) -> Comparison:
     """What ``matcher scan`` decides for ``evidence`` against an index holding ``known``, and why (see
     the module notes).
@@ -539,7 +550,9 @@ def compare(
     hash's algorithm when a hash is given (only that algorithm is compared then). ``rotations``,
     ``trim_borders``, ``regions`` and ``max_distances`` are the scan's options of those names;
     ``options`` its decoding options (the evidence is decoded with them; the known image as
-    ``matcher index add`` decodes it, with the default options).
+    ``matcher index add`` decodes it, with the default options, but for the sampling rate of
+    videos, which both sides share). ``video``: when a video matches a known video (vPDQ's
+    thresholds by default); two videos match as a scan matches them, by their sampled frames.
 
     Raises :class:`~matcher.errors.UsageError` for bad arguments (an input of another type, a hash of
     an algorithm not compared, two hashes of different algorithms),
@@ -557,7 +570,7 @@ def compare(
         raise UsageError(f"options must be HashOptions, not {type(options).__name__}")
     chosen = _algorithms(known, evidence, algorithms)
     known_name, evidence_name = _name_of(known, "known"), _name_of(evidence, "evidence")
-    records, known_kind, known_notes = _known_records(known, known_name, chosen, HashOptions())
+    records, known_kind, known_notes = _known_records(known, known_name, chosen, HashOptions(video=options.video))
     scan_options = ScanOptions(
         algorithms=chosen,
         max_distances=dict(max_distances or {}),
@@ -565,6 +578,7 @@ def compare(
         trim_borders=trim_borders,
         regions=regions,
         hash_options=options,
+        video=video or VideoThresholds(),
     )
     import faiss
 
@@ -584,7 +598,10 @@ def compare(
             index.close()
     if hashed.entry.frames and not any(r.hashes for r in result.records):  # the matcher failed on it
         raise MatcherError(f"compare: {evidence_name}: {result.records[0].error}")
-    evidence_kind = "hash" if isinstance(evidence, Hash) else "image"
+    media = hashed.entry.media
+    evidence_kind = (
+        "hash" if isinstance(evidence, Hash) else ("video" if media is not None and media.is_video else "image")
+    )
     evidence_side = _evidence_side(evidence_name, evidence_kind, hashed.entry, evidence_notes)
     frame_of = {frame.record: frame.frame for frame in known_side.frames if frame.record is not None}
     pairs = _pairs(stored, stored_views, hashed.entry, chosen, config.max_distances, frame_of)

@@ -38,6 +38,7 @@ from .pipeline import (
     read_source,
     with_changed,
 )
+from .video_hash import VpdqFeature, representative
 
 __all__ = [
     "HashOptions",
@@ -71,12 +72,17 @@ class HashRecord(FileFacts):
     ``views`` (only with
     :attr:`HashOptions.views`) maps algorithm names to ``{view name: Hash}`` of the frame's
     known-side views (views that do not apply are absent); :meth:`to_dict` does not include them.
+    ``vpdq``: a video's sampled frames (its vPDQ hash; :mod:`matcher.video_hash`); a video is one
+    record whose ``hashes`` are those of its representative frame (the highest PDQ quality, the
+    earliest of those), and :meth:`to_dict` adds the key ``vpdq``, a list of ``{"frame",
+    "timestamp", "pdq", "quality"}``.
     """
 
     hashes: dict[str, Hash] = field(default_factory=dict)
     pdq_quality: int | None = None
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
     note: str | None = None
+    vpdq: tuple[VpdqFeature, ...] = ()
 
     def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
         """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views),
@@ -98,7 +104,44 @@ class HashRecord(FileFacts):
         out["error"] = self.error
         out["note"] = self.note
         out["path_raw_hex"] = self.path_raw_hex
+        if self.vpdq:
+            out["vpdq"] = [
+                {"frame": f.frame, "timestamp": round(f.timestamp, 3), "pdq": f.hash.hex(), "quality": f.quality}
+                for f in self.vpdq
+            ]
         return out
+
+
+def _video_records(entry: EntryFeatures, facts: dict[str, Any], note: str | None) -> list[HashRecord]:
+    """A video's hash records: one for the video (its vPDQ frames, its representative frame's hashes,
+    views as asked), and one more for its error (or for the file when no frame was sampled)."""
+    records = []
+    features = tuple(
+        VpdqFeature(frame.index or 0, frame.hashes["pdq"], frame.timestamp or 0.0)
+        for frame in entry.frames
+        if "pdq" in frame.hashes
+    )
+    if entry.frames:
+        best = representative(features)
+        chosen = next((f for f in entry.frames if best is not None and f.index == best.frame), entry.frames[0])
+        records.append(
+            HashRecord(
+                **facts,
+                hashes=dict(chosen.hashes),
+                pdq_quality=chosen.quality("pdq"),
+                views={name: dict(views) for name, views in chosen.known_views.items()},
+                error=with_changed(None, entry.changed),
+                note=note,
+                vpdq=features,
+            )
+        )
+    if entry.error is not None or not entry.frames:
+        records.append(
+            HashRecord(
+                **{**facts, "frame": entry.failed_frame}, error=with_changed(entry.error, entry.changed), note=note
+            )
+        )
+    return records
 
 
 def _request(names: AlgorithmNames | None, options: HashOptions) -> FeatureRequest:
@@ -114,6 +157,8 @@ def records_of(entry: EntryFeatures) -> list[HashRecord]:
     facts = entry.file_facts()
     notes = [n for n in (entry.note, *entry.notes) if n]
     note = "; ".join(notes) if notes else None
+    if entry.media is not None and entry.media.is_video:
+        return _video_records(entry, facts, note)
     records = [
         HashRecord(
             **{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},

@@ -93,13 +93,14 @@ class MediaType:
     """A file type as named in a report.
 
     ``mime`` is the media type (``"image/jpeg"``); ``extensions`` the usual file name extensions,
-    lowercase, without the dot, canonical one first; ``is_image`` is true for types matcher tries to
-    decode.
+    lowercase, without the dot, canonical one first; ``is_image`` is true for the image types matcher
+    decodes; ``is_video`` for the video containers it samples frames from (:mod:`matcher.video`).
     """
 
     mime: str
     extensions: tuple[str, ...]
     is_image: bool
+    is_video: bool = False
 
 
 def _image(mime: str, *extensions: str) -> MediaType:
@@ -108,6 +109,10 @@ def _image(mime: str, *extensions: str) -> MediaType:
 
 def _other(mime: str, *extensions: str) -> MediaType:
     return MediaType(mime, extensions, False)
+
+
+def _video(mime: str, *extensions: str) -> MediaType:
+    return MediaType(mime, extensions, False, True)
 
 
 _JPEG = _image("image/jpeg", "jpg", "jpeg", "jpe", "jfif")
@@ -130,12 +135,12 @@ _ZIP = _other("application/zip", "zip", "docx", "xlsx", "pptx", "odt", "ods", "o
 _GZIP = _other("application/gzip", "gz", "tgz")
 _7Z = _other("application/x-7z-compressed", "7z")
 _RAR = _other("application/vnd.rar", "rar", "cbr")
-_MP4 = _other("video/mp4", "mp4", "m4v", "m4a", "m4b", "m4p")
-_MOV = _other("video/quicktime", "mov", "qt")
-_3GP = _other("video/3gpp", "3gp", "3g2")
-_MKV = _other("video/x-matroska", "mkv", "mka", "mks", "mk3d")
-_WEBM = _other("video/webm", "webm")
-_AVI = _other("video/x-msvideo", "avi")
+_MP4 = _video("video/mp4", "mp4", "m4v", "m4a", "m4b", "m4p")
+_MOV = _video("video/quicktime", "mov", "qt")
+_3GP = _video("video/3gpp", "3gp", "3g2")
+_MKV = _video("video/x-matroska", "mkv", "mka", "mks", "mk3d")
+_WEBM = _video("video/webm", "webm")
+_AVI = _video("video/x-msvideo", "avi")
 _WAV = _other("audio/wav", "wav")
 _MP3 = _other("audio/mpeg", "mp3")
 _OGG = _other("application/ogg", "ogg", "oga", "ogv", "opus", "spx")

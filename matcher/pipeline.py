@@ -8,11 +8,12 @@ The steps
 ---------
 1. **Read** (:func:`read_entry` for walked entries, :func:`read_source` for a path, stream or bytes):
    the file is opened read-only, never through a link, and read once; the same bytes give MD5,
-   SHA-1 and SHA-256 and, for images (type from magic bytes, :func:`matcher.imaging.sniff`), feed
-   the decoder.
-2. **Decode** (:func:`decode`): images and animations today (:func:`matcher.imaging.iter_frames`,
-   with the pixel and frame limits and JPEG draft decoding of :class:`HashOptions`);
-   video frames sampled in time are one more decoder of frames.
+   SHA-1 and SHA-256 and, for images and videos (type from magic bytes,
+   :func:`matcher.imaging.sniff`), feed the decoder.
+2. **Decode** (:func:`decode`): images and animations (:func:`matcher.imaging.iter_frames`,
+   with the pixel and frame limits and JPEG draft decoding of :class:`HashOptions`), and videos
+   (:func:`decode_video`: frames sampled in time as vPDQ samples them, :mod:`matcher.video`), one
+   more decoder of frames, each with its frame number and timestamp.
 3. **Frame features** (:func:`frame_features`): per frame and algorithm, the global hash, and as
    asked its dihedral variants, its known-side views (what images added to an index store) or its
    query-side views (what a scan searches). :class:`FrameFeatures` has room for a descriptor set with
@@ -22,12 +23,14 @@ One rule for what is not decoded, in every command
 --------------------------------------------------
 * An empty file is an **error** (``"empty file (0 bytes)"``): there is nothing to digest-match
   either.
-* A file whose content is not an image (whatever its name says; ``extension_mismatch`` flags a
-  misleading name) is **not an error**: it gets its digests, no perceptual hash, and the note
-  ``"not an image (<type>); digests only"``. ``matcher hash`` writes it in the ``note`` column,
-  ``matcher scan`` gives it status ``no_match`` (or ``match``/``known_good`` on a digest match) with
-  that note, ``matcher cluster`` lists it as ``skipped`` (there is nothing to group it by) with that
-  note, and ``matcher compare`` refuses it (it compares images) with a message saying so.
+* A file whose content is neither an image nor a video (whatever its name says;
+  ``extension_mismatch`` flags a misleading name), or a video container without a video stream
+  (note ``"no video stream (<type>); digests only"``), is **not an error**: it gets its digests,
+  no perceptual hash, and the note ``"not an image (<type>); digests only"``. ``matcher hash``
+  writes it in the ``note`` column, ``matcher scan`` gives it status ``no_match`` (or
+  ``match``/``known_good`` on a digest match) with that note, ``matcher cluster`` lists it as
+  ``skipped`` (there is nothing to group it by) with that note, and ``matcher compare`` refuses it
+  (it compares images and videos) with a message saying so.
 * An image over ``max_file_bytes`` is digested, not decoded: an **error** saying so.
 * An image that cannot be decoded is an **error** with the decoder's reason; the frames decoded
   before a failure are kept, and the failure is an extra record naming the frame.
@@ -47,7 +50,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from . import files, imaging, local_features
+from . import files, imaging, local_features, video
 from .algorithms import Algorithm, registry
 from .digests import Digests
 from .errors import (
@@ -79,6 +82,7 @@ __all__ = [
     "with_changed",
     "frame_features",
     "decode",
+    "decode_video",
     "read_entry",
     "read_source",
     "first_frame",
@@ -120,6 +124,8 @@ class HashOptions:
       1/4 decode (about 9x faster); fine texture and noise mostly fall back to a finer or full
       decode. Hashes are then not always bit-identical to other tools' full decodes. Off by default.
     - ``max_file_bytes``: image files larger than this are digested but not decoded (memory bound).
+    - ``video``: how videos are sampled and bounded (:class:`matcher.video.VideoOptions`: frames
+      per second, seconds sampled, decode time budget); ``max_pixels`` applies to their frames too.
     - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
       border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
       as images added to an index need. Off by default (it costs about a dozen extra hashes a frame).
@@ -131,8 +137,11 @@ class HashOptions:
     fast: bool = False
     max_file_bytes: int = 512 * 1024 * 1024
     views: bool = False
+    video: video.VideoOptions = video.VideoOptions()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.video, video.VideoOptions):
+            raise UsageError(f"video must be a VideoOptions, not {self.video!r}")
         if not isinstance(self.max_file_bytes, int) or self.max_file_bytes <= 0:
             raise UsageError(f"max_file_bytes must be a positive integer, not {self.max_file_bytes!r}")
         if not isinstance(self.views, bool):
@@ -349,9 +358,9 @@ def draft_check(algorithms: Sequence[Algorithm], fast: bool) -> imaging.DraftChe
 
 
 def keep_if_image(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is an image, so its bytes are kept for the decoder."""
+    """Whether a file starting with ``head`` is an image or a video, so its bytes are kept for the decoder."""
     media = imaging.sniff(head)
-    return media is not None and media.is_image
+    return media is not None and (media.is_image or media.is_video)
 
 
 def not_decoded(
@@ -361,10 +370,11 @@ def not_decoded(
     (the rule of the module documentation)."""
     if result.size == 0:
         return "empty file (0 bytes)", None
-    if media is None or not media.is_image:
+    if media is None or not (media.is_image or media.is_video):
         return None, f"not an image ({media.mime if media else 'unrecognised data'}); digests only"
     if result.data is None:
-        return f"image file of {result.size} bytes is over the limit of {max_file_bytes} bytes; not decoded", None
+        what = "video" if media.is_video else "image"
+        return f"{what} file of {result.size} bytes is over the limit of {max_file_bytes} bytes; not decoded", None
     return None, None
 
 
@@ -445,9 +455,16 @@ def _frames(
 def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOptions) -> Decoded:
     """Decode ``source`` (a file's bytes, or a Pillow image) and compute every frame's features.
 
-    ``options``: pixel and frame limits, EXIF orientation, ``fast``. Never raises for what is wrong
-    with the content: a failure is the result's ``error`` (after the frames decoded before it).
+    ``options``: pixel and frame limits, EXIF orientation, ``fast``, video sampling. Videos (by
+    magic bytes) go to :func:`decode_video`. Never raises for what is wrong with the content: a
+    failure is the result's ``error`` (after the frames decoded before it), but for a video
+    container without a video stream (:class:`matcher.video.NoVideoStreamError`, a note for the
+    caller).
     """
+    if not isinstance(source, Image.Image):
+        media = imaging.sniff(source[:512])
+        if media is not None and media.is_video:
+            return decode_video(source, request, options)
     algorithms = request.resolved()
     decode_options = options.decode_options()
     width = height = frame_count = None
@@ -483,6 +500,61 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
     return Decoded(width, height, frame_count, tuple(frames), None, None)
 
 
+def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> Decoded:
+    """Decode the video in ``data`` into the features of its sampled frames (:mod:`matcher.video`:
+    frames chosen as vPDQ chooses them, each with its frame number and timestamp).
+
+    A container without a video stream raises :class:`matcher.video.NoVideoStreamError` (the
+    caller makes it a digests-only note); every other failure is the result's ``error``, after
+    the frames sampled before it (``failed_frame`` is then the last sampled frame's number + 1).
+    Video frames are not tried rotated or mirrored (a scan's or cluster's ``rotations``): a turned video is a
+    display flag of its container, and eight hashes a sampled frame would cost more than decoding.
+    """
+    if request.query_views is not None and request.query_views.rotations:
+        request = replace(request, query_views=replace(request.query_views, rotations=False))
+    if request.variants:
+        request = replace(request, variants=False)
+    algorithms = request.resolved()
+    try:
+        info = video.open_video(data, options.max_pixels)
+    except video.NoVideoStreamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
+        return Decoded(None, None, None, (), describe_error(exc), None)
+    frames: list[FrameFeatures] = []
+    sampler = video.iter_video_frames(data, options.video, options.max_pixels)
+    count = info.frame_count
+    try:
+        while True:
+            try:
+                sampled = next(sampler)
+            except StopIteration as stop:
+                count = stop.value.frame_count if stop.value is not None else count
+                break
+            image = Image.fromarray(sampled.pixels)
+            frames.append(
+                frame_features(
+                    image,
+                    request,
+                    (sampled.width, sampled.height),
+                    sampled.index,
+                    sampled.timestamp,
+                    algorithms=algorithms,
+                )
+            )
+    except Exception as exc:  # noqa: BLE001
+        frames.sort(key=lambda f: f.index or 0)
+        failed = (frames[-1].index or 0) + 1 if frames else 0
+        log.debug("video: %s", exc)
+        return Decoded(info.width, info.height, count, tuple(frames), describe_error(exc), failed)
+    finally:
+        sampler.close()
+    frames.sort(key=lambda f: f.index or 0)
+    if not frames:
+        return Decoded(info.width, info.height, count, (), "no frame could be decoded", None)
+    return Decoded(info.width, info.height, count, tuple(frames), None, None)
+
+
 # --------------------------------------------------------------------------------------------------
 # Entries
 
@@ -498,7 +570,10 @@ def _from_read(
     error, note = not_decoded(result, media, options.max_file_bytes)
     if error is not None or note is not None or result.data is None:
         return replace(entry, error=error, note=note)
-    return entry.with_decoded(decode(result.data, request, options))
+    try:
+        return entry.with_decoded(decode(result.data, request, options))
+    except video.NoVideoStreamError:
+        return replace(entry, note=f"no video stream ({media.mime if media else 'video'}); digests only")
 
 
 def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions) -> EntryFeatures:

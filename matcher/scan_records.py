@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -34,6 +35,9 @@ class ScanMatch:
     ... see :data:`matcher.views.KNOWN_VIEWS`); ``None`` for its main (full-frame) hash and for
     digest matches. ``record`` is the index record id. :attr:`explanation` says in words what the
     evidence differs by (:func:`matcher.views.describe_match` of ``variant`` and ``view``).
+    ``video`` (matches of a video only, JSON-ready): ``timestamps`` (seconds) of the video's frames
+    that matched the record, and for a known video (``algorithm`` ``vpdq``) ``query_percent`` and
+    ``compared_percent`` (:mod:`matcher.video_hash`).
     """
 
     algorithm: str
@@ -44,6 +48,7 @@ class ScanMatch:
     category: int | None = None
     series: str | None = None
     view: str | None = None
+    video: Mapping[str, Any] | None = None
 
     @property
     def explanation(self) -> str:
@@ -65,6 +70,7 @@ class ScanMatch:
             "list": self.list,
             "category": self.category,
             "series": self.series,
+            **({"video": dict(self.video)} if self.video is not None else {}),
         }
 
     @classmethod
@@ -79,6 +85,7 @@ class ScanMatch:
             category=data.get("category"),
             series=data.get("series"),
             view=data.get("view"),
+            video=data.get("video"),
         )
 
 
@@ -95,6 +102,11 @@ class ScanRecord(FileFacts):
     :attr:`~matcher.algorithms.base.Algorithm.quality_field` (``pdq_quality``), present in every
     record; :meth:`quality` gives a record's score. ``pdq_quality`` is also a field, kept for
     compatibility; the hashes carry their scores as well.
+
+    ``video`` (a video's record only, JSON-ready; JSON Lines key ``video``): ``fps`` (sampling
+    rate), ``frames_sampled``, and ``frames``, the frame-level detail: each sampled frame that
+    matched something, with its ``frame`` number, ``timestamp``, ``pdq``, ``quality`` and
+    ``matches`` (``record``, ``distance``, ``variant``, ``view``).
     """
 
     status: str
@@ -102,6 +114,7 @@ class ScanRecord(FileFacts):
     pdq_quality: int | None = None
     matches: tuple[ScanMatch, ...] = ()
     notes: tuple[str, ...] = ()
+    video: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -134,6 +147,8 @@ class ScanRecord(FileFacts):
         out["error"] = self.error
         out["notes"] = list(self.notes)
         out["path_raw_hex"] = self.path_raw_hex
+        if self.video is not None:
+            out["video"] = dict(self.video)
         return out
 
     @classmethod
@@ -155,6 +170,7 @@ class ScanRecord(FileFacts):
             error=data.get("error"),
             notes=tuple(data.get("notes") or ()),
             path_raw_hex=data.get("path_raw_hex"),
+            video=data.get("video"),
             **qualities,
         )
 

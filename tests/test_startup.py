@@ -104,7 +104,7 @@ def test_index_query_of_a_small_index_imports_no_hashing_or_dask(small_index):
 def test_hash_help_lists_its_options_without_importing_numba():
     code, out, modules = run_cli(["hash", "--help"])
     assert code == 0
-    assert "--algorithms" in out and "--max-pixels" in out and "phash" in out and "{csv,jsonl}" in out
+    assert "--algorithms" in out and "--max-pixels" in out and "phash" in out and "{csv,jsonl,vpdq}" in out
     assert imported(modules, ("numba", "imagehash", "dask", "distributed", "faiss")) == []
 
 

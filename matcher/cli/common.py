@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from ..errors import MatcherError, UsageError
 
 if TYPE_CHECKING:
     from ..hashing import HashOptions
+    from ..video_hash import VideoThresholds
 
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -161,6 +163,17 @@ def exit_line(code: int, what: str) -> str:
     return f"exit {code}: {what}"
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number above zero."""
     try:
@@ -236,6 +249,69 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="apply EXIF orientation before hashing (default: the stored pixels, as reference hash sets)",
     )
+    video = parser.add_argument_group("videos (vPDQ)")
+    video.add_argument(
+        "--video-fps",
+        type=positive_float,
+        default=defaults.video.fps,
+        help="video frames sampled per second, as vPDQ samples them (default: %(default)s)",
+    )
+    video.add_argument(
+        "--max-video-seconds",
+        type=positive_float,
+        default=defaults.video.max_seconds,
+        help="seconds of each video sampled; a longer video gets an error saying it was cut (default: %(default)s)",
+    )
+    video.add_argument(
+        "--video-decode-seconds",
+        type=positive_float,
+        default=defaults.video.decode_seconds,
+        help="decoding time budget per video, wall clock; over it the video gets an error (default: %(default)s)",
+    )
+
+
+def add_video_match_arguments(parser: argparse.ArgumentParser) -> None:
+    """When a video matches a known video (``scan``, ``compare``, ``cluster``): vPDQ's thresholds."""
+    from ..video_hash import VideoThresholds
+
+    defaults = VideoThresholds()
+    group = parser.add_argument_group("video matching (vPDQ)")
+    group.add_argument(
+        "--video-distance",
+        type=int,
+        default=defaults.distance,
+        help="largest PDQ distance at which two video frames match (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-quality",
+        type=int,
+        default=defaults.quality,
+        help="video frames of lower PDQ quality are left out of the comparison (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-query-percent",
+        type=float,
+        default=defaults.query_percent,
+        help="share of the evidence video's frames that must match the known video (default: %(default)s)",
+    )
+    group.add_argument(
+        "--video-compared-percent",
+        type=float,
+        default=defaults.compared_percent,
+        help="share of the known video's frames that must match the evidence video (default: %(default)s)",
+    )
+
+
+def video_thresholds(args: argparse.Namespace) -> VideoThresholds:
+    """The ``--video-*`` match thresholds as a :class:`~matcher.video_hash.VideoThresholds`."""
+    from ..video_hash import VideoThresholds
+
+    return VideoThresholds(
+        distance=args.video_distance,
+        quality=args.video_quality,
+        query_percent=args.video_query_percent,
+        compared_percent=args.video_compared_percent,
+    )
 
 
 def add_workers_argument(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +363,7 @@ def report_output(args: argparse.Namespace) -> str | None:
 def hash_options(args: argparse.Namespace) -> HashOptions:
     """The decoding options the ``hash``, ``scan`` and ``cluster`` flags ask for."""
     from ..hashing import HashOptions
+    from ..video import VideoOptions
 
     return HashOptions(
         max_pixels=args.max_pixels,
@@ -294,6 +371,9 @@ def hash_options(args: argparse.Namespace) -> HashOptions:
         fast=args.fast,
         apply_exif_orientation=args.exif_orientation,
         max_file_bytes=args.max_file_bytes,
+        video=VideoOptions(
+            fps=args.video_fps, max_seconds=args.max_video_seconds, decode_seconds=args.video_decode_seconds
+        ),
     )
 
 

@@ -13,9 +13,11 @@ from .common import (
     EXIT_OK,
     add_decode_arguments,
     add_distance_arguments,
+    add_video_match_arguments,
     add_view_arguments,
     hash_options,
     max_distances,
+    video_thresholds,
 )
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ def add_compare_parser(sub: Any) -> None:
         description="Runs the scan's own matching of EVIDENCE against an index holding only KNOWN (hashed as "
         "`matcher index add` hashes it, views included; a temporary index, removed afterwards) and explains the "
         "decision: the scan's result, the best pair of views and its distance, and why it matched or not. "
-        "KNOWN and EVIDENCE are image files or hashes written HEX or ALGORITHM:HEX (a hash has no views). "
+        "KNOWN and EVIDENCE are image or video files or hashes written HEX or ALGORITHM:HEX (a hash has no views). "
         "Exit 1 when the scan would match, 0 when not, 2 on an error.",
         populate=_add_compare_arguments,
     )
@@ -43,6 +45,7 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     add_distance_arguments(c, "counted as a match", "match")
     add_view_arguments(c, "the evidence")
     add_decode_arguments(c)
+    add_video_match_arguments(c)
     c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
     c.set_defaults(handler=_cmd_compare)
 
@@ -75,6 +78,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         regions=args.regions,
         max_distances=max_distances(args) or None,
         options=hash_options(args),
+        video=video_thresholds(args),
     )
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))

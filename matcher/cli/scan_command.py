@@ -15,6 +15,7 @@ from .common import (
     add_distance_arguments,
     add_force_argument,
     add_quiet_argument,
+    add_video_match_arguments,
     add_view_arguments,
     add_workers_argument,
     check_evidence_paths,
@@ -23,6 +24,7 @@ from .common import (
     max_distances,
     refuse_existing,
     report_output,
+    video_thresholds,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     add_force_argument(s)
     s.add_argument("--matches-only", action="store_true", help="report only records with status match")
     add_decode_arguments(s)
+    add_video_match_arguments(s)
     s.add_argument(
         "--case",
         action="append",
@@ -121,6 +124,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         engine=args.engine,
         scheduler=args.scheduler,
         hash_options=hash_options(args),
+        video=video_thresholds(args),
     )
     reporter = ProgressReporter("scan", quiet=args.quiet)
 

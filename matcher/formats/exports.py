@@ -41,6 +41,7 @@ from ..errors import UsageError
 from ..file_facts import FILE_FIELDS
 from ..hashes import Hash
 from ..known import KnownRecord
+from ..video_hash import VpdqFeature, known_video, parse_vpdq_line
 from .base import (
     Format,
     ProblemReporter,
@@ -149,6 +150,17 @@ class MatcherHashJsonlFormat(Format):
             hashes[key] = parse_hash(key, value, parse_quality(qualities.get(key)))
         extra = {key: row[key] for key in _HASH_JSONL_EXTRA if row.get(key) is not None}
         path = row.get("path")
+        if isinstance(row.get("vpdq"), list) and row["vpdq"]:  # a video: one known video record
+            return known_video(
+                [_vpdq_feature(item) for item in row["vpdq"]],
+                md5=parse_digest("md5", row.get("md5")),
+                sha1=parse_digest("sha1", row.get("sha1")),
+                sha256=parse_digest("sha256", row.get("sha256")),
+                name=path if isinstance(path, str) and path else None,
+                size=parse_size(row.get("size")),
+                source=where,
+                extra=extra,
+            )
         return KnownRecord(
             hashes=hashes,
             md5=parse_digest("md5", row.get("md5")),
@@ -159,6 +171,17 @@ class MatcherHashJsonlFormat(Format):
             source=where,
             extra=extra,
         )
+
+
+def _vpdq_feature(item: Any) -> VpdqFeature:
+    """One frame of a ``vpdq`` list of ``matcher hash``'s JSON Lines: a ``{"frame", "timestamp",
+    "pdq", "quality"}`` object or a vpdq line."""
+    if isinstance(item, str):
+        return parse_vpdq_line(item)
+    if not isinstance(item, dict):
+        raise ValueError(f"a vpdq frame is an object or a vpdq line, not {item!r:.60}")
+    text = f"{item.get('frame')},{item.get('quality')},{item.get('pdq')},{item.get('timestamp')}"
+    return parse_vpdq_line(text)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from ..hashing import HashRecord
+from ..video_hash import vpdq_line
 
-__all__ = ["RecordWriter", "JsonlRecordWriter", "CsvRecordWriter", "WRITERS", "csv_safe"]
+__all__ = ["RecordWriter", "JsonlRecordWriter", "CsvRecordWriter", "VpdqRecordWriter", "WRITERS", "csv_safe"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -79,5 +80,24 @@ def _cell(value: Any) -> Any:
     return csv_safe(value)
 
 
+class VpdqRecordWriter(RecordWriter):
+    """vpdq's text (``frame,quality,hex,timestamp`` lines) of each video, after a ``# path`` line;
+    a file that is not a video gets its ``# path`` line saying why it has no vPDQ (so every file
+    is in the output), and no frame lines."""
+
+    def write(self, record: HashRecord) -> None:
+        path = (record.path or "").replace("\n", " ").replace("\r", " ")
+        if record.vpdq:
+            self.stream.write(f"# {path}\n")
+            self.stream.writelines(vpdq_line(f) + "\n" for f in record.vpdq)
+            return
+        why = (record.error or record.note or "not a video").replace("\n", " ").replace("\r", " ")
+        self.stream.write(f"# {path} (no vPDQ: {why})\n")
+
+
 #: Record writers by format name.
-WRITERS: dict[str, type[RecordWriter]] = {"jsonl": JsonlRecordWriter, "csv": CsvRecordWriter}
+WRITERS: dict[str, type[RecordWriter]] = {
+    "jsonl": JsonlRecordWriter,
+    "csv": CsvRecordWriter,
+    "vpdq": VpdqRecordWriter,
+}

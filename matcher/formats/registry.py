@@ -13,6 +13,8 @@ name                      content                                               
 ``digest-list``           md5sum/sha1sum/sha256sum output, plain digest lists          yes
 ``pdq-hex``               PDQ hex lines, ``pdq <hex>``, ``hash,quality,filename``      yes
 ``sha256-list``           bare SHA-256 lines (only when named)                         yes
+``vpdq``                  vpdq video hashes, ``frame,quality,hex,timestamp`` lines     yes
+``vpdq-json``             ThreatExchange vPDQ signals, a JSON array a line             yes
 ========================  ===========================================================  =======
 
 **Detection** looks at the first 64 KiB only, by content:
@@ -30,6 +32,9 @@ name                      content                                               
   *with* a name, BSD ``SHA256 (n) = h``) or PDQ lines (bare 64-hex, ``pdq <hex>``,
   ``<64-hex>,<quality>,<name>``) respectively. A bare 64-hex list is therefore PDQ; name
   ``sha256-list`` to read one as SHA-256.
+* ``vpdq``: two thirds of the first significant lines are ``frame,quality,hex,timestamp``;
+* ``vpdq-json``: the first significant line is a JSON array of ``"hex,quality,timestamp"``
+  (optionally after ``vpdq`` or a name and a tab).
 
 When several formats claim a file, the one whose usual file name ending matches wins, else the
 first in the order above. The file name never decides alone: a PDQ list called ``x.json`` is read as
@@ -50,6 +55,7 @@ from .exports import MatcherCsvFormat, MatcherHashJsonlFormat, MatcherJsonlForma
 from .nsrl import NsrlFormat
 from .textlists import DigestListFormat, PdqHexFormat, Sha256ListFormat
 from .vics import VicsFormat
+from .vpdq import VpdqJsonFormat, VpdqTextFormat
 
 __all__ = [
     "Format",
@@ -174,6 +180,8 @@ for _fmt in (
     DigestListFormat(),
     PdqHexFormat(),
     Sha256ListFormat(),
+    VpdqTextFormat(),
+    VpdqJsonFormat(),
 ):
     register_format(_fmt)
 del _fmt

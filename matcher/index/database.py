@@ -304,6 +304,12 @@ def page_records(conn: sqlite3.Connection, after_id: int, limit: int, list_name:
     return _select(conn, "WHERE l.name = ? AND r.id > ? ORDER BY r.id LIMIT ?", (list_name, after_id, limit))
 
 
+def video_records(conn: sqlite3.Connection) -> list[IndexedRecord]:
+    """The records whose ``extra`` holds a known video's frames (``"vpdq"``, see
+    :func:`matcher.video_hash.known_video`), in id order; SQLite filters, no record else is built."""
+    return _select(conn, "WHERE r.extra LIKE ? ORDER BY r.id", ('%"vpdq": [%',))
+
+
 def lookup_digests(conn: sqlite3.Connection, kind: str, values: Sequence[str]) -> dict[str, list[IndexedRecord]]:
     """Records whose ``kind`` digest is one of ``values`` (normalised lowercase hex), by value."""
     column = {"md5": "r.md5", "sha1": "r.sha1", "sha256": "r.sha256"}[kind]

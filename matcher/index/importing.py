@@ -22,6 +22,7 @@ from ..files import display_path
 from ..formats.registry import read_records
 from ..hashing import HashOptions, HashProgress, HashRecord, hash_paths
 from ..known import EMPTY_CONTENT_DIGESTS, ImportProblem, KnownRecord
+from ..video_hash import known_video
 from .store import KnownIndex
 
 __all__ = ["ImportSummary", "import_sources", "known_from_hash_record"]
@@ -74,6 +75,17 @@ def _without_empty_digests(
 def known_from_hash_record(record: HashRecord) -> KnownRecord:
     """The known record for one hashed image (or frame): its hashes, view hashes, digests, path and size."""
     extra = {} if record.frame is None else {"frame": record.frame}
+    if record.vpdq:  # a video: one record, its frames in extra (matcher.video_hash.known_video)
+        return known_video(
+            record.vpdq,
+            md5=record.md5,
+            sha1=record.sha1,
+            sha256=record.sha256,
+            name=record.path,
+            size=record.size,
+            source=record.path,
+            extra=extra,
+        )
     return KnownRecord(
         hashes=dict(record.hashes),
         views={name: dict(views) for name, views in record.views.items()},
@@ -93,7 +105,7 @@ def _is_image_file(path: bytes) -> bool:
             media = imaging.sniff(fh.read(4096))
     except OSError:
         return False  # let the hash-list reader report why it cannot be read
-    return media is not None and media.is_image
+    return media is not None and (media.is_image or media.is_video)
 
 
 def _image_records(

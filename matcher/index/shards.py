@@ -215,6 +215,10 @@ class OpenShard:
             value: self.globalise_records(found) for value, found in self.index.lookup_digest(kind, hex_values).items()
         }
 
+    def video_records(self) -> list[IndexedRecord]:
+        """The shard's known videos with global ids."""
+        return self.globalise_records(self.index.video_records())
+
 
 # -- shards.json ---------------------------------------------------------------------------------
 
@@ -699,6 +703,10 @@ class ShardedIndex:
         return merge_results([shard.query(queries, None, view, k) for shard in self._open()], k)
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def video_records(self) -> list[IndexedRecord]:
+        """The known videos of every shard (global ids, in id order), as :meth:`KnownIndex.video_records`."""
+        return [record for shard in self._open() for record in shard.video_records()]
 
     def lookup_digest(self, kind: str, hex_values: Iterable[str]) -> dict[str, list[IndexedRecord]]:
         """Records whose ``kind`` digest is one of ``hex_values``, as :meth:`KnownIndex.lookup_digest`."""

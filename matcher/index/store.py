@@ -1013,6 +1013,12 @@ class KnownIndex:
             found = snapshot.query(db.lookup_digests, kind, [v for v in normalised.values() if v])
         return {value: list(found.get(norm, [])) for value, norm in normalised.items()}
 
+    def video_records(self) -> list[IndexedRecord]:
+        """The known videos (records with vPDQ frames in ``extra["vpdq"]``), in id order."""
+        with self._reading() as snapshot:
+            found: list[IndexedRecord] = snapshot.query(db.video_records)
+        return found
+
     # -- category labels -----------------------------------------------------------------------
 
     def category_schemes(self) -> dict[str, dict[int, str]]:

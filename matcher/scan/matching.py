@@ -33,6 +33,7 @@ from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, 
 from ..variants import VARIANT_NAMES
 from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
+from .video_matching import VIDEO_ALGORITHM, VideoCatalog, add_known_video_frames, is_video, video_shells
 
 __all__ = [
     "DIGEST_PREFERENCE",
@@ -65,6 +66,7 @@ class Matcher:
         self.algorithms = tuple(registry.get(name) for name in config.algorithms)
         self._algorithm_rank = {name: rank for rank, name in enumerate(config.algorithms)}
         self._views = views
+        self._catalogs: dict[int, tuple[IndexReader, VideoCatalog]] = {}
 
     def match(
         self, index: IndexReader, base: ScanRecord, entry: EntryFeatures
@@ -87,10 +89,39 @@ class Matcher:
         per_entry = self._perceptual_matches(index, [entry.frames for _base, entry in entries])
         perceptual_ids = {m.record for found, _notes in per_entry for per_frame in found for m in per_frame.values()}
         known_good |= self._known_good(index, perceptual_ids - known_good)
+        videos = any(is_video(entry) for _base, entry in entries)
+        # known videos: read when a video is met, or at once from an index that keeps them apart
+        catalog = self._video_catalog(index) if videos or hasattr(index, "video_records") else None
+        if catalog is not None and len(catalog) and "pdq" in self.config.max_distances:
+            for (_base, entry), (found, _notes) in zip(entries, per_entry):
+                if not is_video(entry):  # an image may be a still of a known video
+                    add_known_video_frames(
+                        entry.frames,
+                        found,
+                        catalog,
+                        self.config.max_distances["pdq"],
+                        registry.get("pdq").min_quality,
+                        self.preference,
+                    )
         return [
-            self._records(base, entry, digests, found, notes, known_good)
+            self._records(base, entry, digests, found, notes, known_good, catalog)
             for (base, entry), digests, (found, notes) in zip(entries, digest_matches, per_entry)
         ]
+
+    def _video_catalog(self, index: IndexReader) -> VideoCatalog:
+        """The known videos of ``index``, read on the first video met (then kept)."""
+        held = self._catalogs.get(id(index))
+        if held is None or held[0] is not index:
+            # an index that keeps its known videos apart answers at once; any other is read through
+            records = getattr(index, "video_records", None) or getattr(index, "iter_records", None)
+            catalog = (
+                VideoCatalog([])
+                if records is None
+                else self._ask("video records", lambda: VideoCatalog.from_records(records()))
+            )
+            held = (index, catalog)
+            self._catalogs[id(index)] = held
+        return held[1]
 
     def _records(
         self,
@@ -100,10 +131,24 @@ class Matcher:
         per_frame: list[dict[int, ScanMatch]],
         frame_notes: list[list[str]],
         known_good: set[int],
+        catalog: VideoCatalog | None = None,
     ) -> tuple[list[ScanRecord], frozenset[int]]:
         frames, error, failed_frame = entry.frames, entry.error, entry.failed_frame
         note, changed, file_notes = entry.note, entry.changed, entry.notes
         shells: list[tuple[ScanRecord, dict[int, ScanMatch], list[str]]] = []
+        if is_video(entry) and frames:  # one record for the video (matching.video_matching)
+            video, found_video, video_notes = video_shells(
+                base,
+                entry,
+                per_frame,
+                frame_notes,
+                catalog,
+                self.config.video,
+                self.config.hash_options.video.fps,
+                self.preference,
+            )
+            shells.append((replace(video, error=with_changed(None, changed)), found_video, video_notes))
+            frames, per_frame, frame_notes = (), [], []
         for frame, found, notes in zip(frames, per_frame, frame_notes):
             record = replace(
                 base,
@@ -115,7 +160,7 @@ class Matcher:
                 error=with_changed(None, changed),
             )
             shells.append((record, found, notes))
-        if error is not None or not frames:
+        if error is not None or not shells:
             shells.append((replace(base, frame=failed_frame, error=with_changed(error, changed)), {}, []))
         out = []
         for record, found, notes in shells:
@@ -165,7 +210,8 @@ class Matcher:
         order, and the query view's rank."""
         if match.algorithm in DIGEST_ALGORITHMS:
             return (0, 0.0, 0, DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
-        bits = registry.get(match.algorithm).bit_length
+        # a known video's match (vPDQ) counts the bits of its frames' PDQ
+        bits = registry.get("pdq" if match.algorithm == VIDEO_ALGORITHM else match.algorithm).bit_length
         return (
             1,
             match.distance / bits,

@@ -19,6 +19,7 @@ from ..errors import UsageError
 from ..hashing import HashOptions
 from ..index.manifest import FileStamp
 from ..scan_records import STATUSES, ScanRecord
+from ..video_hash import VideoThresholds
 
 __all__ = [
     "ENGINES",
@@ -79,6 +80,9 @@ class ScanOptions:
     - ``engine``: ``"local"`` (a process pool on this machine) or ``"dask"`` (tasks on a Dask cluster;
       needs ``pip install 'dask[distributed]'``, checked when the scan starts). Both give the same
       records in the same order.
+    - ``video``: when a video matches a known video (:class:`matcher.video_hash.VideoThresholds`:
+      frame distance and quality, query and compared match percentages; vPDQ's defaults). How
+      videos are sampled is in ``hash_options.video``.
     - ``scheduler``: with ``engine="dask"``, the address of a running Dask scheduler (e.g.
       ``"tcp://10.0.0.5:8786"``); ``None`` starts a local cluster of ``workers`` processes listening
       on the loopback interface only. Its workers must read the evidence and the index at the same
@@ -96,8 +100,11 @@ class ScanOptions:
     chunk_size: int = 4
     engine: str = "local"
     scheduler: str | None = None
+    video: VideoThresholds = field(default_factory=VideoThresholds)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.video, VideoThresholds):
+            raise UsageError(f"video must be a VideoThresholds, not {self.video!r}")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown scan engine {self.engine!r} (known: {', '.join(ENGINES)})")
         if self.scheduler is not None:
@@ -290,6 +297,8 @@ class ScanConfig:
     regions: bool = True
     #: the stamps of the index files the parent verified: workers do not hash those again
     index_verified: tuple[FileStamp, ...] = ()
+    #: when a video matches a known video
+    video: VideoThresholds = field(default_factory=VideoThresholds)
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that decide the report's content (journal header and run manifest)."""
@@ -305,6 +314,10 @@ class ScanConfig:
             "max_frames": ho.max_frames,
             "exif_orientation": ho.apply_exif_orientation,
             "max_file_bytes": ho.max_file_bytes,
+            "video_fps": ho.video.fps,
+            "max_video_seconds": ho.video.max_seconds,
+            "video_decode_seconds": ho.video.decode_seconds,
+            **self.video.to_dict(),
         }
 
 
@@ -356,4 +369,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         trim_borders=bool(options.trim_borders),
         regions=bool(options.regions),
         index_verified=index.verified_files,
+        video=options.video,
     )
