@@ -49,6 +49,7 @@ from .compare_command import add_compare_parser
 from .hash_command import add_hash_parser
 from .index_command import add_index_parser
 from .scan_command import add_scan_parser
+from .serve_command import add_serve_parser
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_MATCH", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     add_scan_parser(sub)
     add_cluster_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
