@@ -74,6 +74,8 @@ class LookupQuery:
     max_distance: int = 0
     digest_kind: str | None = None
     digest: str | None = None
+    #: whether the answer needs the known-good flags of its matches (HMA's raw lookup does not)
+    flags: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,9 @@ def lookup_batch(snapshot: Snapshot, batches: Sequence[Sequence[LookupQuery]]) -
                 ),
                 None,
             )
-    matched = {m.record_id for matches, _skip in found for m in matches} - set(digest_records)
+    matched = {m.record_id for query, (matches, _skip) in zip(flat, found) if query.flags for m in matches} - set(
+        digest_records
+    )
     fetched = reader.records(sorted(matched)) if matched else []
     good = frozenset(rec.id for rec in [*digest_records.values(), *fetched] if is_known_good(rec))
     answers = iter(

@@ -1,0 +1,295 @@
+"""Load benchmark of ``matcher serve`` against a large PDQ index, side by side with an HMA-style peer.
+
+    python -m benchmarks.serve_load                       # 10M records (the index is built once, ~20 min)
+    MATCHER_SERVE_RECORDS=1000000 python -m benchmarks.serve_load
+    MATCHER_SERVE_SECONDS=5 MATCHER_SERVE_RECORDS=100000 python -m benchmarks.serve_load   # a quick run
+
+What it measures, every server a separate process on 127.0.0.1, the load from this process (an
+asyncio client on raw keep-alive HTTP/1.1 connections, light enough not to starve the servers):
+
+* **Hash lookups**, HMA's shape: ``GET /m/raw_lookup?signal_type=pdq&signal=HEX`` one hash per
+  request, at 1, 8 and 64 concurrent clients: lookups/s, p50/p99 latency. Queries are half planted
+  near-duplicates of indexed codes (0..16 bits flipped), half random codes (no match), distance <= 31.
+* **Batched lookups**: ``POST /v1/lookup`` with 100 hashes per request at 8 clients.
+* **The HMA-style peer** (:mod:`benchmarks.serve_peer`): the same route over a FAISS
+  ``IndexBinaryFlat`` (and ``IndexBinaryMultiHash``), one search per request, at 8 clients.
+* **Image matches**: ``POST /v1/match`` of 640x480 JPEGs, one client and two, against the scan's
+  own per-image cost on the same images and index (``matcher.scan.scan``, one process).
+* The servers' resident memory before and after the load.
+
+The index is synthetic: codes with real PDQ bit statistics (:func:`benchmarks.speed_common.realistic_pdq_codes`).
+Figures go to ``benchmarks/results/serve_load[_<records>].json``. The machine may be shared: compare the
+side-by-side ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.speed_common import env_int, planted_queries, realistic_pdq_codes, save
+from matcher.hashes import Hash
+from matcher.index import KnownIndex
+from matcher.known import KnownRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS = env_int("MATCHER_SERVE_RECORDS", 10_000_000)
+SECONDS = env_int("MATCHER_SERVE_SECONDS", 15)
+WORK = Path(os.environ.get("MATCHER_SERVE_WORK", tempfile.gettempdir())) / "serve_bench"
+IMAGES = env_int("MATCHER_SERVE_IMAGES", 40)
+
+
+def build_index(path: Path, records: int, seed: int = 7) -> np.ndarray:
+    """A PDQ index of ``records`` synthetic records at ``path`` (kept between runs), and its codes."""
+    codes_path = path.parent / f"{path.name}.codes.npy"
+    if codes_path.exists() and (path / "manifest.json").exists():
+        with KnownIndex.open(path, verify=False) as index:
+            if len(index) == records:
+                return np.load(codes_path)
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    codes = realistic_pdq_codes(records, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(codes_path, codes)
+    started = time.perf_counter()
+    with KnownIndex.create(path, ("pdq",)) as index:
+        index.add((KnownRecord(hashes={"pdq": Hash("pdq", row.tobytes(), 90)}) for row in codes), "synthetic")
+    print(f"built {records} records in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    return codes
+
+
+# -- processes ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, path: str, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                if conn.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("server did not start")
+
+
+def start(command: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_ready(process, port, ready)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# -- the load -------------------------------------------------------------------------------------------
+
+
+async def _client(port: int, requests: list[bytes], offset: int, deadline: float, out: dict[str, Any]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    try:
+        while time.perf_counter() < deadline:
+            request = requests[i % len(requests)]
+            i += 1
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            out["latencies"].append(time.perf_counter() - started)
+            out["statuses"][status] = out["statuses"].get(status, 0) + 1
+            del body
+    finally:
+        writer.close()
+
+
+def load(port: int, requests: list[bytes], clients: int, seconds: float, per_request: int = 1) -> dict[str, Any]:
+    """``clients`` connections sending ``requests`` in turn for ``seconds``: rates and latencies."""
+    out: dict[str, Any] = {"latencies": [], "statuses": {}}
+
+    async def run() -> None:
+        deadline = time.perf_counter() + seconds
+        step = max(1, len(requests) // clients)
+        await asyncio.gather(*(_client(port, requests, n * step, deadline, out) for n in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    latencies = np.array(out["latencies"]) * 1000
+    count = len(latencies)
+    return {
+        "clients": clients,
+        "requests": count,
+        "hashes_per_request": per_request,
+        "lookups_per_s": round(count * per_request / elapsed, 1),
+        "requests_per_s": round(count / elapsed, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2) if count else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2) if count else None,
+        "statuses": {str(k): v for k, v in out["statuses"].items()},
+    }
+
+
+def get_requests(hexes: list[str]) -> list[bytes]:
+    return [f"GET /m/raw_lookup?signal_type=pdq&signal={h} HTTP/1.1\r\nHost: b\r\n\r\n".encode() for h in hexes]
+
+
+def post_requests(path: str, bodies: list[bytes], content_type: str) -> list[bytes]:
+    return [
+        f"POST {path} HTTP/1.1\r\nHost: b\r\nContent-Type: {content_type}\r\nContent-Length: {len(b)}\r\n\r\n".encode()
+        + b
+        for b in bodies
+    ]
+
+
+# -- images -------------------------------------------------------------------------------------------------
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    from fixtures.generate import scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = ("landscape", "plasma", "shapes", "text")
+    paths = []
+    for i in range(count):
+        path = folder / f"img-{i:03d}.jpg"
+        if not path.exists():
+            scene(5000 + i, 640, 480, kinds[i % len(kinds)]).convert("RGB").save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def scan_cost(index: Path, folder: Path, count: int) -> float:
+    """Seconds per image of the scan itself (one process, the scan's batching), index open excluded."""
+    import faiss
+
+    from matcher.scan import ScanOptions, scan
+
+    threads = faiss.omp_get_max_threads()
+    records = scan([str(folder)], str(index), ScanOptions(workers=1))
+    started = time.perf_counter()
+    done = sum(1 for _ in records)
+    elapsed = time.perf_counter() - started
+    faiss.omp_set_num_threads(threads)
+    assert done == count, done
+    return elapsed / count
+
+
+def main() -> None:
+    index = WORK / ("pdq10m" if RECORDS == 10_000_000 else f"pdq{RECORDS}")
+    codes = build_index(index, RECORDS)
+    hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 16)]
+    del codes
+    figures: dict[str, Any] = {"records": RECORDS, "seconds_per_run": SECONDS, "cpus": os.cpu_count()}
+    config = WORK / "config"
+
+    # -- ours ---------------------------------------------------------------------------------------
+    port = free_port()
+    command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
+    command += ["--config", str(config), "--reload-interval", "0", "--audit-log", os.devnull]
+    started = time.perf_counter()
+    ours = start(command, port, "/healthz")
+    figures["ours_start_s"] = round(time.perf_counter() - started, 1)
+    rss_before = rss_mib(ours.pid)
+    load(port, get_requests(hexes[:200]), 8, 2)  # warm up (compiled kernels, page cache)
+    runs = {}
+    for clients in (1, 8, 64):
+        runs[f"ours_raw_lookup_{clients}"] = load(port, get_requests(hexes), clients, SECONDS)
+        print(clients, runs[f"ours_raw_lookup_{clients}"], file=sys.stderr)
+    batches = [
+        json.dumps({"hashes": [{"algorithm": "pdq", "hex": h} for h in hexes[i : i + 100]]}).encode()
+        for i in range(0, len(hexes), 100)
+    ]
+    runs["ours_v1_lookup_batch100_8"] = load(
+        port, post_requests("/v1/lookup", batches, "application/json"), 8, SECONDS, per_request=100
+    )
+    print(runs["ours_v1_lookup_batch100_8"], file=sys.stderr)
+
+    images = make_images(WORK / "images", IMAGES)
+    bodies = [p.read_bytes() for p in images]
+    image_requests = post_requests("/v1/match", bodies, "image/jpeg")
+    load(port, image_requests[:4], 1, 2)  # warm up
+    for clients in (1, 2):
+        run = load(port, image_requests, clients, SECONDS)
+        run["seconds_per_image"] = round(1 / run["requests_per_s"], 4) if run["requests_per_s"] else None
+        runs[f"ours_v1_match_{clients}"] = run
+        print(run, file=sys.stderr)
+    figures["ours_rss_mib"] = {"before": round(rss_before, 1), "after": round(rss_mib(ours.pid), 1)}
+    stop(ours)
+
+    per_image = scan_cost(index, WORK / "images", IMAGES)
+    figures["scan_seconds_per_image"] = round(per_image, 4)
+    served = runs["ours_v1_match_1"]["seconds_per_image"]
+    figures["match_vs_scan_per_image"] = round(served / per_image, 2) if served else None
+
+    # -- the HMA-style peer ---------------------------------------------------------------------------
+    for kind in ("flat", "multihash"):
+        port = free_port()
+        command = [sys.executable, "-m", "benchmarks.serve_peer", "--codes", str(WORK / f"{index.name}.codes.npy")]
+        command += ["--port", str(port), "--kind", kind]
+        started = time.perf_counter()
+        peer = start(command, port, "/m/raw_lookup?signal_type=pdq&signal=" + "00" * 32)
+        figures[f"peer_{kind}_start_s"] = round(time.perf_counter() - started, 1)
+        load(port, get_requests(hexes[:50]), 8, 2)
+        for clients in (1, 8):
+            runs[f"peer_{kind}_raw_lookup_{clients}"] = load(port, get_requests(hexes), clients, SECONDS)
+            print(kind, clients, runs[f"peer_{kind}_raw_lookup_{clients}"], file=sys.stderr)
+        figures[f"peer_{kind}_rss_mib"] = round(rss_mib(peer.pid), 1)
+        stop(peer)
+
+    figures["runs"] = runs
+    name = "serve_load" if RECORDS == 10_000_000 else f"serve_load_{RECORDS}"
+    print(save(name, figures), file=sys.stderr)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--build":  # build only (e.g. in the background beforehand)
+        build_index(Path(sys.argv[2]), RECORDS)
+    else:
+        main()
