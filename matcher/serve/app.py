@@ -118,6 +118,24 @@ def _error(status: int, kind: str, message: str, result: str = "error", **extra:
     return Reply(status, {"error": kind, "message": message, **extra}, result, message=message)
 
 
+def _audit(
+    state: ServeState, request: Request, route: str, key: str | None, client: str | None, reply: Reply, elapsed: float
+) -> None:
+    state.audit.write(
+        key=key,
+        client=client,
+        method=request.method,
+        route=route,
+        status=reply.status,
+        result=reply.result,
+        hashes=list(reply.hashes),
+        matches=list(reply.matches),
+        generation=reply.generation,
+        ms=round(elapsed * 1000, 2),
+        message=reply.message,
+    )
+
+
 def _route(path: str, route_name: str, handler: Handler, state: ServeState, methods: list[str], auth: bool) -> Route:
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -156,19 +174,11 @@ def _route(path: str, route_name: str, handler: Handler, state: ServeState, meth
             kind = reply.body.get("error", "error") if isinstance(reply.body, dict) else "error"
             state.metrics.count("matcher_errors_total", kind=str(kind))
         client = request.client.host if request.client else None
-        state.audit.write(
-            key=key_id,
-            client=client,
-            method=request.method,
-            route=route_name,
-            status=reply.status,
-            result=reply.result,
-            hashes=list(reply.hashes),
-            matches=list(reply.matches),
-            generation=reply.generation,
-            ms=round(elapsed * 1000, 2),
-            message=reply.message,
-        )
+        try:
+            _audit(state, request, route_name, key_id, client, reply, elapsed)
+        except OSError as exc:  # no answer goes out unaudited
+            log.error("the audit log %s cannot be written (%s): answering 503", state.audit.path, exc)
+            reply = _error(503, "audit_failure", "the service cannot write its audit log; try again later")
         if reply.text:
             return PlainTextResponse(reply.body, reply.status, media_type="text/plain; version=0.0.4; charset=utf-8")
         return JSONResponse(reply.body, reply.status)

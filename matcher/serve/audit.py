@@ -6,8 +6,9 @@ without auth or when no valid key was shown), ``client`` (address), ``method``, 
 ``known_good``, ``error``, ``unauthorized``, ...), ``hashes`` (the hashes asked about or computed,
 as ``algorithm:hex``, and the upload's SHA-256 when there was one), ``matches`` (the matched record
 ids), ``generation`` (the index generation that answered), ``ms`` (time taken) and ``message``
-for an error. Never the uploaded bytes. Lines are written whole and flushed one by one, under a
-lock, so a line is never torn by another thread's.
+for an error. Never the uploaded bytes. Each line is written whole with one
+``write`` to a file opened for appending, under a lock, so that lines of other threads or other
+worker processes never tear it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ class AuditLog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._handle = os.fdopen(fd, "a", encoding="utf-8")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._lock = threading.Lock()
 
     def write(self, **fields: Any) -> None:
@@ -40,11 +40,17 @@ class AuditLog:
             ensure_ascii=False,
             separators=(",", ":"),
         )
+        data = (line + "\n").encode("utf-8")
         with self._lock:
-            self._handle.write(line + "\n")
-            self._handle.flush()
+            if self._fd is None:
+                raise ValueError(f"{self.path}: the audit log is closed")
+            written = os.write(self._fd, data)  # one append: whole lines even with several worker processes
+            while written < len(data):  # a short write (disk nearly full): the rest follows at once
+                written += os.write(self._fd, data[written:])
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
-            self._handle.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
