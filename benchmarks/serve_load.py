@@ -288,7 +288,43 @@ def main() -> None:
     print(json.dumps(figures, indent=2))
 
 
+def table(figures: dict[str, Any]) -> str:
+    """The README's table of a results file."""
+    runs = figures["runs"]
+    rows = [
+        "| run (8 clients unless said) | lookups/s | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    names = {
+        "ours_raw_lookup_1": "matcher serve, `GET /m/raw_lookup`, 1 hash/request, 1 client",
+        "ours_raw_lookup_8": "matcher serve, `GET /m/raw_lookup`, 1 hash/request",
+        "ours_raw_lookup_64": "matcher serve, `GET /m/raw_lookup`, 1 hash/request, 64 clients",
+        "ours_v1_lookup_batch100_8": "matcher serve, `POST /v1/lookup`, 100 hashes/request",
+        "peer_flat_raw_lookup_1": "HMA-style peer, FAISS `IndexBinaryFlat`, 1 client",
+        "peer_flat_raw_lookup_8": "HMA-style peer, FAISS `IndexBinaryFlat`",
+        "peer_multihash_raw_lookup_1": "HMA-style peer, FAISS `IndexBinaryMultiHash`, 1 client",
+        "peer_multihash_raw_lookup_8": "HMA-style peer, FAISS `IndexBinaryMultiHash`",
+    }
+    for key, label in names.items():
+        run = runs.get(key)
+        if run:
+            rows.append(f"| {label} | {run['lookups_per_s']:,.0f} | {run['p50_ms']} | {run['p99_ms']} |")
+    match1, match2 = runs.get("ours_v1_match_1"), runs.get("ours_v1_match_2")
+    lines = "\n".join(rows)
+    if match1 and match2:
+        lines += (
+            f"\n\nImage matches (`POST /v1/match`, 640x480 JPEG): {match1['requests_per_s']} images/s at 1 client "
+            f"(p50 {match1['p50_ms']} ms), {match2['requests_per_s']} at 2; the scan itself (one process): "
+            f"{figures['scan_seconds_per_image'] * 1000:.1f} ms per image, so a served match costs "
+            f"{figures['match_vs_scan_per_image']}x the scan's per-image time (1 client)."
+        )
+    return lines
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--table":
+        print(table(json.loads(Path(sys.argv[2]).read_text())))
+        raise SystemExit(0)
     if len(sys.argv) > 2 and sys.argv[1] == "--build":  # build only (e.g. in the background beforehand)
         build_index(Path(sys.argv[2]), RECORDS)
     else:
