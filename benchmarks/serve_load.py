@@ -15,7 +15,8 @@ asyncio client on raw keep-alive HTTP/1.1 connections, light enough not to starv
   ``IndexBinaryFlat`` (and ``IndexBinaryMultiHash``), one search per request, at 8 clients.
 * **Image matches**: ``POST /v1/match`` of 640x480 JPEGs, one client and two, against the scan's
   own per-image cost on the same images and index (``matcher.scan.scan``, one process).
-* The servers' resident memory before and after the load.
+* The servers' resident memory before and after the load, and with ``MATCHER_SERVE_SOAK=300`` over
+  five minutes of mixed lookups and image matches at 8 clients (sampled every 10 s).
 
 The index is synthetic: codes with real PDQ bit statistics (:func:`benchmarks.speed_common.realistic_pdq_codes`).
 Figures go to ``benchmarks/results/serve_load[_<records>].json``. The machine may be shared: compare the
@@ -48,6 +49,8 @@ RECORDS = env_int("MATCHER_SERVE_RECORDS", 10_000_000)
 SECONDS = env_int("MATCHER_SERVE_SECONDS", 15)
 WORK = Path(os.environ.get("MATCHER_SERVE_WORK", tempfile.gettempdir())) / "serve_bench"
 IMAGES = env_int("MATCHER_SERVE_IMAGES", 40)
+ROUNDS = env_int("MATCHER_SERVE_ROUNDS", 2)  # rounds of the side-by-side runs
+SOAK = env_int("MATCHER_SERVE_SOAK", 0)  # seconds of a mixed run watching the server's memory (e.g. 300)
 
 
 def build_index(path: Path, records: int, seed: int = 7) -> np.ndarray:
@@ -220,27 +223,55 @@ def scan_cost(index: Path, folder: Path, count: int) -> float:
     return elapsed / count
 
 
+def mean_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one configuration together: mean rates and latencies, every round kept."""
+    out = dict(runs[0])
+    for key in ("lookups_per_s", "requests_per_s", "p50_ms", "p99_ms"):
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = round(sum(values) / len(values), 2) if values else None
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["rounds"] = [{k: r[k] for k in ("lookups_per_s", "p50_ms", "p99_ms")} for r in runs]
+    return out
+
+
 def main() -> None:
     index = WORK / ("pdq10m" if RECORDS == 10_000_000 else f"pdq{RECORDS}")
     codes = build_index(index, RECORDS)
     hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 16)]
     del codes
-    figures: dict[str, Any] = {"records": RECORDS, "seconds_per_run": SECONDS, "cpus": os.cpu_count()}
+    figures: dict[str, Any] = {"records": RECORDS, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cpus": os.cpu_count()}
     config = WORK / "config"
 
-    # -- ours ---------------------------------------------------------------------------------------
+    # every server started first, then the comparable runs in turn, round after round, so that a
+    # change of the machine's load falls on all of them alike
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     port = free_port()
     command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
     command += ["--config", str(config), "--reload-interval", "0", "--audit-log", os.devnull]
     started = time.perf_counter()
-    ours = start(command, port, "/healthz")
+    servers["ours"] = (start(command, port, "/healthz"), port)
     figures["ours_start_s"] = round(time.perf_counter() - started, 1)
-    rss_before = rss_mib(ours.pid)
-    load(port, get_requests(hexes[:200]), 8, 2)  # warm up (compiled kernels, page cache)
-    runs = {}
-    for clients in (1, 8, 64):
-        runs[f"ours_raw_lookup_{clients}"] = load(port, get_requests(hexes), clients, SECONDS)
-        print(clients, runs[f"ours_raw_lookup_{clients}"], file=sys.stderr)
+    for kind in ("flat", "multihash"):
+        port = free_port()
+        command = [sys.executable, "-m", "benchmarks.serve_peer", "--codes", str(WORK / f"{index.name}.codes.npy")]
+        command += ["--port", str(port), "--kind", kind]
+        started = time.perf_counter()
+        servers[f"peer_{kind}"] = (start(command, port, "/m/raw_lookup?signal_type=pdq&signal=" + "00" * 32), port)
+        figures[f"peer_{kind}_start_s"] = round(time.perf_counter() - started, 1)
+    for _name, (_process, port) in servers.items():
+        load(port, get_requests(hexes[:100]), 8, 2)  # warm up (compiled kernels, page cache)
+    rss_before = rss_mib(servers["ours"][0].pid)
+
+    collected: dict[str, list[dict[str, Any]]] = {}
+    for round_number in range(ROUNDS):
+        for clients in (1, 8):
+            for name, (_process, port) in servers.items():
+                run = load(port, get_requests(hexes), clients, SECONDS)
+                collected.setdefault(f"{name}_raw_lookup_{clients}", []).append(run)
+                print(round_number, name, clients, run, file=sys.stderr)
+    runs = {key: mean_runs(value) for key, value in collected.items()}
+    ours, port = servers["ours"]
+    runs["ours_raw_lookup_64"] = load(port, get_requests(hexes), 64, SECONDS)
     batches = [
         json.dumps({"hashes": [{"algorithm": "pdq", "hex": h} for h in hexes[i : i + 100]]}).encode()
         for i in range(0, len(hexes), 100)
@@ -248,9 +279,12 @@ def main() -> None:
     runs["ours_v1_lookup_batch100_8"] = load(
         port, post_requests("/v1/lookup", batches, "application/json"), 8, SECONDS, per_request=100
     )
-    print(runs["ours_v1_lookup_batch100_8"], file=sys.stderr)
+    print(runs["ours_raw_lookup_64"], runs["ours_v1_lookup_batch100_8"], file=sys.stderr)
+    for name in ("flat", "multihash"):
+        figures[f"peer_{name}_rss_mib"] = round(rss_mib(servers[f"peer_{name}"][0].pid), 1)
+        stop(servers[f"peer_{name}"][0])
 
-    images = make_images(WORK / "images", IMAGES)
+    images = make_images(WORK / f"images{IMAGES}", IMAGES)
     bodies = [p.read_bytes() for p in images]
     image_requests = post_requests("/v1/match", bodies, "image/jpeg")
     load(port, image_requests[:4], 1, 2)  # warm up
@@ -260,27 +294,20 @@ def main() -> None:
         runs[f"ours_v1_match_{clients}"] = run
         print(run, file=sys.stderr)
     figures["ours_rss_mib"] = {"before": round(rss_before, 1), "after": round(rss_mib(ours.pid), 1)}
+    if SOAK:  # memory over a long run of mixed lookups and image matches, sampled every 10 s
+        samples = []
+        mixed = get_requests(hexes) + image_requests[:2]
+        for _ in range(max(1, SOAK // 10)):
+            run = load(port, mixed, 8, 10)
+            samples.append({"rss_mib": round(rss_mib(ours.pid), 1), "requests_per_s": run["requests_per_s"]})
+        figures["ours_soak"] = {"seconds": SOAK, "samples": samples}
+        print(figures["ours_soak"], file=sys.stderr)
     stop(ours)
 
-    per_image = scan_cost(index, WORK / "images", IMAGES)
+    per_image = scan_cost(index, WORK / f"images{IMAGES}", IMAGES)
     figures["scan_seconds_per_image"] = round(per_image, 4)
     served = runs["ours_v1_match_1"]["seconds_per_image"]
     figures["match_vs_scan_per_image"] = round(served / per_image, 2) if served else None
-
-    # -- the HMA-style peer ---------------------------------------------------------------------------
-    for kind in ("flat", "multihash"):
-        port = free_port()
-        command = [sys.executable, "-m", "benchmarks.serve_peer", "--codes", str(WORK / f"{index.name}.codes.npy")]
-        command += ["--port", str(port), "--kind", kind]
-        started = time.perf_counter()
-        peer = start(command, port, "/m/raw_lookup?signal_type=pdq&signal=" + "00" * 32)
-        figures[f"peer_{kind}_start_s"] = round(time.perf_counter() - started, 1)
-        load(port, get_requests(hexes[:50]), 8, 2)
-        for clients in (1, 8):
-            runs[f"peer_{kind}_raw_lookup_{clients}"] = load(port, get_requests(hexes), clients, SECONDS)
-            print(kind, clients, runs[f"peer_{kind}_raw_lookup_{clients}"], file=sys.stderr)
-        figures[f"peer_{kind}_rss_mib"] = round(rss_mib(peer.pid), 1)
-        stop(peer)
 
     figures["runs"] = runs
     name = "serve_load" if RECORDS == 10_000_000 else f"serve_load_{RECORDS}"
