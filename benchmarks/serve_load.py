@@ -9,7 +9,8 @@ asyncio client on raw keep-alive HTTP/1.1 connections, light enough not to starv
 
 * **Hash lookups**, HMA's shape: ``GET /m/raw_lookup?signal_type=pdq&signal=HEX`` one hash per
   request, at 1, 8 and 64 concurrent clients: lookups/s, p50/p99 latency. Queries are half planted
-  near-duplicates of indexed codes (0..16 bits flipped), half random codes (no match), distance <= 31.
+  near-duplicates of indexed codes (0..31 bits flipped), half random codes (no match), distance <= 31;
+  each peer's recall against ours (exact) is measured on the first 300.
 * **Batched lookups**: ``POST /v1/lookup`` with 100 hashes per request at 8 clients.
 * **The HMA-style peer** (:mod:`benchmarks.serve_peer`): the same route over a FAISS
   ``IndexBinaryFlat`` (and ``IndexBinaryMultiHash``), one search per request, at 8 clients.
@@ -50,6 +51,7 @@ SECONDS = env_int("MATCHER_SERVE_SECONDS", 15)
 WORK = Path(os.environ.get("MATCHER_SERVE_WORK", tempfile.gettempdir())) / "serve_bench"
 IMAGES = env_int("MATCHER_SERVE_IMAGES", 40)
 ROUNDS = env_int("MATCHER_SERVE_ROUNDS", 2)  # rounds of the side-by-side runs
+RECALL_QUERIES = env_int("MATCHER_SERVE_RECALL_QUERIES", 300)
 SOAK = env_int("MATCHER_SERVE_SOAK", 0)  # seconds of a mixed run watching the server's memory (e.g. 300)
 
 
@@ -223,6 +225,35 @@ def scan_cost(index: Path, folder: Path, count: int) -> float:
     return elapsed / count
 
 
+def answers(port: int, hexes: list[str]) -> list[set[int]]:
+    """Each query's matched record ids from a server's ``/m/raw_lookup``."""
+    out: list[set[int]] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as conn:
+        stream = conn.makefile("rb")
+        for request in get_requests(hexes):
+            conn.sendall(request)
+            stream.readline()
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            out.append(set(json.loads(stream.read(length))["matches"]))
+    return out
+
+
+def recall(servers: dict[str, tuple[subprocess.Popen[bytes], int]], hexes: list[str]) -> dict[str, Any]:
+    """Each peer's share of the matches that ours (exact) finds on the same queries."""
+    exact = answers(servers["ours"][1], hexes)
+    total = sum(len(found) for found in exact)
+    out: dict[str, Any] = {"queries": len(hexes), "matches": total}
+    for name, (_process, port) in servers.items():
+        if name != "ours":
+            found = answers(port, hexes)
+            out[name] = round(sum(len(a & b) for a, b in zip(exact, found)) / total, 4) if total else None
+    return out
+
+
 def mean_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The rounds of one configuration together: mean rates and latencies, every round kept."""
     out = dict(runs[0])
@@ -237,7 +268,7 @@ def mean_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     index = WORK / ("pdq10m" if RECORDS == 10_000_000 else f"pdq{RECORDS}")
     codes = build_index(index, RECORDS)
-    hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 16)]
+    hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 31)]
     del codes
     figures: dict[str, Any] = {"records": RECORDS, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cpus": os.cpu_count()}
     config = WORK / "config"
@@ -261,6 +292,8 @@ def main() -> None:
     for _name, (_process, port) in servers.items():
         load(port, get_requests(hexes[:100]), 8, 2)  # warm up (compiled kernels, page cache)
     rss_before = rss_mib(servers["ours"][0].pid)
+    figures["recall_vs_ours"] = recall(servers, hexes[:RECALL_QUERIES])
+    print(figures["recall_vs_ours"], file=sys.stderr)
 
     collected: dict[str, list[dict[str, Any]]] = {}
     for round_number in range(ROUNDS):

@@ -6,7 +6,8 @@ distance 31, in Starlette's thread pool (as Flask's request threads do).
 
 ``--kind flat``: ``faiss.IndexBinaryFlat`` (exhaustive; HMA's ``PDQFlatHashIndex``);
 ``--kind multihash``: ``faiss.IndexBinaryMultiHash(256, 16, 16)`` (HMA's ``PDQMultiHashIndex``,
-the older pytx default). HMA 2.0's ``PDQIndex2`` keeps the bits as 256 float32 in an
+the older pytx default); without bit flips in the probes it finds a code only when one of its sixteen
+16-bit chunks equals the query's: exact up to 15 bits, not beyond (``serve_load`` measures its recall). HMA 2.0's ``PDQIndex2`` keeps the bits as 256 float32 in an
 ``IndexFlatL2`` (32x the memory: 10 GB at 10M codes), which this machine cannot hold beside the rest.
 
     python -m benchmarks.serve_peer --codes /tmp/serve_bench/pdq10m.codes.npy --port 18090 --kind flat
