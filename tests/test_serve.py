@@ -397,6 +397,7 @@ def test_a_chunked_body_over_the_limit_gets_413(authed: Server) -> None:
 
 def test_no_5xx_and_every_request_audited(authed: Server) -> None:
     with authed.client(authed.key) as client:
+        client.get("/no/such/route")
         client.post("/v1/match", content=b"junk")
         client.post("/v1/lookup", json={"hashes": [{"algorithm": "pdq", "hex": "ab" * 32}]})
     lines = authed.audit()
@@ -407,6 +408,7 @@ def test_no_5xx_and_every_request_audited(authed: Server) -> None:
     junk = lines[-2]
     assert junk["result"] == "error" and junk["hashes"][0].startswith("sha256:")
     assert not any("junk" in json.dumps(line) for line in lines)  # no upload bytes in the log
+    assert any(line["route"] == "unknown" and line["status"] == 404 for line in lines)  # unknown paths too
 
 
 def test_concurrent_lookups_are_answered_each_with_its_own_answer(authed: Server) -> None:

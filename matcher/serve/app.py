@@ -516,9 +516,10 @@ def create_app(config: ServeConfig) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         code = getattr(exc, "status_code", 404)
         kind = "method_not_allowed" if code == 405 else "not_found"
-        return JSONResponse(
-            {"error": kind, "message": f"{request.method} {request.url.path}: {kind.replace('_', ' ')}"}, code
-        )
+        reply = _error(code, kind, f"{request.method} {request.url.path}: {kind.replace('_', ' ')}")
+        state.metrics.count("matcher_requests_total", route="unknown", status=str(code))
+        _audit(state, request, "unknown", None, request.client.host if request.client else None, reply, 0.0)
+        return JSONResponse(reply.body, code)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
     app.state.serve = state
