@@ -50,6 +50,7 @@ from .hash_command import add_hash_parser
 from .index_command import add_index_parser
 from .report_command import add_report_parser
 from .scan_command import add_scan_parser
+from .serve_command import add_serve_parser
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_MATCH", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scan_parser(sub)
     add_cluster_parser(sub)
     add_report_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 

@@ -90,6 +90,7 @@ def _even(bit_length: int, chunks: int) -> tuple[int, ...]:
     return tuple(base + 1 if c < extra else base for c in range(chunks))
 
 
+@functools.cache  # a pure function of two small ints, asked ~100 times per search when planning it
 def _probes(bits: int, within: int) -> int:
     return sum(math.comb(bits, i) for i in range(within + 1))
 
