@@ -34,6 +34,13 @@ class ScanMatch:
     ... see :data:`matcher.views.KNOWN_VIEWS`); ``None`` for its main (full-frame) hash and for
     digest matches. ``record`` is the index record id. :attr:`explanation` says in words what the
     evidence differs by (:func:`matcher.views.describe_match` of ``variant`` and ``view``).
+
+    A local-feature match (the known image found inside the frame: a crop, a turn, a screenshot, a
+    collage tile; :mod:`matcher.local_features`) has ``algorithm`` ``"orb"``, ``variant``
+    ``"local"``, ``distance`` 0 (no hash distance applies), and ``inliers`` (point matches that
+    agree on one transform), ``transform`` (the 3 x 3 matrix, row-major, taking known-image pixels
+    to frame pixels) and ``region`` (``(left, top, right, bottom)``: where the known image lies in
+    the frame, in frame pixels); these three are ``None`` for every other match.
     """
 
     algorithm: str
@@ -44,18 +51,22 @@ class ScanMatch:
     category: int | None = None
     series: str | None = None
     view: str | None = None
+    inliers: int | None = None
+    transform: tuple[float, ...] | None = None
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def explanation(self) -> str:
         """What the evidence differs by from the known image, in a reviewer's words ("as is",
         "mirrored", "cropped 10% centred", "caption band cut at top", "identical file" for a digest
         match; see :func:`matcher.views.describe_match`)."""
-        return describe_match(self.variant, self.view)
+        return describe_match(self.variant, self.view, self.inliers)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the report's keys (``explanation``: :attr:`explanation`, derived from
-        ``variant`` and ``view``, which keep the short codes)."""
-        return {
+        ``variant`` and ``view``, which keep the short codes); a local-feature match adds ``inliers``,
+        ``transform`` and ``region``."""
+        out = {
             "algorithm": self.algorithm,
             "distance": self.distance,
             "variant": self.variant,
@@ -66,6 +77,11 @@ class ScanMatch:
             "category": self.category,
             "series": self.series,
         }
+        if self.inliers is not None:
+            out["inliers"] = self.inliers
+            out["transform"] = None if self.transform is None else [round(v, 6) for v in self.transform]
+            out["region"] = None if self.region is None else list(self.region)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanMatch:
@@ -79,6 +95,9 @@ class ScanMatch:
             category=data.get("category"),
             series=data.get("series"),
             view=data.get("view"),
+            inliers=None if data.get("inliers") is None else int(data["inliers"]),
+            transform=None if data.get("transform") is None else tuple(float(v) for v in data["transform"]),
+            region=None if data.get("region") is None else tuple(int(v) for v in data["region"]),  # type: ignore[arg-type]
         )
 
 

@@ -83,6 +83,10 @@ class ScanOptions:
       ``"tcp://10.0.0.5:8786"``); ``None`` starts a local cluster of ``workers`` processes listening
       on the loopback interface only. Its workers must read the evidence and the index at the same
       paths as this process (shared storage), so the evidence paths must then be absolute.
+    - ``local``: the local-feature stage (:mod:`matcher.local_features`): frames that no digest or
+      global hash matched are searched for known images inside them (crops, turns, screenshots,
+      collage tiles); ``None`` (the default): on when the index holds local features; ``False``:
+      off; ``True``: on (nothing to find in an index without them).
     """
 
     algorithms: tuple[str, ...] | str | None = None
@@ -96,6 +100,7 @@ class ScanOptions:
     chunk_size: int = 4
     engine: str = "local"
     scheduler: str | None = None
+    local: bool | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -111,6 +116,8 @@ class ScanOptions:
             raise UsageError(f"workers must be a positive integer or None, not {self.workers!r}")
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise UsageError(f"chunk_size must be a positive integer, not {self.chunk_size!r}")
+        if self.local is not None and not isinstance(self.local, bool):
+            raise UsageError(f"local must be True, False or None, not {self.local!r}")
         if not isinstance(self.hash_options, HashOptions):
             raise UsageError(f"hash_options must be HashOptions, not {type(self.hash_options).__name__}")
         for name, value in dict(self.max_distances).items():
@@ -290,6 +297,8 @@ class ScanConfig:
     regions: bool = True
     #: the stamps of the index files the parent verified: workers do not hash those again
     index_verified: tuple[FileStamp, ...] = ()
+    #: the local-feature stage runs (resolved: on by default when the index holds local features)
+    local: bool = False
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that decide the report's content (journal header and run manifest)."""
@@ -300,6 +309,7 @@ class ScanConfig:
             "rotations": self.rotations,
             "trim_borders": self.trim_borders,
             "regions": self.regions,
+            "local": self.local,
             "fast": ho.fast,
             "max_pixels": ho.max_pixels,
             "max_frames": ho.max_frames,
@@ -356,4 +366,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         trim_borders=bool(options.trim_borders),
         regions=bool(options.regions),
         index_verified=index.verified_files,
+        local=bool(getattr(index, "local_records", 0)) if options.local is None else options.local,
     )

@@ -1,0 +1,185 @@
+"""Local features: the candidate search at 10,000-100,000 known images, against FAISS, in one run.
+
+Run (about 10-20 minutes on 2 shared cores at the default sizes)::
+
+    python -m pytest benchmarks/test_local_search.py -s
+    MATCHER_LOCAL_SIZES=10000 python -m pytest benchmarks/test_local_search.py -s   # quick
+
+The known set: ``TARGETS`` real known images (generated scenes of the kinds landscape, shapes and
+text, 640 x 480, features extracted as an index stores them: ``KNOWN_PARAMS``), and synthetic known
+images up to the size: each holds 200 descriptors drawn at random from a pool of real descriptors
+(``POOL`` other generated scenes, all four kinds), each with every bit flipped with probability
+1/8 (about 32 bits). So the distractors have ORB's bit statistics (biased and correlated bits,
+texture and text codes) but are not copies of one another. The queries (extracted as a scan does:
+``QUERY_PARAMS``): each target cropped 20 % centred, pasted at 60 % into a chat-like interface
+(a screenshot) and one tile of a 2x2 collage; and as many unrelated scenes.
+
+For each structure it measures, single-threaded, the time of the search of one frame's
+descriptors (``ms``) and the *vote recall*: the share of the queries whose target is among the 10
+candidates with most votes (at least 6), as :func:`matcher.local_features.vote` counts them, and
+the same for the exact search (FAISS ``IndexBinaryFlat``) as the reference; ``found``: the share
+whose target is then verified (:func:`matcher.local_features.verify` of the 10 best candidates),
+and ``false``: unrelated queries that verified anything. Structures: matcher's
+:class:`~matcher.index.descriptors.DescriptorTree` (probes swept), FAISS ``IndexBinaryIVF``
+(``nlist`` 4096 trained on a sample, ``nprobe`` swept) and ``IndexBinaryHNSW`` (M 16,
+``efSearch`` swept; built at the smallest size only: its build takes hours at 20M descriptors).
+Figures go to ``benchmarks/results/local_search.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faiss
+import numpy as np
+from PIL import Image
+
+from benchmarks.local_features_probe import centred_crop, collage, screenshot
+from benchmarks.speed_common import env_int, save
+from fixtures.generate import scene
+from matcher import local_features as lf
+from matcher.index.descriptors import DescriptorTree, TreeProbes
+
+SIZES = [int(s) for s in os.environ.get("MATCHER_LOCAL_SIZES", "10000,100000").split(",")]
+TARGETS = env_int("MATCHER_LOCAL_TARGETS", 12)
+POOL = env_int("MATCHER_LOCAL_POOL", 120)
+FLAT_QUERIES = env_int("MATCHER_LOCAL_FLAT_QUERIES", 12)  # the exact search on a subset at 100k (seconds a frame)
+KINDS = ("landscape", "shapes", "text")
+
+
+def _known_sets() -> tuple[
+    list[lf.LocalFeatures], np.ndarray, list[tuple[str, int, lf.LocalFeatures]], list[Image.Image]
+]:
+    targets = [scene(1000 + i, 640, 480, KINDS[i % 3]) for i in range(TARGETS)]
+    known = [lf.extract(img, lf.KNOWN_PARAMS) for img in targets]
+    pool = np.concatenate(
+        [
+            lf.extract(scene(5000 + i, 640, 480, (*KINDS, "plasma")[i % 4]), lf.KNOWN_PARAMS).descriptors
+            for i in range(POOL)
+        ]
+    )
+    rng = np.random.default_rng(3)
+    queries: list[tuple[str, int, lf.LocalFeatures]] = []
+    others = [scene(9000 + i, 640, 480, KINDS[i % 3]) for i in range(3)]
+    for i, img in enumerate(targets):
+        for name, edited in (
+            ("crop20", centred_crop(img, 20)[0]),
+            ("screenshot60", screenshot(img, 0.6, rng, ui_seed=i)[0]),
+            ("tile2x2", collage(img, list(others), 2, i % 4)[0]),
+        ):
+            queries.append((name, i, lf.extract(edited, lf.QUERY_PARAMS)))
+    for i in range(TARGETS):
+        queries.append(("unrelated", -1, lf.extract(scene(7000 + i, 640, 480, KINDS[i % 3]), lf.QUERY_PARAMS)))
+    return known, pool, queries, targets
+
+
+def _synthetic(pool: np.ndarray, images: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((images * 200, 32), np.uint8)
+    step = 1_000_000
+    for start in range(0, len(out), step):
+        n = min(step, len(out) - start)
+        rows = pool[rng.integers(0, len(pool), n)]
+        flips = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+        flips &= rng.integers(0, 256, (n, 32), dtype=np.uint8)
+        flips &= rng.integers(0, 256, (n, 32), dtype=np.uint8)
+        out[start : start + n] = rows ^ flips
+    return out
+
+
+class _Faiss:
+    def __init__(self, index: Any, owners: np.ndarray) -> None:
+        self.index, self.owners = index, owners
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        d, i = self.index.search(np.ascontiguousarray(descriptors), k)
+        return d, np.where(i >= 0, self.owners[np.maximum(i, 0)], -1)
+
+
+def _measure(
+    search: lf.DescriptorSearch,
+    queries: list[tuple[str, int, lf.LocalFeatures]],
+    known: list[lf.LocalFeatures],
+    verify: bool,
+) -> dict[str, Any]:
+    times, hits, found, false = [], {}, {}, 0
+    for name, target, query in queries:
+        started = time.perf_counter()
+        candidates = lf.vote(query, search)
+        times.append(time.perf_counter() - started)
+        top = [c for c, _v in candidates[:10]]
+        if target >= 0:
+            hits.setdefault(name, []).append(target in top)
+        if verify:
+            verified = [c for c in top if c < len(known) and lf.verify(query, known[c]) is not None]
+            if target >= 0:
+                found.setdefault(name, []).append(target in verified)
+            elif verified:
+                false += 1
+    out: dict[str, Any] = {
+        "ms_per_frame": round(1000 * float(np.mean(times)), 2),
+        "vote_recall": {name: round(float(np.mean(v)), 3) for name, v in hits.items()},
+        "vote_recall_all": round(float(np.mean([x for v in hits.values() for x in v])), 3),
+    }
+    if verify:
+        out["found"] = {name: round(float(np.mean(v)), 3) for name, v in found.items()}
+        out["false_matches"] = false
+    return out
+
+
+def test_local_search() -> None:
+    faiss.omp_set_num_threads(1)
+    known, pool, queries, _targets = _known_sets()
+    real = np.concatenate([k.descriptors for k in known])
+    real_owners = np.repeat(np.arange(len(known)), [len(k) for k in known])
+    results: dict[str, Any] = {"targets": TARGETS, "pool_images": POOL, "queries": len(queries)}
+    for size in SIZES:
+        synthetic = _synthetic(pool, size - len(known), seed=size)
+        descriptors = np.concatenate([real, synthetic])
+        owners = np.concatenate([real_owners, len(known) + np.arange(len(synthetic)) // 200]).astype(np.int64)
+        row: dict[str, Any] = {"descriptors": len(descriptors)}
+        started = time.perf_counter()
+        flat = faiss.IndexBinaryFlat(256)
+        flat.add(descriptors)
+        subset = queries if size <= 10_000 else [q for q in queries if q[1] < FLAT_QUERIES // 3 and q[1] >= 0]
+        row["flat"] = _measure(_Faiss(flat, owners), subset, known, verify=False)
+        del flat
+        structures: list[tuple[str, Callable[[], lf.DescriptorSearch]]] = []
+        started = time.perf_counter()
+        tree, _order = DescriptorTree.build(descriptors, owners)
+        row["tree_build_s"] = round(time.perf_counter() - started, 1)
+        row["tree_branch"] = tree.branch
+        for p1, p2 in ((1, 1), (2, 2), (3, 3), (4, 4)):
+            tree.probes = TreeProbes(probe1=p1, probe2=p2)
+            structures.append((f"tree_{p1}x{p2}", lambda tree=tree: tree))  # type: ignore[misc]
+        for name, make in structures:
+            row[name] = _measure(make(), queries, known, verify=name == "tree_2x2")
+            row[name]["flat_subset"] = _measure(make(), subset, known, verify=False)["vote_recall_all"]
+        del tree
+        if size <= 10_000 or os.environ.get("MATCHER_LOCAL_FAISS_IVF") == "1":
+            started = time.perf_counter()
+            quantizer = faiss.IndexBinaryFlat(256)
+            ivf = faiss.IndexBinaryIVF(quantizer, 256, 4096)
+            rng = np.random.default_rng(0)
+            ivf.train(descriptors[rng.choice(len(descriptors), min(len(descriptors), 4096 * 40), replace=False)])
+            ivf.add(descriptors)
+            row["ivf_build_s"] = round(time.perf_counter() - started, 1)
+            for nprobe in (1, 4, 16, 64):
+                ivf.nprobe = nprobe
+                row[f"faiss_ivf4096_nprobe{nprobe}"] = _measure(_Faiss(ivf, owners), queries, known, verify=False)
+            del ivf
+        if size <= 10_000:
+            started = time.perf_counter()
+            hnsw = faiss.IndexBinaryHNSW(256, 16)
+            hnsw.add(descriptors)
+            row["hnsw_build_s"] = round(time.perf_counter() - started, 1)
+            for ef in (16, 64, 256):
+                hnsw.hnsw.efSearch = ef
+                row[f"faiss_hnsw16_ef{ef}"] = _measure(_Faiss(hnsw, owners), queries, known, verify=False)
+            del hnsw
+        results[str(size)] = row
+        print(size, row, flush=True)
+        save("local_search", results)
