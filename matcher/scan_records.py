@@ -60,7 +60,7 @@ class ScanMatch:
         """What the evidence differs by from the known image, in a reviewer's words ("as is",
         "mirrored", "cropped 10% centred", "caption band cut at top", "identical file" for a digest
         match; see :func:`matcher.views.describe_match`)."""
-        return describe_match(self.variant, self.view, self.inliers)
+        return describe_match(self.variant, self.view, self.inliers, self.region)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the report's keys (``explanation``: :attr:`explanation`, derived from

@@ -42,6 +42,13 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     add_distance_arguments(c, "counted as a match", "match")
     add_view_arguments(c, "the evidence")
+    c.add_argument(
+        "--local",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also look for the known image inside the evidence by local features, as a scan does for frames "
+        "no hash matched (default: on)",
+    )
     add_decode_arguments(c)
     c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
     c.set_defaults(handler=_cmd_compare)
@@ -75,6 +82,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         regions=args.regions,
         max_distances=max_distances(args) or None,
         options=hash_options(args),
+        local=args.local,
     )
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))
