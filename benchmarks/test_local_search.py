@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import faiss
@@ -42,6 +41,7 @@ from benchmarks.speed_common import env_int, save
 from fixtures.generate import scene
 from matcher import local_features as lf
 from matcher.index.descriptors import DescriptorTree, TreeProbes
+from matcher.index.local_table import LocalTable
 
 SIZES = [int(s) for s in os.environ.get("MATCHER_LOCAL_SIZES", "10000,100000").split(",")]
 TARGETS = env_int("MATCHER_LOCAL_TARGETS", 12)
@@ -130,56 +130,142 @@ def _measure(
     return out
 
 
+def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray) -> LocalTable:
+    """The index's local table of the real known images (records 1..TARGETS) and the synthetic ones."""
+    count = len(known) + len(synthetic) // 200
+    sizes = np.tile(np.array([[640, 480]], np.uint32), (count, 1))
+    counts = np.array([len(k) for k in known] + [200] * (len(synthetic) // 200), np.int64)
+    starts = np.zeros(count + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    rng = np.random.default_rng(1)
+    points = np.concatenate(
+        [*(np.asarray(k.points) for k in known), rng.integers(0, 65536, (len(synthetic), 2)).astype(np.uint16)]
+    )
+    descriptors = np.concatenate([*(np.asarray(k.descriptors) for k in known), synthetic])
+    return LocalTable.from_columns(np.arange(1, count + 1, dtype=np.int64), sizes, starts, points, descriptors)
+
+
+def _stage(
+    table: LocalTable,
+    images: list[tuple[str, int, Image.Image]],
+    probes: TreeProbes,
+) -> dict[str, Any]:
+    """The scan's local stage on each evidence frame, one thread: extraction (``QUERY_PARAMS``), then
+    :meth:`LocalTable.find` (vote with ``probes``, verify the best candidates)."""
+    extract_ms, find_ms, found, false = [], [], {}, 0
+    for name, target, image in images:
+        started = time.perf_counter()
+        query = lf.extract(image, lf.QUERY_PARAMS)
+        middle = time.perf_counter()
+        hits = table.find(query, probes=probes)
+        done = time.perf_counter()
+        extract_ms.append(1000 * (middle - started))
+        find_ms.append(1000 * (done - middle))
+        if target >= 0:
+            found.setdefault(name, []).append([h.record for h in hits[:1]] == [target + 1])
+        elif hits:
+            false += 1
+    return {
+        "extract_ms": round(float(np.median(extract_ms)), 2),
+        "search_verify_ms": round(float(np.median(find_ms)), 2),
+        "total_ms": round(float(np.median(np.add(extract_ms, find_ms))), 2),
+        "total_ms_mean": round(float(np.mean(np.add(extract_ms, find_ms))), 2),
+        "found": {name: round(float(np.mean(v)), 3) for name, v in found.items()},
+        "found_all": round(float(np.mean([x for v in found.values() for x in v])), 3),
+        "false_matches": false,
+    }
+
+
 def test_local_search() -> None:
+    """The chosen path (the index's descriptor tree, as a scan runs it) at each size; with
+    ``MATCHER_LOCAL_PEERS=1`` also FAISS IVF and HNSW on the raw vote (see the module notes)."""
+    import cv2
+
+    cv2.setNumThreads(1)
     faiss.omp_set_num_threads(1)
-    known, pool, queries, _targets = _known_sets()
+    known, pool, queries, targets = _known_sets()
+    images = _edited_images(targets)
     real = np.concatenate([k.descriptors for k in known])
     real_owners = np.repeat(np.arange(len(known)), [len(k) for k in known])
     results: dict[str, Any] = {"targets": TARGETS, "pool_images": POOL, "queries": len(queries)}
     for size in SIZES:
         synthetic = _synthetic(pool, size - len(known), seed=size)
+        row: dict[str, Any] = {"descriptors": len(real) + len(synthetic)}
+        started = time.perf_counter()
+        table = _table(known, synthetic)
+        row["table_build_s"] = round(time.perf_counter() - started, 1)
+        row["branch"] = table.tree.branch
+        row["bytes_per_known_image"] = round(sum(a.nbytes for a in table.arrays().values()) / len(table), 1)
+        for p1, p2 in ((1, 1), (1, 2), (2, 2)):
+            probes = TreeProbes(probe1=p1, probe2=p2)
+            row[f"stage_tree_{p1}x{p2}"] = _stage(table, images, probes)
+            row[f"vote_tree_{p1}x{p2}"] = _measure(_Probed(table.tree, probes), queries, known, verify=False)
         descriptors = np.concatenate([real, synthetic])
         owners = np.concatenate([real_owners, len(known) + np.arange(len(synthetic)) // 200]).astype(np.int64)
-        row: dict[str, Any] = {"descriptors": len(descriptors)}
-        started = time.perf_counter()
+        del table
         flat = faiss.IndexBinaryFlat(256)
         flat.add(descriptors)
-        subset = queries if size <= 10_000 else [q for q in queries if q[1] < FLAT_QUERIES // 3 and q[1] >= 0]
-        row["flat"] = _measure(_Faiss(flat, owners), subset, known, verify=False)
+        subset = queries if size <= 10_000 else [q for q in queries if 0 <= q[1] < FLAT_QUERIES // 3]
+        row["vote_faiss_flat"] = _measure(_Faiss(flat, owners), subset, known, verify=False)
+        row["vote_faiss_flat"]["queries"] = len(subset)
         del flat
-        structures: list[tuple[str, Callable[[], lf.DescriptorSearch]]] = []
-        started = time.perf_counter()
-        tree, _order = DescriptorTree.build(descriptors, owners)
-        row["tree_build_s"] = round(time.perf_counter() - started, 1)
-        row["tree_branch"] = tree.branch
-        for p1, p2 in ((1, 1), (2, 2), (3, 3), (4, 4)):
-            tree.probes = TreeProbes(probe1=p1, probe2=p2)
-            structures.append((f"tree_{p1}x{p2}", lambda tree=tree: tree))  # type: ignore[misc]
-        for name, make in structures:
-            row[name] = _measure(make(), queries, known, verify=name == "tree_2x2")
-            row[name]["flat_subset"] = _measure(make(), subset, known, verify=False)["vote_recall_all"]
-        del tree
-        if size <= 10_000 or os.environ.get("MATCHER_LOCAL_FAISS_IVF") == "1":
-            started = time.perf_counter()
-            quantizer = faiss.IndexBinaryFlat(256)
-            ivf = faiss.IndexBinaryIVF(quantizer, 256, 4096)
-            rng = np.random.default_rng(0)
-            ivf.train(descriptors[rng.choice(len(descriptors), min(len(descriptors), 4096 * 40), replace=False)])
-            ivf.add(descriptors)
-            row["ivf_build_s"] = round(time.perf_counter() - started, 1)
-            for nprobe in (1, 4, 16, 64):
-                ivf.nprobe = nprobe
-                row[f"faiss_ivf4096_nprobe{nprobe}"] = _measure(_Faiss(ivf, owners), queries, known, verify=False)
-            del ivf
-        if size <= 10_000:
-            started = time.perf_counter()
-            hnsw = faiss.IndexBinaryHNSW(256, 16)
-            hnsw.add(descriptors)
-            row["hnsw_build_s"] = round(time.perf_counter() - started, 1)
-            for ef in (16, 64, 256):
-                hnsw.hnsw.efSearch = ef
-                row[f"faiss_hnsw16_ef{ef}"] = _measure(_Faiss(hnsw, owners), queries, known, verify=False)
-            del hnsw
+        if os.environ.get("MATCHER_LOCAL_PEERS") == "1":
+            _peers(row, descriptors, owners, queries, known)
         results[str(size)] = row
         print(size, row, flush=True)
         save("local_search", results)
+
+
+class _Probed:
+    """The tree's raw vote search with all of a frame's descriptors (as FAISS is asked)."""
+
+    def __init__(self, tree: DescriptorTree, probes: TreeProbes) -> None:
+        self.tree, self.probes = tree, probes
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        held = self.tree.probes
+        self.tree.probes = self.probes
+        try:
+            return self.tree.search(descriptors, k)
+        finally:
+            self.tree.probes = held
+
+
+def _edited_images(targets: list[Image.Image]) -> list[tuple[str, int, Image.Image]]:
+    rng = np.random.default_rng(3)
+    others = [scene(9000 + i, 640, 480, KINDS[i % 3]) for i in range(3)]
+    out: list[tuple[str, int, Image.Image]] = []
+    for i, img in enumerate(targets):
+        out.append(("crop20", i, centred_crop(img, 20)[0]))
+        out.append(("screenshot60", i, screenshot(img, 0.6, rng, ui_seed=i)[0]))
+        out.append(("tile2x2", i, collage(img, list(others), 2, i % 4)[0]))
+    for i in range(TARGETS):
+        out.append(("unrelated", -1, scene(7000 + i, 640, 480, KINDS[i % 3])))
+    return out
+
+
+def _peers(
+    row: dict[str, Any],
+    descriptors: np.ndarray,
+    owners: np.ndarray,
+    queries: list[tuple[str, int, lf.LocalFeatures]],
+    known: list[lf.LocalFeatures],
+) -> None:
+    started = time.perf_counter()
+    quantizer = faiss.IndexBinaryFlat(256)
+    ivf = faiss.IndexBinaryIVF(quantizer, 256, 4096)
+    rng = np.random.default_rng(0)
+    ivf.train(descriptors[rng.choice(len(descriptors), min(len(descriptors), 4096 * 40), replace=False)])
+    ivf.add(descriptors)
+    row["ivf_build_s"] = round(time.perf_counter() - started, 1)
+    for nprobe in (1, 4, 16, 64):
+        ivf.nprobe = nprobe
+        row[f"vote_faiss_ivf4096_nprobe{nprobe}"] = _measure(_Faiss(ivf, owners), queries, known, verify=False)
+    del ivf
+    started = time.perf_counter()
+    hnsw = faiss.IndexBinaryHNSW(256, 16)
+    hnsw.add(descriptors)
+    row["hnsw_build_s"] = round(time.perf_counter() - started, 1)
+    for ef in (16, 64, 256):
+        hnsw.hnsw.efSearch = ef
+        row[f"vote_faiss_hnsw16_ef{ef}"] = _measure(_Faiss(hnsw, owners), queries, known, verify=False)

@@ -21,7 +21,8 @@ million known images about 2,000 distances a frame descriptor, whatever the size
 
 The arrays (``centres``, ``offsets``, and the cell-sorted ``descriptors`` and ``owners``) are
 plain numpy arrays, saved by the index beside its tables and memory-mapped on open (see
-:mod:`matcher.index.local_table`). The kernels are numba-compiled.
+:mod:`matcher.index.local_table`). The kernels (:mod:`matcher.index.descriptor_kernels`, numba)
+are imported on first search or build, so that opening an index does not pay for numba.
 
 Measured choice (``benchmarks/test_local_search.py``, docs/local-features.md): against FAISS
 ``IndexBinaryFlat`` (exact), ``IndexBinaryIVF`` (nprobe swept) and ``IndexBinaryHNSW``.
@@ -33,16 +34,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from ..errors import UsageError
 
 __all__ = ["DEFAULT_PROBES", "DescriptorTree", "TreeProbes", "branch_for", "assign_cells"]
 
 #: Rows a leaf cell holds on average when the tree is sized for a set (see :func:`branch_for`).
-CELL_ROWS = 256
-#: Largest branching factor (``branch ** 2`` leaf cells: 65,536).
-MAX_BRANCH = 256
+CELL_ROWS = 64
+#: Largest branching factor (``branch ** 2`` leaf cells: 262,144).
+MAX_BRANCH = 512
 #: Descriptors sampled to draw the centres from.
 SAMPLE = 200_000
 
@@ -50,15 +50,18 @@ SAMPLE = 200_000
 @dataclass(frozen=True, slots=True)
 class TreeProbes:
     """How a search probes the tree: ``probe1`` level-1 centres, under each ``probe2`` level-2
-    centres; ``k`` nearest kept per frame descriptor within ``max_distance`` bits."""
+    centres; ``k`` nearest kept per frame descriptor within ``max_distance`` bits; at most
+    ``max_queries`` of a frame's descriptors vote (evenly spaced in its keypoint order, which the
+    extraction spreads over the frame; all of them are used to verify)."""
 
-    probe1: int = 2
+    probe1: int = 1
     probe2: int = 2
     k: int = 4
     max_distance: int = 64
+    max_queries: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("probe1", "probe2", "k"):
+        for name in ("probe1", "probe2", "k", "max_queries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, not {value!r}")
@@ -75,102 +78,6 @@ def branch_for(rows: int) -> int:
         return 1
     wanted = math.sqrt(rows / CELL_ROWS)
     return int(min(MAX_BRANCH, 1 << max(0, round(math.log2(wanted)))))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _pop(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _dist(a: np.ndarray, i: int, b: np.ndarray, j: int) -> np.int64:  # pragma: no cover - compiled
-    d = np.int64(0)
-    for w in range(4):
-        d += _pop(a[i, w] ^ b[j, w])
-    return d
-
-
-@njit(cache=True, nogil=True)
-def _nearest_centres(
-    words: np.ndarray, row: int, centres: np.ndarray, start: int, count: int, take: int, out: np.ndarray
-) -> int:  # pragma: no cover - compiled
-    """The ``take`` nearest of ``count`` centres from ``start`` (indices relative to ``start``) into ``out``."""
-    best_d = np.full(take, 1 << 30, np.int64)
-    n = 0
-    for c in range(count):
-        d = _dist(words, row, centres, start + c)
-        if n < take:
-            pos = n
-            n += 1
-        elif d < best_d[take - 1]:
-            pos = take - 1
-        else:
-            continue
-        while pos > 0 and best_d[pos - 1] > d:
-            best_d[pos] = best_d[pos - 1]
-            out[pos] = out[pos - 1]
-            pos -= 1
-        best_d[pos] = d
-        out[pos] = c
-    return n
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _assign(words: np.ndarray, centres: np.ndarray, branch: int) -> np.ndarray:  # pragma: no cover - compiled
-    cells = np.empty(words.shape[0], np.int64)
-    for row in prange(words.shape[0]):
-        one = np.zeros(1, np.int64)
-        _nearest_centres(words, row, centres, 0, branch, 1, one)
-        top = one[0]
-        _nearest_centres(words, row, centres, branch + top * branch, branch, 1, one)
-        cells[row] = top * branch + one[0]
-    return cells
-
-
-@njit(cache=True, nogil=True)
-def _search(
-    queries: np.ndarray,
-    centres: np.ndarray,
-    branch: int,
-    offsets: np.ndarray,
-    words: np.ndarray,
-    owners: np.ndarray,
-    probe1: int,
-    probe2: int,
-    k: int,
-    max_distance: int,
-    out_d: np.ndarray,
-    out_o: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    tops = np.zeros(probe1, np.int64)
-    subs = np.zeros(probe2, np.int64)
-    for q in range(queries.shape[0]):
-        n_top = _nearest_centres(queries, q, centres, 0, branch, probe1, tops)
-        held = 0
-        for t in range(n_top):
-            n_sub = _nearest_centres(queries, q, centres, branch + tops[t] * branch, branch, probe2, subs)
-            for s in range(n_sub):
-                cell = tops[t] * branch + subs[s]
-                for row in range(offsets[cell], offsets[cell + 1]):
-                    d = _dist(queries, q, words, row)
-                    if d > max_distance:
-                        continue
-                    if held < k:
-                        pos = held
-                        held += 1
-                    elif d < out_d[q, k - 1]:
-                        pos = k - 1
-                    else:
-                        continue
-                    while pos > 0 and out_d[q, pos - 1] > d:
-                        out_d[q, pos] = out_d[q, pos - 1]
-                        out_o[q, pos] = out_o[q, pos - 1]
-                        pos -= 1
-                    out_d[q, pos] = d
-                    out_o[q, pos] = owners[row]
 
 
 def _words(descriptors: np.ndarray) -> np.ndarray:
@@ -193,7 +100,9 @@ def draw_centres(descriptors: np.ndarray, branch: int, seed: int = 0) -> np.ndar
     top = sample[rng.choice(len(sample), branch, replace=len(sample) < branch)]
     centres = [top]
     words = _words(sample)
-    nearest = _assign(words, np.vstack([top, np.repeat(top[:1], branch * branch, axis=0)]).view(np.uint64), branch)
+    from .descriptor_kernels import assign
+
+    nearest = assign(words, np.vstack([top, np.repeat(top[:1], branch * branch, axis=0)]).view(np.uint64), branch)
     parent = nearest // branch
     for c in range(branch):
         members = sample[parent == c]
@@ -207,7 +116,9 @@ def assign_cells(descriptors: np.ndarray, centres: np.ndarray, branch: int) -> n
     """The leaf cell (``0 .. branch ** 2 - 1``) of each descriptor under ``centres``."""
     if len(descriptors) == 0:
         return np.zeros(0, np.int64)
-    return np.asarray(_assign(_words(descriptors), _words(centres), branch))
+    from .descriptor_kernels import assign
+
+    return np.asarray(assign(_words(descriptors), _words(centres), branch))
 
 
 class DescriptorTree:
@@ -275,8 +186,10 @@ class DescriptorTree:
         owners = np.full((n, k), -1, np.int64)
         if n == 0 or len(self._words) == 0:
             return distances, owners
+        from .descriptor_kernels import search
+
         p = self.probes
-        _search(
+        search(
             queries,
             self._centre_words,
             self.branch,

@@ -148,8 +148,12 @@ class LocalTable:
             )
         else:
             tree = self.tree
+        voters = query
+        if len(query) > probes.max_queries:  # evenly spaced: the extraction spread them over the frame
+            rows = np.linspace(0, len(query) - 1, probes.max_queries).round().astype(np.int64)
+            voters = LocalFeatures(query.width, query.height, query.points[rows], query.descriptors[rows])
         hits = []
-        for position, votes in vote(query, tree, rule)[:max_candidates]:
+        for position, votes in vote(voters, tree, rule)[:max_candidates]:
             match = verify(query, self.features(position), rule)
             if match is not None:
                 hits.append(LocalHit(int(self.records[position]), votes, match))
@@ -263,7 +267,6 @@ class LocalTable:
         if not ids:
             return None
         order = np.argsort(np.asarray(ids, np.int64), kind="stable")
-        records = np.asarray(ids, np.int64)[order]
         counts = np.array([len(descriptors[i]) for i in order], np.int64)
         starts = np.zeros(len(order) + 1, np.int64)
         np.cumsum(counts, out=starts[1:])
@@ -277,20 +280,44 @@ class LocalTable:
             if starts[-1]
             else np.zeros((0, 2), np.uint16)
         )
-        owners = np.repeat(np.arange(len(order), dtype=np.int32), counts)
-        branch = branch_for(len(flat_descriptors))
+        records = np.asarray(ids, np.int64)[order]
+        sizes_array = np.asarray([sizes[i] for i in order], np.uint32).reshape(-1, 2)
+        return cls.from_columns(records, sizes_array, starts, flat_points, flat_descriptors, previous)
+
+    @classmethod
+    def from_columns(
+        cls,
+        records: np.ndarray,
+        sizes: np.ndarray,
+        starts: np.ndarray,
+        points: np.ndarray,
+        descriptors: np.ndarray,
+        previous: LocalTable | None = None,
+    ) -> LocalTable:
+        """The table of records given as columns in record order: ids ``records`` (ascending), frame
+        ``sizes`` ``(n, 2)``, ``starts`` ``(n + 1)`` (record ``i``'s keypoints are rows
+        ``starts[i]:starts[i + 1]`` of ``points`` and ``descriptors``). The tree reuses ``previous``'s
+        centres when the branching factor that fits the set is the same."""
+        owners = np.repeat(np.arange(len(records), dtype=np.int32), np.diff(starts))
+        branch = branch_for(len(descriptors))
         if previous is not None and previous.tree.branch == branch:  # same size class: keep the centres
             centres = np.asarray(previous.tree.centres)
-            cells = assign_cells(flat_descriptors, centres, branch)
+            cells = assign_cells(descriptors, centres, branch)
             cell_order = np.argsort(cells, kind="stable")
             offsets = np.zeros(branch * branch + 1, np.int64)
             np.cumsum(np.bincount(cells, minlength=branch * branch), out=offsets[1:])
             tree = DescriptorTree(
-                branch, centres, offsets, np.ascontiguousarray(flat_descriptors[cell_order]), owners[cell_order]
+                branch, centres, offsets, np.ascontiguousarray(descriptors[cell_order]), owners[cell_order]
             )
         else:
-            tree, cell_order = DescriptorTree.build(flat_descriptors, owners, branch)
+            tree, cell_order = DescriptorTree.build(descriptors, owners, branch)
         rows = np.empty(len(cell_order), np.int32)
         rows[cell_order] = np.arange(len(cell_order), dtype=np.int32)
-        sizes_array = np.asarray([sizes[i] for i in order], np.uint32).reshape(-1, 2)
-        return cls(records, sizes_array, starts, rows, np.ascontiguousarray(flat_points[cell_order]), tree)
+        return cls(
+            np.asarray(records, np.int64),
+            np.asarray(sizes, np.uint32).reshape(-1, 2),
+            np.asarray(starts, np.int64),
+            rows,
+            np.ascontiguousarray(points[cell_order]),
+            tree,
+        )

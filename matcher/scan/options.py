@@ -356,6 +356,12 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         distances[name] = value
     for name in chosen:
         distances.setdefault(name, int(registry.get(name).default_max_distance))
+    local_records = getattr(index, "local_records", None)  # a shard catalogue (Dask, sharded) has none
+    if options.local and local_records is None:
+        raise UsageError(
+            f"the local-feature stage (--local) is not available for the sharded index {index_path} on the dask "
+            "engine yet: scan it with the local engine, or with --no-local"
+        )
     return ScanConfig(
         index_path=os.path.abspath(index_path),
         index_generation=index.generation,
@@ -366,5 +372,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         trim_borders=bool(options.trim_borders),
         regions=bool(options.regions),
         index_verified=index.verified_files,
-        local=bool(getattr(index, "local_records", 0)) if options.local is None else options.local,
+        local=bool(local_records) if options.local is None else options.local,
     )
