@@ -54,7 +54,7 @@ class TreeProbes:
     ``max_queries`` of a frame's descriptors vote (evenly spaced in its keypoint order, which the
     extraction spreads over the frame; all of them are used to verify)."""
 
-    probe1: int = 1
+    probe1: int = 2
     probe2: int = 2
     k: int = 4
     max_distance: int = 64
