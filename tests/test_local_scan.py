@@ -272,3 +272,24 @@ def test_compare_explains_a_local_match_and_no_local_turns_it_off(case: dict[str
     assert main(["compare", str(known), str(evidence), "--no-local"]) == 0
     unrelated = compare(known, case["evidence"] / "unrelated0.png")
     assert not unrelated.match and "the known image was not found inside the evidence" in unrelated.reason
+
+
+def test_a_sharded_index_finds_them_too_and_the_dask_catalogue_refuses_local(case: dict[str, Path]) -> None:
+    from matcher.errors import UsageError
+    from matcher.index import split_index
+    from matcher.scan.options import resolve_config
+
+    sharded = case["base"] / "sharded"
+    if not sharded.exists():
+        split_index(case["index"], sharded, shards=2)
+    records = list(scan([str(case["evidence"] / "tile2x2.png")], str(sharded), ScanOptions(workers=1)))
+    assert [(m.variant, record_name(case, m.record)) for m in records[0].matches] == [("local", "k2")]
+
+    class Catalogue:  # what the Dask engine resolves a sharded scan against: no local features served
+        algorithms = ("pdq",)
+        generation = 1
+        verified_files = ()
+
+    assert resolve_config(Catalogue(), "ix", ScanOptions()).local is False
+    with pytest.raises(UsageError, match="not available for the sharded index"):
+        resolve_config(Catalogue(), "ix", ScanOptions(local=True))
