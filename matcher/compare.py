@@ -562,7 +562,7 @@ def compare(
     regions: bool = True,
     max_distances: Mapping[str, int] | None = None,
     options: HashOptions | None = None,
-    local: bool = True,
+    local: bool | None = None,
 ) -> Comparison:
     """What ``matcher scan`` decides for ``evidence`` against an index holding ``known``, and why (see
     the module notes).
@@ -573,7 +573,7 @@ def compare(
     ``options`` its decoding options (the evidence is decoded with them; the known image as
     ``matcher index add`` decodes it, with the default options). ``local``: the scan's local-feature
     stage (the known image found inside the evidence: a crop, a screenshot, a collage tile; images
-    only, a hash has no keypoints).
+    only, a hash has no keypoints); ``None``: on when OpenCV is installed.
 
     Raises :class:`~matcher.errors.UsageError` for bad arguments (an input of another type, a hash of
     an algorithm not compared, two hashes of different algorithms),
@@ -587,7 +587,7 @@ def compare(
         ("rotations", rotations),
         ("trim_borders", trim_borders),
         ("regions", regions),
-        ("local", local),
+        ("local", True if local is None else local),
     ):
         if not isinstance(flag, bool):
             raise UsageError(f"{label} must be a bool, not {flag!r}")
@@ -596,6 +596,8 @@ def compare(
         raise UsageError(f"options must be HashOptions, not {type(options).__name__}")
     chosen = _algorithms(known, evidence, algorithms)
     known_name, evidence_name = _name_of(known, "known"), _name_of(evidence, "evidence")
+    if local is None:
+        local = local_features.available()
     local = local and not isinstance(known, Hash) and not isinstance(evidence, Hash)
     records, known_kind, known_notes = _known_records(known, known_name, chosen, HashOptions(), local)
     scan_options = ScanOptions(

@@ -75,6 +75,7 @@ __all__ = [
     "DescriptorSearch",
     "BruteForceSearch",
     "LocalFeaturesUnavailableError",
+    "available",
     "extract",
     "spread_keypoints",
     "features_from_keypoints",
@@ -97,6 +98,15 @@ _GRID = 4  # coverage grid over the known image, cells per side
 
 class LocalFeaturesUnavailableError(MatcherError, ImportError):
     """OpenCV is not installed: ``pip install 'perceptual-matcher[local]'``."""
+
+
+def available() -> bool:
+    """Whether OpenCV can be imported (local features can be extracted and verified)."""
+    try:
+        _cv2()
+    except LocalFeaturesUnavailableError:
+        return False
+    return True
 
 
 def _cv2() -> Any:

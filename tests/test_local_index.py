@@ -141,3 +141,25 @@ def test_local_table_arrays_are_checked_against_the_manifest(indexed: Path) -> N
     bad = dict(arrays, owners=np.full_like(arrays["owners"], 7))
     with pytest.raises(IndexStoreError, match="out of range"):
         LocalTable.from_arrays(bad, table.counts(), "here")
+
+
+def test_without_opencv_images_are_added_without_local_features_and_scan_runs_without_them(
+    known_dir: Path, indexed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from matcher.local_features import LocalFeaturesUnavailableError
+    from matcher.scan import ScanOptions, scan
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # OpenCV (the optional extra 'local') not installed
+    path = tmp_path / "ix"
+    with KnownIndex.create(path) as index:
+        summary = import_sources(index, [known_dir / "k0.png"], list_name="known")
+        assert summary.added == 1 and summary.problems == 0 and index.local_records == 0
+        with pytest.raises(LocalFeaturesUnavailableError, match="OpenCV"):
+            import_sources(index, [known_dir / "k1.png"], list_name="known", local=True)
+    # an index holding local features is scanned without the stage (by default), or refused with --local
+    records = list(scan([str(known_dir / "k1.png")], str(indexed), ScanOptions(workers=1)))
+    assert records[0].status == "match" and all(m.variant != "local" for m in records[0].matches)
+    with pytest.raises(LocalFeaturesUnavailableError):
+        list(scan([str(known_dir / "k1.png")], str(indexed), ScanOptions(workers=1, local=True)))

@@ -45,9 +45,9 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--local",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="also look for the known image inside the evidence by local features, as a scan does for frames "
-        "no hash matched (default: on)",
+        "no hash matched (default: on when OpenCV is installed)",
     )
     add_decode_arguments(c)
     c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")

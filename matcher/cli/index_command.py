@@ -94,9 +94,9 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument(
         "--local",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="for images, also store local features (ORB keypoints, about 8.8 KB an image) so that scans "
-        "find the image inside crops, screenshots and collages (default: on)",
+        "find the image inside crops, screenshots and collages (default: on when OpenCV is installed)",
     )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress, problem lines or summary on stderr")
     a.add_argument("--workers", "-j", type=positive_int, help="processes hashing images (default: the number of CPUs)")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .. import local_features
 from ..algorithms import registry
 from ..errors import UsageError
 from ..hashing import HashOptions
@@ -85,8 +86,9 @@ class ScanOptions:
       paths as this process (shared storage), so the evidence paths must then be absolute.
     - ``local``: the local-feature stage (:mod:`matcher.local_features`): frames that no digest or
       global hash matched are searched for known images inside them (crops, turns, screenshots,
-      collage tiles); ``None`` (the default): on when the index holds local features; ``False``:
-      off; ``True``: on (nothing to find in an index without them).
+      collage tiles); ``None`` (the default): on when the index holds local features and OpenCV
+      is installed; ``False``: off; ``True``: on (nothing to find in an index without them; refused
+      without OpenCV).
     """
 
     algorithms: tuple[str, ...] | str | None = None
@@ -362,6 +364,13 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
             f"the local-feature stage (--local) is not available for the sharded index {index_path} on the dask "
             "engine yet: scan it with the local engine, or with --no-local"
         )
+    local = bool(local_records) if options.local is None else options.local
+    if local and not local_features.available():
+        if options.local:
+            raise local_features.LocalFeaturesUnavailableError(
+                "--local needs OpenCV: pip install 'perceptual-matcher[local]' (opencv-python-headless)"
+            )
+        local = False  # the index holds local features, but they cannot be searched here
     return ScanConfig(
         index_path=os.path.abspath(index_path),
         index_generation=index.generation,
@@ -372,5 +381,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         trim_borders=bool(options.trim_borders),
         regions=bool(options.regions),
         index_verified=index.verified_files,
-        local=bool(local_records) if options.local is None else options.local,
+        local=local,
     )
