@@ -406,8 +406,9 @@ class MatchRule:
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
 #: a shared logo or caption band then matches point for point, so the inliers' hull must cover
-#: 10 % of the part of the image both show.
-EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1)
+#: 10 % of the part of the image both show. The unmatched-rectangle test (``max_hole``) is off:
+#: two photos of one place differ in their foreground by design (not measured on such pairs yet).
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0)
 
 
 @dataclass(frozen=True, slots=True)
