@@ -25,6 +25,11 @@ against this known image, and why (not)?" by running the scan itself, not a copy
    matched (the pair the scan chose, or equal digests) or not (the nearest pair and the threshold,
    or a quality gate).
 
+4. **Local features.** With ``local`` (the default) the known image also keeps its local features
+   as ``matcher index add`` stores them, and the scan's local stage runs for evidence frames no hash
+   matched: :attr:`Comparison.local_match` is the scan's local-feature match (the known image found
+   inside the evidence: inliers, transform, region), and the reason says so.
+
 Variant names (the evidence's query view) are the scan's: ``orig``, ``rot90``/``rot180``/``rot270``
 (the evidence rotated that far counter-clockwise), ``flipx`` (upside-down), ``flipy`` (mirrored),
 ``flipp``/``flipm`` (transposed), ``trim`` and ``trim+<variant>`` (inside uniform borders),
@@ -48,7 +53,7 @@ from typing import Any, Union
 
 from PIL import Image
 
-from . import files
+from . import files, local_features
 from .algorithms import registry
 from .errors import DecodeError, FileReadError, MatcherError, NotAFileError, UnsupportedFormatError, UsageError
 from .hashes import Hash
@@ -71,7 +76,7 @@ from .scan.scanner import HashedEntry, Scanner
 from .scan.video_matching import VIDEO_ALGORITHM
 from .scan_records import DIGEST_ALGORITHMS, ScanMatch, ScanRecord
 from .video_hash import VideoThresholds
-from .views import KNOWN_VIEWS, known_views_for
+from .views import KNOWN_VIEWS, LOCAL_VARIANT, known_views_for
 
 __all__ = ["CompareInput", "Comparison", "Pair", "Side", "SideFrame", "compare", "format_table"]
 
@@ -192,6 +197,14 @@ class Comparison:
     records: tuple[ScanRecord, ...]
     pairs: tuple[Pair, ...]
     notes: tuple[str, ...] = field(default=())
+    local: bool = False
+
+    @property
+    def local_match(self) -> tuple[ScanRecord, ScanMatch] | None:
+        """The scan's local-feature match (variant ``local``) and the evidence record holding it, most
+        inliers first; ``None`` when the known image was not found inside the evidence that way."""
+        found = [(r, m) for r in self.records for m in r.matches if m.variant == LOCAL_VARIANT]
+        return max(found, key=lambda item: item[1].inliers or 0, default=None)
 
     def best(self) -> dict[str, Pair]:
         """Per algorithm, the pair that decides: the one the scan matched on when it matched with that
@@ -239,7 +252,9 @@ class Comparison:
                 "rotations": self.rotations,
                 "trim_borders": self.trim_borders,
                 "regions": self.regions,
+                "local": self.local,
             },
+            "local": None if self.local_match is None else self.local_match[1].to_dict(),
             "notes": list(self.notes),
             "scan": [record.to_dict(list(self.algorithms)) for record in self.records],
             "pairs": [pair.to_dict() for pair in self.pairs],
@@ -311,13 +326,14 @@ def _frame_notes(entry: EntryFeatures, name: str) -> tuple[str, ...]:
 
 
 def _known_records(
-    value: CompareInput, name: str, algorithms: tuple[str, ...], options: HashOptions
+    value: CompareInput, name: str, algorithms: tuple[str, ...], options: HashOptions, local: bool = False
 ) -> tuple[list[KnownRecord], str, tuple[str, ...]]:
     """The known records of ``value`` (kind, notes)."""
     if isinstance(value, Hash):
         note = "the known side is a hash: it has no views (trimmed borders, crops, caption regions, small rotations)"
         return [KnownRecord(hashes={value.algorithm: value})], "hash", (note,)
-    request = FeatureRequest(algorithms, known_views=True)  # what `matcher index add` asks of an image
+    # what `matcher index add` asks of an image
+    request = FeatureRequest(algorithms, known_views=True, local=local_features.KNOWN_PARAMS if local else None)
     entry = _entry_of(value, name, request, options)
     hashed = [r for r in records_of(entry) if r.hashes]
     kind = "video" if entry.media is not None and entry.media.is_video else "image"
@@ -474,6 +490,11 @@ def _reason(comparison: Comparison) -> str:
                     f"match: vPDQ: {m.video['query_percent']:g}% of the evidence video's sampled frames and "
                     f"{m.video['compared_percent']:g}% of the known video's match (nearest frame distance {m.distance})"
                 )
+    local = comparison.local_match
+    if local is not None and not any(pair.within for pair in comparison.best().values()):
+        record, found = local
+        frame = "" if record.frame is None else f" (frame {record.frame})"
+        return f"match: local features: {found.explanation}{frame}, transform {_matrix_text(found.transform)}"
     several = len(comparison.known.frames) > 1 or len(comparison.evidence.frames) > 1
     best = comparison.best()
     parts = []
@@ -497,7 +518,17 @@ def _reason(comparison: Comparison) -> str:
                 f"{name}: quality gate: {'; '.join(gates) or pair.note} "
                 f"(nearest distance {pair.distance}, not counted: {_where(pair, several)})"
             )
+    if comparison.local and not comparison.match:
+        parts.append("local features: the known image was not found inside the evidence")
     return ("match: " if comparison.match else "no match: ") + "; ".join(parts)
+
+
+def _matrix_text(transform: Sequence[float] | None) -> str:
+    """A 3 x 3 transform (row-major) as ``[[a, b, c], [d, e, f], [g, h, i]]`` with 3 decimals."""
+    if transform is None:
+        return "unknown"
+    rows = [", ".join(f"{v:.3f}" for v in transform[i : i + 3]) for i in range(0, 9, 3)]
+    return "[" + ", ".join(f"[{row}]" for row in rows) + "]"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,6 +573,7 @@ def compare(
     max_distances: Mapping[str, int] | None = None,
     options: HashOptions | None = None,
     video: VideoThresholds | None = None,
+    local: bool | None = None,
 ) -> Comparison:
     """What ``matcher scan`` decides for ``evidence`` against an index holding ``known``, and why (see
     the module notes).
@@ -553,6 +585,9 @@ def compare(
     ``matcher index add`` decodes it, with the default options, but for the sampling rate of
     videos, which both sides share). ``video``: when a video matches a known video (vPDQ's
     thresholds by default); two videos match as a scan matches them, by their sampled frames.
+    ``local``: the scan's local-feature stage (the known image found inside the evidence: a
+    crop, a screenshot, a collage tile; images only, a hash has no keypoints); ``None``: on
+    when OpenCV is installed.
 
     Raises :class:`~matcher.errors.UsageError` for bad arguments (an input of another type, a hash of
     an algorithm not compared, two hashes of different algorithms),
@@ -562,7 +597,12 @@ def compare(
     _check_input(known, "known")
     _check_input(evidence, "evidence")
     _check_max_distances(max_distances)
-    for label, flag in (("rotations", rotations), ("trim_borders", trim_borders), ("regions", regions)):
+    for label, flag in (
+        ("rotations", rotations),
+        ("trim_borders", trim_borders),
+        ("regions", regions),
+        ("local", True if local is None else local),
+    ):
         if not isinstance(flag, bool):
             raise UsageError(f"{label} must be a bool, not {flag!r}")
     options = options or HashOptions()
@@ -570,7 +610,12 @@ def compare(
         raise UsageError(f"options must be HashOptions, not {type(options).__name__}")
     chosen = _algorithms(known, evidence, algorithms)
     known_name, evidence_name = _name_of(known, "known"), _name_of(evidence, "evidence")
-    records, known_kind, known_notes = _known_records(known, known_name, chosen, HashOptions(video=options.video))
+    if local is None:
+        local = local_features.available()
+    local = local and not isinstance(known, Hash) and not isinstance(evidence, Hash)
+    records, known_kind, known_notes = _known_records(
+        known, known_name, chosen, HashOptions(video=options.video), local
+    )
     scan_options = ScanOptions(
         algorithms=chosen,
         max_distances=dict(max_distances or {}),
@@ -579,6 +624,7 @@ def compare(
         regions=regions,
         hash_options=options,
         video=video or VideoThresholds(),
+        local=local,
     )
     import faiss
 
@@ -620,6 +666,7 @@ def compare(
         records=result.records,
         pairs=tuple(pairs),
         notes=notes,
+        local=local,
     )
     return replace(comparison, reason=_reason(comparison))
 
@@ -664,9 +711,14 @@ def format_table(comparison: Comparison) -> str:
                 ("rotations", comparison.rotations),
                 ("trim borders", comparison.trim_borders),
                 ("regions", comparison.regions),
+                ("local features", comparison.local),
             )
         ),
     ]
+    if comparison.local_match is not None:
+        record, found = comparison.local_match
+        frame = "" if record.frame is None else f"frame {record.frame}: "
+        lines.append(f"local     {frame}{found.explanation}; transform {_matrix_text(found.transform)}")
     for note in (*comparison.known.notes, *comparison.evidence.notes, *comparison.notes):
         lines.append(f"note      {note}")
     header = ("algorithm", "frame", "variant", "record", "view", "distance", "max", "within", "note")

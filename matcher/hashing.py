@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from . import batch, files
+from . import batch, files, local_features
 from .algorithms import registry
 from .errors import UsageError
 from .file_facts import FileFacts, file_columns
@@ -76,6 +76,7 @@ class HashRecord(FileFacts):
     record whose ``hashes`` are those of its representative frame (the highest PDQ quality, the
     earliest of those), and :meth:`to_dict` adds the key ``vpdq``, a list of ``{"frame",
     "timestamp", "pdq", "quality"}``.
+    ``local`` (only with :attr:`HashOptions.local`): the frame's known-image local features.
     """
 
     hashes: dict[str, Hash] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class HashRecord(FileFacts):
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
     note: str | None = None
     vpdq: tuple[VpdqFeature, ...] = ()
+    local: local_features.LocalFeatures | None = None
 
     def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
         """A flat, JSON-ready dict: the fields, then one hex column per algorithm (never the views),
@@ -146,7 +148,8 @@ def _video_records(entry: EntryFeatures, facts: dict[str, Any], note: str | None
 
 def _request(names: AlgorithmNames | None, options: HashOptions) -> FeatureRequest:
     chosen = registry.resolve(DEFAULT_ALGORITHMS if names is None else names)
-    return FeatureRequest(tuple(a.name for a in chosen), known_views=options.views)
+    local = local_features.KNOWN_PARAMS if options.local else None
+    return FeatureRequest(tuple(a.name for a in chosen), known_views=options.views, local=local)
 
 
 def records_of(entry: EntryFeatures) -> list[HashRecord]:
@@ -165,6 +168,7 @@ def records_of(entry: EntryFeatures) -> list[HashRecord]:
             hashes=dict(frame.hashes),
             pdq_quality=frame.quality("pdq"),
             views={name: dict(views) for name, views in frame.known_views.items()},
+            local=frame.descriptors,
             error=with_changed(None, entry.changed),
             note=note,
         )

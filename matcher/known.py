@@ -7,6 +7,7 @@ from typing import Any
 
 from .digests import EMPTY_CONTENT_DIGESTS
 from .hashes import Hash
+from .local_features import LocalFeatures
 
 __all__ = ["EMPTY_CONTENT_DIGESTS", "KnownFacts", "KNOWN_SCALAR_FIELDS", "KnownRecord", "ImportProblem"]
 
@@ -55,6 +56,11 @@ class KnownRecord(KnownFacts):
     images hashed for an index get them. They take no part in duplicate detection, and hash-list
     exports do not write them.
 
+    ``local`` holds the image's local features (:mod:`matcher.local_features`, extracted with
+    :data:`~matcher.local_features.KNOWN_PARAMS`), which let scans find the image inside crops,
+    screenshots and collages; images hashed for an index get them, hash lists carry none. Like the
+    views, they take no part in duplicate detection and exports do not write them.
+
     ``list_name`` is the list the record belonged to where the source says so (matcher's own
     exports carry it); an import keeps it when no list is named (see
     :func:`matcher.index.importing.import_sources`), and ``None`` otherwise.
@@ -62,6 +68,7 @@ class KnownRecord(KnownFacts):
 
     views: dict[str, dict[str, Hash]] = field(default_factory=dict)
     list_name: str | None = None
+    local: LocalFeatures | None = None
 
     def is_empty(self) -> bool:
         """True when the record carries neither a hash nor a digest (nothing to match on)."""

@@ -75,6 +75,7 @@ __all__ = [
     "DescriptorSearch",
     "BruteForceSearch",
     "LocalFeaturesUnavailableError",
+    "available",
     "extract",
     "spread_keypoints",
     "features_from_keypoints",
@@ -97,6 +98,15 @@ _GRID = 4  # coverage grid over the known image, cells per side
 
 class LocalFeaturesUnavailableError(MatcherError, ImportError):
     """OpenCV is not installed: ``pip install 'perceptual-matcher[local]'``."""
+
+
+def available() -> bool:
+    """Whether OpenCV can be imported (local features can be extracted and verified)."""
+    try:
+        _cv2()
+    except LocalFeaturesUnavailableError:
+        return False
+    return True
 
 
 def _cv2() -> Any:
@@ -343,6 +353,11 @@ class MatchRule:
     - ``vote_distance``/``min_votes``: a known image is a candidate when at least ``min_votes``
       frame descriptors have one of its descriptors within ``vote_distance`` bits among their
       nearest.
+    - ``max_hole``/``hole_inliers``: a match with fewer than ``hole_inliers`` inliers is refused when
+      some rectangle of the known image (on an 8 x 8 grid) holds more than ``max_hole`` of its
+      keypoints the frame shows and not one inlier: the frame shares only part of the known image
+      (an app's interface around a different picture, a logo, a caption band) and the rest, where
+      its own content is, does not match.
     """
 
     ratio: float = 0.8
@@ -358,6 +373,8 @@ class MatchRule:
     min_spread: float = 0.0
     vote_distance: int = 64
     min_votes: int = 6
+    max_hole: float = 0.3
+    hole_inliers: int = 30
 
     def __post_init__(self) -> None:
         if self.method not in METHODS or (self.method == "magsac" and self.model == "similarity"):
@@ -378,6 +395,8 @@ class MatchRule:
             raise UsageError(f"min_coverage must be in [0, 1], not {self.min_coverage!r}")
         if not 0.0 <= self.min_spread <= 1.0:
             raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
+        if not 0.0 < self.max_hole <= 1.0:
+            raise UsageError(f"max_hole must be in (0, 1], not {self.max_hole!r}")
 
 
 #: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
@@ -387,8 +406,9 @@ class MatchRule:
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
 #: a shared logo or caption band then matches point for point, so the inliers' hull must cover
-#: 10 % of the part of the image both show.
-EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1)
+#: 10 % of the part of the image both show. The unmatched-rectangle test (``max_hole``) is off:
+#: two photos of one place differ in their foreground by design (not measured on such pairs yet).
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +421,8 @@ class LocalMatch:
       frame, unclipped; ``region``: their bounding box clipped to the frame, ``(left, top, right,
       bottom)`` in frame pixels: where the known image lies.
     - ``scale`` (frame pixels per known pixel), ``rotation`` (degrees, counter-clockwise as seen),
-      ``anisotropy``, ``coverage`` and ``spread`` (see :class:`MatchRule`).
+      ``anisotropy``, ``coverage`` and ``spread`` (see :class:`MatchRule`); ``hole``: the largest
+      share of the shown known keypoints in one inlier-free rectangle (see ``MatchRule.max_hole``).
     """
 
     inliers: int
@@ -414,6 +435,7 @@ class LocalMatch:
     anisotropy: float
     coverage: float
     spread: float
+    hole: float = 0.0
 
 
 def _match_points(query: LocalFeatures, known: LocalFeatures, rule: MatchRule) -> tuple[np.ndarray, np.ndarray]:
@@ -536,6 +558,9 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
     spread = _spread_of(known, src[mask], matrix, (query.width, query.height))
     if spread < rule.min_spread:
         return None
+    hole = _hole(known, src[mask], matrix, (query.width, query.height))
+    if inliers < rule.hole_inliers and hole > rule.max_hole:
+        return None
     rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
     return LocalMatch(
         inliers=inliers,
@@ -548,7 +573,41 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
         anisotropy=anisotropy,
         coverage=coverage,
         spread=spread,
+        hole=hole,
     )
+
+
+_HOLE_GRID = 8  # grid over the known image for the unmatched-rectangle test
+
+
+def _hole(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:
+    """The largest share of the known keypoints the frame shows that lie in one rectangle of cells
+    (of an 8 x 8 grid over the known image) holding no inlier."""
+    xy = known.xy().astype(np.float64)
+    seen = _project(matrix, xy)
+    shown = (seen[:, 0] >= 0) & (seen[:, 0] < frame[0]) & (seen[:, 1] >= 0) & (seen[:, 1] < frame[1])
+    if not shown.any():
+        return 0.0
+    g = _HOLE_GRID
+
+    def counts(points: np.ndarray) -> np.ndarray:
+        grid = np.zeros((g + 1, g + 1), np.int64)  # 2-D prefix sums, padded
+        col = np.clip((points[:, 0] * g / known.width).astype(np.int64), 0, g - 1)
+        row = np.clip((points[:, 1] * g / known.height).astype(np.int64), 0, g - 1)
+        np.add.at(grid, (row + 1, col + 1), 1)
+        return np.asarray(grid.cumsum(axis=0).cumsum(axis=1))
+
+    keys, hits = counts(xy[shown]), counts(np.asarray(inlier_xy, np.float64))
+    total = float(keys[g, g])
+    best = 0
+    for r0 in range(g):
+        for r1 in range(r0 + 1, g + 1):
+            for c0 in range(g):
+                for c1 in range(c0 + 1, g + 1):
+                    if hits[r1, c1] - hits[r0, c1] - hits[r1, c0] + hits[r0, c0]:
+                        break  # wider rectangles from (r0, c0) hold that inlier too
+                    best = max(best, int(keys[r1, c1] - keys[r0, c1] - keys[r1, c0] + keys[r0, c0]))
+    return best / total
 
 
 def _spread_of(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:

@@ -129,6 +129,9 @@ class HashOptions:
     - ``views``: also compute every frame's known-side view hashes (:func:`matcher.views.known_view_hashes`:
       border-trimmed content, top/bottom 88 %, crops, small rotations) into :attr:`HashRecord.views`,
       as images added to an index need. Off by default (it costs about a dozen extra hashes a frame).
+    - ``local``: also extract every frame's known-image local features
+      (:data:`matcher.local_features.KNOWN_PARAMS`) into :attr:`HashRecord.local`, as images added to
+      an index need. Off by default (about 5 ms a frame).
     """
 
     max_pixels: int = _DECODE_DEFAULTS.max_pixels
@@ -138,6 +141,7 @@ class HashOptions:
     max_file_bytes: int = 512 * 1024 * 1024
     views: bool = False
     video: video.VideoOptions = video.VideoOptions()
+    local: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.video, video.VideoOptions):
@@ -146,6 +150,8 @@ class HashOptions:
             raise UsageError(f"max_file_bytes must be a positive integer, not {self.max_file_bytes!r}")
         if not isinstance(self.views, bool):
             raise UsageError(f"views must be True or False, not {self.views!r}")
+        if not isinstance(self.local, bool):
+            raise UsageError(f"local must be True or False, not {self.local!r}")
         self.decode_options()  # validates the rest
 
     def decode_options(self) -> imaging.DecodeOptions:

@@ -38,6 +38,13 @@ class ScanMatch:
     ``video`` (matches of a video only, JSON-ready): ``timestamps`` (seconds) of the video's frames
     that matched the record, and for a known video (``algorithm`` ``vpdq``) ``query_percent`` and
     ``compared_percent`` (:mod:`matcher.video_hash`).
+
+    A local-feature match (the known image found inside the frame: a crop, a turn, a screenshot, a
+    collage tile; :mod:`matcher.local_features`) has ``algorithm`` ``"orb"``, ``variant``
+    ``"local"``, ``distance`` 0 (no hash distance applies), and ``inliers`` (point matches that
+    agree on one transform), ``transform`` (the 3 x 3 matrix, row-major, taking known-image pixels
+    to frame pixels) and ``region`` (``(left, top, right, bottom)``: where the known image lies in
+    the frame, in frame pixels); these three are ``None`` for every other match.
     """
 
     algorithm: str
@@ -49,18 +56,22 @@ class ScanMatch:
     series: str | None = None
     view: str | None = None
     video: Mapping[str, Any] | None = None
+    inliers: int | None = None
+    transform: tuple[float, ...] | None = None
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def explanation(self) -> str:
         """What the evidence differs by from the known image, in a reviewer's words ("as is",
         "mirrored", "cropped 10% centred", "caption band cut at top", "identical file" for a digest
         match; see :func:`matcher.views.describe_match`)."""
-        return describe_match(self.variant, self.view)
+        return describe_match(self.variant, self.view, self.inliers, self.region)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the report's keys (``explanation``: :attr:`explanation`, derived from
-        ``variant`` and ``view``, which keep the short codes)."""
-        return {
+        ``variant`` and ``view``, which keep the short codes); a local-feature match adds ``inliers``,
+        ``transform`` and ``region``."""
+        out: dict[str, Any] = {
             "algorithm": self.algorithm,
             "distance": self.distance,
             "variant": self.variant,
@@ -72,6 +83,11 @@ class ScanMatch:
             "series": self.series,
             **({"video": dict(self.video)} if self.video is not None else {}),
         }
+        if self.inliers is not None:
+            out["inliers"] = self.inliers
+            out["transform"] = None if self.transform is None else [round(v, 6) for v in self.transform]
+            out["region"] = None if self.region is None else list(self.region)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanMatch:
@@ -86,6 +102,9 @@ class ScanMatch:
             series=data.get("series"),
             view=data.get("view"),
             video=data.get("video"),
+            inliers=None if data.get("inliers") is None else int(data["inliers"]),
+            transform=None if data.get("transform") is None else tuple(float(v) for v in data["transform"]),
+            region=None if data.get("region") is None else tuple(int(v) for v in data["region"]),  # type: ignore[arg-type]
         )
 
 

@@ -147,7 +147,17 @@ def _known_view_words(view: str) -> str | None:
     return None
 
 
-def describe_match(variant: str | None, view: str | None) -> str:
+#: The ``variant`` of a match found by local features (:mod:`matcher.local_features`): the known
+#: image found inside the evidence frame (a crop, a turn, a screenshot, a collage tile).
+LOCAL_VARIANT = "local"
+
+
+def describe_match(
+    variant: str | None,
+    view: str | None,
+    inliers: int | None = None,
+    region: tuple[int, int, int, int] | None = None,
+) -> str:
     """What the evidence differs by from the known image, in words a reviewer reads, for a match's
     short codes: ``variant`` (the evidence's query view, ``None`` for a digest match) and ``view``
     (the known image's view, ``None`` for its own hash).
@@ -161,8 +171,13 @@ def describe_match(variant: str | None, view: str | None) -> str:
     evidence's top / bottom 88% matched, the band outside it differs). The evidence as it is against
     the known image's own hash is ``"as is"``, a digest match ``"identical file"``. Codes this
     version does not know are shown as they are (``"variant X, view Y"``), never an error, so old
-    reports stay readable.
+    reports stay readable. A local-feature match (``variant`` :data:`LOCAL_VARIANT`) is "known image
+    found inside the frame at x 10-330, y 20-260 (N inliers)" (``region``: where it lies in the frame, in
+    frame pixels; ``inliers``: its verified point matches).
     """
+    if variant == LOCAL_VARIANT and view is None:
+        where = "" if region is None else f" at x {region[0]}-{region[2]}, y {region[1]}-{region[3]}"
+        return "known image found inside the frame" + where + ("" if inliers is None else f" ({inliers} inliers)")
     if variant is None and view is None:
         return "identical file"
     query = variant or "orig"

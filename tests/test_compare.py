@@ -85,10 +85,11 @@ def known_hash_distance(a: Image.Image, b: Image.Image) -> int:
 
 
 def test_scan_options_change_the_decision_as_they_change_the_scan(known: Image.Image) -> None:
-    assert not compare(known, edit(known, "mirror"), rotations=False).match
-    assert not compare(known, edit(known, "pad20_black"), trim_borders=False).match
-    assert not compare(known, edit(known, "caption"), regions=False).match
-    without = compare(known, edit(known, "mirror"), rotations=False)
+    # the global hashes' switches (the local-feature stage, on by default, finds padded and captioned copies)
+    assert not compare(known, edit(known, "mirror"), rotations=False, local=False).match
+    assert not compare(known, edit(known, "pad20_black"), trim_borders=False, local=False).match
+    assert not compare(known, edit(known, "caption"), regions=False, local=False).match
+    without = compare(known, edit(known, "mirror"), rotations=False, local=False)
     assert {p.variant for p in without.pairs} <= {"orig", "top88", "bottom88"}
     assert not without.rotations
 
@@ -230,6 +231,7 @@ def test_output(known: Image.Image) -> None:
     assert set(data) == {
         "match",
         "reason",
+        "local",
         "digests_equal",
         "best",
         "known",
@@ -245,7 +247,9 @@ def test_output(known: Image.Image) -> None:
         "rotations": True,
         "trim_borders": True,
         "regions": True,
+        "local": True,
     }
+    assert data["local"] is None  # the global hashes matched: the local stage did not run
     assert data["scan"][0]["status"] == "match" and data["scan"][0]["matches"][0]["view"] == "crop10"
     assert "crop10" in data["known"]["frames"][0]["views"]["pdq"]
     assert data["evidence"]["frames"][0]["views"]["pdq"][0] == "orig"

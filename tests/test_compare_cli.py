@@ -123,12 +123,14 @@ def test_table_scan_options_and_errors(scanned: dict[str, Any]) -> None:
     known = scanned["known"] / "known.png"
     evidence = scanned["evidence"]["known.png"]
     # the scan's switches: without trimmed borders the letterbox is no longer matched
-    done = run_matcher("compare", known, evidence / "letterbox.png", "--no-trim-borders", "--max-distance", "pdq=20")
+    done = run_matcher(
+        "compare", known, evidence / "letterbox.png", "--no-trim-borders", "--no-local", "--max-distance", "pdq=20"
+    )
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert lines[0] == "decision  no match"
     assert lines[1].startswith("reason    no match: pdq: nearest distance ") and "> 20" in lines[1]
-    assert "settings  pdq max distance 20; rotations on, trim borders off, regions on" in lines
+    assert "settings  pdq max distance 20; rotations on, trim borders off, regions on, local features off" in lines
     header = lines.index(next(line for line in lines if line.startswith("algorithm")))
     assert lines[header].split() == [
         "algorithm",

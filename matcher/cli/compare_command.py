@@ -44,6 +44,13 @@ def _add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--algorithms", "-a", help="comma-separated algorithms (default: pdq, or the hash's)")
     add_distance_arguments(c, "counted as a match", "match")
     add_view_arguments(c, "the evidence")
+    c.add_argument(
+        "--local",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also look for the known image inside the evidence by local features, as a scan does for frames "
+        "no hash matched (default: on when OpenCV is installed)",
+    )
     add_decode_arguments(c)
     add_video_match_arguments(c)
     c.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
@@ -79,6 +86,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         max_distances=max_distances(args) or None,
         options=hash_options(args),
         video=video_thresholds(args),
+        local=args.local,
     )
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))

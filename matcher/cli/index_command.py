@@ -91,6 +91,13 @@ def _add_index_add_arguments(a: argparse.ArgumentParser) -> None:
         help="for images, also store view hashes (trimmed borders, top/bottom 88%%, crops, +-4 degree "
         "rotations) so that cropped, padded, captioned and slightly rotated copies match (default: on)",
     )
+    a.add_argument(
+        "--local",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="for images, also store local features (ORB keypoints, about 8.8 KB an image) so that scans "
+        "find the image inside crops, screenshots and collages (default: on when OpenCV is installed)",
+    )
     a.add_argument("--quiet", "-q", action="store_true", help="no progress, problem lines or summary on stderr")
     a.add_argument("--workers", "-j", type=positive_int, help="processes hashing images (default: the number of CPUs)")
     a.set_defaults(handler=_cmd_index_add)
@@ -203,6 +210,7 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
             format=args.format,
             strict=args.strict,
             views=args.views,
+            local=args.local,
             on_problem=problem,
             on_warning=warning,
             record_lists=not args.list_name,
@@ -264,6 +272,11 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
         print(f"  {name}: {algo['count']} hashes ({algo['searchable']} searchable)")
         for view, counts in sorted(info.get("views", {}).get(name, {}).items()):
             print(f"    view {view}: {counts['count']} hashes ({counts['searchable']} searchable)")
+    local = info.get("local") or {}
+    print(
+        f"  local features: {local.get('records', 0)} images, {local.get('keypoints', 0)} keypoints, "
+        f"{local.get('bytes', 0)} bytes"
+    )
     for name, lst in info["lists"].items():
         print(f"  list {name!r}: {lst['records']} records")
     for shard in info.get("shards", ()):
@@ -346,9 +359,16 @@ def _cmd_index_export(args: argparse.Namespace) -> int:
     from ..index import open_any
 
     with open_any(args.index) as index:
+        local = int((index.info().get("local") or {}).get("records", 0))
         records = (r.to_known() for r in index.iter_records(args.list_name))  # an unknown list fails here
         with open_output(args.output, [], force=args.force) as out:
             count = write_records(records, out, args.format)
     if not args.quiet:
         print(f"exported {count} records", file=sys.stderr)
+        if local:
+            print(
+                f"matcher: note: local features ({local} images) are not exported (hash lists carry none); "
+                "add the images themselves to an index to keep them",
+                file=sys.stderr,
+            )
     return EXIT_OK

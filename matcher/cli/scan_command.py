@@ -68,6 +68,13 @@ def _add_scan_arguments(s: argparse.ArgumentParser) -> None:
     add_distance_arguments(s, "counted as a match", "match")
     add_view_arguments(s, "each frame")
     s.add_argument(
+        "--local",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="search frames that no hash matched for known images inside them (crops, turns, screenshots, "
+        "collage tiles) by their local features (default: on when the index holds local features)",
+    )
+    s.add_argument(
         "--format", "-f", choices=["jsonl", "csv", "vics"], default="jsonl", help="report format (default: jsonl)"
     )
     s.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: standard output)")
@@ -119,6 +126,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         rotations=args.rotations,
         trim_borders=args.trim_borders,
         regions=args.regions,
+        local=args.local,
         workers=args.workers,
         matches_only=args.matches_only,
         engine=args.engine,

@@ -218,7 +218,10 @@ class CsvScanWriter(ScanWriter):
 
 
 def _match_rank(match: ScanMatch) -> tuple[int, int]:
-    """Sort key of matches across frames: digest (exact) matches first, then by distance."""
+    """Sort key of matches across frames: digest (exact) matches first, then by distance, local-feature
+    matches (the known image found inside a frame) last, most inliers first."""
+    if match.inliers is not None:
+        return (2, -match.inliers)
     return (0 if match.algorithm in DIGEST_ALGORITHMS else 1, match.distance)
 
 
@@ -248,6 +251,8 @@ def _precategorizing(records: Sequence[ScanRecord]) -> ScanMatch | None:
 def _match_text(match: ScanMatch) -> str:
     if match.algorithm in DIGEST_ALGORITHMS:
         how = f"{match.algorithm.upper()} (exact)"
+    elif match.inliers is not None:
+        how = f"local features ({match.algorithm.upper()}, {match.inliers} inliers)"
     else:
         how = f"{vics_hash_name(match.algorithm)} distance {match.distance}"
     extra = []
@@ -257,7 +262,7 @@ def _match_text(match: ScanMatch) -> str:
         extra.append(f"series {match.series!r}")
     tail = f" ({', '.join(extra)})" if extra else ""
     # then what the evidence differs by, in words a reviewer reads, with the short codes
-    codes = [f"variant {match.variant}"] if match.variant and match.variant != "orig" else []
+    codes = [f"variant {match.variant}"] if match.variant and match.variant not in ("orig", "local") else []
     codes += [f"known view {match.view}"] if match.view else []
     words = match.explanation
     if codes and not words.startswith("variant "):  # (codes describe_match does not know are shown as codes)

@@ -265,10 +265,12 @@ def review_note(algorithm: str, distance: int, category: int | None) -> str | No
     category 1)"``."""
     if precategorizes(algorithm, distance):
         return None
+    known = "" if category is None else f" (known category {category})"
+    if algorithm == "orb":  # a local-feature match: the known image found inside the frame
+        return f"local-feature match (known image found inside the frame): for review, not precategorized{known}"
     found = algorithm_registry.find(algorithm)
     name = algorithm if found is None else found.display_name
     strong = "" if found is None else f", strong <= {found.strong_max_distance}"
-    known = "" if category is None else f" (known category {category})"
     return f"weak {name} match (distance {distance}{strong}): for review, not precategorized{known}"
 
 

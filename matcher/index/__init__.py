@@ -22,14 +22,18 @@ Typical use::
             print(match.record_id, match.distance, match.list_name, match.category)
 """
 
+from .local_table import LocalHit, LocalTable
 from .manifest import FORMAT_VERSION
-from .reader import IndexReader
+from .reader import IndexReader, LocalReader
 from .shards import ShardedIndex, open_any, split_index
 from .store import KnownIndex
 from .types import AddResult, IndexedRecord, Match, QueryResult
 
 __all__ = [
     "IndexReader",
+    "LocalReader",
+    "LocalHit",
+    "LocalTable",
     "KnownIndex",
     "ShardedIndex",
     "split_index",

@@ -16,7 +16,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from .. import imaging
+import numpy as np
+
+from .. import imaging, local_features
 from ..errors import HashListError
 from ..files import display_path
 from ..formats.registry import read_records
@@ -89,6 +91,7 @@ def known_from_hash_record(record: HashRecord) -> KnownRecord:
     return KnownRecord(
         hashes=dict(record.hashes),
         views={name: dict(views) for name, views in record.views.items()},
+        local=record.local,
         md5=record.md5,
         sha1=record.sha1,
         sha256=record.sha256,
@@ -165,6 +168,7 @@ def import_sources(
     progress: Callable[[int], None] | None = None,
     hash_options: HashOptions | None = None,
     views: bool = True,
+    local: bool | None = None,
     workers: int | None = 1,
     hash_progress: Callable[[HashProgress], None] | None = None,
 ) -> ImportSummary:
@@ -179,8 +183,13 @@ def import_sources(
     ``format`` names the hash-list format or ``"auto"``; images are hashed with the index's
     algorithms and, with ``views`` (the default; it overrides ``hash_options.views``), their
     known-side view hashes, which let scans find cropped, bordered and captioned copies (hash lists carry
-    no views). Without ``strict`` each problem goes to ``on_problem`` and is skipped; with
-    ``strict`` the first one raises :class:`~matcher.errors.HashListError` and nothing is added.
+    no views). With ``local`` (``None``, the default: when OpenCV is installed; it overrides
+    ``hash_options.local``) images keep their local features (:mod:`matcher.index.local_table`),
+    which let scans find them inside crops, screenshots and collages (hash lists carry none);
+    ``True`` without OpenCV raises :class:`~matcher.local_features.LocalFeaturesUnavailableError`.
+    Without ``strict`` each problem goes to
+    ``on_problem`` and is skipped; with ``strict`` the first one raises
+    :class:`~matcher.errors.HashListError` and nothing is added.
 
     ``workers``: processes hashing the images (``1``, the default: in this process; ``None``: the CPU
     count; see :func:`~matcher.hashing.hash_paths`), the records in the same order whatever the
@@ -198,7 +207,11 @@ def import_sources(
     for path in paths:
         if not os.path.exists(path):
             raise HashListError(f"{display_path(path)[0]}: no such file or directory")
-    options = replace(hash_options or HashOptions(), views=bool(views))
+    if local is None:
+        local = local_features.available()
+    elif local:
+        local_features.extract(np.zeros((8, 8), np.uint8))  # OpenCV missing: refused before anything is read
+    options = replace(hash_options or HashOptions(), views=bool(views), local=bool(local))
     empty_digests = 0
 
     def warn(problem: ImportProblem) -> None:

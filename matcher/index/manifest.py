@@ -9,7 +9,11 @@ Format versions: 1 has one code table per algorithm. 2 adds *view tables*: extra
 hashes of fixed regions of known images (``pdq@top88``, ``pdq@crop10`` ...; see
 :mod:`matcher.views`), listed under ``views`` as ``{algorithm: {view: {"count": n, "searchable": m}}}``
 with their files in ``files`` like the main tables. Version 1 manifests are read as having no views;
-this code writes version 2. A manifest naming a view this matcher does not know is refused.
+A manifest naming a view this matcher does not know is refused. 3 adds *local features*
+(:mod:`matcher.index.local_table`): the ``local.*.npy`` arrays of the known images' keypoints and
+descriptors, listed in ``files``, and a ``local`` key ``{"records": n, "keypoints": m, "branch": b}``
+(absent when the generation holds none). Versions 1 and 2 are read as holding no local features
+(images added before have none until they are added again); this code writes version 3.
 
 Saved search structures (no version change): ``structures`` lists, with the same size and SHA-256
 as ``files``, the arrays of the multi-index search structures of the large tables
@@ -64,7 +68,7 @@ log = logging.getLogger(__name__)
 #: Identifies a matcher index manifest.
 FORMAT_NAME = "matcher-known-index"
 #: On-disk format version this code writes (it reads this one and older); a newer one is refused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Separates algorithm and view in the name of a view table (``pdq@top88``).
 VIEW_SEPARATOR = "@"
 #: Name of the manifest file at the top of an index directory.
@@ -180,6 +184,7 @@ class Manifest:
     extra: Mapping[str, Any] = field(default_factory=dict)
     views: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     structures: Mapping[str, FileEntry] = field(default_factory=dict)
+    local: Mapping[str, Any] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, without its self-checksum."""
@@ -200,6 +205,8 @@ class Manifest:
             body["views"] = {k: {view: dict(v) for view, v in views.items()} for k, views in self.views.items()}
         if self.structures:  # absent when empty: such a manifest reads exactly as before the key existed
             body["structures"] = {k: {"size": v.size, "sha256": v.sha256} for k, v in self.structures.items()}
+        if self.local:  # absent when the generation holds no local features
+            body["local"] = dict(self.local)
         return body
 
     def to_json(self) -> str:
@@ -235,6 +242,9 @@ class Manifest:
             files = _file_entries(document["files"], "files")
             structures = _file_entries(document.get("structures") or {}, "structures")
             views = mapping_field(document.get("views") or {}, "views") if version >= 2 else {}
+            local = mapping_field(document.get("local") or {}, "local") if version >= 3 else {}
+            for key in ("records", "keypoints", "branch") if local else ():
+                count_field(local.get(key), f"local {key}")
             manifest = cls(
                 format_version=version,
                 generation=count_field(document["generation"], "generation"),
@@ -259,6 +269,7 @@ class Manifest:
                     for k, named in views.items()
                 },
                 structures=structures,
+                local=dict(local),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexStoreError(f"{where}: manifest is missing or has a malformed field ({exc!r})") from None

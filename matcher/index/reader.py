@@ -11,9 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..hashes import Hash
+from ..local_features import DEFAULT_RULE, LocalFeatures, MatchRule
+from .local_table import LocalHit
 from .types import IndexedRecord, QueryResult
 
-__all__ = ["IndexReader"]
+__all__ = ["IndexReader", "LocalReader"]
 
 
 @runtime_checkable
@@ -72,4 +74,23 @@ class IndexReader(Protocol):
 
     def close(self) -> None:
         """Release what the reader holds open; it cannot be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class LocalReader(Protocol):
+    """An index that also finds known images by their local features (:mod:`matcher.local_features`):
+    :class:`~matcher.index.KnownIndex` and :class:`~matcher.index.ShardedIndex`. Apart from
+    :class:`IndexReader` so that readers without local features (the Dask engine's shard stand-ins)
+    stay readers; a scan runs its local stage only against an index that is one of these."""
+
+    @property
+    def local_records(self) -> int:
+        """Records holding local features."""
+        ...
+
+    def find_local(
+        self, frames: Sequence[LocalFeatures], rule: MatchRule = DEFAULT_RULE, max_candidates: int | None = None
+    ) -> list[list[LocalHit]]:
+        """The known records seen in each frame (see :meth:`matcher.index.KnownIndex.find_local`)."""
         ...

@@ -61,6 +61,8 @@ import numpy as np
 from ..errors import IndexStoreError, UsageError
 from ..hashes import Hash
 from ..known import KnownRecord
+from ..local_features import DEFAULT_RULE, LocalFeatures, MatchRule
+from .local_table import LocalHit
 from .manifest import (
     MANIFEST_NAME,
     FileStamp,
@@ -702,6 +704,37 @@ class ShardedIndex:
         queries = list(queries)
         return merge_results([shard.query(queries, None, view, k) for shard in self._open()], k)
 
+    @property
+    def local_records(self) -> int:
+        """Records holding local features (all shards), as :attr:`KnownIndex.local_records`."""
+        return sum(shard.index.local_records for shard in self._open())
+
+    def find_local(
+        self, frames: Sequence[LocalFeatures], rule: MatchRule = DEFAULT_RULE, max_candidates: int | None = None
+    ) -> list[list[LocalHit]]:
+        """The known records seen in each frame by their local features, as :meth:`KnownIndex.find_local`:
+        each shard votes and verifies its own candidates (its own descriptor tree); the hits, with
+        global ids, are merged most inliers first."""
+        frames = list(frames)
+        merged: list[list[LocalHit]] = [[] for _ in frames]
+        for shard in self._open():
+            for held, hits in zip(merged, shard.index.find_local(frames, rule, max_candidates)):
+                ids = shard.to_global([hit.record for hit in hits])
+                held.extend(replace(hit, record=g) for hit, g in zip(hits, ids))
+        for held in merged:
+            held.sort(key=lambda hit: (-hit.match.inliers, hit.record))
+        return merged
+
+    def record_local(self, ids: Iterable[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these global record ids, as :meth:`KnownIndex.record_local`."""
+        wanted = [int(i) for i in ids]
+        out: dict[int, LocalFeatures] = {}
+        for shard in self._open():
+            local_ids = shard.to_local(wanted)
+            found = shard.index.record_local(local_ids.values())
+            out.update({g: found[s] for g, s in local_ids.items() if s in found})
+        return out
+
     # -- reading ---------------------------------------------------------------------------------
 
     def video_records(self) -> list[IndexedRecord]:
@@ -809,6 +842,10 @@ class ShardedIndex:
             "algorithms": algorithms,
             "views": {algorithm: dict(sorted(named.items())) for algorithm, named in sorted(views.items())},
             "lists": dict(sorted(lists.items())),
+            "local": {
+                key: sum(int((i.get("local") or {}).get(key, 0)) for i in infos)
+                for key in ("records", "keypoints", "bytes")
+            },
             "category_schemes": infos[0]["category_schemes"],
             "default_category_scheme": infos[0]["default_category_scheme"],
             "shards": [
@@ -837,9 +874,10 @@ def _copies(
     records = iter(records)
     while batch := list(itertools.islice(records, batch_size)):
         views = source.record_views(r.id for r in batch)
+        local = source.record_local(r.id for r in batch)
         for record in batch:
             taken.append(record.id)
-            yield replace(record.to_known(), views=views.get(record.id, {}))
+            yield replace(record.to_known(), views=views.get(record.id, {}), local=local.get(record.id))
 
 
 def _write_shard(

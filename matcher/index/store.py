@@ -93,7 +93,10 @@ from ..algorithms import registry
 from ..errors import HashFormatError, IndexStoreError, UsageError
 from ..hashes import Hash
 from ..known import KnownRecord
+from ..local_features import DEFAULT_RULE, LocalFeatures, MatchRule
 from . import database as db
+from .local_table import LOCAL_ARRAYS, LOCAL_PREFIX, LocalHit, LocalTable, local_file_names
+from .local_table import MAX_CANDIDATES as MAX_LOCAL_CANDIDATES
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -192,8 +195,10 @@ def _expected_structures(manifest: Manifest) -> list[str]:
     return names
 
 
-def _expected_files(algorithms: Iterable[str], views: Mapping[str, Iterable[str]] | None = None) -> list[str]:
-    names = [db.DB_NAME]
+def _expected_files(
+    algorithms: Iterable[str], views: Mapping[str, Iterable[str]] | None = None, local: bool = False
+) -> list[str]:
+    names = [db.DB_NAME, *(local_file_names() if local else ())]
     for algorithm in algorithms:
         names.extend(_array_name(algorithm, suffix) for suffix in _ARRAY_SUFFIXES)
     for algorithm, view_names in (views or {}).items():
@@ -311,6 +316,7 @@ class _Snapshot:
     default_scheme: str | None
     lease: _Lease
     stamps: tuple[FileStamp, ...] = ()
+    local: LocalTable | None = None
 
     @classmethod
     def build(
@@ -324,12 +330,24 @@ class _Snapshot:
         labels: dict[str, dict[int, str]],
         default_scheme: str | None,
         stamps: tuple[FileStamp, ...] = (),
+        local: LocalTable | None = None,
     ) -> _Snapshot:
         """A snapshot owning ``conn`` (closed when the snapshot is retired and unused); ``stamps``: the
         settled stamps of its verified files (see :attr:`KnownIndex.verified_files`)."""
         lock = threading.Lock()
         return cls(
-            root, manifest, gen_dir, tables, views, conn, lock, labels, default_scheme, _Lease(conn, lock), stamps
+            root,
+            manifest,
+            gen_dir,
+            tables,
+            views,
+            conn,
+            lock,
+            labels,
+            default_scheme,
+            _Lease(conn, lock),
+            stamps,
+            local,
         )
 
     def query(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -384,7 +402,7 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: fro
     gen_dir = root / manifest.directory
     if not gen_dir.is_dir():
         raise _Vanished(str(gen_dir))
-    expected = _expected_files(manifest.algorithms, manifest.views)
+    expected = _expected_files(manifest.algorithms, manifest.views, bool(manifest.local))
     listed = set(manifest.files)
     if set(expected) != listed:
         raise IndexStoreError(
@@ -426,11 +444,11 @@ def _load_generation(root: Path, manifest: Manifest, verify: bool, verified: fro
     try:
         hashing.raise_mismatch()
     except BaseException:
-        loaded[-1].close()
+        loaded[4].close()
         raise
-    tables, views, labels, default_scheme, conn = loaded
+    tables, views, labels, default_scheme, conn, local = loaded
     handed = tuple(stamp for stamp in stamps.values() if stamp.settled(now))
-    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed)
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, handed, local)
 
 
 class _HashingThread:
@@ -466,8 +484,10 @@ class _HashingThread:
 
 def _load_checked(
     root: Path, manifest: Manifest, gen_dir: Path, verify: bool
-) -> tuple[dict[str, AlgorithmTable], ViewTables, dict[str, dict[int, str]], str | None, sqlite3.Connection]:
-    """The tables, views, labels, default scheme and open database of a generation, checked for
+) -> tuple[
+    dict[str, AlgorithmTable], ViewTables, dict[str, dict[int, str]], str | None, sqlite3.Connection, LocalTable | None
+]:
+    """The tables, views, labels, default scheme, open database and local features of a generation, checked for
     everything but the checksums (``verify``: the checksums are checked meanwhile, else a saved
     structure's bounds are checked here)."""
     db_path = gen_dir / db.DB_NAME
@@ -480,6 +500,7 @@ def _load_checked(
             views.setdefault(algorithm, {})[view] = _load_table(
                 gen_dir, manifest, algorithm, view, manifest.algorithms[algorithm], counts, verify
             )
+    local = _load_local(gen_dir, manifest)
     if not db_path.exists():
         raise _Vanished(str(db_path))
     with db.closed_on_failure(db.open_readonly(db_path), str(db_path)) as conn:
@@ -490,7 +511,15 @@ def _load_checked(
     if int(total) != manifest.records:
         conn.close()
         raise IndexStoreError(f"{db_path}: holds {total} records, the manifest says {manifest.records}")
-    return tables, views, labels, default_scheme, conn
+    return tables, views, labels, default_scheme, conn, local
+
+
+def _load_local(gen_dir: Path, manifest: Manifest) -> LocalTable | None:
+    """The generation's local-feature table (``None`` when it holds none), checked against the manifest."""
+    if not manifest.local:
+        return None
+    arrays = {name: _load_array(gen_dir / f"{LOCAL_PREFIX}.{name}.npy") for name in LOCAL_ARRAYS}
+    return LocalTable.from_arrays(arrays, manifest.local, str(gen_dir))
 
 
 def _load_table(
@@ -657,6 +686,8 @@ class _Staged:
 
     changed: bool
     arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    local_changed: bool = False
+    local: LocalTable | None = None
 
 
 class KnownIndex:
@@ -920,6 +951,11 @@ class KnownIndex:
             "default_category_scheme": snapshot.default_scheme,
             "files": {name: entry.size for name, entry in manifest.files.items()},
             "structures": {name: entry.size for name, entry in manifest.structures.items()},
+            "local": {
+                "records": int(manifest.local.get("records", 0)),
+                "keypoints": int(manifest.local.get("keypoints", 0)),
+                "bytes": sum(manifest.files[name].size for name in local_file_names() if name in manifest.files),
+            },
             "size_on_disk": sum(entry.size for entry in [*manifest.files.values(), *manifest.structures.values()])
             + manifest_bytes,
             "directory_bytes": directory_bytes,
@@ -1123,6 +1159,40 @@ class KnownIndex:
             raise UsageError(f"k must be a positive integer, not {k!r}")
         return self._run(queries, lambda table, codes: knn_hits(table, codes, k), view)
 
+    # -- local features --------------------------------------------------------------------------
+
+    @property
+    def local_records(self) -> int:
+        """Records holding local features (images added since format 3, without ``--no-local``)."""
+        local = self._snap().local
+        return 0 if local is None else len(local)
+
+    def find_local(
+        self,
+        frames: Sequence[LocalFeatures],
+        rule: MatchRule = DEFAULT_RULE,
+        max_candidates: int | None = None,
+    ) -> list[list[LocalHit]]:
+        """The known records seen in each frame by their local features (:mod:`matcher.local_features`):
+        per frame, :class:`~matcher.index.local_table.LocalHit` s, most inliers first. Each frame's
+        descriptors vote through the index's descriptor tree; the ``max_candidates`` most voted
+        (default :data:`~matcher.index.local_table.MAX_CANDIDATES`) are verified geometrically under
+        ``rule``. An index without local features finds nothing."""
+        snapshot = self._snap()
+        local = snapshot.local
+        if local is None:
+            return [[] for _ in frames]
+        limit = MAX_LOCAL_CANDIDATES if max_candidates is None else max_candidates
+        return [local.find(frame, rule, limit) for frame in frames]
+
+    def record_local(self, ids: Iterable[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these records: ``{record id: LocalFeatures}`` (records
+        without, and ids not stored, left out). How a copy of a record keeps them (sharding)."""
+        local = self._snap().local
+        if local is None:
+            return {}
+        return local.features_of([int(i) for i in ids])
+
     @staticmethod
     def _default(table: AlgorithmTable) -> int:
         return int(registry.get(table.name).default_max_distance)
@@ -1258,6 +1328,7 @@ class KnownIndex:
         next_id = int(db.get_meta(conn, "next_record_id") or "1")
         new: dict[str, tuple[list[int], list[bytes], list[int]]] = {name: ([], [], []) for name in tables}
         new_views: dict[tuple[str, str], tuple[list[int], list[bytes], list[int]]] = {}
+        new_local: list[tuple[int, LocalFeatures]] = []
         added = duplicates = empty = processed = 0
 
         def flush(batch: list[KnownRecord]) -> None:
@@ -1285,6 +1356,10 @@ class KnownIndex:
                     _check_hash(name, value, widths.get(name), where)
                 if record.views:
                     _check_views(record, widths, where)
+                if record.local is not None and not isinstance(record.local, LocalFeatures):
+                    raise UsageError(
+                        f"{where}: record local features must be LocalFeatures, not {type(record.local).__name__}"
+                    )
                 pending.append((db.fingerprint(record), record, where, list_id))
             groups: dict[int, list[bytes]] = {}
             for fp, _record, _where, list_id in pending:
@@ -1317,6 +1392,8 @@ class KnownIndex:
                         ids.append(record_id)
                         bits.append(value.bits)
                         quality.append(-1 if value.quality is None else int(value.quality))
+                if record.local is not None and len(record.local):
+                    new_local.append((record_id, record.local))
                 added += 1
             conn.executemany(db.INSERT_RECORD, record_rows)
             conn.executemany(db.INSERT_HASH, hash_rows)
@@ -1364,7 +1441,10 @@ class KnownIndex:
             duplicates,
             empty,
         )
-        return replace(result, generation=snapshot.manifest.generation + 1), _Staged(True, arrays)
+        staged_arrays = _Staged(True, arrays)
+        if new_local:
+            staged_arrays = _Staged(True, arrays, True, LocalTable.build(new_local, snapshot.local))
+        return replace(result, generation=snapshot.manifest.generation + 1), staged_arrays
 
     def remove_records(self, ids: Iterable[int]) -> int:
         """Remove the records with these ids, all or none; returns how many were removed.
@@ -1396,7 +1476,8 @@ class KnownIndex:
                 marks = ",".join("?" * len(part))
                 conn.execute(f"DELETE FROM record_hashes WHERE record_id IN ({marks})", tuple(part))
                 conn.execute(f"DELETE FROM records WHERE id IN ({marks})", tuple(part))
-            return len(present), _Staged(True, _without(snapshot, np.asarray(present, dtype=np.int64)))
+            gone = np.asarray(present, dtype=np.int64)
+            return len(present), _staged_without(snapshot, gone)
 
         removed: int = self._commit(mutate)
         return removed
@@ -1420,7 +1501,7 @@ class KnownIndex:
             )
             conn.execute("DELETE FROM records WHERE list_id = ?", (list_id,))
             conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
-            return int(gone.shape[0]), _Staged(True, _without(snapshot, gone))
+            return int(gone.shape[0]), _staged_without(snapshot, gone)
 
         removed: int = self._commit(mutate)
         return removed
@@ -1548,6 +1629,18 @@ def _without(snapshot: _Snapshot, gone: np.ndarray) -> dict[str, tuple[np.ndarra
     return out
 
 
+def _staged_without(snapshot: _Snapshot, gone: np.ndarray) -> _Staged:
+    """The staged arrays of a removal of the record ids ``gone``: every table that loses rows, and the
+    local features when they held some of those records."""
+    arrays = _without(snapshot, gone)
+    if snapshot.local is None:
+        return _Staged(True, arrays)
+    local = snapshot.local.without(gone)
+    if local is snapshot.local:
+        return _Staged(True, arrays)
+    return _Staged(True, arrays, True, local)
+
+
 def _write_generation(
     root: Path,
     generation: int,
@@ -1555,7 +1648,7 @@ def _write_generation(
     params: Mapping[str, Mapping[str, Any]],
     previous: _Snapshot | None,
     fill: Callable[[Path], tuple[Any, _Staged, dict[str, dict[str, Any]], int]],
-) -> tuple[Any, Manifest | None, tuple[dict[str, AlgorithmTable], ViewTables] | None]:
+) -> tuple[Any, Manifest | None, tuple[dict[str, AlgorithmTable], ViewTables, LocalTable | None] | None]:
     """Stage a generation in a temp directory, publish it, and switch the manifest to it.
 
     Tables the staged write did not change (main or view) are hard-linked from ``previous``; view
@@ -1612,9 +1705,10 @@ def _write_generation(
                 table = previous.views[algorithm][view]
                 structures += _save_structure(tmp, stem, table, previous)
             views.setdefault(algorithm, {})[view] = table
+        local = _stage_local(tmp, staged, previous)
         _checkpoint("arrays-written")
         fsync_file(tmp / db.DB_NAME)
-        files = {name: sha256_file(tmp / name) for name in _expected_files(params, views)}
+        files = {name: sha256_file(tmp / name) for name in _expected_files(params, views, local is not None)}
         saved = {name: sha256_file(tmp / name) for name in structures}
         fsync_dir(tmp)
         _checkpoint("generation-synced")
@@ -1642,6 +1736,7 @@ def _write_generation(
             files=files,
             views=view_counts,
             structures=saved,
+            local={} if local is None else local.counts(),
         )
         try:
             write_manifest(root, manifest, _checkpoint)
@@ -1656,7 +1751,7 @@ def _write_generation(
             ) from exc
         committed = True
         _checkpoint("manifest-replaced")
-        return result, manifest, (tables, views)
+        return result, manifest, (tables, views, local)
     except OSError as exc:
         if committed:
             raise
@@ -1664,6 +1759,21 @@ def _write_generation(
     finally:
         if not committed:
             _discard(root, tmp, final)
+
+
+def _stage_local(tmp: Path, staged: _Staged, previous: _Snapshot | None) -> LocalTable | None:
+    """Write (or link from ``previous``, when the write left them unchanged) the local-feature arrays
+    into the staging directory ``tmp``; the generation's local table (``None``: it holds none)."""
+    if staged.local_changed:
+        if staged.local is not None:
+            for name, array in staged.local.arrays().items():
+                _save_array(tmp / f"{LOCAL_PREFIX}.{name}.npy", array.astype(LOCAL_ARRAYS[name], copy=False))
+        return staged.local
+    if previous is None or previous.local is None:
+        return None
+    for name in local_file_names():
+        _link_or_copy(previous.gen_dir / name, tmp / name)
+    return previous.local
 
 
 def _current_directory(root: Path) -> str | None:
@@ -1687,16 +1797,18 @@ def _discard(root: Path, tmp: Path, final: Path) -> None:
 
 
 def _snapshot_after_write(
-    root: Path, manifest: Manifest | None, loaded: tuple[dict[str, AlgorithmTable], ViewTables] | None
+    root: Path,
+    manifest: Manifest | None,
+    loaded: tuple[dict[str, AlgorithmTable], ViewTables, LocalTable | None] | None,
 ) -> _Snapshot:
     if manifest is None or loaded is None:
         raise IndexStoreError(f"{root}: internal error: no generation was written")
-    tables, views = loaded
+    tables, views, local = loaded
     gen_dir = root / manifest.directory
     with db.closed_on_failure(db.open_readonly(gen_dir / db.DB_NAME), str(gen_dir / db.DB_NAME)) as conn:
         labels = db.category_labels(conn)
         default_scheme = db.get_meta(conn, "default_category_scheme")
-    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme)
+    return _Snapshot.build(root, manifest, gen_dir, tables, views, conn, labels, default_scheme, local=local)
 
 
 def _check_creatable(root: Path) -> None:

@@ -26,17 +26,19 @@ from typing import Any, TypeVar
 from ..algorithms import Algorithm, registry
 from ..errors import IndexStoreError, MatcherError
 from ..hashes import Hash
-from ..index.reader import IndexReader
+from ..index.reader import IndexReader, LocalReader
 from ..index.types import IndexedRecord
+from ..local_features import LocalFeatures
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
 from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, ScanRecord
 from ..variants import VARIANT_NAMES
-from ..views import KNOWN_VIEWS, REGION_VIEWS, TRIM_VIEW, known_views_for
+from ..views import KNOWN_VIEWS, LOCAL_VARIANT, REGION_VIEWS, TRIM_VIEW, known_views_for
 from .options import ScanConfig
 from .video_matching import VIDEO_ALGORITHM, VideoCatalog, add_known_video_frames, is_video, video_shells
 
 __all__ = [
     "DIGEST_PREFERENCE",
+    "LOCAL_ALGORITHM",
     "Matcher",
     "explanation_rank",
     "gate_note",
@@ -52,6 +54,8 @@ T = TypeVar("T")
 _VARIANT_ORDER = {name: rank for rank, name in enumerate(VARIANT_NAMES)}
 #: Digest matches of one record are reported once, by the strongest digest that matched.
 DIGEST_PREFERENCE = ("sha256", "sha1", "md5")
+#: The ``algorithm`` of a local-feature match (ORB keypoints; :mod:`matcher.local_features`).
+LOCAL_ALGORITHM = "orb"
 
 
 class Matcher:
@@ -87,6 +91,8 @@ class Matcher:
         exactly those :meth:`match` gives it alone."""
         digest_matches, known_good = self._digest_matches(index, [base for base, _entry in entries])
         per_entry = self._perceptual_matches(index, [entry.frames for _base, entry in entries])
+        if self.config.local:
+            self._local_matches(index, [entry.frames for _base, entry in entries], digest_matches, per_entry)
         perceptual_ids = {m.record for found, _notes in per_entry for per_frame in found for m in per_frame.values()}
         known_good |= self._known_good(index, perceptual_ids - known_good)
         videos = any(is_video(entry) for _base, entry in entries)
@@ -210,6 +216,8 @@ class Matcher:
         order, and the query view's rank."""
         if match.algorithm in DIGEST_ALGORITHMS:
             return (0, 0.0, 0, DIGEST_PREFERENCE.index(match.algorithm), 0, match.record)
+        if match.variant == LOCAL_VARIANT:  # below every global match; most inliers first
+            return (2, -float(match.inliers or 0), 0, 0, 0, match.record)
         # a known video's match (vPDQ) counts the bits of its frames' PDQ
         bits = registry.get("pdq" if match.algorithm == VIDEO_ALGORITHM else match.algorithm).bit_length
         return (
@@ -316,6 +324,57 @@ class Matcher:
                         if held is None or self.preference(candidate) < self.preference(held):
                             found[m.record_id] = candidate
         return out
+
+    def _local_matches(
+        self,
+        index: IndexReader,
+        entries: Sequence[Sequence[FrameFeatures]],
+        digest_matches: Sequence[dict[int, ScanMatch]],
+        per_entry: list[tuple[list[dict[int, ScanMatch]], list[list[str]]]],
+    ) -> None:
+        """The local-feature stage: each frame of an entry that no digest matched and that no global
+        hash matched is searched by its local features (one :meth:`LocalReader.find_local` call for
+        the batch); verified known images are added to the frame's matches (variant ``local``)."""
+        if not isinstance(index, LocalReader):
+            return
+        owners: list[tuple[int, int]] = []
+        frames: list[LocalFeatures] = []
+        for number, frame_list in enumerate(entries):
+            if digest_matches[number]:
+                continue
+            for position, frame in enumerate(frame_list):
+                features = frame.descriptors
+                if features is None or not len(features) or per_entry[number][0][position]:
+                    continue
+                if (features.width, features.height) != (frame.width, frame.height):  # decoded at reduced scale
+                    features = LocalFeatures(frame.width, frame.height, features.points, features.descriptors)
+                owners.append((number, position))
+                frames.append(features)
+        if not frames:
+            return
+        found = self._ask("local-feature search", index.find_local, frames)
+        wanted = sorted({hit.record for hits in found for hit in hits})
+        if not wanted:
+            return
+        records = {rec.id: rec for rec in self._ask("record lookup", index.records, wanted)}
+        for (number, position), hits in zip(owners, found):
+            held = per_entry[number][0][position]
+            for hit in hits:
+                rec = records.get(hit.record)
+                if rec is None or hit.record in held:
+                    continue
+                held[hit.record] = ScanMatch(
+                    LOCAL_ALGORITHM,
+                    0,
+                    LOCAL_VARIANT,
+                    hit.record,
+                    rec.list_name,
+                    rec.category,
+                    rec.series,
+                    inliers=hit.match.inliers,
+                    transform=hit.match.transform,
+                    region=hit.match.region,
+                )
 
     def _ask(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)``: one call of the index; any failure but a :class:`MatcherError`

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .. import local_features
 from ..algorithms import registry
 from ..errors import UsageError
 from ..hashing import HashOptions
@@ -87,6 +88,11 @@ class ScanOptions:
       ``"tcp://10.0.0.5:8786"``); ``None`` starts a local cluster of ``workers`` processes listening
       on the loopback interface only. Its workers must read the evidence and the index at the same
       paths as this process (shared storage), so the evidence paths must then be absolute.
+    - ``local``: the local-feature stage (:mod:`matcher.local_features`): frames that no digest or
+      global hash matched are searched for known images inside them (crops, turns, screenshots,
+      collage tiles); ``None`` (the default): on when the index holds local features and OpenCV
+      is installed; ``False``: off; ``True``: on (nothing to find in an index without them; refused
+      without OpenCV).
     """
 
     algorithms: tuple[str, ...] | str | None = None
@@ -101,6 +107,7 @@ class ScanOptions:
     engine: str = "local"
     scheduler: str | None = None
     video: VideoThresholds = field(default_factory=VideoThresholds)
+    local: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.video, VideoThresholds):
@@ -118,6 +125,8 @@ class ScanOptions:
             raise UsageError(f"workers must be a positive integer or None, not {self.workers!r}")
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise UsageError(f"chunk_size must be a positive integer, not {self.chunk_size!r}")
+        if self.local is not None and not isinstance(self.local, bool):
+            raise UsageError(f"local must be True, False or None, not {self.local!r}")
         if not isinstance(self.hash_options, HashOptions):
             raise UsageError(f"hash_options must be HashOptions, not {type(self.hash_options).__name__}")
         for name, value in dict(self.max_distances).items():
@@ -299,6 +308,8 @@ class ScanConfig:
     index_verified: tuple[FileStamp, ...] = ()
     #: when a video matches a known video
     video: VideoThresholds = field(default_factory=VideoThresholds)
+    #: the local-feature stage runs (resolved: on by default when the index holds local features)
+    local: bool = False
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that decide the report's content (journal header and run manifest)."""
@@ -309,6 +320,7 @@ class ScanConfig:
             "rotations": self.rotations,
             "trim_borders": self.trim_borders,
             "regions": self.regions,
+            "local": self.local,
             "fast": ho.fast,
             "max_pixels": ho.max_pixels,
             "max_frames": ho.max_frames,
@@ -359,6 +371,19 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         distances[name] = value
     for name in chosen:
         distances.setdefault(name, int(registry.get(name).default_max_distance))
+    local_records = getattr(index, "local_records", None)  # a shard catalogue (Dask, sharded) has none
+    if options.local and local_records is None:
+        raise UsageError(
+            f"the local-feature stage (--local) is not available for the sharded index {index_path} on the dask "
+            "engine yet: scan it with the local engine, or with --no-local"
+        )
+    local = bool(local_records) if options.local is None else options.local
+    if local and not local_features.available():
+        if options.local:
+            raise local_features.LocalFeaturesUnavailableError(
+                "--local needs OpenCV: pip install 'perceptual-matcher[local]' (opencv-python-headless)"
+            )
+        local = False  # the index holds local features, but they cannot be searched here
     return ScanConfig(
         index_path=os.path.abspath(index_path),
         index_generation=index.generation,
@@ -370,4 +395,5 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         regions=bool(options.regions),
         index_verified=index.verified_files,
         video=options.video,
+        local=local,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .. import files
+from .. import files, local_features
 from ..errors import IndexStoreError, MatcherError
 from ..index.reader import IndexReader
 from ..index.shards import ShardCatalog, open_any
@@ -77,6 +77,7 @@ class Scanner:
         self.request = FeatureRequest(
             config.algorithms,
             query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
+            local=local_features.QUERY_PARAMS if config.local else None,
         )
 
     def warm_up(self) -> None:

@@ -1,0 +1,295 @@
+"""The local-feature stage of a scan, end to end (index add of images, then scan): the known image
+found inside a crop, a screenshot and a collage tile that the global hashes miss, with its region and
+inliers; off with --no-local; no match for unrelated images nor for images that share only a logo,
+a watermark, a caption band or an interface; reports and the run manifest."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from fixtures.generate import scene
+from matcher.cli import main
+from matcher.index import KnownIndex
+from matcher.index.importing import import_sources
+from matcher.scan import ScanOptions, scan
+
+KINDS = ("landscape", "shapes", "text")
+SIZE = (640, 480)
+
+
+def known_image(i: int) -> Image.Image:
+    return scene(400 + i, *SIZE, KINDS[i % 3])
+
+
+def interface(size: tuple[int, int]) -> Image.Image:
+    """A chat-app-like canvas: header bar, avatars and message lines, an input bar."""
+    w, h = size
+    canvas = Image.new("RGB", size, (236, 238, 242))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, w, round(h * 0.07)), fill=(40, 90, 160))
+    draw.text((w * 0.05, h * 0.015), "Chat  Group 7  online", fill=(255, 255, 255), font_size=round(h * 0.03))
+    for i in range(8):
+        y = h * (0.1 + 0.1 * i)
+        draw.ellipse((w * 0.02, y, w * 0.02 + h * 0.04, y + h * 0.04), fill=(60 + 15 * i, 120, 200 - 10 * i))
+        draw.text((w * 0.02 + h * 0.05, y), f"user{i} message {97 * i}", fill=(30, 30, 30), font_size=round(h * 0.02))
+    draw.rectangle((0, round(h * 0.92), w, h), fill=(250, 250, 250))
+    draw.text((w * 0.05, h * 0.94), "Type a message", fill=(120, 120, 120), font_size=round(h * 0.025))
+    return canvas
+
+
+def screenshot(image: Image.Image, fraction: float = 0.7, at: tuple[int, int] = (60, 200)) -> Image.Image:
+    canvas = interface((720, 1280))
+    w = round(720 * fraction)
+    h = round(image.size[1] * w / image.size[0])
+    canvas.paste(image.resize((w, h), Image.Resampling.BICUBIC), at)
+    return canvas
+
+
+def tile(image: Image.Image, others: list[Image.Image], position: int) -> Image.Image:
+    tw, th = SIZE[0] // 2, SIZE[1] // 2
+    canvas = Image.new("RGB", SIZE, (255, 255, 255))
+    pictures = list(others[:3])
+    pictures.insert(position, image)
+    for k, picture in enumerate(pictures):
+        canvas.paste(picture.resize((tw, th), Image.Resampling.BICUBIC), ((k % 2) * tw, (k // 2) * th))
+    return canvas
+
+
+def logo(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    mark = scene(4242, 120, 60, "shapes")
+    ImageDraw.Draw(mark).text((8, 20), "BRAND", fill=(255, 255, 255), font_size=22)
+    out.paste(mark, (out.size[0] - 130, out.size[1] - 70))
+    return out
+
+
+def watermark(image: Image.Image) -> Image.Image:
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for k in range(3):
+        draw.text((40, 120 + 100 * k), "example-watermark.com  (c) 2024", fill=(255, 255, 255, 110), font_size=34)
+    return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
+
+
+def caption(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    w, h = out.size
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, round(h * 0.85), w, h), fill=(0, 0, 0))
+    draw.text((20, round(h * 0.88)), "caption text shared 2024", fill=(255, 255, 255), font_size=round(h * 0.07))
+    return out
+
+
+def shared_screenshot(image: Image.Image) -> Image.Image:
+    return screenshot(image, 0.7, (60, 200))
+
+
+SHARED = {"logo": logo, "watermark": watermark, "caption": caption, "interface": shared_screenshot}
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("local")
+    known, evidence = base / "known", base / "evidence"
+    known.mkdir()
+    evidence.mkdir()
+    for i in range(3):
+        known_image(i).save(known / f"k{i}.png")
+    # known images that carry a shared region: unrelated evidence with the same region must not match them
+    for k, (name, add) in enumerate(SHARED.items()):
+        add(scene(600 + k, *SIZE, KINDS[k % 3])).save(known / f"shared_{name}.png")
+    others = [scene(900 + i, *SIZE, "landscape") for i in range(3)]
+    image = known_image(0)
+    image.crop((64, 48, 576, 432)).save(evidence / "crop20.png")
+    screenshot(known_image(1), 0.6, (100, 300)).save(evidence / "screenshot.png")
+    tile(known_image(2), others, 3).save(evidence / "tile2x2.png")
+    for k in range(2):
+        scene(700 + k, *SIZE, KINDS[k % 3]).save(evidence / f"unrelated{k}.png")
+    for k, (name, add) in enumerate(SHARED.items()):
+        add(scene(800 + k, *SIZE, KINDS[(k + 1) % 3])).convert("RGB").save(evidence / f"shares_{name}.jpg", quality=85)
+    index = base / "ix"
+    with KnownIndex.create(index) as ix:
+        import_sources(ix, [known], list_name="known")
+    return {"base": base, "known": known, "evidence": evidence, "index": index}
+
+
+def scan_by_name(case: dict[str, Path], **options: object) -> dict[str, list]:
+    out = {}
+    for record in scan([str(case["evidence"])], str(case["index"]), ScanOptions(workers=1, **options)):
+        out[Path(record.path or "").stem] = list(record.matches)
+    return out
+
+
+def record_name(case: dict[str, Path], record: int) -> str:
+    with KnownIndex.open(case["index"]) as index:
+        return Path(index.records([record])[0].name or "").stem
+
+
+def test_scan_finds_the_known_image_inside_a_crop_a_screenshot_and_a_collage_tile(case: dict[str, Path]) -> None:
+    found = scan_by_name(case)
+    expected = {"crop20": "k0", "screenshot": "k1", "tile2x2": "k2"}
+    for stem, known in expected.items():
+        matches = found[stem]
+        assert len(matches) == 1, stem
+        match = matches[0]
+        assert (match.algorithm, match.variant, match.view, match.distance) == ("orb", "local", None, 0)
+        assert record_name(case, match.record) == known
+        assert match.inliers is not None and match.inliers >= 15
+        assert match.transform is not None and len(match.transform) == 9
+        assert match.explanation.startswith("known image found inside the frame at x ")
+        assert match.explanation.endswith(f"({match.inliers} inliers)")
+    # where the known image lies: the whole 512 x 384 crop, the pasted 432 x 324 window, the last tile
+    assert _close(found["crop20"][0].region, (0, 0, 512, 384))
+    assert _close(found["screenshot"][0].region, (100, 300, 532, 624))
+    assert _close(found["tile2x2"][0].region, (320, 240, 640, 480))
+
+
+def _close(region: tuple[int, int, int, int] | None, truth: tuple[int, int, int, int], slack: int = 12) -> bool:
+    return region is not None and all(abs(a - b) <= slack for a, b in zip(region, truth))
+
+
+def test_global_hashes_alone_miss_them_and_no_local_turns_the_stage_off(case: dict[str, Path]) -> None:
+    found = scan_by_name(case, local=False)
+    for stem in ("crop20", "screenshot", "tile2x2"):
+        assert found[stem] == [], stem
+
+
+def test_unrelated_images_and_images_sharing_only_a_region_do_not_match(case: dict[str, Path]) -> None:
+    found = scan_by_name(case)
+    for stem, matches in found.items():
+        if stem.startswith(("unrelated", "shares_")):
+            assert matches == [], (stem, matches)
+
+
+def test_a_global_match_is_reported_and_the_local_stage_not_run_for_that_frame(case: dict[str, Path]) -> None:
+    with KnownIndex.open(case["index"]) as index:
+        assert index.local_records == 7
+    evidence = case["base"] / "as_is"
+    evidence.mkdir(exist_ok=True)
+    known_image(1).save(evidence / "k1.jpg", quality=90)  # not the same file: no digest match
+    records = list(scan([str(evidence)], str(case["index"]), ScanOptions(workers=1)))
+    assert [(m.algorithm, m.variant) for m in records[0].matches][:1] == [("pdq", "orig")]
+    assert all(m.variant != "local" for m in records[0].matches)
+
+
+def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(case: dict[str, Path]) -> None:
+    out = case["base"] / "report.jsonl"
+    code = main(["scan", str(case["evidence"] / "crop20.png"), "--index", str(case["index"]), "-o", str(out), "-q"])
+    assert code == 1
+    record = json.loads(out.read_text().splitlines()[0])
+    match = record["matches"][0]
+    assert match["variant"] == "local" and match["inliers"] >= 15 and len(match["region"]) == 4
+    assert len(match["transform"]) == 9 and "found inside the frame" in match["explanation"]
+    manifest = json.loads(Path(str(out) + ".manifest.json").read_text())
+    assert manifest["parameters"]["local"] is True
+    out_csv = case["base"] / "report.csv"
+    assert (
+        main(
+            [
+                "scan",
+                str(case["evidence"] / "crop20.png"),
+                "--index",
+                str(case["index"]),
+                "-o",
+                str(out_csv),
+                "--format",
+                "csv",
+                "-q",
+            ]
+        )
+        == 1
+    )
+    row = next(csv.DictReader(out_csv.open()))
+    assert row["match_variant"] == "local" and "inliers" in row["match_explanation"]
+    off = case["base"] / "off.jsonl"
+    code = main(
+        [
+            "scan",
+            str(case["evidence"] / "crop20.png"),
+            "--index",
+            str(case["index"]),
+            "-o",
+            str(off),
+            "--no-local",
+            "-q",
+        ]
+    )
+    assert code == 0
+    assert json.loads(Path(str(off) + ".manifest.json").read_text())["parameters"]["local"] is False
+
+
+def test_vics_report_keeps_a_local_match_for_review(case: dict[str, Path]) -> None:
+    out = case["base"] / "report.json"
+    code = main(
+        [
+            "scan",
+            str(case["evidence"] / "tile2x2.png"),
+            "--index",
+            str(case["index"]),
+            "-o",
+            str(out),
+            "--format",
+            "vics",
+            "-q",
+        ]
+    )
+    assert code == 1
+    text = out.read_text()
+    assert "local-feature match (known image found inside the frame): for review, not precategorized" in text
+    assert "local features (ORB" in text
+
+
+def test_scan_of_an_index_without_local_features_is_unchanged(case: dict[str, Path], tmp_path: Path) -> None:
+    index = tmp_path / "plain"
+    with KnownIndex.create(index) as ix:
+        import_sources(ix, [case["known"] / "k0.png"], list_name="known", local=False)
+    records = list(scan([str(case["evidence"] / "crop20.png")], str(index), ScanOptions(workers=1)))
+    assert records[0].status == "no_match"
+
+
+def test_compare_explains_a_local_match_and_no_local_turns_it_off(case: dict[str, Path], capsys) -> None:
+    from matcher.compare import compare
+
+    known = case["known"] / "k1.png"
+    evidence = case["evidence"] / "screenshot.png"
+    comparison = compare(known, evidence)
+    assert comparison.match and comparison.local_match is not None
+    _record, match = comparison.local_match
+    assert match.inliers is not None and match.inliers >= 15 and _close(match.region, (100, 300, 532, 624))
+    assert comparison.reason.startswith("match: local features: known image found inside the frame at x ")
+    document = comparison.to_dict()
+    assert document["settings"]["local"] is True and document["local"]["inliers"] == match.inliers
+    off = compare(known, evidence, local=False)
+    assert not off.match and off.local_match is None
+    assert main(["compare", str(known), str(evidence)]) == 1
+    out = capsys.readouterr().out
+    assert "local features on" in out and "known image found inside the frame" in out and "inliers" in out
+    assert main(["compare", str(known), str(evidence), "--no-local"]) == 0
+    unrelated = compare(known, case["evidence"] / "unrelated0.png")
+    assert not unrelated.match and "the known image was not found inside the evidence" in unrelated.reason
+
+
+def test_a_sharded_index_finds_them_too_and_the_dask_catalogue_refuses_local(case: dict[str, Path]) -> None:
+    from matcher.errors import UsageError
+    from matcher.index import split_index
+    from matcher.scan.options import resolve_config
+
+    sharded = case["base"] / "sharded"
+    if not sharded.exists():
+        split_index(case["index"], sharded, shards=2)
+    records = list(scan([str(case["evidence"] / "tile2x2.png")], str(sharded), ScanOptions(workers=1)))
+    assert [(m.variant, record_name(case, m.record)) for m in records[0].matches] == [("local", "k2")]
+
+    class Catalogue:  # what the Dask engine resolves a sharded scan against: no local features served
+        algorithms = ("pdq",)
+        generation = 1
+        verified_files = ()
+
+    assert resolve_config(Catalogue(), "ix", ScanOptions()).local is False
+    with pytest.raises(UsageError, match="not available for the sharded index"):
+        resolve_config(Catalogue(), "ix", ScanOptions(local=True))
