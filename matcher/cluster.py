@@ -48,6 +48,19 @@ the representative and is flagged ``chain``. ``linked_via`` names the member one
 representative on such a chain (the nearest one when several are), with that link's distance,
 algorithm and variant (how this member is transformed relative to that one).
 
+Places (``local=True``)
+-----------------------
+Every frame's local features are extracted too (:data:`~matcher.local_features.QUERY_PARAMS`), and
+frames that show one place (the same room, the same background, whatever is in front) are linked
+by :func:`matcher.places.place_links`: candidate pairs from a vote over the set's descriptors in a
+FAISS binary index, each verified in both directions (see :mod:`matcher.places` for the rule, which
+refuses regions that unrelated images share: logos, caption bands, watermarks, interfaces). Place
+links join the hash links as a last kind of link (``link_algorithm`` ``"local"``): groups, chains
+and representatives count them; a chain prefers a hash link where both exist. Each member says the
+inliers and the regions of its link (``link_inliers``, ``link_region``, ``linked_via_region``) and
+lists all its place links (``local_links``). Found on the first item of each set of bit-identical
+items (copies of one file share their links).
+
 What each file gets
 -------------------
 Every entry the walk meets is in the result. An image frame that was hashed is a member of a group

@@ -34,9 +34,12 @@ Finding the pairs (:func:`place_candidates`)
 Each image's first :data:`VOTE_KEYPOINTS` descriptors (spread over the frame by the extraction's
 grid) are put in one FAISS binary index over the whole set (:class:`FaissBinarySearch`: exact flat
 search up to :data:`FLAT_UP_TO` descriptors, an inverted file above) and each of them asks for its
-nearest descriptors of *other* images; an image pair gets one vote per descriptor, both ways
-round. Pairs with at least :attr:`~matcher.local_features.MatchRule.min_votes` votes are
-candidates, each image's :data:`MAX_CANDIDATES` best; only those are verified.
+nearest descriptors of *other* images; a descriptor votes for the image of its nearest neighbour
+when that match is distinct (Lowe's ratio test against the nearest third image), both ways round.
+Pairs with at least :data:`MIN_VOTES` votes are candidates, each image's :data:`MAX_CANDIDATES`
+best; only those are verified. On 20 generated rooms photographed twice (40 images, all of one
+style) every photo's partner got the most distinct votes (3-35); counting every neighbour within
+64 bits instead ranked it up to 15th.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ __all__ = [
     "PLACE_RULE",
     "VOTE_KEYPOINTS",
     "MAX_CANDIDATES",
+    "MIN_VOTES",
     "FLAT_UP_TO",
     "ANCHOR_TOLERANCE",
     "ANCHOR_LINEAR",
@@ -72,7 +76,9 @@ PLACE_RULE: MatchRule = EVIDENCE_PAIR_RULE
 #: Descriptors per image that vote for candidate pairs (the first ones: spread over the frame).
 VOTE_KEYPOINTS = 300
 #: Candidate partners verified per image at most (those with most votes).
-MAX_CANDIDATES = 10
+MAX_CANDIDATES = 5
+#: Distinct votes (both ways round) a pair needs to be verified.
+MIN_VOTES = 2
 #: Up to this many indexed descriptors the candidate search is exact (FAISS flat); above, an
 #: inverted file (FAISS binary IVF) searched with :data:`IVF_PROBES` lists.
 FLAT_UP_TO = 400_000
@@ -207,14 +213,18 @@ def place_candidates(
     *,
     vote_keypoints: int = VOTE_KEYPOINTS,
     max_candidates: int = MAX_CANDIDATES,
+    min_votes: int | None = None,
     k: int = 8,
 ) -> list[tuple[int, int, int]]:
     """Pairs worth verifying: ``(i, j, votes)`` with ``i < j`` (positions in ``features``; ``None``
     or empty entries take no part), most votes first. Each image's first ``vote_keypoints``
-    descriptors ask the set's FAISS binary index for their ``k`` nearest; each neighbour of another
-    image within ``rule.vote_distance`` bits is one vote for the pair (a descriptor votes once per
-    image), both ways round; pairs with at least ``rule.min_votes`` votes among each image's
-    ``max_candidates`` best are kept."""
+    descriptors ask the set's FAISS binary index for their ``k`` nearest. A descriptor votes for the
+    other image of its nearest neighbour when that is within ``rule.vote_distance`` bits and
+    *distinct*: nearer than ``rule.ratio`` times the nearest descriptor of any third image (Lowe's
+    ratio test between images: scenes of one style share many loose matches, and only distinct
+    ones rank the right partner first). Votes count both ways round; pairs with at least
+    ``min_votes`` (default :data:`MIN_VOTES`) votes are kept, each image's ``max_candidates`` best."""
+    min_votes = MIN_VOTES if min_votes is None else min_votes
     present = [i for i, f in enumerate(features) if f is not None and len(f) > 0]
     if len(present) < 2:
         return []
@@ -227,19 +237,23 @@ def place_candidates(
             continue
         queries = np.asarray(item.descriptors)[:vote_keypoints]
         distances, owners = search.search(queries, k)
-        ok = (owners >= 0) & (owners != local) & (distances <= rule.vote_distance)
-        q, _ = np.nonzero(ok)
-        if not len(q):
-            continue
-        pairs = np.unique(np.stack([q, owners[ok]], axis=1), axis=0)  # one vote per descriptor and image
-        rows.append(np.stack([np.full(len(pairs), local), pairs[:, 1]], axis=1))
+        valid = (owners >= 0) & (owners != local)
+        rows_ = np.arange(len(queries))
+        first = np.argmax(valid, axis=1)  # neighbours come nearest first: the best other image
+        best, near = owners[rows_, first], distances[rows_, first]
+        other = valid & (owners != best[:, None])
+        runner_up = distances[rows_, np.argmax(other, axis=1)]
+        distinct = ~other.any(axis=1) | (near < rule.ratio * runner_up)
+        voted = valid.any(axis=1) & (near <= rule.vote_distance) & distinct
+        if voted.any():
+            rows.append(np.stack([np.full(int(voted.sum()), local), best[voted]], axis=1))
     if not rows:
         return []
     votes = np.concatenate(rows)
     lo, hi = np.minimum(votes[:, 0], votes[:, 1]), np.maximum(votes[:, 0], votes[:, 1])
     keys, counts = np.unique(lo * len(chosen) + hi, return_counts=True)
     firsts, seconds = keys // len(chosen), keys % len(chosen)
-    keep = counts >= rule.min_votes
+    keep = counts >= min_votes
     firsts, seconds, counts = firsts[keep], seconds[keep], counts[keep]
     order = np.lexsort((seconds, firsts, -counts))
     taken = np.zeros(len(chosen), dtype=np.int64)

@@ -85,7 +85,7 @@ def test_candidates_and_links_among_a_mixed_set() -> None:
         None,
     ]
     candidates = places.place_candidates(mixed)
-    assert all(i < j and votes >= lf.DEFAULT_RULE.min_votes for i, j, votes in candidates)
+    assert all(i < j and votes >= places.MIN_VOTES for i, j, votes in candidates)
     assert {(0, 1), (4, 5)} <= {(i, j) for i, j, _ in candidates}
     assert [(i, j) for i, j, _ in places.place_links(mixed)] in ([(0, 1), (4, 5)], [(4, 5), (0, 1)])
 
