@@ -98,7 +98,7 @@ from .hashes import Hash
 from .hashing import DEFAULT_ALGORITHMS
 from .index.mih import MultiIndex
 from .index.search import MIH_QUERY_CHUNK, AlgorithmTable, range_search
-from .local_features import QUERY_PARAMS, LocalFeatures
+from .local_features import QUERY_PARAMS, LocalFeatures, LocalFeaturesUnavailableError
 from .pipeline import FeatureRequest, HashOptions, read_entry, with_changed
 from .places import PlaceLink, place_links
 from .variants import INVERSE, VARIANT_NAMES
@@ -1195,6 +1195,16 @@ def _ungrouped_member(item: ClusterItem, rule: _Rule) -> ClusterMember:
 # Entry points
 
 
+def _require_opencv() -> None:
+    """Fail before the walk, not once per file, when local features cannot be extracted."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError as exc:
+        raise LocalFeaturesUnavailableError(
+            "matcher cluster --local needs OpenCV: pip install 'perceptual-matcher[local]' (opencv-python-headless)"
+        ) from exc
+
+
 def cluster_hashes(
     items: Iterable[ClusterItem | tuple[str, Mapping[str, Hash]]],
     *,
@@ -1263,6 +1273,8 @@ def cluster_paths(
     if not isinstance(options, HashOptions):
         raise UsageError(f"hash_options must be HashOptions, not {type(options).__name__}")
     rule = _rule(algorithms, max_distances, rotations, local)
+    if local:
+        _require_opencv()
     codes = _Codes(rule, strip=True)  # the variant hashes live on in arrays only
     ungrouped: list[ClusterItem] = []
     entries = done_bytes = errors = 0

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from matcher import local_features as lf
 from matcher import places
 from matcher.cluster import ClusterItem, cluster_hashes, cluster_paths, write_cluster_report
 from matcher.hashes import Hash
+from matcher.local_features import LocalFeaturesUnavailableError
 from tests.conftest import run_matcher
 
 
@@ -151,6 +153,13 @@ def test_cluster_paths_local_links_each_room_and_reports_it(tmp_path: Path) -> N
     assert json.loads(linked[0]["local_links"])[0]["inliers"] == int(linked[0]["link_inliers"])
     plain = cluster_paths([tmp_path])
     assert plain.multi_groups == 0 and not plain.local
+
+
+def test_cluster_local_without_opencv_fails_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(LocalFeaturesUnavailableError, match="needs OpenCV"):
+        cluster_paths([tmp_path], local=True)
 
 
 def test_matcher_cluster_local_command(tmp_path: Path) -> None:
