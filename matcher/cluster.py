@@ -48,6 +48,19 @@ the representative and is flagged ``chain``. ``linked_via`` names the member one
 representative on such a chain (the nearest one when several are), with that link's distance,
 algorithm and variant (how this member is transformed relative to that one).
 
+Places (``local=True``)
+-----------------------
+Every frame's local features are extracted too (:data:`~matcher.local_features.QUERY_PARAMS`), and
+frames that show one place (the same room, the same background, whatever is in front) are linked
+by :func:`matcher.places.place_links`: candidate pairs from a vote over the set's descriptors in a
+FAISS binary index, each verified in both directions (see :mod:`matcher.places` for the rule, which
+refuses regions that unrelated images share: logos, caption bands, watermarks, interfaces). Place
+links join the hash links as a last kind of link (``link_algorithm`` ``"local"``): groups, chains
+and representatives count them; a chain prefers a hash link where both exist. Each member says the
+inliers and the regions of its link (``link_inliers``, ``link_region``, ``linked_via_region``) and
+lists all its place links (``local_links``). Found on the first item of each set of bit-identical
+items (copies of one file share their links).
+
 What each file gets
 -------------------
 Every entry the walk meets is in the result. An image frame that was hashed is a member of a group
@@ -85,12 +98,15 @@ from .hashes import Hash
 from .hashing import DEFAULT_ALGORITHMS
 from .index.mih import MultiIndex
 from .index.search import MIH_QUERY_CHUNK, AlgorithmTable, range_search
+from .local_features import QUERY_PARAMS, LocalFeatures, LocalFeaturesUnavailableError
 from .pipeline import FeatureRequest, HashOptions, read_entry, with_changed
+from .places import PlaceLink, place_links
 from .variants import INVERSE, VARIANT_NAMES
 
 __all__ = [
     "ClusterItem",
     "ClusterMember",
+    "PlaceNeighbour",
     "ClusterGroup",
     "ClusterResult",
     "ClusterProgress",
@@ -137,11 +153,14 @@ class ClusterItem(FileFacts):
     ``orig`` hash of any chosen algorithm is not grouped: it is reported with ``status`` ``error``
     when ``error`` is set, else ``skipped`` (``notes`` say why). The file fields are those of
     :class:`~matcher.file_facts.FileFacts`, as in :class:`~matcher.hashing.HashRecord` (``None`` where
-    unknown; only ``path`` positional).
+    unknown; only ``path`` positional). ``local``: the item's local features (extracted with
+    :data:`~matcher.local_features.QUERY_PARAMS`), which link places when clustering with
+    ``local=True``; results keep none (they are dropped once the links are found).
     """
 
     hashes: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    local: LocalFeatures | None = field(default=None, compare=False)
 
     def orig(self, algorithm: str) -> Hash | None:
         """The item's own (``orig``) hash of ``algorithm``, if it has one."""
@@ -153,6 +172,30 @@ class ClusterItem(FileFacts):
         """The quality of the item's PDQ hash (``None`` without one)."""
         pdq = self.orig("pdq")
         return None if pdq is None else pdq.quality
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceNeighbour:
+    """A place link of a member (``local=True``): the other item (``path``, ``frame``), the link's
+    ``inliers`` (the smaller count of the two directions), ``region`` (``left, top, right,
+    bottom`` in this member's pixels: the part of it the other shows too) and ``other_region``
+    (the same in the other's pixels)."""
+
+    path: str | None
+    frame: int | None
+    inliers: int
+    region: tuple[int, int, int, int]
+    other_region: tuple[int, int, int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "path": self.path,
+            "frame": self.frame,
+            "inliers": self.inliers,
+            "region": list(self.region),
+            "other_region": list(self.other_region),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +211,11 @@ class ClusterMember:
     member is in the group only through other members. ``linked_via`` / ``linked_via_frame``: the
     member one link nearer the representative, with ``link_distance``, ``link_algorithm`` and
     ``link_variant`` of that link. ``notes``: why a hash was not linked (low quality), or what a
-    skipped entry is.
+    skipped entry is. With local features (``local=True``) a link may be a place link
+    (``link_algorithm`` ``"local"``, no distance or variant): ``link_inliers``, ``link_region``
+    (where, in this member, the part shown by ``linked_via`` lies) and ``linked_via_region`` (the
+    same in ``linked_via``) say what was verified; ``local_links`` lists every place link of the
+    member (:class:`PlaceNeighbour`).
     """
 
     item: ClusterItem
@@ -187,6 +234,10 @@ class ClusterMember:
     link_algorithm: str | None = None
     link_variant: str | None = None
     notes: tuple[str, ...] = ()
+    link_inliers: int | None = None
+    link_region: tuple[int, int, int, int] | None = None
+    linked_via_region: tuple[int, int, int, int] | None = None
+    local_links: tuple[PlaceNeighbour, ...] = ()
 
     @property
     def path(self) -> str | None:
@@ -203,11 +254,12 @@ class ClusterMember:
         """Whether the member is linked to the representative only through other members."""
         return self.hops is not None and self.hops >= 2
 
-    def to_dict(self, algorithms: Iterable[str] = ()) -> dict[str, Any]:
+    def to_dict(self, algorithms: Iterable[str] = (), *, local: bool = False) -> dict[str, Any]:
         """A flat, JSON-ready dict: the report's columns, in order (see :func:`write_cluster_report`).
 
         ``algorithms`` names the hash columns (hex of each algorithm's ``orig`` hash) every record has
-        (default: the item's algorithms).
+        (default: the item's algorithms). ``local``: add the place-link columns ``link_inliers``,
+        ``link_region``, ``linked_via_region`` and ``local_links`` (after ``link_variant``).
         """
         item = self.item
         out: dict[str, Any] = {
@@ -228,6 +280,13 @@ class ClusterMember:
             "link_distance": self.link_distance,
             "link_algorithm": self.link_algorithm,
             "link_variant": self.link_variant,
+        }
+        if local:
+            out["link_inliers"] = self.link_inliers
+            out["link_region"] = None if self.link_region is None else list(self.link_region)
+            out["linked_via_region"] = None if self.linked_via_region is None else list(self.linked_via_region)
+            out["local_links"] = [neighbour.to_dict() for neighbour in self.local_links]
+        out |= {
             "frame_count": item.frame_count,
             "size": item.size,
             "mime": item.mime,
@@ -275,7 +334,9 @@ class ClusterResult:
     (largest first), then by the representative's path and frame. ``ungrouped`` holds the items with
     ``status`` ``error`` or ``skipped``, in input (walk) order. ``links`` counts the linked pairs of
     items. ``entries`` is the number of walked entries (``None`` for :func:`cluster_hashes`);
-    ``hashing_seconds`` and ``grouping_seconds`` the time each stage took. Members hold the items
+    ``hashing_seconds`` and ``grouping_seconds`` the time each stage took. ``local``: whether
+    places were linked by local features too, ``place_links`` the place links found (between
+    distinct items; they count in ``links``). Members hold the items
     given to :func:`cluster_hashes` as they were; those of :func:`cluster_paths` keep only their
     ``orig`` hashes (the variant hashes are not kept, to bound memory).
     """
@@ -289,6 +350,8 @@ class ClusterResult:
     entries: int | None = None
     hashing_seconds: float = 0.0
     grouping_seconds: float = 0.0
+    local: bool = False
+    place_links: int = 0
 
     def members(self, min_size: int = 1) -> Iterator[ClusterMember]:
         """Every member in report order: the groups of at least ``min_size`` members, then the
@@ -343,6 +406,8 @@ class ClusterResult:
             "algorithms": list(self.algorithms),
             "max_distances": dict(self.max_distances),
             "rotations": self.rotations,
+            "local": self.local,
+            "place_links": self.place_links,
             "hashing_seconds": round(self.hashing_seconds, 3),
             "grouping_seconds": round(self.grouping_seconds, 3),
         }
@@ -373,13 +438,16 @@ class _Rule:
     algorithms: tuple[Algorithm, ...]
     max_distances: dict[str, int]
     rotations: bool
+    local: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.algorithms)
 
 
-def _rule(algorithms: str | Sequence[str], max_distances: Mapping[str, int] | None, rotations: bool) -> _Rule:
+def _rule(
+    algorithms: str | Sequence[str], max_distances: Mapping[str, int] | None, rotations: bool, local: bool = False
+) -> _Rule:
     chosen = tuple(registry.resolve(algorithms if isinstance(algorithms, str) else list(algorithms)))
     names = [a.name for a in chosen]
     distances: dict[str, int] = {}
@@ -396,7 +464,7 @@ def _rule(algorithms: str | Sequence[str], max_distances: Mapping[str, int] | No
         distances[algorithm.name] = value
     for algorithm in chosen:
         distances.setdefault(algorithm.name, int(algorithm.default_max_distance))
-    return _Rule(chosen, {name: distances[name] for name in names}, bool(rotations))
+    return _Rule(chosen, {name: distances[name] for name in names}, bool(rotations), bool(local))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -407,8 +475,8 @@ class _Hasher:
     """Reads and hashes walked entries into items with their variant hashes (one per worker), through
     :func:`matcher.pipeline.read_entry`: the scan's reading, decoding and dihedral variants."""
 
-    def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions) -> None:
-        self.request = FeatureRequest(tuple(algorithms), variants=rotations)
+    def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions, local: bool = False) -> None:
+        self.request = FeatureRequest(tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None)
         self.options = options
 
     def entry(self, entry: files.Entry) -> list[ClusterItem]:
@@ -430,6 +498,7 @@ class _Hasher:
                 },
                 error=with_changed(None, read.changed),
                 notes=tuple(read.notes),
+                local=frame.descriptors,
             )
             for frame in read.frames
         ]
@@ -445,13 +514,15 @@ class _Hasher:
 _WORKER: _Hasher | None = None
 
 
-def _init_worker(algorithms: tuple[str, ...], rotations: bool, options: HashOptions, driver: int | None = None) -> None:
+def _init_worker(
+    algorithms: tuple[str, ...], rotations: bool, options: HashOptions, driver: int | None = None, local: bool = False
+) -> None:
     """Pool initializer: one hasher per worker process, which exits once ``driver`` (the clustering
     process) is gone, as the scan's workers do."""
     global _WORKER
     allocator.tune_allocator()
     batch.start_watching_driver(driver)
-    _WORKER = _Hasher(algorithms, rotations, options)
+    _WORKER = _Hasher(algorithms, rotations, options, local)
 
 
 def _hash_chunk(entries: list[files.Entry]) -> list[list[ClusterItem]]:
@@ -467,7 +538,7 @@ def _hashed_entries(
     """The items of every walked entry, in walk order; parallel with ``workers > 1``."""
     entries = files.walk(list(paths))
     if workers == 1:
-        hasher = _Hasher(rule.names, rule.rotations, options)
+        hasher = _Hasher(rule.names, rule.rotations, options, rule.local)
         for entry in entries:
             yield hasher.entry(entry)
         return
@@ -475,7 +546,7 @@ def _hashed_entries(
         max_workers=workers,
         mp_context=batch.pool_context(["matcher.cluster"]),
         initializer=_init_worker,
-        initargs=(rule.names, rule.rotations, options, os.getpid()),
+        initargs=(rule.names, rule.rotations, options, os.getpid(), rule.local),
     )
     pending: collections.deque[Future[list[list[ClusterItem]]]] = collections.deque()
     try:
@@ -521,6 +592,7 @@ class _Codes:
         self._present = {a.name: bytearray() for a in rule.algorithms}
         self._quality: dict[str, list[int]] = {a.name: [] for a in rule.algorithms}
         self.items: list[ClusterItem] = []
+        self.local: list[LocalFeatures | None] = []  # per item, with rule.local
 
     def add(self, item: ClusterItem) -> bool:
         """Take ``item``'s hashes if it has an ``orig`` hash of a chosen algorithm; returns whether it did."""
@@ -554,7 +626,9 @@ class _Codes:
             self._quality[name].append(-1 if orig is None or orig.quality is None else int(orig.quality))
             if orig is not None:
                 kept[name] = {"orig": orig}
-        self.items.append(replace(item, hashes=kept) if self.strip else item)
+        if self.rule.local:
+            self.local.append(item.local)
+        self.items.append(replace(item, hashes=kept, local=None) if self.strip else item)
         return True
 
     def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -691,6 +765,16 @@ class _Outcome:
     distance_variant: np.ndarray
     scaled_distance: np.ndarray
     links: int
+    node_of: np.ndarray  # per item: its node (items with bit-identical hashes share one)
+    place: dict[tuple[int, int], PlaceLink]  # place links between nodes (u < w; in_a: w seen in u)
+
+
+def _place_pairs(codes: _Codes, lead_item: np.ndarray) -> dict[tuple[int, int], PlaceLink]:
+    """The place links between nodes (``local``): found on each node's first item's features."""
+    if not codes.rule.local:
+        return {}
+    features = [codes.local[i] for i in lead_item.tolist()]
+    return {(i, j): link for i, j, link in place_links(features)}
 
 
 def _links(
@@ -800,7 +884,22 @@ def _group(codes: _Codes) -> _Outcome:
 
     # Links between nodes (each pair once), then the adjacency both ways round for the chains.
     pair_u, pair_w, pair_dist, pair_alg, pair_var = _links(rule, arrays, lead_item, node_eligible)
-    pair_keys = ((pair_dist.astype(np.int64) * scale[pair_alg]) << 16) | (pair_alg.astype(np.int64) << 8) | pair_var
+    place = _place_pairs(codes, lead_item)
+    if place:
+        # place links join the hash links as a last "algorithm" (rank len(algos)), weaker than any
+        # hash link when a chain's parent is chosen; a pair linked both ways keeps its hash link
+        hashed_pairs = set(zip(pair_u.tolist(), pair_w.tolist()))
+        extra = np.array([pair for pair in place if pair not in hashed_pairs], dtype=np.int64).reshape(-1, 2)
+        none = np.zeros(extra.shape[0], dtype=np.int64)
+        pair_u, pair_w = np.concatenate([pair_u, extra[:, 0]]), np.concatenate([pair_w, extra[:, 1]])
+        pair_dist, pair_var = np.concatenate([pair_dist, none]), np.concatenate([pair_var, none])
+        pair_alg = np.concatenate([pair_alg, none + len(algos)])
+        for node in {node for pair in place for node in pair}:
+            any_eligible[node] = True
+    local_link = pair_alg == len(algos)
+    safe_alg = np.where(local_link, 0, pair_alg)
+    pair_keys = ((pair_dist.astype(np.int64) * scale[safe_alg]) << 16) | (pair_alg.astype(np.int64) << 8) | pair_var
+    pair_keys[local_link] = ((2 * scale_base + 1) << 16) | (len(algos) << 8)
     ends = np.concatenate([pair_u, pair_w])
     by_end = np.argsort(ends, kind="stable")
     neighbours = np.concatenate([pair_w, pair_u])[by_end]
@@ -885,6 +984,8 @@ def _group(codes: _Codes) -> _Outcome:
         distance_variant,
         scaled,
         links,
+        node_of,
+        place,
     )
 
 
@@ -967,7 +1068,7 @@ def _grouped(
 ) -> ClusterResult:
     """Group ``codes`` and give the result: ``entries`` walked (``None`` without a walk), the seconds
     spent hashing, and the grouping's seconds counted from ``grouping_started`` (``perf_counter``)."""
-    groups, ungrouped_members, links = _assemble(codes, ungrouped, rule)
+    groups, ungrouped_members, links, places = _assemble(codes, ungrouped, rule)
     return ClusterResult(
         groups,
         ungrouped_members,
@@ -978,19 +1079,46 @@ def _grouped(
         entries,
         hashing_seconds,
         time.perf_counter() - grouping_started,
+        rule.local,
+        places,
     )
 
 
 def _assemble(
     codes: _Codes, ungrouped_items: list[ClusterItem], rule: _Rule
-) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int]:
-    """The groups (numbered and ordered) and the ungrouped members."""
+) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int, int]:
+    """The groups (numbered and ordered), the ungrouped members, the links and the place links."""
     items = codes.items
-    names = rule.names
+    names = (*rule.names, "local")
     ungrouped = tuple(_ungrouped_member(item, rule) for item in ungrouped_items)
     if not items:
-        return (), ungrouped, 0
+        return (), ungrouped, 0, 0
     out = _group(codes)
+    node_of = out.node_of.tolist()
+    members_of: dict[int, list[int]] = {}
+    for i, node in enumerate(node_of):
+        members_of.setdefault(node, []).append(i)
+    place_count = 0
+    neighbours: dict[int, list[PlaceNeighbour]] = {}
+    for (u, w), link in out.place.items():
+        place_count += len(members_of[u]) * len(members_of[w])
+        for here, there, region, other in ((u, w, link.region_a, link.region_b), (w, u, link.region_b, link.region_a)):
+            for i in members_of[here]:
+                neighbours.setdefault(i, []).extend(
+                    PlaceNeighbour(items[j].path, items[j].frame, link.inliers, region, other)
+                    for j in members_of[there]
+                )
+
+    def place_of(
+        i: int, parent: int
+    ) -> tuple[int | None, tuple[int, int, int, int] | None, tuple[int, int, int, int] | None]:
+        """The inliers and regions (in ``i``, in ``parent``) of the place link between two items."""
+        u, w = node_of[i], node_of[parent]
+        link = out.place.get((min(u, w), max(u, w)))
+        if link is None:
+            return None, None, None
+        return (link.inliers, link.region_a, link.region_b) if u < w else (link.inliers, link.region_b, link.region_a)
+
     rep = out.representative.tolist()
     lists = {
         name: getattr(out, name).tolist()
@@ -1024,6 +1152,8 @@ def _assemble(
     def member(i: int, number: int, size: int) -> ClusterMember:
         item = items[i]
         alg, link_alg, parent = lists["distance_algorithm"][i], lists["link_algorithm"][i], lists["parent"][i]
+        by_place = parent >= 0 and link_alg == len(rule.names)
+        inliers, region, via_region = place_of(i, parent) if by_place else (None, None, None)
         return ClusterMember(
             item=item,
             status="grouped" if size >= 2 else "single",
@@ -1037,17 +1167,21 @@ def _assemble(
             hops=lists["hops"][i],
             linked_via=None if parent < 0 else items[parent].path,
             linked_via_frame=None if parent < 0 else items[parent].frame,
-            link_distance=None if parent < 0 else lists["link_distance"][i],
+            link_distance=None if parent < 0 or by_place else lists["link_distance"][i],
             link_algorithm=None if parent < 0 or link_alg < 0 else names[link_alg],
-            link_variant=None if parent < 0 else VARIANT_NAMES[lists["link_variant"][i]],
+            link_variant=None if parent < 0 or by_place else VARIANT_NAMES[lists["link_variant"][i]],
             notes=(*item.notes, *_low_quality_notes(item, rule)),
+            link_inliers=inliers,
+            link_region=region,
+            linked_via_region=via_region,
+            local_links=tuple(neighbours.get(i, ())),
         )
 
     groups = tuple(
         ClusterGroup(number, tuple(member(i, number, len(indices)) for i in indices))
         for number, (_, _, indices) in enumerate(ordered, start=1)
     )
-    return groups, ungrouped, out.links
+    return groups, ungrouped, out.links, place_count
 
 
 def _ungrouped_member(item: ClusterItem, rule: _Rule) -> ClusterMember:
@@ -1061,12 +1195,23 @@ def _ungrouped_member(item: ClusterItem, rule: _Rule) -> ClusterMember:
 # Entry points
 
 
+def _require_opencv() -> None:
+    """Fail before the walk, not once per file, when local features cannot be extracted."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError as exc:
+        raise LocalFeaturesUnavailableError(
+            "matcher cluster --local needs OpenCV: pip install 'perceptual-matcher[local]' (opencv-python-headless)"
+        ) from exc
+
+
 def cluster_hashes(
     items: Iterable[ClusterItem | tuple[str, Mapping[str, Hash]]],
     *,
     algorithms: str | Sequence[str] | None = None,
     max_distances: Mapping[str, int] | None = None,
     rotations: bool = True,
+    local: bool = False,
 ) -> ClusterResult:
     """Group hashes computed already into near-duplicate groups (see the module documentation).
 
@@ -1074,7 +1219,9 @@ def cluster_hashes(
     pair; ``orig`` is the item's own hash, the others its variant hashes). ``algorithms``: the
     algorithms to link by (default: every registered algorithm the items have, in registry order,
     else PDQ). ``max_distances``: per algorithm, the largest distance that links (default: the
-    algorithm's own). ``rotations=False`` links by ``orig`` hashes only. Starts no process.
+    algorithm's own). ``rotations=False`` links by ``orig`` hashes only. ``local=True`` also links
+    items showing one place by their local features (``ClusterItem.local``; see
+    :mod:`matcher.places`). Starts no process.
 
     Raises :class:`~matcher.errors.UsageError` for a bad argument or item and
     :class:`~matcher.errors.HashFormatError` for a hash of the wrong algorithm or length.
@@ -1084,7 +1231,7 @@ def cluster_hashes(
     if algorithms is None:
         found = {name for item in converted for name in item.hashes}
         algorithms = [name for name in registry.names() if name in found] or list(DEFAULT_ALGORITHMS)
-    rule = _rule(algorithms, max_distances, rotations)
+    rule = _rule(algorithms, max_distances, rotations, local)
     codes = _Codes(rule, strip=False)
     ungrouped = [item for item in converted if not codes.add(item)]
     return _grouped(codes, ungrouped, rule, None, 0.0, started)
@@ -1100,6 +1247,7 @@ def cluster_paths(
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
     count_first: bool = False,
+    local: bool = False,
 ) -> ClusterResult:
     """Walk ``paths``, hash every image and frame, and group them (see the module documentation).
 
@@ -1108,7 +1256,10 @@ def cluster_paths(
     process is started); a pool is shut down before this returns. ``hash_options``: decoding
     options. ``progress`` is called once before the first entry, after each walked entry while
     hashing, and once when grouping starts; ``count_first`` walks the paths once beforehand so that
-    it has totals (files and bytes). Raises :class:`~matcher.errors.UsageError` for bad arguments;
+    it has totals (files and bytes). ``local=True`` also extracts every frame's local features
+    (:data:`~matcher.local_features.QUERY_PARAMS`; OpenCV needed) and links frames that show one
+    place (:mod:`matcher.places`): place links join the hash links in the groups.
+    Raises :class:`~matcher.errors.UsageError` for bad arguments;
     problems of single files are in the result, never raised.
     """
     started = time.perf_counter()
@@ -1121,7 +1272,9 @@ def cluster_paths(
     options = hash_options or HashOptions()
     if not isinstance(options, HashOptions):
         raise UsageError(f"hash_options must be HashOptions, not {type(options).__name__}")
-    rule = _rule(algorithms, max_distances, rotations)
+    rule = _rule(algorithms, max_distances, rotations, local)
+    if local:
+        _require_opencv()
     codes = _Codes(rule, strip=True)  # the variant hashes live on in arrays only
     ungrouped: list[ClusterItem] = []
     entries = done_bytes = errors = 0
@@ -1176,17 +1329,18 @@ def write_cluster_report(
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
         raise UsageError(f"min_size must be a positive integer, not {min_size!r}")
     algorithms = list(result.algorithms)
+    local = result.local
     written = 0
     if format == "jsonl":
         for member in result.members(min_size):
-            stream.write(json.dumps(member.to_dict(algorithms), ensure_ascii=False) + "\n")
+            stream.write(json.dumps(member.to_dict(algorithms, local=local), ensure_ascii=False) + "\n")
             written += 1
     else:
         writer = csv.writer(stream, lineterminator="\n")
-        columns = list(ClusterMember(ClusterItem(path=None), "single").to_dict(algorithms))
+        columns = list(ClusterMember(ClusterItem(path=None), "single").to_dict(algorithms, local=local))
         writer.writerow(columns)
         for member in result.members(min_size):
-            row = member.to_dict(algorithms)
+            row = member.to_dict(algorithms, local=local)
             writer.writerow([_cell(row.get(column)) for column in columns])
             written += 1
     stream.flush()
@@ -1198,6 +1352,8 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return csv_safe(json.dumps(value, ensure_ascii=False))
     if isinstance(value, list):
         return csv_safe("; ".join(str(v) for v in value))
     return csv_safe(value)
@@ -1217,6 +1373,7 @@ def run_cluster(
     hash_options: HashOptions | None = None,
     progress: Callable[[ClusterProgress], None] | None = None,
     count_first: bool = False,
+    local: bool = False,
 ) -> ClusterResult:
     """The driver behind ``matcher cluster``: :func:`cluster_paths`, then :func:`write_cluster_report`.
 
@@ -1254,6 +1411,7 @@ def run_cluster(
         hash_options=hash_options,
         progress=progress,
         count_first=count_first,
+        local=local,
     )
     if output_path is None:
         write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)

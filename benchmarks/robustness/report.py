@@ -13,7 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["write_all", "to_json", "markdown", "plot_recall", "plot_distances", "targets_met"]
+__all__ = [
+    "write_all",
+    "to_json",
+    "markdown",
+    "side_by_side",
+    "plot_recall",
+    "plot_continuum",
+    "plot_distances",
+    "targets_met",
+]
 
 _BLOCK_HEADERS = {
     "distractor-original": "distractor vs original",
@@ -21,7 +30,67 @@ _BLOCK_HEADERS = {
     "edited-wrong original": "edited copy vs wrong original",
 }
 # the methods the recall chart shows (the others are in the tables)
-_CHART = ("ref_pdq", "ref_pdq_dihedral", "ref_phash", "pdq_rotations", "pdq_views", "phash_rotations", "phash_views")
+_CHART = (
+    "ref_pdq",
+    "ref_pdq_dihedral",
+    "ref_phash",
+    "pdq_rotations",
+    "pdq_views",
+    "phash_rotations",
+    "phash_views",
+    "local",
+    "pdq_views_local",
+)
+# the side-by-side table's columns (issue 17): global hashes, views, local features, both, the peers
+_SIDE_BY_SIDE = (
+    "pdq_global",
+    "pdq_views",
+    "local",
+    "pdq_views_local",
+    "local_spread",
+    "pdq_views_local_spread",
+    "ref_pdq",
+    "ref_phash",
+)
+
+
+def _family(t: dict[str, Any]) -> str:
+    return t["description"].split(":")[0] if t["group"] == "continuum" else t["group"]
+
+
+def side_by_side(results: dict[str, Any], per_transform: bool = True) -> list[str]:
+    """The issue 17 table: recall per transform (or per family: the worst and the mean of its
+    transforms) of matcher's global PDQ, PDQ with views, local features, PDQ then local, pdqhash
+    and imagehash.phash, with the false matches over all false pairs."""
+    by_key = {m["key"]: m for m in results["methods"]}
+    methods = [by_key[k] for k in _SIDE_BY_SIDE if k in by_key]
+    transforms, fp = results["transforms"], results["false_pairs"]
+    out = [
+        _row(["transform" if per_transform else "family (transforms)", "target"] + [m["label"] for m in methods]),
+        _row(["---", "---:"] + ["---:"] * len(methods)),
+    ]
+    if per_transform:
+        for t in transforms:
+            out.append(_row([_name(t), _fmt(t["target"])] + [_fmt(m["recall"][t["name"]]) for m in methods]))
+    else:
+        families: dict[str, list[dict[str, Any]]] = {}
+        for t in transforms:
+            families.setdefault(_family(t), []).append(t)
+        for name, members in families.items():
+            targets = {t["target"] for t in members}
+            target = _fmt(targets.pop()) if len(targets) == 1 else "–"
+            cells = []
+            for m in methods:
+                values = [m["recall"][t["name"]] for t in members]
+                cells.append(f"{_fmt(min(values))} / {_fmt(float(np.mean(values)))}")
+            out.append(_row([f"{name} ({len(members)})", target] + cells))
+    out.append(
+        _row(
+            [f"**false matches** (of {fp['total']:,} false pairs)", "0"]
+            + [f"{m['false_matches']['total']:,}" for m in methods]
+        )
+    )
+    return out
 
 
 def _fmt(x: float | None) -> str:
@@ -90,6 +159,21 @@ def markdown(results: dict[str, Any]) -> str:
         "of the query), `+rot+trim` / `+rot+regions` (one view feature), `+views` (all features: "
         "rotations, border trimming, region views); `pdq or phash` matches when either does.",
         "",
+        "## Side by side (issue 17): global hashes, views, local features",
+        "",
+        "`matcher local features`: ORB keypoints (known images `KNOWN_PARAMS`, queries `QUERY_PARAMS`), "
+        "a vote over the known set's descriptors in a FAISS binary flat index, then `local_features.find` "
+        "with the default rule (affine MAGSAC++, 15 inliers). `matcher PDQ +views + local`: the scan's rule, "
+        "global hashes first and local features for what they miss (recall: either finds it; false "
+        "matches: the union of both methods', an upper bound). `spread >= 0.1`: the same matches kept only "
+        "when the inliers' hull covers at least 10% of the part of the known image the query shows "
+        "(`EVIDENCE_PAIR_RULE`'s condition, off in `DEFAULT_RULE`). Per family: the worst / the mean recall "
+        "of its transforms.",
+        "",
+        *side_by_side(results, per_transform=False),
+        "",
+        *side_by_side(results),
+        "",
         f"## Recall at the default thresholds ({org['count']} originals)",
         "",
         _row(["transform", "target"] + [m["label"] for m in methods]),
@@ -115,7 +199,7 @@ def markdown(results: dict[str, Any]) -> str:
     out += [
         "",
         "Off-grid transforms use fractions and angles between the ones matcher's region views are built "
-        "for; they have no target.",
+        "for; they have no target. Continuum transforms (issue 17) have the target 0.95.",
         "",
         f"### The same on the {org['count'] - org['pdq_quality_below_50']} originals with PDQ quality >= 50 "
         "(transforms with a target)",
@@ -222,6 +306,14 @@ def markdown(results: dict[str, Any]) -> str:
                 ]
             )
         )
+    local = results.get("local")
+    if local:
+        out += [
+            "",
+            f"Local features: {local['queries']:,} queries against {local['known_images']:,} known images "
+            f"({local['known_descriptors']:,} descriptors); extraction {local['extract_ms_per_query']} ms and vote + "
+            f"verification {local['find_ms_per_query']} ms per query (mean, in the hashing workers, a loaded machine).",
+        ]
     c = results["consistency"]
     out += [
         "",
@@ -230,6 +322,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{c['phash_global_differs_from_imagehash']}.",
         "",
         "![recall per transform](robustness_recall.png)",
+        "",
+        "![recall over the continuum](robustness_continuum.png)",
         "",
         "![distances of true and false pairs](robustness_distances.png)",
         "",
@@ -240,7 +334,7 @@ def markdown(results: dict[str, Any]) -> str:
 def plot_recall(results: dict[str, Any], path: Path) -> None:
     """Grouped bars: recall at the default thresholds per transform, for the main methods."""
     methods = [m for m in results["methods"] if m["key"] in _CHART or m["key"].startswith("any_")]
-    transforms = results["transforms"]
+    transforms = [t for t in results["transforms"] if t["group"] != "continuum"]
     half = (len(transforms) + 1) // 2
     fig, axes = plt.subplots(2, 1, figsize=(18, 9.5), constrained_layout=True)
     width = 0.8 / len(methods)
@@ -277,6 +371,42 @@ def plot_recall(results: dict[str, Any], path: Path) -> None:
     )
     fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=len(seen))
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_continuum(results: dict[str, Any], path: Path) -> None:
+    """Small multiples: per continuum family, recall of each side-by-side method over its transforms."""
+    by_key = {m["key"]: m for m in results["methods"]}
+    methods = [by_key[k] for k in _SIDE_BY_SIDE if k in by_key]
+    families: dict[str, list[dict[str, Any]]] = {}
+    for t in results["transforms"]:
+        if t["group"] == "continuum":
+            families.setdefault(_family(t), []).append(t)
+    if not families:
+        return
+    cols = 4
+    rows = math.ceil(len(families) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(20, 4.2 * rows), constrained_layout=True, squeeze=False)
+    colours = [plt.get_cmap("tab10")(i) for i in range(10)]
+    for ax, (name, members) in zip(axes.ravel(), families.items()):
+        x = np.arange(len(members))
+        for i, m in enumerate(methods):
+            style = "-o" if len(members) > 1 else "o"
+            ax.plot(x, [m["recall"][t["name"]] for t in members], style, ms=3, label=m["label"], color=colours[i])
+        ax.axhline(members[0]["target"] or 0, color="black", linewidth=1, linestyle="--")
+        ax.set_title(f"{name} ({len(members)})")
+        step = max(1, len(members) // 8)
+        ax.set_xticks(x[::step], [t["name"] for t in members][::step], rotation=30, fontsize=7)
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(families) :]:
+        ax.set_axis_off()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
+    fig.suptitle(
+        f"Recall over the continuum, {results['originals']['count']} generated originals (dashed: target 0.95)"
+    )
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
@@ -337,17 +467,21 @@ def to_json(value: Any, indent: int = 0) -> str:
 
 
 def write_all(results: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
-    """Write ``<stem>.json``, ``<stem>.md``, ``<stem>_recall.png`` and ``<stem>_distances.png``."""
+    """Write ``<stem>.json``, ``<stem>.md``, ``<stem>_recall.png``, ``<stem>_distances.png`` and
+    ``<stem>_continuum.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [
         out_dir / f"{stem}.json",
         out_dir / f"{stem}.md",
         out_dir / f"{stem}_recall.png",
         out_dir / f"{stem}_distances.png",
+        out_dir / f"{stem}_continuum.png",
     ]
     paths[0].write_text(to_json(results) + "\n")
     text = markdown(results).replace("robustness_recall.png", paths[2].name)
+    text = text.replace("robustness_continuum.png", paths[4].name)
     paths[1].write_text(text.replace("robustness_distances.png", paths[3].name))
     plot_recall(results, paths[2])
     plot_distances(results, paths[3])
+    plot_continuum(results, paths[4])
     return paths

@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from matcher import local_features
+from matcher.places import FaissBinarySearch
 
 from .corpus import KIND_SHARES, LOW_TEXTURE_KINDS, SIDES, STORE_QUALITY, ImageSpec, as_stored, generate, specs
 from .matching import HashTable, no_match, pair_distances
 from .methods import Method, View, ViewHashes, hash_sets, methods, views_available
 from .transforms import TRANSFORMS
 
-__all__ = ["Config", "run", "BLOCKS"]
+__all__ = ["Config", "run", "BLOCKS", "LocalFound"]
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 ORIGINAL_SEED = 1_000_000
@@ -80,18 +84,89 @@ class Hashed:
     edited_query: dict[str, list[Sets]] = field(default_factory=dict)  # transform -> per original
     distractor_query: list[Sets] = field(default_factory=list)
     distractor_known: list[Sets] = field(default_factory=list)
+    local: LocalFound | None = None
 
 
-def _hash_original(spec: ImageSpec) -> tuple[Sets, dict[str, Sets]]:
-    """The original's known sets and each edited copy's query sets."""
+@dataclass(slots=True)
+class LocalFound:
+    """What the local-feature method found: per transform, whether each edited copy found its own
+    original, and the false pairs (ids as in :class:`PairNames`) per block; the seconds spent."""
+
+    own: dict[str, np.ndarray] = field(default_factory=dict)  # transform -> bool per original
+    inliers: dict[str, np.ndarray] = field(default_factory=dict)  # transform -> inliers with its own (0: none)
+    false: dict[str, list[int]] = field(default_factory=dict)  # block -> false pair ids
+    # the same with the spread condition (inliers' hull >= SPREAD of the shown part) on top
+    own_spread: dict[str, np.ndarray] = field(default_factory=dict)
+    false_spread: dict[str, list[int]] = field(default_factory=dict)
+    extract_seconds: float = 0.0
+    find_seconds: float = 0.0
+    queries: int = 0
+    known_descriptors: int = 0
+
+
+# Per pool worker: the known local features (originals, then distractors) and their searches.
+_KNOWN: list[local_features.LocalFeatures] = []
+_ORIGINALS = 0
+_SEARCH_ORIGINALS: FaissBinarySearch | None = None
+_SEARCH_ALL: FaissBinarySearch | None = None
+#: The spread a match needs in the "+ spread" variant (EVIDENCE_PAIR_RULE's).
+SPREAD = local_features.EVIDENCE_PAIR_RULE.min_spread
+
+
+def _known_local(spec: ImageSpec) -> local_features.LocalFeatures:
+    """A known image's local features (:data:`matcher.local_features.KNOWN_PARAMS`)."""
+    return local_features.extract(as_stored(generate(spec)), local_features.KNOWN_PARAMS)
+
+
+def _init_local(known: list[local_features.LocalFeatures], originals: int) -> None:
+    """Pool initializer: the known set and its FAISS binary searches (originals only; all); OpenCV
+    and FAISS on one thread each (a worker process per core already)."""
+    global _KNOWN, _ORIGINALS, _SEARCH_ORIGINALS, _SEARCH_ALL
+    import cv2
+    import faiss
+
+    cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
+    _KNOWN, _ORIGINALS = known, originals
+    _SEARCH_ORIGINALS = FaissBinarySearch(known[:originals])
+    _SEARCH_ALL = FaissBinarySearch(known)
+
+
+def _local_find(image: Image.Image, everything: bool) -> tuple[list[tuple[int, int, float]], float, float]:
+    """``[(known position, inliers, spread)]`` found in ``image`` (queries: :data:`QUERY_PARAMS`, the default
+    rule) among the originals (or every known image), and the seconds of extraction and search."""
+    t0 = time.perf_counter()
+    query = local_features.extract(image, local_features.QUERY_PARAMS)
+    t1 = time.perf_counter()
+    search = _SEARCH_ALL if everything else _SEARCH_ORIGINALS
+    known = _KNOWN if everything else _KNOWN[:_ORIGINALS]
+    found = local_features.find(query, known, search)
+    hits = [(position, match.inliers, match.spread) for position, match in found]
+    return hits, t1 - t0, time.perf_counter() - t1
+
+
+LocalResult = tuple[list[tuple[int, int, float]], float, float]
+
+
+def _hash_original(item: tuple[int, ImageSpec]) -> tuple[Sets, dict[str, Sets], dict[str, LocalResult]]:
+    """The original's known sets, each edited copy's query sets and what local features found in it."""
+    _, spec = item
     original = as_stored(generate(spec))
     _, known = hash_sets(original, query=False, known=True)
-    edited = {t.name: hash_sets(as_stored(t.apply(original)), query=True, known=False)[0] for t in TRANSFORMS}
-    return known, edited
+    edited: dict[str, Sets] = {}
+    local: dict[str, LocalResult] = {}
+    for t in TRANSFORMS:
+        copy = as_stored(t.apply(original))
+        edited[t.name] = hash_sets(copy, query=True, known=False)[0]
+        local[t.name] = _local_find(copy, False)
+    return known, edited, local
 
 
-def _hash_distractor(spec: ImageSpec) -> tuple[Sets, Sets]:
-    return hash_sets(as_stored(generate(spec)), query=True, known=True)
+def _hash_distractor(item: tuple[int, ImageSpec]) -> tuple[Sets, Sets, LocalResult]:
+    _, spec = item
+    image = as_stored(generate(spec))
+    query, known = hash_sets(image, query=True, known=True)
+    return query, known, _local_find(image, True)
 
 
 def _progress(label: str, done: int, total: int, start: float) -> None:
@@ -100,20 +175,66 @@ def _progress(label: str, done: int, total: int, start: float) -> None:
 
 
 def hash_all(config: Config) -> Hashed:
-    """Generate and hash every image (originals with all their edited copies, distractors)."""
+    """Generate and hash every image (originals with all their edited copies, distractors), and run
+    the local-feature method: known local features of every original and distractor first, then
+    each edited copy searched among the originals and each distractor among all known images."""
     hashed = Hashed(specs(config.originals, ORIGINAL_SEED), specs(config.distractors, DISTRACTOR_SEED))
     hashed.edited_query = {t.name: [] for t in TRANSFORMS}
+    n = config.originals
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=config.workers) as pool:
-        for i, (known, edited) in enumerate(pool.map(_hash_original, hashed.original_specs), 1):
+    with ProcessPoolExecutor(max_workers=config.workers, initializer=_init_local, initargs=([], 0)) as pool:
+        known_local = list(pool.map(_known_local, hashed.original_specs + hashed.distractor_specs, chunksize=16))
+    _progress("known local features", len(known_local), len(known_local), start)
+    found = LocalFound(
+        own={t.name: np.zeros(n, bool) for t in TRANSFORMS},
+        inliers={t.name: np.zeros(n, np.int64) for t in TRANSFORMS},
+        false={b: [] for b in BLOCKS},
+        own_spread={t.name: np.zeros(n, bool) for t in TRANSFORMS},
+        false_spread={b: [] for b in BLOCKS},
+        known_descriptors=sum(len(f) for f in known_local),
+    )
+    with ProcessPoolExecutor(max_workers=config.workers, initializer=_init_local, initargs=(known_local, n)) as pool:
+        originals = pool.map(_hash_original, enumerate(hashed.original_specs))
+        for i, (known, edited, local) in enumerate(originals, 1):
+            q = i - 1
             hashed.original_known.append(known)
-            for name, sets in edited.items():
-                hashed.edited_query[name].append(sets)
-            _progress("originals and edited copies", i, config.originals, start)
-        for i, (query, known) in enumerate(pool.map(_hash_distractor, hashed.distractor_specs, chunksize=8), 1):
+            for t_index, transform in enumerate(TRANSFORMS):
+                hashed.edited_query[transform.name].append(edited[transform.name])
+                hits, extract_s, find_s = local[transform.name]
+                found.extract_seconds += extract_s
+                found.find_seconds += find_s
+                found.queries += 1
+                for position, inliers, spread in hits:
+                    if position == q:
+                        found.own[transform.name][q] = True
+                        found.own_spread[transform.name][q] = spread >= SPREAD
+                        found.inliers[transform.name][q] = inliers
+                    else:
+                        found.false[BLOCKS[2]].append(t_index * n * n + q * n + position)
+                        if spread >= SPREAD:
+                            found.false_spread[BLOCKS[2]].append(t_index * n * n + q * n + position)
+            _progress("originals and edited copies", i, n, start)
+        distractors = pool.map(_hash_distractor, enumerate(hashed.distractor_specs), chunksize=8)
+        for i, (query, known, (hits, extract_s, find_s)) in enumerate(distractors, 1):
+            q = i - 1
             hashed.distractor_query.append(query)
             hashed.distractor_known.append(known)
+            found.extract_seconds += extract_s
+            found.find_seconds += find_s
+            found.queries += 1
+            for position, _, spread in hits:
+                block, pair = (
+                    (BLOCKS[0], q * n + position)
+                    if position < n
+                    else (BLOCKS[1], q * config.distractors + position - n)
+                )
+                if position - n == q:
+                    continue
+                found.false[block].append(pair)
+                if spread >= SPREAD:
+                    found.false_spread[block].append(pair)
             _progress("distractors", i, config.distractors, start)
+    hashed.local = found
     return hashed
 
 
@@ -341,6 +462,37 @@ def score_any(
     }
 
 
+def score_found(
+    key: str,
+    label: str,
+    algorithm: str,
+    hit: dict[str, np.ndarray],
+    false: dict[str, np.ndarray],
+    textured: np.ndarray,
+    kinds: np.ndarray,
+    names: PairNames,
+) -> dict[str, Any]:
+    """A method that says found / not found (no distance): local features, or PDQ then local."""
+    fm = {b: int(np.unique(false[b]).size) for b in BLOCKS}
+    return {
+        "key": key,
+        "label": label,
+        "algorithm": algorithm,
+        "mode": "local",
+        "peer": False,
+        "threshold": None,
+        "recall": {t: float(v.mean()) for t, v in hit.items()},
+        "recall_textured": {t: float(v[textured].mean()) if textured.any() else float("nan") for t, v in hit.items()},
+        "recall_by_kind": {
+            kind: {t: float(v[kinds == kind].mean()) for t, v in hit.items()} for kind in dict.fromkeys(kinds.tolist())
+        },
+        "recall_without_quality_rule": {t: float(v.mean()) for t, v in hit.items()},
+        "refused_by_quality_rule": {t: 0 for t in hit},
+        "false_matches": {**fm, "total": sum(fm.values())},
+        "false_match_details": names.details({b: np.unique(false[b]) for b in BLOCKS}, None),
+    }
+
+
 def _kinds(items: Sequence[ImageSpec]) -> dict[str, int]:
     return dict(Counter(s.kind for s in items))
 
@@ -390,6 +542,42 @@ def run(config: Config) -> dict[str, Any]:
             names,
         )
     )
+    local = hashed.local
+    if local is not None:
+        views = distances[f"pdq_{best}"]
+        threshold = by_key[f"pdq_{best}"].threshold
+        plus = "+views" if best == "views" else "+rot"
+        for suffix, label, own, false in (
+            ("", "", local.own, local.false),
+            ("_spread", f", spread >= {SPREAD:g}", local.own_spread, local.false_spread),
+        ):
+            local_false = {b: np.asarray(false[b], np.int64) for b in BLOCKS}
+            records.append(
+                score_found(
+                    "local" + suffix,
+                    "matcher local features" + label,
+                    "local",
+                    own,
+                    local_false,
+                    textured,
+                    kinds,
+                    names,
+                )
+            )
+            either = {t.name: (views.true_ruled[t.name] <= threshold) | own[t.name] for t in TRANSFORMS}
+            union = {b: np.concatenate([views.false_matches[b], local_false[b]]) for b in BLOCKS}
+            records.append(
+                score_found(
+                    f"pdq_{best}_local{suffix}",
+                    f"matcher PDQ {plus} + local{label}",
+                    "pdq+local",
+                    either,
+                    union,
+                    textured,
+                    kinds,
+                    names,
+                )
+            )
     t2 = time.perf_counter()
     all_query = [s for sets in hashed.edited_query.values() for s in sets] + hashed.distractor_query
     consistency = {
@@ -413,6 +601,22 @@ def run(config: Config) -> dict[str, Any]:
         },
         "views_module": views_available(),
         "runtime_s": {"hashing": round(t1 - t0, 1), "matching": round(t2 - t1, 1), "total": round(t2 - t0, 1)},
+        "local": None
+        if local is None
+        else {
+            "queries": local.queries,
+            "known_images": n + m,
+            "known_descriptors": local.known_descriptors,
+            "extract_ms_per_query": round(1000 * local.extract_seconds / max(1, local.queries), 2),
+            "find_ms_per_query": round(1000 * local.find_seconds / max(1, local.queries), 2),
+            "search": "FAISS IndexBinaryFlat (matcher.places.FaissBinarySearch): edited copies among the originals, "
+            "distractors among originals and distractors",
+            "rule": "matcher.local_features.DEFAULT_RULE; known KNOWN_PARAMS, queries QUERY_PARAMS; find() verifies "
+            "the 10 best-voted candidates",
+            "median_inliers_own": {
+                t: float(np.median(v[v > 0])) if (v > 0).any() else None for t, v in local.inliers.items()
+            },
+        },
         "transforms": [
             {"name": t.name, "target": t.target, "group": t.group, "description": t.description} for t in TRANSFORMS
         ],

@@ -30,4 +30,9 @@ def test_robustness() -> None:
     for algo in ("pdq", "phash"):
         glob, rot = by_key[f"{algo}_global"]["recall"], by_key[f"{algo}_rotations"]["recall"]
         assert all(rot[t] >= glob[t] for t in glob)
+    # the scan's rule (global hashes, then local features for what they miss) loses nothing the views find
+    if "pdq_views_local" in by_key:
+        views, both = by_key["pdq_views"]["recall"], by_key["pdq_views_local"]["recall"]
+        assert all(both[t] >= views[t] for t in views)
+        assert all(0.0 <= r <= 1.0 for r in by_key["local"]["recall"].values())
     print(paths[1].read_text())

@@ -36,6 +36,13 @@ representative, "hops" and "chain" (true: linked to the representative only thro
 named in "linked_via"). Files that cannot be read or decoded (status "error") and files that are not
 images (status "skipped") are reported after the groups, whatever --min-size.
 
+--local also links images that show one place (the same room, the same background) by local
+features: keypoints verified in both directions on one transform (at least 15 inliers, spread over
+the shared part; a shared logo, caption band, watermark or interface at the same place is not a
+link). Such a link says "link_algorithm": "local", "link_inliers", "link_region" (the shared part
+in this image, left, top, right, bottom) and "linked_via_region"; "local_links" lists every place
+link of the image. Needs OpenCV (pip install 'perceptual-matcher[local]').
+
 exit codes (the summary's last line says which):
   0    the run completed (whether or not any group was found; per-file errors are in the report)
   2    bad usage or a fatal error (a PATH that does not exist or cannot be read, an --output that
@@ -82,6 +89,12 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
         help="report only groups of at least N images (default: 1, every image); "
         "errors and skipped files are always reported",
     )
+    c.add_argument(
+        "--local",
+        action="store_true",
+        help="also link images that show one place (same room, same background) by local features "
+        "verified both ways (needs OpenCV)",
+    )
     add_workers_argument(c)
     add_decode_arguments(c)
     add_quiet_argument(c)
@@ -121,6 +134,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             hash_options=hash_options(args),
             progress=None if args.quiet else progress,
             count_first=not args.quiet,
+            local=args.local,
         )
     if not args.quiet:
         hidden = sum(g.size for g in result.groups if g.size < args.min_size)
@@ -129,6 +143,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             f"grouped in {result.grouping_seconds:.1f}s: {result.multi_groups} groups of 2 or more holding "
             f"{result.hashed - result.singles} images (largest {result.largest if result.multi_groups else 0}), "
             f"{result.singles} single, {result.errors} errors, {result.skipped} skipped"
+            + (f", {result.place_links} place links" if result.local else "")
             + (f"; {hidden} images in groups under --min-size {args.min_size} not reported" if hidden else ""),
             file=sys.stderr,
         )
