@@ -17,6 +17,13 @@ The public API, re-exported from the modules that hold it (each imported when fi
   :class:`ClusterMember`, :class:`ClusterItem`): near-duplicate groups of an evidence set.
 - :mod:`matcher.views` and :mod:`matcher.borders`: the region views (trimmed borders, caption bands,
   crops, small rotations) hashed on both sides so that edited copies match.
+- :mod:`matcher.local_features` (the known image found inside a crop, screenshot or collage) and
+  :mod:`matcher.places` (photos of one place linked): local features, with OpenCV (``[local]``).
+- :class:`VideoThresholds`: when a video matches a known video (vPDQ); :mod:`matcher.video` samples
+  and decodes videos (PyAV, ``[video]``), :mod:`matcher.video_hash` holds vPDQ features.
+- :func:`write_html_report`, :class:`ReportOptions`, :class:`ReportSummary`: the static review page
+  of a scan report.
+- :func:`matcher.serve.create_app`: the HTTP matching service as an ASGI app (``[serve]``).
 - :class:`MatcherError` and its subclasses: every deliberate error.
 """
 
@@ -72,7 +79,9 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they are im
     from .index.importing import import_sources
     from .known import ImportProblem, KnownRecord
     from .scan import ScanOptions, run_scan
+    from .report import ReportOptions, ReportSummary, write_html_report
     from .scan_records import ScanMatch, ScanRecord
+    from .video_hash import VideoThresholds
 
 #: Where each public name lives (module relative to this package; ``None``: the module itself).
 #: ``import matcher`` imports none of them: a name's module is imported when the name is first read
@@ -115,6 +124,10 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "run_scan": (".scan", "run_scan"),
     "ScanMatch": (".scan_records", "ScanMatch"),
     "ScanRecord": (".scan_records", "ScanRecord"),
+    "ReportOptions": (".report", "ReportOptions"),
+    "ReportSummary": (".report", "ReportSummary"),
+    "write_html_report": (".report", "write_html_report"),
+    "VideoThresholds": (".video_hash", "VideoThresholds"),
     **{
         name: (".hashing", name)
         for name in (
@@ -183,6 +196,10 @@ __all__ = [
     "ClusterGroup",
     "ClusterMember",
     "ClusterItem",
+    "VideoThresholds",
+    "write_html_report",
+    "ReportOptions",
+    "ReportSummary",
     "MatcherError",
     "UsageError",
     "HashFormatError",
