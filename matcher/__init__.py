@@ -78,8 +78,8 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they are im
     from .index import KnownIndex
     from .index.importing import import_sources
     from .known import ImportProblem, KnownRecord
-    from .scan import ScanOptions, run_scan
     from .report import ReportOptions, ReportSummary, write_html_report
+    from .scan import ScanOptions, run_scan
     from .scan_records import ScanMatch, ScanRecord
     from .video_hash import VideoThresholds
 

@@ -86,6 +86,7 @@ __all__ = [
     "read_entry",
     "read_source",
     "first_frame",
+    "image_content",
     "region_views_searchable",
     "FrameImage",
     "read_frame_image",
@@ -632,6 +633,21 @@ def read_source(
     return _from_read(base, result, request, options)
 
 
+def image_content(result: files.ReadResult, name: str, max_file_bytes: int) -> bytes:
+    """The bytes of a file read to be decoded as one image, or the error naming ``name`` that every
+    single-image reader raises: :class:`~matcher.errors.UnsupportedFormatError` for an empty file
+    or one that is not an image, :class:`~matcher.errors.ImageTooLargeError` beyond
+    ``max_file_bytes``."""
+    error, note = not_decoded(result, imaging.sniff(result.head), max_file_bytes)
+    if result.size == 0:
+        raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
+    if note is not None:
+        raise UnsupportedFormatError(f"{name}: {note.split(';')[0]}")
+    if error is not None or result.data is None:
+        raise ImageTooLargeError(f"{name}: {error}")
+    return result.data
+
+
 def first_frame(
     value: str | os.PathLike[str] | Image.Image, name: str, request: FeatureRequest, options: HashOptions
 ) -> FrameFeatures:
@@ -649,14 +665,7 @@ def first_frame(
         source = value
     else:
         result = files.read_file(value, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
-        error, note = not_decoded(result, imaging.sniff(result.head), options.max_file_bytes)
-        if result.size == 0:
-            raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
-        if note is not None:
-            raise UnsupportedFormatError(f"{name}: {note.split(';')[0]}")
-        if error is not None or result.data is None:
-            raise ImageTooLargeError(f"{name}: {error}")
-        source = result.data
+        source = image_content(result, name, options.max_file_bytes)
     algorithms = request.resolved()
     frames = _frames(source, algorithms, options)
     try:
@@ -699,16 +708,10 @@ def read_frame_image(entry: files.Entry, frame: int | None, options: HashOptions
     """
     name = files.display_path(entry.path)[0]
     result = files.read_entry(entry, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
-    error, note = not_decoded(result, imaging.sniff(result.head), options.max_file_bytes)
-    if result.size == 0:
-        raise UnsupportedFormatError(f"{name}: empty file (0 bytes): not an image")
-    if note is not None:
-        raise UnsupportedFormatError(f"{name}: {note.split(';')[0]}")
-    if error is not None or result.data is None:
-        raise ImageTooLargeError(f"{name}: {error}")
+    data = image_content(result, name, options.max_file_bytes)
     wanted = 0 if frame is None else frame
     decode_options = replace(options.decode_options(), max_frames=max(1, min(options.max_frames, wanted + 1)))
-    frames = imaging.iter_frames(result.data, decode_options)
+    frames = imaging.iter_frames(data, decode_options)
     try:
         for decoded in frames:
             if frame is None or decoded.index == frame:
