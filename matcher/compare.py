@@ -70,7 +70,7 @@ from .pipeline import (
     decode,
     read_entry,
 )
-from .scan.matching import passes_gate
+from .scan.matching import is_view_match, passes_gate, view_radius
 from .scan.options import ScanOptions, resolve_config
 from .scan.scanner import HashedEntry, Scanner
 from .scan.video_matching import VIDEO_ALGORITHM
@@ -231,7 +231,7 @@ class Comparison:
             m.variant or "orig",
             m.view,
             m.distance,
-            self.max_distances[m.algorithm],
+            _limit(m.algorithm, self.max_distances[m.algorithm], m.variant, m.view),
             record.frame,
             m.record,
             known_frame,
@@ -452,7 +452,7 @@ def _pairs(
                             variant,
                             target,
                             query.distance(value),
-                            limit,
+                            _limit(name, limit, variant, target),
                             frame.index,
                             record.id,
                             frame_of.get(record.id),
@@ -465,6 +465,14 @@ def _pairs(
                 rows.sort(key=lambda p: p.distance)
                 out.extend(rows)
     return out
+
+
+def _limit(algorithm: str, limit: int, variant: str | None, view: str | None) -> int:
+    """The largest distance the scan matches for this pair: ``limit``, or through a view the
+    algorithm's tighter bound (:func:`matcher.scan.matching.view_radius`)."""
+    if algorithm in DIGEST_ALGORITHMS or algorithm not in registry or not is_view_match(variant, view):
+        return limit
+    return view_radius(registry.get(algorithm), limit)
 
 
 def _where(pair: Pair, frames: bool) -> str:

@@ -17,6 +17,7 @@ from matcher.compare import Comparison, Pair, compare, format_table
 from matcher.errors import DecodeError, FileReadError, MatcherError, NotAFileError, UsageError
 from matcher.hashes import Hash
 from matcher.hashing import hash_image
+from matcher.scan.matching import is_view_match
 
 W, H = 200, 150
 
@@ -271,3 +272,15 @@ def test_output(known: Image.Image) -> None:
     ]
     assert len(lines) - header - 1 == len(result.pairs)
     assert lines[header + 1].split()[:5] == ["pdq", "-", "orig", "1", "crop10"]
+
+
+def test_a_pair_through_a_view_is_held_to_the_view_distance(known: Image.Image) -> None:
+    """compare explains the scan's decision: a pHash pair that only a view explains is a match only
+    within the view distance (7 bits at the default 8), as the scan decides."""
+    cropped = compare(known, edit(known, "crop10"), algorithms=("phash",), local=False)
+    through_views = [p for p in cropped.pairs if is_view_match(p.variant, p.view)]
+    assert through_views and {p.max_distance for p in through_views} == {7}
+    assert all(p.within == (p.searched and p.distance <= 7) for p in through_views)
+    same = compare(known, edit(known, "jpeg75"), algorithms=("phash",), local=False)
+    pair = best(same, "phash")
+    assert (pair.variant, pair.view, pair.max_distance) == ("orig", None, 8)
