@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fixtures.generate import scene
+from fixtures.rooms import overlay
 from matcher.cli import main
 from matcher.index import KnownIndex
 from matcher.index.importing import import_sources
@@ -60,36 +61,16 @@ def tile(image: Image.Image, others: list[Image.Image], position: int) -> Image.
     return canvas
 
 
-def logo(image: Image.Image) -> Image.Image:
-    out = image.copy()
-    mark = scene(4242, 120, 60, "shapes")
-    ImageDraw.Draw(mark).text((8, 20), "BRAND", fill=(255, 255, 255), font_size=22)
-    out.paste(mark, (out.size[0] - 130, out.size[1] - 70))
-    return out
-
-
-def watermark(image: Image.Image) -> Image.Image:
-    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    for k in range(3):
-        draw.text((40, 120 + 100 * k), "example-watermark.com  (c) 2024", fill=(255, 255, 255, 110), font_size=34)
-    return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
-
-
-def caption(image: Image.Image) -> Image.Image:
-    out = image.copy()
-    w, h = out.size
-    draw = ImageDraw.Draw(out)
-    draw.rectangle((0, round(h * 0.85), w, h), fill=(0, 0, 0))
-    draw.text((20, round(h * 0.88)), "caption text shared 2024", fill=(255, 255, 255), font_size=round(h * 0.07))
-    return out
-
-
 def shared_screenshot(image: Image.Image) -> Image.Image:
     return screenshot(image, 0.7, (60, 200))
 
 
-SHARED = {"logo": logo, "watermark": watermark, "caption": caption, "interface": shared_screenshot}
+SHARED = {
+    "logo": lambda image: overlay("logo", image),
+    "watermark": lambda image: overlay("watermark", image),
+    "caption": lambda image: overlay("caption", image),
+    "interface": shared_screenshot,
+}
 
 
 @pytest.fixture(scope="module")
