@@ -267,6 +267,13 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
+def sigint_as_in_a_terminal() -> None:
+    """Run in the child before it starts: SIGINT at its default, as in a terminal's foreground job.
+    A test run started in the background (``cmd &`` in a script) inherits SIGINT ignored, and a
+    Python started so never raises ``KeyboardInterrupt``: the commands would not be interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group (workers included)."""
     os.killpg(process.pid, signal.SIGINT)
@@ -285,6 +292,7 @@ def test_ctrl_c_ends_a_scan_with_130_and_the_resume_command_which_completes_it(c
         stderr=subprocess.PIPE,
         env=environment(),
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     # Two entries journaled: the scan is under way and far from done (78 files to go); its workers are
     # starting or scanning, either way they get the SIGINT too.
@@ -326,6 +334,7 @@ def test_ctrl_c_of_a_dask_scan_is_130_and_no_worker_prints_a_traceback(case, tmp
         stderr=subprocess.PIPE,
         env=environment(),
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     wait_for(lambda: journal.exists() and journal.read_bytes().count(b"\n") >= 3, "two journaled entries")
     out, err = interrupt(process)
@@ -344,6 +353,7 @@ def test_ctrl_c_of_a_scan_to_standard_output_says_nothing_is_kept(case, tmp_path
         stderr=subprocess.PIPE,
         env=environment(),
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     assert process.stdout is not None
     process.stdout.readline()  # the first record: the scan is under way
@@ -368,6 +378,7 @@ def test_ctrl_c_of_other_commands_is_130_and_one_plain_line(tmp_path, command):
         stderr=subprocess.PIPE,
         env=environment(),
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     if command == "hash":
         assert process.stdout is not None
