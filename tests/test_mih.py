@@ -188,3 +188,41 @@ def test_structure_saved_and_memory_mapped_gives_the_same_answers(tmp_path):
         assert as_dicts(*mapped.range_search(queries, 31, batched=batched)) == brute_force(codes, queries, 31)
     with pytest.raises(ValueError):
         MultiIndex.from_arrays(codes, built.widths.tolist()[:-1], built.order, built.offsets)
+
+
+def _search_in_child(queue, index, queries, expected):  # a forked child: its parent's threads are gone
+    got = as_dicts(*index.range_search(queries, 31, threads=3, batched=False))
+    queue.put(got == expected)
+
+
+def test_search_threads_are_kept_between_searches_and_work_after_a_fork(monkeypatch):
+    import multiprocessing
+    import threading
+
+    import matcher.index.mih as mih
+
+    monkeypatch.setattr(mih, "THREAD_WORK", 1)  # so that even this small search shares out its queries
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
+    queries = planted(rng, codes, 30, 34)
+    expected = brute_force(codes, queries, 31)
+    index = MultiIndex.build(codes)
+
+    def search_threads() -> set[int]:
+        return {t.ident or 0 for t in threading.enumerate() if t.name.startswith("matcher-search")}
+
+    assert as_dicts(*index.range_search(queries, 31, threads=3, batched=False)) == expected
+    first = search_threads()
+    assert first  # the other jobs ran on the shared threads...
+    for _ in range(3):
+        assert as_dicts(*index.range_search(queries, 31, threads=3, batched=False)) == expected
+    assert search_threads() == first  # ...kept, not started again for every search
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_search_in_child, args=(queue, index, queries, expected))
+    child.start()
+    child.join(30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0, "a forked child's threaded search hung or failed"
+    assert queue.get(timeout=5) is True

@@ -506,3 +506,16 @@ def test_a_server_killed_mid_request_loses_no_audit_line(tmp_path: Path) -> None
         server.process.wait(10)
     lines = [json.loads(line) for line in (config / "audit.jsonl").read_text().splitlines()]  # each one whole
     assert [line["result"] for line in lines if line["route"] == "match"] == ["match"] * 3
+
+
+def test_the_audit_log_believes_x_forwarded_for_only_from_trusted_proxies(open_: Server, tmp_path: Path) -> None:
+    spoofed = {"X-Forwarded-For": "203.0.113.9"}
+    assert httpx.get(open_.url + "/v1/index", headers=spoofed).status_code == 200
+    assert open_.audit()[-1]["client"] == "127.0.0.1"  # no proxy trusted by default: the peer's address
+    index = make_index(tmp_path, (31,))  # open_'s own index may hold a generation damaged on purpose
+    behind = start(index, tmp_path / "config", "--no-auth", "--forwarded-allow-ips", "127.0.0.1")
+    try:
+        assert httpx.get(behind.url + "/v1/index", headers=spoofed).status_code == 200
+        assert behind.audit()[-1]["client"] == "203.0.113.9"  # the trusted proxy's word for its client
+    finally:
+        stop(behind)

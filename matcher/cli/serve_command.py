@@ -78,6 +78,18 @@ def _add_serve_arguments(s: argparse.ArgumentParser) -> None:
         help="seconds between checks for a new index generation (0: never)",
     )
     s.add_argument("--hash-threads", type=positive_int, default=2, help="images hashed at once (default: 2)")
+    s.add_argument(
+        "--search-threads",
+        type=positive_int,
+        default=1,
+        help="threads one search uses (default: 1; concurrent requests are the service's parallelism)",
+    )
+    s.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="addresses of trusted proxies (comma-separated, '*': any): the client address that the audit log "
+        "records is then taken from their X-Forwarded-For header (default: none trusted; the peer's address)",
+    )
     s.set_defaults(handler=_cmd_serve)
     ssub = s.add_subparsers(dest="serve_command", metavar="keys")
     ssub.required = False
@@ -161,6 +173,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         reload_interval=args.reload_interval,
         hash_threads=args.hash_threads,
+        search_threads=args.search_threads,
     )
     if config.auth:
         from ..serve.keys import KeyStore
@@ -189,6 +202,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "ssl_keyfile": args.ssl_keyfile,
         "timeout_graceful_shutdown": 10,
         "server_header": False,
+        # X-Forwarded-For is believed only from the proxies named: else any client could write the
+        # address that the audit log records
+        "proxy_headers": bool(args.forwarded_allow_ips),
+        "forwarded_allow_ips": args.forwarded_allow_ips or "",
     }
     if args.workers > 1:
         from ..index import open_any

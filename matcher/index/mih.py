@@ -29,6 +29,7 @@ import itertools
 import math
 import mmap
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -604,11 +605,34 @@ def _grouped(parts: list[Result], n: int) -> Result:
     return lims, rows, dists
 
 
+_POOL: dict[int, ThreadPoolExecutor] = {}  # the search threads by count, started once: starting threads
+_POOL_LOCK = threading.Lock()  # for every search cost more than a small batch's search itself
+_FORK_HOOK: list[bool] = []  # set once the pool forgets itself in forked children
+
+
+def _forget_pool() -> None:  # a forked child has none of its parent's threads
+    _POOL.clear()
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        pool = _POOL.get(size)
+        if pool is None:
+            if not _FORK_HOOK:
+                os.register_at_fork(after_in_child=_forget_pool)
+                _FORK_HOOK.append(True)
+            pool = _POOL[size] = ThreadPoolExecutor(size, thread_name_prefix="matcher-search")
+        return pool
+
+
 def _run_threads(jobs: Sequence[tuple[int, ...]], run: Callable[..., list[Result]]) -> list[list[Result]]:
+    """``run(*job)`` of every job, the first in the calling thread and the others on the shared search
+    threads (kept between searches)."""
     if len(jobs) == 1:
         return [run(*jobs[0])]
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        return list(pool.map(lambda job: run(*job), jobs))
+    others = [_pool(len(jobs) - 1).submit(run, *job) for job in jobs[1:]]
+    first = run(*jobs[0])
+    return [first, *(future.result() for future in others)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..batch import search_threads_set
 from ..errors import HashFormatError, MatcherError, UnknownAlgorithmError, UsageError
 from ..hashing import HashOptions
 from ..scan.options import FileResult, ScanOptions
@@ -99,7 +100,9 @@ class ServeState:
                 self.metrics.count("matcher_index_reloads_total", outcome="failed")
 
     def close(self) -> None:
-        """Close the index (once in-flight requests end) and the audit log."""
+        """Close the index (once in-flight requests end), the batch threads and the audit log."""
+        self.lookups.close()
+        self.uploads.close()
         self.live.close()
         self.audit.close()
 
@@ -149,7 +152,8 @@ def _route(path: str, route_name: str, handler: Handler, state: ServeState, meth
                 if key is None:
                     raise ClientError(401, "unauthorized", "the API key is not valid (unknown, malformed or revoked)")
                 key_id = key.id
-            reply = await asyncio.wait_for(handler(request, state), state.config.request_timeout)
+            async with asyncio.timeout(state.config.request_timeout):  # no task per request, as wait_for makes
+                reply = await handler(request, state)
         except ClientError as exc:
             result = "unauthorized" if exc.status == 401 else "error"
             reply = _error(exc.status, exc.kind, exc.message, result)
@@ -491,7 +495,8 @@ def create_app(config: ServeConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         watcher = asyncio.get_running_loop().create_task(state.watch()) if config.reload_interval > 0 else None
         try:
-            yield
+            with search_threads_set(config.search_threads):
+                yield
         finally:
             if watcher is not None:
                 watcher.cancel()

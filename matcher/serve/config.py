@@ -58,6 +58,8 @@ class ServeConfig:
     - ``max_batch``: hashes searched together at most (concurrent lookups are gathered into one
       search, without waiting: what arrives while a search runs goes into the next one).
     - ``hash_threads``: images decoded and hashed at once.
+    - ``search_threads``: threads one search uses (default 1: a service's parallelism is its
+      concurrent requests, and a small batch's search split over threads costs more than it saves).
     """
 
     index: str
@@ -75,6 +77,7 @@ class ServeConfig:
     max_pending: int = 256
     max_batch: int = 4096
     hash_threads: int = 2
+    search_threads: int = 1
     reload_interval: float = 2.0
 
     def __post_init__(self) -> None:
@@ -84,7 +87,15 @@ class ServeConfig:
                 "anyone who can reach the port could query the hash lists; create a key with "
                 "'matcher serve keys add' instead"
             )
-        for name in ("max_body_bytes", "max_pixels", "max_lookup_hashes", "max_pending", "max_batch", "hash_threads"):
+        for name in (
+            "max_body_bytes",
+            "max_pixels",
+            "max_lookup_hashes",
+            "max_pending",
+            "max_batch",
+            "hash_threads",
+            "search_threads",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, not {value!r}")

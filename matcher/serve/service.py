@@ -23,10 +23,9 @@ import asyncio
 import io
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-import anyio.to_thread
 
 from .. import files
 from ..algorithms import registry
@@ -229,6 +228,8 @@ class Batcher(Generic[T, R]):
         self.size = size or (lambda item: 1)
         self._waiting: list[_Waiting[T, R]] = []
         self._running = False
+        # its own thread: one batch at a time, and a hop cheaper than anyio's worker threads
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="matcher-batch")
 
     @property
     def pending(self) -> int:
@@ -245,6 +246,10 @@ class Batcher(Generic[T, R]):
             self._running = True
             asyncio.get_running_loop().create_task(self._drain())
         return await future
+
+    def close(self) -> None:
+        """Stop the batch thread once the batch it runs (if any) ends."""
+        self._thread.shutdown(wait=False)
 
     async def _drain(self) -> None:
         try:
@@ -265,7 +270,9 @@ class Batcher(Generic[T, R]):
                 if not taken:
                     continue
                 try:
-                    results = await anyio.to_thread.run_sync(self.run, first, [w.item for w in taken])
+                    results = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self.run, first, [w.item for w in taken]
+                    )
                 except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
                     for waiting in taken:
                         if not waiting.future.done():
