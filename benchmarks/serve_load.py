@@ -277,8 +277,12 @@ def main() -> None:
     # change of the machine's load falls on all of them alike
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     port = free_port()
-    command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
-    command += ["--config", str(config), "--reload-interval", "0", "--audit-log", os.devnull]
+
+    def our_command(port: int, *extra: str) -> list[str]:
+        command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
+        return [*command, "--config", str(config), "--reload-interval", "0", "--audit-log", os.devnull, *extra]
+
+    command = our_command(port)
     started = time.perf_counter()
     servers["ours"] = (start(command, port, "/healthz"), port)
     figures["ours_start_s"] = round(time.perf_counter() - started, 1)
@@ -316,6 +320,14 @@ def main() -> None:
     for name in ("flat", "multihash"):
         figures[f"peer_{name}_rss_mib"] = round(rss_mib(servers[f"peer_{name}"][0].pid), 1)
         stop(servers[f"peer_{name}"][0])
+    # the same service as two worker processes on one port (each gathers its own batches)
+    port2 = free_port()
+    twice = start(our_command(port2, "--workers", "2"), port2, "/healthz")
+    load(port2, get_requests(hexes[:100]), 8, 2)
+    for clients in (8, 64):
+        runs[f"ours_workers2_raw_lookup_{clients}"] = load(port2, get_requests(hexes), clients, SECONDS)
+        print("workers 2", clients, runs[f"ours_workers2_raw_lookup_{clients}"], file=sys.stderr)
+    stop(twice)
 
     images = make_images(WORK / f"images{IMAGES}", IMAGES)
     bodies = [p.read_bytes() for p in images]
@@ -359,6 +371,8 @@ def table(figures: dict[str, Any]) -> str:
         "ours_raw_lookup_1": "matcher serve, `GET /m/raw_lookup`, 1 hash/request, 1 client",
         "ours_raw_lookup_8": "matcher serve, `GET /m/raw_lookup`, 1 hash/request",
         "ours_raw_lookup_64": "matcher serve, `GET /m/raw_lookup`, 1 hash/request, 64 clients",
+        "ours_workers2_raw_lookup_8": "matcher serve `--workers 2`, `GET /m/raw_lookup`, 1 hash/request",
+        "ours_workers2_raw_lookup_64": "matcher serve `--workers 2`, `GET /m/raw_lookup`, 1 hash/request, 64 clients",
         "ours_v1_lookup_batch100_8": "matcher serve, `POST /v1/lookup`, 100 hashes/request",
         "peer_flat_raw_lookup_1": "HMA-style peer, FAISS `IndexBinaryFlat`, 1 client",
         "peer_flat_raw_lookup_8": "HMA-style peer, FAISS `IndexBinaryFlat`",
