@@ -519,3 +519,18 @@ def test_the_audit_log_believes_x_forwarded_for_only_from_trusted_proxies(open_:
         assert behind.audit()[-1]["client"] == "203.0.113.9"  # the trusted proxy's word for its client
     finally:
         stop(behind)
+
+
+def test_metrics_sum_every_worker_process(tmp_path: Path) -> None:
+    index = make_index(tmp_path, (41,))
+    server = start(index, tmp_path / "config", "--no-auth", "--workers", "2")
+    try:
+        for _ in range(40):  # a new connection each: the kernel shares them out between the workers
+            assert httpx.get(server.url + "/v1/index").status_code == 200
+        time.sleep(2.5)  # each worker publishes its figures every second
+        text = httpx.get(server.url + "/metrics").text
+        assert "matcher_worker_processes 2" in text
+        assert 'matcher_requests_total{route="index",status="200"} 40' in text, text
+        assert 'matcher_request_duration_seconds_count{route="index"} 40' in text
+    finally:
+        stop(server)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from ..errors import UsageError
@@ -207,11 +210,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "proxy_headers": bool(args.forwarded_allow_ips),
         "forwarded_allow_ips": args.forwarded_allow_ips or "",
     }
+    metrics_dir: str | None = None
     if args.workers > 1:
         from ..index import open_any
 
         open_any(config.index).close()  # a bad index fails here, once, not in every worker
-        os.environ[CONFIG_ENVIRONMENT] = config.to_json()
+        metrics_dir = tempfile.mkdtemp(prefix="matcher-serve-metrics-")  # the workers' /metrics sum each other's
+        os.environ[CONFIG_ENVIRONMENT] = dataclasses.replace(config, metrics_dir=metrics_dir).to_json()
         target: Any = "matcher.serve.app:create_app_from_environment"
         options.update(factory=True, workers=args.workers)
     else:
@@ -232,4 +237,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"matcher serve: the server could not start on {args.host}:{args.port} (see above)", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK

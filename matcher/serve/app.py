@@ -80,13 +80,20 @@ class ServeState:
         self.live = LiveIndex(config.index, options)
         self.keys = KeyStore(config.keys_path) if config.auth else None
         self.audit = AuditLog(config.audit_path)
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.metrics_dir)
         self.lookups: Batcher[list[LookupQuery], list[LookupAnswer]] = Batcher(
             lookup_batch, config.max_batch, config.max_pending, size=len
         )
         self.uploads: Batcher[HashedEntry, FileResult] = Batcher(finish_uploads, 64, config.max_pending)
         self.hashing = anyio.CapacityLimiter(config.hash_threads)
         self.started = time.time()
+
+    async def publish_metrics(self, interval: float = 1.0) -> None:
+        """Publish this worker's metrics to the shared directory every ``interval`` seconds (in a
+        thread), for the ``/metrics`` of the other workers."""
+        while True:
+            await asyncio.sleep(interval)
+            await anyio.to_thread.run_sync(self.metrics.publish)
 
     async def watch(self) -> None:
         """Check for a new index generation every ``reload_interval`` seconds (in a thread)."""
@@ -493,15 +500,19 @@ def create_app(config: ServeConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watcher = asyncio.get_running_loop().create_task(state.watch()) if config.reload_interval > 0 else None
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(state.watch())] if config.reload_interval > 0 else []
+        if config.metrics_dir is not None:
+            tasks.append(loop.create_task(state.publish_metrics()))
         try:
             with search_threads_set(config.search_threads):
                 yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                    await task
+            state.metrics.publish()
             state.close()
 
     routes = [

@@ -58,6 +58,9 @@ class ServeConfig:
     - ``max_batch``: hashes searched together at most (concurrent lookups are gathered into one
       search, without waiting: what arrives while a search runs goes into the next one).
     - ``hash_threads``: images decoded and hashed at once.
+    - ``metrics_dir``: a directory the worker processes of one instance share, where each publishes
+      its metrics so that ``/metrics`` sums them (``matcher serve --workers N`` makes one; ``None``:
+      this process's figures only).
     - ``search_threads``: threads one search uses (default 1: a service's parallelism is its
       concurrent requests, and a small batch's search split over threads costs more than it saves).
     """
@@ -78,6 +81,7 @@ class ServeConfig:
     max_batch: int = 4096
     hash_threads: int = 2
     search_threads: int = 1
+    metrics_dir: str | None = None
     reload_interval: float = 2.0
 
     def __post_init__(self) -> None:

@@ -8,8 +8,13 @@ instance (docs/deployment.md).
 from __future__ import annotations
 
 import bisect
+import contextlib
+import json
+import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
 
@@ -33,10 +38,57 @@ class Metrics:
     """Counters (requests by route and status, hashes looked up, matches, errors by kind, index
     reloads) and a latency histogram per route; gauges are read from the live index when rendered."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: str | os.PathLike[str] | None = None) -> None:
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._histograms: dict[str, tuple[list[int], list[float]]] = {}
+        self.share = Path(share) if share is not None else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """This process's figures as JSON-ready data: ``counters`` (``[name, labels, value]``) and
+        ``histograms`` (``{route: [buckets, count, sum]}``)."""
+        with self._lock:
+            return {
+                "counters": [[name, dict(labels), value] for (name, labels), value in self._counters.items()],
+                "histograms": {route: [list(b), t[0], t[1]] for route, (b, t) in self._histograms.items()},
+            }
+
+    def publish(self) -> None:
+        """Write this process's figures to the shared directory (``<pid>.json``, replaced whole), if
+        there is one; a failure to write is left for the next time (figures are never lost, only late)."""
+        if self.share is None:
+            return
+        target = self.share / f"{os.getpid()}.json"
+        temporary = target.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            temporary.write_text(json.dumps(self.snapshot()))
+            os.replace(temporary, target)
+
+    def _merged(self) -> tuple[dict[tuple[str, tuple[tuple[str, str], ...]], float], dict[str, Any], int]:
+        """Every worker's figures summed (only this process's without a shared directory), and how
+        many processes they come from."""
+        own = self.snapshot()
+        parts = [own]
+        if self.share is not None:
+            self.publish()
+            mine = f"{os.getpid()}.json"
+            for path in sorted(self.share.glob("*.json")):
+                if path.name == mine:
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    parts.append(json.loads(path.read_text()))
+        counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        histograms: dict[str, Any] = {}
+        for part in parts:
+            for name, labels, value in part.get("counters", []):
+                key = (str(name), tuple(sorted((str(k), str(v)) for k, v in dict(labels).items())))
+                counters[key] = counters.get(key, 0) + float(value)
+            for route, (buckets, count, total) in part.get("histograms", {}).items():
+                have = histograms.setdefault(route, [[0] * (len(LATENCY_BUCKETS) + 1), 0, 0.0])
+                have[0] = [a + int(b) for a, b in zip(have[0], buckets)]
+                have[1] += int(count)
+                have[2] += float(total)
+        return counters, histograms, len(parts)
 
     def count(self, name: str, amount: float = 1, **labels: str) -> None:
         """Add ``amount`` to counter ``name`` with these labels."""
@@ -53,7 +105,9 @@ class Metrics:
             totals[1] += seconds
 
     def render(self, gauges: Mapping[str, float]) -> str:
-        """The text exposition: every counter, the histograms, and ``gauges`` (``{name: value}``)."""
+        """The text exposition: every counter and the histograms (every worker's, summed), how many
+        worker processes they sum (``matcher_worker_processes``), and ``gauges`` (``{name: value}``,
+        this process's)."""
         described = {
             "matcher_requests_total": "HTTP requests answered, by route and status",
             "matcher_lookups_total": "hashes looked up",
@@ -62,9 +116,8 @@ class Metrics:
             "matcher_index_reloads_total": "index generations switched to, and failed attempts",
         }
         lines: list[str] = []
-        with self._lock:
-            counters = dict(self._counters)
-            histograms = {route: (list(b), list(t)) for route, (b, t) in self._histograms.items()}
+        counters, merged, processes = self._merged()
+        histograms = {route: (b, (count, total)) for route, (b, count, total) in merged.items()}
         for name, help_text in described.items():
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} counter")
@@ -82,7 +135,8 @@ class Metrics:
             lines.append(f"{name}_bucket{_labels({'route': route, 'le': '+Inf'})} {int(count)}")
             lines.append(f"{name}_count{_labels({'route': route})} {int(count)}")
             lines.append(f"{name}_sum{_labels({'route': route})} {total:.6f}")
-        for gauge, value in gauges.items():
+        lines.append("# HELP matcher_worker_processes worker processes whose figures the counters sum")
+        for gauge, value in {"matcher_worker_processes": float(processes), **gauges}.items():
             lines.append(f"# TYPE {gauge} gauge")
             lines.append(f"{gauge} {value:g}")
         return "\n".join(lines) + "\n"
