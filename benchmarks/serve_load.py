@@ -3,6 +3,7 @@
     python -m benchmarks.serve_load                       # 10M records (the index is built once, ~20 min)
     MATCHER_SERVE_RECORDS=1000000 python -m benchmarks.serve_load
     MATCHER_SERVE_SECONDS=5 MATCHER_SERVE_RECORDS=100000 python -m benchmarks.serve_load   # a quick run
+    python -m benchmarks.serve_load --soak 300            # only the server's memory over 5 minutes
 
 What it measures, every server a separate process on 127.0.0.1, the load from this process (an
 asyncio client on raw keep-alive HTTP/1.1 connections, light enough not to starve the servers):
@@ -339,14 +340,8 @@ def main() -> None:
         runs[f"ours_v1_match_{clients}"] = run
         print(run, file=sys.stderr)
     figures["ours_rss_mib"] = {"before": round(rss_before, 1), "after": round(rss_mib(ours.pid), 1)}
-    if SOAK:  # memory over a long run of mixed lookups and image matches, sampled every 10 s
-        samples = []
-        mixed = get_requests(hexes) + image_requests[:2]
-        for _ in range(max(1, SOAK // 10)):
-            run = load(port, mixed, 8, 10)
-            samples.append({"rss_mib": round(rss_mib(ours.pid), 1), "requests_per_s": run["requests_per_s"]})
-        figures["ours_soak"] = {"seconds": SOAK, "samples": samples}
-        print(figures["ours_soak"], file=sys.stderr)
+    if SOAK:
+        figures["ours_soak"] = soak(ours, port, get_requests(hexes) + image_requests[:2], SOAK)
     stop(ours)
 
     per_image = scan_cost(index, WORK / f"images{IMAGES}", IMAGES)
@@ -358,6 +353,46 @@ def main() -> None:
     name = "serve_load" if RECORDS == 10_000_000 else f"serve_load_{RECORDS}"
     print(save(name, figures), file=sys.stderr)
     print(json.dumps(figures, indent=2))
+
+
+def soak(server: subprocess.Popen[bytes], port: int, mixed: list[bytes], seconds: int) -> dict[str, Any]:
+    """The server's memory over ``seconds`` of ``mixed`` requests at 8 clients, sampled every 10 s,
+    with every answer's status counted."""
+    samples = [{"t": 0, "rss_mib": round(rss_mib(server.pid), 1)}]
+    statuses: dict[str, int] = {}
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        run = load(port, mixed, 8, 10)
+        for status, count in run["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+        t = round(time.monotonic() - started)
+        samples.append({"t": t, "rss_mib": round(rss_mib(server.pid), 1), "requests_per_s": run["requests_per_s"]})
+        print(samples[-1], file=sys.stderr)
+    return {"seconds": seconds, "clients": 8, "statuses": statuses, "samples": samples}
+
+
+def soak_only(seconds: int) -> None:
+    """``--soak SECONDS``: only the memory run, on the index of ``MATCHER_SERVE_RECORDS`` (built if
+    need be), with the audit log written to a file and the index watched (every 2 s) as in service;
+    the mix: the lookups' queries, each a single-hash ``GET /m/raw_lookup``, and two 640x480 JPEG
+    matches among them. Figures to ``benchmarks/results/serve_soak[_<records>].json``."""
+    index = WORK / ("pdq10m" if RECORDS == 10_000_000 else f"pdq{RECORDS}")
+    codes = build_index(index, RECORDS)
+    hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 31)]
+    del codes
+    port = free_port()
+    command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
+    command += ["--config", str(WORK / "config"), "--audit-log", str(WORK / "soak-audit.jsonl")]
+    server = start(command, port, "/healthz")
+    images = [p.read_bytes() for p in make_images(WORK / f"images{IMAGES}", IMAGES)]
+    mixed = get_requests(hexes) + post_requests("/v1/match", images[:2], "image/jpeg")
+    load(port, mixed, 8, 5)  # warm up
+    try:
+        figures = {"records": RECORDS, "ours_soak": soak(server, port, mixed, seconds)}
+    finally:
+        stop(server)
+    name = "serve_soak" if RECORDS == 10_000_000 else f"serve_soak_{RECORDS}"
+    print(save(name, figures), file=sys.stderr)
 
 
 def table(figures: dict[str, Any]) -> str:
@@ -398,6 +433,9 @@ def table(figures: dict[str, Any]) -> str:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--table":
         print(table(json.loads(Path(sys.argv[2]).read_text())))
+        raise SystemExit(0)
+    if len(sys.argv) > 2 and sys.argv[1] == "--soak":
+        soak_only(int(sys.argv[2]))
         raise SystemExit(0)
     if len(sys.argv) > 2 and sys.argv[1] == "--build":  # build only (e.g. in the background beforehand)
         build_index(Path(sys.argv[2]), RECORDS)
