@@ -205,6 +205,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "ssl_keyfile": args.ssl_keyfile,
         "timeout_graceful_shutdown": 10,
         "server_header": False,
+        "access_log": bool(args.verbose),  # the audit log records every request already
         # X-Forwarded-For is believed only from the proxies named: else any client could write the
         # address that the audit log records
         "proxy_headers": bool(args.forwarded_allow_ips),
