@@ -195,6 +195,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
     import uvicorn
 
+    from ..serve.app import SWITCH_INTERVAL
+
+    sys.setswitchinterval(SWITCH_INTERVAL)  # this process serves: see SWITCH_INTERVAL
+
     from ..serve.app import create_app
 
     options: dict[str, Any] = {
