@@ -7,7 +7,7 @@
 * :func:`chunks` — cut an iterable into lists of a fixed size (the last one shorter).
 * :func:`pool_map` — a chunked task over a pool of worker processes, results in order.
 * :func:`single_threaded_faiss` — FAISS single-threaded while an in-process batch runs.
-* :func:`search_threads_set` — the threads of every search, set while a block runs (the service).
+* :func:`set_search_threads` — the threads of the searches made from the calling thread (the service).
 * :func:`atomic_file` / :func:`atomic_text` — an output written to a temporary name beside its path,
   fsynced and renamed over it, so that a reader sees the old file or the new one, never part of one
   (reports, run manifests, the index's ``manifest.json`` and ``shards.json``);
@@ -44,7 +44,7 @@ __all__ = [
     "watch_driver",
     "chunks",
     "pool_map",
-    "search_threads_set",
+    "set_search_threads",
     "single_threaded_faiss",
     "temporary_name",
     "remove_stale_temporaries",
@@ -138,23 +138,24 @@ def single_threaded_faiss() -> Iterator[None]:
     Each file's search is tiny; FAISS's OpenMP threads would only spin beside the hashing thread.
     This is process-wide: FAISS searches run by other threads meanwhile are single-threaded too.
     """
-    with search_threads_set(1):
-        yield
-
-
-@contextlib.contextmanager
-def search_threads_set(count: int) -> Iterator[None]:
-    """FAISS's OpenMP threads, and so the threads of every index search
-    (:func:`matcher.index.search.search_threads`), set to ``count`` while the block runs (restored
-    after). Process-wide, as :func:`single_threaded_faiss`."""
     import faiss
 
     before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(count)
+    faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def set_search_threads(count: int) -> None:
+    """FAISS's OpenMP threads, and so the threads of every index search
+    (:func:`matcher.index.search.search_threads`), set to ``count`` for searches made from the calling
+    thread: OpenMP keeps this setting per thread, and a thread starts with the process's default (for
+    a worker thread's searches, call this in that thread, e.g. as its executor's initializer)."""
+    import faiss
+
+    faiss.omp_set_num_threads(count)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

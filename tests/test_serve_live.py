@@ -113,3 +113,33 @@ def test_metrics_text_format() -> None:
     assert 'matcher_request_duration_seconds_bucket{route="lookup",le="+Inf"} 2' in text
     assert 'matcher_request_duration_seconds_count{route="lookup"} 2' in text
     assert "# TYPE matcher_index_generation gauge\nmatcher_index_generation 7" in text
+
+
+def test_the_batch_thread_searches_with_the_configured_threads() -> None:
+    """OpenMP keeps its thread count per thread: set in the event loop's thread, it would not reach the
+    batch thread, whose searches would then split over every core beside the event loop."""
+    import asyncio
+    import functools
+
+    from matcher.batch import set_search_threads
+    from matcher.index.search import search_threads
+    from matcher.serve.service import Batcher
+
+    before = search_threads()
+    set_search_threads(2)  # the calling thread's setting: not the batch thread's
+    batcher: Batcher[int, int] = Batcher(
+        lambda _snapshot, items: [search_threads() for _ in items],
+        8,
+        8,
+        thread_setup=functools.partial(set_search_threads, 1),
+    )
+
+    async def ask() -> int:
+        return await batcher.submit(None, 0)  # type: ignore[arg-type]
+
+    try:
+        assert asyncio.run(ask()) == 1
+        assert search_threads() == 2
+    finally:
+        batcher.close()
+        set_search_threads(before)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 import os
 import sys
@@ -34,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..batch import search_threads_set
+from ..batch import set_search_threads
 from ..errors import HashFormatError, MatcherError, UnknownAlgorithmError, UsageError
 from ..hashing import HashOptions
 from ..scan.options import FileResult, ScanOptions
@@ -89,10 +91,14 @@ class ServeState:
         self.keys = KeyStore(config.keys_path) if config.auth else None
         self.audit = AuditLog(config.audit_path)
         self.metrics = Metrics(config.metrics_dir)
+        # the batch threads search with search_threads threads (an OpenMP setting is per thread)
+        setup = functools.partial(set_search_threads, config.search_threads)
         self.lookups: Batcher[list[LookupQuery], list[LookupAnswer]] = Batcher(
-            lookup_batch, config.max_batch, config.max_pending, size=len
+            lookup_batch, config.max_batch, config.max_pending, size=len, thread_setup=setup
         )
-        self.uploads: Batcher[HashedEntry, FileResult] = Batcher(finish_uploads, 64, config.max_pending)
+        self.uploads: Batcher[HashedEntry, FileResult] = Batcher(
+            finish_uploads, 64, config.max_pending, thread_setup=setup
+        )
         self.hashing = anyio.CapacityLimiter(config.hash_threads)
         self.started = time.time()
 
@@ -512,9 +518,12 @@ def create_app(config: ServeConfig) -> Starlette:
         tasks = [loop.create_task(state.watch())] if config.reload_interval > 0 else []
         if config.metrics_dir is not None:
             tasks.append(loop.create_task(state.publish_metrics()))
+        # what the service holds from now on (modules, the index's structures) is never garbage: the
+        # collector need not walk it again on every full pass (profiled at 10M records:
+        # 15% of the event loop's time went to the collector before, 10% after)
+        gc.freeze()
         try:
-            with search_threads_set(config.search_threads):
-                yield
+            yield
         finally:
             for task in tasks:
                 task.cancel()

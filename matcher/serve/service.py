@@ -213,7 +213,8 @@ class _Waiting(Generic[T, R]):
 class Batcher(Generic[T, R]):
     """Gathers concurrent calls of ``run(snapshot, items) -> results`` (one result per item) into
     batches, run one at a time in a worker thread (see the module documentation). ``size`` gives
-    an item's weight against ``max_batch``; at most ``max_pending`` items wait (then :class:`Busy`)."""
+    an item's weight against ``max_batch``; at most ``max_pending`` items wait (then :class:`Busy`);
+    ``thread_setup`` runs first in the worker thread (e.g. its search threads)."""
 
     def __init__(
         self,
@@ -221,6 +222,7 @@ class Batcher(Generic[T, R]):
         max_batch: int,
         max_pending: int,
         size: Callable[[T], int] | None = None,
+        thread_setup: Callable[[], None] | None = None,
     ) -> None:
         self.run = run
         self.max_batch = max_batch
@@ -229,7 +231,7 @@ class Batcher(Generic[T, R]):
         self._waiting: list[_Waiting[T, R]] = []
         self._running = False
         # its own thread: one batch at a time, and a hop cheaper than anyio's worker threads
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="matcher-batch")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="matcher-batch", initializer=thread_setup)
 
     @property
     def pending(self) -> int:
