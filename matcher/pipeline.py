@@ -642,10 +642,11 @@ def _from_video_file(
                 return replace(entry, error="video changed while it was decoded from the file; its frames are not kept")
     except video.NoVideoStreamError:
         return replace(entry, note=f"no video stream ({entry.media.mime if entry.media else 'video'}); digests only")
-    except NotAFileError as exc:  # a link, FIFO or device swapped in since the digests: never read
+    except (NotAFileError, MatcherError) as exc:  # a link, FIFO or device swapped in: never read
         return replace(entry, error=str(exc))
-    except MatcherError as exc:
-        return replace(entry, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the batch
+        log.debug("%s: %s", entry.name, exc, exc_info=True)
+        return replace(entry, error=describe_error(exc))
     return entry.with_decoded(decoded)
 
 
