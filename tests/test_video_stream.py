@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,27 @@ def test_a_video_read_from_a_stream_stays_bounded_by_max_file_bytes(clips):
     got = read_source(files.read_stream, io.BytesIO(clips["known"]), "upload.mp4", None, REQUEST, SMALL)
     assert got.error == f"video file of {len(clips['known'])} bytes is over the limit of 4096 bytes; not decoded"
     assert got.digests is not None and got.frames == ()
+
+
+def test_a_video_that_changed_while_its_digests_were_read_is_not_decoded_from_the_file(evidence, monkeypatch):
+    real = files.read_entry
+    monkeypatch.setattr(files, "read_entry", lambda *args, **kwargs: replace(real(*args, **kwargs), changed=True))
+    got = read_entry(only_entry(evidence), REQUEST, SMALL)
+    assert got.error == "video changed while it was read; not decoded from the file"
+    assert got.changed and got.frames == ()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed middle", "garbage after the header"])
+def test_a_broken_video_decoded_from_its_file_is_one_record_with_an_error(evidence, clips, damage):
+    data = clips["known"]
+    half = len(data) // 2
+    broken = {
+        "truncated": data[:half],
+        "zeroed middle": data[: half // 2] + bytes(half) + data[half // 2 + half :],
+        "garbage after the header": data[:64] + bytes(range(256)) * (len(data) // 256),
+    }[damage]
+    (evidence / "big.mp4").write_bytes(broken)
+    got = read_entry(only_entry(evidence), REQUEST, SMALL)
+    held = read_entry(only_entry(evidence), REQUEST, HashOptions())
+    assert got.error is not None or got.frames
+    assert (got.error, frames_of(got)) == (held.error, frames_of(held))  # as it is from memory
