@@ -537,7 +537,7 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
 
 
 def decode_video(source: video.VideoSource, request: FeatureRequest, options: HashOptions) -> Decoded:
-    """Decode the video ``source`` (its bytes, or its file open read-only: :func:`matcher.files.reopen`)
+    """Decode the video ``source`` (its bytes, or its file open read-only: :func:`matcher.files.reopen_entry`)
     into the features of its sampled frames (:mod:`matcher.video`: frames chosen as vPDQ chooses
     them, each with its frame number and timestamp).
 
@@ -642,7 +642,7 @@ def _from_video_file(
                 return replace(entry, error="video changed while it was decoded from the file; its frames are not kept")
     except video.NoVideoStreamError:
         return replace(entry, note=f"no video stream ({entry.media.mime if entry.media else 'video'}); digests only")
-    except (NotAFileError, MatcherError) as exc:  # a link, FIFO or device swapped in: never read
+    except MatcherError as exc:  # changed since the digests, or a link, FIFO or device swapped in: never read
         return replace(entry, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the batch
         log.debug("%s: %s", entry.name, exc, exc_info=True)

@@ -3,7 +3,7 @@
 A video (MP4/MOV/3GP, Matroska/WebM, AVI: :attr:`matcher.imaging.MediaType.is_video`, by magic
 bytes) is decoded with PyAV (FFmpeg) from the bytes the pipeline read once, or, for a video too
 large to hold (over ``max_file_bytes``), from the file itself, re-opened read-only
-(:func:`matcher.files.reopen`). Frames are chosen as the
+(:func:`matcher.files.reopen_entry`). Frames are chosen as the
 reference vPDQ (``vpdq.computeHash``) chooses them, so that hashes line up frame for frame:
 
 * the frame rate is the stream's average rate, else its base rate (``r_frame_rate``);
@@ -163,7 +163,7 @@ def _stream_rate(stream: Any) -> Fraction | None:
 
 
 #: A video given as its bytes (held in memory), or as a binary file open for reading and seeking
-#: (read from the file, never written: :func:`matcher.files.reopen`).
+#: (read from the file, never written: :func:`matcher.files.reopen_entry`).
 VideoSource: TypeAlias = bytes | BinaryIO
 
 #: The compressed packets of one video held in memory between planning and decoding, at most; a
