@@ -16,6 +16,10 @@ renamed, re-timed or created under an evidence path.
   :class:`Entry` for everything met. Symbolic links inside the walk are reported, never followed;
   FIFOs, sockets and devices are reported, never opened. File-system problems become entries with an
   error message, never exceptions, so nothing met goes unrecorded.
+* :func:`reopen_entry` / :func:`reopen_file` open again, read-only and as the read opened it, a file
+  too large to hold in memory (a video the decoder then reads from the file), and refuse it unless
+  ``fstat`` still shows what was digested (:class:`FileIdentity`: device, inode, size, modification
+  time), so a file swapped or rewritten between the digests and the decode is never decoded.
 * :func:`display_path` turns a raw path into text for reports without losing undecodable bytes.
 """
 
@@ -36,12 +40,16 @@ __all__ = [
     "CHUNK_SIZE",
     "HEAD_SIZE",
     "Entry",
+    "FileIdentity",
     "ReadResult",
     "display_path",
     "path_inside",
     "read_entry",
     "read_file",
     "read_stream",
+    "reopen_entry",
+    "reopen_file",
+    "identity_of",
     "walk",
 ]
 
@@ -98,6 +106,22 @@ ENTRY_KINDS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """Which file, in which state, a read digested: its ``device`` and ``inode``, ``size`` and
+    modification time (``mtime_ns``), from ``fstat`` of the open file after the read."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        """The identity ``fstat`` (or ``stat``) gave."""
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class ReadResult:
     """What one streamed read of a file or stream produced.
 
@@ -105,7 +129,9 @@ class ReadResult:
     up to :data:`HEAD_SIZE` bytes; ``data`` is the whole content when it was kept, else ``None``.
     ``noatime`` tells whether ``O_NOATIME`` was in effect (so the access time cannot have moved), and
     ``changed`` whether the file's size or modification time differed between just before and just
-    after the read, i.e. the content may not be one consistent state of the file.
+    after the read, i.e. the content may not be one consistent state of the file. ``identity`` is
+    the file's :class:`FileIdentity` after the read (``None`` for a stream), for :func:`reopen_entry`
+    and :func:`reopen_file`.
     """
 
     size: int
@@ -114,6 +140,7 @@ class ReadResult:
     data: bytes | None
     noatime: bool
     changed: bool
+    identity: FileIdentity | None = None
 
 
 def read_file(
@@ -187,21 +214,8 @@ def _read_path(
     one name at a time, following no link (see :func:`_open_below`)."""
     _check_keep_arguments(keep, max_keep_bytes)
     name = display_path(path)[0]
+    fd, noatime, before = _open_checked(path, name, follow=follow, root=root)
     try:
-        if root is not None and _OPENS_AT and _below(root, path) is not None:
-            fd, noatime = _open_below(root, path, name)
-        else:
-            fd, noatime = _open_regular(path, name, follow=follow)
-    except OSError as exc:
-        raise _read_error(f"{name}: cannot open", exc) from exc
-    try:
-        try:
-            before = os.fstat(fd)
-            _require_regular(name, before.st_mode)  # whatever may have been swapped in since the look
-            if hasattr(os, "set_blocking"):
-                os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
-        except OSError as exc:
-            raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
         # A file that keeps growing is not read forever: reading stops once it has grown by its own size
         # (at least GROWTH_ALLOWANCE bytes) since it was opened, and the result says it changed.
         stop_after = before.st_size + max(before.st_size, GROWTH_ALLOWANCE)
@@ -217,7 +231,84 @@ def _read_path(
     changed = size > stop_after or (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
     if changed:
         logger.debug("%s changed while it was being read", name)
-    return ReadResult(size, digests, head, data, noatime, changed)
+    return ReadResult(size, digests, head, data, noatime, changed, FileIdentity.of(after))
+
+
+def _open_checked(path: bytes, name: str, *, follow: bool, root: bytes | None) -> tuple[int, bool, os.stat_result]:
+    """Open ``path`` read-only as :func:`_read_path` reads it (below ``root`` following no link, else
+    following a final link only with ``follow``), check with ``fstat`` that it is a regular file and
+    make the descriptor blocking; the descriptor, whether ``O_NOATIME`` applied, and the ``fstat``."""
+    try:
+        if root is not None and _OPENS_AT and _below(root, path) is not None:
+            fd, noatime = _open_below(root, path, name)
+        else:
+            fd, noatime = _open_regular(path, name, follow=follow)
+    except OSError as exc:
+        raise _read_error(f"{name}: cannot open", exc) from exc
+    try:
+        before = os.fstat(fd)
+        _require_regular(name, before.st_mode)  # whatever may have been swapped in since the look
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # O_NONBLOCK was only for the open
+    except OSError as exc:
+        os.close(fd)
+        raise _read_error(f"{name}: cannot examine the opened file", exc) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, noatime, before
+
+
+def reopen_entry(entry: Entry, identity: FileIdentity) -> BinaryIO:
+    """The file a :func:`walk` entry lists, opened again read-only exactly as :func:`read_entry`
+    opens it (no link below the path the user gave is followed), for reading it a second time
+    (a video too large to hold in memory is decoded from its file).
+
+    Refused unless ``fstat`` of what was opened shows ``identity`` (what :func:`read_entry`
+    digested, :attr:`ReadResult.identity`): :class:`~matcher.errors.FileReadError` saying the file
+    changed since it was digested; :class:`~matcher.errors.NotAFileError` for a link, FIFO or device
+    swapped in. The caller closes the returned binary file (read-only; its ``fileno`` is the open
+    descriptor, for :func:`identity_of`).
+    """
+    if entry.kind != "file":
+        raise NotAFileError(f"{display_path(entry.path)[0]}: {entry.not_read()[1]}")
+    root = None if entry.root == entry.path else entry.root
+    return _reopen(entry.path, identity, follow=entry.root == entry.path, root=root)
+
+
+def reopen_file(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes], identity: FileIdentity, *, follow_symlinks: bool = True
+) -> BinaryIO:
+    """The file at ``path`` opened again read-only as :func:`read_file` opens it, refused unless it
+    is still the file ``identity`` describes (see :func:`reopen_entry`)."""
+    return _reopen(_fsencode(path), identity, follow=follow_symlinks, root=None)
+
+
+def _reopen(path: bytes, identity: FileIdentity, *, follow: bool, root: bytes | None) -> BinaryIO:
+    name = display_path(path)[0]
+    fd, _noatime, st = _open_checked(path, name, follow=follow, root=root)
+    if FileIdentity.of(st) != identity:
+        os.close(fd)
+        error = FileReadError(
+            f"{name}: changed since its digests were computed (device, inode, size or modification time "
+            "differ); not decoded"
+        )
+        error.errno = errno.ESTALE
+        raise error
+    try:
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def identity_of(stream: BinaryIO) -> FileIdentity | None:
+    """The :class:`FileIdentity` of the open file ``stream`` now (``None`` when it has no descriptor
+    or ``fstat`` fails), to check after reading it again that it did not change meanwhile."""
+    try:
+        return FileIdentity.of(os.fstat(stream.fileno()))
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def read_stream(

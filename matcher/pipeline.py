@@ -31,7 +31,15 @@ One rule for what is not decoded, in every command
   ``match``/``known_good`` on a digest match) with that note, ``matcher cluster`` lists it as
   ``skipped`` (there is nothing to group it by) with that note, and ``matcher compare`` refuses it
   (it compares images and videos) with a message saying so.
-* An image over ``max_file_bytes`` is digested, not decoded: an **error** saying so.
+* An image over ``max_file_bytes`` is digested, not decoded: an **error** saying so. A video over
+  it (a seized drive's multi-GB recording) is not held in memory but decoded from its file: once
+  digested, the file is opened again read-only, as it was read (no link below the given path is
+  followed), and decoded only if ``fstat`` shows the same device, inode, size and modification time
+  as the read digested, before and after the decode (:func:`matcher.files.reopen_entry`); a file
+  swapped or rewritten in between is an **error**, never decoded. The decoder holds at most
+  :data:`matcher.video.HELD_PACKET_BYTES` of compressed packets (more: the file is demuxed twice),
+  and the video limits (``--max-video-seconds``, the decode time budget, the pixel limit) bound the
+  rest. A video read from a stream (standard input, an upload) stays bounded by ``max_file_bytes``.
 * An image that cannot be decoded is an **error** with the decoder's reason; the frames decoded
   before a failure are kept, and the failure is an extra record naming the frame.
 * Links, FIFOs, sockets and devices met in a walk are never opened: **skipped**, with a note saying
@@ -46,8 +54,10 @@ import logging
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, BinaryIO
 
+import numpy as np
 from PIL import Image
 
 from . import files, imaging, local_features, video
@@ -404,20 +414,30 @@ def region_views_searchable(algorithm: str, views: Mapping[str, Sequence[str]]) 
 
 
 def frame_features(
-    image: Image.Image,
+    image: Image.Image | None,
     request: FeatureRequest,
     full_size: tuple[int, int],
     index: int | None = None,
     timestamp: float | None = None,
     algorithms: Sequence[Algorithm] | None = None,
+    pixels: np.ndarray | None = None,
 ) -> FrameFeatures:
     """The features ``request`` asks for of one decoded RGB frame.
 
     ``full_size`` is the frame's full-scale size (``image`` may be decoded at reduced scale).
-    ``algorithms`` are the request's, when the caller has them resolved already.
+    ``algorithms`` are the request's, when the caller has them resolved already. ``pixels``: the
+    frame at full scale as an HxWx3 array, when the caller has it (a video frame); plain hashes are
+    then computed from it (:meth:`~matcher.algorithms.base.Algorithm.hash_array`), and ``image``
+    may be ``None`` (made from ``pixels`` only when a view, variant or local feature needs it).
     """
     algos = tuple(algorithms) if algorithms is not None else request.resolved()
-    size = None if image.size == full_size else full_size  # decoded at reduced scale (draft)
+    picture = image
+    if picture is None:
+        if pixels is None:
+            raise UsageError("frame_features needs an image or its pixels")
+        if request.query_views is not None or request.variants or request.known_views or request.local is not None:
+            picture = Image.fromarray(pixels)
+    size = None if picture is None or picture.size == full_size else full_size  # decoded at reduced scale (draft)
     hashes: dict[str, Hash] = {}
     variants: dict[str, dict[str, Hash]] = {}
     known: dict[str, dict[str, Hash]] = {}
@@ -427,7 +447,7 @@ def frame_features(
         if query is not None:
             views = query_view_hashes(
                 algorithm,
-                image,
+                _needed(picture),
                 size,
                 rotations=query.rotations,
                 trim_borders=query.trim_borders,
@@ -436,14 +456,23 @@ def frame_features(
             variants[name] = views
             hashes[name] = views["orig"]
         elif request.variants:
-            variants[name] = variant_hashes(algorithm, image, size, rotations=True)
+            variants[name] = variant_hashes(algorithm, _needed(picture), size, rotations=True)
             hashes[name] = variants[name]["orig"]
+        elif pixels is not None and size is None:
+            hashes[name] = algorithm.hash_array(pixels)
         else:
-            hashes[name] = algorithm.hash_image(image, full_size=size)
+            hashes[name] = algorithm.hash_image(_needed(picture), full_size=size)
         if request.known_views:
-            known[name] = known_view_hashes(algorithm, image, size, main=hashes[name])
-    descriptors = None if request.local is None else local_features.extract(image, request.local)
+            known[name] = known_view_hashes(algorithm, _needed(picture), size, main=hashes[name])
+    descriptors = None if request.local is None else local_features.extract(_needed(picture), request.local)
     return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors)
+
+
+def _needed(picture: Image.Image | None) -> Image.Image:
+    """The frame's picture, which :func:`frame_features` has made when a feature needs it."""
+    if picture is None:  # pragma: no cover - frame_features makes it whenever a branch needs it
+        raise UsageError("frame_features needs the frame's image for this request")
+    return picture
 
 
 def _frames(
@@ -507,9 +536,10 @@ def decode(source: bytes | Image.Image, request: FeatureRequest, options: HashOp
     return Decoded(width, height, frame_count, tuple(frames), None, None)
 
 
-def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> Decoded:
-    """Decode the video in ``data`` into the features of its sampled frames (:mod:`matcher.video`:
-    frames chosen as vPDQ chooses them, each with its frame number and timestamp).
+def decode_video(source: video.VideoSource, request: FeatureRequest, options: HashOptions) -> Decoded:
+    """Decode the video ``source`` (its bytes, or its file open read-only: :func:`matcher.files.reopen_entry`)
+    into the features of its sampled frames (:mod:`matcher.video`: frames chosen as vPDQ chooses
+    them, each with its frame number and timestamp).
 
     A container without a video stream raises :class:`matcher.video.NoVideoStreamError` (the
     caller makes it a digests-only note); every other failure is the result's ``error``, after
@@ -523,13 +553,14 @@ def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> 
         request = replace(request, variants=False)
     algorithms = request.resolved()
     try:
-        info = video.open_video(data, options.max_pixels)
+        reader = video.VideoReader(source, options.video, options.max_pixels)
     except video.NoVideoStreamError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes the result's error
         return Decoded(None, None, None, (), describe_error(exc), None)
+    info = reader.info
     frames: list[FrameFeatures] = []
-    sampler = video.iter_video_frames(data, options.video, options.max_pixels)
+    sampler = reader.frames()
     count = info.frame_count
     try:
         while True:
@@ -538,15 +569,15 @@ def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> 
             except StopIteration as stop:
                 count = stop.value.frame_count if stop.value is not None else count
                 break
-            image = Image.fromarray(sampled.pixels)
             frames.append(
                 frame_features(
-                    image,
+                    None,
                     request,
                     (sampled.width, sampled.height),
                     sampled.index,
                     sampled.timestamp,
                     algorithms=algorithms,
+                    pixels=sampled.pixels,
                 )
             )
     except Exception as exc:  # noqa: BLE001
@@ -556,6 +587,7 @@ def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> 
         return Decoded(info.width, info.height, count, tuple(frames), describe_error(exc), failed)
     finally:
         sampler.close()
+        reader.close()
     frames.sort(key=lambda f: f.index or 0)
     if not frames:
         return Decoded(info.width, info.height, count, (), "no frame could be decoded", None)
@@ -567,13 +599,21 @@ def decode_video(data: bytes, request: FeatureRequest, options: HashOptions) -> 
 
 
 def _from_read(
-    base: EntryFeatures, result: files.ReadResult, request: FeatureRequest, options: HashOptions
+    base: EntryFeatures,
+    result: files.ReadResult,
+    request: FeatureRequest,
+    options: HashOptions,
+    reopen: Callable[[files.FileIdentity], BinaryIO] | None = None,
 ) -> EntryFeatures:
-    """The features of a read file: the rule of the module documentation, then the decoder."""
+    """The features of a read file: the rule of the module documentation, then the decoder.
+    ``reopen``: how to open the file again (:func:`matcher.files.reopen_entry`), for a video too
+    large to hold in memory."""
     media = imaging.sniff(result.head)
     entry = replace(
         base, size=result.size, digests=result.digests, media=media, changed=result.changed, noatime=result.noatime
     )
+    if media is not None and media.is_video and result.data is None and result.size > 0 and reopen is not None:
+        return _from_video_file(entry, result, reopen, request, options)
     error, note = not_decoded(result, media, options.max_file_bytes)
     if error is not None or note is not None or result.data is None:
         return replace(entry, error=error, note=note)
@@ -581,6 +621,33 @@ def _from_read(
         return entry.with_decoded(decode(result.data, request, options))
     except video.NoVideoStreamError:
         return replace(entry, note=f"no video stream ({media.mime if media else 'video'}); digests only")
+
+
+def _from_video_file(
+    entry: EntryFeatures,
+    result: files.ReadResult,
+    reopen: Callable[[files.FileIdentity], BinaryIO],
+    request: FeatureRequest,
+    options: HashOptions,
+) -> EntryFeatures:
+    """A video over ``max_file_bytes``, decoded from its file opened again read-only, refused (an
+    error, no frames) unless it is still the file digested, before and after the decode."""
+    identity = result.identity
+    if identity is None or result.changed:
+        return replace(entry, error="video changed while it was read; not decoded from the file")
+    try:
+        with reopen(identity) as stream:
+            decoded = decode_video(stream, request, options)
+            if files.identity_of(stream) != identity:
+                return replace(entry, error="video changed while it was decoded from the file; its frames are not kept")
+    except video.NoVideoStreamError:
+        return replace(entry, note=f"no video stream ({entry.media.mime if entry.media else 'video'}); digests only")
+    except MatcherError as exc:  # changed since the digests, or a link, FIFO or device swapped in: never read
+        return replace(entry, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the batch
+        log.debug("%s: %s", entry.name, exc, exc_info=True)
+        return replace(entry, error=describe_error(exc))
+    return entry.with_decoded(decoded)
 
 
 def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions) -> EntryFeatures:
@@ -601,7 +668,7 @@ def read_entry(entry: files.Entry, request: FeatureRequest, options: HashOptions
     except Exception as exc:  # noqa: BLE001 - nothing about one file may stop the batch
         log.debug("%s: %s", name, exc, exc_info=True)
         return replace(base, error=describe_error(exc))
-    out = _from_read(base, result, request, options)
+    out = _from_read(base, result, request, options, lambda identity: files.reopen_entry(entry, identity))
     if entry.size is not None and result.size != entry.size:  # rewritten or replaced since the walk
         out = replace(
             out,
@@ -624,13 +691,17 @@ def read_source(
 ) -> EntryFeatures:
     """Read ``source`` once with ``read`` (:func:`matcher.files.read_file` for a path,
     :func:`matcher.files.read_stream` for a stream) and decode it. A file that cannot be read gets
-    the error; nothing else raises for a problem of the content."""
+    the error; nothing else raises for a problem of the content. A video file (not a stream) over
+    ``max_file_bytes`` is decoded from the file, opened again (:func:`matcher.files.reopen_file`)."""
     base = EntryFeatures(path, name, raw_hex)
     try:
         result = read(source, keep=keep_if_image, max_keep_bytes=options.max_file_bytes)
     except MatcherError as exc:
         return replace(base, error=str(exc))
-    return _from_read(base, result, request, options)
+    reopen: Callable[[files.FileIdentity], BinaryIO] | None = None
+    if read is files.read_file and isinstance(source, (str, bytes, os.PathLike)):
+        reopen = partial(files.reopen_file, source)
+    return _from_read(base, result, request, options, reopen)
 
 
 def image_content(result: files.ReadResult, name: str, max_file_bytes: int) -> bytes:

@@ -199,3 +199,17 @@ def test_mutated_videos_give_records_with_clear_errors_never_a_crash():
         assert records, number
         for record in records:
             assert record.error is None or "unexpected" not in record.error, (number, record.error)
+
+
+def test_a_video_frame_hashed_from_its_array_has_the_hashes_of_its_image(clips):
+    from PIL import Image
+
+    from matcher import algorithms
+    from matcher.pipeline import frame_features
+
+    request = FeatureRequest(tuple(algorithms.names()))
+    for frame in iter_video_frames(clips["h264.mp4"].read_bytes(), VideoOptions(fps=0.5)):
+        size = (frame.width, frame.height)
+        from_array = frame_features(None, request, size, frame.index, frame.timestamp, pixels=frame.pixels)
+        from_image = frame_features(Image.fromarray(frame.pixels), request, size, frame.index, frame.timestamp)
+        assert from_array == from_image
