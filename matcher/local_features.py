@@ -37,9 +37,9 @@ affine transform fitted with OpenCV's MAGSAC++)
   known keypoints and fall inside the frame under the transform, at least ``min_coverage`` hold an
   inlier, and the inliers' convex hull covers at least ``min_spread`` of the part of the known image
   the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`);
-* leaves no part of the known image unexplained (below 40 inliers and a 55 % share, no
-  inlier-free rectangle of an 8 x 8 grid over the known image holds over 30 % of the keypoints the
-  frame shows).
+* leaves no part of the known image unexplained (below 40 inliers, no inlier-free rectangle of an
+  8 x 8 grid over the known image holds over 30 % of the keypoints the frame shows; excused for a
+  view shown under 0.8 of the known image's size with a 55 % inlier share).
 
 **Shared regions are not matches**: a region two unrelated images share (a logo, a watermark, a
 caption band, an app's interface, the same word on two text cards) gives a few consistent matches
@@ -378,13 +378,14 @@ class MatchRule:
       share of 0.15-0.42): the rest of each image matches nothing consistently. A true view of
       the known image, even a 30 % crop or a collage tile, has at least 0.44 in 99 % of cases.
       It also bounds the estimator's iterations (:attr:`max_iterations`).
-    - ``max_hole``/``hole_inliers``/``hole_share``: a match with fewer than ``hole_inliers``
-      inliers and an inlier share below ``hole_share`` is refused when some rectangle of the known
-      image (on an 8 x 8 grid) holds more than ``max_hole`` of its keypoints the frame shows and
-      not one inlier: the frame shares only part of the known image (an app's interface around a
-      different picture, a logo, a caption band) and the rest, where its own content is, does not
-      match. A small view whose tentative matches nearly all agree (a collage tile: 27 of 32) is
-      not refused for a hole where its fine texture did not survive the downscaling.
+    - ``max_hole``/``hole_inliers``/``hole_share``/``hole_scale``: a match with fewer than
+      ``hole_inliers`` inliers is refused when some rectangle of the known image (on an 8 x 8
+      grid) holds more than ``max_hole`` of its keypoints the frame shows and not one inlier: the
+      frame shares only part of the known image (an app's interface around a different picture, a
+      logo, a caption band, a background with another foreground) and the rest, where its own
+      content is, does not match. Excused: a view shown smaller than ``hole_scale`` whose
+      tentative matches nearly all agree (share at least ``hole_share``; a collage tile: 27 of 32
+      at scale 0.5), where the fine texture of the hole did not survive the downscaling.
     """
 
     ratio: float = 0.8
@@ -403,6 +404,7 @@ class MatchRule:
     max_hole: float = 0.3
     hole_inliers: int = 40
     hole_share: float = 0.55
+    hole_scale: float = 0.8
     min_share: float = 0.35
 
     def __post_init__(self) -> None:
@@ -426,6 +428,8 @@ class MatchRule:
             raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
         if not 0.0 < self.max_hole <= 1.0:
             raise UsageError(f"max_hole must be in (0, 1], not {self.max_hole!r}")
+        if self.hole_scale <= 0.0:
+            raise UsageError(f"hole_scale must be positive, not {self.hole_scale!r}")
         for name in ("hole_share", "min_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -445,7 +449,8 @@ class MatchRule:
 #: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
 #: and :data:`KNOWN_PARAMS`), chosen by measurement (``docs/local-features.md``): affine, MAGSAC++,
 #: 15 inliers that are at least 35 % of the tentative matches, and no inlier-free rectangle over 30 %
-#: of the shown keypoints below 40 inliers and a 55 % share. The coverage and spread conditions cost
+#: of the shown keypoints below 40 inliers (unless a view under 0.8 of the known image's size has a
+#: 55 % share). The coverage and spread conditions cost
 #: collage tiles and heavy crops recall and refuse nothing the share and the hole do not: off here.
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
@@ -613,7 +618,8 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
     if spread < rule.min_spread:
         return None
     hole = _hole(known, src[mask], matrix, (query.width, query.height))
-    if inliers < rule.hole_inliers and hole > rule.max_hole and inliers < rule.hole_share * len(query_rows):
+    excused = inliers >= rule.hole_share * len(query_rows) and scale < rule.hole_scale  # a small view
+    if inliers < rule.hole_inliers and hole > rule.max_hole and not excused:
         return None
     rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
     return LocalMatch(
