@@ -8,7 +8,7 @@ Run (about 8 minutes at 100,000 known images on 2 shared cores, 5 GB of memory):
 
 The known set: ``TARGETS`` real known images (generated scenes of the kinds landscape, shapes and
 text, 640 x 480, features extracted as an index stores them: ``KNOWN_PARAMS``), and synthetic known
-images up to the size: each holds 200 descriptors drawn at random from a pool of real descriptors
+images up to the size: each holds ``KNOWN_PARAMS.max_keypoints`` descriptors drawn at random from a pool of real descriptors
 (``POOL`` other generated scenes, all four kinds), each with every bit flipped with probability
 1/8 (about 32 bits). So the distractors have ORB's bit statistics (biased and correlated bits,
 texture and text codes) but are not copies of one another. The queries (extracted as a scan does:
@@ -49,6 +49,7 @@ TARGETS = env_int("MATCHER_LOCAL_TARGETS", 12)
 POOL = env_int("MATCHER_LOCAL_POOL", 120)
 FLAT_QUERIES = env_int("MATCHER_LOCAL_FLAT_QUERIES", 6)  # the exact search on a subset at 100k (seconds a frame)
 KINDS = ("landscape", "shapes", "text")
+PER_IMAGE = lf.KNOWN_PARAMS.max_keypoints  # descriptors of a synthetic known image
 
 
 def _known_sets() -> tuple[
@@ -79,7 +80,7 @@ def _known_sets() -> tuple[
 
 def _synthetic(pool: np.ndarray, images: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    out = np.empty((images * 200, 32), np.uint8)
+    out = np.empty((images * PER_IMAGE, 32), np.uint8)
     step = 1_000_000
     for start in range(0, len(out), step):
         n = min(step, len(out) - start)
@@ -133,9 +134,9 @@ def _measure(
 
 def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray) -> LocalTable:
     """The index's local table of the real known images (records 1..TARGETS) and the synthetic ones."""
-    count = len(known) + len(synthetic) // 200
+    count = len(known) + len(synthetic) // PER_IMAGE
     sizes = np.tile(np.array([[640, 480]], np.uint32), (count, 1))
-    counts = np.array([len(k) for k in known] + [200] * (len(synthetic) // 200), np.int64)
+    counts = np.array([len(k) for k in known] + [PER_IMAGE] * (len(synthetic) // PER_IMAGE), np.int64)
     starts = np.zeros(count + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
     rng = np.random.default_rng(1)
@@ -207,7 +208,7 @@ def test_local_search() -> None:
             row[f"stage_tree_{p1}x{p2}"] = _stage(table, images, probes)
             row[f"vote_tree_{p1}x{p2}"] = _measure(_Probed(table.tree, probes), queries, known, verify=False)
         descriptors = np.concatenate([real, synthetic])
-        owners = np.concatenate([real_owners, len(known) + np.arange(len(synthetic)) // 200]).astype(np.int64)
+        owners = np.concatenate([real_owners, len(known) + np.arange(len(synthetic)) // PER_IMAGE]).astype(np.int64)
         del table
         flat = faiss.IndexBinaryFlat(256)
         flat.add(descriptors)

@@ -10,8 +10,8 @@ The steps
 1. **Extract** (:func:`extract`): the frame, in grey and scaled to at most
    :attr:`ExtractParams.max_side` pixels on its long side, gives ORB keypoints; they are spread over
    a grid (each cell keeps its strongest first) and capped at :attr:`ExtractParams.max_keypoints`.
-   Known images keep few, found at a coarse scale (:data:`KNOWN_PARAMS`: 200 at 320 pixels, 7.2 KB
-   a known image); evidence frames, which are never stored, keep more (:data:`QUERY_PARAMS`). A
+   Known images keep few, found at a coarse scale (:data:`KNOWN_PARAMS`: 186 at 320 pixels, 8.0 KB
+   a known image in the index); evidence frames, which are never stored, keep more (:data:`QUERY_PARAMS`). A
    flat image has no keypoints: an empty set, not an error.
 2. **Vote** (:func:`vote`): each descriptor of the frame asks a :class:`DescriptorSearch` for its
    nearest known descriptors; each known image within :attr:`MatchRule.vote_distance` bits gets one
@@ -26,7 +26,9 @@ The match rule (:class:`MatchRule`, defaults measured by ``benchmarks/local_feat
 A known image is found in a frame when the transform fitted to the matched points (by default an
 affine transform fitted with OpenCV's MAGSAC++)
 
-* has at least ``min_inliers`` inliers (15 by default);
+* has at least ``min_inliers`` inliers (15 by default), at least ``min_share`` of the tentative
+  matches (35 % by default: two images sharing only a word, a logo or an interface match a few
+  points of that region consistently and the rest not at all);
 * is a sane view: its scale (frame pixels per known pixel) lies in ``[min_scale, max_scale]`` and,
   for an affine or homography model, its anisotropy (ratio of the two axis scales) is at most
   ``max_anisotropy``;
@@ -34,11 +36,15 @@ affine transform fitted with OpenCV's MAGSAC++)
 * is spread over the known image: of the cells of a 4 x 4 grid over the known image that hold
   known keypoints and fall inside the frame under the transform, at least ``min_coverage`` hold an
   inlier, and the inliers' convex hull covers at least ``min_spread`` of the part of the known image
-  the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`).
+  the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`);
+* leaves no part of the known image unexplained (below 40 inliers, no inlier-free rectangle of an
+  8 x 8 grid over the known image holds over 30 % of the keypoints the frame shows; excused for a
+  view shown under 0.8 of the known image's size with a 55 % inlier share).
 
-**Shared regions are not matches**: against known images (:data:`KNOWN_PARAMS`, a coarser scale
-than the frame's), no logo, watermark, caption band or interface shared by unrelated images reached
-15 inliers in the probe; between two frames extracted alike a shared logo or caption band matches
+**Shared regions are not matches**: a region two unrelated images share (a logo, a watermark, a
+caption band, an app's interface, the same word on two text cards) gives a few consistent matches
+among many that disagree (the inlier share) and leaves the known image's own content without an
+inlier (the hole); between two frames extracted alike a shared logo or caption band matches
 point for point, but its inliers form a thin hull, which :data:`EVIDENCE_PAIR_RULE` refuses.
 
 The result (:class:`LocalMatch`) says how many inliers, the 3 x 3 transform (known image pixels to
@@ -62,6 +68,7 @@ from .errors import MatcherError, UsageError
 
 __all__ = [
     "DESCRIPTOR_BYTES",
+    "POINT_STEPS",
     "KNOWN_PARAMS",
     "QUERY_PARAMS",
     "DEFAULT_RULE",
@@ -92,6 +99,9 @@ MODELS: tuple[str, ...] = ("similarity", "affine", "homography")
 METHODS: tuple[str, ...] = ("ransac", "magsac")
 #: Fixed-point unit of stored keypoint coordinates: a coordinate is its fraction of the frame side.
 _COORD_SCALE = 65535.0
+#: Keypoint positions lie on a grid of ``POINT_STEPS + 1`` steps a side (12 bits: 0.16 pixels of a
+#: 640-pixel frame), so an index stores a position in 3 bytes, losslessly.
+POINT_STEPS = 4095
 _MAGIC = b"LF01"  # the stored form's header: magic, then width, height, keypoints, descriptor bytes (uint32)
 _GRID = 4  # coverage grid over the known image, cells per side
 
@@ -129,7 +139,7 @@ def _cv2() -> Any:
 class ExtractParams:
     """How keypoints are detected and described.
 
-    - ``max_keypoints``: keypoints kept per frame (36 bytes each when stored).
+    - ``max_keypoints``: keypoints kept per frame (43 bytes each in an index).
     - ``max_side``: the frame is scaled down (never up) to this long side before detection.
     - ``detect_factor``: ORB detects ``detect_factor * max_keypoints`` before the grid spreads them.
     - ``scale_factor``/``levels``: ORB's pyramid (ratio between levels, number of levels).
@@ -159,9 +169,12 @@ class ExtractParams:
             raise UsageError(f"max_keypoints must be at most 65535, not {self.max_keypoints}")
 
 
-#: What images added to an index keep: 200 keypoints found at 320 pixels on the long side (coarse
-#: structure, which survives the downscaling of collages and screenshots), 7,200 bytes of arrays.
-KNOWN_PARAMS = ExtractParams(max_keypoints=200, max_side=320)
+#: What images added to an index keep: 186 keypoints found at 320 pixels on the long side (coarse
+#: structure, which survives the downscaling of collages and screenshots) on 6 pyramid levels (down
+#: to 128 pixels: the query's pyramid covers smaller views), 8,022 bytes a known image in the index.
+#: Chosen by measurement (``docs/local-features.md``): 200 keypoints on 8 levels cost 8,929 bytes;
+#: 6 levels put the keypoints the coarsest two took where they match, so 186 find as much.
+KNOWN_PARAMS = ExtractParams(max_keypoints=186, max_side=320, levels=6)
 #: What evidence frames keep (never stored): more keypoints at 640 pixels, so a known image shown
 #: small (a collage tile, a screenshot) still has enough of its own.
 QUERY_PARAMS = ExtractParams(max_keypoints=1500, max_side=640, detect_factor=2)
@@ -172,12 +185,14 @@ class LocalFeatures:
     """One frame's local features.
 
     ``width``/``height`` are the frame's size in pixels; ``points`` the keypoints' coordinates as
-    ``uint16`` fractions of that size (``x / width * 65535``; :meth:`xy` gives pixels);
-    ``descriptors`` the keypoints' binary descriptors, ``uint8`` of shape ``(n, 32)`` for ORB's
-    256-bit codes (other binary descriptors have other widths).
+    ``uint16`` fractions of that size (``x / width * 65535``, on the 12-bit grid of
+    :data:`POINT_STEPS` when extracted; :meth:`xy` gives pixels); ``descriptors`` the keypoints'
+    binary descriptors, ``uint8`` of shape ``(n, 32)`` for ORB's 256-bit codes (other binary
+    descriptors have other widths).
     Keypoint scale and angle are not kept: the verification needs only positions.
-    Equal when size, points and descriptors are equal. Pickles; :meth:`to_bytes` is the compact
-    form an index stores (20 bytes, then 36 bytes an ORB keypoint).
+    Equal when size, points and descriptors are equal. Pickles; :meth:`to_bytes` is a compact
+    self-describing form (20 bytes, then 36 bytes an ORB keypoint); an index stores 43 bytes a
+    keypoint (:mod:`matcher.index.local_table`).
     """
 
     width: int
@@ -321,8 +336,11 @@ def features_from_keypoints(
     width, height = frame
     if descriptors is None or not keypoints:
         return LocalFeatures(width, height, np.zeros((0, 2), np.uint16), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
-    xy = np.array([kp.pt for kp in keypoints], np.float64)
-    response = np.array([kp.response for kp in keypoints], np.float64)
+    xy = np.asarray(_cv2().KeyPoint_convert(keypoints), np.float64).reshape(-1, 2)
+    if len(xy) <= params.max_keypoints:  # all kept: no ranking needed (reading responses costs a Python loop)
+        response = np.zeros(len(xy))
+    else:
+        response = np.fromiter((kp.response for kp in keypoints), np.float64, len(keypoints))
     if params.response_floor > 0 and len(response) > params.max_keypoints:
         reference = np.partition(response, len(response) - params.max_keypoints)[len(response) - params.max_keypoints]
         strong = np.flatnonzero(response >= params.response_floor * reference)
@@ -330,7 +348,8 @@ def features_from_keypoints(
     keep = spread_keypoints(xy, response, work, params.grid, params.max_keypoints)
     scale = np.array([width / work[0], height / work[1]])
     fraction = (xy[keep] + 0.5) * scale / np.array([width, height])  # pixel centres, as fractions
-    points = np.clip(np.rint(fraction * _COORD_SCALE), 0, _COORD_SCALE).astype(np.uint16)
+    steps = np.clip(np.rint(fraction * POINT_STEPS), 0, POINT_STEPS)  # on the 12-bit grid
+    points = np.rint(steps * (_COORD_SCALE / POINT_STEPS)).astype(np.uint16)
     return LocalFeatures(width, height, points, descriptors[keep])
 
 
@@ -353,11 +372,20 @@ class MatchRule:
     - ``vote_distance``/``min_votes``: a known image is a candidate when at least ``min_votes``
       frame descriptors have one of its descriptors within ``vote_distance`` bits among their
       nearest.
-    - ``max_hole``/``hole_inliers``: a match with fewer than ``hole_inliers`` inliers is refused when
-      some rectangle of the known image (on an 8 x 8 grid) holds more than ``max_hole`` of its
-      keypoints the frame shows and not one inlier: the frame shares only part of the known image
-      (an app's interface around a different picture, a logo, a caption band) and the rest, where
-      its own content is, does not match.
+    - ``min_share``: at least this share of the tentative matches (those passing the ratio test)
+      must be inliers. Two unrelated images that share only a small region (the same word in the
+      same font on two text cards, a logo) give 15-36 inliers among 60-120 tentative matches (a
+      share of 0.15-0.42): the rest of each image matches nothing consistently. A true view of
+      the known image, even a 30 % crop or a collage tile, has at least 0.44 in 99 % of cases.
+      It also bounds the estimator's iterations (:attr:`max_iterations`).
+    - ``max_hole``/``hole_inliers``/``hole_share``/``hole_scale``: a match with fewer than
+      ``hole_inliers`` inliers is refused when some rectangle of the known image (on an 8 x 8
+      grid) holds more than ``max_hole`` of its keypoints the frame shows and not one inlier: the
+      frame shares only part of the known image (an app's interface around a different picture, a
+      logo, a caption band, a background with another foreground) and the rest, where its own
+      content is, does not match. Excused: a view shown smaller than ``hole_scale`` whose
+      tentative matches nearly all agree (share at least ``hole_share``; a collage tile: 27 of 32
+      at scale 0.5), where the fine texture of the hole did not survive the downscaling.
     """
 
     ratio: float = 0.8
@@ -374,7 +402,10 @@ class MatchRule:
     vote_distance: int = 64
     min_votes: int = 6
     max_hole: float = 0.3
-    hole_inliers: int = 30
+    hole_inliers: int = 40
+    hole_share: float = 0.55
+    hole_scale: float = 0.8
+    min_share: float = 0.35
 
     def __post_init__(self) -> None:
         if self.method not in METHODS or (self.method == "magsac" and self.model == "similarity"):
@@ -397,18 +428,37 @@ class MatchRule:
             raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
         if not 0.0 < self.max_hole <= 1.0:
             raise UsageError(f"max_hole must be in (0, 1], not {self.max_hole!r}")
+        if self.hole_scale <= 0.0:
+            raise UsageError(f"hole_scale must be positive, not {self.hole_scale!r}")
+        for name in ("hole_share", "min_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name} must be in [0, 1], not {value!r}")
+
+    @property
+    def max_iterations(self) -> int:
+        """The robust estimator's iteration cap: enough to draw, with 99.5 % confidence, one
+        all-inlier sample of 3 matches when at least ``min_share`` of the matches are inliers (a
+        fit that needs more cannot pass the rule); 2,000 when ``min_share`` is 0."""
+        if self.min_share <= 0.0:
+            return 2000
+        needed = math.log(0.005) / math.log(1.0 - self.min_share**3)
+        return int(min(2000, max(50, math.ceil(2 * needed))))
 
 
 #: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
-#: and :data:`KNOWN_PARAMS`), chosen by the probe's measurements: affine, MAGSAC++, 15 inliers. At
-#: those two scales no shared logo, watermark, caption band or interface verified, with or without
-#: the coverage and spread conditions, which cost collage tiles recall; so they are off here.
+#: and :data:`KNOWN_PARAMS`), chosen by measurement (``docs/local-features.md``): affine, MAGSAC++,
+#: 15 inliers that are at least 35 % of the tentative matches, and no inlier-free rectangle over 30 %
+#: of the shown keypoints below 40 inliers (unless a view under 0.8 of the known image's size has a
+#: 55 % share). The coverage and spread conditions cost
+#: collage tiles and heavy crops recall and refuse nothing the share and the hole do not: off here.
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
 #: a shared logo or caption band then matches point for point, so the inliers' hull must cover
-#: 10 % of the part of the image both show. The unmatched-rectangle test (``max_hole``) is off:
-#: two photos of one place differ in their foreground by design (not measured on such pairs yet).
-EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0)
+#: 10 % of the part of the image both show. The unmatched-rectangle test (``max_hole``) and the
+#: inlier share are off: two photos of one place differ in their foreground by design, whose
+#: keypoints give tentative matches that disagree (not measured on such pairs yet).
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0, min_share=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,25 +490,34 @@ class LocalMatch:
 
 def _match_points(query: LocalFeatures, known: LocalFeatures, rule: MatchRule) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(query_rows, known_rows)`` of the tentative matches: ratio test, distance bound,
-    one frame point per known point (the closest)."""
-    cv2 = _cv2()
+    one frame point per known point (the closest; the lowest frame row among equals)."""
+    empty = np.zeros(0, np.int64)
     if len(query) < 2 or len(known) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    pairs = matcher.knnMatch(np.asarray(query.descriptors), np.asarray(known.descriptors), k=2)
-    best: dict[int, tuple[float, int]] = {}
-    for pair in pairs:
-        if len(pair) < 2:
-            continue
-        first, second = pair
-        if first.distance > rule.max_distance or first.distance >= rule.ratio * second.distance:
-            continue
-        held = best.get(first.trainIdx)
-        if held is None or first.distance < held[0]:
-            best[first.trainIdx] = (first.distance, first.queryIdx)
-    known_rows = np.fromiter(best.keys(), np.int64, len(best))
-    query_rows = np.fromiter((q for _, q in best.values()), np.int64, len(best))
-    return query_rows, known_rows
+        return empty, empty
+    if query.descriptors.shape[1] == DESCRIPTOR_BYTES and known.descriptors.shape[1] == DESCRIPTOR_BYTES:
+        from .index.descriptors import two_nearest  # the index's Hamming kernel (numba)
+
+        distances, nearest = two_nearest(np.asarray(query.descriptors), np.asarray(known.descriptors))
+    else:  # other binary descriptor widths (the probe's AKAZE, BRISK): OpenCV's
+        cv2 = _cv2()
+        distances, nearest = cv2.batchDistance(
+            np.asarray(query.descriptors), np.asarray(known.descriptors), cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        )
+        nearest = nearest[:, 0]
+    first, second = distances[:, 0], distances[:, 1]
+    ok = (first <= rule.max_distance) & (first < rule.ratio * second)
+    query_rows = np.flatnonzero(ok)
+    if not len(query_rows):
+        return empty, empty
+    known_rows = nearest[query_rows].astype(np.int64)
+    order = np.lexsort((query_rows, first[query_rows], known_rows))  # by known row, then closest, then row
+    known_sorted = known_rows[order]
+    keep = np.ones(len(order), bool)
+    keep[1:] = known_sorted[1:] != known_sorted[:-1]
+    # in the order of each known point's first matching frame row (the estimator's sampling sees them so)
+    group_first = np.minimum.reduceat(query_rows[order], np.flatnonzero(keep))
+    listed = np.argsort(group_first, kind="stable")
+    return query_rows[order][keep][listed].astype(np.int64), known_sorted[keep][listed]
 
 
 def _fit(src: np.ndarray, dst: np.ndarray, rule: MatchRule, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -468,11 +527,11 @@ def _fit(src: np.ndarray, dst: np.ndarray, rule: MatchRule, threshold: float) ->
     if rule.model == "homography":
         if len(src) < 4:
             return None
-        matrix, mask = cv2.findHomography(src, dst, method, threshold, maxIters=2000, confidence=0.995)
+        matrix, mask = cv2.findHomography(src, dst, method, threshold, maxIters=rule.max_iterations, confidence=0.995)
     else:
         estimate = cv2.estimateAffinePartial2D if rule.model == "similarity" else cv2.estimateAffine2D
         matrix, mask = estimate(
-            src, dst, method=method, ransacReprojThreshold=threshold, maxIters=2000, confidence=0.995
+            src, dst, method=method, ransacReprojThreshold=threshold, maxIters=rule.max_iterations, confidence=0.995
         )
         if matrix is not None:
             matrix = np.vstack([matrix, [0.0, 0.0, 1.0]])
@@ -528,7 +587,7 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
         return None
     matrix, mask = fitted
     inliers = int(mask.sum())
-    if inliers < rule.min_inliers:
+    if inliers < rule.min_inliers or inliers < rule.min_share * len(query_rows):
         return None
     linear = matrix[:2, :2] / (matrix[2, 2] if abs(matrix[2, 2]) > 1e-12 else 1.0)
     singular = np.linalg.svd(linear, compute_uv=False)
@@ -559,7 +618,8 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
     if spread < rule.min_spread:
         return None
     hole = _hole(known, src[mask], matrix, (query.width, query.height))
-    if inliers < rule.hole_inliers and hole > rule.max_hole:
+    excused = inliers >= rule.hole_share * len(query_rows) and scale < rule.hole_scale  # a small view
+    if inliers < rule.hole_inliers and hole > rule.max_hole and not excused:
         return None
     rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
     return LocalMatch(
@@ -598,16 +658,16 @@ def _hole(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame
         return np.asarray(grid.cumsum(axis=0).cumsum(axis=1))
 
     keys, hits = counts(xy[shown]), counts(np.asarray(inlier_xy, np.float64))
-    total = float(keys[g, g])
-    best = 0
-    for r0 in range(g):
-        for r1 in range(r0 + 1, g + 1):
-            for c0 in range(g):
-                for c1 in range(c0 + 1, g + 1):
-                    if hits[r1, c1] - hits[r0, c1] - hits[r1, c0] + hits[r0, c0]:
-                        break  # wider rectangles from (r0, c0) hold that inlier too
-                    best = max(best, int(keys[r1, c1] - keys[r0, c1] - keys[r1, c0] + keys[r0, c0]))
-    return best / total
+    # every rectangle of cells [r0, r1) x [c0, c1): its keypoints and inliers from the prefix sums
+    lo, hi = np.triu_indices(g + 1, 1)  # all (start, end) pairs with start < end
+
+    def boxes(grid: np.ndarray) -> np.ndarray:
+        rows_hi, rows_lo = grid[hi][:, None, :], grid[lo][:, None, :]
+        return np.asarray(rows_hi[..., hi] - rows_lo[..., hi] - rows_hi[..., lo] + rows_lo[..., lo])
+
+    empty = boxes(hits) == 0
+    best = int(boxes(keys)[empty].max()) if empty.any() else 0
+    return best / float(keys[g, g])
 
 
 def _spread_of(known: LocalFeatures, inlier_xy: np.ndarray, matrix: np.ndarray, frame: tuple[int, int]) -> float:

@@ -14,8 +14,8 @@ from matcher import local_features as lf
 from matcher.cli import main
 from matcher.index import FORMAT_VERSION, KnownIndex, open_any, split_index
 from matcher.index.importing import import_sources
-from matcher.index.local_table import LocalTable, local_file_names
-from matcher.index.manifest import body_digest
+from matcher.index.local_table import LocalTable, local_file_names, pack_points, unpack_points
+from matcher.index.manifest import body_digest, sha256_file
 
 KINDS = ("landscape", "shapes", "text")
 
@@ -102,6 +102,50 @@ def test_format_2_index_opens_finds_by_hash_and_gets_local_features_when_images_
         assert index.info()["format_version"] == FORMAT_VERSION and index.local_records == 1
     with KnownIndex.open(path) as index:
         assert [hit.record for hit in index.find_local([crop20(1)])[0]] == [2]
+
+
+def test_local_arrays_of_format_3_as_first_released_open_and_are_packed_on_the_next_write(
+    indexed: Path, known_dir: Path, tmp_path: Path
+) -> None:
+    """Generations written before positions were packed (uint16 (m, 2) points) open, search and
+    give back their features; the next write stores the packed form (uint8 (m, 3))."""
+    import shutil
+
+    path = tmp_path / "legacy"
+    shutil.copytree(indexed, path)
+    document = json.loads((path / "manifest.json").read_text())
+    points_file = path / document["directory"] / "local.points.npy"
+    np.save(points_file, unpack_points(np.load(points_file)), allow_pickle=False)  # the first release's layout
+    entry = sha256_file(points_file)
+    document["files"]["local.points.npy"] = {"size": entry.size, "sha256": entry.sha256}
+    document.pop("manifest_sha256")
+    document["manifest_sha256"] = body_digest(document)
+    (path / "manifest.json").write_text(json.dumps(document))
+    with KnownIndex.open(path) as index:
+        legacy = index.record_local([1, 2, 3])
+        assert [hit.record for hit in index.find_local([crop20(0)])[0]] == [1]
+    with KnownIndex.open(indexed) as index:
+        assert legacy == index.record_local([1, 2, 3])
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    scene(399, 640, 480, "shapes").save(extra / "k3.png")
+    with KnownIndex.open(path, writable=True) as index:
+        import_sources(index, [extra], list_name="known")
+        assert index.local_records == 4 and index.record_local([1, 2, 3]) == legacy
+        assert [hit.record for hit in index.find_local([crop20(2)])[0]] == [3]
+    document = json.loads((path / "manifest.json").read_text())
+    points = np.load(path / document["directory"] / "local.points.npy", allow_pickle=False)
+    assert points.dtype == np.uint8 and points.shape == (document["local"]["keypoints"], 3)
+
+
+def test_positions_pack_losslessly_on_the_extraction_grid() -> None:
+    steps = np.arange(lf.POINT_STEPS + 1)
+    points = np.rint(np.stack([steps, steps[::-1]], axis=1) * (65535 / lf.POINT_STEPS)).astype(np.uint16)
+    packed = pack_points(points)
+    assert packed.dtype == np.uint8 and packed.shape == (len(points), 3)
+    assert np.array_equal(unpack_points(packed), points)
+    features = lf.extract(scene(301, 640, 480, "shapes"), lf.KNOWN_PARAMS)
+    assert np.array_equal(unpack_points(pack_points(features.points)), features.points)
 
 
 def test_remove_drops_local_features_and_the_rest_still_match(indexed: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["assign", "search"]
+__all__ = ["assign", "search", "two_nearest"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -104,3 +104,26 @@ def search(
                         pos -= 1
                     out_d[q, pos] = d
                     out_o[q, pos] = owners[row]
+
+
+@njit(cache=True, nogil=True)
+def two_nearest(
+    queries: np.ndarray, train: np.ndarray, out_d: np.ndarray, out_i: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Each query's nearest and second nearest distance among ``train`` (uint64 words) into ``out_d``
+    ``(n, 2)``, and the nearest's row (the first among equals) into ``out_i``."""
+    for q in range(queries.shape[0]):
+        first = np.int64(1 << 30)
+        second = np.int64(1 << 30)
+        best = -1
+        for row in range(train.shape[0]):
+            d = _dist(queries, q, train, row)
+            if d < first:
+                second = first
+                first = d
+                best = row
+            elif d < second:
+                second = d
+        out_d[q, 0] = first
+        out_d[q, 1] = second
+        out_i[q] = best

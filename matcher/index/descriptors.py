@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import UsageError
 
-__all__ = ["DEFAULT_PROBES", "DescriptorTree", "TreeProbes", "branch_for", "assign_cells"]
+__all__ = ["DEFAULT_PROBES", "DescriptorTree", "TreeProbes", "branch_for", "assign_cells", "two_nearest"]
 
 #: Rows a leaf cell holds on average when the tree is sized for a set (see :func:`branch_for`).
 CELL_ROWS = 64
@@ -119,6 +119,22 @@ def assign_cells(descriptors: np.ndarray, centres: np.ndarray, branch: int) -> n
     from .descriptor_kernels import assign
 
     return np.asarray(assign(_words(descriptors), _words(centres), branch))
+
+
+def two_nearest(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest and second nearest of each of ``queries`` among ``train`` (both ``uint8``
+    ``(n, 32)``): ``(distances, rows)``, ``distances`` ``int64`` ``(n, 2)`` (the two Hamming
+    distances), ``rows`` ``int64`` ``(n,)`` (the nearest's row in ``train``, the first among equals).
+    ``train`` needs at least two rows. The ratio test of a verification runs on this."""
+    if len(train) < 2:
+        raise UsageError(f"two_nearest needs at least 2 train descriptors, not {len(train)}")
+    words = _words(queries) if len(queries) else np.zeros((0, 4), np.uint64)
+    distances = np.empty((len(words), 2), np.int64)
+    rows = np.empty(len(words), np.int64)
+    from .descriptor_kernels import two_nearest as kernel
+
+    kernel(words, _words(train), distances, rows)
+    return distances, rows
 
 
 class DescriptorTree:

@@ -1,7 +1,7 @@
 """The index's local-feature table: known images' keypoints and descriptors, searchable as stored.
 
 Images added to an index (not hash lists) keep their local features (:mod:`matcher.local_features`,
-:data:`~matcher.local_features.KNOWN_PARAMS`: at most 200 ORB keypoints found at 320 pixels). A
+:data:`~matcher.local_features.KNOWN_PARAMS`: at most 186 ORB keypoints found at 320 pixels). A
 generation holds them as nine arrays (``local.<name>.npy``, listed and checksummed in the manifest
 like the code tables, memory-mapped on open from 256 KiB), so a search never unpacks records:
 
@@ -13,12 +13,20 @@ like the code tables, memory-mapped on open from 256 KiB), so a search never unp
 ``centres``         uint8 ``(b + b*b, 32)``      the search tree's centres (:mod:`~matcher.index.descriptors`)
 ``offsets``         int64 ``(b*b + 1,)``         the rows of each tree cell
 ``descriptors``     uint8 ``(m, 32)``            every keypoint's descriptor, sorted by cell
-``points``          uint16 ``(m, 2)``            its position (fractions of the frame, as stored)
+``points``          uint8 ``(m, 3)``             its position: x and y as 12-bit fractions of the frame side
+                                                 (``x * 4095 / width``), packed in 3 bytes (``x | y << 12``)
 ``owners``          int32 ``(m,)``               its record's position in ``records``
 ==================  ===========================  ==================================================
 
-Per known image of 200 keypoints: 7,200 bytes of descriptors and points, 1,600 of the search
-columns (``rows`` and ``owners``), 24 of the per-record arrays: 8,824 bytes.
+Per known image of 186 keypoints (:data:`~matcher.local_features.KNOWN_PARAMS`' cap): 6,510 bytes of
+descriptors and points, 1,488 of the search columns (``rows`` and ``owners``), 24 of the per-record
+arrays: 8,022 bytes, and the tree's centres and offsets (about 105 bytes a known image at 100,000,
+10 at a million).
+
+Positions on a 4,096-step grid are exact enough for the verification (a step is 0.08 pixels of a
+640-pixel frame) and take 3 bytes instead of 4. Generations written before (index format 3 as first
+released) store ``points`` as uint16 ``(m, 2)`` fractions of 65,535: they open and search as they
+are, and the next write of the index rewrites the table in the packed form.
 
 Writes rebuild the table (as they rewrite a changed code table): the new records' keypoints are
 placed in the cells of the existing centres; the centres are drawn again when the set has grown or
@@ -35,10 +43,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexStoreError
-from ..local_features import DEFAULT_RULE, LocalFeatures, LocalMatch, MatchRule, verify, vote
+from ..local_features import DEFAULT_RULE, POINT_STEPS, LocalFeatures, LocalMatch, MatchRule, verify, vote
 from .descriptors import DEFAULT_PROBES, DescriptorTree, TreeProbes, assign_cells, branch_for
 
-__all__ = ["LOCAL_ARRAYS", "LOCAL_PREFIX", "LocalHit", "LocalTable", "local_file_names", "MAX_CANDIDATES"]
+__all__ = [
+    "LOCAL_ARRAYS",
+    "LOCAL_PREFIX",
+    "LocalHit",
+    "LocalTable",
+    "local_file_names",
+    "MAX_CANDIDATES",
+    "pack_points",
+    "unpack_points",
+]
 
 #: File-name prefix of the local-feature arrays of a generation.
 LOCAL_PREFIX = "local"
@@ -51,11 +68,37 @@ LOCAL_ARRAYS: dict[str, np.dtype[Any]] = {
     "centres": np.dtype(np.uint8),
     "offsets": np.dtype(np.int64),
     "descriptors": np.dtype(np.uint8),
-    "points": np.dtype(np.uint16),
+    "points": np.dtype(np.uint8),
     "owners": np.dtype(np.int32),
 }
 #: Candidates verified per frame at most (the most voted first).
 MAX_CANDIDATES = 5
+
+
+_FRACTION = 65535  # the unit of LocalFeatures.points
+
+
+def pack_points(points: np.ndarray) -> np.ndarray:
+    """Keypoint positions (``uint16`` ``(m, 2)`` fractions of 65,535, as
+    :class:`~matcher.local_features.LocalFeatures` holds them) packed on the 12-bit grid of
+    :data:`~matcher.local_features.POINT_STEPS`: ``uint8`` ``(m, 3)``, the little-endian bytes of
+    ``x | y << 12`` (lossless for positions the extraction gives, which lie on that grid)."""
+    fractions = np.asarray(points, np.uint32).reshape(-1, 2)
+    x, y = ((fractions * POINT_STEPS + _FRACTION // 2) // _FRACTION).T
+    value = x | (y << 12)
+    return np.ascontiguousarray(np.stack([value & 255, (value >> 8) & 255, value >> 16], axis=1), np.uint8)
+
+
+def unpack_points(packed: np.ndarray) -> np.ndarray:
+    """The positions of :func:`pack_points` back as ``uint16`` ``(m, 2)`` fractions of 65,535
+    (legacy ``uint16`` ``(m, 2)`` arrays are returned as they are)."""
+    array = np.asarray(packed)
+    if array.dtype == np.uint16:
+        return array.reshape(-1, 2)
+    b = array.reshape(-1, 3).astype(np.uint32)
+    value = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    steps = np.stack([value & 4095, value >> 12], axis=1)
+    return ((steps * _FRACTION + POINT_STEPS // 2) // POINT_STEPS).astype(np.uint16)
 
 
 def local_file_names() -> list[str]:
@@ -118,7 +161,7 @@ class LocalTable:
         """The stored local features of the record at ``position``."""
         rows = self.rows[int(self.starts[position]) : int(self.starts[position + 1])]
         width, height = (int(v) for v in self.sizes[position])
-        return LocalFeatures(width, height, self.points[rows], self.tree.descriptors[rows])
+        return LocalFeatures(width, height, unpack_points(self.points[rows]), self.tree.descriptors[rows])
 
     def features_of(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         """``{record id: local features}`` of those of ``ids`` that hold some."""
@@ -180,7 +223,10 @@ class LocalTable:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], counts: Mapping[str, Any], where: str) -> LocalTable:
         """A table from loaded arrays, checked against the manifest's ``counts``;
         :class:`IndexStoreError` naming ``where`` when they disagree."""
+        legacy = arrays["points"].dtype == np.uint16  # format 3 as first released: (m, 2) uint16 points
         for name, dtype in LOCAL_ARRAYS.items():
+            if name == "points" and legacy:
+                continue
             if arrays[name].dtype != dtype:
                 raise IndexStoreError(f"{where}: local.{name} has dtype {arrays[name].dtype}, expected {dtype}")
         try:
@@ -195,7 +241,7 @@ class LocalTable:
             "centres": (branch + branch * branch, 32),
             "offsets": (branch * branch + 1,),
             "descriptors": (m, 32),
-            "points": (m, 2),
+            "points": (m, 2) if legacy else (m, 3),
             "owners": (m,),
         }
         for name, shape in shapes.items():
@@ -232,7 +278,7 @@ class LocalTable:
             sizes.extend((int(w), int(h)) for w, h in previous.sizes)
             counts = np.diff(previous.starts)
             splits = np.cumsum(counts)[:-1]
-            points.extend(np.split(np.asarray(previous.points)[order], splits))
+            points.extend(np.split(unpack_points(np.asarray(previous.points)[order]), splits))
             descriptors.extend(np.split(np.asarray(previous.tree.descriptors)[order], splits))
         for record_id, features in items:
             ids.append(int(record_id))
@@ -296,7 +342,8 @@ class LocalTable:
     ) -> LocalTable:
         """The table of records given as columns in record order: ids ``records`` (ascending), frame
         ``sizes`` ``(n, 2)``, ``starts`` ``(n + 1)`` (record ``i``'s keypoints are rows
-        ``starts[i]:starts[i + 1]`` of ``points`` and ``descriptors``). The tree reuses ``previous``'s
+        ``starts[i]:starts[i + 1]`` of ``points``, ``uint16`` fractions as
+        :class:`~matcher.local_features.LocalFeatures` holds them, and ``descriptors``). The tree reuses ``previous``'s
         centres when the branching factor that fits the set is the same."""
         owners = np.repeat(np.arange(len(records), dtype=np.int32), np.diff(starts))
         branch = branch_for(len(descriptors))
@@ -318,6 +365,6 @@ class LocalTable:
             np.asarray(sizes, np.uint32).reshape(-1, 2),
             np.asarray(starts, np.int64),
             rows,
-            np.ascontiguousarray(points[cell_order]),
+            pack_points(np.asarray(points)[cell_order]),
             tree,
         )
