@@ -70,7 +70,7 @@ def viewed(tmp_path: Path) -> Path:
 
 def test_view_tables_are_files_of_the_generation_listed_in_the_manifest(viewed: Path) -> None:
     manifest = json.loads((viewed / "manifest.json").read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 3
+    assert manifest["format_version"] == FORMAT_VERSION == 4
     assert manifest["views"] == {
         "pdq": {
             "crop10": {"count": 2, "searchable": 2},

@@ -43,7 +43,7 @@ def crop20(i: int) -> lf.LocalFeatures:
 
 def test_images_added_keep_their_local_features_in_the_generation(indexed: Path, known_dir: Path) -> None:
     manifest = json.loads((indexed / "manifest.json").read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 3
+    assert manifest["format_version"] == FORMAT_VERSION == 4
     assert manifest["local"]["records"] == 3 and manifest["local"]["keypoints"] <= 600
     for name in local_file_names():
         assert name in manifest["files"] and (indexed / manifest["directory"] / name).is_file()
@@ -107,8 +107,8 @@ def test_format_2_index_opens_finds_by_hash_and_gets_local_features_when_images_
 def test_local_arrays_of_format_3_as_first_released_open_and_are_packed_on_the_next_write(
     indexed: Path, known_dir: Path, tmp_path: Path
 ) -> None:
-    """Generations written before positions were packed (uint16 (m, 2) points) open, search and
-    give back their features; the next write stores the packed form (uint8 (m, 3))."""
+    """Generations of format 3 (uint16 (m, 2) points) open, search and give back their features;
+    the next write stores the packed form (uint8 (m, 3)) as format 4."""
     import shutil
 
     path = tmp_path / "legacy"
@@ -118,6 +118,7 @@ def test_local_arrays_of_format_3_as_first_released_open_and_are_packed_on_the_n
     np.save(points_file, unpack_points(np.load(points_file)), allow_pickle=False)  # the first release's layout
     entry = sha256_file(points_file)
     document["files"]["local.points.npy"] = {"size": entry.size, "sha256": entry.sha256}
+    document["format_version"] = 3  # what wrote that layout
     document.pop("manifest_sha256")
     document["manifest_sha256"] = body_digest(document)
     (path / "manifest.json").write_text(json.dumps(document))
@@ -136,6 +137,7 @@ def test_local_arrays_of_format_3_as_first_released_open_and_are_packed_on_the_n
     document = json.loads((path / "manifest.json").read_text())
     points = np.load(path / document["directory"] / "local.points.npy", allow_pickle=False)
     assert points.dtype == np.uint8 and points.shape == (document["local"]["keypoints"], 3)
+    assert document["format_version"] == FORMAT_VERSION == 4  # a matcher of format 3 refuses it plainly
 
 
 def test_positions_pack_losslessly_on_the_extraction_grid() -> None:

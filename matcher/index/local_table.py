@@ -24,9 +24,9 @@ arrays: 8,022 bytes, and the tree's centres and offsets (about 105 bytes a known
 10 at a million).
 
 Positions on a 4,096-step grid are exact enough for the verification (a step is 0.08 pixels of a
-640-pixel frame) and take 3 bytes instead of 4. Generations written before (index format 3 as first
-released) store ``points`` as uint16 ``(m, 2)`` fractions of 65,535: they open and search as they
-are, and the next write of the index rewrites the table in the packed form.
+640-pixel frame) and take 3 bytes instead of 4. Generations of index format 3 (local features as
+first released) store ``points`` as uint16 ``(m, 2)`` fractions of 65,535: they open and search as
+they are, and the next write of the index rewrites the table in the packed form (format 4).
 
 Writes rebuild the table (as they rewrite a changed code table): the new records' keypoints are
 placed in the cells of the existing centres; the centres are drawn again when the set has grown or
@@ -223,7 +223,7 @@ class LocalTable:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], counts: Mapping[str, Any], where: str) -> LocalTable:
         """A table from loaded arrays, checked against the manifest's ``counts``;
         :class:`IndexStoreError` naming ``where`` when they disagree."""
-        legacy = arrays["points"].dtype == np.uint16  # format 3 as first released: (m, 2) uint16 points
+        legacy = arrays["points"].dtype == np.uint16  # index format 3: (m, 2) uint16 points
         for name, dtype in LOCAL_ARRAYS.items():
             if name == "points" and legacy:
                 continue

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 #: Identifies a matcher index manifest.
 FORMAT_NAME = "matcher-known-index"
 #: On-disk format version this code writes (it reads this one and older); a newer one is refused.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Separates algorithm and view in the name of a view table (``pdq@top88``).
 VIEW_SEPARATOR = "@"
 #: Name of the manifest file at the top of an index directory.
