@@ -84,8 +84,8 @@ def _add_serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--search-threads",
         type=positive_int,
-        default=1,
-        help="threads one search uses (default: 1; concurrent requests are the service's parallelism)",
+        default=None,
+        help="threads one search may use (default: as the search decides from the batch's work, up to every core)",
     )
     s.add_argument(
         "--forwarded-allow-ips",

@@ -91,8 +91,8 @@ class ServeState:
         self.keys = KeyStore(config.keys_path) if config.auth else None
         self.audit = AuditLog(config.audit_path)
         self.metrics = Metrics(config.metrics_dir)
-        # the batch threads search with search_threads threads (an OpenMP setting is per thread)
-        setup = functools.partial(set_search_threads, config.search_threads)
+        # the batch threads search with search_threads threads if set (an OpenMP setting is per thread)
+        setup = None if config.search_threads is None else functools.partial(set_search_threads, config.search_threads)
         self.lookups: Batcher[list[LookupQuery], list[LookupAnswer]] = Batcher(
             lookup_batch, config.max_batch, config.max_pending, size=len, thread_setup=setup
         )

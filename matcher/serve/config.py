@@ -61,8 +61,8 @@ class ServeConfig:
     - ``metrics_dir``: a directory the worker processes of one instance share, where each publishes
       its metrics so that ``/metrics`` sums them (``matcher serve --workers N`` makes one; ``None``:
       this process's figures only).
-    - ``search_threads``: threads one search uses (default 1: a service's parallelism is its
-      concurrent requests, and a small batch's search split over threads costs more than it saves).
+    - ``search_threads``: threads one search may use (``None``, the default: as the search core
+      decides from the batch's work, up to every core; small batches run on one thread).
     """
 
     index: str
@@ -80,7 +80,7 @@ class ServeConfig:
     max_pending: int = 256
     max_batch: int = 4096
     hash_threads: int = 2
-    search_threads: int = 1
+    search_threads: int | None = None
     metrics_dir: str | None = None
     reload_interval: float = 2.0
 
@@ -101,6 +101,8 @@ class ServeConfig:
             "search_threads",
         ):
             value = getattr(self, name)
+            if name == "search_threads" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, not {value!r}")
         for name in ("request_timeout", "body_timeout"):
