@@ -28,6 +28,7 @@ side-by-side ratios, not the absolute figures.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -109,9 +110,23 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, path: str, timeout: 
     raise SystemExit("server did not start")
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # every server started, killed at exit if still running
+
+
+def _kill_left() -> None:  # a run that fails half way leaves no server behind
+    for process in STARTED:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+atexit.register(_kill_left)
+
+
 def start(command: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    STARTED.append(process)
     wait_ready(process, port, ready)
     return process
 
