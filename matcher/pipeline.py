@@ -199,6 +199,10 @@ class FeatureRequest:
     - ``local``: each frame's local features (``FrameFeatures.descriptors``), extracted with these
       parameters (:data:`matcher.local_features.KNOWN_PARAMS` for images added to an index,
       :data:`~matcher.local_features.QUERY_PARAMS` for evidence); ``None``: none.
+    - ``defer_local``: with ``local``, a still image's frames keep their working image ready
+      (``FrameFeatures.pending_local``) instead of running the detector, for a caller that extracts
+      only the frames it needs (the scan: those no digest and no global hash matched). Video frames
+      are extracted at once (an hour's working images would hold hundreds of megabytes).
     """
 
     algorithms: tuple[str, ...]
@@ -206,6 +210,7 @@ class FeatureRequest:
     known_views: bool = False
     query_views: QueryViews | None = None
     local: local_features.ExtractParams | None = None
+    defer_local: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.algorithms, str) or not self.algorithms:
@@ -227,7 +232,8 @@ class FrameFeatures:
     each algorithm to the frame's own hash; ``variants`` (as asked) to ``{variant or query view:
     hash}`` (``orig`` included); ``known_views`` (as asked) to ``{view: hash}``. ``descriptors`` is
     the frame's local-feature set (keypoints with their geometry and binary descriptors) when a run
-    asks for local features, else ``None``.
+    asks for local features, else ``None``; ``pending_local`` holds them not yet extracted instead
+    (``FeatureRequest.defer_local``): :meth:`local_features` gives either.
     """
 
     index: int | None
@@ -238,6 +244,14 @@ class FrameFeatures:
     known_views: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
     timestamp: float | None = None
     descriptors: local_features.LocalFeatures | None = None
+    pending_local: local_features.PendingFeatures | None = None
+
+    def local_features(self) -> local_features.LocalFeatures | None:
+        """The frame's local features: as extracted, else extracted now from ``pending_local``
+        (each call extracts again: call once), else ``None``."""
+        if self.descriptors is not None or self.pending_local is None:
+            return self.descriptors
+        return self.pending_local.extract()
 
     def quality(self, algorithm: str) -> int | None:
         """The quality of the frame's ``algorithm`` hash (``None`` when it has none)."""
@@ -464,8 +478,15 @@ def frame_features(
             hashes[name] = algorithm.hash_image(_needed(picture), full_size=size)
         if request.known_views:
             known[name] = known_view_hashes(algorithm, _needed(picture), size, main=hashes[name])
-    descriptors = None if request.local is None else local_features.extract(_needed(picture), request.local)
-    return FrameFeatures(index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors)
+    descriptors: local_features.LocalFeatures | None = None
+    pending: local_features.PendingFeatures | None = None
+    if request.local is not None:
+        pending = local_features.prepare(_needed(picture), request.local)
+        if not request.defer_local or timestamp is not None:  # video frames: at once (see FeatureRequest)
+            descriptors, pending = pending.extract(), None
+    return FrameFeatures(
+        index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors, pending_local=pending
+    )
 
 
 def _needed(picture: Image.Image | None) -> Image.Image:

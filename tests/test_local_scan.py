@@ -158,6 +158,29 @@ def test_a_global_match_is_reported_and_the_local_stage_not_run_for_that_frame(c
     assert all(m.variant != "local" for m in records[0].matches)
 
 
+def test_local_features_are_extracted_only_for_frames_no_global_hash_matched(
+    case: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher import local_features
+
+    extracted: list[tuple[int, int]] = []
+    original = local_features.PendingFeatures.extract
+
+    def counting(self: local_features.PendingFeatures) -> local_features.LocalFeatures:
+        extracted.append((self.width, self.height))
+        return original(self)
+
+    monkeypatch.setattr(local_features.PendingFeatures, "extract", counting)
+    evidence = case["base"] / "mixed"
+    evidence.mkdir(exist_ok=True)
+    known_image(2).save(evidence / "a_copy.jpg", quality=90)  # PDQ matches it: no extraction
+    known_image(0).crop((64, 48, 576, 432)).save(evidence / "b_crop.png")  # only local features find it
+    records = {Path(r.path or "").stem: r for r in scan([str(evidence)], str(case["index"]), ScanOptions(workers=1))}
+    assert [m.variant for m in records["a_copy"].matches][:1] == ["orig"]
+    assert [m.variant for m in records["b_crop"].matches] == ["local"]
+    assert extracted == [(512, 384)]  # the crop's frame alone
+
+
 def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(case: dict[str, Path]) -> None:
     out = case["base"] / "report.jsonl"
     code = main(["scan", str(case["evidence"] / "crop20.png"), "--index", str(case["index"]), "-o", str(out), "-q"])

@@ -343,8 +343,10 @@ class Matcher:
             if digest_matches[number]:
                 continue
             for position, frame in enumerate(frame_list):
-                features = frame.descriptors
-                if features is None or not len(features) or per_entry[number][0][position]:
+                if per_entry[number][0][position]:  # matched by a global hash: not extracted (if deferred)
+                    continue
+                features = frame.local_features()
+                if features is None or not len(features):
                     continue
                 if (features.width, features.height) != (frame.width, frame.height):  # decoded at reduced scale
                     features = LocalFeatures(frame.width, frame.height, features.points, features.descriptors)

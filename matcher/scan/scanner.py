@@ -78,6 +78,7 @@ class Scanner:
             config.algorithms,
             query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
             local=local_features.QUERY_PARAMS if config.local else None,
+            defer_local=True,  # extracted only for frames no digest and no global hash matched
         )
 
     def warm_up(self) -> None:

@@ -24,7 +24,7 @@ import io
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from .. import files
@@ -291,7 +291,9 @@ def read_upload(data: bytes, name: str, snapshot: Snapshot) -> HashedEntry:
     """The upload ``data`` read and hashed as the scan reads a file (in memory; nothing is written),
     with the snapshot's scanner's query views, ready for :meth:`Scanner.finish_many`."""
     scanner = snapshot.scanner
-    entry = read_source(files.read_stream, io.BytesIO(data), name, None, scanner.request, snapshot.config.hash_options)
+    # local features extracted here, in the hashing threads, not later in the one batch thread
+    request = replace(scanner.request, defer_local=False)
+    entry = read_source(files.read_stream, io.BytesIO(data), name, None, request, snapshot.config.hash_options)
     return HashedEntry(
         name.encode("utf-8", "surrogateescape"), ScanRecord(status="no_match", **entry.file_facts()), entry
     )
