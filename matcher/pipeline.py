@@ -199,10 +199,11 @@ class FeatureRequest:
     - ``local``: each frame's local features (``FrameFeatures.descriptors``), extracted with these
       parameters (:data:`matcher.local_features.KNOWN_PARAMS` for images added to an index,
       :data:`~matcher.local_features.QUERY_PARAMS` for evidence); ``None``: none.
-    - ``defer_local``: with ``local``, a still image's frames keep their working image ready
-      (``FrameFeatures.pending_local``) instead of running the detector, for a caller that extracts
-      only the frames it needs (the scan: those no digest and no global hash matched). Video frames
-      are extracted at once (an hour's working images would hold hundreds of megabytes).
+    - ``defer_local``: with ``local``, a single-frame image keeps its working image ready
+      (``FrameFeatures.pending_local``, a few hundred kilobytes) instead of running the detector, for
+      a caller that extracts only the frames it needs (the scan: those no digest and no global hash
+      matched). Frames of animations and videos are extracted at once (a batch of them held as
+      working images could take hundreds of megabytes).
     """
 
     algorithms: tuple[str, ...]
@@ -482,7 +483,7 @@ def frame_features(
     pending: local_features.PendingFeatures | None = None
     if request.local is not None:
         pending = local_features.prepare(_needed(picture), request.local)
-        if not request.defer_local or timestamp is not None:  # video frames: at once (see FeatureRequest)
+        if not request.defer_local or index is not None or timestamp is not None:  # see FeatureRequest
             descriptors, pending = pending.extract(), None
     return FrameFeatures(
         index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors, pending_local=pending

@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -297,3 +298,23 @@ def test_a_sharded_index_finds_them_too_and_the_dask_catalogue_refuses_local(cas
     assert resolve_config(Catalogue(), "ix", ScanOptions()).local is False
     with pytest.raises(UsageError, match="not available for the sharded index"):
         resolve_config(Catalogue(), "ix", ScanOptions(local=True))
+
+
+def test_only_single_frame_images_keep_their_working_image_for_later() -> None:
+    """Deferring holds a working image (up to 640 x 480 grey) per frame until matching: a still
+    image's one frame may wait; frames of animations and videos are extracted at once, so that a
+    batch of long animations cannot hold hundreds of megabytes."""
+    from matcher import local_features
+    from matcher.pipeline import FeatureRequest, frame_features
+
+    request = FeatureRequest(("pdq",), local=local_features.QUERY_PARAMS, defer_local=True)
+    image = known_image(0)
+    still = frame_features(image, request, image.size)
+    assert still.descriptors is None and still.pending_local is not None
+    assert still.pending_local.work.shape == (480, 640)
+    for frame in (
+        frame_features(image, request, image.size, index=3),
+        frame_features(image, request, image.size, timestamp=2.0),
+    ):
+        assert frame.pending_local is None and frame.descriptors is not None
+        assert np.array_equal(frame.descriptors.descriptors, still.local_features().descriptors)  # type: ignore[union-attr]
