@@ -234,7 +234,7 @@ class FrameFeatures:
     hash}`` (``orig`` included); ``known_views`` (as asked) to ``{view: hash}``. ``descriptors`` is
     the frame's local-feature set (keypoints with their geometry and binary descriptors) when a run
     asks for local features, else ``None``; ``pending_local`` holds them not yet extracted instead
-    (``FeatureRequest.defer_local``): :meth:`local_features` gives either.
+    (``FeatureRequest.defer_local``): :meth:`local_set` gives either.
     """
 
     index: int | None
@@ -247,7 +247,7 @@ class FrameFeatures:
     descriptors: local_features.LocalFeatures | None = None
     pending_local: local_features.PendingFeatures | None = None
 
-    def local_features(self) -> local_features.LocalFeatures | None:
+    def local_set(self) -> local_features.LocalFeatures | None:
         """The frame's local features: as extracted, else extracted now from ``pending_local``
         (each call extracts again: call once), else ``None``."""
         if self.descriptors is not None or self.pending_local is None:

@@ -317,4 +317,4 @@ def test_only_single_frame_images_keep_their_working_image_for_later() -> None:
         frame_features(image, request, image.size, timestamp=2.0),
     ):
         assert frame.pending_local is None and frame.descriptors is not None
-        assert np.array_equal(frame.descriptors.descriptors, still.local_features().descriptors)  # type: ignore[union-attr]
+        assert np.array_equal(frame.descriptors.descriptors, still.local_set().descriptors)  # type: ignore[union-attr]

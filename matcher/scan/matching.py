@@ -345,7 +345,7 @@ class Matcher:
             for position, frame in enumerate(frame_list):
                 if per_entry[number][0][position]:  # matched by a global hash: not extracted (if deferred)
                     continue
-                features = frame.local_features()
+                features = frame.local_set()
                 if features is None or not len(features):
                     continue
                 if (features.width, features.height) != (frame.width, frame.height):  # decoded at reduced scale
