@@ -123,6 +123,12 @@ def _kill_left() -> None:  # a run that fails half way leaves no server behind
 atexit.register(_kill_left)
 
 
+def our_command(index: Path, port: int, *extra: str) -> list[str]:
+    """``matcher serve`` on ``index`` at ``port`` without keys (loopback), its config under WORK."""
+    command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
+    return [*command, "--config", str(WORK / "config"), *extra]
+
+
 def start(command: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -287,18 +293,12 @@ def main() -> None:
     hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 31)]
     del codes
     figures: dict[str, Any] = {"records": RECORDS, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cpus": os.cpu_count()}
-    config = WORK / "config"
 
     # every server started first, then the comparable runs in turn, round after round, so that a
     # change of the machine's load falls on all of them alike
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     port = free_port()
-
-    def our_command(port: int, *extra: str) -> list[str]:
-        command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
-        return [*command, "--config", str(config), "--reload-interval", "0", "--audit-log", os.devnull, *extra]
-
-    command = our_command(port)
+    command = our_command(index, port, "--reload-interval", "0", "--audit-log", os.devnull)
     started = time.perf_counter()
     servers["ours"] = (start(command, port, "/healthz"), port)
     figures["ours_start_s"] = round(time.perf_counter() - started, 1)
@@ -338,7 +338,11 @@ def main() -> None:
         stop(servers[f"peer_{name}"][0])
     # the same service as two worker processes on one port (each gathers its own batches)
     port2 = free_port()
-    twice = start(our_command(port2, "--workers", "2"), port2, "/healthz")
+    twice = start(
+        our_command(index, port2, "--reload-interval", "0", "--audit-log", os.devnull, "--workers", "2"),
+        port2,
+        "/healthz",
+    )
     load(port2, get_requests(hexes[:100]), 8, 2)
     for clients in (8, 64):
         runs[f"ours_workers2_raw_lookup_{clients}"] = load(port2, get_requests(hexes), clients, SECONDS)
@@ -396,9 +400,7 @@ def soak_only(seconds: int) -> None:
     hexes = [row.tobytes().hex() for row in planted_queries(codes, 4000, 31)]
     del codes
     port = free_port()
-    command = [sys.executable, "-m", "matcher", "serve", "--index", str(index), "--no-auth", "--port", str(port)]
-    command += ["--config", str(WORK / "config"), "--audit-log", str(WORK / "soak-audit.jsonl")]
-    server = start(command, port, "/healthz")
+    server = start(our_command(index, port, "--audit-log", str(WORK / "soak-audit.jsonl")), port, "/healthz")
     images = [p.read_bytes() for p in make_images(WORK / f"images{IMAGES}", IMAGES)]
     mixed = get_requests(hexes) + post_requests("/v1/match", images[:2], "image/jpeg")
     load(port, mixed, 8, 5)  # warm up

@@ -141,11 +141,11 @@ def single_threaded_faiss() -> Iterator[None]:
     import faiss
 
     before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
+    set_search_threads(1)
     try:
         yield
     finally:
-        faiss.omp_set_num_threads(before)
+        set_search_threads(before)
 
 
 def set_search_threads(count: int) -> None:

@@ -53,15 +53,16 @@ class Metrics:
                 "histograms": {route: [list(b), t[0], t[1]] for route, (b, t) in self._histograms.items()},
             }
 
-    def publish(self) -> None:
-        """Write this process's figures to the shared directory (``<pid>.json``, replaced whole), if
-        there is one; a failure to write is left for the next time (figures are never lost, only late)."""
+    def publish(self, figures: dict[str, Any] | None = None) -> None:
+        """Write this process's figures (``figures``: a :meth:`snapshot` just taken, else one taken
+        now) to the shared directory (``<pid>.json``, replaced whole), if there is one; a failure to
+        write is left for the next time (figures are never lost, only late)."""
         if self.share is None:
             return
         target = self.share / f"{os.getpid()}.json"
         temporary = target.with_suffix(".tmp")
         with contextlib.suppress(OSError):
-            temporary.write_text(json.dumps(self.snapshot()))
+            temporary.write_text(json.dumps(self.snapshot() if figures is None else figures))
             os.replace(temporary, target)
 
     def _merged(self) -> tuple[dict[tuple[str, tuple[tuple[str, str], ...]], float], dict[str, Any], int]:
@@ -70,7 +71,7 @@ class Metrics:
         own = self.snapshot()
         parts = [own]
         if self.share is not None:
-            self.publish()
+            self.publish(own)
             mine = f"{os.getpid()}.json"
             for path in sorted(self.share.glob("*.json")):
                 if path.name == mine:
