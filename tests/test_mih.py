@@ -13,6 +13,7 @@ from matcher.index.mih import (
     BATCH_MAX_BITS,
     MIN_CODES,
     MultiIndex,
+    batch_size,
     beats_flat,
     chunk_widths,
     flat_range_search,
@@ -226,3 +227,24 @@ def test_search_threads_are_kept_between_searches_and_work_after_a_fork(monkeypa
         child.kill()
     assert child.exitcode == 0, "a forked child's threaded search hung or failed"
     assert queue.get(timeout=5) is True
+
+
+def test_batch_size_leaves_room_for_bucket_counts():
+    # a thread's half share holds its bucket counts (8 bytes each) and 4 bytes per probe of its batch
+    assert batch_size(32 << 20, 1, 16, 17) == ((32 << 20) // 2 - 8 * 65537) // (4 * 17)
+    assert batch_size(32 << 20, 2, 20, 21) == 0  # 8 MiB of counts fill the 8 MiB half share
+    assert batch_size(32 << 20, 2, 16, 17) > 100_000
+
+
+@pytest.mark.timeout(60)
+def test_large_batch_on_wide_chunks_with_threads_is_not_split_query_by_query():
+    """Regression: a batch search at 20-bit chunks on two threads in the default 32 MiB shrank its
+    batches to one query each, re-counting a million buckets per query and chunk (10,000 queries took
+    minutes); the default now searches query by query there, in well under a second."""
+    rng = np.random.default_rng(20)
+    codes = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    index = MultiIndex.build(codes, (20,) * 9 + (19,) * 4)
+    queries = planted(rng, codes, 10_000, 12)
+    got = index.range_search(queries, 31, threads=2)
+    lims, rows, dists = flat_range_search(codes, queries, 31)
+    assert as_dicts(*got) == as_dicts(lims, rows, dists)

@@ -46,6 +46,7 @@ __all__ = [
     "MIN_CODES",
     "SEARCH_MEMORY",
     "MultiIndex",
+    "batch_size",
     "beats_flat",
     "chunk_widths",
     "design_radius",
@@ -584,6 +585,21 @@ FLAT_LANES = 8
 Result = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def batch_size(memory: int, jobs: int, width: int, probes: int) -> int:
+    """Queries per batch of the batch kernel when ``jobs`` threads share ``memory`` bytes: half of a
+    thread's share holds its bucket counts (``8 * (2**width + 1)`` bytes) and the probe list of its
+    batch (4 bytes per probe, ``probes`` per query and chunk); 0 when the counts alone do not fit.
+
+    A batch too small to probe each bucket about once saves no reads and pays a pass over every
+    bucket count per chunk: the default choice of :meth:`MultiIndex.range_search` leaves batch mode
+    alone then (at 20-bit chunks and two threads in 32 MiB a batch had shrunk to one query, and a
+    search of 2,000 queries took 38 s instead of 0.3 s).
+    """
+    counts_bytes = 8 * ((1 << int(width)) + 1)
+    room = max(1, int(memory) // max(1, int(jobs))) // 2 - counts_bytes
+    return max(0, room // (4 * max(1, int(probes))))
+
+
 def _buffers(hits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.empty(hits, dtype=np.int32), np.empty(hits, dtype=np.int64), np.empty(hits, dtype=np.int16)
 
@@ -767,15 +783,17 @@ class MultiIndex:
         widths = tuple(int(w) for w in self.widths)
         work = n * _cost(self.count, widths, radius)
         threads = max(1, min(threads or os.cpu_count() or 1, int(work // THREAD_WORK)))
-        if batched is None:  # batch mode when a bucket is probed by about one query of the batch or more
+        step = min(threads, self.chunks)
+        if batched is None:  # batch mode when a bucket is probed by about one query of a batch or more
             buckets = sum(1 << w for w in widths)
+            per_batch = min(n, batch_size(memory, step, wide, masks.shape[0]))
             batched = (
-                wide <= BATCH_MAX_BITS and n * expected_cost(self.count, widths, radius)[0] >= BATCH_SHARING * buckets
+                wide <= BATCH_MAX_BITS
+                and per_batch * expected_cost(self.count, widths, radius)[0] >= BATCH_SHARING * buckets
             )
         elif batched and wide > BATCH_MAX_BITS:
             raise ValueError(f"batch mode needs chunks of at most {BATCH_MAX_BITS} bits, these have {wide}")
         if batched:
-            step = min(threads, self.chunks)
             jobs = [(0, n, t, step) for t in range(step)]  # threads share out the chunks
         elif n >= threads:  # share out the queries: each thread's hits come out grouped by query
             bounds = np.linspace(0, n, threads + 1).astype(int)
@@ -784,8 +802,7 @@ class MultiIndex:
             jobs = [(0, n, t, min(threads, self.chunks)) for t in range(min(threads, self.chunks))]
         share = max(1, int(memory) // len(jobs))
         if batched:  # half the share for the probe lists and bucket counts, half for hits
-            counts_bytes = 8 * ((1 << wide) + 1)
-            per_batch = max(1, (share // 2 - counts_bytes) // (4 * masks.shape[0]))
+            per_batch = max(1, batch_size(memory, len(jobs), wide, masks.shape[0]))
             per_thread = max(1, share // 2 // HIT_BYTES)
         else:
             per_thread = max(1, share // HIT_BYTES)
