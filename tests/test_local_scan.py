@@ -279,9 +279,12 @@ def test_compare_explains_a_local_match_and_no_local_turns_it_off(case: dict[str
     assert not unrelated.match and "the known image was not found inside the evidence" in unrelated.reason
 
 
-def test_a_sharded_index_finds_them_too_and_the_dask_catalogue_refuses_local(case: dict[str, Path]) -> None:
-    from matcher.errors import UsageError
+def test_a_sharded_index_finds_them_too_on_both_engines(case: dict[str, Path]) -> None:
+    """A sharded index runs the local stage on the local engine (a ShardedIndex) and on the Dask
+    engine (each shard's worker votes and verifies, the finishing task merges): the same records as
+    the unsharded index, frame for frame; the shard catalogue counts the local records."""
     from matcher.index import split_index
+    from matcher.index.shards import ShardCatalog
     from matcher.scan.options import resolve_config
 
     sharded = case["base"] / "sharded"
@@ -290,14 +293,19 @@ def test_a_sharded_index_finds_them_too_and_the_dask_catalogue_refuses_local(cas
     records = list(scan([str(case["evidence"] / "tile2x2.png")], str(sharded), ScanOptions(workers=1)))
     assert [(m.variant, record_name(case, m.record)) for m in records[0].matches] == [("local", "k2")]
 
-    class Catalogue:  # what the Dask engine resolves a sharded scan against: no local features served
-        algorithms = ("pdq",)
-        generation = 1
-        verified_files = ()
+    catalogue = ShardCatalog.read(sharded)
+    with KnownIndex.open(case["index"]) as single:
+        assert catalogue.local_records == single.local_records > 0
+    assert resolve_config(catalogue, str(sharded), ScanOptions()).local is True  # on by default, as unsharded
 
-    assert resolve_config(Catalogue(), "ix", ScanOptions()).local is False
-    with pytest.raises(UsageError, match="not available for the sharded index"):
-        resolve_config(Catalogue(), "ix", ScanOptions(local=True))
+    def matches(found: list) -> list:
+        return [(r.path, r.status, sorted((m.variant, m.record, m.inliers) for m in r.matches)) for r in found]
+
+    evidence = [str(case["evidence"])]
+    reference = matches(list(scan(evidence, str(case["index"]), ScanOptions(workers=1))))
+    on_dask = matches(list(scan(evidence, str(sharded), ScanOptions(engine="dask", workers=2))))
+    assert on_dask == reference
+    assert sum(v == "local" for _p, _s, found in on_dask for v, _r, _i in found) >= 3
 
 
 def test_only_single_frame_images_keep_their_working_image_for_later() -> None:

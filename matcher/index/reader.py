@@ -80,9 +80,9 @@ class IndexReader(Protocol):
 @runtime_checkable
 class LocalReader(Protocol):
     """An index that also finds known images by their local features (:mod:`matcher.local_features`):
-    :class:`~matcher.index.KnownIndex` and :class:`~matcher.index.ShardedIndex`. Apart from
-    :class:`IndexReader` so that readers without local features (the Dask engine's shard stand-ins)
-    stay readers; a scan runs its local stage only against an index that is one of these."""
+    :class:`~matcher.index.KnownIndex`, :class:`~matcher.index.ShardedIndex` and the Dask engine's
+    shard stand-ins. Apart from :class:`IndexReader` so that a reader without local features stays a
+    reader; a scan runs its local stage only against an index that is one of these."""
 
     @property
     def local_records(self) -> int:

@@ -94,6 +94,7 @@ __all__ = [
     "lookup_digest_shard",
     "merge_results",
     "merge_digest_results",
+    "merge_local_results",
     "clear_shard_cache",
     "is_sharded",
     "open_any",
@@ -210,6 +211,15 @@ class OpenShard:
         """The records of these global ids that this shard holds, with their global ids."""
         local = self.to_local(global_ids)
         return self.globalise_records(self.index.records(local.values())) if local else []
+
+    def find_local(
+        self, frames: Sequence[LocalFeatures], rule: MatchRule = DEFAULT_RULE, max_candidates: int | None = None
+    ) -> list[list[LocalHit]]:
+        """This shard's local-feature answer for each frame (its own vote and verification), with
+        global ids: :func:`merge_local_results` over every shard's answers gives the sharded index's."""
+        answers = self.index.find_local(frames, rule, max_candidates)
+        ids = iter(self.to_global([hit.record for hits in answers for hit in hits]))
+        return [[replace(hit, record=next(ids)) for hit in hits] for hits in answers]
 
     def lookup_digest(self, kind: str, hex_values: Sequence[str]) -> dict[str, list[IndexedRecord]]:
         """The shard's digest look-up with global ids."""
@@ -380,6 +390,21 @@ def _open_shard(info: ShardInfo, verify: bool, verified: Iterable[FileStamp] = (
         raise
 
 
+def merge_local_results(per_shard: Sequence[Sequence[Sequence[LocalHit]]], frames: int) -> list[list[LocalHit]]:
+    """The sharded index's local-feature answer for ``frames`` frames from every shard's answer to
+    the same frames (global ids, :meth:`OpenShard.find_local`): each frame's hits of all shards, most
+    inliers first (ties by record id)."""
+    merged: list[list[LocalHit]] = [[] for _ in range(frames)]
+    for answers in per_shard:
+        if len(answers) != frames:
+            raise IndexStoreError(f"a shard answered {len(answers)} frames' local features, not {frames}")
+        for held, hits in zip(merged, answers):
+            held.extend(hits)
+    for held in merged:
+        held.sort(key=lambda hit: (-hit.match.inliers, hit.record))
+    return merged
+
+
 # -- the catalog: what a sharded index holds, without opening a shard -----------------------------
 
 
@@ -401,6 +426,8 @@ class ShardCatalog:
     shards: tuple[ShardInfo, ...]
     views: dict[str, tuple[str, ...]]
     generation: int = 1
+    #: records holding local features, all shards (from the shards' manifests)
+    local_records: int = 0
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> ShardCatalog:
@@ -408,8 +435,10 @@ class ShardCatalog:
         one is missing, damaged or edited, or a shard indexes other algorithms."""
         document = _read_document(Path(path))
         views: dict[str, set[str]] = {}
+        local_records = 0
         for info in document.shards:
             manifest = _shard_manifest(info)
+            local_records += int((manifest.local or {}).get("records", 0))
             if tuple(manifest.algorithms) != document.algorithms:
                 raise IndexStoreError(
                     f"{info.path}: shard {info.name} indexes {', '.join(manifest.algorithms)}, "
@@ -426,6 +455,7 @@ class ShardCatalog:
             document.algorithms,
             document.shards,
             {algorithm: tuple(sorted(named)) for algorithm, named in sorted(views.items())},
+            local_records=local_records,
         )
 
     def __len__(self) -> int:
@@ -716,14 +746,9 @@ class ShardedIndex:
         each shard votes and verifies its own candidates (its own descriptor tree); the hits, with
         global ids, are merged most inliers first."""
         frames = list(frames)
-        merged: list[list[LocalHit]] = [[] for _ in frames]
-        for shard in self._open():
-            for held, hits in zip(merged, shard.index.find_local(frames, rule, max_candidates)):
-                ids = shard.to_global([hit.record for hit in hits])
-                held.extend(replace(hit, record=g) for hit, g in zip(hits, ids))
-        for held in merged:
-            held.sort(key=lambda hit: (-hit.match.inliers, hit.record))
-        return merged
+        return merge_local_results(
+            [shard.find_local(frames, rule, max_candidates) for shard in self._open()], len(frames)
+        )
 
     def record_local(self, ids: Iterable[int]) -> dict[int, LocalFeatures]:
         """The stored local features of these global record ids, as :meth:`KnownIndex.record_local`."""

@@ -291,6 +291,9 @@ class IndexFacts(Protocol):
     @property
     def verified_files(self) -> tuple[FileStamp, ...]: ...
 
+    @property
+    def local_records(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
@@ -371,13 +374,7 @@ def resolve_config(index: IndexFacts, index_path: str, options: ScanOptions) -> 
         distances[name] = value
     for name in chosen:
         distances.setdefault(name, int(registry.get(name).default_max_distance))
-    local_records = getattr(index, "local_records", None)  # a shard catalogue (Dask, sharded) has none
-    if options.local and local_records is None:
-        raise UsageError(
-            f"the local-feature stage (--local) is not available for the sharded index {index_path} on the dask "
-            "engine yet: scan it with the local engine, or with --no-local"
-        )
-    local = bool(local_records) if options.local is None else options.local
+    local = bool(index.local_records) if options.local is None else options.local
     if local and not local_features.available():
         if options.local:
             raise local_features.LocalFeaturesUnavailableError(

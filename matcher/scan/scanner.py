@@ -78,7 +78,9 @@ class Scanner:
             config.algorithms,
             query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
             local=local_features.QUERY_PARAMS if config.local else None,
-            defer_local=True,  # extracted only for frames no digest and no global hash matched
+            # extracted only for frames no digest and no global hash matched; a hash-only scanner (Dask, sharded)
+            # extracts at once: its hashed entries travel to every shard's task, which all search the same features
+            defer_local=not isinstance(index, ShardCatalog),
         )
 
     def warm_up(self) -> None:

@@ -33,7 +33,12 @@ a *hash* task on any worker reads and hashes the entries (no index); one *shard*
 restricted to the worker holding that shard, runs the scan's matching of every hashed entry against
 that shard alone and records its answers (each index call's answer, global record ids); a *finish*
 task merges the shards' answers to each call exactly as :class:`~matcher.index.shards.ShardedIndex`
-merges live ones and builds the records. The report is the same as with the unsharded index. A
+merges live ones and builds the records. The local-feature stage too: the hash task extracts every
+frame's features at once (they travel to every shard's task), each shard task searches the frames
+that no digest and no global hash matched *in that shard* and records each frame's answer by a digest
+of its features (:func:`frame_key`), and the finishing task asks for the frames the merged answers
+left unmatched (all of them searched by every shard) and merges their hits most inliers first.
+The report is the same as with the unsharded index. A
 shard's tasks run only on its worker (they are never stolen by an idle one), so a worker opens only
 the shards placed on it (once per process). When that worker leaves (it died, or was retired), the
 client notices within :data:`POLL_SECONDS`, places its shards on the workers present (those holding
@@ -74,6 +79,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
@@ -84,10 +90,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ... import allocator, batch, files
 from ...errors import IndexStoreError, MatcherError, UsageError
 from ...hashes import Hash
 from ...index import KnownIndex
+from ...index.local_table import LocalHit
 from ...index.shards import (
     OpenShard,
     ShardCatalog,
@@ -96,10 +105,12 @@ from ...index.shards import (
     cached_shard_names,
     is_sharded,
     merge_digest_results,
+    merge_local_results,
     merge_results,
     open_any,
 )
 from ...index.types import IndexedRecord, QueryResult
+from ...local_features import DEFAULT_RULE, LocalFeatures, MatchRule
 from ...pipeline import describe_error
 from ...scan_records import ScanRecord
 from ..options import FileResult, ScanConfig, ScanOptions
@@ -111,6 +122,7 @@ __all__ = [
     "TASKS_PER_THREAD",
     "DaskEngine",
     "dask_results",
+    "frame_key",
     "probe_workers",
     "public_address",
     "require_distributed",
@@ -287,11 +299,24 @@ class _Recording:
     chunk (matched together), in call order, and the records it fetched (global ids). Filled on the
     shard's worker by :class:`_Recorder`."""
 
-    __slots__ = ("calls", "records")
+    __slots__ = ("calls", "records", "local")
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []  # ("digest", kind, values, answer) | ("search", view, radius, n, answer)
         self.records: dict[int, Any] = {}
+        # each frame's local-feature answer, by the frame's content (frame_key): the shard searched the frames
+        # that no digest and no global hash matched in it, a superset of those the merged answers leave
+        self.local: dict[bytes, list[LocalHit]] = {}
+
+
+def frame_key(features: LocalFeatures) -> bytes:
+    """What names a frame's local features between a shard's task and the finishing task: a digest of
+    the frame's size, keypoints and descriptors (the same hashed entry in both, extracted once)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.asarray([features.width, features.height], np.int64).tobytes())
+    digest.update(np.ascontiguousarray(features.points).tobytes())
+    digest.update(np.ascontiguousarray(features.descriptors).tobytes())
+    return digest.digest()
 
 
 class _Proxy:
@@ -316,6 +341,11 @@ class _Proxy:
     def generation(self) -> int:
         """The sharded index's generation."""
         return self.catalog.generation
+
+    @property
+    def local_records(self) -> int:
+        """Records holding local features, all shards."""
+        return self.catalog.local_records
 
     def nearest(self, queries: Sequence[Hash], k: int, *, view: str | None = None) -> list[QueryResult]:
         """Not served: the scan's matching makes no nearest-neighbour search."""
@@ -347,6 +377,16 @@ class _Recorder(_Proxy):
         """The shard's answer (global ids), recorded."""
         answer = self.shard.query(list(queries), max_distance, view, None)
         self.recording.calls.append(("search", view, max_distance, len(queries), answer))
+        return answer
+
+    def find_local(
+        self, frames: Sequence[LocalFeatures], rule: MatchRule = DEFAULT_RULE, max_candidates: int | None = None
+    ) -> list[list[LocalHit]]:
+        """The shard's local-feature answer for each frame (global ids), recorded by the frame's content."""
+        frames = list(frames)
+        answer = self.shard.find_local(frames, rule, max_candidates)
+        for features, hits in zip(frames, answer):
+            self.recording.local[frame_key(features)] = hits
         return answer
 
     def records(self, ids: Iterable[int]) -> list[IndexedRecord]:
@@ -385,6 +425,19 @@ class _Replay(_Proxy):
     ) -> list[QueryResult]:
         """Every shard's recorded answer to this search, merged."""
         return merge_results(self._next(("search", view, max_distance, len(queries))))
+
+    def find_local(
+        self, frames: Sequence[LocalFeatures], rule: MatchRule = DEFAULT_RULE, max_candidates: int | None = None
+    ) -> list[list[LocalHit]]:
+        """Every shard's recorded local-feature answer for each frame, merged. A frame that no merged
+        answer matched was unmatched in every shard, so every shard searched it."""
+        keys = [frame_key(features) for features in frames]
+        per_shard = []
+        for recording in self.recordings:
+            if any(key not in recording.local for key in keys):
+                raise MatcherError("internal error: a shard did not search a frame's local features")
+            per_shard.append([recording.local[key] for key in keys])
+        return merge_local_results(per_shard, len(keys))
 
     def records(self, ids: Iterable[int]) -> list[IndexedRecord]:
         """The records of ``ids``, as the shards that hold them fetched them."""
