@@ -132,8 +132,9 @@ def _measure(
     return out
 
 
-def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray) -> LocalTable:
-    """The index's local table of the real known images (records 1..TARGETS) and the synthetic ones."""
+def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray, first_id: int = 1) -> LocalTable:
+    """The index's local table of the real known images (records ``first_id`` on: 1..TARGETS) and the
+    synthetic ones."""
     count = len(known) + len(synthetic) // PER_IMAGE
     sizes = np.tile(np.array([[640, 480]], np.uint32), (count, 1))
     counts = np.array([len(k) for k in known] + [PER_IMAGE] * (len(synthetic) // PER_IMAGE), np.int64)
@@ -143,8 +144,9 @@ def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray) -> LocalTable:
     points = np.concatenate(
         [*(np.asarray(k.points) for k in known), rng.integers(0, 65536, (len(synthetic), 2)).astype(np.uint16)]
     )
-    descriptors = np.concatenate([*(np.asarray(k.descriptors) for k in known), synthetic])
-    return LocalTable.from_columns(np.arange(1, count + 1, dtype=np.int64), sizes, starts, points, descriptors)
+    descriptors = np.concatenate([*(np.asarray(k.descriptors) for k in known), synthetic]) if known else synthetic
+    ids = np.arange(first_id, first_id + count, dtype=np.int64)
+    return LocalTable.from_columns(ids, sizes, starts, points, descriptors)
 
 
 def _stage(
@@ -276,3 +278,63 @@ def _peers(
     for ef in (16, 64, 256):
         hnsw.hnsw.efSearch = ef
         row[f"vote_faiss_hnsw16_ef{ef}"] = _measure(_Faiss(hnsw, owners), queries, known, verify=False)
+
+
+SHARDED_SIZE = env_int("MATCHER_LOCAL_SHARDED_SIZE", 1_000_000)
+SHARDS = env_int("MATCHER_LOCAL_SHARDS", 4)
+
+
+def test_local_search_sharded() -> None:
+    """The scan's local stage against ``MATCHER_LOCAL_SHARDED_SIZE`` known images (default 1,000,000)
+    split into ``MATCHER_LOCAL_SHARDS`` shards (default 4), as a sharded index holds them (each shard
+    its own descriptor tree; :func:`matcher.index.shards.merge_local_results` merges by inliers): per
+    frame, extraction once, then vote and verification in every shard, one thread. One machine's
+    memory holds the 4 shards' tables (~2 GB each at 1M) where one 1M table's build does not fit
+    beside other work. Run: ``python -m pytest benchmarks/test_local_search.py -s -k sharded``."""
+    import cv2
+
+    from matcher.index.shards import merge_local_results
+
+    cv2.setNumThreads(1)
+    known, pool, _queries, targets = _known_sets()
+    images = _edited_images(targets)
+    per_shard = SHARDED_SIZE // SHARDS
+    tables: list[LocalTable] = []
+    started = time.perf_counter()
+    first_id = 1
+    for k in range(SHARDS):
+        real = known if k == 0 else []
+        synthetic = _synthetic(pool, per_shard - len(real), seed=SHARDED_SIZE + k)
+        tables.append(_table(real, synthetic, first_id))
+        first_id += len(tables[-1])
+        del synthetic
+    build_s = time.perf_counter() - started
+    extract_ms, find_ms, found, false = [], [], {}, 0
+    for name, target, image in images:
+        began = time.perf_counter()
+        query = lf.extract(image, lf.QUERY_PARAMS)
+        middle = time.perf_counter()
+        hits = merge_local_results([[table.find(query)] for table in tables], 1)[0]  # default probes and rule
+        done = time.perf_counter()
+        extract_ms.append(1000 * (middle - began))
+        find_ms.append(1000 * (done - middle))
+        if target >= 0:
+            found.setdefault(name, []).append([h.record for h in hits[:1]] == [target + 1])
+        elif hits:
+            false += 1
+    row = {
+        "known_images": sum(len(t) for t in tables),
+        "shards": SHARDS,
+        "descriptors": int(sum(int(t.tree.offsets[-1]) for t in tables)),
+        "branch": [t.tree.branch for t in tables],
+        "tables_build_s": round(build_s, 1),
+        "extract_ms": round(float(np.median(extract_ms)), 2),
+        "search_verify_ms_all_shards": round(float(np.median(find_ms)), 2),
+        "search_verify_ms_per_shard": round(float(np.median(find_ms)) / SHARDS, 2),
+        "total_ms": round(float(np.median(np.add(extract_ms, find_ms))), 2),
+        "total_ms_mean": round(float(np.mean(np.add(extract_ms, find_ms))), 2),
+        "found": {name: round(float(np.mean(v)), 3) for name, v in found.items()},
+        "false_matches": false,
+    }
+    print(row, flush=True)
+    save(f"local_search_sharded_{SHARDED_SIZE}", row)
