@@ -7,27 +7,39 @@ where a known picture was pasted back out of a contact sheet or a chat screensho
 the known image's own hash at the normal threshold. :func:`find_insets` proposes those rectangles;
 :mod:`matcher.views` hashes them (``inset`` query views).
 
-The rule: a recursive XY-cut on *flat lines*. A row (column) of a region is flat when its pixels
-span at most :data:`FLAT_TOLERANCE` grey levels over the whole width (height) of the region, on a
-copy of the frame reduced by an integer factor to at most :data:`WORK_SIDE` pixels a side (block
-means, which also average JPEG noise away). Each region is first trimmed of the flat lines at its
-edges that keep the colour of its outermost line (the background around a pasted picture; a
-picture's own margin in another colour stays), then split at every run of flat lines that spans it
-from edge to edge (the gutters of a contact sheet, the background between a chat's messages and a
-picture); the parts are regions again, down to :data:`MAX_DEPTH` levels. Every region but the
-frame itself is a candidate; a candidate must be at least :data:`MIN_FRACTION` of the frame's width
-and height and at least :data:`MIN_SIDE` pixels a side, must not be (nearly) the whole frame, and
-must not be mostly flat itself. The candidates' edges are then placed to the pixel on the frame at
-full scale (each edge looked for within the reduction factor of its reduced position), and the
-largest :data:`MAX_INSETS` are kept, largest first, ties by position (deterministic).
+The rule: a recursive XY-cut on *flat lines*, on a copy of the frame's luma reduced by an integer
+factor to at most :data:`WORK_SIDE` pixels a side (block means, which also average JPEG noise away).
+A row (column) of a region is flat when its levels span at most :data:`FLAT_TOLERANCE` over the
+region's whole width (height).
 
-Why flat lines rather than edge detection (Canny, contours, straight-segment fitting): the places
-where pictures are embedded in practice (contact sheets, chat and social-media interfaces, document
-pages) put them on flat backgrounds or separate them by flat gutters, and a flat line is found by one
-vectorised min/max per region at a cost of about a millisecond per 1280 x 900 frame, where Canny plus
-contour following costs several and proposes every textured blob of a photograph; a picture pasted
-over another photograph is left to local features (:mod:`matcher.local_features`). A plain photograph
-has no flat line spanning it, so it gets no proposal at all and costs nothing more to hash.
+1. *Trim.* Flat lines at a region's edges are trimmed while they keep the outermost one's level.
+   Inside the frame, where the background around a region is known (the level of the gutters it
+   was cut out along), only lines of that level, or lines whose level continues past the region
+   (a header bar a pasted picture touches), are trimmed: a picture's own flat margin stays. Then,
+   around a part cut out of a flat background, the lines at its ends that are mostly background
+   (over half their pixels within a few levels of it, or clearly more than the part's least
+   background line) are trimmed too: the avatars and message lines beside a pasted picture.
+2. *Cut.* A region is split at every run of flat lines of the background's level (at the top: of
+   the commonest flat level) that spans it from edge to edge, rows first (the bands of a contact
+   sheet), else columns (the tiles of a band); the parts are regions again, down to
+   :data:`MAX_DEPTH` levels; parts too small to be proposed are not followed.
+3. *Propose.* Every region below the frame (the frame trimmed of its borders is the ``trim``
+   view's) of at least :data:`MIN_FRACTION` of the frame's width and height and :data:`MIN_SIDE`
+   pixels, under 90% of the frame's area and not mostly flat both ways, is a candidate. Its edges
+   are placed on the full-scale frame (each within the reduction factor of its reduced place, on
+   the outermost line that is picture rather than background). Regions that were not split
+   further come first (a tile, a pasted picture), then the split ones (a band of tiles), each
+   largest first, ties by position; at most :data:`MAX_INSETS` are kept. Deterministic.
+
+Why flat lines rather than edge detection (Canny, contours, straight segments): contact sheets,
+chat and social-media interfaces and document pages put pictures on flat backgrounds or separate
+them by flat gutters, and flat lines are found by vectorised min/max over a few regions: 0.5-1.5 ms
+for a photograph with none, a few ms for a contact sheet (``python -m
+benchmarks.robustness.inset_cost``), where Canny + contours cost about as much and propose every
+closed textured blob of a photograph, and miss a picture whose edge meets the frame's edge or a bar
+of its own colour. A picture pasted over another photograph is left to local features
+(:mod:`matcher.local_features`). A plain photograph has no flat line spanning it, so it gets no
+proposal and costs nothing more to hash; a text card (a document) may get its blocks of lines.
 """
 
 from __future__ import annotations
@@ -229,26 +241,34 @@ def _content(lines: np.ndarray, axis: int, background: int | None) -> np.ndarray
     return content
 
 
+def _edge(
+    grey: np.ndarray, start: int, stop: int, span: tuple[int, int], axis: int, background: int | None
+) -> list[int]:
+    """The lines ``start..stop`` (rows for ``axis`` 1, columns for 0, clipped to the frame) over
+    ``span`` of the other axis that are picture rather than background (:func:`_content`)."""
+    start, stop = max(0, start), min(grey.shape[0 if axis == 1 else 1], stop)
+    if stop <= start:
+        return []
+    strip = grey[start:stop, span[0] : span[1]] if axis == 1 else grey[span[0] : span[1], start:stop]
+    strip = strip.astype(np.int16)
+    return [start + int(i) for i in np.flatnonzero(_content(strip, axis, background))]
+
+
 def _refine(grey: np.ndarray, box: Box, factor: int, background: int | None) -> Box:
     """``box`` (full-scale pixels, from the reduced frame) with each edge moved, within ``factor``
     pixels, to the outermost full-scale line that is picture rather than background (:func:`_content`)
     over the box's span."""
     if factor == 1:
         return box
-    h, w = grey.shape
     left, top, right, bottom = box
-    y0, y1 = max(0, top - factor), min(h, bottom + factor)
-    rows = np.flatnonzero(_content(grey[y0:y1, left:right], 1, background)) + y0
-    near_top = rows[(rows >= top - factor) & (rows < top + factor)]
-    near_bottom = rows[(rows >= bottom - factor) & (rows < bottom + factor)]
-    top = int(near_top[0]) if len(near_top) else top
-    bottom = int(near_bottom[-1]) + 1 if len(near_bottom) else bottom
-    x0, x1 = max(0, left - factor), min(w, right + factor)
-    columns = np.flatnonzero(_content(grey[top:bottom, x0:x1], 0, background)) + x0
-    near_left = columns[(columns >= left - factor) & (columns < left + factor)]
-    near_right = columns[(columns >= right - factor) & (columns < right + factor)]
-    left = int(near_left[0]) if len(near_left) else left
-    right = int(near_right[-1]) + 1 if len(near_right) else right
+    near_top = _edge(grey, top - factor, top + factor, (left, right), 1, background)
+    near_bottom = _edge(grey, bottom - factor, bottom + factor, (left, right), 1, background)
+    top = near_top[0] if near_top else top
+    bottom = near_bottom[-1] + 1 if near_bottom else bottom
+    near_left = _edge(grey, left - factor, left + factor, (top, bottom), 0, background)
+    near_right = _edge(grey, right - factor, right + factor, (top, bottom), 0, background)
+    left = near_left[0] if near_left else left
+    right = near_right[-1] + 1 if near_right else right
     if right - left < 2 or bottom - top < 2:
         return box
     return (left, top, right, bottom)
@@ -272,8 +292,8 @@ def find_insets(image: Image.Image, limit: int = MAX_INSETS) -> tuple[Box, ...]:
         return ()
     grey_image = _grey(image)
     factor = max(1, -(-max(w, h) // WORK_SIDE))
-    grey = np.asarray(grey_image, dtype=np.int16)
-    work = grey if factor == 1 else np.asarray(grey_image.reduce(factor), dtype=np.int16)
+    grey = np.asarray(grey_image)  # uint8; strips are widened where edges are placed
+    work = np.asarray(grey_image if factor == 1 else grey_image.reduce(factor), dtype=np.int16)
     found: dict[Box, bool] = {}
     for (left, top, right, bottom), split, background in _regions(work, int(min_w // factor), int(min_h // factor)):
         box = (left * factor, top * factor, min(w, right * factor), min(h, bottom * factor))
