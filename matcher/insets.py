@@ -288,7 +288,7 @@ def find_insets(image: Image.Image, limit: int = MAX_INSETS) -> tuple[Box, ...]:
         raise UsageError(f"limit must be a non-negative int, not {limit!r}")
     w, h = image.size
     min_w, min_h = max(MIN_SIDE, MIN_FRACTION * w), max(MIN_SIDE, MIN_FRACTION * h)
-    if limit == 0 or w < 2 * min_w or h < min_h:
+    if limit == 0 or min(w, h) < 2 * MIN_SIDE:  # no room for a picture inside
         return ()
     grey_image = _grey(image)
     factor = max(1, -(-max(w, h) // WORK_SIDE))
