@@ -198,6 +198,7 @@ class Comparison:
     pairs: tuple[Pair, ...]
     notes: tuple[str, ...] = field(default=())
     local: bool = False
+    insets: bool = True
 
     @property
     def local_match(self) -> tuple[ScanRecord, ScanMatch] | None:
@@ -252,6 +253,7 @@ class Comparison:
                 "rotations": self.rotations,
                 "trim_borders": self.trim_borders,
                 "regions": self.regions,
+                "insets": self.insets,
                 "local": self.local,
             },
             "local": None if self.local_match is None else self.local_match[1].to_dict(),
@@ -582,13 +584,14 @@ def compare(
     options: HashOptions | None = None,
     video: VideoThresholds | None = None,
     local: bool | None = None,
+    insets: bool = True,
 ) -> Comparison:
     """What ``matcher scan`` decides for ``evidence`` against an index holding ``known``, and why (see
     the module notes).
 
     ``algorithms``: names or a comma-separated string; ``None`` means ``pdq`` for two images and the
     hash's algorithm when a hash is given (only that algorithm is compared then). ``rotations``,
-    ``trim_borders``, ``regions`` and ``max_distances`` are the scan's options of those names;
+    ``trim_borders``, ``regions``, ``insets`` and ``max_distances`` are the scan's options of those names;
     ``options`` its decoding options (the evidence is decoded with them; the known image as
     ``matcher index add`` decodes it, with the default options, but for the sampling rate of
     videos, which both sides share). ``video``: when a video matches a known video (vPDQ's
@@ -609,6 +612,7 @@ def compare(
         ("rotations", rotations),
         ("trim_borders", trim_borders),
         ("regions", regions),
+        ("insets", insets),
         ("local", True if local is None else local),
     ):
         if not isinstance(flag, bool):
@@ -630,6 +634,7 @@ def compare(
         rotations=rotations,
         trim_borders=trim_borders,
         regions=regions,
+        insets=insets,
         hash_options=options,
         video=video or VideoThresholds(),
         local=local,
@@ -671,6 +676,7 @@ def compare(
         rotations=rotations,
         trim_borders=trim_borders,
         regions=regions,
+        insets=insets,
         records=result.records,
         pairs=tuple(pairs),
         notes=notes,
@@ -719,6 +725,7 @@ def format_table(comparison: Comparison) -> str:
                 ("rotations", comparison.rotations),
                 ("trim borders", comparison.trim_borders),
                 ("regions", comparison.regions),
+                ("insets", comparison.insets),
                 ("local features", comparison.local),
             )
         ),

@@ -72,6 +72,7 @@ from .errors import (
     UsageError,
 )
 from .hashes import Hash
+from .insets import find_insets
 from .variants import variant_hashes
 from .views import REGION_VIEWS, known_view_hashes, known_views_for, query_view_hashes
 
@@ -178,11 +179,14 @@ class HashOptions:
 class QueryViews:
     """The query-side views a scan searches (see :func:`matcher.views.query_view_hashes`):
     ``rotations`` (the eight dihedral variants), ``trim_borders`` (the frame with its uniform
-    borders trimmed) and, for the algorithms named in ``regions``, the top and bottom 88 %."""
+    borders trimmed), for the algorithms named in ``regions`` the top and bottom 88 %, and with
+    ``insets`` the pictures embedded in the frame (:func:`matcher.insets.find_insets`: collage tiles,
+    a picture pasted into a screenshot; looked for once per frame)."""
 
     rotations: bool = True
     trim_borders: bool = True
     regions: frozenset[str] = frozenset()
+    insets: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,9 +460,10 @@ def frame_features(
     hashes: dict[str, Hash] = {}
     variants: dict[str, dict[str, Hash]] = {}
     known: dict[str, dict[str, Hash]] = {}
+    query = request.query_views
+    boxes = find_insets(_needed(picture)) if query is not None and query.insets and algos else ()
     for algorithm in algos:
         name = algorithm.name
-        query = request.query_views
         if query is not None:
             views = query_view_hashes(
                 algorithm,
@@ -467,6 +472,7 @@ def frame_features(
                 rotations=query.rotations,
                 trim_borders=query.trim_borders,
                 regions=name in query.regions,
+                insets=boxes,
             )
             variants[name] = views
             hashes[name] = views["orig"]

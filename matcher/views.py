@@ -21,7 +21,11 @@ Known side (:func:`known_view_hashes`, one hash per view and algorithm, :data:`K
 
 Query side (:func:`query_view_hashes`): the eight dihedral variants of :mod:`matcher.variants`
 (``orig``, ``rot90``, ...), the border-trimmed frame as ``trim`` and ``trim+rot90``, ``trim+flipy``,
-... (only when a border is found), and ``top88``/``bottom88`` of the frame as it is. Each query view
+... (only when a border is found), ``top88``/``bottom88`` of the frame as it is, and an *inset* view
+``inset@L,T,R,B`` for each rectangle :func:`matcher.insets.find_insets` proposes (a collage tile, a
+picture pasted into a screenshot; ``L,T,R,B`` its box in the frame's full-scale pixels), searched
+against the known images' own hashes and ``trim`` views: PDQ hardly notices the resizing and the
+changed aspect of a pasted picture, so the cut-out meets the known image's hash. Each query view
 carries its own quality, and is searched only when that quality passes its algorithm's gate.
 
 Views are *fixed fractions* of the frame. A crop of exactly 5% or 10% (rounded as :func:`region_box`
@@ -38,21 +42,27 @@ Regions smaller than :data:`MIN_VIEW_SIZE` pixels on a side are skipped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PIL import Image
 
 from .algorithms import Algorithm
 from .borders import find_content_box
 from .errors import UsageError
 from .hashes import Hash
+from .insets import Box, find_insets
 from .variants import VARIANT_NAMES, variant_hashes
 
 __all__ = [
     "DIHEDRAL_WORDS",
+    "INSET_VIEW",
     "KNOWN_VIEWS",
     "MIN_VIEW_SIZE",
     "REGION_VIEWS",
     "TRIM_VIEW",
     "describe_match",
+    "inset_box",
+    "inset_view",
     "known_view_hashes",
     "known_views_for",
     "query_view_hashes",
@@ -86,9 +96,29 @@ KNOWN_VIEWS: tuple[str, ...] = (TRIM_VIEW, *REGION_VIEWS, *_CROPS, *_ROTATIONS)
 #: Regions (and images, for the rotations) smaller than this on either side are not hashed as a view.
 MIN_VIEW_SIZE = 8
 
+#: The prefix of an inset query view's name: ``inset@L,T,R,B`` (:func:`inset_view`).
+INSET_VIEW = "inset"
+
 # The rule of which known views each query view is searched against (None: the records' main hashes).
 _FOR_DIHEDRAL: tuple[str | None, ...] = (None, TRIM_VIEW, *_CROPS, *_ROTATIONS)
 _FOR_TRIM: tuple[str | None, ...] = (None, TRIM_VIEW)
+
+
+def inset_view(box: Box) -> str:
+    """The query view name of an inset at ``box`` (``(left, top, right, bottom)`` in the frame's
+    full-scale pixels): ``"inset@L,T,R,B"``, so a match's ``variant`` says where the known image lies."""
+    return f"{INSET_VIEW}@{box[0]},{box[1]},{box[2]},{box[3]}"
+
+
+def inset_box(view: str | None) -> Box | None:
+    """The box of an inset query view's name (:func:`inset_view`), or ``None`` for any other name."""
+    if not isinstance(view, str) or not view.startswith(INSET_VIEW + "@"):
+        return None
+    parts = view[len(INSET_VIEW) + 1 :].split(",")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    left, top, right, bottom = (int(p) for p in parts)
+    return (left, top, right, bottom) if left < right and top < bottom else None
 
 
 def known_views_for(query_view: str) -> tuple[str | None, ...]:
@@ -98,7 +128,8 @@ def known_views_for(query_view: str) -> tuple[str | None, ...]:
     A dihedral variant (``orig``, ``rot90``, ...) meets the main hashes, ``trim``, the crops and the
     small rotations (the frame may be a crop or a rotation of a known image, or the uncropped
     original of a known bordered one); ``trim`` and ``trim+<variant>`` meet the main hashes and
-    ``trim``; ``top88``/``bottom88`` meet only the known view of the same name. Raises
+    ``trim``; ``top88``/``bottom88`` meet only the known view of the same name; an inset
+    (``inset@L,T,R,B``: a picture embedded in the frame) meets the main hashes and ``trim``. Raises
     :class:`~matcher.errors.UsageError` for a name :func:`query_view_hashes` never gives.
     """
     if query_view in VARIANT_NAMES:
@@ -111,6 +142,8 @@ def known_views_for(query_view: str) -> tuple[str | None, ...]:
         return _FOR_TRIM
     if query_view in REGION_VIEWS:
         return (query_view,)
+    if inset_box(query_view) is not None:
+        return _FOR_TRIM
     raise UsageError(f"no query view {query_view!r}")
 
 
@@ -168,7 +201,9 @@ def describe_match(
     ``flipy`` "mirrored", :data:`DIHEDRAL_WORDS`), then borders (a ``trim`` query view: "borders
     added"; the known image's ``trim`` view: "borders trimmed"; both: "borders changed") or a caption
     band (``top88`` "caption band cut at bottom", ``bottom88`` "caption band cut at top": the
-    evidence's top / bottom 88% matched, the band outside it differs). The evidence as it is against
+    evidence's top / bottom 88% matched, the band outside it differs). An inset (``inset@L,T,R,B``)
+    is "known image found inside a region of the frame (a collage tile or a pasted picture) at x
+    L-R, y T-B" (", borders trimmed" against the known ``trim`` view). The evidence as it is against
     the known image's own hash is ``"as is"``, a digest match ``"identical file"``. Codes this
     version does not know are shown as they are (``"variant X, view Y"``), never an error, so old
     reports stay readable. A local-feature match (``variant`` :data:`LOCAL_VARIANT`) is "known image
@@ -180,6 +215,12 @@ def describe_match(
         return "known image found inside the frame" + where + ("" if inliers is None else f" ({inliers} inliers)")
     if variant is None and view is None:
         return "identical file"
+    box = inset_box(variant)
+    if box is not None and view in (None, TRIM_VIEW):
+        return (
+            "known image found inside a region of the frame (a collage tile or a pasted picture) "
+            f"at x {box[0]}-{box[2]}, y {box[1]}-{box[3]}" + (", borders trimmed" if view == TRIM_VIEW else "")
+        )
     query = variant or "orig"
     trimmed_query = query == TRIM_VIEW or query.startswith(TRIM_VIEW + "+")
     turned = query[len(TRIM_VIEW) + 1 :] if query.startswith(TRIM_VIEW + "+") else "orig" if trimmed_query else query
@@ -339,10 +380,14 @@ def query_view_hashes(
     rotations: bool = True,
     trim_borders: bool = True,
     regions: bool = True,
+    insets: bool | Sequence[Box] = True,
 ) -> dict[str, Hash]:
     """``{query view: hash}`` of a queried frame: always ``orig``; with ``rotations`` the other seven
     dihedral variants; with ``trim_borders``, when the frame has borders, ``trim`` (and with
-    ``rotations`` ``trim+rot90``, ``trim+flipy``, ...); with ``regions``, ``top88`` and ``bottom88``.
+    ``rotations`` ``trim+rot90``, ``trim+flipy``, ...); with ``regions``, ``top88`` and ``bottom88``;
+    with ``insets``, ``inset@L,T,R,B`` for each rectangle :func:`matcher.insets.find_insets`
+    proposes (``insets`` may instead be those boxes, in ``image``'s pixels, when the caller has
+    found them already: one search per frame serves every algorithm).
 
     Every query view carries its own quality (as its algorithm measures it on the view's pixels): a
     region or a trimmed view can be flat where the frame is not (a flat caption band, a flat border
@@ -365,4 +410,17 @@ def query_view_hashes(
             region = _region(rgb, region_box(view, rgb.size), full_size)
             if region is not None:
                 out[view] = algorithm.hash_image(*region)
+    boxes = (find_insets(rgb) if insets else ()) if isinstance(insets, bool) else tuple(insets)
+    for box in boxes:
+        region = _region(rgb, box, full_size)
+        if region is not None:
+            out[inset_view(_full_scale_box(box, rgb.size, full_size))] = algorithm.hash_image(*region)
     return out
+
+
+def _full_scale_box(box: Box, image_size: tuple[int, int], full_size: tuple[int, int] | None) -> Box:
+    """``box`` in a reduced decode's pixels as full-scale pixels (unchanged when not reduced)."""
+    if full_size is None or full_size == image_size:
+        return box
+    sx, sy = full_size[0] / image_size[0], full_size[1] / image_size[1]
+    return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))

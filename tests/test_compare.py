@@ -248,6 +248,7 @@ def test_output(known: Image.Image) -> None:
         "rotations": True,
         "trim_borders": True,
         "regions": True,
+        "insets": True,
         "local": True,
     }
     assert data["local"] is None  # the global hashes matched: the local stage did not run

@@ -130,7 +130,10 @@ def test_table_scan_options_and_errors(scanned: dict[str, Any]) -> None:
     lines = done.stdout.decode().splitlines()
     assert lines[0] == "decision  no match"
     assert lines[1].startswith("reason    no match: pdq: nearest distance ") and "> 20" in lines[1]
-    assert "settings  pdq max distance 20; rotations on, trim borders off, regions on, local features off" in lines
+    assert (
+        "settings  pdq max distance 20; rotations on, trim borders off, regions on, insets on, local features off"
+        in lines
+    )
     header = lines.index(next(line for line in lines if line.startswith("algorithm")))
     assert lines[header].split() == [
         "algorithm",

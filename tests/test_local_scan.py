@@ -113,7 +113,7 @@ def record_name(case: dict[str, Path], record: int) -> str:
 
 
 def test_scan_finds_the_known_image_inside_a_crop_a_screenshot_and_a_collage_tile(case: dict[str, Path]) -> None:
-    found = scan_by_name(case)
+    found = scan_by_name(case, insets=False)  # (insets find the last two with PDQ first: tests/test_insets.py)
     expected = {"crop20": "k0", "screenshot": "k1", "tile2x2": "k2"}
     for stem, known in expected.items():
         matches = found[stem]
@@ -136,7 +136,7 @@ def _close(region: tuple[int, int, int, int] | None, truth: tuple[int, int, int,
 
 
 def test_global_hashes_alone_miss_them_and_no_local_turns_the_stage_off(case: dict[str, Path]) -> None:
-    found = scan_by_name(case, local=False)
+    found = scan_by_name(case, local=False, insets=False)
     for stem in ("crop20", "screenshot", "tile2x2"):
         assert found[stem] == [], stem
 
@@ -240,6 +240,7 @@ def test_vics_report_keeps_a_local_match_for_review(case: dict[str, Path]) -> No
             str(out),
             "--format",
             "vics",
+            "--no-insets",
             "-q",
         ]
     )
@@ -262,19 +263,19 @@ def test_compare_explains_a_local_match_and_no_local_turns_it_off(case: dict[str
 
     known = case["known"] / "k1.png"
     evidence = case["evidence"] / "screenshot.png"
-    comparison = compare(known, evidence)
+    comparison = compare(known, evidence, insets=False)
     assert comparison.match and comparison.local_match is not None
     _record, match = comparison.local_match
     assert match.inliers is not None and match.inliers >= 15 and _close(match.region, (100, 300, 532, 624))
     assert comparison.reason.startswith("match: local features: known image found inside the frame at x ")
     document = comparison.to_dict()
     assert document["settings"]["local"] is True and document["local"]["inliers"] == match.inliers
-    off = compare(known, evidence, local=False)
+    off = compare(known, evidence, local=False, insets=False)
     assert not off.match and off.local_match is None
-    assert main(["compare", str(known), str(evidence)]) == 1
+    assert main(["compare", str(known), str(evidence), "--no-insets"]) == 1
     out = capsys.readouterr().out
     assert "local features on" in out and "known image found inside the frame" in out and "inliers" in out
-    assert main(["compare", str(known), str(evidence), "--no-local"]) == 0
+    assert main(["compare", str(known), str(evidence), "--no-local", "--no-insets"]) == 0
     unrelated = compare(known, case["evidence"] / "unrelated0.png")
     assert not unrelated.match and "the known image was not found inside the evidence" in unrelated.reason
 
@@ -290,7 +291,7 @@ def test_a_sharded_index_finds_them_too_on_both_engines(case: dict[str, Path]) -
     sharded = case["base"] / "sharded"
     if not sharded.exists():
         split_index(case["index"], sharded, shards=2)
-    records = list(scan([str(case["evidence"] / "tile2x2.png")], str(sharded), ScanOptions(workers=1)))
+    records = list(scan([str(case["evidence"] / "tile2x2.png")], str(sharded), ScanOptions(workers=1, insets=False)))
     assert [(m.variant, record_name(case, m.record)) for m in records[0].matches] == [("local", "k2")]
 
     catalogue = ShardCatalog.read(sharded)

@@ -15,8 +15,12 @@ Hash set kinds (:func:`hash_sets`):
 - ``pdq`` / ``phash`` (matcher, through ``matcher.registry``): query: with ``matcher.views``,
   ``views.query_view_hashes(algorithm, image)`` with every feature on (the 8 exact rotation/flip
   variants ``orig``, ``rot90``, ..., the border-trimmed ``trim``/``trim+<variant>`` when the image has
-  borders, and ``top88``/``bottom88``), else ``matcher.variants.variant_hashes``; known: the main hash
-  (``hash_image``) plus ``views.known_view_hashes`` (``trim``, caption bands, crops, small rotations).
+  borders, ``top88``/``bottom88``, and the inset views of the pictures embedded in the image, which
+  ``matcher.insets`` proposes: collage tiles, a picture pasted into a screenshot), else
+  ``matcher.variants.variant_hashes``; known: the main hash (``hash_image``) plus
+  ``views.known_view_hashes`` (``trim``, caption bands, crops, small rotations). An inset view's name
+  carries its box (``inset@L,T,R,B``); here the i-th inset of an image is renamed to a placeholder
+  box ``inset@i,0,i+1,1`` so that the insets of all images share the table's columns.
 
 Modes (rules) of the matcher algorithms, all on the same hash sets:
 
@@ -24,9 +28,10 @@ Modes (rules) of the matcher algorithms, all on the same hash sets:
 - ``+rot``: the 8 variants against the main hash;
 - ``+rot+trim``: border trimming alone: variants and trimmed views against the main hash and the
   known ``trim`` view (as ``views.known_views_for`` allows);
-- ``+rot+regions``: the fixed region views alone (``top88``/``bottom88``, the crop views, the
+- ``+rot+regions``: the region views alone (``top88``/``bottom88``, the insets, the crop views, the
   4-degree rotations): everything ``views.known_views_for`` allows except trimmed views;
-- ``+views``: everything ``views.known_views_for`` allows.
+- ``+views``: everything ``views.known_views_for`` allows;
+- ``+views, no insets``: the same without the inset views (the scan's ``--no-insets``).
 
 The view modes exist only when ``matcher.views`` can be imported (it is feature-detected).
 """
@@ -102,6 +107,15 @@ def _rule_trim(view: View) -> tuple[View, ...]:
     return tuple(kv for kv in _views_for(view) if kv is None or _is_trim(kv))
 
 
+def _is_inset(view: View) -> bool:
+    return VIEWS is not None and hasattr(VIEWS, "inset_box") and VIEWS.inset_box(view) is not None
+
+
+def _rule_no_insets(view: View) -> tuple[View, ...]:
+    """Every view but the insets."""
+    return () if _is_inset(view) else _views_for(view)
+
+
 def _rule_regions(view: View) -> tuple[View, ...]:
     """Rotations plus the fixed region views alone (caption bands, crops, small rotations)."""
     if _is_trim(view):
@@ -157,6 +171,15 @@ def methods() -> tuple[Method, ...]:
             Method("pdq_trim", "pdq +rot+trim", "pdq", "+trim", False, "pdq", _rule_trim),
             Method("pdq_regions", "pdq +rot+regions", "pdq", "+regions", False, "pdq", _rule_regions),
             Method("pdq_views", "pdq +views", "pdq", "+views", False, "pdq", _views_for),
+            Method(
+                "pdq_views_no_insets",
+                "pdq +views, no insets",
+                "pdq",
+                "+views, no insets",
+                False,
+                "pdq",
+                _rule_no_insets,
+            ),
         ]
     out += [
         Method("phash_global", "phash global", "phash", "global", False, "phash", _rule_global),
@@ -183,12 +206,20 @@ def _matcher_sets(name: str, image: Image.Image, *, query: bool, known: bool) ->
             views = VIEWS.query_view_hashes(algorithm, image, rotations=True, trim_borders=True, regions=True)
         else:
             views = variant_hashes(algorithm, image)
-        q = {view: _bits(h) for view, h in views.items()}
+        q = {_shared_name(view, views): _bits(h) for view, h in views.items()}
     if known:
         k[None] = q["orig"] if query else _bits(algorithm.hash_image(image))
         if VIEWS is not None:
             k.update((view, _bits(h)) for view, h in VIEWS.known_view_hashes(algorithm, image).items())
     return q, k
+
+
+def _shared_name(view: str, views: dict[str, Hash]) -> str:
+    """``view``, or for the i-th inset view of ``views`` the placeholder ``inset@i,0,i+1,1``."""
+    if not _is_inset(view) or VIEWS is None:
+        return view
+    i = [name for name in views if _is_inset(name)].index(view)
+    return str(VIEWS.inset_view((i, 0, i + 1, 1)))
 
 
 def hash_sets(image: Image.Image, *, query: bool, known: bool) -> tuple[dict[str, ViewHashes], dict[str, ViewHashes]]:

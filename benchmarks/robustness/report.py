@@ -44,6 +44,7 @@ _CHART = (
 # the side-by-side table's columns (issue 17): global hashes, views, local features, both, the peers
 _SIDE_BY_SIDE = (
     "pdq_global",
+    "pdq_views_no_insets",
     "pdq_views",
     "local",
     "pdq_views_local",
@@ -156,8 +157,10 @@ def markdown(results: dict[str, Any]) -> str:
         "Columns: `pdqhash` and `imagehash.phash` are the reference libraries (one global hash), "
         "`pdqhash dihedral` compares the query's 8 DCT-derived dihedral hashes with the known hash; "
         "`pdq`/`phash` are matcher's: `global` (one hash), `+rot` (the 8 exact rotation/flip variants "
-        "of the query), `+rot+trim` / `+rot+regions` (one view feature), `+views` (all features: "
-        "rotations, border trimming, region views); `pdq or phash` matches when either does.",
+        "of the query), `+rot+trim` / `+rot+regions` (one view feature; regions include the insets), "
+        "`+views` (all features: rotations, border trimming, region views, insets: the pictures embedded in "
+        "the frame, `matcher.insets`), `+views, no insets` (the same without insets, the scan's `--no-insets`); "
+        "`pdq or phash` matches when either does.",
         "",
         "## Side by side (issue 17): global hashes, views, local features",
         "",

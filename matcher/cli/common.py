@@ -325,7 +325,7 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_view_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--trim-borders`` and ``--regions`` (both on by default), as scan and compare share them;
+    """``--trim-borders``, ``--regions`` and ``--insets`` (all on by default), as scan and compare share them;
     ``what`` names what is tried in the help (``each frame``, ``the evidence``)."""
     parser.add_argument(
         "--trim-borders",
@@ -339,6 +339,13 @@ def add_view_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         default=True,
         help=f"also try the top and bottom 88%% of {what}, matched against the index's region views "
         "(caption banners; default: on)",
+    )
+    parser.add_argument(
+        "--insets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also try the pictures embedded in {what} (collage tiles, a picture pasted into a screenshot), "
+        "each cut out and matched against the known images (default: on)",
     )
 
 

@@ -83,6 +83,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rotations=args.rotations,
         trim_borders=args.trim_borders,
         regions=args.regions,
+        insets=args.insets,
         max_distances=max_distances(args) or None,
         options=hash_options(args),
         video=video_thresholds(args),

@@ -126,6 +126,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         rotations=args.rotations,
         trim_borders=args.trim_borders,
         regions=args.regions,
+        insets=args.insets,
         local=args.local,
         workers=args.workers,
         matches_only=args.matches_only,

@@ -32,7 +32,7 @@ from ..local_features import LocalFeatures
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
 from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, ScanRecord
 from ..variants import VARIANT_NAMES
-from ..views import KNOWN_VIEWS, LOCAL_VARIANT, REGION_VIEWS, TRIM_VIEW, known_views_for
+from ..views import KNOWN_VIEWS, LOCAL_VARIANT, REGION_VIEWS, TRIM_VIEW, inset_box, known_views_for
 from .options import ScanConfig
 from .video_matching import VIDEO_ALGORITHM, VideoCatalog, add_known_video_frames, is_video, video_shells
 
@@ -430,13 +430,13 @@ def explanation_rank(variant: str | None, view: str | None) -> tuple[int, int, i
     against the known image's main hash ``(0, 0, 0)``; rotated or mirrored (a dihedral
     ``variant`` other than ``orig``) ``(0, 0, 1)``; with borders trimmed on either side (a ``trim``
     query view, or the known image's ``trim`` view) ``(0, 1, 0)``, and also turned ``(0, 1, 1)``; a
-    region, crop or small rotation (``top88``/``bottom88``, ``crop10``, ``rotl4``... on either side)
-    ``(1, ..)``. :meth:`Matcher.preference` ranks one known record's matches by this first, by
-    distance second."""
+    region, crop or small rotation (``top88``/``bottom88``, an inset ``inset@L,T,R,B``, ``crop10``,
+    ``rotl4``... on either side) ``(1, ..)``. :meth:`Matcher.preference` ranks one known record's
+    matches by this first, by distance second."""
     query = variant or "orig"
     trimmed = query == TRIM_VIEW or query.startswith(TRIM_VIEW + "+") or view == TRIM_VIEW
     turned = query.split("+", 1)[-1] if query.startswith(TRIM_VIEW + "+") else query
-    region = query in REGION_VIEWS or (view is not None and view != TRIM_VIEW)
+    region = query in REGION_VIEWS or inset_box(query) is not None or (view is not None and view != TRIM_VIEW)
     return (int(region), int(trimmed), int(turned in _VARIANT_ORDER and turned != "orig"))
 
 
@@ -463,7 +463,7 @@ def view_rank(view: str | None) -> int:
 
 def variant_rank(variant: str | None) -> int:
     """Query-side preference on equal distance: ``orig``, the other dihedral variants, ``trim`` and
-    ``trim+<variant>``, then the regions (``top88``, ``bottom88``), then anything else."""
+    ``trim+<variant>``, then the regions (``top88``, ``bottom88``), then the insets, then anything else."""
     if variant is None:
         return 99
     if variant in _VARIANT_ORDER:
@@ -475,6 +475,8 @@ def variant_rank(variant: str | None) -> int:
         return dihedral + _VARIANT_ORDER[variant[len(TRIM_VIEW) + 1 :]]
     if variant in REGION_VIEWS:
         return 2 * dihedral + REGION_VIEWS.index(variant)
+    if inset_box(variant) is not None:
+        return 2 * dihedral + len(REGION_VIEWS)
     return 99
 
 

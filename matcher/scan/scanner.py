@@ -76,7 +76,9 @@ class Scanner:
         )
         self.request = FeatureRequest(
             config.algorithms,
-            query_views=QueryViews(rotations=config.rotations, trim_borders=config.trim_borders, regions=regions),
+            query_views=QueryViews(
+                rotations=config.rotations, trim_borders=config.trim_borders, regions=regions, insets=config.insets
+            ),
             local=local_features.QUERY_PARAMS if config.local else None,
             # extracted only for frames no digest and no global hash matched; a hash-only scanner (Dask, sharded)
             # extracts at once: its hashed entries travel to every shard's task, which all search the same features
