@@ -303,8 +303,8 @@ def test_a_sharded_index_finds_them_too_on_both_engines(case: dict[str, Path]) -
         return [(r.path, r.status, sorted((m.variant, m.record, m.inliers) for m in r.matches)) for r in found]
 
     evidence = [str(case["evidence"])]
-    reference = matches(list(scan(evidence, str(case["index"]), ScanOptions(workers=1))))
-    on_dask = matches(list(scan(evidence, str(sharded), ScanOptions(engine="dask", workers=2))))
+    reference = matches(list(scan(evidence, str(case["index"]), ScanOptions(workers=1, insets=False))))
+    on_dask = matches(list(scan(evidence, str(sharded), ScanOptions(engine="dask", workers=2, insets=False))))
     assert on_dask == reference
     assert sum(v == "local" for _p, _s, found in on_dask for v, _r, _i in found) >= 3
 
