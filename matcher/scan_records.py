@@ -30,7 +30,9 @@ class ScanMatch:
     ``rot90``/``rot180``/``rot270`` (rotated counter-clockwise), ``flipx`` (top-bottom), ``flipy``
     (mirrored), ``flipp``/``flipm`` (transposed about the main or anti-diagonal); ``trim`` and
     ``trim+<variant>`` (the evidence with its uniform borders trimmed, then as that variant);
-    ``top88``/``bottom88`` (the evidence's top / bottom 88 %); ``None`` for digest matches.
+    ``top88``/``bottom88`` (the evidence's top / bottom 88 %); ``inset@L,T,R,B`` (a picture embedded
+    in the evidence frame, a collage tile or a pasted picture, at that box in the frame's pixels:
+    :mod:`matcher.insets`); ``None`` for digest matches.
     ``view`` names the known record's view the evidence matched (``crop10``, ``trim``, ``top88``,
     ... see :data:`matcher.views.KNOWN_VIEWS`); ``None`` for its main (full-frame) hash and for
     digest matches. ``record`` is the index record id. :attr:`explanation` says in words what the
