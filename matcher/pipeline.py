@@ -123,7 +123,8 @@ class HashOptions:
 
     - ``max_pixels``: largest width x height decoded per frame; larger images get an error record.
     - ``max_frames``: frames hashed per animated or multi-page file (each record names its frame;
-      ``frame_count`` tells how many the file has).
+      ``frame_count`` tells how many the file has). Videos have their own bound on sampled frames,
+      ``video.max_frames`` (none by default: a 20-minute video samples 1,200 frames at 1 fps).
     - ``apply_exif_orientation``: hash the image as displayed rather than as stored. Off by default:
       reference hash sets hash the stored pixels.
     - ``fast``: let JPEGs be decoded at reduced scale (1/2, 1/4, 1/8) when every chosen algorithm
