@@ -47,6 +47,7 @@ __all__ = [
     "compact",
     "parse_compact",
     "compare",
+    "comparable_frames",
     "distances",
     "representative",
     "known_video",
@@ -213,7 +214,9 @@ def distances(left: Sequence[Hash], right: Sequence[Hash]) -> np.ndarray:
     return out
 
 
-def _kept(features: Iterable[VpdqFeature], quality: int) -> list[VpdqFeature]:
+def comparable_frames(features: Iterable[VpdqFeature], quality: int) -> list[VpdqFeature]:
+    """The frames :func:`compare` counts: those of at least ``quality``, each distinct hash once (the
+    first frame holding it); the percentages' denominators are their numbers."""
     seen: set[bytes] = set()
     out = []
     for feature in features:
@@ -237,8 +240,8 @@ def compare(
     the distance; a letterboxed copy then matches its original.
     """
     thresholds = thresholds or VideoThresholds()
-    q = _kept(query, thresholds.quality)
-    c = _kept(compared, thresholds.quality)
+    q = comparable_frames(query, thresholds.quality)
+    c = comparable_frames(compared, thresholds.quality)
     if not q or not c:
         return VideoComparison(0.0, 0.0, (), (), None)
     owners: list[int] = []
