@@ -1023,7 +1023,9 @@ def _video_frame_links(
             continue
         width = algorithm.bit_length // 8
         codes = np.frombuffer(b"".join(row_bits), dtype=np.uint8).reshape(len(row_bits), width)
-        table = _search_table(algorithm, np.arange(len(row_bits), dtype=np.int64), codes, np.full(len(row_bits), -1))
+        table = _search_table(
+            algorithm, np.arange(len(row_bits), dtype=np.int64), codes, np.full(len(row_bits), -1, dtype=np.int16)
+        )
         for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
             qn, qv = query_nodes[start : start + MIH_QUERY_CHUNK], query_variants[start : start + MIH_QUERY_CHUNK]
             owners, hits, distances = range_search(table, variants[lead_item[qn], qv], rule.max_distances[name])
@@ -1034,12 +1036,12 @@ def _video_frame_links(
                 u, w, var = (image, video, variant) if image < video else (video, image, int(_INVERSE_INDEX[variant]))
                 key = ((gap * int(scale[rank])) << 16) | (rank << 8) | var
                 link = links.get((u, w))
+                nearer = link is None or key < link.key
                 if link is None:
                     link = links[(u, w)] = _VideoLink(
                         key, gap, rank, var, None if u == image else set(), None if w == image else set()
                     )
-                    link.key += 1  # set below, with the nearest frame
-                if key < link.key:
+                if nearer:
                     link.key, link.distance, link.rank, link.variant = key, gap, rank, var
                     if u == video:
                         link.nearest_u = frame[0]
@@ -1075,7 +1077,9 @@ def _video_pair_links(
         return
     codes = np.frombuffer(b"".join(f.hash.bits for node in video_nodes for f in kept[node]), dtype=np.uint8)
     codes = codes.reshape(row_node.shape[0], 32)
-    table = _search_table(pdq, np.arange(row_node.shape[0], dtype=np.int64), codes, np.full(row_node.shape[0], -1))
+    table = _search_table(
+        pdq, np.arange(row_node.shape[0], dtype=np.int64), codes, np.full(row_node.shape[0], -1, dtype=np.int16)
+    )
     owners, hits, _distances = range_search(table, codes, thresholds.distance)
     other = row_node[hits]
     apart = row_node[owners] != other
