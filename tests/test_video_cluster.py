@@ -203,3 +203,18 @@ def test_two_videos_link_only_when_the_percentages_pass_with_either_as_the_query
     report = io.StringIO()
     write_cluster_report(result, report)
     assert all("link_video" in json.loads(line) for line in report.getvalue().splitlines())
+
+
+def test_a_video_cut_by_a_limit_is_a_member_with_its_first_frames_and_its_error_a_record(copies):
+    from matcher.pipeline import HashOptions
+    from matcher.video import VideoOptions
+
+    options = HashOptions(video=VideoOptions(max_frames=3))
+    result = cluster_paths([copies / "original.mp4", copies / "copy_low_bitrate.mp4"], hash_options=options)
+    assert [m.item.video_frames[-1].frame for m in result.groups[0].members] == [20, 20]  # 3 frames each
+    assert result.groups[0].size == 2  # still linked by their first 3 frames
+    errors = [m for m in result.ungrouped if m.status == "error"]
+    assert len(errors) == 2
+    assert all(
+        m.item.error == "video has more than 3 sampled frames, the limit; only the first 3 were sampled" for m in errors
+    )
