@@ -56,18 +56,20 @@ representative frame's) and one member of the result, never one member per frame
 searched, not linked one by one:
 
 * **two videos** are linked when they match by the vPDQ rule of the scan
-  (:func:`matcher.video_hash.compare` with the ``video`` :class:`~matcher.video_hash.VideoThresholds`,
-  vPDQ's by default): the share of one's comparable frames within the distance of a frame of the
-  other reaches ``query_percent`` and the other's share reaches ``compared_percent``, with either
-  video as the query (a clip of a longer video is linked to it). Candidate pairs come from one
-  range search of every video's comparable frames against all of them; a few shared frames (a
-  title card, a logo intro) never link two videos. Needs ``pdq`` among the algorithms. The link
-  has ``link_algorithm`` :data:`VIDEO_LINK`, the nearest frame pair's distance, ``orig``;
+  (:func:`matcher.video_hash.compare` with the ``video``
+  :class:`~matcher.video_hash.VideoThresholds`, vPDQ's by default): the share of one's comparable
+  frames within the distance of a frame of the other reaches ``query_percent`` and the other's share
+  reaches ``compared_percent``, with either video as the query (a clip of a longer video is linked
+  to it), the query's frames as they are or with their borders trimmed (a letterboxed copy is
+  linked), as a scan compares an evidence video. Candidate pairs come from one range search of every
+  video's comparable frames against all of them; a few shared frames (a title card, a logo intro)
+  never link two videos. Needs ``pdq`` among the algorithms. The link has ``link_algorithm``
+  :data:`VIDEO_LINK`, the nearest frame pair's distance, ``orig``;
 * **a video and an image** are linked when any sampled frame (of at least the algorithm's minimum
-  quality) is within the algorithm's distance of a variant of the image (the rule for images,
-  the frame as it is: video frames are not tried rotated), found by range-searching a table of
-  every video frame with the images' variant hashes; ``linked_via_frame`` of an image linked via
-  a video is the video's nearest frame.
+  quality), as it is or with its borders trimmed, is within the algorithm's distance of a variant of
+  the image (the rule for images; video frames are not tried rotated), found by range-searching a
+  table of every video frame with the images' variant hashes; ``linked_via_frame`` of an image
+  linked via a video is the video's nearest frame.
 
 A link that involves a video says so in the member's ``link_video`` (the percentages of two
 videos, the timestamps of each side's matching frames). The distance to the representative of a
@@ -133,6 +135,7 @@ from .variants import INVERSE, VARIANT_NAMES
 from .video_hash import VideoComparison, VideoThresholds, VpdqFeature, comparable_frames, representative
 from .video_hash import compare as compare_videos
 from .video_hash import distances as frame_distances
+from .views import TRIM_VIEW
 
 __all__ = [
     "ClusterItem",
@@ -179,12 +182,15 @@ _MIH_FROM = 2_000
 
 @dataclass(frozen=True, slots=True)
 class ClusterVideoFrame:
-    """One sampled frame of a video item: its ``frame`` number, ``timestamp`` (seconds) and
-    ``hashes`` (``{algorithm: Hash}``, the frame as it is: video frames are not tried rotated)."""
+    """One sampled frame of a video item: its ``frame`` number, ``timestamp`` (seconds),
+    ``hashes`` (``{algorithm: Hash}``, the frame as it is: video frames are not tried rotated) and
+    ``trimmed`` (``{algorithm: Hash}`` of the frame with its uniform borders trimmed, when it has
+    borders: a letterbox)."""
 
     frame: int
     timestamp: float
     hashes: Mapping[str, Hash]
+    trimmed: Mapping[str, Hash] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +227,20 @@ class ClusterItem(FileFacts):
     def vpdq(self) -> tuple[VpdqFeature, ...]:
         """The video's frames that have a PDQ hash, as vPDQ features (none for an image)."""
         return tuple(VpdqFeature(f.frame, f.hashes["pdq"], f.timestamp) for f in self.video_frames if "pdq" in f.hashes)
+
+    def frame_hashes(self, algorithm: str) -> list[Hash]:
+        """Every sampled frame's hash of ``algorithm``, as it is and with its borders trimmed."""
+        return [
+            value
+            for f in self.video_frames
+            for value in (f.hashes.get(algorithm), f.trimmed.get(algorithm))
+            if value is not None
+        ]
+
+    def vpdq_views(self) -> dict[int, list[Hash]]:
+        """Frame number -> the frame's further PDQ hashes (its borders trimmed), as
+        :func:`matcher.video_hash.compare` takes a query's views."""
+        return {f.frame: [f.trimmed["pdq"]] for f in self.video_frames if "pdq" in f.trimmed}
 
     def orig(self, algorithm: str) -> Hash | None:
         """The item's own (``orig``) hash of ``algorithm``, if it has one."""
@@ -557,7 +577,9 @@ class _Hasher:
     :func:`matcher.pipeline.read_entry`: the scan's reading, decoding and dihedral variants."""
 
     def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions, local: bool = False) -> None:
-        self.request = FeatureRequest(tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None)
+        self.request = FeatureRequest(
+            tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None, trim_video_frames=True
+        )
         self.options = options
 
     def entry(self, entry: files.Entry) -> list[ClusterItem]:
@@ -598,7 +620,19 @@ class _Hasher:
 def _video_item(read: EntryFeatures, facts: dict[str, Any]) -> ClusterItem:
     """A video as one item: its sampled frames' hashes in ``video_frames``, its representative
     frame's (:func:`matcher.video_hash.representative`; the first frame without PDQ) as its own."""
-    frames = tuple(ClusterVideoFrame(f.index or 0, f.timestamp or 0.0, dict(f.hashes)) for f in read.frames)
+    frames = tuple(
+        ClusterVideoFrame(
+            f.index or 0,
+            f.timestamp or 0.0,
+            dict(f.hashes),
+            {
+                name: views[TRIM_VIEW]
+                for name, views in f.variants.items()
+                if TRIM_VIEW in views and name in f.hashes and views[TRIM_VIEW].bits != f.hashes[name].bits
+            },
+        )
+        for f in read.frames
+    )
     item = ClusterItem(
         **{**facts, "frame": None}, error=with_changed(None, read.changed), notes=tuple(read.notes), video_frames=frames
     )
@@ -952,7 +986,7 @@ class _VideoLink:
     ``key`` (ordered as the other links'), ``distance``, algorithm ``rank`` (the vPDQ rank for two
     videos), ``variant`` (how ``u`` is transformed relative to ``w``), the frames of each side that
     matched (``(number, timestamp)``; ``None`` for an image), each side's frame nearest the other,
-    and for two videos the comparison's percentages (``u`` as the query)."""
+    and for two videos the comparisons with ``u`` and with ``w`` as the query (``comparisons``)."""
 
     key: int
     distance: int
@@ -962,18 +996,23 @@ class _VideoLink:
     frames_w: set[tuple[int, float]] | None
     nearest_u: int | None = None
     nearest_w: int | None = None
-    query_percent: float | None = None
-    compared_percent: float | None = None
+    comparisons: tuple[VideoComparison, VideoComparison] | None = None
 
     def seen_from(self, is_u: bool) -> dict[str, Any]:
-        """The member's ``link_video``, the member being ``u`` (``is_u``) or ``w``."""
+        """The member's ``link_video``, the member being ``u`` (``is_u``) or ``w``: for two videos,
+        the comparison with the member as the query."""
+        if self.comparisons is not None:
+            mine = self.comparisons[0 if is_u else 1]
+            return {
+                "query_percent": round(mine.query_percent, 2),
+                "compared_percent": round(mine.compared_percent, 2),
+                "timestamps": [round(t, 3) for t in mine.matched_timestamps],
+                "linked_via_timestamps": [round(t, 3) for t in mine.compared_timestamps],
+            }
         own, other = (self.frames_u, self.frames_w) if is_u else (self.frames_w, self.frames_u)
-        mine, theirs = (
-            (self.query_percent, self.compared_percent) if is_u else (self.compared_percent, self.query_percent)
-        )
         return {
-            "query_percent": None if mine is None else round(mine, 2),
-            "compared_percent": None if theirs is None else round(theirs, 2),
+            "query_percent": None,
+            "compared_percent": None,
             "timestamps": None if own is None else [round(t, 3) for _, t in sorted(own)],
             "linked_via_timestamps": None if other is None else [round(t, 3) for _, t in sorted(other)],
         }
@@ -981,12 +1020,6 @@ class _VideoLink:
     def nearest(self, is_u: bool) -> int | None:
         """The frame of ``u`` (``is_u``) or of ``w`` nearest the other side (``None``: an image)."""
         return self.nearest_u if is_u else self.nearest_w
-
-
-def _either_way(result: VideoComparison, thresholds: VideoThresholds) -> bool:
-    """Whether two videos match by the vPDQ rule with either of them as the query."""
-    swapped = replace(result, query_percent=result.compared_percent, compared_percent=result.query_percent)
-    return result.matches(thresholds) or swapped.matches(thresholds)
 
 
 def _video_frame_links(
@@ -1000,8 +1033,9 @@ def _video_frame_links(
     links: dict[tuple[int, int], _VideoLink],
 ) -> None:
     """Links between images and videos: an image node is linked to a video when one of its variant
-    hashes is within the algorithm's distance of any sampled frame (of at least its minimum quality),
-    found by range-searching a table of every video frame with the images' variants."""
+    hashes is within the algorithm's distance of any sampled frame, as it is or with its borders
+    trimmed (of at least the algorithm's minimum quality), found by range-searching a table of every
+    video frame with the images' variants."""
     for rank, algorithm in enumerate(rule.algorithms):
         name, quality_floor = algorithm.name, algorithm.min_quality
         row_node: list[int] = []
@@ -1009,14 +1043,14 @@ def _video_frame_links(
         row_bits: list[bytes] = []
         for node in video_nodes:
             for frame in items[int(lead_item[node])].video_frames:
-                value = frame.hashes.get(name)
-                if value is None or (
-                    quality_floor is not None and value.quality is not None and value.quality < quality_floor
-                ):
-                    continue
-                row_node.append(node)
-                row_frame.append((frame.frame, frame.timestamp))
-                row_bits.append(value.bits)
+                for value in (frame.hashes.get(name), frame.trimmed.get(name)):  # as it is, borders trimmed
+                    if value is None or (
+                        quality_floor is not None and value.quality is not None and value.quality < quality_floor
+                    ):
+                        continue
+                    row_node.append(node)
+                    row_frame.append((frame.frame, frame.timestamp))
+                    row_bits.append(value.bits)
         variants, present, _ = arrays[rank]
         query_nodes, query_variants = np.nonzero(present[lead_item] & hash_eligible[rank][:, None])
         if not row_bits or query_nodes.shape[0] == 0:
@@ -1060,58 +1094,72 @@ def _video_pair_links(
     scale: np.ndarray,
     links: dict[tuple[int, int], _VideoLink],
 ) -> None:
-    """Links between two videos by the vPDQ rule (:func:`matcher.video_hash.compare`, passing with
-    either video as the query). Candidate pairs come from one range search of every video's
-    comparable frames (:func:`~matcher.video_hash.comparable_frames`) against all of them; a pair is
-    compared only when the share of each side's comparable frames with a hit in the other could
-    pass (those hits are what the comparison counts), so videos that share a few frames (a title
-    card, a logo) cost one search, not a comparison."""
+    """Links between two videos by the vPDQ rule: :func:`matcher.video_hash.compare` passes with one
+    of them as the query (its frames as they are or with their borders trimmed, as a scan compares
+    an evidence video) against the other.
+
+    Candidate pairs come from one range search of every video's comparable frames
+    (:func:`~matcher.video_hash.comparable_frames`, with their trimmed views) against all the
+    comparable frames; a pair is compared only when, one way round, the shares of the query's
+    frames with a hit and of the other's frames hit could reach the thresholds (those hits are what
+    the comparison counts), so videos that share a few frames (a title card, a logo) cost one
+    search, not a comparison."""
     if "pdq" not in rule.names or len(video_nodes) < 2:
         return
     thresholds = rule.video
     pdq = registry.get("pdq")
-    features = {node: items[int(lead_item[node])].vpdq() for node in video_nodes}
+    videos = {node: items[int(lead_item[node])] for node in video_nodes}
+    features = {node: video.vpdq() for node, video in videos.items()}
+    views = {node: video.vpdq_views() for node, video in videos.items()}
     kept = {node: comparable_frames(features[node], thresholds.quality) for node in video_nodes}
     row_node = np.array([node for node in video_nodes for _ in kept[node]], dtype=np.int64)
     if row_node.shape[0] == 0:
         return
     codes = np.frombuffer(b"".join(f.hash.bits for node in video_nodes for f in kept[node]), dtype=np.uint8)
     codes = codes.reshape(row_node.shape[0], 32)
+    # the queries: each comparable frame (its row) and its trimmed views, as compare() counts them
+    query_row = list(range(row_node.shape[0]))
+    query_bits = [codes[row].tobytes() for row in query_row]
+    row = 0
+    for node in video_nodes:
+        for feature in kept[node]:
+            for extra in views[node].get(feature.frame, ()):
+                if extra.quality is None or extra.quality >= thresholds.quality:
+                    query_row.append(row)
+                    query_bits.append(extra.bits)
+            row += 1
+    queries = np.frombuffer(b"".join(query_bits), dtype=np.uint8).reshape(len(query_bits), 32)
     table = _search_table(
         pdq, np.arange(row_node.shape[0], dtype=np.int64), codes, np.full(row_node.shape[0], -1, dtype=np.int16)
     )
-    owners, hits, _distances = range_search(table, codes, thresholds.distance)
-    other = row_node[hits]
-    apart = row_node[owners] != other
-    # each comparable frame once per other video it has a hit in
-    hit_pairs = np.unique(np.stack([owners[apart], other[apart]], axis=1), axis=0)
-    counted = collections.Counter(zip(row_node[hit_pairs[:, 0]].tolist(), hit_pairs[:, 1].tolist()))
+    owners, hits, _distances = range_search(table, queries, thresholds.distance)
+    asked = np.asarray(query_row, dtype=np.int64)[owners]
+    apart = row_node[asked] != row_node[hits]
+    asked, hits = asked[apart], hits[apart]
+    # with A's frames as the query against B: A's frames with a hit, and B's frames hit, each once
+    asking = np.unique(np.stack([asked, row_node[hits]], axis=1), axis=0)
+    hit = np.unique(np.stack([row_node[asked], hits], axis=1), axis=0)
+    query_hits = collections.Counter(zip(row_node[asking[:, 0]].tolist(), asking[:, 1].tolist()))
+    compared_hits = collections.Counter(zip(hit[:, 0].tolist(), row_node[hit[:, 1]].tolist()))
+
+    def could_pass(a: int, b: int) -> bool:
+        return (
+            100.0 * query_hits.get((a, b), 0) / len(kept[a]) >= thresholds.query_percent
+            and 100.0 * compared_hits.get((a, b), 0) / len(kept[b]) >= thresholds.compared_percent
+        )
+
     rank = len(rule.algorithms) + 1
     pdq_scale = int(scale[rule.names.index("pdq")])
-    for (a, b), hits_a in counted.items():
-        if a > b:
+    for a, b in sorted({(min(a, b), max(a, b)) for a, b in query_hits}):
+        if not (could_pass(a, b) or could_pass(b, a)):
             continue
-        share_a = 100.0 * hits_a / len(kept[a])
-        share_b = 100.0 * counted.get((b, a), 0) / len(kept[b])
-        if not (
-            (share_a >= thresholds.query_percent and share_b >= thresholds.compared_percent)
-            or (share_b >= thresholds.query_percent and share_a >= thresholds.compared_percent)
-        ):
+        forward = compare_videos(features[a], features[b], thresholds, views[a])
+        backward = compare_videos(features[b], features[a], thresholds, views[b])
+        if not (forward.matches(thresholds) or backward.matches(thresholds)):
             continue
-        forward = compare_videos(features[a], features[b], thresholds)
-        if not _either_way(forward, thresholds):
-            continue
-        backward = compare_videos(features[b], features[a], thresholds)
-        gap = int(forward.best_distance or 0)
+        gap = min(int(forward.best_distance or 0), int(backward.best_distance or 0))
         links[(a, b)] = _VideoLink(
-            ((gap * pdq_scale) << 16) | (rank << 8),
-            gap,
-            rank,
-            0,
-            set(zip(forward.matched_frames, forward.matched_timestamps)),
-            set(zip(backward.matched_frames, backward.matched_timestamps)),
-            query_percent=forward.query_percent,
-            compared_percent=forward.compared_percent,
+            ((gap * pdq_scale) << 16) | (rank << 8), gap, rank, 0, None, None, comparisons=(forward, backward)
         )
 
 
@@ -1316,14 +1364,14 @@ def _video_distance(
     """Item ``i``'s nearest comparison with its representative ``r`` when either is a video, as
     ``(distance, rank, variant, scaled distance)``: two videos, their nearest PDQ frame pair (the
     vPDQ rank, ``orig``); a video and an image, the video's frame nearest one of the image's
-    variants (the smallest scaled distance over the algorithms, then their order). ``None`` when
-    they share no algorithm."""
+    variants (the smallest scaled distance over the algorithms, then their order). Frames count as
+    they are and with their borders trimmed. ``None`` when they share no algorithm."""
     a, b = items[i], items[r]
     if a.is_video and b.is_video:
-        frames_a, frames_b = a.vpdq(), b.vpdq()
-        if not frames_a or not frames_b:
+        hashes_a, hashes_b = a.frame_hashes("pdq"), b.frame_hashes("pdq")
+        if not hashes_a or not hashes_b:
             return None
-        gap = int(frame_distances([f.hash for f in frames_a], [f.hash for f in frames_b]).min())
+        gap = int(frame_distances(hashes_a, hashes_b).min())
         rank = len(rule.algorithms) + 1
         return gap, rank, 0, gap * int(rank_scale[rank])
     video, image = (a, r) if a.is_video else (b, i)
@@ -1331,7 +1379,7 @@ def _video_distance(
     huge = np.iinfo(np.int64).max
     for rank, algorithm in enumerate(rule.algorithms):
         variants, present, _ = arrays[rank]
-        bits = [f.hashes[algorithm.name].bits for f in video.video_frames if algorithm.name in f.hashes]
+        bits = [value.bits for value in video.frame_hashes(algorithm.name)]
         if not bits or not present[image, 0]:
             continue
         frames = np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(bits), -1)

@@ -205,6 +205,9 @@ class FeatureRequest:
       a caller that extracts only the frames it needs (the scan: those no digest and no global hash
       matched). Frames of animations and videos are extracted at once (a batch of them held as
       working images could take hundreds of megabytes).
+    - ``trim_video_frames``: each sampled video frame's hashes with its uniform borders trimmed too
+      (``FrameFeatures.variants[name]["trim"]``, when it has borders), as cluster needs to link a
+      letterboxed copy; a scan asks for them through ``query_views``.
     """
 
     algorithms: tuple[str, ...]
@@ -213,6 +216,7 @@ class FeatureRequest:
     query_views: QueryViews | None = None
     local: local_features.ExtractParams | None = None
     defer_local: bool = False
+    trim_video_frames: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.algorithms, str) or not self.algorithms:
@@ -574,6 +578,8 @@ def decode_video(source: video.VideoSource, request: FeatureRequest, options: Ha
         request = replace(request, query_views=replace(request.query_views, rotations=False))
     if request.variants:
         request = replace(request, variants=False)
+    if request.trim_video_frames and request.query_views is None:
+        request = replace(request, query_views=QueryViews(rotations=False, trim_borders=True))
     algorithms = request.resolved()
     try:
         reader = video.VideoReader(source, options.video, options.max_pixels)

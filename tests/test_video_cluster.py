@@ -218,3 +218,17 @@ def test_a_video_cut_by_a_limit_is_a_member_with_its_first_frames_and_its_error_
     assert all(
         m.item.error == "video has more than 3 sampled frames, the limit; only the first 3 were sampled" for m in errors
     )
+
+
+def test_a_letterboxed_copy_links_by_its_frames_with_their_borders_trimmed(copies, tmp_path):
+    original = (copies / "original.mp4").read_bytes()
+    (tmp_path / "a_original.mp4").write_bytes(original)
+    (tmp_path / "b_letterbox.mp4").write_bytes(transcode(original, letterbox=0.2))  # 20 % black bars
+    result = cluster_paths([tmp_path])
+    (group,) = result.groups
+    representative, boxed = group.members  # equal links and pixels: the first path
+    assert representative.path.endswith("a_original.mp4") and boxed.path.endswith("b_letterbox.mp4")
+    assert (boxed.link_algorithm, boxed.linked_via) == ("vpdq", representative.path)
+    # as the query, its frames with their bars trimmed match the original's (as a scan compares them)
+    assert boxed.link_video["query_percent"] >= 80 and boxed.link_video["compared_percent"] >= 80
+    assert boxed.distance is not None and boxed.distance <= 31
