@@ -3,11 +3,11 @@
 Three entry points:
 
 * :func:`cluster_paths` walks files and directories, hashes every image (every frame of animated and
-  multi-page ones) with its rotations and flips, and groups them. It walks, reads and decodes as
-  the scan does (same walk, one read-only read per file, same decoding options), and hashes the
-  eight dihedral variants of :func:`matcher.variants.variant_hashes`; with ``workers > 1`` it hashes
-  in a pool of worker processes (forkserver), the only processes it starts, shut down before it
-  returns.
+  multi-page ones) with its rotations and flips and every video's sampled frames, and groups them.
+  It walks, reads and decodes as the scan does (same walk, one read-only read per file, same
+  decoding options), and hashes the eight dihedral variants of
+  :func:`matcher.variants.variant_hashes`; with ``workers > 1`` it hashes in a pool of worker
+  processes (forkserver), the only processes it starts, shut down before it returns.
 * :func:`cluster_hashes` groups hashes computed already (:class:`ClusterItem` values, or
   ``(key, {variant: Hash})`` pairs); it starts no process.
 * :func:`run_cluster` is the driver behind ``matcher cluster``: :func:`cluster_paths`, then the
@@ -15,13 +15,14 @@ Three entry points:
 
 The rule
 --------
-Two items (images, or frames) are *linked* when, for any chosen algorithm, a variant of one (its
-hash after undoing a rotation or flip, ``orig`` included; ``orig`` only without rotations) is within
-that algorithm's maximum distance (``<=``; default the algorithm's ``default_max_distance``, PDQ 31)
-of the other's ``orig`` hash: the match rule of the scan, with one image as the evidence and the
-other as the known image. An item whose hash has a quality below its algorithm's minimum (PDQ: 50)
-is not linked by that algorithm, and says so in its ``notes``. A *group* is a connected component of
-the links: a chain A~B~C puts A and C in one group even when A and C are far apart.
+Two items (images, or frames of animations; videos: see Videos) are *linked* when, for any chosen
+algorithm, a variant of one (its hash after undoing a rotation or flip, ``orig`` included; ``orig``
+only without rotations) is within that algorithm's maximum distance (``<=``; default the algorithm's
+``default_max_distance``, PDQ 31) of the other's ``orig`` hash: the match rule of the scan, with one
+image as the evidence and the other as the known image. An item whose hash has a quality below its
+algorithm's minimum (PDQ: 50) is not linked by that algorithm, and says so in its ``notes``. A
+*group* is a connected component of the links: a chain A~B~C puts A and C in one group even when A
+and C are far apart.
 
 Links are found with the index's exact search, never by comparing all pairs: per algorithm, one
 :class:`~matcher.index.search.AlgorithmTable` over the distinct ``orig`` hashes of the items it may
@@ -48,6 +49,33 @@ the representative and is flagged ``chain``. ``linked_via`` names the member one
 representative on such a chain (the nearest one when several are), with that link's distance,
 algorithm and variant (how this member is transformed relative to that one).
 
+Videos
+------
+A video is one item (:attr:`ClusterItem.video_frames`: its sampled frames; its own hashes are its
+representative frame's) and one member of the result, never one member per frame. Its frames are
+searched, not linked one by one:
+
+* **two videos** are linked when they match by the vPDQ rule of the scan
+  (:func:`matcher.video_hash.compare` with the ``video``
+  :class:`~matcher.video_hash.VideoThresholds`, vPDQ's by default): the share of one's comparable
+  frames within the distance of a frame of the other reaches ``query_percent`` and the other's share
+  reaches ``compared_percent``, with either video as the query (a clip of a longer video is linked
+  to it), the query's frames as they are or with their borders trimmed (a letterboxed copy is
+  linked), as a scan compares an evidence video. Candidate pairs come from one range search of every
+  video's comparable frames against all of them; a few shared frames (a title card, a logo intro)
+  never link two videos. Needs ``pdq`` among the algorithms. The link has ``link_algorithm``
+  :data:`VIDEO_LINK`, the nearest frame pair's distance, ``orig``;
+* **a video and an image** are linked when any sampled frame (of at least the algorithm's minimum
+  quality), as it is or with its borders trimmed, is within the algorithm's distance of a variant of
+  the image (the rule for images; video frames are not tried rotated), found by range-searching a
+  table of every video frame with the images' variant hashes; ``linked_via_frame`` of an image
+  linked via a video is the video's nearest frame.
+
+A link that involves a video says so in the member's ``link_video`` (the percentages of two
+videos, the timestamps of each side's matching frames). The distance to the representative of a
+video, or of an image whose representative is a video, is the nearest frame's (two videos: the
+nearest PDQ frame pair, algorithm ``vpdq``). Videos get no place links (``local``).
+
 Places (``local=True``)
 -----------------------
 Every frame's local features are extracted too (:data:`~matcher.local_features.QUERY_PARAMS`), and
@@ -63,8 +91,10 @@ items (copies of one file share their links).
 
 What each file gets
 -------------------
-Every entry the walk meets is in the result. An image frame that was hashed is a member of a group
-(``status`` ``grouped``, or ``single`` in a group of one). A file that could not be read, decoded or
+Every entry the walk meets is in the result. An image frame, or a video, that was hashed is a
+member of a group (``status`` ``grouped``, or ``single`` in a group of one); a video cut by a limit
+or broken part way is a member with the frames sampled before it, and its error is a record of its
+own (as in the scan). A file that could not be read, decoded or
 hashed has ``status`` ``error`` and its ``error``; a file that is not an image, a symbolic link
 (never followed), a FIFO, socket or device (never opened) has ``status`` ``skipped`` and a note
 saying what it is. Those have no group.
@@ -99,12 +129,18 @@ from .hashing import DEFAULT_ALGORITHMS
 from .index.mih import MultiIndex
 from .index.search import MIH_QUERY_CHUNK, AlgorithmTable, range_search
 from .local_features import QUERY_PARAMS, LocalFeatures, LocalFeaturesUnavailableError
-from .pipeline import FeatureRequest, HashOptions, read_entry, with_changed
+from .pipeline import EntryFeatures, FeatureRequest, HashOptions, read_entry, with_changed
 from .places import PlaceLink, place_links
 from .variants import INVERSE, VARIANT_NAMES
+from .video_hash import VideoComparison, VideoThresholds, VpdqFeature, comparable_frames, representative
+from .video_hash import compare as compare_videos
+from .video_hash import distances as frame_distances
+from .views import TRIM_VIEW
 
 __all__ = [
     "ClusterItem",
+    "ClusterVideoFrame",
+    "VIDEO_LINK",
     "ClusterMember",
     "PlaceNeighbour",
     "ClusterGroup",
@@ -124,6 +160,8 @@ log = logging.getLogger(__name__)
 CLUSTER_FORMATS: tuple[str, ...] = ("jsonl", "csv")
 #: What a member's ``status`` can be.
 MEMBER_STATUSES: tuple[str, ...] = ("grouped", "single", "error", "skipped")
+#: The ``algorithm`` / ``link_algorithm`` of a link between two videos by the vPDQ rule.
+VIDEO_LINK = "vpdq"
 
 _VARIANTS = len(VARIANT_NAMES)
 _VARIANT_INDEX = {name: i for i, name in enumerate(VARIANT_NAMES)}
@@ -143,6 +181,19 @@ _MIH_FROM = 2_000
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterVideoFrame:
+    """One sampled frame of a video item: its ``frame`` number, ``timestamp`` (seconds),
+    ``hashes`` (``{algorithm: Hash}``, the frame as it is: video frames are not tried rotated) and
+    ``trimmed`` (``{algorithm: Hash}`` of the frame with its uniform borders trimmed, when it has
+    borders: a letterbox)."""
+
+    frame: int
+    timestamp: float
+    hashes: Mapping[str, Hash]
+    trimmed: Mapping[str, Hash] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterItem(FileFacts):
     """One image, or one frame of a multi-frame image, to be grouped, and what is known of its file.
 
@@ -156,11 +207,40 @@ class ClusterItem(FileFacts):
     unknown; only ``path`` positional). ``local``: the item's local features (extracted with
     :data:`~matcher.local_features.QUERY_PARAMS`), which link places when clustering with
     ``local=True``; results keep none (they are dropped once the links are found).
+
+    A *video* is one item whose ``video_frames`` are its sampled frames (in frame order) and whose
+    ``hashes`` are those of its representative frame (the highest PDQ quality, the earliest of
+    those), ``frame`` ``None``: it is linked to another video by the vPDQ rule, to an image when
+    any of its frames is within the distance of the image (module documentation).
     """
 
     hashes: Mapping[str, Mapping[str, Hash]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     local: LocalFeatures | None = field(default=None, compare=False)
+    video_frames: tuple[ClusterVideoFrame, ...] = ()
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the item is a video (it has sampled frames)."""
+        return bool(self.video_frames)
+
+    def vpdq(self) -> tuple[VpdqFeature, ...]:
+        """The video's frames that have a PDQ hash, as vPDQ features (none for an image)."""
+        return tuple(VpdqFeature(f.frame, f.hashes["pdq"], f.timestamp) for f in self.video_frames if "pdq" in f.hashes)
+
+    def frame_hashes(self, algorithm: str) -> list[Hash]:
+        """Every sampled frame's hash of ``algorithm``, as it is and with its borders trimmed."""
+        return [
+            value
+            for f in self.video_frames
+            for value in (f.hashes.get(algorithm), f.trimmed.get(algorithm))
+            if value is not None
+        ]
+
+    def vpdq_views(self) -> dict[int, list[Hash]]:
+        """Frame number -> the frame's further PDQ hashes (its borders trimmed), as
+        :func:`matcher.video_hash.compare` takes a query's views."""
+        return {f.frame: [f.trimmed["pdq"]] for f in self.video_frames if "pdq" in f.trimmed}
 
     def orig(self, algorithm: str) -> Hash | None:
         """The item's own (``orig``) hash of ``algorithm``, if it has one."""
@@ -215,7 +295,11 @@ class ClusterMember:
     (``link_algorithm`` ``"local"``, no distance or variant): ``link_inliers``, ``link_region``
     (where, in this member, the part shown by ``linked_via`` lies) and ``linked_via_region`` (the
     same in ``linked_via``) say what was verified; ``local_links`` lists every place link of the
-    member (:class:`PlaceNeighbour`).
+    member (:class:`PlaceNeighbour`). ``link_video``: when the link to ``linked_via`` involves a
+    video, ``query_percent`` / ``compared_percent`` (two videos: the share of this member's frames
+    matched by ``linked_via``'s and the other way round; ``None`` for a video and an image),
+    ``timestamps`` (this member's matching frames; ``None`` for an image) and
+    ``linked_via_timestamps`` (``linked_via``'s).
     """
 
     item: ClusterItem
@@ -238,6 +322,7 @@ class ClusterMember:
     link_region: tuple[int, int, int, int] | None = None
     linked_via_region: tuple[int, int, int, int] | None = None
     local_links: tuple[PlaceNeighbour, ...] = ()
+    link_video: Mapping[str, Any] | None = None
 
     @property
     def path(self) -> str | None:
@@ -258,8 +343,10 @@ class ClusterMember:
         """A flat, JSON-ready dict: the report's columns, in order (see :func:`write_cluster_report`).
 
         ``algorithms`` names the hash columns (hex of each algorithm's ``orig`` hash) every record has
-        (default: the item's algorithms). ``local``: add the place-link columns ``link_inliers``,
-        ``link_region``, ``linked_via_region`` and ``local_links`` (after ``link_variant``).
+        (default: the item's algorithms). ``video`` (``{"frames_sampled": n}`` for a video, else
+        ``None``) and ``link_video`` (see the class) follow ``link_variant``. ``local``: add the
+        place-link columns ``link_inliers``, ``link_region``, ``linked_via_region`` and
+        ``local_links`` (after ``link_video``).
         """
         item = self.item
         out: dict[str, Any] = {
@@ -280,6 +367,8 @@ class ClusterMember:
             "link_distance": self.link_distance,
             "link_algorithm": self.link_algorithm,
             "link_variant": self.link_variant,
+            "video": {"frames_sampled": len(item.video_frames)} if item.is_video else None,
+            "link_video": None if self.link_video is None else dict(self.link_video),
         }
         if local:
             out["link_inliers"] = self.link_inliers
@@ -336,7 +425,8 @@ class ClusterResult:
     items. ``entries`` is the number of walked entries (``None`` for :func:`cluster_hashes`);
     ``hashing_seconds`` and ``grouping_seconds`` the time each stage took. ``local``: whether
     places were linked by local features too, ``place_links`` the place links found (between
-    distinct items; they count in ``links``). Members hold the items
+    distinct items; they count in ``links``). ``video``: the vPDQ thresholds two videos were linked
+    by. Members hold the items
     given to :func:`cluster_hashes` as they were; those of :func:`cluster_paths` keep only their
     ``orig`` hashes (the variant hashes are not kept, to bound memory).
     """
@@ -352,6 +442,7 @@ class ClusterResult:
     grouping_seconds: float = 0.0
     local: bool = False
     place_links: int = 0
+    video: VideoThresholds = field(default_factory=VideoThresholds)
 
     def members(self, min_size: int = 1) -> Iterator[ClusterMember]:
         """Every member in report order: the groups of at least ``min_size`` members, then the
@@ -363,7 +454,7 @@ class ClusterResult:
 
     @property
     def hashed(self) -> int:
-        """Items (images, frames) that were hashed and grouped."""
+        """Items (images, frames of animations, videos) that were hashed and grouped."""
         return sum(group.size for group in self.groups)
 
     @property
@@ -408,6 +499,7 @@ class ClusterResult:
             "rotations": self.rotations,
             "local": self.local,
             "place_links": self.place_links,
+            **self.video.to_dict(),
             "hashing_seconds": round(self.hashing_seconds, 3),
             "grouping_seconds": round(self.grouping_seconds, 3),
         }
@@ -439,6 +531,7 @@ class _Rule:
     max_distances: dict[str, int]
     rotations: bool
     local: bool = False
+    video: VideoThresholds = VideoThresholds()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -446,7 +539,11 @@ class _Rule:
 
 
 def _rule(
-    algorithms: str | Sequence[str], max_distances: Mapping[str, int] | None, rotations: bool, local: bool = False
+    algorithms: str | Sequence[str],
+    max_distances: Mapping[str, int] | None,
+    rotations: bool,
+    local: bool = False,
+    video: VideoThresholds | None = None,
 ) -> _Rule:
     chosen = tuple(registry.resolve(algorithms if isinstance(algorithms, str) else list(algorithms)))
     names = [a.name for a in chosen]
@@ -464,7 +561,11 @@ def _rule(
         distances[algorithm.name] = value
     for algorithm in chosen:
         distances.setdefault(algorithm.name, int(algorithm.default_max_distance))
-    return _Rule(chosen, {name: distances[name] for name in names}, bool(rotations), bool(local))
+    if video is not None and not isinstance(video, VideoThresholds):
+        raise UsageError(f"video must be VideoThresholds, not {type(video).__name__}")
+    return _Rule(
+        chosen, {name: distances[name] for name in names}, bool(rotations), bool(local), video or VideoThresholds()
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,7 +577,9 @@ class _Hasher:
     :func:`matcher.pipeline.read_entry`: the scan's reading, decoding and dihedral variants."""
 
     def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions, local: bool = False) -> None:
-        self.request = FeatureRequest(tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None)
+        self.request = FeatureRequest(
+            tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None, trim_video_frames=True
+        )
         self.options = options
 
     def entry(self, entry: files.Entry) -> list[ClusterItem]:
@@ -489,19 +592,22 @@ class _Hasher:
             ]
         facts = read.file_facts()
         notes = tuple(n for n in (read.note, *read.notes) if n)
-        items = [
-            ClusterItem(
-                **{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
-                hashes={
-                    name: dict(frame.variants[name]) if name in frame.variants else {"orig": value}
-                    for name, value in frame.hashes.items()
-                },
-                error=with_changed(None, read.changed),
-                notes=tuple(read.notes),
-                local=frame.descriptors,
-            )
-            for frame in read.frames
-        ]
+        if read.media is not None and read.media.is_video:
+            items = [_video_item(read, facts)] if read.frames else []
+        else:
+            items = [
+                ClusterItem(
+                    **{**facts, "frame": frame.index, "width": frame.width, "height": frame.height},
+                    hashes={
+                        name: dict(frame.variants[name]) if name in frame.variants else {"orig": value}
+                        for name, value in frame.hashes.items()
+                    },
+                    error=with_changed(None, read.changed),
+                    notes=tuple(read.notes),
+                    local=frame.descriptors,
+                )
+                for frame in read.frames
+            ]
         if read.error is not None or not read.frames:  # as in the scan: the failure is a record of its own
             items.append(
                 ClusterItem(
@@ -509,6 +615,30 @@ class _Hasher:
                 )
             )
         return items
+
+
+def _video_item(read: EntryFeatures, facts: dict[str, Any]) -> ClusterItem:
+    """A video as one item: its sampled frames' hashes in ``video_frames``, its representative
+    frame's (:func:`matcher.video_hash.representative`; the first frame without PDQ) as its own."""
+    frames = tuple(
+        ClusterVideoFrame(
+            f.index or 0,
+            f.timestamp or 0.0,
+            dict(f.hashes),
+            {
+                name: views[TRIM_VIEW]
+                for name, views in f.variants.items()
+                if TRIM_VIEW in views and name in f.hashes and views[TRIM_VIEW].bits != f.hashes[name].bits
+            },
+        )
+        for f in read.frames
+    )
+    item = ClusterItem(
+        **{**facts, "frame": None}, error=with_changed(None, read.changed), notes=tuple(read.notes), video_frames=frames
+    )
+    best = representative(item.vpdq())
+    lead = next((f for f in frames if best is not None and f.frame == best.frame), frames[0])
+    return replace(item, hashes={name: {"orig": value} for name, value in lead.hashes.items()})
 
 
 _WORKER: _Hasher | None = None
@@ -767,6 +897,7 @@ class _Outcome:
     links: int
     node_of: np.ndarray  # per item: its node (items with bit-identical hashes share one)
     place: dict[tuple[int, int], PlaceLink]  # place links between nodes (u < w; in_a: w seen in u)
+    video_links: dict[tuple[int, int], _VideoLink]  # links of video nodes (u < w)
 
 
 def _place_pairs(codes: _Codes, lead_item: np.ndarray) -> dict[tuple[int, int], PlaceLink]:
@@ -775,6 +906,16 @@ def _place_pairs(codes: _Codes, lead_item: np.ndarray) -> dict[tuple[int, int], 
         return {}
     features = [codes.local[i] for i in lead_item.tolist()]
     return {(i, j): link for i, j, link in place_links(features)}
+
+
+def _search_table(algorithm: Algorithm, ids: np.ndarray, codes: np.ndarray, quality: np.ndarray) -> AlgorithmTable:
+    """A table over ``codes`` (every row searchable) for :func:`~matcher.index.search.range_search`,
+    with multi-index hashing from :data:`_MIH_FROM` codes."""
+    table = AlgorithmTable.build(algorithm.name, algorithm.bit_length, None, ids, codes, quality)
+    if table.mih is None and table.searchable >= _MIH_FROM and algorithm.bit_length % 64 == 0:
+        # eight queries per code: multi-index hashing beats the flat scan from a few thousand codes
+        table = replace(table, mih=MultiIndex.build(np.ascontiguousarray(table.codes)))
+    return table
 
 
 def _links(
@@ -799,17 +940,12 @@ def _links(
         holders = np.flatnonzero(node_eligible[rank])
         if holders.shape[0] == 0:
             continue
-        table = AlgorithmTable.build(
-            algorithm.name,
-            algorithm.bit_length,
-            None,
+        table = _search_table(
+            algorithm,
             holders.astype(np.int64),
             np.ascontiguousarray(node_variants[holders, 0]),
             quality[lead_item][holders].copy(),
         )
-        if table.mih is None and table.searchable >= _MIH_FROM and algorithm.bit_length % 64 == 0:
-            # eight queries per code: multi-index hashing beats the flat scan from a few thousand codes
-            table = replace(table, mih=MultiIndex.build(np.ascontiguousarray(table.codes)))
         query_nodes, query_variants = np.nonzero(node_present & node_eligible[rank][:, None])
         limit = rule.max_distances[algorithm.name]
         for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
@@ -844,6 +980,208 @@ def _links(
     return (u[keep], w[keep], dist[keep].astype(np.int64), alg[keep].astype(np.int64), var[keep].astype(np.int64))
 
 
+@dataclass(slots=True)
+class _VideoLink:
+    """A link between nodes ``u < w`` of which one or both are videos: its nearest frame pair's
+    ``key`` (ordered as the other links'), ``distance``, algorithm ``rank`` (the vPDQ rank for two
+    videos), ``variant`` (how ``u`` is transformed relative to ``w``), the frames of each side that
+    matched (``(number, timestamp)``; ``None`` for an image), each side's frame nearest the other,
+    and for two videos the comparisons with ``u`` and with ``w`` as the query (``comparisons``)."""
+
+    key: int
+    distance: int
+    rank: int
+    variant: int
+    frames_u: set[tuple[int, float]] | None
+    frames_w: set[tuple[int, float]] | None
+    nearest_u: int | None = None
+    nearest_w: int | None = None
+    comparisons: tuple[VideoComparison, VideoComparison] | None = None
+
+    def seen_from(self, is_u: bool) -> dict[str, Any]:
+        """The member's ``link_video``, the member being ``u`` (``is_u``) or ``w``: for two videos,
+        the comparison with the member as the query."""
+        if self.comparisons is not None:
+            mine = self.comparisons[0 if is_u else 1]
+            return {
+                "query_percent": round(mine.query_percent, 2),
+                "compared_percent": round(mine.compared_percent, 2),
+                "timestamps": [round(t, 3) for t in mine.matched_timestamps],
+                "linked_via_timestamps": [round(t, 3) for t in mine.compared_timestamps],
+            }
+        own, other = (self.frames_u, self.frames_w) if is_u else (self.frames_w, self.frames_u)
+        return {
+            "query_percent": None,
+            "compared_percent": None,
+            "timestamps": None if own is None else [round(t, 3) for _, t in sorted(own)],
+            "linked_via_timestamps": None if other is None else [round(t, 3) for _, t in sorted(other)],
+        }
+
+    def nearest(self, is_u: bool) -> int | None:
+        """The frame of ``u`` (``is_u``) or of ``w`` nearest the other side (``None``: an image)."""
+        return self.nearest_u if is_u else self.nearest_w
+
+
+def _video_frame_links(
+    rule: _Rule,
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    items: Sequence[ClusterItem],
+    lead_item: np.ndarray,
+    video_nodes: list[int],
+    hash_eligible: list[np.ndarray],
+    scale: np.ndarray,
+    links: dict[tuple[int, int], _VideoLink],
+) -> None:
+    """Links between images and videos: an image node is linked to a video when one of its variant
+    hashes is within the algorithm's distance of any sampled frame, as it is or with its borders
+    trimmed (of at least the algorithm's minimum quality), found by range-searching a table of every
+    video frame with the images' variants."""
+    for rank, algorithm in enumerate(rule.algorithms):
+        name, quality_floor = algorithm.name, algorithm.min_quality
+        row_node: list[int] = []
+        row_frame: list[tuple[int, float]] = []
+        row_bits: list[bytes] = []
+        for node in video_nodes:
+            for frame in items[int(lead_item[node])].video_frames:
+                for value in (frame.hashes.get(name), frame.trimmed.get(name)):  # as it is, borders trimmed
+                    if value is None or (
+                        quality_floor is not None and value.quality is not None and value.quality < quality_floor
+                    ):
+                        continue
+                    row_node.append(node)
+                    row_frame.append((frame.frame, frame.timestamp))
+                    row_bits.append(value.bits)
+        variants, present, _ = arrays[rank]
+        query_nodes, query_variants = np.nonzero(present[lead_item] & hash_eligible[rank][:, None])
+        if not row_bits or query_nodes.shape[0] == 0:
+            continue
+        width = algorithm.bit_length // 8
+        codes = np.frombuffer(b"".join(row_bits), dtype=np.uint8).reshape(len(row_bits), width)
+        table = _search_table(
+            algorithm, np.arange(len(row_bits), dtype=np.int64), codes, np.full(len(row_bits), -1, dtype=np.int16)
+        )
+        for start in range(0, query_nodes.shape[0], MIH_QUERY_CHUNK):
+            qn, qv = query_nodes[start : start + MIH_QUERY_CHUNK], query_variants[start : start + MIH_QUERY_CHUNK]
+            owners, hits, distances = range_search(table, variants[lead_item[qn], qv], rule.max_distances[name])
+            for owner, hit, gap in zip(owners.tolist(), hits.tolist(), distances.tolist()):
+                image, variant, video = int(qn[owner]), int(qv[owner]), row_node[hit]
+                frame = row_frame[hit]
+                # the image's variant v matched the frame: the image is v of the video
+                u, w, var = (image, video, variant) if image < video else (video, image, int(_INVERSE_INDEX[variant]))
+                key = ((gap * int(scale[rank])) << 16) | (rank << 8) | var
+                link = links.get((u, w))
+                nearer = link is None or key < link.key
+                if link is None:
+                    link = links[(u, w)] = _VideoLink(
+                        key, gap, rank, var, None if u == image else set(), None if w == image else set()
+                    )
+                if nearer:
+                    link.key, link.distance, link.rank, link.variant = key, gap, rank, var
+                    if u == video:
+                        link.nearest_u = frame[0]
+                    else:
+                        link.nearest_w = frame[0]
+                side = link.frames_u if u == video else link.frames_w
+                if side is not None:
+                    side.add(frame)
+
+
+def _video_pair_links(
+    rule: _Rule,
+    items: Sequence[ClusterItem],
+    lead_item: np.ndarray,
+    video_nodes: list[int],
+    scale: np.ndarray,
+    links: dict[tuple[int, int], _VideoLink],
+) -> None:
+    """Links between two videos by the vPDQ rule: :func:`matcher.video_hash.compare` passes with one
+    of them as the query (its frames as they are or with their borders trimmed, as a scan compares
+    an evidence video) against the other.
+
+    Candidate pairs come from one range search of every video's comparable frames
+    (:func:`~matcher.video_hash.comparable_frames`, with their trimmed views) against all the
+    comparable frames; a pair is compared only when, one way round, the shares of the query's
+    frames with a hit and of the other's frames hit could reach the thresholds (those hits are what
+    the comparison counts), so videos that share a few frames (a title card, a logo) cost one
+    search, not a comparison."""
+    if "pdq" not in rule.names or len(video_nodes) < 2:
+        return
+    thresholds = rule.video
+    pdq = registry.get("pdq")
+    videos = {node: items[int(lead_item[node])] for node in video_nodes}
+    features = {node: video.vpdq() for node, video in videos.items()}
+    views = {node: video.vpdq_views() for node, video in videos.items()}
+    kept = {node: comparable_frames(features[node], thresholds.quality) for node in video_nodes}
+    row_node = np.array([node for node in video_nodes for _ in kept[node]], dtype=np.int64)
+    if row_node.shape[0] == 0:
+        return
+    codes = np.frombuffer(b"".join(f.hash.bits for node in video_nodes for f in kept[node]), dtype=np.uint8)
+    codes = codes.reshape(row_node.shape[0], 32)
+    # the queries: each comparable frame (its row) and its trimmed views, as compare() counts them
+    query_row = list(range(row_node.shape[0]))
+    query_bits = [codes[row].tobytes() for row in query_row]
+    row = 0
+    for node in video_nodes:
+        for feature in kept[node]:
+            for extra in views[node].get(feature.frame, ()):
+                if extra.quality is None or extra.quality >= thresholds.quality:
+                    query_row.append(row)
+                    query_bits.append(extra.bits)
+            row += 1
+    queries = np.frombuffer(b"".join(query_bits), dtype=np.uint8).reshape(len(query_bits), 32)
+    table = _search_table(
+        pdq, np.arange(row_node.shape[0], dtype=np.int64), codes, np.full(row_node.shape[0], -1, dtype=np.int16)
+    )
+    owners, hits, _distances = range_search(table, queries, thresholds.distance)
+    asked = np.asarray(query_row, dtype=np.int64)[owners]
+    apart = row_node[asked] != row_node[hits]
+    asked, hits = asked[apart], hits[apart]
+    # with A's frames as the query against B: A's frames with a hit, and B's frames hit, each once
+    asking = np.unique(np.stack([asked, row_node[hits]], axis=1), axis=0)
+    hit = np.unique(np.stack([row_node[asked], hits], axis=1), axis=0)
+    query_hits = collections.Counter(zip(row_node[asking[:, 0]].tolist(), asking[:, 1].tolist()))
+    compared_hits = collections.Counter(zip(hit[:, 0].tolist(), row_node[hit[:, 1]].tolist()))
+
+    def could_pass(a: int, b: int) -> bool:
+        return (
+            100.0 * query_hits.get((a, b), 0) / len(kept[a]) >= thresholds.query_percent
+            and 100.0 * compared_hits.get((a, b), 0) / len(kept[b]) >= thresholds.compared_percent
+        )
+
+    rank = len(rule.algorithms) + 1
+    pdq_scale = int(scale[rule.names.index("pdq")])
+    for a, b in sorted({(min(a, b), max(a, b)) for a, b in query_hits}):
+        if not (could_pass(a, b) or could_pass(b, a)):
+            continue
+        forward = compare_videos(features[a], features[b], thresholds, views[a])
+        backward = compare_videos(features[b], features[a], thresholds, views[b])
+        if not (forward.matches(thresholds) or backward.matches(thresholds)):
+            continue
+        gap = min(int(forward.best_distance or 0), int(backward.best_distance or 0))
+        links[(a, b)] = _VideoLink(
+            ((gap * pdq_scale) << 16) | (rank << 8), gap, rank, 0, None, None, comparisons=(forward, backward)
+        )
+
+
+def _video_links(
+    rule: _Rule,
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    items: Sequence[ClusterItem],
+    lead_item: np.ndarray,
+    node_is_video: np.ndarray,
+    hash_eligible: list[np.ndarray],
+    scale: np.ndarray,
+) -> dict[tuple[int, int], _VideoLink]:
+    """Every link of a video node, by node pair ``(u, w)``, ``u < w``: with images (any frame) and
+    with other videos (vPDQ)."""
+    links: dict[tuple[int, int], _VideoLink] = {}
+    video_nodes = np.flatnonzero(node_is_video).tolist()
+    if video_nodes:
+        _video_frame_links(rule, arrays, items, lead_item, video_nodes, hash_eligible, scale, links)
+        _video_pair_links(rule, items, lead_item, video_nodes, scale, links)
+    return links
+
+
 def _group(codes: _Codes) -> _Outcome:
     rule = codes.rule
     items = codes.items
@@ -859,11 +1197,19 @@ def _group(codes: _Codes) -> _Outcome:
             ok &= (quality < 0) | (quality >= algorithm.min_quality)
         eligible.append(ok)
 
-    # Items with bit-identical hashes (every algorithm, every variant) are one node of the graph.
+    # Items with bit-identical hashes (every algorithm, every variant) are one node of the graph; a
+    # video is a node of its own (its links depend on all its frames, not on its representative's).
+    is_video = np.array([item.is_video for item in items], dtype=bool)
+    video_tag = np.where(is_video, np.arange(n, dtype=np.int64) + 1, 0).astype("<i8").view(np.uint8).reshape(n, 8)
     signature = np.concatenate(
         [
-            np.concatenate([present.astype(np.uint8), ok[:, None].astype(np.uint8), variants.reshape(n, -1)], axis=1)
-            for (variants, present, _), ok in zip(arrays, eligible)
+            *(
+                np.concatenate(
+                    [present.astype(np.uint8), ok[:, None].astype(np.uint8), variants.reshape(n, -1)], axis=1
+                )
+                for (variants, present, _), ok in zip(arrays, eligible)
+            ),
+            video_tag,
         ],
         axis=1,
     )
@@ -878,12 +1224,22 @@ def _group(codes: _Codes) -> _Outcome:
     m = lead_item.shape[0]
     multiplicity = np.bincount(node_of, minlength=m)
     node_eligible = [ok[lead_item] for ok in eligible]
-    any_eligible = np.zeros(m, dtype=bool)
+    node_is_video = is_video[lead_item]
+    any_eligible = node_is_video.copy()
     for ok in node_eligible:
         any_eligible |= ok
+    hash_eligible = [ok & ~node_is_video for ok in node_eligible]  # videos are linked by their frames
 
     # Links between nodes (each pair once), then the adjacency both ways round for the chains.
-    pair_u, pair_w, pair_dist, pair_alg, pair_var = _links(rule, arrays, lead_item, node_eligible)
+    pair_u, pair_w, pair_dist, pair_alg, pair_var = _links(rule, arrays, lead_item, hash_eligible)
+    video_links = _video_links(rule, arrays, items, lead_item, node_is_video, hash_eligible, scale)
+    if video_links:
+        more = np.array(
+            [(u, w, link.distance, link.rank, link.variant) for (u, w), link in video_links.items()], dtype=np.int64
+        )
+        pair_u, pair_w = np.concatenate([pair_u, more[:, 0]]), np.concatenate([pair_w, more[:, 1]])
+        pair_dist, pair_alg = np.concatenate([pair_dist, more[:, 2]]), np.concatenate([pair_alg, more[:, 3]])
+        pair_var = np.concatenate([pair_var, more[:, 4]])
     place = _place_pairs(codes, lead_item)
     if place:
         # place links join the hash links as a last "algorithm" (rank len(algos)), weaker than any
@@ -897,8 +1253,11 @@ def _group(codes: _Codes) -> _Outcome:
         for node in {node for pair in place for node in pair}:
             any_eligible[node] = True
     local_link = pair_alg == len(algos)
-    safe_alg = np.where(local_link, 0, pair_alg)
-    pair_keys = ((pair_dist.astype(np.int64) * scale[safe_alg]) << 16) | (pair_alg.astype(np.int64) << 8) | pair_var
+    # per link rank: the algorithms' scales, then place links (keyed below), then vPDQ (PDQ distances)
+    rank_scale = np.concatenate([scale, [0, scale[rule.names.index("pdq")] if "pdq" in rule.names else 0]])
+    pair_keys = (
+        ((pair_dist.astype(np.int64) * rank_scale[pair_alg]) << 16) | (pair_alg.astype(np.int64) << 8) | pair_var
+    )
     pair_keys[local_link] = ((2 * scale_base + 1) << 16) | (len(algos) << 8)
     ends = np.concatenate([pair_u, pair_w])
     by_end = np.argsort(ends, kind="stable")
@@ -971,6 +1330,10 @@ def _group(codes: _Codes) -> _Outcome:
     distance, distance_algorithm, distance_variant, scaled = _distances_to(
         arrays, eligible, rule, scale, node_of, lead_item, representative
     )
+    for i in np.flatnonzero((is_video | is_video[representative]) & shared & ~is_rep).tolist():
+        nearest = _video_distance(rule, arrays, items, i, int(representative[i]), rank_scale)
+        if nearest is not None:
+            distance[i], distance_algorithm[i], distance_variant[i], scaled[i] = nearest
     return _Outcome(
         component,
         representative,
@@ -986,7 +1349,50 @@ def _group(codes: _Codes) -> _Outcome:
         links,
         node_of,
         place,
+        video_links,
     )
+
+
+def _video_distance(
+    rule: _Rule,
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    items: Sequence[ClusterItem],
+    i: int,
+    r: int,
+    rank_scale: np.ndarray,
+) -> tuple[int, int, int, int] | None:
+    """Item ``i``'s nearest comparison with its representative ``r`` when either is a video, as
+    ``(distance, rank, variant, scaled distance)``: two videos, their nearest PDQ frame pair (the
+    vPDQ rank, ``orig``); a video and an image, the video's frame nearest one of the image's
+    variants (the smallest scaled distance over the algorithms, then their order). Frames count as
+    they are and with their borders trimmed. ``None`` when they share no algorithm."""
+    a, b = items[i], items[r]
+    if a.is_video and b.is_video:
+        hashes_a, hashes_b = a.frame_hashes("pdq"), b.frame_hashes("pdq")
+        if not hashes_a or not hashes_b:
+            return None
+        gap = int(frame_distances(hashes_a, hashes_b).min())
+        rank = len(rule.algorithms) + 1
+        return gap, rank, 0, gap * int(rank_scale[rank])
+    video, image = (a, r) if a.is_video else (b, i)
+    best: tuple[int, int, int, int] | None = None
+    huge = np.iinfo(np.int64).max
+    for rank, algorithm in enumerate(rule.algorithms):
+        variants, present, _ = arrays[rank]
+        bits = [value.bits for value in video.frame_hashes(algorithm.name)]
+        if not bits or not present[image, 0]:
+            continue
+        frames = np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(bits), -1)
+        table = np.where(present[image][None, :], _popcount(frames[:, None, :] ^ variants[image][None, :, :]), huge)
+        nearest = table.min(axis=0)
+        v = int(nearest.argmin())
+        gap = int(nearest[v])
+        # the image's variant v is nearest a frame: the image is v of the video
+        variant = v if image == i else int(_INVERSE_INDEX[v])
+        found = (gap * int(rank_scale[rank]), rank, variant, gap)
+        if best is None or found[:3] < (best[3], best[1], best[2]):
+            best = (gap, rank, variant, found[0])
+    return best
 
 
 def _distances_to(
@@ -1081,6 +1487,7 @@ def _grouped(
         time.perf_counter() - grouping_started,
         rule.local,
         places,
+        rule.video,
     )
 
 
@@ -1089,7 +1496,7 @@ def _assemble(
 ) -> tuple[tuple[ClusterGroup, ...], tuple[ClusterMember, ...], int, int]:
     """The groups (numbered and ordered), the ungrouped members, the links and the place links."""
     items = codes.items
-    names = (*rule.names, "local")
+    names = (*rule.names, "local", VIDEO_LINK)
     ungrouped = tuple(_ungrouped_member(item, rule) for item in ungrouped_items)
     if not items:
         return (), ungrouped, 0, 0
@@ -1154,6 +1561,12 @@ def _assemble(
         alg, link_alg, parent = lists["distance_algorithm"][i], lists["link_algorithm"][i], lists["parent"][i]
         by_place = parent >= 0 and link_alg == len(rule.names)
         inliers, region, via_region = place_of(i, parent) if by_place else (None, None, None)
+        video_link, is_u, via_frame = None, False, None if parent < 0 else items[parent].frame
+        if parent >= 0:
+            u, w = node_of[i], node_of[parent]
+            video_link, is_u = out.video_links.get((min(u, w), max(u, w))), u < w
+            if video_link is not None and items[parent].is_video and not item.is_video:
+                via_frame = video_link.nearest(not is_u)  # the video's frame nearest this image
         return ClusterMember(
             item=item,
             status="grouped" if size >= 2 else "single",
@@ -1163,10 +1576,10 @@ def _assemble(
             distance=None if alg < 0 else lists["distance"][i],
             algorithm=None if alg < 0 else names[alg],
             variant=None if alg < 0 else VARIANT_NAMES[lists["distance_variant"][i]],
-            max_distance=None if alg < 0 else rule.max_distances[names[alg]],
+            max_distance=None if alg < 0 else rule.max_distances.get(names[alg], rule.video.distance),
             hops=lists["hops"][i],
             linked_via=None if parent < 0 else items[parent].path,
-            linked_via_frame=None if parent < 0 else items[parent].frame,
+            linked_via_frame=via_frame,
             link_distance=None if parent < 0 or by_place else lists["link_distance"][i],
             link_algorithm=None if parent < 0 or link_alg < 0 else names[link_alg],
             link_variant=None if parent < 0 or by_place else VARIANT_NAMES[lists["link_variant"][i]],
@@ -1175,6 +1588,7 @@ def _assemble(
             link_region=region,
             linked_via_region=via_region,
             local_links=tuple(neighbours.get(i, ())),
+            link_video=None if video_link is None else video_link.seen_from(is_u),
         )
 
     groups = tuple(
@@ -1212,6 +1626,7 @@ def cluster_hashes(
     max_distances: Mapping[str, int] | None = None,
     rotations: bool = True,
     local: bool = False,
+    video: VideoThresholds | None = None,
 ) -> ClusterResult:
     """Group hashes computed already into near-duplicate groups (see the module documentation).
 
@@ -1221,7 +1636,8 @@ def cluster_hashes(
     else PDQ). ``max_distances``: per algorithm, the largest distance that links (default: the
     algorithm's own). ``rotations=False`` links by ``orig`` hashes only. ``local=True`` also links
     items showing one place by their local features (``ClusterItem.local``; see
-    :mod:`matcher.places`). Starts no process.
+    :mod:`matcher.places`). ``video``: when two video items (``ClusterItem.video_frames``) are
+    linked (default: vPDQ's thresholds). Starts no process.
 
     Raises :class:`~matcher.errors.UsageError` for a bad argument or item and
     :class:`~matcher.errors.HashFormatError` for a hash of the wrong algorithm or length.
@@ -1231,7 +1647,7 @@ def cluster_hashes(
     if algorithms is None:
         found = {name for item in converted for name in item.hashes}
         algorithms = [name for name in registry.names() if name in found] or list(DEFAULT_ALGORITHMS)
-    rule = _rule(algorithms, max_distances, rotations, local)
+    rule = _rule(algorithms, max_distances, rotations, local, video)
     codes = _Codes(rule, strip=False)
     ungrouped = [item for item in converted if not codes.add(item)]
     return _grouped(codes, ungrouped, rule, None, 0.0, started)
@@ -1248,6 +1664,7 @@ def cluster_paths(
     progress: Callable[[ClusterProgress], None] | None = None,
     count_first: bool = False,
     local: bool = False,
+    video: VideoThresholds | None = None,
 ) -> ClusterResult:
     """Walk ``paths``, hash every image and frame, and group them (see the module documentation).
 
@@ -1258,7 +1675,9 @@ def cluster_paths(
     hashing, and once when grouping starts; ``count_first`` walks the paths once beforehand so that
     it has totals (files and bytes). ``local=True`` also extracts every frame's local features
     (:data:`~matcher.local_features.QUERY_PARAMS`; OpenCV needed) and links frames that show one
-    place (:mod:`matcher.places`): place links join the hash links in the groups.
+    place (:mod:`matcher.places`): place links join the hash links in the groups. A video is one
+    item, linked to another video when they match by vPDQ with the ``video`` thresholds (default:
+    vPDQ's) and to an image when any of its sampled frames is within the distance of it.
     Raises :class:`~matcher.errors.UsageError` for bad arguments;
     problems of single files are in the result, never raised.
     """
@@ -1272,7 +1691,7 @@ def cluster_paths(
     options = hash_options or HashOptions()
     if not isinstance(options, HashOptions):
         raise UsageError(f"hash_options must be HashOptions, not {type(options).__name__}")
-    rule = _rule(algorithms, max_distances, rotations, local)
+    rule = _rule(algorithms, max_distances, rotations, local, video)
     if local:
         _require_opencv()
     codes = _Codes(rule, strip=True)  # the variant hashes live on in arrays only
@@ -1352,7 +1771,7 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+    if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value)):
         return csv_safe(json.dumps(value, ensure_ascii=False))
     if isinstance(value, list):
         return csv_safe("; ".join(str(v) for v in value))
@@ -1374,6 +1793,7 @@ def run_cluster(
     progress: Callable[[ClusterProgress], None] | None = None,
     count_first: bool = False,
     local: bool = False,
+    video: VideoThresholds | None = None,
 ) -> ClusterResult:
     """The driver behind ``matcher cluster``: :func:`cluster_paths`, then :func:`write_cluster_report`.
 
@@ -1412,6 +1832,7 @@ def run_cluster(
         progress=progress,
         count_first=count_first,
         local=local,
+        video=video,
     )
     if output_path is None:
         write_cluster_report(result, stream if stream is not None else sys.stdout, format, min_size=min_size)

@@ -124,7 +124,8 @@ class HashOptions:
 
     - ``max_pixels``: largest width x height decoded per frame; larger images get an error record.
     - ``max_frames``: frames hashed per animated or multi-page file (each record names its frame;
-      ``frame_count`` tells how many the file has).
+      ``frame_count`` tells how many the file has). Videos have their own bound on sampled frames,
+      ``video.max_frames`` (none by default: a 20-minute video samples 1,200 frames at 1 fps).
     - ``apply_exif_orientation``: hash the image as displayed rather than as stored. Off by default:
       reference hash sets hash the stored pixels.
     - ``fast``: let JPEGs be decoded at reduced scale (1/2, 1/4, 1/8) when every chosen algorithm
@@ -208,6 +209,9 @@ class FeatureRequest:
       a caller that extracts only the frames it needs (the scan: those no digest and no global hash
       matched). Frames of animations and videos are extracted at once (a batch of them held as
       working images could take hundreds of megabytes).
+    - ``trim_video_frames``: each sampled video frame's hashes with its uniform borders trimmed too
+      (``FrameFeatures.variants[name]["trim"]``, when it has borders), as cluster needs to link a
+      letterboxed copy; a scan asks for them through ``query_views``.
     """
 
     algorithms: tuple[str, ...]
@@ -216,6 +220,7 @@ class FeatureRequest:
     query_views: QueryViews | None = None
     local: local_features.ExtractParams | None = None
     defer_local: bool = False
+    trim_video_frames: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.algorithms, str) or not self.algorithms:
@@ -579,6 +584,8 @@ def decode_video(source: video.VideoSource, request: FeatureRequest, options: Ha
         request = replace(request, query_views=replace(request.query_views, rotations=False))
     if request.variants:
         request = replace(request, variants=False)
+    if request.trim_video_frames and request.query_views is None:
+        request = replace(request, query_views=QueryViews(rotations=False, trim_borders=True))
     algorithms = request.resolved()
     try:
         reader = video.VideoReader(source, options.video, options.max_pixels)

@@ -24,10 +24,11 @@ comes from the first pass, and each packet of the second must be the one planned
 the packets do not allow that numbering (a packet without a presentation timestamp, duplicate
 timestamps), every frame is decoded and counted, as vPDQ does.
 
-Limits (:class:`VideoOptions`): ``max_seconds`` of video sampled, a ``decode_seconds`` wall-clock
-budget per file, the pixel limit per frame. What goes wrong ends the sampling with a
-:class:`~matcher.errors.DecodeError` subclass whose message says what, after the frames sampled
-before it; nothing here writes to stderr (FFmpeg's log stays off, PyAV's default).
+Limits (:class:`VideoOptions`): ``max_seconds`` of video sampled, ``max_frames`` sampled frames
+(none by default), a ``decode_seconds`` wall-clock budget per file, the pixel limit per frame.
+What goes wrong ends the sampling with a :class:`~matcher.errors.DecodeError` subclass whose
+message says what, after the frames sampled before it; nothing here writes to stderr (FFmpeg's
+log stays off, PyAV's default).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class NoVideoStreamError(DecodeError):
 
 
 class VideoLimitError(DecodeError):
-    """A video over one of :class:`VideoOptions`' limits (length, decode time); the frames sampled
-    before the limit are kept."""
+    """A video over one of :class:`VideoOptions`' limits (length, sampled frames, decode time); the
+    frames sampled before the limit are kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +94,25 @@ class VideoOptions:
       sampled and an error saying it was cut.
     - ``decode_seconds``: wall-clock budget for decoding one file; over it, the sampling stops with
       an error (the frames sampled so far are kept). Bounds a pathological or adversarial stream.
+    - ``max_frames``: sampled frames per video; a video with more gets its first ``max_frames``
+      sampled and an error saying it was cut (as ``max_seconds``). ``None`` (the default): only
+      ``max_seconds`` bounds them (14,400 frames at 1 fps), so the image default of 100 frames per
+      animation never cuts a video; the command line's ``--max-frames``, when given, sets both.
     """
 
     fps: float = 1.0
     max_seconds: float = 4 * 3600.0
     decode_seconds: float = 600.0
+    max_frames: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("fps", "max_seconds", "decode_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise UsageError(f"VideoOptions.{name} must be a positive number, not {value!r}")
+        frames = self.max_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise UsageError(f"VideoOptions.max_frames must be a positive integer or None, not {frames!r}")
 
     @property
     def seconds_per_hash(self) -> float:
@@ -294,6 +303,9 @@ class VideoReader:
         info = self.info
         step = frame_step(info.rate, options.seconds_per_hash)
         last_index = max(0, math.ceil(options.max_seconds * float(info.rate)) - 1)
+        by_frames = options.max_frames is not None and (options.max_frames - 1) * step < last_index
+        if by_frames and options.max_frames is not None:
+            last_index = (options.max_frames - 1) * step  # the number of the last frame sampled
         facts: list[tuple[int | None, bool]] = []
         held: list[Any] | None = []
         held_bytes = 0
@@ -323,7 +335,13 @@ class VideoReader:
             yield from decoder.planned(packets, plan)
         else:
             yield from decoder.every(packets, step, last_index)
-        if (plan is not None and plan.cut) or (plan is None and len(facts) - 1 > last_index):
+        if by_frames:
+            if (plan is not None and plan.cut) or (plan is None and (last_index // step + 1) * step < len(facts)):
+                raise VideoLimitError(
+                    f"video has more than {options.max_frames} sampled frames, the limit; only the first "
+                    f"{options.max_frames} were sampled"
+                )
+        elif (plan is not None and plan.cut) or (plan is None and len(facts) - 1 > last_index):
             raise VideoLimitError(
                 f"video is longer than the limit of {options.max_seconds:g} s; only the first "
                 f"{options.max_seconds:g} s were sampled"
@@ -362,7 +380,7 @@ class _Plan:
     sampled_pts: dict[int, int]  # pts -> frame number
     nonref_ok: list[bool]  # the packet is not sampled: the decoder may skip it if nothing refers to it
     last_sent: int  # the decode position of the last packet sent
-    cut: bool  # frames beyond max_seconds were left out
+    cut: bool  # sampled frames beyond the limit (max_seconds or max_frames) were left out
 
 
 def _plan(facts: Sequence[tuple[int | None, bool]], step: int, last_index: int) -> _Plan | None:

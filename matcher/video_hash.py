@@ -47,6 +47,7 @@ __all__ = [
     "compact",
     "parse_compact",
     "compare",
+    "comparable_frames",
     "distances",
     "representative",
     "known_video",
@@ -114,13 +115,16 @@ class VideoComparison:
     """What comparing a query video with another gave: ``query_percent`` and ``compared_percent``;
     ``matched_frames`` the query's frames (numbers) that matched a frame of the other, and
     ``matched_timestamps`` their timestamps; ``best_distance`` the smallest frame distance seen
-    (``None`` when no frames were compared)."""
+    (``None`` when no frames were compared); ``compared_frames`` and ``compared_timestamps`` the
+    other video's frames that matched a frame of the query."""
 
     query_percent: float
     compared_percent: float
     matched_frames: tuple[int, ...]
     matched_timestamps: tuple[float, ...]
     best_distance: int | None
+    compared_frames: tuple[int, ...] = ()
+    compared_timestamps: tuple[float, ...] = ()
 
     def matches(self, thresholds: VideoThresholds) -> bool:
         """Whether both percentages reach ``thresholds`` (and some frame matched at all)."""
@@ -213,7 +217,9 @@ def distances(left: Sequence[Hash], right: Sequence[Hash]) -> np.ndarray:
     return out
 
 
-def _kept(features: Iterable[VpdqFeature], quality: int) -> list[VpdqFeature]:
+def comparable_frames(features: Iterable[VpdqFeature], quality: int) -> list[VpdqFeature]:
+    """The frames :func:`compare` counts: those of at least ``quality``, each distinct hash once (the
+    first frame holding it); the percentages' denominators are their numbers."""
     seen: set[bytes] = set()
     out = []
     for feature in features:
@@ -237,8 +243,8 @@ def compare(
     the distance; a letterboxed copy then matches its original.
     """
     thresholds = thresholds or VideoThresholds()
-    q = _kept(query, thresholds.quality)
-    c = _kept(compared, thresholds.quality)
+    q = comparable_frames(query, thresholds.quality)
+    c = comparable_frames(compared, thresholds.quality)
     if not q or not c:
         return VideoComparison(0.0, 0.0, (), (), None)
     owners: list[int] = []
@@ -256,12 +262,15 @@ def compare(
     np.logical_or.at(query_hit, np.asarray(owners), near.any(axis=1))
     compared_hit = near.any(axis=0)
     matched = [f for f, hit in zip(q, query_hit) if hit]
+    hit = [f for f, found in zip(c, np.asarray(compared_hit).tolist()) if found]
     return VideoComparison(
         100.0 * int(query_hit.sum()) / len(q),
         100.0 * int(compared_hit.sum()) / len(c),
         tuple(f.frame for f in matched),
         tuple(f.timestamp for f in matched),
         int(table.min()),
+        tuple(f.frame for f in hit),
+        tuple(f.timestamp for f in hit),
     )
 
 

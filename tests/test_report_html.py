@@ -163,7 +163,8 @@ def test_page_shows_the_counts_of_the_scan(browser: Any, page_dir: Path, scanned
     # the run: every parameter of the manifest, the index checksum, the host
     run = page.text_content("#run")
     for key, value in manifest["parameters"].items():
-        shown = f"{value:g}" if isinstance(value, float) else str(value)  # as JavaScript writes numbers
+        # as JavaScript writes numbers; null (no limit, e.g. max_video_frames) as a dash
+        shown = "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
         assert key in run and (shown.lower() in run.lower() or isinstance(value, (dict, list))), (key, value)
     assert manifest["index"]["manifest_sha256"] in page.text_content("#summary")
     assert manifest["host"] in run

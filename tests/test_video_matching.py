@@ -120,7 +120,7 @@ def test_compare_explains_a_video_match(tree):
     assert not compare(base / "known" / "original.mp4", base / "evidence" / "unrelated.mp4").match
 
 
-def test_cluster_links_videos_that_share_frames(tree):
+def test_cluster_links_a_re_encoded_copy_of_a_video_and_not_an_unrelated_one(tree):
     base, _index, _ids = tree
     result = cluster_paths([base / "known" / "original.mp4", base / "evidence"])
     together: dict[int, set[str]] = {}

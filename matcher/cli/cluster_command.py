@@ -13,6 +13,7 @@ from .common import (
     add_distance_arguments,
     add_force_argument,
     add_quiet_argument,
+    add_video_match_arguments,
     add_workers_argument,
     check_evidence_paths,
     exit_line,
@@ -21,6 +22,7 @@ from .common import (
     positive_int,
     refuse_existing,
     report_output,
+    video_thresholds,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +37,12 @@ path. One record per member (largest group first): its distance, algorithm and v
 representative, "hops" and "chain" (true: linked to the representative only through other members,
 named in "linked_via"). Files that cannot be read or decoded (status "error") and files that are not
 images (status "skipped") are reported after the groups, whatever --min-size.
+
+A video is one member. Two videos are linked when they match by vPDQ (with either as the query:
+the share of its sampled frames within --video-distance of the other's reaches --video-query-percent
+and the other's share reaches --video-compared-percent), never by a few shared frames (a title
+card, a logo); "link_video" gives both percentages and the matching frames' timestamps. A video and
+an image are linked when any sampled frame of the video is within the max distance of the image.
 
 --local also links images that show one place (the same room, the same background) by local
 features: keypoints verified in both directions on one transform (at least 15 inliers, spread over
@@ -97,6 +105,7 @@ def _add_cluster_arguments(c: argparse.ArgumentParser) -> None:
     )
     add_workers_argument(c)
     add_decode_arguments(c)
+    add_video_match_arguments(c)
     add_quiet_argument(c)
     c.set_defaults(handler=_cmd_cluster)
 
@@ -135,6 +144,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             count_first=not args.quiet,
             local=args.local,
+            video=video_thresholds(args),
         )
     if not args.quiet:
         hidden = sum(g.size for g in result.groups if g.size < args.min_size)

@@ -234,8 +234,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-frames",
         type=positive_int,
-        default=defaults.max_frames,
-        help="frames hashed per file (default: %(default)s)",
+        default=None,
+        help=f"frames hashed per file: per animated or multi-page image (default: {defaults.max_frames}) and, "
+        "when given, sampled frames per video too (a longer video keeps its first N and gets an error saying "
+        "so; default for videos: only --max-video-seconds bounds them)",
     )
     parser.add_argument(
         "--max-file-bytes",
@@ -374,12 +376,15 @@ def hash_options(args: argparse.Namespace) -> HashOptions:
 
     return HashOptions(
         max_pixels=args.max_pixels,
-        max_frames=args.max_frames,
+        max_frames=HashOptions().max_frames if args.max_frames is None else args.max_frames,
         fast=args.fast,
         apply_exif_orientation=args.exif_orientation,
         max_file_bytes=args.max_file_bytes,
         video=VideoOptions(
-            fps=args.video_fps, max_seconds=args.max_video_seconds, decode_seconds=args.video_decode_seconds
+            fps=args.video_fps,
+            max_seconds=args.max_video_seconds,
+            decode_seconds=args.video_decode_seconds,
+            max_frames=args.max_frames,
         ),
     )
 

@@ -340,6 +340,7 @@ class ScanConfig:
             "video_fps": ho.video.fps,
             "max_video_seconds": ho.video.max_seconds,
             "video_decode_seconds": ho.video.decode_seconds,
+            "max_video_frames": ho.video.max_frames,
             **self.video.to_dict(),
         }
 
