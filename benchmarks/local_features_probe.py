@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from fixtures.generate import scene
+from fixtures.interface import ROWS, chat_canvas
 from matcher import local_features as lf
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,27 +139,14 @@ def band(img: Image.Image, percent: float, top: bool, text: str = "caption text 
 
 
 def interface(seed: int, size: tuple[int, int]) -> Image.Image:
-    """A chat-app-like canvas: header bar, avatars and text lines, an input bar (seeded)."""
+    """A chat-app-like canvas (:func:`fixtures.interface.chat_canvas`), its avatars' colours and
+    message numbers seeded."""
     rng = np.random.default_rng([seed, 77])
-    w, h = size
-    canvas = Image.new("RGB", size, (236, 238, 242))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, w, round(h * 0.07)), fill=(40, 90, 160))
-    draw.text((w * 0.05, h * 0.015), "Chat  Group 7  online", fill=(255, 255, 255), font_size=round(h * 0.03))
-    for i in range(8):
-        y = h * (0.1 + 0.1 * i)
-        draw.ellipse(
-            (w * 0.02, y, w * 0.02 + h * 0.04, y + h * 0.04), fill=tuple(int(v) for v in rng.integers(60, 200, 3))
-        )
-        draw.text(
-            (w * 0.02 + h * 0.05, y),
-            f"user{i} message {int(rng.integers(1000))}",
-            fill=(30, 30, 30),
-            font_size=round(h * 0.02),
-        )
-    draw.rectangle((0, round(h * 0.92), w, h), fill=(250, 250, 250))
-    draw.text((w * 0.05, h * 0.94), "Type a message", fill=(120, 120, 120), font_size=round(h * 0.025))
-    return canvas
+    colours, numbers = [], []
+    for _ in range(ROWS):  # drawn in the order the rows were drawn
+        colours.append(tuple(int(v) for v in rng.integers(60, 200, 3)))
+        numbers.append(int(rng.integers(1000)))
+    return chat_canvas(size, colours, numbers)
 
 
 def screenshot(img: Image.Image, fraction: float, rng: np.random.Generator, ui_seed: int = 0) -> Transform:

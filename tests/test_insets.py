@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fixtures.generate import scene
+from fixtures.interface import chat_canvas
 from matcher.algorithms import registry
 from matcher.cli import main
 from matcher.errors import UsageError
@@ -58,17 +59,8 @@ def collage(n: int, picture: Image.Image | None, at: int, seed: int = 0) -> tupl
 def chat(picture: Image.Image | None, fraction: float, at: tuple[int, int]) -> tuple[Image.Image, tuple[int, ...]]:
     """A chat-app-like 720 x 1280 canvas (header, avatars and message lines, input bar) with
     ``picture`` scaled to ``fraction`` of its width and pasted at ``at``; and the pasted box."""
-    w, h = 720, 1280
-    canvas = Image.new("RGB", (w, h), (236, 238, 242))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, w, round(h * 0.07)), fill=(40, 90, 160))
-    draw.text((w * 0.05, h * 0.015), "Chat  Group 7  online", fill=(255, 255, 255), font_size=round(h * 0.03))
-    for i in range(8):
-        y = h * (0.1 + 0.1 * i)
-        draw.ellipse((w * 0.02, y, w * 0.02 + h * 0.04, y + h * 0.04), fill=(60 + 20 * i, 120, 200 - 15 * i))
-        draw.text((w * 0.02 + h * 0.05, y), f"user{i} message {37 * i}", fill=(30, 30, 30), font_size=round(h * 0.02))
-    draw.rectangle((0, round(h * 0.92), w, h), fill=(250, 250, 250))
-    draw.text((w * 0.05, h * 0.94), "Type a message", fill=(120, 120, 120), font_size=round(h * 0.025))
+    w = 720
+    canvas = chat_canvas((w, 1280))
     if picture is None:
         return canvas, ()
     pw = round(w * fraction)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fixtures.generate import scene
+from fixtures.interface import ROWS, chat_canvas
 from fixtures.rooms import overlay
 from matcher.cli import main
 from matcher.index import KnownIndex
@@ -29,19 +30,8 @@ def known_image(i: int) -> Image.Image:
 
 
 def interface(size: tuple[int, int]) -> Image.Image:
-    """A chat-app-like canvas: header bar, avatars and message lines, an input bar."""
-    w, h = size
-    canvas = Image.new("RGB", size, (236, 238, 242))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, w, round(h * 0.07)), fill=(40, 90, 160))
-    draw.text((w * 0.05, h * 0.015), "Chat  Group 7  online", fill=(255, 255, 255), font_size=round(h * 0.03))
-    for i in range(8):
-        y = h * (0.1 + 0.1 * i)
-        draw.ellipse((w * 0.02, y, w * 0.02 + h * 0.04, y + h * 0.04), fill=(60 + 15 * i, 120, 200 - 10 * i))
-        draw.text((w * 0.02 + h * 0.05, y), f"user{i} message {97 * i}", fill=(30, 30, 30), font_size=round(h * 0.02))
-    draw.rectangle((0, round(h * 0.92), w, h), fill=(250, 250, 250))
-    draw.text((w * 0.05, h * 0.94), "Type a message", fill=(120, 120, 120), font_size=round(h * 0.025))
-    return canvas
+    """A chat-app-like canvas (:func:`fixtures.interface.chat_canvas`) with its own avatars and messages."""
+    return chat_canvas(size, [(60 + 15 * i, 120, 200 - 10 * i) for i in range(ROWS)], [97 * i for i in range(ROWS)])
 
 
 def screenshot(image: Image.Image, fraction: float = 0.7, at: tuple[int, int] = (60, 200)) -> Image.Image:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
 from fixtures import EDITS, scene
+from fixtures.interface import chat_canvas
 
 __all__ = ["Transform", "TRANSFORMS", "CONTINUUM_TARGET", "by_name", "family"]
 
@@ -197,22 +198,6 @@ def logo(image: Image.Image) -> Image.Image:
     return out
 
 
-def _interface(size: tuple[int, int]) -> Image.Image:
-    """A chat-app-like canvas: header bar, avatars with message lines, an input bar."""
-    w, h = size
-    canvas = Image.new("RGB", size, (236, 238, 242))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, w, round(h * 0.07)), fill=(40, 90, 160))
-    draw.text((w * 0.05, h * 0.015), "Chat  Group 7  online", fill=(255, 255, 255), font_size=round(h * 0.03))
-    for i in range(8):
-        y = h * (0.1 + 0.1 * i)
-        draw.ellipse((w * 0.02, y, w * 0.02 + h * 0.04, y + h * 0.04), fill=(60 + 20 * i, 120, 200 - 15 * i))
-        draw.text((w * 0.02 + h * 0.05, y), f"user{i} message {37 * i}", fill=(30, 30, 30), font_size=round(h * 0.02))
-    draw.rectangle((0, round(h * 0.92), w, h), fill=(250, 250, 250))
-    draw.text((w * 0.05, h * 0.94), "Type a message", fill=(120, 120, 120), font_size=round(h * 0.025))
-    return canvas
-
-
 def screenshot(fraction: float) -> Edit:
     """The image scaled to ``fraction`` of an interface canvas's width (720 x 1280 portrait or
     1280 x 900 landscape, seeded), at a seeded place between its header and input bars."""
@@ -220,7 +205,7 @@ def screenshot(fraction: float) -> Edit:
     def edit(image: Image.Image) -> Image.Image:
         rng = _rng(image, f"screen{fraction}")
         cw, ch = (720, 1280) if rng.random() < 0.5 else (1280, 900)
-        canvas = _interface((cw, ch))
+        canvas = chat_canvas((cw, ch))
         w, h = image.size
         s = fraction * cw / w
         if h * s > 0.8 * ch:
