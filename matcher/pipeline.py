@@ -585,7 +585,7 @@ def decode_video(source: video.VideoSource, request: FeatureRequest, options: Ha
     if request.variants:
         request = replace(request, variants=False)
     if request.trim_video_frames and request.query_views is None:
-        request = replace(request, query_views=QueryViews(rotations=False, trim_borders=True))
+        request = replace(request, query_views=QueryViews(rotations=False, trim_borders=True, insets=False))
     algorithms = request.resolved()
     try:
         reader = video.VideoReader(source, options.video, options.max_pixels)
