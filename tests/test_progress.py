@@ -219,7 +219,10 @@ def test_cluster_prints_progress_lines_and_a_summary(evidence, tmp_path):
     assert done.returncode == 0, done.stderr
     lines = progress_lines(done.stderr)
     assert lines and lines[-1].startswith("matcher cluster: 13/13 files, "), done.stderr
-    assert "matcher cluster: 13 files, 12 images hashed in " in done.stderr.decode()
+    assert (
+        "matcher cluster: 13 files, 12 members hashed (an image, a frame of an animation or a whole video each) in "
+        in done.stderr.decode()
+    )
 
 
 def test_index_add_prints_progress_lines_and_a_summary(evidence, tmp_path):

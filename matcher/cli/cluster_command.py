@@ -149,12 +149,13 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     if not args.quiet:
         hidden = sum(g.size for g in result.groups if g.size < args.min_size)
         print(
-            f"matcher cluster: {result.entries} files, {result.hashed} images hashed in {result.hashing_seconds:.1f}s, "
+            f"matcher cluster: {result.entries} files, {result.hashed} members hashed (an image, a frame of an "
+            f"animation or a whole video each) in {result.hashing_seconds:.1f}s, "
             f"grouped in {result.grouping_seconds:.1f}s: {result.multi_groups} groups of 2 or more holding "
-            f"{result.hashed - result.singles} images (largest {result.largest if result.multi_groups else 0}), "
+            f"{result.hashed - result.singles} members (largest {result.largest if result.multi_groups else 0}), "
             f"{result.singles} single, {result.errors} errors, {result.skipped} skipped"
             + (f", {result.place_links} place links" if result.local else "")
-            + (f"; {hidden} images in groups under --min-size {args.min_size} not reported" if hidden else ""),
+            + (f"; {hidden} members in groups under --min-size {args.min_size} not reported" if hidden else ""),
             file=sys.stderr,
         )
         what = "grouping completed (near-duplicate groups are not matches)"
