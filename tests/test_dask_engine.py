@@ -442,3 +442,32 @@ def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monk
 
 def test_evidence_tree_is_unchanged(world):
     assert snapshot(world["evidence"]) == world["before"]
+
+
+def test_an_error_in_a_callback_of_dasks_event_loop_is_one_line_without_a_traceback():
+    """Regression: Ctrl-C while the client waited on Dask's loop made distributed's ``sync`` cancel a
+    future it had not made yet, and tornado logged that NameError with its traceback on the
+    interrupted scan's terminal (seen once in CI); the engine folds such errors into one line."""
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("tornado.application")
+    one_line = dask_engine.OneLineCallbackErrors()
+    logger.addHandler(handler)
+    logger.addFilter(one_line)
+    try:
+        try:
+            raise NameError("cannot access free variable 'future'")
+        except NameError:
+            logger.error("Exception in callback %r", "cancel", exc_info=True)
+    finally:
+        logger.removeFilter(one_line)
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Traceback" not in text
+    assert (
+        text.strip()
+        == "Dask's event loop: Exception in callback 'cancel': NameError: cannot access free variable 'future'"
+    )

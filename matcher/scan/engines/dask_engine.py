@@ -119,6 +119,7 @@ from ..scanner import HashedEntry, Scanner, open_scanner
 __all__ = [
     "INSTALL_HINT",
     "LOCAL_ALLOWED_FAILURES",
+    "OneLineCallbackErrors",
     "TASKS_PER_THREAD",
     "DaskEngine",
     "dask_results",
@@ -647,7 +648,9 @@ def dask_results(entries: Iterable[files.Entry], config: ScanConfig, options: Sc
 
 @contextlib.contextmanager
 def _distributed_logs_at(level: int) -> Iterator[None]:
-    """The ``distributed`` logger at ``level`` at least, restored afterwards."""
+    """The ``distributed`` logger at ``level`` at least, restored afterwards; meanwhile an error that
+    Dask's event loop logs from one of its callbacks (through ``tornado.application``) is one line,
+    without its traceback (:class:`OneLineCallbackErrors`)."""
     require_distributed()
     import distributed  # its first import sets its loggers' levels
 
@@ -655,10 +658,32 @@ def _distributed_logs_at(level: int) -> Iterator[None]:
     before = logger.level
     if logger.getEffectiveLevel() < level:
         logger.setLevel(level)
+    callbacks = logging.getLogger("tornado.application")
+    one_line = OneLineCallbackErrors()
+    callbacks.addFilter(one_line)
     try:
         yield
     finally:
+        callbacks.removeFilter(one_line)
         logger.setLevel(before)
+
+
+class OneLineCallbackErrors(logging.Filter):
+    """Makes an error logged from a callback of Dask's event loop one line: what was raised, no
+    traceback. Such an error is Dask's own, never a file's result (every result is taken from its
+    task); seen when Ctrl-C lands while the client waits on the loop, where ``distributed``'s
+    ``sync`` cancels a future it has not made yet (``NameError: ... 'future'``), and a traceback on
+    an interrupted scan's terminal would look like matcher's crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, its exception folded into its message."""
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"Dask's event loop: {record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def _ordered(
