@@ -139,6 +139,22 @@ def _continues(work: np.ndarray, box: Box, level: np.ndarray, axis: int) -> np.n
     return out
 
 
+def _extent(box: Box, axis: int) -> int:
+    """How many lines ``box`` spans: rows for ``axis`` 1, columns for 0."""
+    return box[3] - box[1] if axis == 1 else box[2] - box[0]
+
+
+def _trim_axis(work: np.ndarray, box: Box, axis: int, background: int | None) -> tuple[Box, int | None]:
+    """``box`` with the flat lines at its ends along ``axis`` (rows for 1, columns for 0) trimmed by
+    :func:`_hard_trim`, and the trimmed lines' colour (``None``: none trimmed)."""
+    left, top, right, bottom = box
+    flat, level = _flat(work[top:bottom, left:right], axis)
+    start, stop, colour = _hard_trim(flat, level, background, _continues(work, box, level, axis))
+    if axis == 1:
+        return (left, top + start, right, top + stop), colour
+    return (left + start, top, left + stop, bottom), colour
+
+
 def _soft_trim(share: np.ndarray) -> tuple[int, int]:
     """``(start, stop)`` once the lines at each end that are mostly background are trimmed: more than
     :data:`_BACKGROUND_SHARE` of their pixels, or clearly more than the least of any line (a
@@ -167,24 +183,16 @@ def _regions(work: np.ndarray, min_w: int, min_h: int) -> list[tuple[Box, bool, 
     while todo and seen < _MAX_REGIONS:
         (left, top, right, bottom), depth, background, made_by = todo.pop()
         seen += 1
-        # trim: flat lines of the outer colour (both ways, twice: corners belong to both), then, around
-        # a part cut out of a flat background, the lines at the ends that are mostly that background
-        for _ in range(2):
-            known = background if depth > 0 else None
-            rows, row_level = _flat(work[top:bottom, left:right], 1)
-            along = _continues(work, (left, top, right, bottom), row_level, 1)
-            r0, r1, colour = _hard_trim(rows, row_level, known, along)
-            top, bottom = top + r0, top + r1
+        # trim: flat lines of the outer colour (rows, then columns, twice: corners belong to both), then,
+        # around a part cut out of a flat background, the lines at the ends that are mostly that background
+        known = background if depth > 0 else None
+        box = (left, top, right, bottom)
+        for axis in (1, 0, 1, 0):
+            box, colour = _trim_axis(work, box, axis, known)
             background = colour if background is None else background
-            if bottom - top < 2:
+            if _extent(box, axis) < 2:
                 break
-            columns, column_level = _flat(work[top:bottom, left:right], 0)
-            along = _continues(work, (left, top, right, bottom), column_level, 0)
-            c0, c1, colour = _hard_trim(columns, column_level, known, along)
-            left, right = left + c0, left + c1
-            background = colour if background is None else background
-            if right - left < 2:
-                break
+        left, top, right, bottom = box
         if bottom - top < min_h or right - left < min_w:
             continue
         if background is not None and depth > 0:
