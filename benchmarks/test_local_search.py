@@ -29,8 +29,10 @@ Figures go to ``benchmarks/results/local_search.json``.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faiss
@@ -42,7 +44,7 @@ from benchmarks.speed_common import env_int, save
 from fixtures.generate import scene
 from matcher import local_features as lf
 from matcher.index.descriptors import DescriptorTree, TreeProbes
-from matcher.index.local_table import LocalTable
+from matcher.index.local_table import LocalHit, LocalTable
 
 SIZES = [int(s) for s in os.environ.get("MATCHER_LOCAL_SIZES", "100000").split(",")]
 TARGETS = env_int("MATCHER_LOCAL_TARGETS", 12)
@@ -150,18 +152,17 @@ def _table(known: list[lf.LocalFeatures], synthetic: np.ndarray, first_id: int =
 
 
 def _stage(
-    table: LocalTable,
+    find: Callable[[lf.LocalFeatures], list[LocalHit]],
     images: list[tuple[str, int, Image.Image]],
-    probes: TreeProbes,
 ) -> dict[str, Any]:
     """The scan's local stage on each evidence frame, one thread: extraction (``QUERY_PARAMS``), then
-    :meth:`LocalTable.find` (vote with ``probes``, verify the best candidates)."""
+    ``find`` (e.g. :meth:`LocalTable.find`: vote, verify the best candidates; its hits best first)."""
     extract_ms, find_ms, found, false = [], [], {}, 0
     for name, target, image in images:
         started = time.perf_counter()
         query = lf.extract(image, lf.QUERY_PARAMS)
         middle = time.perf_counter()
-        hits = table.find(query, probes=probes)
+        hits = find(query)
         done = time.perf_counter()
         extract_ms.append(1000 * (middle - started))
         find_ms.append(1000 * (done - middle))
@@ -207,7 +208,7 @@ def test_local_search() -> None:
         row["bytes_per_known_image"] = round(sum(a.nbytes for a in table.arrays().values()) / len(table), 1)
         for p1, p2 in ((1, 1), (1, 2), (2, 2)):  # (2, 2): the default (DEFAULT_PROBES)
             probes = TreeProbes(probe1=p1, probe2=p2)
-            row[f"stage_tree_{p1}x{p2}"] = _stage(table, images, probes)
+            row[f"stage_tree_{p1}x{p2}"] = _stage(functools.partial(table.find, probes=probes), images)
             row[f"vote_tree_{p1}x{p2}"] = _measure(_Probed(table.tree, probes), queries, known, verify=False)
         descriptors = np.concatenate([real, synthetic])
         owners = np.concatenate([real_owners, len(known) + np.arange(len(synthetic)) // PER_IMAGE]).astype(np.int64)
@@ -309,32 +310,21 @@ def test_local_search_sharded() -> None:
         first_id += len(tables[-1])
         del synthetic
     build_s = time.perf_counter() - started
-    extract_ms, find_ms, found, false = [], [], {}, 0
-    for name, target, image in images:
-        began = time.perf_counter()
-        query = lf.extract(image, lf.QUERY_PARAMS)
-        middle = time.perf_counter()
-        hits = merge_local_results([[table.find(query)] for table in tables], 1)[0]  # default probes and rule
-        done = time.perf_counter()
-        extract_ms.append(1000 * (middle - began))
-        find_ms.append(1000 * (done - middle))
-        if target >= 0:
-            found.setdefault(name, []).append([h.record for h in hits[:1]] == [target + 1])
-        elif hits:
-            false += 1
+
+    def find(query: lf.LocalFeatures) -> list[LocalHit]:  # every shard, merged (default probes and rule)
+        return merge_local_results([[table.find(query)] for table in tables], 1)[0]
+
+    stage = _stage(find, images)
+    all_shards = stage.pop("search_verify_ms")
     row = {
         "known_images": sum(len(t) for t in tables),
         "shards": SHARDS,
         "descriptors": int(sum(int(t.tree.offsets[-1]) for t in tables)),
         "branch": [t.tree.branch for t in tables],
         "tables_build_s": round(build_s, 1),
-        "extract_ms": round(float(np.median(extract_ms)), 2),
-        "search_verify_ms_all_shards": round(float(np.median(find_ms)), 2),
-        "search_verify_ms_per_shard": round(float(np.median(find_ms)) / SHARDS, 2),
-        "total_ms": round(float(np.median(np.add(extract_ms, find_ms))), 2),
-        "total_ms_mean": round(float(np.mean(np.add(extract_ms, find_ms))), 2),
-        "found": {name: round(float(np.mean(v)), 3) for name, v in found.items()},
-        "false_matches": false,
+        **stage,
+        "search_verify_ms_all_shards": all_shards,
+        "search_verify_ms_per_shard": round(all_shards / SHARDS, 2),
     }
     print(row, flush=True)
     save(f"local_search_sharded_{SHARDED_SIZE}", row)
