@@ -8,8 +8,10 @@ geometric check that the matched points agree on one transform.
 The steps
 ---------
 1. **Extract** (:func:`extract`): the frame, in grey and scaled to at most
-   :attr:`ExtractParams.max_side` pixels on its long side, gives ORB keypoints; they are spread over
-   a grid (each cell keeps its strongest first) and capped at :attr:`ExtractParams.max_keypoints`.
+   :attr:`ExtractParams.max_side` pixels on its long side (an evidence frame under 256 pixels is
+   scaled up to that), gives ORB keypoints (found again at lower FAST thresholds when a smooth
+   picture gives few); they are spread over a grid (each cell keeps its strongest first) and
+   capped at :attr:`ExtractParams.max_keypoints`.
    Known images keep few, found at a coarse scale (:data:`KNOWN_PARAMS`: 186 at 320 pixels, 8.0 KB
    a known image in the index); evidence frames, which are never stored, keep more (:data:`QUERY_PARAMS`). A
    flat image has no keypoints: an empty set, not an error.
@@ -17,9 +19,9 @@ The steps
    nearest known descriptors; each known image within :attr:`MatchRule.vote_distance` bits gets one
    vote per frame descriptor. :class:`BruteForceSearch` is the groundwork search; the index's binary
    search plugs in through the same protocol.
-3. **Verify** (:func:`verify`): the frame's descriptors are matched with the candidate's (Hamming,
-   ratio test, one frame point per known point); a robust estimator (RANSAC) fits one transform
-   taking the known image into the frame.
+3. **Verify** (:func:`verify`): the candidate's descriptors are matched with the frame's (Hamming,
+   a ratio test among the frame's descriptors, one known point per frame point); a robust
+   estimator (MAGSAC++) fits one transform taking the known image into the frame.
 
 The match rule (:class:`MatchRule`, defaults measured by ``benchmarks/local_features_probe.py``)
 ---------------------------------------------------------------------------------------------
@@ -27,7 +29,7 @@ A known image is found in a frame when the transform fitted to the matched point
 affine transform fitted with OpenCV's MAGSAC++)
 
 * has at least ``min_inliers`` inliers (15 by default), at least ``min_share`` of the tentative
-  matches (35 % by default: two images sharing only a word, a logo or an interface match a few
+  matches (45 % by default: two images sharing only a word, a logo or an interface match a few
   points of that region consistently and the rest not at all);
 * is a sane view: its scale (frame pixels per known pixel) lies in ``[min_scale, max_scale]`` and,
   for an affine or homography model, its anisotropy (ratio of the two axis scales) is at most
@@ -37,15 +39,18 @@ affine transform fitted with OpenCV's MAGSAC++)
   known keypoints and fall inside the frame under the transform, at least ``min_coverage`` hold an
   inlier, and the inliers' convex hull covers at least ``min_spread`` of the part of the known image
   the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`);
-* leaves no part of the known image unexplained (below 40 inliers, no inlier-free rectangle of an
-  8 x 8 grid over the known image holds over 30 % of the keypoints the frame shows; excused for a
-  view shown under 0.8 of the known image's size with a 55 % inlier share).
+* below 40 inliers, leaves no part of the known image unexplained (no inlier-free rectangle of an
+  8 x 8 grid over the known image holds over 30 % of the keypoints the frame shows) and is not a
+  cluster (the inliers' hull covers at least 12 % of the part of the known image the frame
+  shows); both excused for a view shown under 0.8 of the known image's size with a 70 % inlier
+  share (a collage tile, whose fine texture did not survive the downscaling).
 
 **Shared regions are not matches**: a region two unrelated images share (a logo, a watermark, a
 caption band, an app's interface, the same word on two text cards) gives a few consistent matches
-among many that disagree (the inlier share) and leaves the known image's own content without an
-inlier (the hole); between two frames extracted alike a shared logo or caption band matches
-point for point, but its inliers form a thin hull, which :data:`EVIDENCE_PAIR_RULE` refuses.
+among many that disagree (the inlier share), leaves the known image's own content without an
+inlier (the hole) or clusters its inliers on the shared word (the spread); between two frames
+extracted alike a shared logo or caption band matches point for point, but its inliers form a
+thin hull, which :data:`EVIDENCE_PAIR_RULE` refuses.
 
 The result (:class:`LocalMatch`) says how many inliers, the 3 x 3 transform (known image pixels to
 frame pixels) and the region of the frame where the known image lies.
@@ -75,6 +80,7 @@ __all__ = [
     "EVIDENCE_PAIR_RULE",
     "MODELS",
     "METHODS",
+    "RATIO_TESTS",
     "ExtractParams",
     "LocalFeatures",
     "MatchRule",
@@ -99,6 +105,8 @@ DESCRIPTOR_BYTES = 32
 MODELS: tuple[str, ...] = ("similarity", "affine", "homography")
 #: Robust estimators: OpenCV's RANSAC, or its USAC MAGSAC++ (affine and homography only).
 METHODS: tuple[str, ...] = ("ransac", "magsac")
+#: Sides Lowe's ratio test can look among (:attr:`MatchRule.ratio_test`).
+RATIO_TESTS: tuple[str, ...] = ("known", "frame")
 #: Fixed-point unit of stored keypoint coordinates: a coordinate is its fraction of the frame side.
 _COORD_SCALE = 65535.0
 #: Keypoint positions lie on a grid of ``POINT_STEPS + 1`` steps a side (12 bits: 0.16 pixels of a
@@ -142,10 +150,17 @@ class ExtractParams:
     """How keypoints are detected and described.
 
     - ``max_keypoints``: keypoints kept per frame (43 bytes each in an index).
-    - ``max_side``: the frame is scaled down (never up) to this long side before detection.
+    - ``max_side``: a larger frame is scaled down to this long side before detection.
+    - ``min_side``: a smaller frame is scaled up (bicubic) to this long side before detection (0:
+      never): ORB leaves a 31-pixel border of every pyramid level without keypoints, which takes
+      most of a thumbnail, and a frame shown at half the known image's size then matches only
+      the known image's two coarsest levels.
     - ``detect_factor``: ORB detects ``detect_factor * max_keypoints`` before the grid spreads them.
     - ``scale_factor``/``levels``: ORB's pyramid (ratio between levels, number of levels).
     - ``fast_threshold``: ORB's FAST corner threshold (lower finds corners in softer texture).
+    - ``retry_thresholds``: when the detector finds fewer than half of ``max_keypoints``, it runs
+      again at each of these lower FAST thresholds in turn, until one finds at least half (the
+      largest set is kept): a smooth picture (soft gradients, a plasma) gets corners at all.
     - ``grid``: cells per side of the grid the kept keypoints are spread over.
     - ``response_floor``: keypoints weaker than this fraction of the ``max_keypoints``-th strongest
       response are dropped before spreading (the grid does not fill flat areas with grain).
@@ -159,12 +174,23 @@ class ExtractParams:
     fast_threshold: int = 8
     grid: int = 8
     response_floor: float = 0.0
+    min_side: int = 0
+    retry_thresholds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_keypoints", "max_side", "detect_factor", "levels", "fast_threshold", "grid"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, not {value!r}")
+        if (
+            not isinstance(self.min_side, int)
+            or isinstance(self.min_side, bool)
+            or not 0 <= self.min_side <= self.max_side
+        ):
+            raise UsageError(f"min_side must be an integer in [0, max_side], not {self.min_side!r}")
+        for value in self.retry_thresholds:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"retry_thresholds must be positive integers, not {self.retry_thresholds!r}")
         if not 1.0 < self.scale_factor <= 2.0:
             raise UsageError(f"scale_factor must be in (1, 2], not {self.scale_factor!r}")
         if self.max_keypoints > 65535:
@@ -175,11 +201,13 @@ class ExtractParams:
 #: structure, which survives the downscaling of collages and screenshots) on 6 pyramid levels (down
 #: to 128 pixels: the query's pyramid covers smaller views), 8,022 bytes a known image in the index.
 #: Chosen by measurement (``docs/local-features.md``): 200 keypoints on 8 levels cost 8,929 bytes;
-#: 6 levels put the keypoints the coarsest two took where they match, so 186 find as much.
-KNOWN_PARAMS = ExtractParams(max_keypoints=186, max_side=320, levels=6)
+#: 6 levels put the keypoints the coarsest two took where they match, so 186 find as much. A
+#: smooth picture that gives fewer than 93 keypoints is detected again at FAST thresholds 4, then 2.
+KNOWN_PARAMS = ExtractParams(max_keypoints=186, max_side=320, levels=6, retry_thresholds=(4, 2))
 #: What evidence frames keep (never stored): more keypoints at 640 pixels, so a known image shown
-#: small (a collage tile, a screenshot) still has enough of its own.
-QUERY_PARAMS = ExtractParams(max_keypoints=1500, max_side=640, detect_factor=2)
+#: small (a collage tile, a screenshot) still has enough of its own; a frame under 256 pixels is
+#: scaled up to 256 first, and a smooth one is detected again at FAST thresholds 4, then 2.
+QUERY_PARAMS = ExtractParams(max_keypoints=1500, max_side=640, detect_factor=2, min_side=256, retry_thresholds=(4, 2))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -332,26 +360,37 @@ def prepare(image: Image.Image | np.ndarray, params: ExtractParams = KNOWN_PARAM
     height, width = grey.shape
     if width < 1 or height < 1:
         raise UsageError(f"cannot extract local features from an empty {width}x{height} image")
-    factor = min(1.0, params.max_side / max(width, height))
+    long_side = max(width, height)
     work = grey
-    if factor < 1.0:
+    if long_side > params.max_side:
+        factor = params.max_side / long_side
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         work = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BILINEAR))
+    elif long_side < params.min_side:
+        factor = params.min_side / long_side
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        work = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BICUBIC))
     return PendingFeatures(width, height, work, params)
 
 
 def _detect(work: np.ndarray, frame: tuple[int, int], params: ExtractParams) -> LocalFeatures:
     """ORB on the working image ``work`` of a frame of size ``frame`` (width, height)."""
     cv2 = _cv2()
-    width, height = frame
-    orb = cv2.ORB_create(
-        nfeatures=params.max_keypoints * params.detect_factor,
-        scaleFactor=params.scale_factor,
-        nlevels=params.levels,
-        fastThreshold=params.fast_threshold,
-    )
-    keypoints, descriptors = orb.detectAndCompute(work, None)
-    return features_from_keypoints(keypoints, descriptors, (width, height), (work.shape[1], work.shape[0]), params)
+    enough = params.max_keypoints / 2
+    best: tuple[Any, Any] = ((), None)
+    for threshold in (params.fast_threshold, *params.retry_thresholds):
+        orb = cv2.ORB_create(
+            nfeatures=params.max_keypoints * params.detect_factor,
+            scaleFactor=params.scale_factor,
+            nlevels=params.levels,
+            fastThreshold=threshold,
+        )
+        keypoints, descriptors = orb.detectAndCompute(work, None)
+        if descriptors is not None and len(keypoints) > len(best[0]):
+            best = (keypoints, descriptors)
+        if len(best[0]) >= enough:
+            break
+    return features_from_keypoints(best[0], best[1], frame, (work.shape[1], work.shape[0]), params)
 
 
 def features_from_keypoints(
@@ -392,8 +431,15 @@ def features_from_keypoints(
 class MatchRule:
     """When a known image counts as found in a frame (see the module's description).
 
-    - ``ratio``: a frame descriptor matches its nearest known descriptor when that is closer than
-      ``ratio`` times the second nearest (Lowe's ratio test), and within ``max_distance`` bits.
+    - ``ratio``/``ratio_test``: Lowe's ratio test, within ``max_distance`` bits. ``"known"``: a
+      known descriptor matches its nearest frame descriptor when that is closer than ``ratio``
+      times its second nearest among the frame's (one known point per frame point, the closest).
+      ``"frame"``: a frame descriptor matches its nearest known descriptor when that is closer
+      than ``ratio`` times its second nearest among the known image's (one frame point per known
+      point). The frame holds 8 times as many keypoints as a known image, so the test among the
+      frame's descriptors is the sharper one: a known point whose texture repeats in the frame
+      gives no match rather than a wrong one, and a true view's tentative matches are mostly
+      inliers (measured in ``docs/local-features.md``).
     - ``model``: ``"similarity"`` (scale, turn, shift), ``"affine"`` or ``"homography"``;
       ``method``: ``"ransac"`` or ``"magsac"`` (OpenCV's USAC MAGSAC++; not for similarity).
     - ``reprojection``: RANSAC's inlier distance in frame pixels, per 640 pixels of the frame's
@@ -406,9 +452,15 @@ class MatchRule:
     - ``min_share``: at least this share of the tentative matches (those passing the ratio test)
       must be inliers. Two unrelated images that share only a small region (the same word in the
       same font on two text cards, a logo) give 15-36 inliers among 60-120 tentative matches (a
-      share of 0.15-0.42): the rest of each image matches nothing consistently. A true view of
-      the known image, even a 30 % crop or a collage tile, has at least 0.44 in 99 % of cases.
+      share of 0.15-0.42 with the ratio test among the known image's descriptors, up to 0.83 among
+      the frame's, where a true view has fewer disagreeing matches too): the rest of each image
+      matches nothing consistently. Chosen with the spread and hole conditions on the measured
+      sets (``docs/local-features.md``).
       It also bounds the estimator's iterations (:attr:`max_iterations`).
+    - ``min_spread_few``: a match with fewer than ``hole_inliers`` inliers needs an inlier hull
+      of at least this share of the part of the known image the frame shows (the ``spread``):
+      two text cards sharing a word, or two pictures sharing a small logo, match on a cluster
+      (excused as the hole is, below).
     - ``max_hole``/``hole_inliers``/``hole_share``/``hole_scale``: a match with fewer than
       ``hole_inliers`` inliers is refused when some rectangle of the known image (on an 8 x 8
       grid) holds more than ``max_hole`` of its keypoints the frame shows and not one inlier: the
@@ -420,6 +472,7 @@ class MatchRule:
     """
 
     ratio: float = 0.8
+    ratio_test: str = "known"
     max_distance: int = 64
     model: str = "affine"
     method: str = "magsac"
@@ -434,9 +487,10 @@ class MatchRule:
     min_votes: int = 6
     max_hole: float = 0.3
     hole_inliers: int = 40
-    hole_share: float = 0.55
+    hole_share: float = 0.7
     hole_scale: float = 0.8
-    min_share: float = 0.35
+    min_share: float = 0.45
+    min_spread_few: float = 0.12
 
     def __post_init__(self) -> None:
         if self.method not in METHODS or (self.method == "magsac" and self.model == "similarity"):
@@ -445,6 +499,8 @@ class MatchRule:
             )
         if self.model not in MODELS:
             raise UsageError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.ratio_test not in RATIO_TESTS:
+            raise UsageError(f"ratio_test must be one of {', '.join(RATIO_TESTS)}, not {self.ratio_test!r}")
         if not 0.0 < self.ratio <= 1.0:
             raise UsageError(f"ratio must be in (0, 1], not {self.ratio!r}")
         if self.min_inliers < 3:
@@ -455,8 +511,10 @@ class MatchRule:
             raise UsageError(f"max_anisotropy must be at least 1, not {self.max_anisotropy!r}")
         if not 0.0 <= self.min_coverage <= 1.0:
             raise UsageError(f"min_coverage must be in [0, 1], not {self.min_coverage!r}")
-        if not 0.0 <= self.min_spread <= 1.0:
-            raise UsageError(f"min_spread must be in [0, 1], not {self.min_spread!r}")
+        for name in ("min_spread", "min_spread_few"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name} must be in [0, 1], not {value!r}")
         if not 0.0 < self.max_hole <= 1.0:
             raise UsageError(f"max_hole must be in (0, 1], not {self.max_hole!r}")
         if self.hole_scale <= 0.0:
@@ -478,18 +536,20 @@ class MatchRule:
 
 
 #: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
-#: and :data:`KNOWN_PARAMS`), chosen by measurement (``docs/local-features.md``): affine, MAGSAC++,
-#: 15 inliers that are at least 35 % of the tentative matches, and no inlier-free rectangle over 30 %
-#: of the shown keypoints below 40 inliers (unless a view under 0.8 of the known image's size has a
-#: 55 % share). The coverage and spread conditions cost
-#: collage tiles and heavy crops recall and refuse nothing the share and the hole do not: off here.
+#: and :data:`KNOWN_PARAMS`), chosen by measurement (``docs/local-features.md``): the ratio test
+#: among the frame's descriptors, affine, MAGSAC++, 15 inliers that are at least 45 % of the
+#: tentative matches, and below 40 inliers no inlier-free rectangle over 30 % of the shown keypoints
+#: and an inlier hull of at least 12 % of the shown part (unless a view under 0.8 of the known
+#: image's size has a 70 % share). The coverage condition and the spread condition at any inlier
+#: count cost collage tiles and heavy crops recall and refuse nothing the rest does not: off here.
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):
 #: a shared logo or caption band then matches point for point, so the inliers' hull must cover
 #: 10 % of the part of the image both show. The unmatched-rectangle test (``max_hole``) and the
 #: inlier share are off: two photos of one place differ in their foreground by design, whose
-#: keypoints give tentative matches that disagree (not measured on such pairs yet).
-EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0, min_share=0.0)
+#: keypoints give tentative matches that disagree (not measured on such pairs yet). Its ratio test
+#: stays among the known side's descriptors (two frames extracted alike hold as many keypoints).
+EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0, min_share=0.0, ratio_test="frame", min_spread_few=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,35 +580,45 @@ class LocalMatch:
 
 
 def _match_points(query: LocalFeatures, known: LocalFeatures, rule: MatchRule) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(query_rows, known_rows)`` of the tentative matches: ratio test, distance bound,
-    one frame point per known point (the closest; the lowest frame row among equals)."""
+    """Indices ``(query_rows, known_rows)`` of the tentative matches: ratio test on the side
+    ``rule.ratio_test`` names, distance bound, each point of the other side matched once (the
+    closest; the lowest row among equals)."""
     empty = np.zeros(0, np.int64)
     if len(query) < 2 or len(known) < 2:
         return empty, empty
-    if query.descriptors.shape[1] == DESCRIPTOR_BYTES and known.descriptors.shape[1] == DESCRIPTOR_BYTES:
-        from .index.descriptors import two_nearest  # the index's Hamming kernel (numba)
-
-        distances, nearest = two_nearest(np.asarray(query.descriptors), np.asarray(known.descriptors))
-    else:  # other binary descriptor widths (the probe's AKAZE, BRISK): OpenCV's
-        cv2 = _cv2()
-        distances, nearest = cv2.batchDistance(
-            np.asarray(query.descriptors), np.asarray(known.descriptors), cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
-        )
-        nearest = nearest[:, 0]
+    from_known = rule.ratio_test == "known"
+    rows_of, among = (known, query) if from_known else (query, known)
+    distances, nearest = _two_nearest(rows_of.descriptors, among.descriptors)
     first, second = distances[:, 0], distances[:, 1]
     ok = (first <= rule.max_distance) & (first < rule.ratio * second)
-    query_rows = np.flatnonzero(ok)
-    if not len(query_rows):
+    rows = np.flatnonzero(ok)
+    if not len(rows):
         return empty, empty
-    known_rows = nearest[query_rows].astype(np.int64)
-    order = np.lexsort((query_rows, first[query_rows], known_rows))  # by known row, then closest, then row
-    known_sorted = known_rows[order]
+    partners = nearest[rows].astype(np.int64)
+    order = np.lexsort((rows, first[rows], partners))  # by partner, then closest, then row
+    partners_sorted = partners[order]
     keep = np.ones(len(order), bool)
-    keep[1:] = known_sorted[1:] != known_sorted[:-1]
-    # in the order of each known point's first matching frame row (the estimator's sampling sees them so)
-    group_first = np.minimum.reduceat(query_rows[order], np.flatnonzero(keep))
+    keep[1:] = partners_sorted[1:] != partners_sorted[:-1]
+    kept_rows, kept_partners = rows[order][keep].astype(np.int64), partners_sorted[keep]
+    if from_known:  # in the order of the frame rows (the estimator's sampling sees them so)
+        listed = np.argsort(kept_partners, kind="stable")
+        return kept_partners[listed], kept_rows[listed]
+    # in the order of each known point's first matching frame row
+    group_first = np.minimum.reduceat(rows[order], np.flatnonzero(keep))
     listed = np.argsort(group_first, kind="stable")
-    return query_rows[order][keep][listed].astype(np.int64), known_sorted[keep][listed]
+    return kept_rows[listed], kept_partners[listed]
+
+
+def _two_nearest(rows: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming distances to the two nearest of ``among`` for each of ``rows`` and the nearest's row."""
+    rows, among = np.asarray(rows), np.asarray(among)
+    if rows.shape[1] == DESCRIPTOR_BYTES and among.shape[1] == DESCRIPTOR_BYTES:
+        from .index.descriptors import two_nearest  # the index's Hamming kernel (numba)
+
+        return two_nearest(rows, among)
+    # other binary descriptor widths (the probe's AKAZE, BRISK): OpenCV's
+    distances, nearest = _cv2().batchDistance(rows, among, _cv2().CV_32S, normType=_cv2().NORM_HAMMING, K=2)
+    return distances, nearest[:, 0]
 
 
 def _fit(src: np.ndarray, dst: np.ndarray, rule: MatchRule, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -650,7 +720,7 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
         return None
     hole = _hole(known, src[mask], matrix, (query.width, query.height))
     excused = inliers >= rule.hole_share * len(query_rows) and scale < rule.hole_scale  # a small view
-    if inliers < rule.hole_inliers and hole > rule.max_hole and not excused:
+    if inliers < rule.hole_inliers and not excused and (hole > rule.max_hole or spread < rule.min_spread_few):
         return None
     rotation = float(math.degrees(math.atan2(-linear[1, 0], linear[0, 0])))
     return LocalMatch(
