@@ -29,7 +29,7 @@ A known image is found in a frame when the transform fitted to the matched point
 affine transform fitted with OpenCV's MAGSAC++)
 
 * has at least ``min_inliers`` inliers (15 by default), at least ``min_share`` of the tentative
-  matches (45 % by default: two images sharing only a word, a logo or an interface match a few
+  matches (55 % by default: two images sharing only a word, a logo or an interface match a few
   points of that region consistently and the rest not at all);
 * is a sane view: its scale (frame pixels per known pixel) lies in ``[min_scale, max_scale]`` and,
   for an affine or homography model, its anisotropy (ratio of the two axis scales) is at most
@@ -442,8 +442,10 @@ class MatchRule:
       inliers (measured in ``docs/local-features.md``).
     - ``model``: ``"similarity"`` (scale, turn, shift), ``"affine"`` or ``"homography"``;
       ``method``: ``"ransac"`` or ``"magsac"`` (OpenCV's USAC MAGSAC++; not for similarity).
-    - ``reprojection``: RANSAC's inlier distance in frame pixels, per 640 pixels of the frame's
-      long side.
+    - ``reprojection``/``reprojection_floor``: RANSAC's inlier distance in frame pixels, per 640
+      pixels of the frame's long side, and at least ``reprojection_floor`` pixels: a keypoint
+      found on a coarse pyramid level is placed no better than a few pixels, whatever the frame's
+      size (a 256-pixel frame would otherwise allow 1.6).
     - ``min_inliers``, ``min_scale``/``max_scale``, ``max_anisotropy``, ``min_coverage``,
       ``min_spread``: the match rule proper.
     - ``vote_distance``/``min_votes``: a known image is a candidate when at least ``min_votes``
@@ -477,6 +479,7 @@ class MatchRule:
     model: str = "affine"
     method: str = "magsac"
     reprojection: float = 4.0
+    reprojection_floor: float = 4.0
     min_inliers: int = 15
     min_scale: float = 0.1
     max_scale: float = 10.0
@@ -489,7 +492,7 @@ class MatchRule:
     hole_inliers: int = 40
     hole_share: float = 0.7
     hole_scale: float = 0.8
-    min_share: float = 0.45
+    min_share: float = 0.55
     min_spread_few: float = 0.12
 
     def __post_init__(self) -> None:
@@ -505,6 +508,11 @@ class MatchRule:
             raise UsageError(f"ratio must be in (0, 1], not {self.ratio!r}")
         if self.min_inliers < 3:
             raise UsageError(f"min_inliers must be at least 3, not {self.min_inliers!r}")
+        if not (self.reprojection > 0.0 and self.reprojection_floor >= 0.0):
+            raise UsageError(
+                f"need reprojection > 0 and reprojection_floor >= 0, "
+                f"not {self.reprojection!r} and {self.reprojection_floor!r}"
+            )
         if not 0.0 < self.min_scale < self.max_scale:
             raise UsageError(f"need 0 < min_scale < max_scale, not {self.min_scale!r}, {self.max_scale!r}")
         if self.max_anisotropy < 1.0:
@@ -537,7 +545,8 @@ class MatchRule:
 
 #: The match rule for an evidence frame against known images (extracted with :data:`QUERY_PARAMS`
 #: and :data:`KNOWN_PARAMS`), chosen by measurement (``docs/local-features.md``): the ratio test
-#: among the frame's descriptors, affine, MAGSAC++, 15 inliers that are at least 45 % of the
+#: among the frame's descriptors, affine, MAGSAC++ (inliers within 4 px, or 4 px per 640 px of a
+#: larger frame), 15 inliers that are at least 55 % of the
 #: tentative matches, and below 40 inliers no inlier-free rectangle over 30 % of the shown keypoints
 #: and an inlier hull of at least 12 % of the shown part (unless a view under 0.8 of the known
 #: image's size has a 70 % share). The coverage condition and the spread condition at any inlier
@@ -549,7 +558,9 @@ DEFAULT_RULE = MatchRule()
 #: inlier share are off: two photos of one place differ in their foreground by design, whose
 #: keypoints give tentative matches that disagree (not measured on such pairs yet). Its ratio test
 #: stays among the known side's descriptors (two frames extracted alike hold as many keypoints).
-EVIDENCE_PAIR_RULE = MatchRule(min_spread=0.1, max_hole=1.0, min_share=0.0, ratio_test="frame", min_spread_few=0.0)
+EVIDENCE_PAIR_RULE = MatchRule(
+    min_spread=0.1, max_hole=1.0, min_share=0.0, ratio_test="frame", min_spread_few=0.0, reprojection_floor=0.0
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,7 +693,7 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
         return None
     src = known.xy()[known_rows].astype(np.float32)
     dst = query.xy()[query_rows].astype(np.float32)
-    threshold = rule.reprojection * max(query.width, query.height) / 640.0
+    threshold = max(rule.reprojection * max(query.width, query.height) / 640.0, rule.reprojection_floor)
     fitted = _fit(src, dst, rule, threshold)
     if fitted is None:
         return None

@@ -166,7 +166,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "`matcher local features`: ORB keypoints (known images `KNOWN_PARAMS`, queries `QUERY_PARAMS`), "
         "a vote over the known set's descriptors in a FAISS binary flat index, then `local_features.find` "
-        "with the default rule (affine MAGSAC++, 15 inliers, at least 45% of the tentative matches, below 40 inliers the hole and spread tests). "
+        "with the default rule (affine MAGSAC++, 15 inliers, at least 55% of the tentative matches, within 4 px at least, below 40 inliers the hole and spread tests). "
         "`matcher PDQ +views + local`: the scan's rule, "
         "global hashes first and local features for what they miss (recall: either finds it; false "
         "matches: the union of both methods', an upper bound). `spread >= 0.1`: the same matches kept only "
