@@ -28,7 +28,7 @@ from matcher.index.importing import known_from_hash_record
 from matcher.known import KnownRecord
 from matcher.scan import JOURNAL_SUFFIX, MANIFEST_SUFFIX, ScanOptions, run_scan, scan
 from matcher.scan import driver as scan_driver
-from matcher.scan.journal import JOURNAL_VERSION
+from matcher.scan.journal import JOURNAL_VERSION, prepare_journal
 
 ALGORITHMS = ["pdq"]
 BOTH = b"a file listed as known-good and on an agency list\n"
@@ -254,6 +254,21 @@ def test_resume_refuses_a_journal_of_another_format(world, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert f"format {JOURNAL_VERSION - 1}" in err and "0.9.0" in err and "remove the journal" in err
+    assert journal.exists()
+
+
+def test_resume_of_a_journal_from_before_a_parameter_existed_names_it_and_the_version(tmp_path):
+    """A journal written before a choice existed (insets came later) cannot be resumed by asking for
+    "the original parameters": the message names the missing choice and the matcher that wrote it."""
+    journal = tmp_path / "report.jsonl.journal"
+    older = {"matcher_scan_journal": JOURNAL_VERSION, "matcher_version": "0.0.9", "started_at": "x", "runs": ["x"]}
+    journal.write_text(json.dumps({**older, "parameters": {"algorithms": ["pdq"]}}) + "\n")
+    with pytest.raises(UsageError, match="earlier matcher") as refused:
+        prepare_journal(str(journal), {"algorithms": ["pdq"], "insets": True}, True, "y")
+    message = str(refused.value)
+    assert "0.0.9" in message and "insets" in message and "remove the journal" in message
+    with pytest.raises(UsageError, match=r"different parameters \(algorithms\)"):
+        prepare_journal(str(journal), {"algorithms": ["phash"]}, True, "y")
     assert journal.exists()
 
 

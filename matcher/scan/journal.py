@@ -223,11 +223,16 @@ def prepare_journal(
             except OSError as exc:
                 raise MatcherError(f"cannot replace journal {journal!r}: {exc.strerror or exc}") from None
             return prepare_journal(journal, parameters, False, started_at)
-        stored = state.header.get("parameters")
+        stored = state.header.get("parameters") or {}
         if stored != parameters:
-            changed = sorted(
-                k for k in set(stored or {}) | set(parameters) if (stored or {}).get(k) != parameters.get(k)
-            )
+            unknown = sorted(set(parameters) - set(stored))
+            if unknown:  # a newer matcher: these choices did not exist when the journal was written
+                raise UsageError(
+                    f"cannot resume {journal!r}: it was written by an earlier matcher "
+                    f"({state.header.get('matcher_version', 'unknown version')}) whose scans had no "
+                    f"{', '.join(unknown)}; finish it with that matcher, or remove the journal to start again"
+                )
+            changed = sorted(k for k in set(stored) | set(parameters) if stored.get(k) != parameters.get(k))
             raise UsageError(
                 f"cannot resume {journal!r}: it was written with different parameters ({', '.join(changed)}); "
                 "run with the original parameters, or remove the journal to start again"
