@@ -578,7 +578,11 @@ class _Hasher:
 
     def __init__(self, algorithms: tuple[str, ...], rotations: bool, options: HashOptions, local: bool = False) -> None:
         self.request = FeatureRequest(
-            tuple(algorithms), variants=rotations, local=QUERY_PARAMS if local else None, trim_video_frames=True
+            tuple(algorithms),
+            variants=rotations,
+            local=QUERY_PARAMS if local else None,
+            local_video_frames=False,  # a video is one member, linked by the vPDQ rule
+            trim_video_frames=True,
         )
         self.options = options
 

@@ -209,6 +209,9 @@ class FeatureRequest:
       a caller that extracts only the frames it needs (the scan: those no digest and no global hash
       matched). Frames of animations and videos are extracted at once (a batch of them held as
       working images could take hundreds of megabytes).
+    - ``local_video_frames``: with ``local``, sampled video frames get local features too (a scan
+      looks for known images in them); off for a caller that compares videos only as wholes (cluster:
+      a video is one member, linked by the vPDQ rule).
     - ``trim_video_frames``: each sampled video frame's hashes with its uniform borders trimmed too
       (``FrameFeatures.variants[name]["trim"]``, when it has borders), as cluster needs to link a
       letterboxed copy; a scan asks for them through ``query_views``.
@@ -220,6 +223,7 @@ class FeatureRequest:
     query_views: QueryViews | None = None
     local: local_features.ExtractParams | None = None
     defer_local: bool = False
+    local_video_frames: bool = True
     trim_video_frames: bool = False
 
     def __post_init__(self) -> None:
@@ -455,11 +459,12 @@ def frame_features(
     may be ``None`` (made from ``pixels`` only when a view, variant or local feature needs it).
     """
     algos = tuple(algorithms) if algorithms is not None else request.resolved()
+    local = request.local if timestamp is None or request.local_video_frames else None
     picture = image
     if picture is None:
         if pixels is None:
             raise UsageError("frame_features needs an image or its pixels")
-        if request.query_views is not None or request.variants or request.known_views or request.local is not None:
+        if request.query_views is not None or request.variants or request.known_views or local is not None:
             picture = Image.fromarray(pixels)
     size = None if picture is None or picture.size == full_size else full_size  # decoded at reduced scale (draft)
     hashes: dict[str, Hash] = {}
@@ -492,8 +497,8 @@ def frame_features(
             known[name] = known_view_hashes(algorithm, _needed(picture), size, main=hashes[name])
     descriptors: local_features.LocalFeatures | None = None
     pending: local_features.PendingFeatures | None = None
-    if request.local is not None:
-        pending = local_features.prepare(_needed(picture), request.local)
+    if local is not None:
+        pending = local_features.prepare(_needed(picture), local)
         if not request.defer_local or index is not None or timestamp is not None:  # see FeatureRequest
             descriptors, pending = pending.extract(), None
     return FrameFeatures(

@@ -80,6 +80,20 @@ def test_a_video_entry_has_its_sampled_frames_with_numbers_and_timestamps(clips)
     assert [(f.index, f.timestamp) for f in got.frames] == [(0, 0.0), (25, 1.0), (50, 2.0), (75, 3.0)]
 
 
+def test_video_frames_get_local_features_unless_the_request_leaves_them_out(clips):
+    """A scan looks for known images in video frames (local features on); cluster compares videos
+    as wholes and asks for none (``local_video_frames=False``), images keep theirs either way."""
+    from matcher.local_features import QUERY_PARAMS
+
+    entry = next(iter(files.walk([clips["h264.mp4"]])))
+    scanned = read_entry(entry, FeatureRequest(("pdq",), local=QUERY_PARAMS), HashOptions())
+    assert scanned.frames and all(f.descriptors is not None for f in scanned.frames)
+    request = FeatureRequest(("pdq",), local=QUERY_PARAMS, local_video_frames=False)
+    clustered = read_entry(entry, request, HashOptions())
+    assert [f.hashes for f in clustered.frames] == [f.hashes for f in scanned.frames]
+    assert all(f.descriptors is None for f in clustered.frames)
+
+
 def test_a_video_longer_than_the_limit_keeps_its_first_seconds_and_says_so(clips):
     got = read(clips["h264.mp4"], HashOptions(video=VideoOptions(max_seconds=2)))
     assert [f.index for f in got.frames] == [0, 25]
