@@ -61,7 +61,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = (640, 480)
 KINDS = ("landscape", "shapes", "text", "plasma")
 PERMISSIVE = lf.MatchRule(
-    min_spread=0.0, min_inliers=4, min_coverage=0.0, min_votes=1, max_anisotropy=3.0, min_scale=0.05, max_scale=20
+    min_spread=0.0,
+    min_spread_few=0.0,  # the spread is one of the grids below
+    min_inliers=4,
+    min_coverage=0.0,
+    min_votes=1,
+    max_anisotropy=3.0,
+    min_scale=0.05,
+    max_scale=20,
 )
 INLIER_GRID = (10, 12, 15)
 COVERAGE_GRID = (0.0, 0.3, 0.4)
