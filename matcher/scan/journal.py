@@ -228,8 +228,8 @@ def prepare_journal(
             unknown = sorted(set(parameters) - set(stored))
             if unknown:  # a newer matcher: these choices did not exist when the journal was written
                 raise UsageError(
-                    f"cannot resume {journal!r}: it was written by an earlier matcher "
-                    f"({state.header.get('matcher_version', 'unknown version')}) whose scans had no "
+                    f"cannot resume {journal!r}: it was written by an earlier matcher (which called itself "
+                    f"{state.header.get('matcher_version', 'no version')}) whose scans had no "
                     f"{', '.join(unknown)}; finish it with that matcher, or remove the journal to start again"
                 )
             changed = sorted(k for k in set(stored) | set(parameters) if stored.get(k) != parameters.get(k))
