@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -97,6 +97,7 @@ __all__ = [
     "vote",
     "verify",
     "find",
+    "match_settings",
 ]
 
 #: Bytes of one binary descriptor (256 bits).
@@ -900,3 +901,15 @@ def find(
             found.append((position, match))
     found.sort(key=lambda item: (-item[1].inliers, item[0]))
     return found
+
+
+def match_settings(params: ExtractParams = QUERY_PARAMS, rule: MatchRule = DEFAULT_RULE) -> dict[str, Any]:
+    """The local-feature settings a scan runs with, as JSON values (lists for tuples): the evidence
+    frames' extraction and the match rule, for a run manifest (what decided each ``local`` match)
+    and a resume's parameter check. (The known images' features are the index's, extracted when
+    they were added.)"""
+
+    def plain(value: Any) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(value, f.name), tuple) else v for f in fields(value)}
+
+    return {"frames": plain(params), "rule": plain(rule)}

@@ -16,6 +16,7 @@ from PIL import Image
 from fixtures.generate import scene
 from fixtures.interface import ROWS, chat_canvas
 from fixtures.rooms import overlay
+from matcher import local_features
 from matcher.cli import main
 from matcher.index import KnownIndex
 from matcher.index.importing import import_sources
@@ -152,7 +153,6 @@ def test_a_global_match_is_reported_and_the_local_stage_not_run_for_that_frame(c
 def test_local_features_are_extracted_only_for_frames_no_global_hash_matched(
     case: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from matcher import local_features
 
     extracted: list[tuple[int, int]] = []
     original = local_features.PendingFeatures.extract
@@ -182,6 +182,11 @@ def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(cas
     assert len(match["transform"]) == 9 and "found inside the frame" in match["explanation"]
     manifest = json.loads(Path(str(out) + ".manifest.json").read_text())
     assert manifest["parameters"]["local"] is True
+    # the settings that decided the local match: the frames' extraction and the match rule
+    settings = manifest["parameters"]["local_settings"]
+    assert settings == json.loads(json.dumps(local_features.match_settings()))
+    assert settings["rule"]["min_share"] == local_features.DEFAULT_RULE.min_share
+    assert settings["frames"]["max_keypoints"] == local_features.QUERY_PARAMS.max_keypoints
     out_csv = case["base"] / "report.csv"
     assert (
         main(
@@ -215,7 +220,8 @@ def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(cas
         ]
     )
     assert code == 0
-    assert json.loads(Path(str(off) + ".manifest.json").read_text())["parameters"]["local"] is False
+    off_parameters = json.loads(Path(str(off) + ".manifest.json").read_text())["parameters"]
+    assert off_parameters["local"] is False and off_parameters["local_settings"] is None
 
 
 def test_vics_report_keeps_a_local_match_for_review(case: dict[str, Path]) -> None:
@@ -303,7 +309,6 @@ def test_only_single_frame_images_keep_their_working_image_for_later() -> None:
     """Deferring holds a working image (up to 640 x 480 grey) per frame until matching: a still
     image's one frame may wait; frames of animations and videos are extracted at once, so that a
     batch of long animations cannot hold hundreds of megabytes."""
-    from matcher import local_features
     from matcher.pipeline import FeatureRequest, frame_features
 
     request = FeatureRequest(("pdq",), local=local_features.QUERY_PARAMS, defer_local=True)

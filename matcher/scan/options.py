@@ -332,6 +332,7 @@ class ScanConfig:
             "regions": self.regions,
             "insets": self.insets,
             "local": self.local,
+            "local_settings": local_features.match_settings() if self.local else None,
             "fast": ho.fast,
             "max_pixels": ho.max_pixels,
             "max_frames": ho.max_frames,
