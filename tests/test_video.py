@@ -80,9 +80,10 @@ def test_a_video_entry_has_its_sampled_frames_with_numbers_and_timestamps(clips)
     assert [(f.index, f.timestamp) for f in got.frames] == [(0, 0.0), (25, 1.0), (50, 2.0), (75, 3.0)]
 
 
-def test_video_frames_get_local_features_unless_the_request_leaves_them_out(clips):
+def test_video_frames_get_local_features_unless_the_request_leaves_them_out(clips, tmp_path):
     """A scan looks for known images in video frames (local features on); cluster compares videos
     as wholes and asks for none (``local_video_frames=False``), images keep theirs either way."""
+    from fixtures import scene
     from matcher.local_features import QUERY_PARAMS
 
     entry = next(iter(files.walk([clips["h264.mp4"]])))
@@ -92,6 +93,10 @@ def test_video_frames_get_local_features_unless_the_request_leaves_them_out(clip
     clustered = read_entry(entry, request, HashOptions())
     assert [f.hashes for f in clustered.frames] == [f.hashes for f in scanned.frames]
     assert all(f.descriptors is None for f in clustered.frames)
+    picture = tmp_path / "still.png"
+    scene(5, 320, 240, "landscape").save(picture)
+    still = read_entry(next(iter(files.walk([picture]))), request, HashOptions())
+    assert len(still.frames) == 1 and still.frames[0].descriptors is not None
 
 
 def test_a_video_longer_than_the_limit_keeps_its_first_seconds_and_says_so(clips):
