@@ -124,7 +124,7 @@ from .algorithms import Algorithm, registry
 from .errors import HashFormatError, MatcherError, UsageError
 from .file_facts import FileFacts
 from .formats.records import csv_safe
-from .hashes import Hash
+from .hashes import Hash, code_matrix
 from .hashing import DEFAULT_ALGORITHMS
 from .index.mih import MultiIndex
 from .index.search import MIH_QUERY_CHUNK, AlgorithmTable, range_search
@@ -1059,8 +1059,7 @@ def _video_frame_links(
         query_nodes, query_variants = np.nonzero(present[lead_item] & hash_eligible[rank][:, None])
         if not row_bits or query_nodes.shape[0] == 0:
             continue
-        width = algorithm.bit_length // 8
-        codes = np.frombuffer(b"".join(row_bits), dtype=np.uint8).reshape(len(row_bits), width)
+        codes = code_matrix(row_bits, algorithm.bit_length // 8)
         table = _search_table(
             algorithm, np.arange(len(row_bits), dtype=np.int64), codes, np.full(len(row_bits), -1, dtype=np.int16)
         )
@@ -1119,25 +1118,25 @@ def _video_pair_links(
     row_node = np.array([node for node in video_nodes for _ in kept[node]], dtype=np.int64)
     if row_node.shape[0] == 0:
         return
-    codes = np.frombuffer(b"".join(f.hash.bits for node in video_nodes for f in kept[node]), dtype=np.uint8)
-    codes = codes.reshape(row_node.shape[0], 32)
+    codes = code_matrix((f.hash.bits for node in video_nodes for f in kept[node]), 32)
     # the queries: each comparable frame (its row) and its trimmed views, as compare() counts them
-    query_row = list(range(row_node.shape[0]))
-    query_bits = [codes[row].tobytes() for row in query_row]
+    extra_row: list[int] = []
+    extra_bits: list[bytes] = []
     row = 0
     for node in video_nodes:
         for feature in kept[node]:
             for extra in views[node].get(feature.frame, ()):
                 if extra.quality is None or extra.quality >= thresholds.quality:
-                    query_row.append(row)
-                    query_bits.append(extra.bits)
+                    extra_row.append(row)
+                    extra_bits.append(extra.bits)
             row += 1
-    queries = np.frombuffer(b"".join(query_bits), dtype=np.uint8).reshape(len(query_bits), 32)
+    query_row = np.concatenate([np.arange(row_node.shape[0], dtype=np.int64), np.asarray(extra_row, dtype=np.int64)])
+    queries = np.concatenate([codes, code_matrix(extra_bits, 32)])
     table = _search_table(
         pdq, np.arange(row_node.shape[0], dtype=np.int64), codes, np.full(row_node.shape[0], -1, dtype=np.int16)
     )
     owners, hits, _distances = range_search(table, queries, thresholds.distance)
-    asked = np.asarray(query_row, dtype=np.int64)[owners]
+    asked = query_row[owners]
     apart = row_node[asked] != row_node[hits]
     asked, hits = asked[apart], hits[apart]
     # with A's frames as the query against B: A's frames with a hit, and B's frames hit, each once
@@ -1386,7 +1385,7 @@ def _video_distance(
         bits = [value.bits for value in video.frame_hashes(algorithm.name)]
         if not bits or not present[image, 0]:
             continue
-        frames = np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(bits), -1)
+        frames = code_matrix(bits, algorithm.bit_length // 8)
         table = np.where(present[image][None, :], _popcount(frames[:, None, :] ^ variants[image][None, :, :]), huge)
         nearest = table.min(axis=0)
         v = int(nearest.argmin())

@@ -9,11 +9,14 @@ caller gives the bit length.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .errors import HashFormatError
 
-__all__ = ["Hash"]
+__all__ = ["Hash", "code_matrix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +104,9 @@ class Hash:
         if not isinstance(other, Hash):
             return NotImplemented
         return self.distance(other)
+
+
+def code_matrix(bits: Iterable[bytes], width: int) -> np.ndarray:
+    """Hashes' ``bits`` (each ``width`` bytes) as the rows of a read-only ``uint8`` matrix, the layout
+    the index's searches take (``(0, width)`` for none)."""
+    return np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(-1, width)

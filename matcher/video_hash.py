@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import HashFormatError, UsageError
-from .hashes import Hash
+from .hashes import Hash, code_matrix
 from .known import KnownFacts, KnownRecord
 
 __all__ = [
@@ -198,9 +198,7 @@ def parse_compact(text: str, frame: int) -> VpdqFeature:
 
 
 def _codes(hashes: Sequence[Hash]) -> np.ndarray:
-    if not hashes:
-        return np.zeros((0, 32), dtype=np.uint8)
-    return np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
+    return code_matrix((h.bits for h in hashes), 32)
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)

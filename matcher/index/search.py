@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import HashFormatError, UsageError
-from ..hashes import Hash
+from ..hashes import Hash, code_matrix
 
 if TYPE_CHECKING:  # imported where used: numba (MIH's kernels) is only needed for large tables, FAISS
     from .mih import MultiIndex  # for small ones, ``nearest`` and wide radii
@@ -219,9 +219,7 @@ def query_codes(table: AlgorithmTable, queries: Sequence[Hash]) -> np.ndarray:
             raise HashFormatError(
                 f"{table.name} query hash has {len(query.bits) * 8} bits, the index holds {table.bit_length}-bit hashes"
             )
-    if not queries:
-        return np.zeros((0, width), dtype=np.uint8)
-    return np.frombuffer(b"".join(q.bits for q in queries), dtype=np.uint8).reshape(len(queries), width)
+    return code_matrix((q.bits for q in queries), width)
 
 
 def range_search(

@@ -91,7 +91,7 @@ import numpy as np
 
 from ..algorithms import registry
 from ..errors import HashFormatError, IndexStoreError, UsageError
-from ..hashes import Hash
+from ..hashes import Hash, code_matrix
 from ..known import KnownRecord
 from ..local_features import DEFAULT_RULE, LocalFeatures, MatchRule
 from . import database as db
@@ -1429,7 +1429,7 @@ class KnownIndex:
                 continue
             arrays[stem] = (
                 np.concatenate([table.ids, np.asarray(ids, dtype=np.int64)]),
-                np.concatenate([table.codes, np.frombuffer(b"".join(bits), dtype=np.uint8).reshape(len(ids), -1)]),
+                np.concatenate([table.codes, code_matrix(bits, table.bit_length // 8)]),
                 np.concatenate([table.quality, np.asarray(quality, dtype=np.int16)]),
             )
         log.debug(

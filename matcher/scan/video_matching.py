@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HashFormatError
-from ..hashes import Hash
+from ..hashes import Hash, code_matrix
 from ..index.types import IndexedRecord
 from ..pipeline import EntryFeatures, FrameFeatures
 from ..scan_records import ScanMatch, ScanRecord
@@ -76,11 +76,7 @@ class VideoCatalog:
                 owners.append(video.record.id)
                 self._features.append(feature)
         self._owners = np.asarray(owners, dtype=np.int64)
-        self._codes = (
-            np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
-            if hashes
-            else np.zeros((0, 32), dtype=np.uint8)
-        )
+        self._codes = code_matrix((h.bits for h in hashes), 32)
         self._search: Any = None  # FAISS's exact binary index over every frame, made on first use
 
     @classmethod
@@ -116,7 +112,7 @@ class VideoCatalog:
 
             self._search = faiss.IndexBinaryFlat(256)
             self._search.add(self._codes)
-        queries = np.frombuffer(b"".join(h.bits for h in hashes), dtype=np.uint8).reshape(len(hashes), 32)
+        queries = code_matrix((h.bits for h in hashes), 32)
         limits, found, rows = self._search.range_search(queries, distance + 1)  # FAISS: strictly below
         return limits, found, rows
 
