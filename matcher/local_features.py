@@ -629,7 +629,8 @@ def _two_nearest(rows: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, np.nd
 
         return two_nearest(rows, among)
     # other binary descriptor widths (the probe's AKAZE, BRISK): OpenCV's
-    distances, nearest = _cv2().batchDistance(rows, among, _cv2().CV_32S, normType=_cv2().NORM_HAMMING, K=2)
+    cv2 = _cv2()
+    distances, nearest = cv2.batchDistance(rows, among, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
     return distances, nearest[:, 0]
 
 

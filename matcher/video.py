@@ -303,9 +303,9 @@ class VideoReader:
         info = self.info
         step = frame_step(info.rate, options.seconds_per_hash)
         last_index = max(0, math.ceil(options.max_seconds * float(info.rate)) - 1)
-        by_frames = options.max_frames is not None and (options.max_frames - 1) * step < last_index
-        if by_frames and options.max_frames is not None:
-            last_index = (options.max_frames - 1) * step  # the number of the last frame sampled
+        by_frames = False  # max_frames, not max_seconds, bounds the sampling
+        if options.max_frames is not None and (options.max_frames - 1) * step < last_index:
+            last_index, by_frames = (options.max_frames - 1) * step, True  # the number of the last frame sampled
         facts: list[tuple[int | None, bool]] = []
         held: list[Any] | None = []
         held_bytes = 0
