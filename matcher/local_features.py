@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -96,6 +96,7 @@ __all__ = [
     "features_from_keypoints",
     "vote",
     "verify",
+    "moved",
     "find",
     "match_settings",
 ]
@@ -751,6 +752,26 @@ def verify(query: LocalFeatures, known: LocalFeatures, rule: MatchRule = DEFAULT
     )
 
 
+def moved(match: LocalMatch, left: int, top: int) -> LocalMatch:
+    """``match``, found in a part of a frame whose top-left corner is at ``(left, top)`` of the
+    frame (an inset: a collage tile, a picture pasted into a screenshot), in the frame's own pixels:
+    the transform followed by the shift, the corners and the region shifted (the region stays
+    within the part, where the known image was seen)."""
+    m = match.transform
+    transform = (
+        *(m[i] + left * m[6 + i] for i in range(3)),
+        *(m[3 + i] + top * m[6 + i] for i in range(3)),
+        *m[6:9],
+    )
+    x0, y0, x1, y1 = match.region
+    return replace(
+        match,
+        transform=tuple(float(v) for v in transform),
+        corners=tuple((x + left, y + top) for x, y in match.corners),
+        region=(x0 + left, y0 + top, x1 + left, y1 + top),
+    )
+
+
 _HOLE_GRID = 8  # grid over the known image for the unmatched-rectangle test
 
 
@@ -876,12 +897,14 @@ def vote(
     distances, owners = search.search(np.asarray(query.descriptors), k)
     ok = (owners >= 0) & (distances <= rule.vote_distance)
     rows, _ = np.nonzero(ok)
-    pairs = np.unique(np.stack([rows, owners[ok]], axis=1), axis=0) if len(rows) else np.zeros((0, 2), np.int64)
-    ids, counts = np.unique(pairs[:, 1], return_counts=True)
-    ranked = sorted(
-        ((int(i), int(c)) for i, c in zip(ids, counts) if c >= rule.min_votes), key=lambda item: (-item[1], item[0])
-    )
-    return ranked
+    # one vote per (frame descriptor, known image): the pairs as one int64 key, owner-major
+    voters = np.int64(len(query))
+    pairs = np.unique(owners[ok].astype(np.int64) * voters + rows)
+    ids, counts = np.unique(pairs // voters, return_counts=True)
+    chosen = counts >= rule.min_votes
+    ids, counts = ids[chosen], counts[chosen]
+    order = np.lexsort((ids, -counts))  # most votes first, then the lower position
+    return [(int(ids[i]), int(counts[i])) for i in order]
 
 
 def find(

@@ -72,7 +72,7 @@ from .errors import (
     UsageError,
 )
 from .hashes import Hash
-from .insets import find_insets
+from .insets import Box, find_insets
 from .variants import variant_hashes
 from .views import REGION_VIEWS, known_view_hashes, known_views_for, query_view_hashes
 
@@ -247,7 +247,14 @@ class FrameFeatures:
     hash}`` (``orig`` included); ``known_views`` (as asked) to ``{view: hash}``. ``descriptors`` is
     the frame's local-feature set (keypoints with their geometry and binary descriptors) when a run
     asks for local features, else ``None``; ``pending_local`` holds them not yet extracted instead
-    (``FeatureRequest.defer_local``): :meth:`local_set` gives either.
+    (``FeatureRequest.defer_local``): :meth:`local_set` gives either. ``local_insets``: with local
+    features and inset query views, each inset of a still frame (a collage tile, a picture pasted
+    into a screenshot: :func:`matcher.insets.find_insets`) as ``(box, features)``, ``box`` its
+    ``(left, top, right, bottom)`` in the frame's full-scale pixels and ``features`` the local
+    features of the inset cut out (in the inset's own pixels), extracted or pending as the frame's
+    are: :meth:`inset_sets` gives them extracted. The scan searches them for a frame whose own
+    local features found nothing (a tile holds a ninth of the frame's keypoints, cut out it has
+    them all).
     """
 
     index: int | None
@@ -259,6 +266,7 @@ class FrameFeatures:
     timestamp: float | None = None
     descriptors: local_features.LocalFeatures | None = None
     pending_local: local_features.PendingFeatures | None = None
+    local_insets: tuple[tuple[Box, local_features.LocalFeatures | local_features.PendingFeatures], ...] = ()
 
     def local_set(self) -> local_features.LocalFeatures | None:
         """The frame's local features: as extracted, else extracted now from ``pending_local``
@@ -266,6 +274,14 @@ class FrameFeatures:
         if self.descriptors is not None or self.pending_local is None:
             return self.descriptors
         return self.pending_local.extract()
+
+    def inset_sets(self) -> list[tuple[Box, local_features.LocalFeatures]]:
+        """Each inset's box and local features (see ``local_insets``), pending ones extracted now
+        (each call extracts again: call once)."""
+        return [
+            (box, features.extract() if isinstance(features, local_features.PendingFeatures) else features)
+            for box, features in self.local_insets
+        ]
 
     def quality(self, algorithm: str) -> int | None:
         """The quality of the frame's ``algorithm`` hash (``None`` when it has none)."""
@@ -497,13 +513,46 @@ def frame_features(
             known[name] = known_view_hashes(algorithm, _needed(picture), size, main=hashes[name])
     descriptors: local_features.LocalFeatures | None = None
     pending: local_features.PendingFeatures | None = None
+    insets: list[tuple[Box, local_features.LocalFeatures | local_features.PendingFeatures]] = []
     if local is not None:
         pending = local_features.prepare(_needed(picture), local)
-        if not request.defer_local or index is not None or timestamp is not None:  # see FeatureRequest
+        at_once = not request.defer_local or index is not None or timestamp is not None  # see FeatureRequest
+        if at_once:
             descriptors, pending = pending.extract(), None
+        if index is None and timestamp is None:  # a still image's insets too (not every frame of an animation)
+            insets = [_inset_features(_needed(picture), box, full_size, local, at_once) for box in boxes]
     return FrameFeatures(
-        index, full_size[0], full_size[1], hashes, variants, known, timestamp, descriptors, pending_local=pending
+        index,
+        full_size[0],
+        full_size[1],
+        hashes,
+        variants,
+        known,
+        timestamp,
+        descriptors,
+        pending_local=pending,
+        local_insets=tuple(insets),
     )
+
+
+def _inset_features(
+    picture: Image.Image, box: Box, full_size: tuple[int, int], params: local_features.ExtractParams, at_once: bool
+) -> tuple[Box, local_features.LocalFeatures | local_features.PendingFeatures]:
+    """An inset's box in full-scale pixels (``box`` is in ``picture``'s, which may be decoded at
+    reduced scale) and the local features of the inset cut out of ``picture``, in the inset's own
+    full-scale pixels (extracted now when ``at_once``, else pending)."""
+    fx, fy = full_size[0] / picture.width, full_size[1] / picture.height
+    left, top, right, bottom = box
+    full_box = (
+        round(left * fx),
+        round(top * fy),
+        max(round(right * fx), round(left * fx) + 1),
+        max(round(bottom * fy), round(top * fy) + 1),
+    )
+    pending = local_features.prepare(picture.crop(box), params)
+    size = (full_box[2] - full_box[0], full_box[3] - full_box[1])
+    pending = local_features.PendingFeatures(size[0], size[1], pending.work, pending.params)
+    return full_box, pending.extract() if at_once else pending
 
 
 def _needed(picture: Image.Image | None) -> Image.Image:

@@ -350,3 +350,28 @@ def test_the_pipeline_extracts_local_features_when_asked(known_image, known):
     assert np.array_equal(frame.descriptors.descriptors, known.descriptors)
     plain = pipeline.decode(buffer.getvalue(), pipeline.FeatureRequest(("pdq",)), pipeline.HashOptions())
     assert plain.frames[0].descriptors is None
+
+
+def test_a_match_found_in_an_inset_is_moved_into_the_frames_pixels() -> None:
+    """``moved``: the transform followed by the shift (a known point lands where it did, plus the
+    inset's corner), corners and region shifted; the rest unchanged."""
+    image = scene(77, 640, 480, "landscape")
+    match = lf.verify(
+        lf.extract(image.crop((40, 30, 600, 450)), lf.QUERY_PARAMS),
+        lf.extract(image, lf.KNOWN_PARAMS),
+    )
+    assert match is not None
+    out = lf.moved(match, 100, 50)
+    m, n = np.array(match.transform).reshape(3, 3), np.array(out.transform).reshape(3, 3)
+    for x, y in ((0, 0), (320, 240), (639, 479)):
+        a, b = m @ (x, y, 1), n @ (x, y, 1)
+        assert np.allclose(b[:2] / b[2], a[:2] / a[2] + (100, 50))
+    assert out.corners == tuple((x + 100, y + 50) for x, y in match.corners)
+    assert out.region == (match.region[0] + 100, match.region[1] + 50, match.region[2] + 100, match.region[3] + 50)
+    assert (out.inliers, out.matches, out.scale, out.rotation, out.hole) == (
+        match.inliers,
+        match.matches,
+        match.scale,
+        match.rotation,
+        match.hole,
+    )

@@ -303,6 +303,70 @@ def test_a_sharded_index_finds_them_too_on_both_engines(case: dict[str, Path]) -
     on_dask = matches(list(scan(evidence, str(sharded), ScanOptions(engine="dask", workers=2, insets=False))))
     assert on_dask == reference
     assert sum(v == "local" for _p, _s, found in on_dask for v, _r, _i in found) >= 3
+    # the insets' round (a frame's own local search found nothing: its insets are searched) on both
+    sheets = case["base"] / "sharded_sheets"
+    sheets.mkdir(exist_ok=True)
+    contact_sheet(known_image(0)).save(sheets / "sheet.png")
+    reference = matches(list(scan([str(sheets)], str(case["index"]), ScanOptions(workers=1))))
+    assert [(v, record_name(case, r)) for _p, _s, found in reference for v, r, _i in found] == [("local", "k0")]
+    assert matches(list(scan([str(sheets)], str(sharded), ScanOptions(workers=1)))) == reference
+    assert matches(list(scan([str(sheets)], str(sharded), ScanOptions(engine="dask", workers=2)))) == reference
+
+
+def contact_sheet(centre: Image.Image, crop: float = 0.2) -> Image.Image:
+    """A 3 x 3 contact sheet (tiles of 213 x 160, white gaps of 4 px) of unrelated scenes with, in
+    the centre tile (221-434, 168-328), ``centre`` cropped by ``crop`` (so PDQ on the tile misses)."""
+    tw, th, gap = SIZE[0] // 3, SIZE[1] // 3, 4
+    sheet = Image.new("RGB", (3 * tw + 4 * gap, 3 * th + 4 * gap), (255, 255, 255))
+    w, h = centre.size
+    dx, dy = round(w * crop / 2), round(h * crop / 2)
+    pictures = [scene(950 + i, *SIZE, ("landscape", "shapes", "text", "plasma")[i % 4]) for i in range(8)]
+    pictures.insert(4, centre.crop((dx, dy, w - dx, h - dy)))
+    for k, picture in enumerate(pictures):
+        sheet.paste(
+            picture.resize((tw, th), Image.Resampling.BICUBIC),
+            (gap + (k % 3) * (tw + gap), gap + (k // 3) * (th + gap)),
+        )
+    return sheet
+
+
+def test_a_tile_of_a_contact_sheet_is_found_by_the_local_features_of_its_inset(
+    case: dict[str, Path], tmp_path: Path
+) -> None:
+    """A 3 x 3 contact sheet's tile holds a ninth of the frame's keypoints, too few to find the known
+    image in (the frame's own local search finds nothing, nor do the global hashes of the tile: it
+    is a 20 % crop); cut out as an inset it has 1,500 of its own, and the scan finds the known image
+    there, its region and transform in the sheet's pixels. With --no-insets it is not found. A sheet
+    of unrelated scenes matches nothing."""
+    evidence = tmp_path / "sheets"
+    evidence.mkdir()
+    contact_sheet(known_image(0)).save(evidence / "sheet.png")
+    contact_sheet(scene(960, *SIZE, "landscape")).save(evidence / "unrelated_sheet.png")
+
+    sheet = contact_sheet(known_image(0))
+    own = local_features.find(
+        local_features.extract(sheet, local_features.QUERY_PARAMS),
+        [local_features.extract(known_image(0), local_features.KNOWN_PARAMS)],
+    )
+    assert own == []  # the frame's own keypoints do not find it
+
+    def by_name(**options: object) -> dict[str, list]:
+        found = scan([str(evidence)], str(case["index"]), ScanOptions(workers=1, **options))
+        return {Path(record.path or "").stem: list(record.matches) for record in found}
+
+    found = by_name()
+    assert found["unrelated_sheet"] == []
+    assert [(m.algorithm, m.variant, record_name(case, m.record)) for m in found["sheet"]] == [("orb", "local", "k0")]
+    match = found["sheet"][0]
+    assert match.inliers is not None and match.inliers >= 15
+    assert _close(match.region, (221, 168, 434, 328), slack=6)  # the centre tile, in the sheet's pixels
+    # the transform takes the known image's centre (its crop's centre) to the tile's centre
+    t = match.transform
+    assert t is not None
+    x, y, w = (t[0] * 320 + t[1] * 240 + t[2], t[3] * 320 + t[4] * 240 + t[5], t[6] * 320 + t[7] * 240 + t[8])
+    assert abs(x / w - 327.5) < 6 and abs(y / w - 248) < 6
+    assert by_name(insets=False)["sheet"] == []
+    assert by_name(local=False)["sheet"] == []
 
 
 def test_only_single_frame_images_keep_their_working_image_for_later() -> None:
@@ -322,3 +386,40 @@ def test_only_single_frame_images_keep_their_working_image_for_later() -> None:
     ):
         assert frame.pending_local is None and frame.descriptors is not None
         assert np.array_equal(frame.descriptors.descriptors, still.local_set().descriptors)  # type: ignore[union-attr]
+
+
+def test_a_still_images_insets_keep_their_local_features_pending_as_its_own() -> None:
+    """With local features and inset views, a still image's insets carry their own local features
+    (boxes in full-scale pixels), pending when the frame's are and extracted at once otherwise;
+    frames of animations and videos carry none (a tile search for every frame would multiply the
+    stage's cost); without inset views, none."""
+    from matcher.pipeline import FeatureRequest, QueryViews, frame_features
+
+    sheet = contact_sheet(known_image(0))
+    views = QueryViews(rotations=False, trim_borders=False, regions=frozenset(), insets=True)
+    deferred = FeatureRequest(("pdq",), query_views=views, local=local_features.QUERY_PARAMS, defer_local=True)
+    still = frame_features(sheet, deferred, sheet.size)
+    boxes = [box for box, _ in still.local_insets]
+    assert (221, 168, 434, 328) in boxes
+    assert all(isinstance(f, local_features.PendingFeatures) for _, f in still.local_insets)
+    extracted = dict(still.inset_sets())
+    centre = extracted[(221, 168, 434, 328)]
+    assert (centre.width, centre.height) == (213, 160) and len(centre) > 500
+    at_once = frame_features(
+        sheet, FeatureRequest(("pdq",), query_views=views, local=local_features.QUERY_PARAMS), sheet.size
+    )
+    assert all(isinstance(f, local_features.LocalFeatures) for _, f in at_once.local_insets)
+    assert np.array_equal(dict(at_once.inset_sets())[(221, 168, 434, 328)].descriptors, centre.descriptors)
+    assert frame_features(sheet, deferred, sheet.size, index=2).local_insets == ()
+    assert frame_features(sheet, deferred, sheet.size, timestamp=1.0).local_insets == ()
+    no_insets = FeatureRequest(
+        ("pdq",),
+        query_views=QueryViews(rotations=False, trim_borders=False, regions=frozenset(), insets=False),
+        local=local_features.QUERY_PARAMS,
+    )
+    assert frame_features(sheet, no_insets, sheet.size).local_insets == ()
+    # at reduced scale (a JPEG decoded in draft mode): boxes in full-scale pixels, features likewise
+    half = sheet.resize((sheet.width // 2, sheet.height // 2))
+    scaled = frame_features(half, deferred, sheet.size)
+    assert all(b[2] <= sheet.width and b[3] <= sheet.height for b, _ in scaled.local_insets)
+    assert any(abs(b[0] - 221) <= 2 and abs(b[2] - 434) <= 2 for b, _ in scaled.local_insets)

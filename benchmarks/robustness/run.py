@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from matcher import local_features
+from matcher.insets import find_insets
 from matcher.places import FaissBinarySearch
 
 from .corpus import KIND_SHARES, LOW_TEXTURE_KINDS, SIDES, STORE_QUALITY, ImageSpec, as_stored, generate, specs
@@ -132,17 +133,32 @@ def _init_local(known: list[local_features.LocalFeatures], originals: int) -> No
     _SEARCH_ALL = FaissBinarySearch(known)
 
 
-def _local_find(image: Image.Image, everything: bool) -> tuple[list[tuple[int, int, float]], float, float]:
+def _local_find(
+    image: Image.Image, everything: bool, own: int | None = None
+) -> tuple[list[tuple[int, int, float]], float, float]:
     """``[(known position, inliers, spread)]`` found in ``image`` (queries: :data:`QUERY_PARAMS`, the default
-    rule) among the originals (or every known image), and the seconds of extraction and search."""
-    t0 = time.perf_counter()
-    query = local_features.extract(image, local_features.QUERY_PARAMS)
-    t1 = time.perf_counter()
+    rule) among the originals (or every known image), and the seconds of extraction and search. As the
+    scan does, a frame whose own features found nothing (besides ``own``: a distractor's own known
+    features, which a scan's index would not hold) is searched again by its insets
+    (:func:`matcher.insets.find_insets`), each cut out."""
     search = _SEARCH_ALL if everything else _SEARCH_ORIGINALS
     known = _KNOWN if everything else _KNOWN[:_ORIGINALS]
+    t0 = time.perf_counter()
+    query = local_features.extract(image, local_features.QUERY_PARAMS)
+    extract_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
     found = local_features.find(query, known, search)
+    find_s = time.perf_counter() - t1
     hits = [(position, match.inliers, match.spread) for position, match in found]
-    return hits, t1 - t0, time.perf_counter() - t1
+    if all(position == own for position, _, _ in hits):
+        for box in find_insets(image):
+            t0 = time.perf_counter()
+            part = local_features.extract(image.crop(box), local_features.QUERY_PARAMS)
+            t1 = time.perf_counter()
+            inset_found = local_features.find(part, known, search)
+            extract_s, find_s = extract_s + t1 - t0, find_s + time.perf_counter() - t1
+            hits += [(position, match.inliers, match.spread) for position, match in inset_found]
+    return hits, extract_s, find_s
 
 
 LocalResult = tuple[list[tuple[int, int, float]], float, float]
@@ -163,10 +179,10 @@ def _hash_original(item: tuple[int, ImageSpec]) -> tuple[Sets, dict[str, Sets], 
 
 
 def _hash_distractor(item: tuple[int, ImageSpec]) -> tuple[Sets, Sets, LocalResult]:
-    _, spec = item
+    number, spec = item
     image = as_stored(generate(spec))
     query, known = hash_sets(image, query=True, known=True)
-    return query, known, _local_find(image, True)
+    return query, known, _local_find(image, True, own=_ORIGINALS + number)
 
 
 def _progress(label: str, done: int, total: int, start: float) -> None:

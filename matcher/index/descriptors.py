@@ -43,8 +43,12 @@ __all__ = ["DEFAULT_PROBES", "DescriptorTree", "TreeProbes", "branch_for", "assi
 CELL_ROWS = 64
 #: Largest branching factor (``branch ** 2`` leaf cells: 262,144).
 MAX_BRANCH = 512
-#: Descriptors sampled to draw the centres from.
+#: Descriptors sampled to draw the centres from: at least this many, and at least
+#: :data:`SAMPLE_PER_CELL` a leaf cell, so that each level-1 centre has enough sampled members to
+#: draw its ``branch`` level-2 centres from without repeating one (a repeated centre is a cell that
+#: stays empty while its twin holds both shares).
 SAMPLE = 200_000
+SAMPLE_PER_CELL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +94,14 @@ def _words(descriptors: np.ndarray) -> np.ndarray:
 
 def draw_centres(descriptors: np.ndarray, branch: int, seed: int = 0) -> np.ndarray:
     """The tree's centres drawn from ``descriptors``: ``branch`` level-1 centres, then ``branch``
-    level-2 centres under each (drawn from the sample rows nearest that level-1 centre; repeated when
-    it has fewer), ``uint8`` of shape ``(branch + branch ** 2, 32)``."""
+    level-2 centres under each (drawn without repeats from the sample rows nearest that level-1
+    centre; repeated only when it has fewer), ``uint8`` of shape ``(branch + branch ** 2, 32)``."""
     rng = np.random.default_rng(seed)
     n = len(descriptors)
     if n == 0:
         return np.zeros((branch + branch * branch, 32), np.uint8)
-    sample = np.asarray(descriptors[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))])
+    wanted = max(SAMPLE, SAMPLE_PER_CELL * branch * branch)
+    sample = np.asarray(descriptors[np.sort(rng.choice(n, min(n, wanted), replace=False))])
     top = sample[rng.choice(len(sample), branch, replace=len(sample) < branch)]
     centres = [top]
     words = _words(sample)
@@ -108,7 +113,11 @@ def draw_centres(descriptors: np.ndarray, branch: int, seed: int = 0) -> np.ndar
         members = sample[parent == c]
         if len(members) == 0:
             members = top[c : c + 1]
-        centres.append(members[rng.choice(len(members), branch, replace=len(members) < branch)])
+        if len(members) >= branch:
+            centres.append(members[rng.choice(len(members), branch, replace=False)])
+        else:  # every member once, then repeats (cells that stay empty: no more can be drawn)
+            order = rng.permutation(len(members))
+            centres.append(members[np.resize(order, branch)])
     return np.ascontiguousarray(np.vstack(centres), dtype=np.uint8)
 
 
@@ -133,7 +142,7 @@ def two_nearest(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.
     rows = np.empty(len(words), np.int64)
     from .descriptor_kernels import two_nearest as kernel
 
-    kernel(words, _words(train), distances, rows)
+    kernel(words, np.ascontiguousarray(_words(train).T), distances, rows)
     return distances, rows
 
 

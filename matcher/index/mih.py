@@ -35,10 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
+
+from .native import popcount64, prefetch1, prefetch2
 
 __all__ = [
     "HIT_BYTES",
@@ -168,58 +167,6 @@ def _masks(width: int, narrow: int, within: int) -> tuple[np.ndarray, int]:
     return masks, len(low)
 
 
-@intrinsic
-def _ctpop(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """LLVM's population count (one POPCNT instruction where the CPU has it)."""
-    signature = types.uint64(types.uint64)
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        return builder.ctpop(args[0])
-
-    return signature, codegen
-
-
-def _prefetch_codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """``llvm.prefetch`` (read, keep in all cache levels) of the element ``args[1:]`` of array ``args[0]``."""
-    array_type = sig.args[0]
-    array = context.make_array(array_type)(context, builder, args[0])
-    indices = [builder.sext(i, ir.IntType(64)) if i.type.width < 64 else i for i in args[1:]]
-    pointer = cgutils.get_item_pointer2(
-        context,
-        builder,
-        data=array.data,
-        shape=cgutils.unpack_tuple(builder, array.shape),
-        strides=cgutils.unpack_tuple(builder, array.strides),
-        layout=array_type.layout,
-        inds=indices,
-        wraparound=False,
-    )
-    byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
-    i32 = ir.IntType(32)
-    function = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0"
-    )
-    builder.call(function, [byte_pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-    return context.get_dummy_value()
-
-
-@intrinsic
-def _prefetch1(typingctx, array, i):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Ask the processor to start loading ``array[i]`` (no effect on results)."""
-    return types.void(array, i), _prefetch_codegen
-
-
-@intrinsic
-def _prefetch2(typingctx, array, i, j):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Ask the processor to start loading ``array[i, j]`` (no effect on results)."""
-    return types.void(array, i, j), _prefetch_codegen
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _popcount64(x: np.uint64) -> np.int64:  # pragma: no cover - compiled
-    return np.int64(_ctpop(np.uint64(x)))  # type: ignore[call-arg]
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _chunk(words: np.ndarray, row: int, start: int, width: int) -> np.int64:  # pragma: no cover - compiled
     """Bits ``start .. start + width - 1`` of a row (bit ``i`` is bit ``i % 64`` of word ``i // 64``)."""
@@ -242,7 +189,7 @@ def _row_distance(words: np.ndarray, row: int, query_words: np.ndarray, q: int) 
     """The Hamming distance between row ``row`` of ``words`` and row ``q`` of ``query_words``."""
     distance = np.int64(0)
     for w in range(words.shape[1]):
-        distance += _popcount64(words[row, w] ^ query_words[q, w])
+        distance += popcount64(words[row, w] ^ query_words[q, w])
     return distance
 
 
@@ -260,7 +207,7 @@ def _seen_before(
     """Whether a chunk before ``chunk`` finds ``row`` for the query whose chunk values are
     ``qvalue[i]`` (then that chunk reported it already)."""
     for e in range(chunk):
-        if _popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[i, e])) <= within:
+        if popcount64(np.uint64(_chunk(words, row, starts[e], widths[e]) ^ qvalue[i, e])) <= within:
             return True
     return False
 
@@ -359,7 +306,7 @@ def _search_kernel(
             base = bases[c]
             for p in range(_probes_of(widths, c, narrow, narrow_masks, n_masks)):
                 bucket = base + (qvalue[0, c] ^ masks[p])
-                _prefetch1(offsets, bucket)  # type: ignore[call-arg]
+                prefetch1(offsets, bucket)  # type: ignore[call-arg]
                 low[probes] = bucket
                 probes += 1
         probes = 0
@@ -369,7 +316,7 @@ def _search_kernel(
                 low[probes] = offsets[bucket]
                 high[probes] = offsets[bucket + 1]
                 if high[probes] > low[probes]:
-                    _prefetch2(order, c, low[probes])  # type: ignore[call-arg]
+                    prefetch2(order, c, low[probes])  # type: ignore[call-arg]
                 probes += 1
         # pass 2 and 3, block by block: candidate rows, then their distances
         probe, k = 0, np.int64(0)
@@ -383,7 +330,7 @@ def _search_kernel(
             while probe < probes and n_cand < _BLOCK:
                 if k < high[probe]:
                     cand_row[n_cand] = order[c, k]
-                    _prefetch2(words, cand_row[n_cand], 0)  # type: ignore[call-arg]
+                    prefetch2(words, cand_row[n_cand], 0)  # type: ignore[call-arg]
                     cand_chunk[n_cand] = c
                     n_cand += 1
                     k += 1
@@ -517,7 +464,7 @@ def _flat_kernel(
         for w in range(n_words):
             word = words[row, w]
             for q in range(n_queries):
-                distance[q] += _popcount64(word ^ query_columns[w, q])
+                distance[q] += popcount64(word ^ query_columns[w, q])
         hit = False
         for q in range(n_queries):
             hit |= distance[q] <= radius
@@ -565,7 +512,7 @@ def _flat_rows_kernel(
             for w in range(n_words):
                 word = query_words[q, w]
                 for i in range(size):
-                    distance[i] += _popcount64(words[block + i, w] ^ word)
+                    distance[i] += popcount64(words[block + i, w] ^ word)
             for i in range(size):
                 if distance[i] <= radius:
                     if found == capacity:

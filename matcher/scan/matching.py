@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 from ..algorithms import Algorithm, registry
 from ..errors import IndexStoreError, MatcherError
 from ..hashes import Hash
+from ..index.local_table import LocalHit
 from ..index.reader import IndexReader, LocalReader
 from ..index.types import IndexedRecord
-from ..local_features import LocalFeatures
+from ..insets import Box
+from ..local_features import LocalFeatures, moved
 from ..pipeline import EntryFeatures, FrameFeatures, with_changed
 from ..scan_records import DIGEST_ALGORITHMS, EMPTY_CONTENT_DIGESTS, ScanMatch, ScanRecord
 from ..variants import VARIANT_NAMES
@@ -334,7 +336,10 @@ class Matcher:
     ) -> None:
         """The local-feature stage: each frame of an entry that no digest matched and that no global
         hash matched is searched by its local features (one :meth:`LocalReader.find_local` call for
-        the batch); verified known images are added to the frame's matches (variant ``local``)."""
+        the batch); then the insets of the frames still unmatched (``FrameFeatures.local_insets``: a
+        collage tile, a picture pasted into a screenshot, cut out; one more call), their hits moved
+        into the frame's pixels. Verified known images are added to the frame's matches (variant
+        ``local``)."""
         if not isinstance(index, LocalReader):
             return
         owners: list[tuple[int, int]] = []
@@ -352,16 +357,34 @@ class Matcher:
                     features = LocalFeatures(frame.width, frame.height, features.points, features.descriptors)
                 owners.append((number, position))
                 frames.append(features)
-        if not frames:
-            return
-        found = self._ask("local-feature search", index.find_local, frames)
-        wanted = sorted({hit.record for hits in found for hit in hits})
+        found = self._ask("local-feature search", index.find_local, frames) if frames else []
+        hits_of: dict[tuple[int, int], list[LocalHit]] = {}
+        for owner, hits in zip(owners, found):
+            if hits:
+                hits_of[owner] = list(hits)
+        inset_owners: list[tuple[int, int, Box]] = []
+        inset_frames: list[LocalFeatures] = []
+        for number, position in owners:
+            if (number, position) in hits_of:
+                continue
+            for box, features in entries[number][position].inset_sets():
+                if len(features):
+                    inset_owners.append((number, position, box))
+                    inset_frames.append(features)
+        if inset_frames:
+            for (number, position, box), hits in zip(
+                inset_owners, self._ask("local-feature search of insets", index.find_local, inset_frames)
+            ):
+                for hit in hits:
+                    moved_hit = LocalHit(hit.record, hit.votes, moved(hit.match, box[0], box[1]))
+                    hits_of.setdefault((number, position), []).append(moved_hit)
+        wanted = sorted({hit.record for hits in hits_of.values() for hit in hits})
         if not wanted:
             return
         records = {rec.id: rec for rec in self._ask("record lookup", index.records, wanted)}
-        for (number, position), hits in zip(owners, found):
+        for (number, position), hits in hits_of.items():
             held = per_entry[number][0][position]
-            for hit in hits:
+            for hit in sorted(hits, key=lambda h: (-h.match.inliers, h.record)):  # a record's best view first
                 rec = records.get(hit.record)
                 if rec is None or hit.record in held:
                     continue
