@@ -76,6 +76,8 @@ __all__ = [
     "POINT_STEPS",
     "KNOWN_PARAMS",
     "QUERY_PARAMS",
+    "ORB_EDGE",
+    "inset_params",
     "DEFAULT_RULE",
     "EVIDENCE_PAIR_RULE",
     "MODELS",
@@ -166,6 +168,9 @@ class ExtractParams:
     - ``grid``: cells per side of the grid the kept keypoints are spread over.
     - ``response_floor``: keypoints weaker than this fraction of the ``max_keypoints``-th strongest
       response are dropped before spreading (the grid does not fill flat areas with grain).
+    - ``edge_threshold``: ORB's border, in pixels of each pyramid level, where no keypoint is
+      detected (31, ORB's default, matches its 31-pixel patch; lower detects nearer the edges, the
+      part of a patch beyond the edge then read from the edge reflected).
     """
 
     max_keypoints: int = 200
@@ -178,9 +183,18 @@ class ExtractParams:
     response_floor: float = 0.0
     min_side: int = 0
     retry_thresholds: tuple[int, ...] = ()
+    edge_threshold: int = 31
 
     def __post_init__(self) -> None:
-        for name in ("max_keypoints", "max_side", "detect_factor", "levels", "fast_threshold", "grid"):
+        for name in (
+            "max_keypoints",
+            "max_side",
+            "detect_factor",
+            "levels",
+            "fast_threshold",
+            "grid",
+            "edge_threshold",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, not {value!r}")
@@ -209,7 +223,26 @@ KNOWN_PARAMS = ExtractParams(max_keypoints=186, max_side=320, levels=6, retry_th
 #: What evidence frames keep (never stored): more keypoints at 640 pixels, so a known image shown
 #: small (a collage tile, a screenshot) still has enough of its own; a frame under 256 pixels is
 #: scaled up to 256 first, and a smooth one is detected again at FAST thresholds 4, then 2.
-QUERY_PARAMS = ExtractParams(max_keypoints=1500, max_side=640, detect_factor=2, min_side=256, retry_thresholds=(4, 2))
+#: Keypoints are detected up to 24 pixels from the frame's edges (ORB's default keeps 31): a
+#: crop's edges cut through the known image, whose keypoints there would otherwise have no
+#: partner (a 30 % crop: 44 -> 53 of 54 textured originals found; 20 pixels found as many and
+#: let two text cards sharing a word through, ``docs/local-features.md``). ORB detects three
+#: times the cap before the grid spreads them (twice starved some pyramid levels of a 640-pixel
+#: frame: a collage tile's own).
+QUERY_PARAMS = ExtractParams(
+    max_keypoints=1500, max_side=640, detect_factor=3, min_side=256, retry_thresholds=(4, 2), edge_threshold=24
+)
+#: ORB's own border (``ExtractParams.edge_threshold``), which known images keep.
+ORB_EDGE = 31
+
+
+def inset_params(params: ExtractParams = QUERY_PARAMS) -> ExtractParams:
+    """The parameters an inset of a frame (a collage tile, a picture pasted into a screenshot, cut
+    out: :mod:`matcher.insets`) is extracted with: the frame's, with ORB's own border. An inset is
+    a whole picture, whose edges are the known image's edges too (where the known image has no
+    keypoints), not a crop's cut through it; detecting nearer them only adds keypoints without a
+    partner, and on a small block of text lines, matches of a word another card shares."""
+    return replace(params, edge_threshold=ORB_EDGE)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -386,6 +419,7 @@ def _detect(work: np.ndarray, frame: tuple[int, int], params: ExtractParams) -> 
             scaleFactor=params.scale_factor,
             nlevels=params.levels,
             fastThreshold=threshold,
+            edgeThreshold=params.edge_threshold,
         )
         keypoints, descriptors = orb.detectAndCompute(work, None)
         if descriptors is not None and len(keypoints) > len(best[0]):
@@ -929,11 +963,11 @@ def find(
 
 def match_settings(params: ExtractParams = QUERY_PARAMS, rule: MatchRule = DEFAULT_RULE) -> dict[str, Any]:
     """The local-feature settings a scan runs with, as JSON values (lists for tuples): the evidence
-    frames' extraction and the match rule, for a run manifest (what decided each ``local`` match)
-    and a resume's parameter check. (The known images' features are the index's, extracted when
-    they were added.)"""
+    frames' extraction, their insets' (:func:`inset_params`) and the match rule, for a run manifest
+    (what decided each ``local`` match) and a resume's parameter check. (The known images'
+    features are the index's, extracted when they were added.)"""
 
     def plain(value: Any) -> dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(value, f.name), tuple) else v for f in fields(value)}
 
-    return {"frames": plain(params), "rule": plain(rule)}
+    return {"frames": plain(params), "insets": plain(inset_params(params)), "rule": plain(rule)}

@@ -520,7 +520,8 @@ def frame_features(
         if at_once:
             descriptors, pending = pending.extract(), None
         if index is None and timestamp is None:  # a still image's insets too (not every frame of an animation)
-            insets = [_inset_features(_needed(picture), box, full_size, local, at_once) for box in boxes]
+            inset_local = local_features.inset_params(local)
+            insets = [_inset_features(_needed(picture), box, full_size, inset_local, at_once) for box in boxes]
     return FrameFeatures(
         index,
         full_size[0],

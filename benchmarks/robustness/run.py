@@ -153,7 +153,7 @@ def _local_find(
     if all(position == own for position, _, _ in hits):
         for box in find_insets(image):
             t0 = time.perf_counter()
-            part = local_features.extract(image.crop(box), local_features.QUERY_PARAMS)
+            part = local_features.extract(image.crop(box), local_features.inset_params())
             t1 = time.perf_counter()
             inset_found = local_features.find(part, known, search)
             extract_s, find_s = extract_s + t1 - t0, find_s + time.perf_counter() - t1
