@@ -41,8 +41,8 @@ affine transform fitted with OpenCV's MAGSAC++)
   the frame shows (both off in :data:`DEFAULT_RULE`, on in :data:`EVIDENCE_PAIR_RULE`);
 * below 40 inliers, leaves no part of the known image unexplained (no inlier-free rectangle of an
   8 x 8 grid over the known image holds over 30 % of the keypoints the frame shows) and is not a
-  cluster (the inliers' hull covers at least 12 % of the part of the known image the frame
-  shows); both excused for a view shown under 0.8 of the known image's size with a 70 % inlier
+  cluster (the inliers' hull covers at least 14 % of the part of the known image the frame
+  shows); both excused for a view shown under 0.8 of the known image's size with an 80 % inlier
   share (a collage tile, whose fine texture did not survive the downscaling).
 
 **Shared regions are not matches**: a region two unrelated images share (a logo, a watermark, a
@@ -526,10 +526,10 @@ class MatchRule:
     min_votes: int = 6
     max_hole: float = 0.3
     hole_inliers: int = 40
-    hole_share: float = 0.7
+    hole_share: float = 0.8
     hole_scale: float = 0.8
     min_share: float = 0.55
-    min_spread_few: float = 0.12
+    min_spread_few: float = 0.14
 
     def __post_init__(self) -> None:
         if self.method not in METHODS or (self.method == "magsac" and self.model == "similarity"):
@@ -584,8 +584,8 @@ class MatchRule:
 #: among the frame's descriptors, affine, MAGSAC++ (inliers within 4 px, or 4 px per 640 px of a
 #: larger frame), 15 inliers that are at least 55 % of the
 #: tentative matches, and below 40 inliers no inlier-free rectangle over 30 % of the shown keypoints
-#: and an inlier hull of at least 12 % of the shown part (unless a view under 0.8 of the known
-#: image's size has a 70 % share). The coverage condition and the spread condition at any inlier
+#: and an inlier hull of at least 14 % of the shown part (unless a view under 0.8 of the known
+#: image's size has an 80 % share). The coverage condition and the spread condition at any inlier
 #: count cost collage tiles and heavy crops recall and refuse nothing the rest does not: off here.
 DEFAULT_RULE = MatchRule()
 #: The match rule for two frames extracted alike (evidence against evidence, as clustering needs):

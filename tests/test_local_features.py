@@ -185,6 +185,9 @@ TEXT_CARD_PAIRS = [
     ((2000307, 453, 302), (2000102, 406, 508)),
     ((2000588, 379, 284), (2000041, 260, 346)),
     ((2000050, 378, 302), (2000358, 189, 284)),
+    # "thunder" in one font on both (third 2026-12-05 session): 23 of 32 inliers at 0.75 of the size,
+    # a hull of 0.13 (the small-view excuse at a share of 0.7 and a hull minimum of 0.12 let it through)
+    ((1000021, 297, 223), (2000207, 274, 488)),
 ]
 
 
@@ -382,7 +385,7 @@ def test_a_match_found_in_an_inset_is_moved_into_the_frames_pixels() -> None:
     )
 
 
-@pytest.mark.parametrize(("kind", "seed"), [("shapes", 45), ("landscape", 51), ("text", 44)])
+@pytest.mark.parametrize(("kind", "seed"), [("shapes", 38), ("landscape", 51), ("text", 44)])
 def test_a_heavy_crop_is_found_because_frames_are_detected_near_their_edges(kind: str, seed: int) -> None:
     """A 30 % centred crop of a 400 x 300 original is a 280 x 210 frame, where ORB's own 31-pixel
     border of every pyramid level takes half of it, and the crop's edges cut through the known
