@@ -149,6 +149,10 @@ def _cv2() -> Any:
 # Extraction
 
 
+#: ORB's own border (``ExtractParams.edge_threshold``'s default), which known images keep.
+ORB_EDGE = 31
+
+
 @dataclass(frozen=True, slots=True)
 class ExtractParams:
     """How keypoints are detected and described.
@@ -183,7 +187,7 @@ class ExtractParams:
     response_floor: float = 0.0
     min_side: int = 0
     retry_thresholds: tuple[int, ...] = ()
-    edge_threshold: int = 31
+    edge_threshold: int = ORB_EDGE
 
     def __post_init__(self) -> None:
         for name in (
@@ -232,8 +236,6 @@ KNOWN_PARAMS = ExtractParams(max_keypoints=186, max_side=320, levels=6, retry_th
 QUERY_PARAMS = ExtractParams(
     max_keypoints=1500, max_side=640, detect_factor=3, min_side=256, retry_thresholds=(4, 2), edge_threshold=24
 )
-#: ORB's own border (``ExtractParams.edge_threshold``), which known images keep.
-ORB_EDGE = 31
 
 
 def inset_params(params: ExtractParams = QUERY_PARAMS) -> ExtractParams:

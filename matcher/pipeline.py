@@ -74,7 +74,7 @@ from .errors import (
 from .hashes import Hash
 from .insets import Box, find_insets
 from .variants import variant_hashes
-from .views import REGION_VIEWS, known_view_hashes, known_views_for, query_view_hashes
+from .views import REGION_VIEWS, full_scale_box, known_view_hashes, known_views_for, query_view_hashes
 
 __all__ = [
     "CHANGED_WHILE_READ",
@@ -542,14 +542,7 @@ def _inset_features(
     """An inset's box in full-scale pixels (``box`` is in ``picture``'s, which may be decoded at
     reduced scale) and the local features of the inset cut out of ``picture``, in the inset's own
     full-scale pixels (extracted now when ``at_once``, else pending)."""
-    fx, fy = full_size[0] / picture.width, full_size[1] / picture.height
-    left, top, right, bottom = box
-    full_box = (
-        round(left * fx),
-        round(top * fy),
-        max(round(right * fx), round(left * fx) + 1),
-        max(round(bottom * fy), round(top * fy) + 1),
-    )
+    full_box = full_scale_box(box, picture.size, full_size)
     pending = local_features.prepare(picture.crop(box), params)
     size = (full_box[2] - full_box[0], full_box[3] - full_box[1])
     pending = local_features.PendingFeatures(size[0], size[1], pending.work, pending.params)

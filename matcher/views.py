@@ -61,6 +61,7 @@ __all__ = [
     "REGION_VIEWS",
     "TRIM_VIEW",
     "describe_match",
+    "full_scale_box",
     "inset_box",
     "inset_view",
     "known_view_hashes",
@@ -414,12 +415,13 @@ def query_view_hashes(
     for box in boxes:
         region = _region(rgb, box, full_size)
         if region is not None:
-            out[inset_view(_full_scale_box(box, rgb.size, full_size))] = algorithm.hash_image(*region)
+            out[inset_view(full_scale_box(box, rgb.size, full_size))] = algorithm.hash_image(*region)
     return out
 
 
-def _full_scale_box(box: Box, image_size: tuple[int, int], full_size: tuple[int, int] | None) -> Box:
-    """``box`` in a reduced decode's pixels as full-scale pixels (unchanged when not reduced)."""
+def full_scale_box(box: Box, image_size: tuple[int, int], full_size: tuple[int, int] | None) -> Box:
+    """``box`` in a reduced decode's pixels (``image_size``) as full-scale pixels (unchanged when not
+    reduced): the inset views' names and the insets' local features (:mod:`matcher.pipeline`)."""
     if full_size is None or full_size == image_size:
         return box
     sx, sy = full_size[0] / image_size[0], full_size[1] / image_size[1]
