@@ -411,24 +411,55 @@ def prepare(image: Image.Image | np.ndarray, params: ExtractParams = KNOWN_PARAM
 
 
 def _detect(work: np.ndarray, frame: tuple[int, int], params: ExtractParams) -> LocalFeatures:
-    """ORB on the working image ``work`` of a frame of size ``frame`` (width, height)."""
+    """ORB on the working image ``work`` of a frame of size ``frame`` (width, height).
+
+    ORB detects ``detect_factor`` times the cap; only the keypoints the grid keeps are described
+    (ORB's descriptor of a keypoint depends on the keypoint and the image alone, so describing the
+    kept ones gives the very descriptors describing all of them would: a third of the work at the
+    evidence frames' factor of 3)."""
     cv2 = _cv2()
     enough = params.max_keypoints / 2
-    best: tuple[Any, Any] = ((), None)
+    best: tuple[Any, ...] = ()
+    orb: Any = None
     for threshold in (params.fast_threshold, *params.retry_thresholds):
-        orb = cv2.ORB_create(
+        detector = cv2.ORB_create(
             nfeatures=params.max_keypoints * params.detect_factor,
             scaleFactor=params.scale_factor,
             nlevels=params.levels,
             fastThreshold=threshold,
             edgeThreshold=params.edge_threshold,
         )
-        keypoints, descriptors = orb.detectAndCompute(work, None)
-        if descriptors is not None and len(keypoints) > len(best[0]):
-            best = (keypoints, descriptors)
-        if len(best[0]) >= enough:
+        keypoints = detector.detect(work, None)
+        if len(keypoints) > len(best):
+            best, orb = tuple(keypoints), detector
+        if len(best) >= enough:
             break
-    return features_from_keypoints(best[0], best[1], frame, (work.shape[1], work.shape[0]), params)
+    size = (work.shape[1], work.shape[0])
+    if not best:
+        return features_from_keypoints((), None, frame, size, params)
+    kept = [best[i] for i in _kept(*_positions(best), size, params)]
+    described, descriptors = orb.compute(work, kept)
+    return features_from_keypoints(described, descriptors, frame, size, params)
+
+
+def _positions(keypoints: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV ``keypoints`` as ``(xy (n, 2), response (n,))``."""
+    xy = np.asarray(_cv2().KeyPoint_convert(keypoints), np.float64).reshape(-1, 2)
+    response = np.fromiter((kp.response for kp in keypoints), np.float64, len(keypoints))
+    return xy, response
+
+
+def _kept(xy: np.ndarray, response: np.ndarray, work: tuple[int, int], params: ExtractParams) -> np.ndarray:
+    """Indices (ascending) of the keypoints a frame keeps: all when they are within the cap, else
+    those over ``params.response_floor`` spread over the grid and capped."""
+    if len(xy) <= params.max_keypoints:
+        return np.arange(len(xy))
+    candidates = np.arange(len(xy))
+    if params.response_floor > 0:
+        reference = np.partition(response, len(response) - params.max_keypoints)[len(response) - params.max_keypoints]
+        candidates = np.flatnonzero(response >= params.response_floor * reference)
+    spread = spread_keypoints(xy[candidates], response[candidates], work, params.grid, params.max_keypoints)
+    return np.asarray(candidates[spread])
 
 
 def features_from_keypoints(
@@ -444,16 +475,12 @@ def features_from_keypoints(
     width, height = frame
     if descriptors is None or not keypoints:
         return LocalFeatures(width, height, np.zeros((0, 2), np.uint16), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
-    xy = np.asarray(_cv2().KeyPoint_convert(keypoints), np.float64).reshape(-1, 2)
-    if len(xy) <= params.max_keypoints:  # all kept: no ranking needed (reading responses costs a Python loop)
-        response = np.zeros(len(xy))
+    if len(keypoints) <= params.max_keypoints:  # all kept: no ranking needed (reading responses costs a Python loop)
+        xy = np.asarray(_cv2().KeyPoint_convert(keypoints), np.float64).reshape(-1, 2)
+        keep = np.arange(len(xy))
     else:
-        response = np.fromiter((kp.response for kp in keypoints), np.float64, len(keypoints))
-    if params.response_floor > 0 and len(response) > params.max_keypoints:
-        reference = np.partition(response, len(response) - params.max_keypoints)[len(response) - params.max_keypoints]
-        strong = np.flatnonzero(response >= params.response_floor * reference)
-        xy, response, descriptors = xy[strong], response[strong], descriptors[strong]
-    keep = spread_keypoints(xy, response, work, params.grid, params.max_keypoints)
+        xy, response = _positions(keypoints)
+        keep = _kept(xy, response, work, params)
     scale = np.array([width / work[0], height / work[1]])
     fraction = (xy[keep] + 0.5) * scale / np.array([width, height])  # pixel centres, as fractions
     steps = np.clip(np.rint(fraction * POINT_STEPS), 0, POINT_STEPS)  # on the 12-bit grid

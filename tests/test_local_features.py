@@ -313,6 +313,49 @@ def test_the_size_cap_holds():
     assert (features.width, features.height) == (1600, 1200)  # coordinates in the frame's pixels
 
 
+@pytest.mark.parametrize(
+    "params",
+    [lf.KNOWN_PARAMS, lf.QUERY_PARAMS, lf.inset_params(), dataclasses.replace(lf.KNOWN_PARAMS, response_floor=0.3)],
+)
+def test_describing_only_the_kept_keypoints_gives_what_describing_all_would(params):
+    """Extraction describes only the keypoints the grid keeps (a third of ORB's detections for
+    frames): the features are exactly those of describing every detection, then keeping the same
+    keypoints, on busy and smooth pictures, large and small (upscaled), at the first FAST threshold
+    and after a retry."""
+    import cv2
+
+    pictures = [
+        scene(seed, w, h, kind)
+        for seed, (w, h), kind in [
+            (61, (640, 480), "landscape"),
+            (62, (640, 480), "text"),
+            (63, (900, 700), "shapes"),
+            (64, (640, 480), "plasma"),
+            (65, (200, 150), "landscape"),
+            (66, (300, 420), "plasma"),
+        ]
+    ]
+    for picture in pictures:
+        work = lf.prepare(picture, params).work
+        keypoints, descriptors = (), None  # the largest set, as the retries keep
+        for threshold in (params.fast_threshold, *params.retry_thresholds):
+            orb = cv2.ORB_create(
+                nfeatures=params.max_keypoints * params.detect_factor,
+                scaleFactor=params.scale_factor,
+                nlevels=params.levels,
+                fastThreshold=threshold,
+                edgeThreshold=params.edge_threshold,
+            )
+            found, described = orb.detectAndCompute(work, None)
+            if len(found) > len(keypoints):
+                keypoints, descriptors = found, described
+            if len(keypoints) >= params.max_keypoints / 2:
+                break
+        expected = lf.features_from_keypoints(keypoints, descriptors, picture.size, work.shape[::-1], params)
+        assert lf.extract(picture, params) == expected, picture.size
+        assert len(expected) > 0
+
+
 def test_bad_rules_and_parameters_are_usage_errors():
     with pytest.raises(UsageError):
         lf.MatchRule(model="projective")
