@@ -28,6 +28,7 @@ _BLOCK_HEADERS = {
     "distractor-original": "distractor vs original",
     "distractor-distractor": "distractor vs distractor",
     "edited-wrong original": "edited copy vs wrong original",
+    "original-distractor": "original vs distractor",
 }
 # the methods the recall chart shows (the others are in the tables)
 _CHART = (
@@ -124,10 +125,14 @@ def _examples(methods: list[dict[str, Any]], limit: int = 10) -> list[str]:
         lines += ["", f"False matches of `{m['label']}`:", ""]
         for e in m["false_match_details"]["examples"][:limit]:
             q, k = e["query"], e["known"]
-            what = f"{e['transform']} copy of original" if e["transform"] else "distractor"
+            what = (
+                f"{e['transform']} copy of original"
+                if e["transform"]
+                else ("original" if e["block"] == "original-distractor" else "distractor")
+            )
+            known_what = "original" if e["block"] in ("distractor-original", "edited-wrong original") else "distractor"
             lines.append(
-                f"- {what} {q['seed']} ({q['kind']}, {q['width']}x{q['height']}) vs "
-                f"{'original' if e['block'] != 'distractor-distractor' else 'distractor'} {k['seed']} "
+                f"- {what} {q['seed']} ({q['kind']}, {q['width']}x{q['height']}) vs {known_what} {k['seed']} "
                 f"({k['kind']}, {k['width']}x{k['height']}): distance {e['distance']}"
             )
     return lines
@@ -220,8 +225,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Pairs: every distractor searched against every original "
         f"({fp['distractor-original']:,} pairs) and against every other distractor "
-        f"({fp['distractor-distractor']:,} ordered pairs), and every edited copy against every original "
-        f"but its own ({fp['edited-wrong original']:,} pairs).",
+        f"({fp['distractor-distractor']:,} ordered pairs), every edited copy against every original "
+        f"but its own ({fp['edited-wrong original']:,} pairs)"
+        + (
+            f", and every original against every distractor ({fp['original-distractor']:,} pairs: the views and "
+            "the local rule are not symmetric)."
+            if "original-distractor" in fp
+            else " (results from before the original-vs-distractor block: '–' there)."
+        ),
         "",
         _row(
             ["method"]
@@ -237,7 +248,7 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(
             _row(
                 [m["label"]]
-                + [f"{fm[b]:,}" for b in _BLOCK_HEADERS]
+                + [f"{fm[b]:,}" if b in fm else "–" for b in _BLOCK_HEADERS]
                 + [
                     f"{fm['total']:,}",
                     f"{m['false_match_details']['both_low_texture']:,}",

@@ -30,8 +30,11 @@ __all__ = ["Config", "run", "BLOCKS", "LocalFound"]
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 ORIGINAL_SEED = 1_000_000
 DISTRACTOR_SEED = 2_000_000
-#: The kinds of false pair, in table order.
-BLOCKS = ("distractor-original", "distractor-distractor", "edited-wrong original")
+#: The kinds of false pair, in table order: a distractor searched among the originals and among
+#: the other distractors, an edited copy among the originals but its own, an original among the
+#: distractors (a known image that is itself evidence: the views and the local rule are not
+#: symmetric, so this direction is not the first one's).
+BLOCKS = ("distractor-original", "distractor-distractor", "edited-wrong original", "original-distractor")
 QUICK = (20, 200)
 DEFAULT = (300, 2000)
 
@@ -82,6 +85,7 @@ class Hashed:
     original_specs: list[ImageSpec]
     distractor_specs: list[ImageSpec]
     original_known: list[Sets] = field(default_factory=list)
+    original_query: list[Sets] = field(default_factory=list)
     edited_query: dict[str, list[Sets]] = field(default_factory=dict)  # transform -> per original
     distractor_query: list[Sets] = field(default_factory=list)
     distractor_known: list[Sets] = field(default_factory=list)
@@ -110,6 +114,7 @@ _KNOWN: list[local_features.LocalFeatures] = []
 _ORIGINALS = 0
 _SEARCH_ORIGINALS: FaissBinarySearch | None = None
 _SEARCH_ALL: FaissBinarySearch | None = None
+_SEARCH_DISTRACTORS: FaissBinarySearch | None = None
 #: The spread a match needs in the "+ spread" variant (EVIDENCE_PAIR_RULE's).
 SPREAD = local_features.EVIDENCE_PAIR_RULE.min_spread
 
@@ -122,7 +127,7 @@ def _known_local(spec: ImageSpec) -> local_features.LocalFeatures:
 def _init_local(known: list[local_features.LocalFeatures], originals: int) -> None:
     """Pool initializer: the known set and its FAISS binary searches (originals only; all); OpenCV
     and FAISS on one thread each (a worker process per core already)."""
-    global _KNOWN, _ORIGINALS, _SEARCH_ORIGINALS, _SEARCH_ALL
+    global _KNOWN, _ORIGINALS, _SEARCH_ORIGINALS, _SEARCH_ALL, _SEARCH_DISTRACTORS
     import cv2
     import faiss
 
@@ -131,25 +136,30 @@ def _init_local(known: list[local_features.LocalFeatures], originals: int) -> No
     _KNOWN, _ORIGINALS = known, originals
     _SEARCH_ORIGINALS = FaissBinarySearch(known[:originals])
     _SEARCH_ALL = FaissBinarySearch(known)
+    _SEARCH_DISTRACTORS = FaissBinarySearch(known[originals:])
 
 
 def _local_find(
-    image: Image.Image, everything: bool, own: int | None = None
+    image: Image.Image, among: str, own: int | None = None
 ) -> tuple[list[tuple[int, int, float]], float, float]:
     """``[(known position, inliers, spread)]`` found in ``image`` (queries: :data:`QUERY_PARAMS`, the default
-    rule) among the originals (or every known image), and the seconds of extraction and search. As the
-    scan does, a frame whose own features found nothing (besides ``own``: a distractor's own known
-    features, which a scan's index would not hold) is searched again by its insets
-    (:func:`matcher.insets.find_insets`), each cut out."""
-    search = _SEARCH_ALL if everything else _SEARCH_ORIGINALS
-    known = _KNOWN if everything else _KNOWN[:_ORIGINALS]
+    rule) among the ``"originals"``, the ``"distractors"`` or ``"all"`` known images (positions in
+    ``_KNOWN``: originals first), and the seconds of extraction and search. As the scan does, a frame
+    whose own features found nothing (besides ``own``: a distractor's own known features, which a
+    scan's index would not hold) is searched again by its insets (:func:`matcher.insets.find_insets`),
+    each cut out."""
+    search, known, offset = {
+        "originals": (_SEARCH_ORIGINALS, _KNOWN[:_ORIGINALS], 0),
+        "distractors": (_SEARCH_DISTRACTORS, _KNOWN[_ORIGINALS:], _ORIGINALS),
+        "all": (_SEARCH_ALL, _KNOWN, 0),
+    }[among]
     t0 = time.perf_counter()
     query = local_features.extract(image, local_features.QUERY_PARAMS)
     extract_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     found = local_features.find(query, known, search)
     find_s = time.perf_counter() - t1
-    hits = [(position, match.inliers, match.spread) for position, match in found]
+    hits = [(offset + position, match.inliers, match.spread) for position, match in found]
     if all(position == own for position, _, _ in hits):
         for box in find_insets(image):
             t0 = time.perf_counter()
@@ -157,32 +167,35 @@ def _local_find(
             t1 = time.perf_counter()
             inset_found = local_features.find(part, known, search)
             extract_s, find_s = extract_s + t1 - t0, find_s + time.perf_counter() - t1
-            hits += [(position, match.inliers, match.spread) for position, match in inset_found]
+            hits += [(offset + position, match.inliers, match.spread) for position, match in inset_found]
     return hits, extract_s, find_s
 
 
 LocalResult = tuple[list[tuple[int, int, float]], float, float]
 
 
-def _hash_original(item: tuple[int, ImageSpec]) -> tuple[Sets, dict[str, Sets], dict[str, LocalResult]]:
-    """The original's known sets, each edited copy's query sets and what local features found in it."""
+def _hash_original(
+    item: tuple[int, ImageSpec],
+) -> tuple[Sets, Sets, LocalResult, dict[str, Sets], dict[str, LocalResult]]:
+    """The original's known and query sets and what local features found of it among the distractors,
+    each edited copy's query sets and what local features found in it among the originals."""
     _, spec = item
     original = as_stored(generate(spec))
-    _, known = hash_sets(original, query=False, known=True)
+    query, known = hash_sets(original, query=True, known=True)
     edited: dict[str, Sets] = {}
     local: dict[str, LocalResult] = {}
     for t in TRANSFORMS:
         copy = as_stored(t.apply(original))
         edited[t.name] = hash_sets(copy, query=True, known=False)[0]
-        local[t.name] = _local_find(copy, False)
-    return known, edited, local
+        local[t.name] = _local_find(copy, "originals")
+    return known, query, _local_find(original, "distractors"), edited, local
 
 
 def _hash_distractor(item: tuple[int, ImageSpec]) -> tuple[Sets, Sets, LocalResult]:
     number, spec = item
     image = as_stored(generate(spec))
     query, known = hash_sets(image, query=True, known=True)
-    return query, known, _local_find(image, True, own=_ORIGINALS + number)
+    return query, known, _local_find(image, "all", own=_ORIGINALS + number)
 
 
 def _progress(label: str, done: int, total: int, start: float) -> None:
@@ -211,9 +224,17 @@ def hash_all(config: Config) -> Hashed:
     )
     with ProcessPoolExecutor(max_workers=config.workers, initializer=_init_local, initargs=(known_local, n)) as pool:
         originals = pool.map(_hash_original, enumerate(hashed.original_specs))
-        for i, (known, edited, local) in enumerate(originals, 1):
+        for i, (known, query, (hits, extract_s, find_s), edited, local) in enumerate(originals, 1):
             q = i - 1
             hashed.original_known.append(known)
+            hashed.original_query.append(query)
+            found.extract_seconds += extract_s
+            found.find_seconds += find_s
+            found.queries += 1
+            for position, _, spread in hits:
+                found.false[BLOCKS[3]].append(q * config.distractors + position - n)
+                if spread >= SPREAD:
+                    found.false_spread[BLOCKS[3]].append(q * config.distractors + position - n)
             for t_index, transform in enumerate(TRANSFORMS):
                 hashed.edited_query[transform.name].append(edited[transform.name])
                 hits, extract_s, find_s = local[transform.name]
@@ -311,10 +332,15 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
         out[j].false_hist_unruled[BLOCKS[2]] = _hist(np.concatenate([p[1] for p in parts]), bits)
         out[j].false_matches[BLOCKS[2]] = np.concatenate([p[2] for p in parts])
         out[j].false_match_distances[BLOCKS[2]] = np.concatenate([p[3] for p in parts])
-    for block, target, diagonal in ((BLOCKS[0], known, False), (BLOCKS[1], d_known, True)):
-        keep = ~np.eye(len(d_query), dtype=bool) if diagonal else np.ones((len(d_query), len(target)), bool)
+    o_query = _table(hashed.original_query, first)
+    for block, queries, target, diagonal in (
+        (BLOCKS[0], d_query, known, False),
+        (BLOCKS[1], d_query, d_known, True),
+        (BLOCKS[3], o_query, d_known, False),
+    ):
+        keep = ~np.eye(len(queries), dtype=bool) if diagonal else np.ones((len(queries), len(target)), bool)
         for j, (ruled, unruled) in enumerate(
-            pair_distances(d_query, target, rules, skip_diagonal=diagonal, view_penalty=penalty)
+            pair_distances(queries, target, rules, skip_diagonal=diagonal, view_penalty=penalty)
         ):
             out[j].false_hist_ruled[block] = _hist(ruled[keep], bits)
             out[j].false_hist_unruled[block] = _hist(unruled[keep], bits)
@@ -323,9 +349,9 @@ def match_methods(group: Sequence[Method], hashed: Hashed) -> list[Distances]:
             out[j].false_match_distances[block] = ruled.ravel()[flat]
     # views each method uses per image: query views its rule gives a use, known views it reaches
     for j, method in enumerate(group):
-        used = {v for t in (*edited_tables, d_query) for v in t.views if method.rule(v)}
+        used = {v for t in (*edited_tables, d_query, o_query) for v in t.views if method.rule(v)}
         reach = {kv for v in used for kv in method.rule(v)}
-        q_counts = [_used(t, used) for t in (*edited_tables, d_query)]
+        q_counts = [_used(t, used) for t in (*edited_tables, d_query, o_query)]
         k_counts = [_used(t, reach) for t in (known, d_known)]
         out[j].query_views = float(np.concatenate(q_counts).mean())
         out[j].known_views = float(np.concatenate(k_counts).mean())
@@ -361,6 +387,8 @@ class PairNames:
             q, k = divmod(rest, n)
             return TRANSFORMS[t].name, self.originals[q], self.originals[k]
         q, k = divmod(int(pair_id), n if block == BLOCKS[0] else m)
+        if block == BLOCKS[3]:
+            return "", self.originals[q], self.distractors[k]
         return "", self.distractors[q], (self.originals if block == BLOCKS[0] else self.distractors)[k]
 
     def details(
@@ -529,7 +557,12 @@ def run(config: Config) -> dict[str, Any]:
     hashed = hash_all(config)
     t1 = time.perf_counter()
     n, m = config.originals, config.distractors
-    false_pairs = {BLOCKS[0]: m * n, BLOCKS[1]: m * (m - 1), BLOCKS[2]: len(TRANSFORMS) * n * (n - 1)}
+    false_pairs = {
+        BLOCKS[0]: m * n,
+        BLOCKS[1]: m * (m - 1),
+        BLOCKS[2]: len(TRANSFORMS) * n * (n - 1),
+        BLOCKS[3]: n * m,
+    }
     quality = _main_quality(hashed.original_known)
     d_quality = _main_quality(hashed.distractor_known)
     textured = quality >= 50
@@ -626,7 +659,7 @@ def run(config: Config) -> dict[str, Any]:
             "extract_ms_per_query": round(1000 * local.extract_seconds / max(1, local.queries), 2),
             "find_ms_per_query": round(1000 * local.find_seconds / max(1, local.queries), 2),
             "search": "FAISS IndexBinaryFlat (matcher.places.FaissBinarySearch): edited copies among the originals, "
-            "distractors among originals and distractors",
+            "distractors among originals and distractors, originals among the distractors",
             "rule": "matcher.local_features.DEFAULT_RULE; known KNOWN_PARAMS, queries QUERY_PARAMS; find() verifies "
             "the 10 best-voted candidates",
             "median_inliers_own": {
