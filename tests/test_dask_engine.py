@@ -440,6 +440,39 @@ def test_a_worker_killed_while_holding_shards_loses_nothing(world, sharded, monk
     assert out.read_bytes() == sharded["reference"].read_bytes()
 
 
+def test_a_finished_result_lost_with_the_worker_its_shard_was_pinned_to_is_not_waited_for_forever(monkeypatch):
+    """Regression (a CI run hung 600 s in the test above): a chunk's finishing task had run, on the
+    worker that also held one of its shards, when a file killed that worker; its result left with
+    the worker, and Dask's recomputation waited forever for the shard task, restricted to the dead
+    worker. Taking the result now gives up once a worker the chunk's shard tasks were pinned to is
+    gone (the scan then submits the chunk again, placed anew), instead of polling for ever."""
+    import operator
+    import time
+
+    monkeypatch.setattr(dask_engine, "POLL_SECONDS", 0.5)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as running:
+        with distributed.Client(running, set_as_default=False) as client:
+            client.wait_for_workers(2)
+            holder = sorted(client.nthreads())[0]
+            shard = client.submit(operator.add, 1, 1, workers=[holder], allow_other_workers=False, pure=False)
+            finish = client.submit(operator.add, shard, 1, workers=[holder], pure=False)
+            assert finish.result(timeout=30) == 3 and finish.status == "finished"
+            shard.release()  # taken by the finishing task; the scan keeps only the chunk's future
+            with pytest.raises(Exception):  # noqa: B017 - the worker exits under the call
+                client.run(os._exit, 1, workers=[holder])
+            deadline = time.monotonic() + 60
+            while holder in client.nthreads() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert holder not in client.nthreads()
+            started = time.monotonic()
+            with pytest.raises(dask_engine._Stranded):
+                dask_engine._result(client, finish, lambda alive: holder not in alive)
+            assert time.monotonic() - started < 30
+            assert finish.status != "finished"  # the result is lost, and its recomputation stuck
+
+
 def test_evidence_tree_is_unchanged(world):
     assert snapshot(world["evidence"]) == world["before"]
 

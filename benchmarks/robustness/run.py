@@ -125,7 +125,7 @@ def _known_local(spec: ImageSpec) -> local_features.LocalFeatures:
 
 
 def _init_local(known: list[local_features.LocalFeatures], originals: int) -> None:
-    """Pool initializer: the known set and its FAISS binary searches (originals only; all); OpenCV
+    """Pool initializer: the known set and its FAISS binary searches (originals only; all; distractors only); OpenCV
     and FAISS on one thread each (a worker process per core already)."""
     global _KNOWN, _ORIGINALS, _SEARCH_ORIGINALS, _SEARCH_ALL, _SEARCH_DISTRACTORS
     import cv2
@@ -206,7 +206,8 @@ def _progress(label: str, done: int, total: int, start: float) -> None:
 def hash_all(config: Config) -> Hashed:
     """Generate and hash every image (originals with all their edited copies, distractors), and run
     the local-feature method: known local features of every original and distractor first, then
-    each edited copy searched among the originals and each distractor among all known images."""
+    each edited copy searched among the originals, each original among the distractors and each
+    distractor among all known images."""
     hashed = Hashed(specs(config.originals, ORIGINAL_SEED), specs(config.distractors, DISTRACTOR_SEED))
     hashed.edited_query = {t.name: [] for t in TRANSFORMS}
     n = config.originals

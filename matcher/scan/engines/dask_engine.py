@@ -42,7 +42,11 @@ The report is the same as with the unsharded index. A
 shard's tasks run only on its worker (they are never stolen by an idle one), so a worker opens only
 the shards placed on it (once per process). When that worker leaves (it died, or was retired), the
 client notices within :data:`POLL_SECONDS`, places its shards on the workers present (those holding
-the fewest first) and submits the chunks that were waiting for them again, under new keys.
+the fewest first) and submits the chunks that were waiting for them again, under new keys. So too
+a chunk that had finished when its result left with the worker holding it: Dask computes a lost
+result again, but a shard task restricted to a worker that is gone would wait for that worker
+forever, so when the result has not come within :data:`POLL_SECONDS` and a worker the chunk's shard
+tasks were restricted to is gone, the chunk is submitted again (placed anew).
 
 Readiness
 ---------
@@ -703,6 +707,7 @@ def _ordered(
     owners: dict[str, tuple[int, int | None]] = {}  # task key -> (slot, suspect entry within it; None: all)
     running: dict[str, Any] = {}  # task key -> future
     feeding: dict[str, list[Any]] = {}  # task key -> the futures of its hashing and shard tasks
+    pinned: dict[str, set[str]] = {}  # task key -> the workers its shard tasks are restricted to
     suspects: collections.deque[tuple[int, int]] = collections.deque()  # (slot, entry): to be scanned alone
     finished = as_completed(loop=client.loop)
     walked = False
@@ -735,6 +740,7 @@ def _ordered(
             ]
             future = client.submit(_finish_task, config, hashed, answers, key=key, pure=False)
             feeding[key] = [hashed, *answers]
+            pinned[key] = {placement[info.name] for info in catalog.shards}
         owners[key] = (slot, position)
         running[key] = future
         finished.add(future)
@@ -777,9 +783,17 @@ def _ordered(
             slots[slot] = _Slot(batch)
             submit(batch, slot, None)
 
+    def stranded(workers: set[str], alive: set[str]) -> bool:
+        """Whether a finished chunk whose result is not there (it left with its worker) may never be
+        computed again: a shard task of the chunk is restricted to one of ``workers`` that is gone
+        (its shards are placed anew first)."""
+        replace_lost_holders(alive)
+        return not workers <= alive
+
     def settle(future: Any) -> None:
         owner = owners.pop(future.key, None)
         running.pop(future.key, None)
+        workers = pinned.pop(future.key, set())
         for fed in feeding.pop(future.key, ()):
             fed.release()
         if owner is None:  # a result already taken: never twice
@@ -790,7 +804,14 @@ def _ordered(
         if future.status == "cancelled":  # the scheduler went away or dropped the task
             raise MatcherError("the Dask scheduler dropped a scan task; a journaled scan can be resumed")
         try:
-            results = _result(client, future)  # data lost with its worker is computed again
+            # data lost with its worker is computed again (submitted again when that cannot be done)
+            results = _result(client, future, lambda alive: stranded(workers, alive))
+        except _Stranded:
+            log.warning("a finished chunk's result left with its worker and its shards' worker; submitted again")
+            with contextlib.suppress(Exception):
+                client.cancel([future])
+            submit(batch, slot_number, position)
+            return
         except KilledWorker as exc:
             attempts = exc.allowed_failures + 1
             where = files.display_path(batch[0].path)[0]
@@ -895,15 +916,24 @@ class _WorkerWatch:
             )
 
 
-def _result(client: Any, future: Any) -> Any:
+class _Stranded(Exception):
+    """A finished task's result left with its worker and cannot be computed again (see :func:`_result`)."""
+
+
+def _result(client: Any, future: Any, stranded: Callable[[set[str]], bool] | None = None) -> Any:
     """A finished task's result. Its data may have left with its worker, and is then computed again;
-    :class:`MatcherError` when the cluster has no worker to do it for :data:`WORKER_TIMEOUT` seconds."""
+    :class:`MatcherError` when the cluster has no worker to do it for :data:`WORKER_TIMEOUT` seconds,
+    :class:`_Stranded` when ``stranded`` (given the workers present, every :data:`POLL_SECONDS`) says
+    it never will be."""
     watch = _WorkerWatch()
     while True:
         try:
             return future.result(timeout=POLL_SECONDS)
         except TimeoutError:
-            watch.check(set(client.nthreads()))
+            alive = set(client.nthreads())
+            watch.check(alive)
+            if stranded is not None and stranded(alive):
+                raise _Stranded from None
 
 
 def _check(results: Any, batch: list[files.Entry]) -> None:
