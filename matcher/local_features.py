@@ -437,7 +437,10 @@ def _detect(work: np.ndarray, frame: tuple[int, int], params: ExtractParams) -> 
     size = (work.shape[1], work.shape[0])
     if not best:
         return features_from_keypoints((), None, frame, size, params)
-    kept = [best[i] for i in _kept(*_positions(best), size, params)]
+    # all kept within the cap (no ranking: reading the responses costs a Python loop)
+    kept = (
+        list(best) if len(best) <= params.max_keypoints else [best[i] for i in _kept(*_positions(best), size, params)]
+    )
     described, descriptors = orb.compute(work, kept)
     return features_from_keypoints(described, descriptors, frame, size, params)
 
