@@ -95,6 +95,8 @@ __all__ = [
     "prepare",
     "PendingFeatures",
     "spread_keypoints",
+    "voting_rows",
+    "VOTE_GRID",
     "features_from_keypoints",
     "vote",
     "verify",
@@ -362,6 +364,24 @@ def spread_keypoints(xy: np.ndarray, response: np.ndarray, size: tuple[int, int]
     rank = np.arange(len(order)) - starts  # rank within its cell
     pick = np.lexsort((-response[order], rank))[:cap]
     return np.sort(order[pick])
+
+
+#: Cells per side of the grid a frame's voters are spread over (:func:`voting_rows`).
+VOTE_GRID = 8
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def voting_rows(features: LocalFeatures, count: int, cells: int = VOTE_GRID) -> np.ndarray:
+    """Rows (ascending) of at most ``count`` of a frame's keypoints to vote with when it holds more:
+    spread over a ``cells`` x ``cells`` grid (every cell's first, then every cell's second, ...), and
+    within a cell taken in a low-discrepancy order of their place in the stored order (the golden
+    ratio's multiples modulo 1), which runs through ORB's pyramid levels: whatever number a cell
+    gets, they come from all its levels. A known image seen small (a collage tile, a screenshot's
+    picture) then votes with its share of the frame's area (measured in ``docs/local-features.md``)."""
+    if len(features) <= count:
+        return np.arange(len(features))
+    key = (np.arange(len(features)) * _GOLDEN) % 1.0
+    return spread_keypoints(features.xy(), -key, (features.width, features.height), cells, count)
 
 
 def extract(image: Image.Image | np.ndarray, params: ExtractParams = KNOWN_PARAMS) -> LocalFeatures:

@@ -300,6 +300,25 @@ def test_the_value_pickles_and_round_trips_its_stored_form(known):
         lf.LocalFeatures.from_bytes(known.to_bytes()[:-1])
 
 
+@pytest.mark.parametrize("seed, kind", [(71, "landscape"), (73, "text")])
+def test_a_frames_voters_are_spread_over_its_quarters_and_its_pyramid_levels(seed, kind):
+    """The index votes with 400 of a frame's 1,500 descriptors: each quarter of the frame gets a
+    fair share (a known image shown as one tile of a 2 x 2 collage votes with its tile's share), and
+    so does each quarter of the stored order, which runs through ORB's pyramid levels (a known image
+    shown small or large finds its scale among them). A frame with fewer keypoints votes with all."""
+    frame = lf.extract(scene(seed, 640, 480, kind), lf.QUERY_PARAMS)
+    assert len(frame) == lf.QUERY_PARAMS.max_keypoints
+    rows = lf.voting_rows(frame, 400)
+    assert len(rows) == 400 and np.all(np.diff(rows) > 0)
+    xy = frame.xy()[rows]
+    quarters = np.histogram2d(xy[:, 0], xy[:, 1], bins=2, range=[[0, 640], [0, 480]])[0]
+    assert quarters.min() >= 80, quarters  # of 100 each when even
+    levels = np.histogram(rows, bins=4, range=(0, len(frame)))[0]
+    assert levels.min() >= 75, levels
+    few = lf.extract(scene(seed, 200, 150, kind))
+    assert np.array_equal(lf.voting_rows(few, 400), np.arange(len(few)))
+
+
 def test_the_size_cap_holds():
     """A busy known image keeps at most its cap of keypoints: at most 8 KB stored (43 bytes a
     keypoint in an index)."""

@@ -182,9 +182,13 @@ def test_cli_scan_reports_local_matches_in_jsonl_csv_and_records_the_setting(cas
     assert len(match["transform"]) == 9 and "found inside the frame" in match["explanation"]
     manifest = json.loads(Path(str(out) + ".manifest.json").read_text())
     assert manifest["parameters"]["local"] is True
-    # the settings that decided the local match: the frames' extraction and the match rule
+    # the settings that decided the local match: the frames' extraction, the match rule and how the
+    # index's tree was searched (probes, voters)
     settings = manifest["parameters"]["local_settings"]
-    assert settings == json.loads(json.dumps(local_features.match_settings()))
+    assert {k: v for k, v in settings.items() if k != "search"} == json.loads(
+        json.dumps(local_features.match_settings())
+    )
+    assert settings["search"]["max_queries"] == 400 and settings["search"]["voter_grid"] == local_features.VOTE_GRID
     assert settings["rule"]["min_share"] == local_features.DEFAULT_RULE.min_share
     assert settings["frames"]["max_keypoints"] == local_features.QUERY_PARAMS.max_keypoints
     # frames are detected near their edges (a crop's edges cut through the known image), insets not

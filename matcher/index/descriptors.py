@@ -55,14 +55,14 @@ SAMPLE_PER_CELL = 8
 class TreeProbes:
     """How a search probes the tree: ``probe1`` level-1 centres, under each ``probe2`` level-2
     centres; ``k`` nearest kept per frame descriptor within ``max_distance`` bits; at most
-    ``max_queries`` of a frame's descriptors vote (evenly spaced in its keypoint order, which the
-    extraction spreads over the frame; all of them are used to verify)."""
+    ``max_queries`` of a frame's descriptors vote (spread over the frame and its pyramid levels:
+    :func:`matcher.local_features.voting_rows`; all of them are used to verify)."""
 
     probe1: int = 2
     probe2: int = 2
     k: int = 4
     max_distance: int = 64
-    max_queries: int = 500
+    max_queries: int = 400
 
     def __post_init__(self) -> None:
         for name in ("probe1", "probe2", "k", "max_queries"):

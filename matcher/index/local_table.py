@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexStoreError
-from ..local_features import DEFAULT_RULE, POINT_STEPS, LocalFeatures, LocalMatch, MatchRule, verify, vote
+from ..local_features import DEFAULT_RULE, POINT_STEPS, LocalFeatures, LocalMatch, MatchRule, verify, vote, voting_rows
 from .descriptors import DEFAULT_PROBES, DescriptorTree, TreeProbes, assign_cells, branch_for
 
 __all__ = [
@@ -192,8 +192,8 @@ class LocalTable:
         else:
             tree = self.tree
         voters = query
-        if len(query) > probes.max_queries:  # evenly spaced: the extraction spread them over the frame
-            rows = np.linspace(0, len(query) - 1, probes.max_queries).round().astype(np.int64)
+        if len(query) > probes.max_queries:  # spread over the frame and its pyramid levels
+            rows = voting_rows(query, probes.max_queries)
             voters = LocalFeatures(query.width, query.height, query.points[rows], query.descriptors[rows])
         hits = []
         for position, votes in vote(voters, tree, rule)[:max_candidates]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from .. import local_features
 from ..algorithms import registry
 from ..errors import UsageError
 from ..hashing import HashOptions
+from ..index.descriptors import DEFAULT_PROBES
 from ..index.manifest import FileStamp
 from ..scan_records import STATUSES, ScanRecord
 from ..video_hash import VideoThresholds
@@ -332,7 +333,7 @@ class ScanConfig:
             "regions": self.regions,
             "insets": self.insets,
             "local": self.local,
-            "local_settings": local_features.match_settings() if self.local else None,
+            "local_settings": _local_settings() if self.local else None,
             "fast": ho.fast,
             "max_pixels": ho.max_pixels,
             "max_frames": ho.max_frames,
@@ -344,6 +345,16 @@ class ScanConfig:
             "max_video_frames": ho.video.max_frames,
             **self.video.to_dict(),
         }
+
+
+def _local_settings() -> dict[str, Any]:
+    """The local-feature stage's settings for the manifest: extraction and rule
+    (:func:`matcher.local_features.match_settings`) and how the index's tree is searched (its
+    probes, the frame's voters and the grid they are spread over)."""
+    return {
+        **local_features.match_settings(),
+        "search": {**asdict(DEFAULT_PROBES), "voter_grid": local_features.VOTE_GRID},
+    }
 
 
 @dataclass(frozen=True, slots=True)
