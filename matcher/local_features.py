@@ -473,10 +473,9 @@ def _positions(keypoints: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kept(xy: np.ndarray, response: np.ndarray, work: tuple[int, int], params: ExtractParams) -> np.ndarray:
-    """Indices (ascending) of the keypoints a frame keeps: all when they are within the cap, else
-    those over ``params.response_floor`` spread over the grid and capped."""
-    if len(xy) <= params.max_keypoints:
-        return np.arange(len(xy))
+    """Indices (ascending) of the keypoints a frame keeps when it has more than its cap (callers keep
+    all of a smaller set without reading responses): those over ``params.response_floor``, spread
+    over the grid and capped."""
     candidates = np.arange(len(xy))
     if params.response_floor > 0:
         reference = np.partition(response, len(response) - params.max_keypoints)[len(response) - params.max_keypoints]

@@ -108,6 +108,18 @@ class LocalFound:
     queries: int = 0
     known_descriptors: int = 0
 
+    def timed(self, extract_s: float, find_s: float) -> None:
+        """Count one query and the seconds its extraction and search took."""
+        self.extract_seconds += extract_s
+        self.find_seconds += find_s
+        self.queries += 1
+
+    def false_pair(self, block: str, pair: int, spread: float) -> None:
+        """Record a false pair, also in the spread variant when its hull reaches :data:`SPREAD`."""
+        self.false[block].append(pair)
+        if spread >= SPREAD:
+            self.false_spread[block].append(pair)
+
 
 # Per pool worker: the known local features (originals, then distractors) and their searches.
 _KNOWN: list[local_features.LocalFeatures] = []
@@ -229,37 +241,27 @@ def hash_all(config: Config) -> Hashed:
             q = i - 1
             hashed.original_known.append(known)
             hashed.original_query.append(query)
-            found.extract_seconds += extract_s
-            found.find_seconds += find_s
-            found.queries += 1
+            found.timed(extract_s, find_s)
             for position, _, spread in hits:
-                found.false[BLOCKS[3]].append(q * config.distractors + position - n)
-                if spread >= SPREAD:
-                    found.false_spread[BLOCKS[3]].append(q * config.distractors + position - n)
+                found.false_pair(BLOCKS[3], q * config.distractors + position - n, spread)
             for t_index, transform in enumerate(TRANSFORMS):
                 hashed.edited_query[transform.name].append(edited[transform.name])
                 hits, extract_s, find_s = local[transform.name]
-                found.extract_seconds += extract_s
-                found.find_seconds += find_s
-                found.queries += 1
+                found.timed(extract_s, find_s)
                 for position, inliers, spread in hits:
                     if position == q:
                         found.own[transform.name][q] = True
                         found.own_spread[transform.name][q] = spread >= SPREAD
                         found.inliers[transform.name][q] = inliers
                     else:
-                        found.false[BLOCKS[2]].append(t_index * n * n + q * n + position)
-                        if spread >= SPREAD:
-                            found.false_spread[BLOCKS[2]].append(t_index * n * n + q * n + position)
+                        found.false_pair(BLOCKS[2], t_index * n * n + q * n + position, spread)
             _progress("originals and edited copies", i, n, start)
         distractors = pool.map(_hash_distractor, enumerate(hashed.distractor_specs), chunksize=8)
         for i, (query, known, (hits, extract_s, find_s)) in enumerate(distractors, 1):
             q = i - 1
             hashed.distractor_query.append(query)
             hashed.distractor_known.append(known)
-            found.extract_seconds += extract_s
-            found.find_seconds += find_s
-            found.queries += 1
+            found.timed(extract_s, find_s)
             for position, _, spread in hits:
                 block, pair = (
                     (BLOCKS[0], q * n + position)
@@ -268,9 +270,7 @@ def hash_all(config: Config) -> Hashed:
                 )
                 if position - n == q:
                     continue
-                found.false[block].append(pair)
-                if spread >= SPREAD:
-                    found.false_spread[block].append(pair)
+                found.false_pair(block, pair, spread)
             _progress("distractors", i, config.distractors, start)
     hashed.local = found
     return hashed
